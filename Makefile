@@ -1,0 +1,41 @@
+# Two commands do everything: `make book` and `make test` (see README.md).
+# Both create .venv from requirements/lock.txt on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+UV     := $(VENV)/bin/uv
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: env test test-lib test-notebooks book lock clean
+
+env: $(STAMP)
+
+# pip would pick the CPU-only torch wheel some machines carry locally, which breaks
+# torchvision; uv (installed with an isolated pip) resolves the registry's matching pair.
+$(STAMP): requirements/lock.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --isolated --quiet --disable-pip-version-check "uv>=0.5,<1"
+	$(UV) pip sync --quiet --python $(PY) requirements/lock.txt
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	$(PY) -c "import torch, torchvision, gsa_utils; print('torch', torch.__version__, '| torchvision', torchvision.__version__, '| cuda', torch.cuda.is_available())"
+	touch $(STAMP)
+
+test: test-lib test-notebooks
+
+test-lib: env
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+test-notebooks: env
+	$(PY) -m pytest --nbval-lax --nbval-cell-timeout=1800 -p no:cacheprovider notebooks $(PYTEST_ARGS)
+
+# -W: Sphinx warnings are errors; notebooks execute in the profile that fits the machine.
+book: env
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+lock:
+	$(UV) pip compile pyproject.toml --extra book --extra medmnist -c requirements/constraints.txt \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements/lock.txt
+
+clean:
+	rm -rf _build

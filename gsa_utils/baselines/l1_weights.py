@@ -1,0 +1,39 @@
+"""The L1 pixel-weights baseline (paper section 4.3).
+
+A learnable per-pixel weight map, initialised to ones, multiplies every input, and an
+L1 penalty averaged over pixels pushes weights to zero. It is GSA without the pixel CNN:
+the map is free parameters instead of a function of the pixel representation.
+Introduced in chapter 10 (``10_baselines``).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["L1PixelWeights", "L1_COEFFICIENT_GRID"]
+
+#: The paper's search grid for this baseline's coefficient (section 4.4); use with
+#: ``l1_reduction="mean"`` in :func:`gsa_utils.training.two_phase_fit`.
+L1_COEFFICIENT_GRID = (1e5, 1e4, 1e3, 100.0, 10.0, 1.0)
+
+
+class L1PixelWeights(nn.Module):
+    """``backbone(x * W)`` with one learnable H x W weight map ``W`` (initialised to 1).
+
+    It exposes the same ``attention_map()`` / ``forward(x, attention_map)`` interface as
+    :class:`gsa_utils.models.GlobalSpatialAttention`, so the same training loop adds the
+    L1 term (train it with ``l1_reduction="mean"`` as the paper does). It has no
+    ``freeze``: the weights train for all epochs.
+    """
+
+    def __init__(self, backbone: nn.Module, image_size: tuple[int, int]) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.weights = nn.Parameter(torch.ones(1, 1, *image_size))
+
+    def attention_map(self) -> torch.Tensor:
+        return self.weights
+
+    def forward(self, x: torch.Tensor, attention_map: torch.Tensor | None = None) -> torch.Tensor:
+        amap = self.weights if attention_map is None else attention_map
+        return self.backbone(x * amap.to(x.dtype))

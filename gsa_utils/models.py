@@ -1,0 +1,305 @@
+"""The pixel CNN, the global spatial attention wrapper, and the image CNNs (backbones).
+
+* :class:`PixelCNN` is introduced in chapter 3 (``03_pixel_cnn``).
+* :class:`GlobalSpatialAttention` and :func:`build_backbone` in chapter 5 (``05_two_phase_training``).
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+from .data.base import DataError
+
+__all__ = [
+    "PixelCNN",
+    "pixel_cnn_parameter_count",
+    "GlobalSpatialAttention",
+    "SmallCNN",
+    "build_backbone",
+    "BACKBONES",
+    "PAPER_BACKBONES",
+    "PretrainedWeightsError",
+    "count_parameters",
+]
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (optionally only those with ``requires_grad``)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def pixel_cnn_parameter_count(n_images: int, channels: int, hidden_channels: int) -> int:
+    """The paper's formula (section 4.8) for k = 3: ``K(9NC + 1) + (K + 1)``."""
+    return hidden_channels * (9 * n_images * channels + 1) + (hidden_channels + 1)
+
+
+class PixelCNN(nn.Module):
+    """Binary pixel classifier producing one H x W importance map in [0, 1] (paper Fig. 3).
+
+    The paper's design (the default) is two convolutions::
+
+        conv k x k (NC -> K, stride 1, same padding) -> ReLU -> conv 1 x 1 (K -> 1) -> sigmoid
+
+    applied to the pixel representation P (1 x NC x H x W), so every pixel is classified
+    from its own NC intensities and those of its k x k neighbourhood.
+
+    Parameters
+    ----------
+    in_channels
+        NC: number of training images times image channels.
+    hidden_channels
+        K, channels of each hidden layer (paper grid: 32, 64, 128, 256).
+    kernel_size
+        Odd kernel size of the hidden convolutions (paper: 3; section 4.10 tried 5 and 7).
+    num_hidden_layers
+        Number of k x k conv + ReLU layers before the output layer (paper: 1; section 4.10
+        tried 2, 3 and 4).
+    last_kernel_size
+        Odd kernel size of the output convolution (paper: 1; section 4.10 tried 3 and 5).
+    dense
+        DenseNet-style connections (section 4.10): every hidden layer after the first and
+        the output layer see the concatenation of *all earlier hidden outputs*. The raw
+        input (NC channels, often thousands) is only fed to the first layer, otherwise
+        each later layer would carry another NC x k x k x K weights.
+    output_bias
+        Initial bias of the output convolution, i.e. the starting map level before the
+        sigmoid: ``sigmoid(output_bias)`` plus a small image-dependent spread. ``None``
+        keeps PyTorch's default initialisation (the paper's recipe: the map starts near
+        0.5). A negative value such as -2 starts from a dimmer map (about 0.12).
+
+    Notes
+    -----
+    Introduced in chapter 3 (``03_pixel_cnn``). With the defaults the parameter count
+    equals :func:`pixel_cnn_parameter_count`.
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int = 32, kernel_size: int = 3,
+                 num_hidden_layers: int = 1, last_kernel_size: int = 1, dense: bool = False,
+                 output_bias: float | None = None) -> None:
+        super().__init__()
+        for name, k in (("kernel_size", kernel_size), ("last_kernel_size", last_kernel_size)):
+            if k < 1 or k % 2 == 0:
+                raise ValueError(f"PixelCNN: {name} must be a positive odd number to keep H x W, got {k}")
+        if in_channels < 1 or hidden_channels < 1 or num_hidden_layers < 1:
+            raise ValueError("PixelCNN: in_channels, hidden_channels and num_hidden_layers must be >= 1, got "
+                             f"{in_channels}, {hidden_channels}, {num_hidden_layers}")
+        self.in_channels = in_channels
+        self.dense = dense
+        self.hidden = nn.ModuleList()
+        for i in range(num_hidden_layers):
+            c_in = in_channels if i == 0 else (hidden_channels * i if dense else hidden_channels)
+            self.hidden.append(nn.Conv2d(c_in, hidden_channels, kernel_size, stride=1, padding=kernel_size // 2))
+        c_last = hidden_channels * num_hidden_layers if dense else hidden_channels
+        self.output = nn.Conv2d(c_last, 1, last_kernel_size, stride=1, padding=last_kernel_size // 2)
+        if output_bias is not None:
+            nn.init.constant_(self.output.bias, float(output_bias))
+
+    def forward(self, pixel_rep: torch.Tensor) -> torch.Tensor:
+        """Map a 1 x NC x H x W pixel representation to a 1 x 1 x H x W map in [0, 1]."""
+        if pixel_rep.dim() != 4 or pixel_rep.shape[:2] != (1, self.in_channels):
+            raise DataError(f"PixelCNN expects a pixel representation of shape 1 x {self.in_channels} x H x W, "
+                            f"got {tuple(pixel_rep.shape)}")
+        features: list[torch.Tensor] = []
+        h = pixel_rep
+        for layer in self.hidden:
+            h = torch.relu(layer(torch.cat(features, 1) if self.dense and features else h))
+            features.append(h)
+        h = torch.cat(features, 1) if self.dense else h
+        return torch.sigmoid(self.output(h))
+
+
+class GlobalSpatialAttention(nn.Module):
+    """An image CNN whose every input is multiplied by one map shared by all images.
+
+    ``forward(x) = backbone(x * M(P))`` where ``M`` is the :class:`PixelCNN` and ``P`` the
+    pixel representation of the training images; the 1 x 1 x H x W map broadcasts over
+    the batch and the channels (paper eq. 1).
+
+    Parameters
+    ----------
+    backbone
+        Any image classifier taking N x C x H x W.
+    pixel_cnn
+        The pixel classifier M.
+    pixel_rep
+        1 x NC x H x W pixel representation of the training images, or ``None`` to build
+        a model that will be filled from a saved state (it then predicts with the stored map).
+    image_size
+        (H, W); needed only when ``pixel_rep`` is ``None``.
+
+    Notes
+    -----
+    The latest map is kept in the buffer ``attention`` (part of ``state_dict``), so a
+    saved model predicts without the training set. :meth:`freeze` ends phase 1 of
+    Algorithm 1. Introduced in chapter 5 (``05_two_phase_training``).
+    """
+
+    def __init__(self, backbone: nn.Module, pixel_cnn: PixelCNN, pixel_rep: torch.Tensor | None,
+                 image_size: tuple[int, int] | None = None) -> None:
+        super().__init__()
+        if pixel_rep is None and image_size is None:
+            raise ValueError("GlobalSpatialAttention: give pixel_rep, or image_size to load a saved model")
+        if pixel_rep is not None and pixel_rep.shape[1] != pixel_cnn.in_channels:
+            raise DataError(f"GlobalSpatialAttention: pixel_rep has {pixel_rep.shape[1]} channels but the pixel "
+                            f"CNN expects NC = {pixel_cnn.in_channels}")
+        h, w = tuple(pixel_rep.shape[2:]) if pixel_rep is not None else image_size  # type: ignore[misc]
+        self.backbone = backbone
+        self.pixel_cnn = pixel_cnn
+        self.register_buffer("pixel_rep", pixel_rep, persistent=False)
+        self.register_buffer("attention", torch.full((1, 1, h, w), float("nan")))
+        self.register_buffer("is_frozen", torch.tensor(pixel_rep is None))
+
+    @property
+    def frozen(self) -> bool:
+        """True once the map is fixed (phase 2 of Algorithm 1, or a model loaded for prediction)."""
+        return bool(self.is_frozen)
+
+    def attention_map(self) -> torch.Tensor:
+        """The current 1 x 1 x H x W map (differentiable until :meth:`freeze`)."""
+        if self.frozen or self.pixel_rep is None:
+            if torch.isnan(self.attention).any():
+                raise RuntimeError("no attention map yet: give a pixel representation, or load a saved state")
+            return self.attention
+        amap = self.pixel_cnn(self.pixel_rep)
+        self.attention.copy_(amap.detach())
+        return amap
+
+    def forward(self, x: torch.Tensor, attention_map: torch.Tensor | None = None) -> torch.Tensor:
+        """Classify ``x``; pass ``attention_map`` to reuse a map computed once for many batches."""
+        amap = self.attention_map() if attention_map is None else attention_map
+        return self.backbone(x * amap.to(x.dtype))
+
+    @torch.no_grad()
+    def freeze(self, release: bool = True) -> None:
+        """Fix the map: compute it once, store it, stop pixel-CNN computation and gradients.
+
+        Parameters
+        ----------
+        release
+            Drop the pixel representation (it can be large) once the map is stored.
+        """
+        if not self.frozen:
+            self.attention.copy_(self.pixel_cnn(self.pixel_rep))
+            self.is_frozen.fill_(True)
+        self.pixel_cnn.requires_grad_(False)
+        if release:
+            self.pixel_rep = None
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: D401
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if self.frozen:  # a loaded frozen model must not train its pixel CNN again
+            self.pixel_cnn.requires_grad_(False)
+
+
+class SmallCNN(nn.Module):
+    """A small CNN for CPU runs: three conv-BN-ReLU blocks, global average pooling, a linear head.
+
+    Introduced in chapter 5 (``05_two_phase_training``); the smoke profile's default backbone.
+    """
+
+    def __init__(self, num_classes: int, in_channels: int = 3, width: int = 16, dropout: float = 0.2) -> None:
+        super().__init__()
+
+        def block(c_in: int, c_out: int, pool: bool) -> list[nn.Module]:
+            layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                                       nn.ReLU(inplace=True)]
+            return layers + ([nn.MaxPool2d(2)] if pool else [])
+
+        self.features = nn.Sequential(*block(in_channels, width, True), *block(width, 2 * width, True),
+                                      *block(2 * width, 4 * width, False), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(4 * width, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class PretrainedWeightsError(RuntimeError):
+    """ImageNet weights could not be loaded; the message says where to put the file."""
+
+
+def _torchvision_builders() -> dict[str, tuple[Callable, object, Callable[[nn.Module, int], None]]]:
+    import torchvision.models as tvm
+
+    def set_attr(attr: str) -> Callable[[nn.Module, int], None]:
+        def replace(m: nn.Module, k: int) -> None:
+            setattr(m, attr, nn.Linear(getattr(m, attr).in_features, k))
+        return replace
+
+    def vgg_head(m: nn.Module, k: int) -> None:
+        m.classifier[6] = nn.Linear(m.classifier[6].in_features, k)
+
+    return {
+        "googlenet": (tvm.googlenet, tvm.GoogLeNet_Weights.IMAGENET1K_V1, set_attr("fc")),
+        "vgg16": (tvm.vgg16, tvm.VGG16_Weights.IMAGENET1K_V1, vgg_head),
+        "resnet152": (tvm.resnet152, tvm.ResNet152_Weights.IMAGENET1K_V1, set_attr("fc")),
+        "densenet161": (tvm.densenet161, tvm.DenseNet161_Weights.IMAGENET1K_V1, set_attr("classifier")),
+        "resnet18": (tvm.resnet18, tvm.ResNet18_Weights.IMAGENET1K_V1, set_attr("fc")),
+    }
+
+
+#: The paper's four image CNNs (section 4.2).
+PAPER_BACKBONES = ("googlenet", "vgg16", "resnet152", "densenet161")
+#: Every name :func:`build_backbone` accepts.
+BACKBONES = PAPER_BACKBONES + ("resnet18", "small_cnn")
+
+
+def weights_cache_path(weights: object) -> str:
+    """Where torchvision looks for (and downloads) a weights file."""
+    filename = os.path.basename(urlparse(weights.url).path)  # type: ignore[attr-defined]
+    return os.path.join(torch.hub.get_dir(), "checkpoints", filename)
+
+
+def build_backbone(name: str, num_classes: int, pretrained: bool) -> nn.Module:
+    """An image CNN with its classifier head replaced for ``num_classes`` classes.
+
+    Parameters
+    ----------
+    name
+        One of :data:`BACKBONES`: the paper's ``googlenet``, ``vgg16``, ``resnet152``,
+        ``densenet161``, plus ``resnet18`` and ``small_cnn`` for quick runs.
+    num_classes
+        Outputs of the new head.
+    pretrained
+        Load torchvision's ImageNet weights (required argument: there is no silent
+        random initialisation). ``small_cnn`` has none.
+
+    Raises
+    ------
+    PretrainedWeightsError
+        When the weights can neither be found in the torch hub cache nor downloaded; the
+        message gives the URL and the exact path to place the file at.
+
+    Notes
+    -----
+    Introduced in chapter 5 (``05_two_phase_training``). With pretrained weights GoogLeNet
+    keeps torchvision's ``transform_input=True``, which expects ImageNet-standardised input
+    (as the paper's preprocessing produces).
+    """
+    if num_classes < 2:
+        raise ValueError(f"build_backbone: num_classes must be >= 2, got {num_classes}")
+    if name == "small_cnn":
+        if pretrained:
+            raise PretrainedWeightsError("small_cnn has no ImageNet weights; use pretrained=False")
+        return SmallCNN(num_classes)
+    builders = _torchvision_builders()
+    if name not in builders:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {list(BACKBONES)}")
+    builder, weights, replace_head = builders[name]
+    if pretrained:
+        try:
+            model = builder(weights=weights, progress=True)
+        except (OSError, RuntimeError) as err:  # URLError is an OSError; a corrupt file raises RuntimeError
+            raise PretrainedWeightsError(
+                f"could not load ImageNet weights for {name} from {weights.url} ({err}). On a machine with "
+                f"internet, download that file and place it at {weights_cache_path(weights)} (the torch hub "
+                f"cache; set TORCH_HOME to move it), or build with pretrained=False for a random initialisation."
+            ) from err
+    else:
+        kwargs = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
+        model = builder(weights=None, **kwargs)
+    replace_head(model, num_classes)
+    return model

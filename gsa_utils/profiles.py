@@ -1,0 +1,113 @@
+"""Run profiles: one place decides how big every experiment in the book is.
+
+Introduced in chapter 1 (``01_structured_images``) and used by every notebook.
+
+* ``smoke``: CPU-friendly (tiny images, few epochs, a small untrained backbone,
+  embedded data). CI executes every notebook in this profile in minutes.
+* ``full``: the paper's settings (224 px, ImageNet-pretrained torchvision backbones,
+  Adam lr 1e-4, batch 32, 250 epochs, cut-off epoch E = 60).
+
+The profile is chosen by the environment variable ``GSA_PROFILE`` (``smoke`` or
+``full``); when it is unset, ``full`` is used on a CUDA GPU and ``smoke`` otherwise.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, replace
+
+import torch
+
+__all__ = ["Profile", "PROFILES", "get_profile", "PROFILE_ENV"]
+
+PROFILE_ENV = "GSA_PROFILE"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes and hyper-parameters for one way of running the book.
+
+    Attributes
+    ----------
+    name
+        ``"smoke"`` or ``"full"``.
+    reason
+        Why this profile was chosen (printed by notebooks).
+    image_size
+        Side of the square images, in pixels.
+    epochs, cutoff_epoch
+        Total epochs and the epoch E after which the pixel CNN is frozen (Algorithm 1).
+    backbone, pretrained
+        Image CNN used by default and whether it starts from ImageNet weights.
+    backbones
+        The image CNNs compared in the dataset chapters.
+    hidden_channels
+        K, the pixel CNN's hidden channels.
+    l1_weight
+        lambda, the coefficient of the L1 term on the map.
+    batch_size, lr, weight_decay
+        Adam settings (paper section 4.4).
+    n_train
+        Cap on training images (``None``: all).
+    seeds
+        Seeds over which chapters report mean and spread.
+    """
+
+    name: str
+    reason: str
+    image_size: int
+    epochs: int
+    cutoff_epoch: int
+    backbone: str
+    pretrained: bool
+    backbones: tuple[str, ...]
+    hidden_channels: int
+    l1_weight: float
+    batch_size: int
+    lr: float
+    weight_decay: float
+    n_train: int | None
+    seeds: tuple[int, ...]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        return (f"Profile '{self.name}' ({self.reason}): {self.image_size}px, {self.epochs} epochs, "
+                f"E={self.cutoff_epoch}, backbone={self.backbone} "
+                f"({'ImageNet-pretrained' if self.pretrained else 'random init'}), K={self.hidden_channels}, "
+                f"lambda={self.l1_weight}, batch={self.batch_size}, lr={self.lr}, seeds={list(self.seeds)}")
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke", reason="", image_size=32, epochs=12, cutoff_epoch=6, backbone="small_cnn",
+        pretrained=False, backbones=("small_cnn",), hidden_channels=16, l1_weight=1e-3,
+        batch_size=32, lr=1e-3, weight_decay=1e-4, n_train=None, seeds=(0, 1, 2)),
+    "full": Profile(
+        name="full", reason="", image_size=224, epochs=250, cutoff_epoch=60, backbone="resnet152",
+        pretrained=True, backbones=("googlenet", "vgg16", "resnet152", "densenet161"),
+        hidden_channels=32, l1_weight=1e-4, batch_size=32, lr=1e-4, weight_decay=1e-4,
+        n_train=None, seeds=(0, 1, 2, 3, 4)),
+}
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """Return the profile to run in, with the reason it was chosen.
+
+    Parameters
+    ----------
+    name
+        ``"smoke"`` or ``"full"`` to force one; ``None`` reads ``GSA_PROFILE`` and
+        otherwise picks ``full`` on a CUDA GPU, ``smoke`` elsewhere.
+    """
+    if name is not None:
+        reason = "chosen explicitly"
+    elif os.environ.get(PROFILE_ENV):
+        name, reason = os.environ[PROFILE_ENV].strip().lower(), f"{PROFILE_ENV}={os.environ[PROFILE_ENV]}"
+    elif torch.cuda.is_available():
+        name, reason = "full", f"a CUDA GPU was found ({torch.cuda.get_device_name(0)})"
+    else:
+        name, reason = "smoke", f"no CUDA GPU; set {PROFILE_ENV}=full to force the paper's settings"
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r} (from {reason}); choose one of {sorted(PROFILES)}")
+    return replace(PROFILES[name], reason=reason)

@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+import torch
+
+from gsa_utils import attention_quality, get_profile, map_roc_auc, mass_inside, pointing_game
+from gsa_utils.profiles import PROFILES
+
+
+def _mask():
+    m = np.zeros((10, 10), bool)
+    m[2:5, 2:5] = True
+    return m
+
+
+def test_perfect_inverse_and_flat_maps():
+    m = _mask()
+    assert map_roc_auc(m.astype(float), m) == 1.0
+    assert map_roc_auc(1 - m.astype(float), m) == 0.0
+    assert map_roc_auc(np.full((10, 10), 0.3), m) == 0.5
+    assert pointing_game(m * 0.9 + 0.05, m) == 1.0
+    assert pointing_game(np.full((10, 10), 0.3), m) == pytest.approx(0.09)
+    assert mass_inside(np.ones((10, 10)), m) == pytest.approx(0.09)
+
+
+def test_accepts_tensors_of_map_shape_and_reports_chance():
+    m = _mask()
+    amap = torch.rand(1, 1, 10, 10)
+    q = attention_quality(amap, torch.as_tensor(m))
+    assert set(q) == {"roc_auc", "pointing_game", "mass_inside", "mask_fraction"}
+    assert q["mask_fraction"] == pytest.approx(0.09)
+
+
+@pytest.mark.parametrize("amap, mask, msg", [
+    (np.ones((4, 4)), np.ones((5, 5), bool), "differs"),
+    (np.ones((4, 4)), np.ones((4, 4), bool), "both relevant and irrelevant"),
+    (np.full((10, 10), np.nan), _mask(), "NaN"),
+])
+def test_metric_input_errors(amap, mask, msg):
+    with pytest.raises(ValueError, match=msg):
+        map_roc_auc(amap, mask)
+
+
+def test_profile_choice(monkeypatch):
+    monkeypatch.setenv("GSA_PROFILE", "full")
+    p = get_profile()
+    assert p.name == "full" and "GSA_PROFILE" in p.reason
+    assert (p.image_size, p.epochs, p.cutoff_epoch, p.lr, p.batch_size) == (224, 250, 60, 1e-4, 32)
+    assert p.backbones == ("googlenet", "vgg16", "resnet152", "densenet161") and p.pretrained
+    monkeypatch.delenv("GSA_PROFILE")
+    if not torch.cuda.is_available():
+        assert get_profile().name == "smoke"
+    monkeypatch.setenv("GSA_PROFILE", "huge")
+    with pytest.raises(ValueError, match="unknown profile 'huge'"):
+        get_profile()
+    assert get_profile("smoke").reason == "chosen explicitly"
+    assert set(PROFILES) == {"smoke", "full"}
