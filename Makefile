@@ -17,7 +17,7 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --isolated --quiet --disable-pip-version-check "uv>=0.5,<1"
 	$(UV) pip sync --quiet --python $(PY) requirements/lock.txt
-	$(UV) pip install --quiet --python $(PY) --no-deps -e .
+	$(UV) pip install --quiet --python $(PY) --no-deps --config-settings editable_mode=compat -e .
 	$(PY) -c "import torch, torchvision, gsa_utils; print('torch', torch.__version__, '| torchvision', torchvision.__version__, '| cuda', torch.cuda.is_available())"
 	touch $(STAMP)
 

@@ -36,6 +36,7 @@ __all__ = [
     "predict",
     "map_image",
     "fit_settings",
+    "train_one_epoch",
 ]
 
 
@@ -307,7 +308,7 @@ def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor
         for epoch_index in bar:
             epoch = epoch_index + 1
             phase = 2 if (can_freeze and model.frozen) else 1
-            record = _train_one_epoch(model, optimizer, scaler, x_train, y_train, n, epoch, phase, seed, batch_size,
+            record = train_one_epoch(model, optimizer, scaler, x_train, y_train, n, epoch, phase, seed, batch_size,
                                       has_map, l1_weight, l1_reduction, device, mixed_precision)
             for name, (xe, ye) in eval_sets.items():
                 for k, v in evaluate(model, xe, ye, mixed_precision=mixed_precision).items():
@@ -329,8 +330,12 @@ def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor
     return history
 
 
-def _train_one_epoch(model, optimizer, scaler, x, y, n, epoch, phase, seed, batch_size, has_map, l1_weight,
-                     l1_reduction, device, mixed_precision) -> dict:
+def train_one_epoch(model, optimizer, scaler, x, y, n, epoch, phase, seed, batch_size, has_map, l1_weight,
+                    l1_reduction, device, mixed_precision) -> dict:
+    """One epoch of the training loop :func:`two_phase_fit` runs (also used by ``benchmarks/``).
+
+    Returns the epoch's record (losses, accuracy, ``seconds`` of training time).
+    """
     torch.manual_seed(seed * 100_003 + epoch)  # dropout etc.: depends only on (seed, epoch)
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)
     order = torch.randperm(n, generator=g)
