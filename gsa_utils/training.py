@@ -250,6 +250,8 @@ def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor
         raise DataError(f"training labels contain a single class ({int(y_train[0])}); a classifier needs two or more")
     eval_sets = dict(eval_sets or {})
     for name, (xe, ye) in eval_sets.items():
+        if name == "train":
+            raise ValueError("eval set name 'train' is reserved for the training metrics; use e.g. 'train_eval'")
         _check_training_data(xe, ye, f"eval set {name!r}", num_classes)
         if xe.shape[1:] != x_train.shape[1:]:
             raise DataError(f"eval set {name!r} images are {tuple(xe.shape[1:])}, training images are "

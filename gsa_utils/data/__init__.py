@@ -1,3 +1,12 @@
-"""Datasets: the common container, embedded synthetic sets, and loaders for real data."""
+"""Datasets: the common container, embedded synthetic sets, and loaders for real data.
+
+Loaders for real data live in their own modules (:mod:`.idrid`, :mod:`.jaffe`,
+:mod:`.folder`, :mod:`.medmnist`) and are re-exported here; nothing is read or
+downloaded at import.
+"""
 from .base import (IMAGENET_MEAN, IMAGENET_STD, DataError, StructuredDataset, standardize,
                    validate_images, validate_labels)
+from .folder import load_folder
+from .idrid import load_idrid
+from .jaffe import load_jaffe
+from .medmnist import load_medmnist

@@ -1,0 +1,224 @@
+"""Non-deep baselines on raw pixels: logistic regression (LR) and a support vector machine (SVM).
+
+Introduced in chapter 10 (``10_baselines``). Xu et al. (section 4.3) compare the CNNs with
+two non-deep models because structured images are aligned: a pixel position means the same
+thing in every image, so the raw intensities can serve directly as features. They used
+scikit-learn and "performed grid-search on their appropriate ranges" (section 4.4). The
+ranges are not given, so the default grids below are ours.
+
+The procedure here uses the training set only: every image is flattened to one feature
+vector, features are standardised (mean and variance estimated inside each training fold),
+and the hyper-parameters are picked by stratified, shuffled k-fold cross-validation with
+:class:`sklearn.model_selection.GridSearchCV`, which then refits the best pipeline on the
+whole training set. The test set is only touched by :func:`evaluate_pixel_baseline`.
+
+References
+----------
+L. Xu, J. Huang, A. Nitanda, R. Asaoka and K. Yamanishi, "A Novel Global Spatial Attention
+Mechanism in Convolutional Neural Network for Medical Image Classification" (the book's paper),
+sections 4.3-4.4 and Table 2 (rows LR and SVM).
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.svm import SVC
+
+from ..data.base import DataError
+
+__all__ = [
+    "DEFAULT_PARAM_GRIDS",
+    "make_pixel_pipeline",
+    "fit_pixel_baseline",
+    "evaluate_pixel_baseline",
+]
+
+#: Default hyper-parameter grids (keys are the classifier's own argument names).
+DEFAULT_PARAM_GRIDS: dict[str, dict[str, list]] = {
+    "lr": {"C": [1e-3, 1e-2, 0.1, 1.0, 10.0]},
+    "svm": {"kernel": ["linear", "rbf"], "C": [0.1, 1.0, 10.0], "gamma": ["scale"]},
+}
+
+#: Iteration cap for the LR solver: enough for small standardised problems, short on big ones.
+LR_MAX_ITER = 500
+
+
+def _flatten(x: np.ndarray) -> np.ndarray:
+    """N x C x H x W (or any N x ...) -> N x (C*H*W)."""
+    return np.asarray(x).reshape(len(x), -1)
+
+
+def _as_pixel_array(x: Any, what: str) -> np.ndarray:
+    """Turn a torch tensor or numpy array of images N x C x H x W into a float64 numpy array."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    if not isinstance(x, np.ndarray):
+        raise DataError(f"{what} must be a torch.Tensor or numpy array of shape N x C x H x W, "
+                        f"got {type(x).__name__}")
+    if x.ndim != 4:
+        raise DataError(f"{what} must be 4-D (N x C x H x W), got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise DataError(f"{what} is empty (N = 0)")
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise DataError(f"{what} must hold numbers, got dtype {x.dtype}")
+    x = x.astype(np.float64, copy=False)
+    finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    if not finite.all():
+        raise DataError(f"{what}[{int(np.flatnonzero(~finite)[0])}] contains NaN or infinite values")
+    return x
+
+
+def _as_label_array(y: Any, n_expected: int, what: str) -> np.ndarray:
+    """Turn labels (tensor or array) into a 1-D int64 numpy array of length ``n_expected``."""
+    if isinstance(y, torch.Tensor):
+        y = y.detach().cpu().numpy()
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise DataError(f"{what} must be 1-D, got shape {tuple(y.shape)}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{what} must be integer class indices, got dtype {y.dtype}")
+    if len(y) != n_expected:
+        raise DataError(f"{what} has {len(y)} entries but there are {n_expected} images")
+    return y.astype(np.int64, copy=False)
+
+
+def _prefixed_grid(grid: Mapping[str, Sequence] | Sequence[Mapping[str, Sequence]]) -> Any:
+    """Prefix bare classifier argument names with ``clf__`` (names with ``__`` stay as given)."""
+    if isinstance(grid, Mapping):
+        return {(k if "__" in k else f"clf__{k}"): list(v) for k, v in grid.items()}
+    return [_prefixed_grid(g) for g in grid]
+
+
+def make_pixel_pipeline(kind: str, seed: int = 0) -> Pipeline:
+    """The unfitted pipeline ``flatten -> StandardScaler -> classifier``.
+
+    Introduced in chapter 10 (``10_baselines``).
+
+    Parameters
+    ----------
+    kind
+        ``"lr"`` (multinomial logistic regression, L2 penalty) or ``"svm"`` (:class:`sklearn.svm.SVC`).
+    seed
+        Random state of the classifier (only matters for solvers that shuffle).
+
+    Returns
+    -------
+    sklearn.pipeline.Pipeline
+        Steps ``flatten``, ``scale`` and ``clf``.
+    """
+    if kind == "lr":
+        clf = LogisticRegression(max_iter=LR_MAX_ITER, random_state=seed)
+    elif kind == "svm":
+        clf = SVC(random_state=seed)
+    else:
+        raise ValueError(f"kind must be 'lr' or 'svm', got {kind!r}")
+    return Pipeline([
+        ("flatten", FunctionTransformer(_flatten)),
+        ("scale", StandardScaler()),
+        ("clf", clf),
+    ])
+
+
+def fit_pixel_baseline(kind: str, x_train: Any, y_train: Any,
+                       param_grid: Mapping[str, Sequence] | Sequence[Mapping[str, Sequence]] | None = None,
+                       cv: int = 5, seed: int = 0, n_jobs: int = 1) -> GridSearchCV:
+    """Fit LR or SVM on raw pixels, choosing hyper-parameters by cross-validation on the training set.
+
+    Introduced in chapter 10 (``10_baselines``).
+
+    Parameters
+    ----------
+    kind
+        ``"lr"`` or ``"svm"``.
+    x_train
+        Training images, torch tensor or numpy array, N x C x H x W.
+    y_train
+        Training labels, 1-D integers of length N.
+    param_grid
+        Grid for :class:`~sklearn.model_selection.GridSearchCV`. Keys may be the classifier's
+        own argument names (``{"C": [...]}``) or full pipeline names (``{"clf__C": [...]}``).
+        ``None`` uses :data:`DEFAULT_PARAM_GRIDS` (LR: C in {1e-3, 1e-2, 0.1, 1, 10};
+        SVM: kernel in {linear, rbf} x C in {0.1, 1, 10}, gamma ``"scale"``).
+    cv
+        Number of folds. It shrinks to the size of the smallest class when a class has
+        fewer members than folds (stratified folds need one member per fold).
+    seed
+        Seeds the fold shuffling and the classifier.
+    n_jobs
+        Parallel jobs for the grid search.
+
+    Returns
+    -------
+    sklearn.model_selection.GridSearchCV
+        Fitted; ``best_params_`` / ``best_score_`` come from the cross-validation and
+        ``best_estimator_`` is refitted on all of ``x_train``.
+
+    Raises
+    ------
+    DataError
+        Bad images or labels, fewer than 2 classes, or a class with fewer than 2 training images.
+    ValueError
+        Unknown ``kind`` or ``cv < 2``.
+    """
+    if kind not in DEFAULT_PARAM_GRIDS:
+        raise ValueError(f"kind must be 'lr' or 'svm', got {kind!r}")
+    if cv < 2:
+        raise ValueError(f"cv must be at least 2 folds, got {cv}")
+    x = _as_pixel_array(x_train, "x_train")
+    y = _as_label_array(y_train, len(x), "y_train")
+    classes, counts = np.unique(y, return_counts=True)
+    if len(classes) < 2:
+        raise DataError(f"y_train holds a single class ({int(classes[0])}); a classifier needs at least 2")
+    if counts.min() < 2:
+        rare = int(classes[np.argmin(counts)])
+        raise DataError(f"class {rare} has only {int(counts.min())} training image(s); cross-validated "
+                        f"grid search needs at least 2 per class")
+    n_splits = int(min(cv, counts.min()))
+    folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    grid = _prefixed_grid(DEFAULT_PARAM_GRIDS[kind] if param_grid is None else param_grid)
+    search = GridSearchCV(make_pixel_pipeline(kind, seed), grid, cv=folds, scoring="accuracy",
+                          n_jobs=n_jobs, refit=True)
+    with warnings.catch_warnings():
+        # Small-C / unscaled corners of the grid may stop at LR_MAX_ITER; that is expected there.
+        warnings.simplefilter("ignore", category=ConvergenceWarning)
+        search.fit(x, y)
+    return search
+
+
+def evaluate_pixel_baseline(model: GridSearchCV, x_test: Any, y_test: Any) -> dict[str, Any]:
+    """Accuracy of a fitted pixel baseline on held-out images.
+
+    Introduced in chapter 10 (``10_baselines``).
+
+    Parameters
+    ----------
+    model
+        The result of :func:`fit_pixel_baseline` (any fitted estimator with ``predict`` works;
+        ``best_params``/``cv_accuracy`` are then ``None``).
+    x_test, y_test
+        Test images N x C x H x W and labels, as for :func:`fit_pixel_baseline`.
+
+    Returns
+    -------
+    dict
+        ``accuracy`` (fraction in [0, 1]; the paper's Table 2 shows it in percent),
+        ``best_params`` (classifier arguments without the ``clf__`` prefix),
+        ``cv_accuracy`` (mean cross-validated training accuracy of the chosen setting) and ``n_test``.
+    """
+    x = _as_pixel_array(x_test, "x_test")
+    y = _as_label_array(y_test, len(x), "y_test")
+    accuracy = float(np.mean(model.predict(x) == y))
+    params = getattr(model, "best_params_", None)
+    if params is not None:
+        params = {k.split("__", 1)[1] if k.startswith("clf__") else k: v for k, v in params.items()}
+    cv_accuracy = getattr(model, "best_score_", None)
+    return {"accuracy": accuracy, "best_params": params,
+            "cv_accuracy": None if cv_accuracy is None else float(cv_accuracy), "n_test": int(len(y))}

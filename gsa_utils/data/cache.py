@@ -1,0 +1,192 @@
+"""A small on-disk cache for preprocessed real datasets.
+
+Introduced in chapter 1 (``01_structured_images``). Decoding 516 fundus photographs of
+4288 x 2848 pixels takes about a minute; the result (516 x 224 x 224 x 3 bytes) takes
+a few milliseconds to read back. The loaders in :mod:`gsa_utils.data` therefore
+preprocess once and store the arrays in a cache folder:
+
+* the folder is ``$GSA_CACHE_DIR`` when that variable is set, else ``~/.cache/gsa_utils``;
+  every loader also takes ``cache_dir=`` (a path, or ``False`` to switch caching off);
+* the key is a SHA-256 of the source files (absolute path, size, modification time)
+  and of the preprocessing settings, so editing, replacing or touching any source file,
+  or changing a setting such as ``image_size``, makes a new entry;
+* entries are plain ``.npz`` files (no pickle) written to a temporary file first and
+  moved into place with :func:`os.replace`, so an interrupted run never leaves a
+  half-written entry behind;
+* an unreadable entry is ignored (with a warning) and rebuilt.
+
+What is cached is the deterministic, expensive part (decode, crop, resize, flip) as
+``uint8`` where possible; standardisation and the train/test split are cheap and are
+applied after reading, so they are not part of the key.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+__all__ = [
+    "CACHE_ENV",
+    "CACHE_VERSION",
+    "default_cache_dir",
+    "resolve_cache_dir",
+    "cache_key",
+    "load_arrays",
+    "save_arrays",
+    "cached_arrays",
+    "clear_cache",
+]
+
+#: Environment variable that overrides the default cache folder.
+CACHE_ENV = "GSA_CACHE_DIR"
+#: Bumped whenever the layout of cached entries changes, so old entries are not reused.
+CACHE_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    """``$GSA_CACHE_DIR`` if set, else ``~/.cache/gsa_utils`` (not created here).
+
+    Introduced in chapter 1 (``01_structured_images``).
+    """
+    env = os.environ.get(CACHE_ENV, "").strip()
+    return Path(env).expanduser() if env else Path("~/.cache/gsa_utils").expanduser()
+
+
+def resolve_cache_dir(cache_dir: "str | os.PathLike | bool | None") -> Path | None:
+    """Turn a loader's ``cache_dir`` argument into a folder, or ``None`` (no caching).
+
+    ``None`` or ``True`` -> :func:`default_cache_dir`; ``False`` -> caching off;
+    anything else is used as a path.
+
+    Introduced in chapter 1 (``01_structured_images``).
+    """
+    if cache_dir is False:
+        return None
+    if cache_dir is None or cache_dir is True:
+        return default_cache_dir()
+    return Path(cache_dir).expanduser()
+
+
+def _fingerprint(path: Path) -> list:
+    st = path.stat()
+    return [str(path.resolve()), int(st.st_size), int(st.st_mtime_ns)]
+
+
+def cache_key(dataset: str, files: Sequence["str | os.PathLike"], settings: Mapping) -> str:
+    """SHA-256 (first 24 hex digits) of the source files' identity and the settings.
+
+    Parameters
+    ----------
+    dataset
+        Loader name, e.g. ``"idrid"``.
+    files
+        Source files, in the order they are processed (the order matters: it is the
+        order of the cached stack).
+    settings
+        JSON-serialisable preprocessing settings (image size, crop, flips, ...).
+
+    Introduced in chapter 1 (``01_structured_images``).
+    """
+    h = hashlib.sha256()
+    header = {"dataset": dataset, "version": CACHE_VERSION, "settings": settings}
+    h.update(json.dumps(header, sort_keys=True, default=str).encode())
+    for f in files:
+        h.update(json.dumps(_fingerprint(Path(f))).encode())
+        h.update(b"\n")
+    return h.hexdigest()[:24]
+
+
+def load_arrays(path: "str | os.PathLike") -> dict[str, np.ndarray] | None:
+    """Read a cache entry; ``None`` (with a warning) if it is missing keys or unreadable.
+
+    Introduced in chapter 1 (``01_structured_images``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as exc:  # corrupt entry: rebuild rather than fail
+        warnings.warn(f"ignoring unreadable cache entry {path} ({exc}); it will be rebuilt", stacklevel=2)
+        return None
+
+
+def save_arrays(path: "str | os.PathLike", arrays: Mapping[str, np.ndarray]) -> Path:
+    """Write ``arrays`` to ``path`` (``.npz``) atomically: temp file, then :func:`os.replace`.
+
+    Introduced in chapter 1 (``01_structured_images``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def cached_arrays(dataset: str, files: Sequence["str | os.PathLike"], settings: Mapping,
+                  compute: Callable[[], Mapping[str, np.ndarray]],
+                  cache_dir: "str | os.PathLike | bool | None" = None) -> tuple[dict[str, np.ndarray], dict]:
+    """Return ``compute()``'s arrays, from the cache when an entry for these files and settings exists.
+
+    Parameters
+    ----------
+    dataset, files, settings
+        See :func:`cache_key`.
+    compute
+        Zero-argument function doing the expensive work; called only on a cache miss.
+    cache_dir
+        See :func:`resolve_cache_dir`.
+
+    Returns
+    -------
+    arrays, info
+        ``info`` has ``cache_file`` (str or ``None``) and ``cache_hit`` (bool).
+
+    Introduced in chapter 1 (``01_structured_images``).
+    """
+    folder = resolve_cache_dir(cache_dir)
+    if folder is None:
+        return dict(compute()), {"cache_file": None, "cache_hit": False}
+    entry = folder / f"{dataset}-{cache_key(dataset, files, settings)}.npz"
+    arrays = load_arrays(entry)
+    if arrays is not None:
+        return arrays, {"cache_file": str(entry), "cache_hit": True}
+    arrays = dict(compute())
+    try:
+        save_arrays(entry, arrays)
+    except OSError as exc:  # read-only or full disk: still return the data
+        warnings.warn(f"could not write cache entry {entry} ({exc}); continuing without cache", stacklevel=2)
+        return arrays, {"cache_file": None, "cache_hit": False}
+    return arrays, {"cache_file": str(entry), "cache_hit": False}
+
+
+def clear_cache(dataset: str | None = None, cache_dir: "str | os.PathLike | bool | None" = None) -> int:
+    """Delete cache entries (all, or those of one loader); returns how many were removed.
+
+    Introduced in chapter 1 (``01_structured_images``).
+    """
+    folder = resolve_cache_dir(cache_dir)
+    if folder is None or not folder.is_dir():
+        return 0
+    pattern = f"{dataset}-*.npz" if dataset else "*.npz"
+    n = 0
+    for p in folder.glob(pattern):
+        p.unlink()
+        n += 1
+    return n

@@ -1,0 +1,371 @@
+"""Your own structured image set: a folder per class, or a CSV of ``path,label``.
+
+Introduced in chapter 1 (``01_structured_images``). Global spatial attention assumes the
+images are *structured*: equally sized and aligned, so that pixel (i, j) means the same
+place in every image (fundus photographs centred on the same landmarks, OCT thickness
+maps on the same grid, ...). :func:`load_folder` therefore insists that all images share
+one size unless you explicitly ask it to resize.
+
+Two layouts::
+
+    root/                          root/
+        glaucoma/img001.png            images/a.png
+        glaucoma/img002.png            images/b.npy
+        normal/img003.png              labels.csv   ->  path,label
+        ...                                             images/a.png,glaucoma
+                                                        images/b.npy,normal
+
+Optional fixed split: a CSV (``path,split``) or a text file (``path split`` per line)
+with ``train``/``test`` for every image; otherwise a seeded stratified split.
+Supported files: png, jpg/jpeg, tif/tiff, bmp (8 or 16 bit, grey or colour) and ``.npy``
+arrays (H x W or H x W x C, e.g. OCT thickness maps in micrometres).
+"""
+from __future__ import annotations
+
+import csv as _csv
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from .base import DataError, StructuredDataset
+from .cache import cached_arrays
+from .real import (IMAGE_EXTENSIONS, as_size, is_hidden, make_real_dataset, peek_image, progress_bar, read_image,
+                   resize_image, stack_to_tensor, stratified_split, to_grey, to_rgb)
+
+__all__ = ["load_folder"]
+
+
+def _rel(p: Path, root: Path) -> str:
+    try:
+        return p.relative_to(root).as_posix()
+    except ValueError:
+        return p.as_posix()
+
+
+def _norm_key(path: str) -> str:
+    return Path(path.strip().replace("\\", "/")).as_posix()
+
+
+def _scan_class_folders(root: Path) -> tuple[list[Path], list[str], list[str], list[str]]:
+    """Files, their label names, sorted class names and ignored (non-image) files."""
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not is_hidden(p, root))
+    if len(classes) < 2:
+        raise DataError(f"{root}: expected one sub-folder per class (at least 2), found {classes}; "
+                        f"or pass csv= with columns path,label")
+    files: list[Path] = []
+    labels: list[str] = []
+    ignored: list[str] = []
+    for c in classes:
+        found = 0
+        for p in sorted((root / c).rglob("*")):
+            if not p.is_file() or is_hidden(p, root):
+                continue
+            if p.suffix.lower() not in IMAGE_EXTENSIONS:
+                ignored.append(_rel(p, root))
+                continue
+            files.append(p)
+            labels.append(c)
+            found += 1
+        if found == 0:
+            raise DataError(f"{root / c}: class folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+    return files, labels, classes, ignored
+
+
+def _read_rows(path: Path, required: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
+    """CSV rows as dicts with normalised (lower-case, stripped) keys, with 1-based line numbers."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(_csv.reader(fh))
+    except (OSError, UnicodeDecodeError, _csv.Error) as exc:
+        raise DataError(f"{path}: cannot read CSV ({exc})") from None
+    if not rows:
+        raise DataError(f"{path}: file is empty (expected a header {','.join(required)})")
+    header = [h.strip().lower() for h in rows[0]]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise DataError(f"{path}: header must contain columns {list(required)}, found {rows[0]}")
+    out = []
+    for lineno, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        out.append((lineno, {h: (row[i].strip() if i < len(row) else "") for i, h in enumerate(header)}))
+    return out
+
+
+def _scan_csv(root: Path, csv_path: Path) -> tuple[list[Path], list[str], list[int]]:
+    files, labels, lines = [], [], []
+    seen: dict[str, int] = {}
+    for lineno, row in _read_rows(csv_path, ("path", "label")):
+        rel, label = row["path"], row["label"]
+        where = f"{csv_path}, line {lineno}"
+        if not rel:
+            raise DataError(f"{where}: empty path")
+        if not label:
+            raise DataError(f"{where}: empty label for {rel}")
+        p = Path(rel).expanduser()
+        p = p if p.is_absolute() else root / p
+        if p.suffix.lower() not in IMAGE_EXTENSIONS:
+            raise DataError(f"{where}: {p} has an unsupported extension (use {', '.join(IMAGE_EXTENSIONS)})")
+        if not p.is_file():
+            raise DataError(f"{p}: file listed in {csv_path.name} (line {lineno}) not found")
+        key = _norm_key(_rel(p, root))
+        if key in seen:
+            raise DataError(f"{where}: {rel} listed twice (first on line {seen[key]})")
+        seen[key] = lineno
+        files.append(p)
+        labels.append(label)
+        lines.append(lineno)
+    if not files:
+        raise DataError(f"{csv_path}: no rows below the header")
+    return files, labels, lines
+
+
+def _encode_labels(labels: Sequence[str], class_names: Sequence[str] | None, source: str,
+                   lines: Sequence[int] | None) -> tuple[np.ndarray, list[str]]:
+    def where(i: int) -> str:
+        return f"{source}, line {lines[i]}" if lines else source
+
+    as_int = []
+    for s in labels:
+        try:
+            as_int.append(int(s))
+        except ValueError:
+            as_int = None
+            break
+    if as_int is not None:
+        for i, v in enumerate(as_int):
+            if v < 0:
+                raise DataError(f"{where(i)}: label {v} is negative")
+        k = max(as_int) + 1
+        names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
+        for i, v in enumerate(as_int):
+            if v >= len(names):
+                raise DataError(f"{where(i)}: label {v} is outside the {len(names)} classes {names}")
+        return np.array(as_int, dtype=np.int64), names
+    names = list(class_names) if class_names is not None else sorted(set(labels))
+    index = {n: i for i, n in enumerate(names)}
+    for i, s in enumerate(labels):
+        if s not in index:
+            raise DataError(f"{where(i)}: label {s!r} is not one of the classes {names}")
+    return np.array([index[s] for s in labels], dtype=np.int64), names
+
+
+def _read_split(split_file: Path, root: Path, files: Sequence[Path]) -> tuple[np.ndarray, np.ndarray]:
+    if not split_file.is_file():
+        raise DataError(f"split file not found: {split_file}")
+    try:
+        text = split_file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{split_file}: cannot read ({exc})") from None
+    entries: dict[str, tuple[str, int]] = {}
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        parts = next(_csv.reader([s])) if "," in s else s.split()
+        parts = [p.strip() for p in parts]
+        if len(parts) < 2:
+            raise DataError(f"{split_file}, line {lineno}: expected 'path,split', got {s!r}")
+        path, split = parts[0], parts[1].lower()
+        if lineno == 1 and path.lower() == "path" and split == "split":
+            continue  # header
+        if split not in ("train", "test"):
+            raise DataError(f"{split_file}, line {lineno}: split must be 'train' or 'test', got {parts[1]!r}")
+        p = Path(path).expanduser()
+        key = _norm_key(_rel(p if p.is_absolute() else root / p, root))
+        if key in entries:
+            raise DataError(f"{split_file}, line {lineno}: {path} listed twice (first on line {entries[key][1]})")
+        entries[key] = (split, lineno)
+    keys = [_norm_key(_rel(f, root)) for f in files]
+    known = set(keys)
+    for key, (_, lineno) in entries.items():
+        if key not in known:
+            raise DataError(f"{split_file}, line {lineno}: {key} is not one of the dataset's images")
+    for f, key in zip(files, keys):
+        if key not in entries:
+            raise DataError(f"{f}: image has no entry in split file {split_file}")
+    is_test = np.array([entries[k][0] == "test" for k in keys])
+    tr, te = np.flatnonzero(~is_test), np.flatnonzero(is_test)
+    if len(tr) == 0 or len(te) == 0:
+        raise DataError(f"{split_file}: both splits need images (train {len(tr)}, test {len(te)})")
+    return tr, te
+
+
+def _convert_channels(img: np.ndarray, channels: int | None, path: Path, is_npy: bool) -> np.ndarray:
+    if not is_npy:
+        img = to_rgb(img, path)
+    if channels is None:
+        return img
+    c = 1 if img.ndim == 2 else img.shape[2]
+    if channels == 1:
+        if c == 1:
+            return img if img.ndim == 2 else img[:, :, 0]
+        if c == 3:
+            return to_grey(img)
+        raise DataError(f"{path}: has {c} channels; channels=1 needs grey or RGB (use channels=None)")
+    if c == 3:
+        return img
+    if c == 1:
+        g = img if img.ndim == 2 else img[:, :, 0]
+        return np.repeat(g[:, :, None], 3, axis=2)
+    raise DataError(f"{path}: has {c} channels; channels=3 needs grey or RGB (use channels=None)")
+
+
+def _as_float01(img: np.ndarray) -> np.ndarray:
+    if img.dtype == np.uint8:
+        return img.astype(np.float32) / 255.0
+    if img.dtype == np.uint16:
+        return img.astype(np.float32) / 65535.0
+    return img.astype(np.float32)
+
+
+def load_folder(root: "str | os.PathLike", image_size: "int | tuple[int, int] | None" = None, resize: bool = False,
+                test_fraction: float = 0.2, seed: int = 0, split_file: "str | os.PathLike | None" = None,
+                csv: "str | os.PathLike | None" = None, channels: int | None = 3,
+                standardize: "bool | str" = True, class_names: Sequence[str] | None = None,
+                cache_dir: "str | os.PathLike | bool | None" = None, progress: bool = True,
+                name: str | None = None) -> StructuredDataset:
+    """Load your own structured image set from a folder per class or a ``path,label`` CSV.
+
+    Parameters
+    ----------
+    root
+        Folder with one sub-folder per class (class names = sorted folder names), or the
+        folder the ``csv`` paths are relative to.
+    image_size
+        Resize every image to this size (int or (height, width)) with ``cv2.INTER_AREA``.
+    resize
+        With ``image_size=None``: resize every image to the most common size. Without
+        either, all images must already share one size (DataError otherwise).
+    test_fraction, seed
+        Seeded stratified split, used when no ``split_file`` is given.
+    split_file
+        CSV ``path,split`` (or text ``path split`` per line), split ``train`` or ``test``,
+        paths relative to ``root``; must cover every image exactly once.
+    csv
+        CSV with columns ``path,label`` (paths relative to ``root``); labels are class
+        names (classes = sorted names) or integers 0..K-1.
+    channels
+        3 (grey replicated, RGBA loses alpha), 1 (colour converted to grey) or ``None``
+        (keep what the files have; all must agree, e.g. multi-channel ``.npy`` maps).
+    standardize
+        ``True``: ImageNet means/stds for image files (as the paper), per-channel training
+        mean/std for ``.npy`` arrays; or ``"imagenet"``, ``"dataset"``, ``False``.
+    class_names
+        Fix the class order (names) or give names to integer labels.
+    cache_dir, progress
+        See :func:`gsa_utils.data.idrid.load_idrid`.
+    name
+        Dataset name (default ``"folder-<root name>"``).
+
+    Returns
+    -------
+    StructuredDataset
+        ``x`` float32 N x C x H x W (8-bit images scaled to [0, 1], 16-bit by 65535,
+        ``.npy`` values kept) then standardised; ``meta`` lists the files of each split.
+
+    Raises
+    ------
+    DataError
+        Before decoding: missing folder/CSV, bad CSV rows or labels (naming the line),
+        listed files that do not exist, unreadable or truncated files, images of a size
+        other than the majority (naming the first such file, its size and the majority
+        size) when not resizing, split-file problems, classes too small to split.
+
+    Introduced in chapter 1 (``01_structured_images``).
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"folder {root} does not exist")
+    if channels not in (1, 3, None):
+        raise DataError(f"channels must be 1, 3 or None, got {channels!r}")
+    size = as_size(image_size) if image_size is not None else None
+    lines = None
+    ignored: list[str] = []
+    if csv is not None:
+        csv_path = Path(csv).expanduser()
+        if not csv_path.is_file() and (root / csv_path).is_file():
+            csv_path = root / csv_path
+        if not csv_path.is_file():
+            raise DataError(f"labels CSV not found: {csv_path}")
+        files, label_names, lines = _scan_csv(root, csv_path)
+        y, names = _encode_labels(label_names, class_names, str(csv_path), lines)
+        layout = "csv"
+    else:
+        files, label_names, folders, ignored = _scan_class_folders(root)
+        y, names = _encode_labels(label_names, class_names if class_names is not None else folders, str(root), None)
+        layout = "class folders"
+    if len(names) < 2:
+        raise DataError(f"{root}: need at least 2 classes, found {names}")
+    if split_file is not None:
+        sp = Path(split_file).expanduser()
+        if not sp.is_file() and (root / sp).is_file():
+            sp = root / sp
+        tr, te = _read_split(sp, root, files)
+    else:
+        tr, te = stratified_split(y, test_fraction, seed, names, f"folder {root}")
+
+    has_npy = any(f.suffix.lower() == ".npy" for f in files)
+    settings = {"size": list(size) if size else ("majority" if resize else "as-is"), "channels": channels,
+                "interpolation": "INTER_AREA"}
+    info: dict = {}
+
+    def compute() -> dict[str, np.ndarray]:
+        headers = [peek_image(f) for f in files]  # validation before decoding anything
+        counts = Counter(h.size for h in headers)
+        majority = counts.most_common(1)[0][0]
+        info["sizes"] = {f"{h}x{w}": n for (h, w), n in counts.items()}
+        if size is None and not resize and len(counts) > 1:
+            bad = next(i for i, h in enumerate(headers) if h.size != majority)
+            hb, wb = headers[bad].size
+            raise DataError(f"{files[bad]}: image is {hb} x {wb} (height x width) but most images "
+                            f"({counts[majority]} of {len(files)}) are {majority[0]} x {majority[1]}; structured "
+                            f"images must share one size: fix the file, or pass resize=True / image_size=")
+        target = size or majority
+        if channels is None:
+            eff = [h.channels if h.format == "NPY" else min(h.channels, 3) for h in headers]
+            if len(set(eff)) > 1:
+                i = next(i for i, c in enumerate(eff) if c != eff[0])
+                raise DataError(f"{files[i]}: has {eff[i]} channels but {files[0]} has {eff[0]}; with "
+                                f"channels=None all files must agree (or pass channels=1 or channels=3)")
+        out = []
+        for f in progress_bar(files, total=len(files), desc=f"folder {root.name}", enabled=progress):
+            img = _convert_channels(read_image(f, cv2.IMREAD_UNCHANGED), channels, f, f.suffix.lower() == ".npy")
+            if img.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
+                img = img.astype(np.float32)
+            out.append(resize_image(img, target, cv2.INTER_AREA))
+        if not all(o.dtype == out[0].dtype for o in out):
+            out = [_as_float01(o) for o in out]
+        return {"x": np.stack(out)}
+
+    arrays, cache_info = cached_arrays("folder", files, settings, compute, cache_dir)
+    x = stack_to_tensor(arrays["x"])
+    mode = standardize
+    if mode is True:
+        mode = "dataset" if has_npy or x.shape[1] not in (1, 3) else "imagenet"
+    meta = {
+        "dataset": "folder",
+        "root": str(root),
+        "layout": layout,
+        "files": [_rel(f, root) for f in files],
+        "train_files": [_rel(files[i], root) for i in tr],
+        "test_files": [_rel(files[i], root) for i in te],
+        "train_index": tr,
+        "test_index": te,
+        "split": "file" if split_file is not None else f"stratified test_fraction={test_fraction} seed={seed}",
+        "ignored_files": ignored,
+        "channels": channels,
+        "image_size": tuple(x.shape[2:]),
+        "resized": bool(size is not None or resize),
+        "interpolation": "cv2.INTER_AREA",
+        **cache_info,
+    }
+    if "sizes" in info:
+        meta["original_sizes"] = info["sizes"]
+    description = f"Structured images from {root} ({layout}), {len(files)} images, {len(names)} classes."
+    return make_real_dataset(name or f"folder-{root.name}", x[tr], y[tr], x[te], y[te], names, mode,
+                             description, meta)

@@ -1,0 +1,242 @@
+"""MedMNIST (e.g. RetinaMNIST) from the official ``.npz`` files.
+
+Introduced in chapter 1 (``01_structured_images``). MedMNIST v2/v3 (Yang et al., 2023;
+https://medmnist.com, CC BY 4.0) ships each dataset as one ``.npz`` per image size:
+``{flag}.npz`` (28 x 28) or ``{flag}_{size}.npz`` (64, 128, 224), with the arrays
+``train_images``, ``train_labels``, ``val_images``, ``val_labels``, ``test_images``,
+``test_labels`` (images ``uint8`` N x H x W or N x H x W x 3, labels N x 1).
+RetinaMNIST (fundus photographs from DeepDRiD, 5 retinopathy grades 0-4; 1080 train,
+120 val, 400 test) is the closest freely downloadable relative of IDRiD.
+
+The paper's protocol has only a training and a test set (an 80/20 split). MedMNIST has
+an official train/val/test split (RetinaMNIST: 67.5/7.5/25 %). By default
+(``merge_val=True``) the validation images join the training set, giving the paper's
+two-way protocol on the official test set (RetinaMNIST: 1200/400 = 75/25 %); with
+``merge_val=False`` they are kept apart in ``meta["x_val"]``/``meta["y_val"]`` (for early
+stopping or hyper-parameter choice).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from .base import DataError, StructuredDataset
+from .real import as_size, make_real_dataset, resize_image, stack_to_tensor, standardize_pair, to_grey
+
+__all__ = ["load_medmnist", "medmnist_filename", "MEDMNIST_SIZES", "MEDMNIST_KEYS"]
+
+#: Image sizes MedMNIST+ provides.
+MEDMNIST_SIZES = (28, 64, 128, 224)
+#: Arrays every MedMNIST ``.npz`` holds.
+MEDMNIST_KEYS = ("train_images", "train_labels", "val_images", "val_labels", "test_images", "test_labels")
+
+
+def medmnist_filename(flag: str, size: int = 28) -> str:
+    """``"retinamnist", 28`` -> ``"retinamnist.npz"``; other sizes -> ``"retinamnist_64.npz"``.
+
+    Introduced in chapter 1 (``01_structured_images``).
+    """
+    return f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
+
+
+def _import_medmnist():
+    try:
+        return importlib.import_module("medmnist")
+    except ImportError:
+        return None
+
+
+def _download(flag: str, root: Path, size: int) -> None:
+    mm = _import_medmnist()
+    if mm is None:
+        raise DataError("download=True needs the 'medmnist' package: pip install 'medmnist>=3' "
+                        "(or pip install 'gsa-utils[medmnist]'), or download the .npz by hand "
+                        "(see data/README.md)")
+    info = getattr(mm, "INFO", {}).get(flag)
+    if info is None:
+        raise DataError(f"unknown MedMNIST flag {flag!r}; known: {sorted(getattr(mm, 'INFO', {}))}")
+    cls = getattr(mm, info["python_class"])
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        cls(split="train", download=True, root=str(root), size=size)
+    except Exception as exc:
+        raise DataError(f"MedMNIST download of {medmnist_filename(flag, size)} into {root} failed: {exc}") from None
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _resize_stack(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if images.shape[1:3] == size:
+        return images
+    shrink = size[0] <= images.shape[1] and size[1] <= images.shape[2]
+    interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    return np.stack([resize_image(im, size, interp) for im in images])
+
+
+def _channels(images: np.ndarray, channels: int | None) -> np.ndarray:
+    colour = images.ndim == 4 and images.shape[3] == 3
+    if channels is None:
+        return images
+    if channels == 3 and not colour:
+        g = images if images.ndim == 3 else images[..., 0]
+        return np.repeat(g[..., None], 3, axis=3)
+    if channels == 1 and colour:
+        return np.stack([to_grey(im) for im in images])
+    return images
+
+
+def load_medmnist(flag: str = "retinamnist", root: "str | os.PathLike | None" = None, size: int = 28,
+                  download: bool = False, merge_val: bool = True, image_size: "int | tuple[int, int] | None" = None,
+                  channels: int | None = None, standardize: bool = True,
+                  verify_md5: bool = False) -> StructuredDataset:
+    """Load a 2-D single-label MedMNIST dataset (default RetinaMNIST) as a StructuredDataset.
+
+    Parameters
+    ----------
+    flag
+        MedMNIST name, e.g. ``"retinamnist"``, ``"pneumoniamnist"``, ``"dermamnist"``.
+    root
+        Folder of the ``.npz`` files; default ``~/.medmnist`` (the medmnist package's own).
+    size
+        Which file: 28 (``{flag}.npz``), 64, 128 or 224 (``{flag}_{size}.npz``).
+    download
+        When the file is absent, fetch it with the ``medmnist`` package (needs internet and
+        ``pip install medmnist``); otherwise a missing file is a DataError.
+    merge_val
+        True: official validation images are appended to the training set (paper's
+        train/test protocol; ``meta["val_index"]`` says which). False: kept in
+        ``meta["x_val"]``, ``meta["y_val"]``.
+    image_size
+        Resize to this size (``INTER_AREA`` when shrinking, ``INTER_LINEAR`` when enlarging);
+        ``None`` keeps ``size``. E.g. ``size=224`` gives real 224 px images, while
+        ``size=28, image_size=224`` only enlarges 28 px ones.
+    channels
+        ``None`` keeps the file's channels (RetinaMNIST: 3), 3 replicates grey, 1 converts to grey.
+    standardize
+        ImageNet means/stds after scaling to [0, 1] (grey: their averages); False keeps [0, 1].
+    verify_md5
+        Compare the file's MD5 with the one the medmnist package lists.
+
+    Returns
+    -------
+    StructuredDataset
+        Class names from ``medmnist.INFO[flag]["label"]`` when the package is installed,
+        else ``"0"``, ``"1"``, ...; ``source="real"``.
+
+    Raises
+    ------
+    DataError
+        File missing (naming the expected path), unreadable, missing arrays, inconsistent
+        shapes, multi-label targets, labels out of range, MD5 mismatch.
+
+    Introduced in chapter 1 (``01_structured_images``).
+    """
+    if not isinstance(flag, str) or not flag:
+        raise DataError(f"flag must be a MedMNIST name such as 'retinamnist', got {flag!r}")
+    flag = flag.lower()
+    if size not in MEDMNIST_SIZES:
+        raise DataError(f"size must be one of {MEDMNIST_SIZES}, got {size!r}")
+    if channels not in (1, 3, None):
+        raise DataError(f"channels must be 1, 3 or None, got {channels!r}")
+    out_size = as_size(image_size) if image_size is not None else None
+    root = Path(root).expanduser() if root is not None else Path("~/.medmnist").expanduser()
+    path = root / medmnist_filename(flag, size)
+    if not path.is_file():
+        if not download:
+            raise DataError(f"{path}: MedMNIST file not found; pass download=True (needs the medmnist package "
+                            f"and internet) or put {path.name} there (see data/README.md)")
+        _download(flag, root, size)
+        if not path.is_file():
+            raise DataError(f"{path}: still missing after download")
+
+    mm = _import_medmnist()
+    info = getattr(mm, "INFO", {}).get(flag) if mm is not None else None
+    if verify_md5:
+        key = "MD5" if size == 28 else f"MD5_{size}"
+        expected = info.get(key) if info else None
+        if expected is None:
+            raise DataError(f"verify_md5=True needs the medmnist package's checksum for {path.name}")
+        got = _md5(path)
+        if got != expected:
+            raise DataError(f"{path}: MD5 {got} differs from the published {expected}; download it again")
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in MEDMNIST_KEYS if k not in z.files]
+            if missing:
+                raise DataError(f"{path}: missing arrays {missing} (has {sorted(z.files)})")
+            arrays = {k: z[k] for k in MEDMNIST_KEYS}
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"{path}: not a readable MedMNIST .npz ({exc})") from None
+
+    labels = {}
+    for split in ("train", "val", "test"):
+        im, lab = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if im.ndim not in (3, 4) or (im.ndim == 4 and im.shape[3] not in (1, 3)) or im.shape[0] == 0:
+            raise DataError(f"{path}: {split}_images must be N x H x W or N x H x W x 3, got {im.shape}")
+        if im.shape[1:3] != (size, size):
+            raise DataError(f"{path}: {split}_images are {im.shape[1]} x {im.shape[2]} but size={size}")
+        if lab.ndim == 2 and lab.shape[1] != 1 or lab.ndim not in (1, 2):
+            raise DataError(f"{path}: {split}_labels has shape {lab.shape}; only single-label tasks (N x 1) "
+                            f"are supported (multi-label flags such as chestmnist are not)")
+        lab = lab.reshape(-1)
+        if lab.shape[0] != im.shape[0]:
+            raise DataError(f"{path}: {split}_labels has {lab.shape[0]} entries but {split}_images has {im.shape[0]}")
+        if not np.issubdtype(lab.dtype, np.integer):
+            raise DataError(f"{path}: {split}_labels must be integers, got dtype {lab.dtype}")
+        labels[split] = lab.astype(np.int64)
+    if info and isinstance(info.get("label"), dict):
+        class_names = [str(info["label"][k]) for k in sorted(info["label"], key=int)]
+    else:
+        class_names = [str(i) for i in range(int(max(v.max() for v in labels.values())) + 1)]
+    for split, lab in labels.items():
+        bad = np.flatnonzero((lab < 0) | (lab >= len(class_names)))
+        if bad.size:
+            raise DataError(f"{path}: {split}_labels[{bad[0]}] = {lab[bad[0]]} is outside 0..{len(class_names) - 1}")
+
+    def prep(split: str) -> torch.Tensor:
+        im = _channels(arrays[f"{split}_images"], channels)
+        if out_size is not None:
+            im = _resize_stack(im, out_size)
+        return stack_to_tensor(im)
+
+    x_train, x_val, x_test = prep("train"), prep("val"), prep("test")
+    y_train, y_val = labels["train"], labels["val"]
+    meta = {
+        "dataset": f"MedMNIST {flag}",
+        "file": str(path),
+        "size": size,
+        "image_size": tuple(x_train.shape[2:]),
+        "official_counts": {s: int(labels[s].shape[0]) for s in labels},
+        "merge_val": merge_val,
+        "task": info.get("task") if info else None,
+        "license": info.get("license") if info else "CC BY 4.0",
+    }
+    if merge_val:
+        n = x_train.shape[0]
+        meta["val_index"] = np.arange(n, n + x_val.shape[0])
+        x_train = torch.cat([x_train, x_val])
+        y_train = np.concatenate([y_train, y_val])
+    else:
+        _, x_val_std, _ = standardize_pair(x_train, x_val, "imagenet" if standardize else False)
+        meta["x_val"] = x_val_std
+        meta["y_val"] = torch.as_tensor(y_val)
+    description = (f"MedMNIST {flag} ({size} px{', resized to %dx%d' % out_size if out_size else ''}), "
+                   f"{len(class_names)} classes, official test split"
+                   f"{', validation merged into training' if merge_val else ''}.")
+    return make_real_dataset(f"medmnist-{flag}", x_train, y_train, x_test, labels["test"], class_names,
+                             "imagenet" if standardize else False, description, meta)

@@ -1,0 +1,365 @@
+"""Helpers shared by the loaders of real data: reading, checking and converting images.
+
+Introduced in chapter 1 (``01_structured_images``). The loaders (:mod:`.idrid`,
+:mod:`.jaffe`, :mod:`.folder`, :mod:`.medmnist`) all work in two phases:
+
+1. *validation*: cheap checks on every input (CSV/ratings parsing, file existence,
+   image headers: size, channels, truncated JPEGs) that raise
+   :class:`~gsa_utils.data.DataError` naming the file before any image is decoded;
+2. *preprocessing*: decoding with OpenCV, cropping, resizing with ``cv2.INTER_AREA``
+   (the paper's choice), flipping; cached by :mod:`.cache`.
+
+Images are read with OpenCV (as the paper did). OpenCV returns colour images in
+**BGR** order; :func:`to_rgb` converts them.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence, TypeVar
+
+import cv2
+import numpy as np
+import torch
+
+from .base import IMAGENET_MEAN, IMAGENET_STD, DataError, StructuredDataset, standardize
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "GREY_MEAN",
+    "GREY_STD",
+    "ImageInfo",
+    "peek_image",
+    "read_image",
+    "to_rgb",
+    "to_grey",
+    "resize_image",
+    "as_size",
+    "stack_to_tensor",
+    "stratified_split",
+    "standardize_pair",
+    "progress_bar",
+    "is_hidden",
+]
+
+#: File extensions the folder loader accepts (lower case).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
+
+#: Mean and std used to standardise one-channel (grey) images: the averages of the
+#: ImageNet values the paper uses for colour images (supplement 1.1).
+GREY_MEAN = (float(np.mean(IMAGENET_MEAN)),)
+GREY_STD = (float(np.mean(IMAGENET_STD)),)
+
+_JPEG = (".jpg", ".jpeg", ".jpe", ".jfif")
+_PIL_CHANNELS = {"1": 1, "L": 1, "P": 3, "I": 1, "F": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "I;16N": 1,
+                 "LA": 2, "La": 2, "PA": 4, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "RGBA": 4,
+                 "RGBa": 4, "RGBX": 4, "CMYK": 4}
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a file's header says: ``height``, ``width``, ``channels`` (1 = grey) and format."""
+
+    height: int
+    width: int
+    channels: int
+    format: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width)."""
+        return (self.height, self.width)
+
+
+def is_hidden(path: Path, root: Path) -> bool:
+    """True for dot-files/folders below ``root``, macOS ``._*`` files and anything under ``__MACOSX``."""
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        parts = (path.name,)
+    return any(part.startswith(".") or part == "__MACOSX" for part in parts)
+
+
+def _check_jpeg_end(path: Path) -> None:
+    """A complete JPEG ends with the EOI marker FF D9; a truncated download does not."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        fh.seek(max(0, size - 4096))
+        tail = fh.read()
+    if b"\xff\xd9" not in tail:
+        raise DataError(f"{path}: JPEG file is truncated (no end-of-image marker); "
+                        f"download or extract it again")
+
+
+def peek_image(path: "str | os.PathLike") -> ImageInfo:
+    """Read only the header of an image (or ``.npy`` array) and return its size and channels.
+
+    Also detects truncated JPEG files (cheaply, from the last bytes). Does not decode
+    pixel data, so it is fast enough to run on every file before any preprocessing.
+
+    Raises
+    ------
+    DataError
+        Naming the file if it is missing, empty, not an image, or truncated.
+
+    Introduced in chapter 1 (``01_structured_images``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: file is empty")
+    if path.suffix.lower() == ".npy":
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except Exception as exc:
+            raise DataError(f"{path}: not a readable .npy array ({exc})") from None
+        if arr.ndim not in (2, 3) or arr.size == 0:
+            raise DataError(f"{path}: .npy array must be H x W or H x W x C, got shape {arr.shape}")
+        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise DataError(f"{path}: .npy array must be numeric, got dtype {arr.dtype}")
+        return ImageInfo(int(arr.shape[0]), int(arr.shape[1]), 1 if arr.ndim == 2 else int(arr.shape[2]), "NPY")
+    if path.suffix.lower() in _JPEG:
+        _check_jpeg_end(path)
+    try:
+        from PIL import Image
+    except ImportError:  # no Pillow: fall back to a full decode
+        img = read_image(path)
+        return ImageInfo(img.shape[0], img.shape[1], 1 if img.ndim == 2 else img.shape[2], "unknown")
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            mode, fmt = im.mode, im.format or "unknown"
+    except Exception as exc:
+        raise DataError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from None
+    return ImageInfo(int(h), int(w), _PIL_CHANNELS.get(mode, 3), fmt)
+
+
+def read_image(path: "str | os.PathLike", flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
+    """Decode an image with OpenCV (BGR order for colour) or load a ``.npy`` array.
+
+    Parameters
+    ----------
+    path
+        Image file (png/jpg/tif/bmp, ...) or ``.npy`` array (H x W or H x W x C).
+    flags
+        OpenCV read flags; the default keeps channels and bit depth as stored.
+
+    Raises
+    ------
+    DataError
+        Naming the file if it cannot be read or decoded (corrupt, truncated, unsupported).
+
+    Introduced in chapter 1 (``01_structured_images``).
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except Exception as exc:
+            raise DataError(f"{path}: not a readable .npy array ({exc})") from None
+        if arr.ndim not in (2, 3) or arr.size == 0:
+            raise DataError(f"{path}: .npy array must be H x W or H x W x C, got shape {arr.shape}")
+        if arr.dtype == bool:
+            arr = arr.astype(np.uint8)
+        if not np.issubdtype(arr.dtype, np.number):
+            raise DataError(f"{path}: .npy array must be numeric, got dtype {arr.dtype}")
+        if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+            raise DataError(f"{path}: .npy array contains NaN or infinite values")
+        return arr
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read file ({exc})") from None
+    if data.size == 0:
+        raise DataError(f"{path}: file is empty")
+    if path.suffix.lower() in _JPEG:
+        tail = data[-4096:].tobytes()
+        if b"\xff\xd9" not in tail:
+            raise DataError(f"{path}: JPEG file is truncated (no end-of-image marker); "
+                            f"download or extract it again")
+    try:
+        img = cv2.imdecode(data, flags)
+    except cv2.error as exc:
+        raise DataError(f"{path}: OpenCV cannot decode this image ({str(exc).strip()})") from None
+    if img is None or img.size == 0:
+        raise DataError(f"{path}: cannot decode image (corrupt, truncated or unsupported format)")
+    return img
+
+
+def to_rgb(img: np.ndarray, path: "str | os.PathLike" = "image") -> np.ndarray:
+    """OpenCV BGR/BGRA -> RGB; grey (H x W) is returned unchanged.
+
+    Introduced in chapter 1 (``01_structured_images``).
+    """
+    if img.ndim == 2:
+        return img
+    c = img.shape[2]
+    if c == 1:
+        return img[:, :, 0]
+    if c == 3:
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if c == 4:
+        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+    raise DataError(f"{path}: unsupported number of channels {c} (expected 1, 3 or 4)")
+
+
+def to_grey(img: np.ndarray) -> np.ndarray:
+    """RGB (H x W x 3) -> grey with the usual luminance weights; grey stays grey.
+
+    Introduced in chapter 1 (``01_structured_images``).
+    """
+    if img.ndim == 2:
+        return img
+    if img.shape[2] == 1:
+        return img[:, :, 0]
+    return cv2.cvtColor(np.ascontiguousarray(img[:, :, :3]), cv2.COLOR_RGB2GRAY)
+
+
+def as_size(image_size: "int | Sequence[int]", what: str = "image_size") -> tuple[int, int]:
+    """``224`` -> ``(224, 224)``; ``(h, w)`` -> ``(h, w)``; anything else -> DataError.
+
+    Introduced in chapter 1 (``01_structured_images``).
+    """
+    if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
+        size = (int(image_size), int(image_size))
+    elif isinstance(image_size, (tuple, list)) and len(image_size) == 2 and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in image_size):
+        size = (int(image_size[0]), int(image_size[1]))
+    else:
+        raise DataError(f"{what} must be an int or a (height, width) pair, got {image_size!r}")
+    if min(size) < 1:
+        raise DataError(f"{what} must be positive, got {image_size!r}")
+    return size
+
+
+def resize_image(img: np.ndarray, size: tuple[int, int], interpolation: int = cv2.INTER_AREA) -> np.ndarray:
+    """Resize to ``size`` = (height, width) with OpenCV (default ``INTER_AREA``, as the paper).
+
+    Introduced in chapter 1 (``01_structured_images``).
+    """
+    h, w = size
+    if img.shape[:2] == (h, w):
+        return img
+    squeeze = img.ndim == 3 and img.shape[2] == 1
+    out = cv2.resize(np.ascontiguousarray(img), (w, h), interpolation=interpolation)
+    return out[:, :, None] if squeeze and out.ndim == 2 else out
+
+
+def stack_to_tensor(stack: np.ndarray) -> torch.Tensor:
+    """N x H x W (grey) or N x H x W x C array -> float32 N x C x H x W tensor.
+
+    ``uint8`` is divided by 255 and ``uint16`` by 65535 (values in [0, 1]); other
+    dtypes (e.g. float thickness maps) are converted without scaling.
+
+    Introduced in chapter 1 (``01_structured_images``).
+    """
+    arr = np.asarray(stack)
+    if arr.ndim == 3:
+        arr = arr[:, :, :, None]
+    if arr.dtype == np.uint8:
+        scale = 255.0
+    elif arr.dtype == np.uint16:
+        scale = 65535.0
+    else:
+        scale = 1.0
+    t = torch.from_numpy(np.ascontiguousarray(arr.transpose(0, 3, 1, 2))).to(torch.float32)
+    return t / scale if scale != 1.0 else t
+
+
+def standardize_pair(x_train: torch.Tensor, x_test: torch.Tensor, mode: "str | bool | None") -> tuple[
+        torch.Tensor, torch.Tensor, dict]:
+    """Standardise train and test stacks the same way; returns them and a description.
+
+    ``mode``: ``"imagenet"`` (ImageNet means/stds, paper supplement 1.1; one-channel
+    images use :data:`GREY_MEAN`/:data:`GREY_STD`), ``"dataset"`` (per-channel mean and
+    std of ``x_train``), or ``False``/``None``/``"none"`` (unchanged).
+
+    Introduced in chapter 1 (``01_structured_images``).
+    """
+    if mode is True:
+        mode = "imagenet"
+    if mode in (False, None, "none"):
+        return x_train, x_test, {"standardize": "none"}
+    c = x_train.shape[1]
+    if mode == "imagenet":
+        if c == 3:
+            mean, std = IMAGENET_MEAN, IMAGENET_STD
+        elif c == 1:
+            mean, std = GREY_MEAN, GREY_STD
+        else:
+            raise DataError(f"standardize='imagenet' needs 1 or 3 channels, images have {c}; "
+                            f"use standardize='dataset' or False")
+    elif mode == "dataset":
+        mean = tuple(float(v) for v in x_train.mean(dim=(0, 2, 3)))
+        std = tuple(max(float(v), 1e-12) for v in x_train.std(dim=(0, 2, 3)))
+    else:
+        raise DataError(f"standardize must be 'imagenet', 'dataset', True or False, got {mode!r}")
+    return (standardize(x_train, mean, std), standardize(x_test, mean, std),
+            {"standardize": mode, "mean": list(mean), "std": list(std)})
+
+
+def stratified_split(y: np.ndarray, test_fraction: float, seed: int, class_names: Sequence[str],
+                     what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded stratified train/test split of ``range(len(y))`` (sklearn ``train_test_split``).
+
+    Returns sorted index arrays. Raises DataError (naming the class) when a class has
+    fewer than 2 images or the test fraction is too small to hold one image per class.
+
+    Introduced in chapter 1 (``01_structured_images``).
+    """
+    if not (isinstance(test_fraction, (float, int)) and 0 < float(test_fraction) < 1):
+        raise DataError(f"{what}: test_fraction must be strictly between 0 and 1, got {test_fraction!r}")
+    y = np.asarray(y)
+    counts = np.bincount(y, minlength=len(class_names))
+    for k, n in enumerate(counts):
+        if n == 1:
+            raise DataError(f"{what}: class {class_names[k]!r} has only 1 image; a stratified split needs at "
+                            f"least 2 per class (add images, drop the class, or give a fixed split)")
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    try:
+        tr, te = train_test_split(idx, test_size=float(test_fraction), random_state=seed, stratify=y)
+    except ValueError as exc:
+        raise DataError(f"{what}: cannot make a stratified split with test_fraction={test_fraction} "
+                        f"of {len(y)} images in {int((counts > 0).sum())} classes ({exc})") from None
+    return np.sort(tr), np.sort(te)
+
+
+def progress_bar(items: Iterable[T], total: int | None = None, desc: str = "", enabled: bool = True) -> Iterator[T]:
+    """``tqdm.auto`` progress bar (a plain iterator when ``enabled`` is False or tqdm is missing).
+
+    Introduced in chapter 1 (``01_structured_images``).
+    """
+    if not enabled:
+        return iter(items)
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return iter(items)
+    return iter(tqdm(items, total=total, desc=desc, leave=False))
+
+
+def make_real_dataset(name: str, x_train: torch.Tensor, y_train: np.ndarray, x_test: torch.Tensor,
+                      y_test: np.ndarray, class_names: Sequence[str], standardize_mode: "str | bool | None",
+                      description: str, meta: dict) -> StructuredDataset:
+    """Standardise, wrap labels as int64 and build a ``source="real"`` :class:`StructuredDataset`."""
+    x_train, x_test, std_info = standardize_pair(x_train, x_test, standardize_mode)
+    meta = dict(meta)
+    meta.update(std_info)
+    return StructuredDataset(
+        name=name,
+        x_train=x_train.contiguous(),
+        y_train=torch.as_tensor(np.asarray(y_train, dtype=np.int64)),
+        x_test=x_test.contiguous(),
+        y_test=torch.as_tensor(np.asarray(y_test, dtype=np.int64)),
+        class_names=list(class_names),
+        mask=None,
+        source="real",
+        description=description,
+        meta=meta,
+    )
