@@ -37,6 +37,7 @@ __all__ = [
     "map_image",
     "fit_settings",
     "train_one_epoch",
+    "map_statistics",
 ]
 
 
@@ -82,6 +83,18 @@ def map_image(model: nn.Module) -> np.ndarray | None:
     return amap.reshape(amap.shape[-2:]).numpy()
 
 
+@torch.no_grad()
+def map_statistics(model: nn.Module, saturation: float = 0.01) -> dict[str, float]:
+    """Mean, min, max of the current map and the share of saturated pixels (< 0.01 or > 0.99).
+
+    A saturated sigmoid passes almost no gradient back, so a map that saturates early
+    stops learning; chapter 5 tracks this.
+    """
+    amap = model.attention_map().detach().float()
+    return {"map_mean": amap.mean().item(), "map_min": amap.min().item(), "map_max": amap.max().item(),
+            "map_saturated": ((amap < saturation) | (amap > 1 - saturation)).float().mean().item()}
+
+
 @dataclass
 class History:
     """What :func:`two_phase_fit` records.
@@ -91,7 +104,8 @@ class History:
     records
         One dict per epoch: ``epoch``, ``phase`` (1 or 2), ``train_loss``, ``train_ce``,
         ``train_l1``, ``train_acc``, ``{name}_loss`` and ``{name}_acc`` for every evaluation
-        set, ``seconds`` (training time of the epoch, evaluation excluded).
+        set, ``seconds`` (training time of the epoch, evaluation excluded), and for models
+        with a map :func:`map_statistics` (``map_mean``, ``map_saturated``, ...).
     maps
         Attention maps (H x W arrays) at the requested epochs; key 0 is before training.
     config
@@ -315,6 +329,8 @@ def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor
             for name, (xe, ye) in eval_sets.items():
                 for k, v in evaluate(model, xe, ye, mixed_precision=mixed_precision).items():
                     record[f"{name}_{k}"] = v
+            if has_map:
+                record.update(map_statistics(model))
             if can_freeze and not model.frozen and epoch >= cutoff_epoch:
                 model.freeze()
             history.records.append(record)
