@@ -10,3 +10,4 @@ from .folder import load_folder
 from .idrid import load_idrid
 from .jaffe import load_jaffe
 from .medmnist import load_medmnist
+from .synthetic import SYNTHETIC_DATASETS, load_synthetic, make_digits_in_clutter, make_faces, make_fundus, make_oct_thickness
