@@ -1,0 +1,404 @@
+"""Table 2 of the paper, and the same table built from a results folder, side by side.
+
+Introduced in chapter 10 (``10_baselines``).
+
+:data:`PAPER_TABLE2` holds the paper's numbers exactly as printed (accuracy in percent,
+standard deviation in parentheses, ``*`` where the paper prints it). The paper marks in
+**bold** the CNNs with global attention that differ significantly from the vanilla CNN;
+the bold is lost in the text version we have, so only the ``*`` markers (global attention
+vs the L1 baseline) survive. The printed header says "JAFPE": a typo for JAFFE.
+
+:func:`build_table` applies the protocol (:func:`gsa_utils.experiments.protocol_summary`)
+to every (method, backbone) x dataset of a results folder and marks the GSA cells: ``†``
+where GSA differs from the vanilla CNN with the same backbone (Welch t-test on the 30
+per-epoch test accuracies, p < 0.01; the paper's bold) and ``*`` where it differs from the
+L1 baseline. :func:`table_to_markdown` renders it for a notebook
+(``IPython.display.Markdown(table_to_markdown(rows))``) with the paper's figure in a parallel
+column and footnotes naming the profile of every result and any synthetic stand-in: results
+of the ``smoke`` profile or on stand-in data are labelled as such and never as a reproduction.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping, NamedTuple, Sequence
+
+from .data.registry import _normalise
+from .experiments import BACKBONE_METHODS, _write_atomic, load_results, protocol_summary
+from .protocol import N_SELECTED_EPOCHS, SIGNIFICANCE_LEVEL, t_test
+
+__all__ = [
+    "PaperCell",
+    "PAPER_COLUMNS",
+    "PAPER_ROWS",
+    "PAPER_TABLE2",
+    "DATASET_COLUMNS",
+    "BACKBONE_LABELS",
+    "VANILLA_MARKER",
+    "L1_MARKER",
+    "row_label",
+    "build_table",
+    "table_to_csv",
+    "table_to_markdown",
+    "paper_table_to_markdown",
+    "display_table",
+]
+
+#: Marker for "GSA differs from the vanilla CNN" (the paper uses bold, lost in its text version).
+VANILLA_MARKER = "†"
+#: Marker for "GSA differs from the L1 baseline" (the paper's ``*``).
+L1_MARKER = "*"
+
+
+class PaperCell(NamedTuple):
+    """One printed cell of the paper's Table 2: accuracy (%), std (``None`` if not printed), ``*``.
+
+    Introduced in chapter 10 (``10_baselines``).
+    """
+
+    mean: float
+    std: float | None
+    star: bool
+
+    def __str__(self) -> str:
+        return f"{'*' if self.star else ''}{self.mean:.2f}" + ("" if self.std is None else f"({self.std:.2f})")
+
+
+#: The paper's columns (its header: Glaucoma | IDRiD Retinopathy, Macular Edema | "JAFPE").
+PAPER_COLUMNS = ("Glaucoma", "IDRiD Retinopathy", "IDRiD Macular Edema", "JAFFE")
+
+# Table 2 as printed in the paper's text version (tab-separated), parsed below.
+_PAPER_TABLE2_TEXT = """\
+LR\t74.28\t39.81\t66.99\t74.06
+SVM\t74.45\t45.63\t64.08\t75.00
+VGG-att3\t79.63(3.09)\t47.25(4.45)\t78.86(2.10)\t74.26(1.92)
+ResAttNet-92\t77.17(2.33)\t41.81(5.07)\t67.15(3.98)\t70.78(6.04)
+GoogleNet\t81.06(1.18)\t52.46(4.38)\t80.49(1.90)\t78.94(2.56)
+GoogleNet (with L1)\t81.93(2.27)\t54.72(2.66)\t78.60(2.14)\t82.02(2.66)
+GoogleNet (with global attention)\t*83.61(2.43)\t*57.21(3.20)\t*81.36(3.05)\t82.64(2.57)
+VGG-16\t82.38(1.30)\t56.96(4.63)\t80.23(2.32)\t81.78(8.44)
+VGG-16 (with L1)\t82.71(3.02)\t57.99(5.41)\t78.93(1.02)\t84.88(2.00)
+VGG-16 (with global attention)\t*84.22(1.26)\t*66.41(1.36)\t*83.59(0.47)\t84.26(6.19)
+ResNet-152\t82.16(0.87)\t56.78(4.98)\t79.06(1.97)\t77.83(4.35)
+ResNet-152 (with L1)\t83.41(1.10)\t60.91(2.31)\t79.54(1.39)\t80.00(3.79)
+ResNet-152 (with global attention)\t*84.37(0.98)\t*66.17(2.16)\t*82.13(0.70)\t80.39(3.85)
+DenseNet-161\t81.06(1.44)\t59.84(3.80)\t80.12(1.27)\t79.39(3.42)
+DenseNet-161 (with L1)\t80.08(3.18)\t60.58(1.80)\t81.07(2.56)\t82.95(3.53)
+DenseNet-161 (with global attention)\t*82.27(1.88)\t*62.88(4.40)\t*82.07(2.71)\t*84.88(3.04)
+"""
+
+
+def _parse_paper_cell(text: str) -> PaperCell:
+    text = text.strip()
+    star = text.startswith("*")
+    text = text.lstrip("*")
+    if "(" in text:
+        mean, std = text.rstrip(")").split("(")
+        return PaperCell(float(mean), float(std), star)
+    return PaperCell(float(text), None, star)
+
+
+def _parse_paper_table(text: str) -> dict[str, dict[str, PaperCell]]:
+    table: dict[str, dict[str, PaperCell]] = {}
+    for line in text.strip().splitlines():
+        label, *cells = line.split("\t")
+        table[label] = {col: _parse_paper_cell(c) for col, c in zip(PAPER_COLUMNS, cells)}
+    return table
+
+
+#: Table 2 of the paper: row label -> column -> :class:`PaperCell` (accuracy in percent).
+PAPER_TABLE2: dict[str, dict[str, PaperCell]] = _parse_paper_table(_PAPER_TABLE2_TEXT)
+#: The paper's row labels, in its order.
+PAPER_ROWS: tuple[str, ...] = tuple(PAPER_TABLE2)
+
+#: Our dataset name -> the paper's column it reproduces.
+DATASET_COLUMNS = {"glaucoma-oct": "Glaucoma", "idrid-retinopathy": "IDRiD Retinopathy",
+                   "idrid-edema": "IDRiD Macular Edema", "jaffe": "JAFFE"}
+#: Backbone name -> the paper's spelling (ours for backbones it did not use).
+BACKBONE_LABELS = {"googlenet": "GoogleNet", "vgg16": "VGG-16", "resnet152": "ResNet-152",
+                   "densenet161": "DenseNet-161", "resnet18": "ResNet-18", "small_cnn": "SmallCNN"}
+_PAPER_BACKBONES = ("googlenet", "vgg16", "resnet152", "densenet161")
+_SINGLE_ROWS = (("lr", None), ("svm", None), ("vgg_att3", None), ("resattnet92", None))
+_SINGLE_LABELS = {"lr": "LR", "svm": "SVM", "vgg_att3": "VGG-att3", "resattnet92": "ResAttNet-92"}
+
+
+def row_label(method: str, backbone: str | None = None) -> str:
+    """The Table 2 row of a (method, backbone), e.g. ``("gsa", "vgg16")`` -> ``"VGG-16 (with global attention)"``.
+
+    Introduced in chapter 10 (``10_baselines``).
+    """
+    if method in _SINGLE_LABELS:
+        return _SINGLE_LABELS[method]
+    name = BACKBONE_LABELS.get(backbone or "", backbone or "?")
+    return {"vanilla": name, "l1": f"{name} (with L1)", "gsa": f"{name} (with global attention)"}[method]
+
+
+def _dataset_order(names: set[str]) -> list[str]:
+    paper = [d for d in DATASET_COLUMNS if d in names]
+    return paper + sorted(names - set(paper))
+
+
+def _row_keys(present: set[tuple[str, str | None]], with_paper_rows: bool) -> list[tuple[str, str | None]]:
+    backbones = {b for m, b in present if b is not None}
+    if with_paper_rows:
+        backbones |= set(_PAPER_BACKBONES)
+    order = [b for b in BACKBONE_LABELS if b in backbones] + sorted(backbones - set(BACKBONE_LABELS))
+    keys = [k for k in _SINGLE_ROWS if with_paper_rows or k in present]
+    for b in order:
+        for m in ("vanilla", "l1", "gsa"):
+            if (m, b) in present or (with_paper_rows and b in _PAPER_BACKBONES):
+                keys.append((m, b))
+    return keys
+
+
+def _pct(x: float | None) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else 100.0 * float(x)
+
+
+def _cell_text(mean: float | None, std: float | None, markers: str = "") -> str:
+    if mean is None:
+        return "—"
+    return f"{mean:.2f}" + ("" if std is None else f" ({std:.2f})") + markers
+
+
+def build_table(results_dir: str | os.PathLike, datasets: Sequence[str] | None = None, *,
+                n_epochs: int = N_SELECTED_EPOCHS, alpha: float = SIGNIFICANCE_LEVEL, paper_rows: bool | None = None,
+                results: Sequence[dict] | None = None) -> list[dict]:
+    """Table 2 from a results folder: methods as rows, datasets as columns, protocol numbers in cells.
+
+    Introduced in chapter 10 (``10_baselines``).
+
+    Parameters
+    ----------
+    results_dir
+        Folder of runs (:func:`gsa_utils.experiments.sweep`); ignored when ``results`` is given.
+    datasets
+        Columns, in order (default: every dataset with results, the paper's first).
+    n_epochs
+        Epochs the protocol selects (paper: 30).
+    alpha
+        Significance level of the markers (paper: 0.01).
+    paper_rows
+        Also list the paper's rows that have no result, so every paper figure appears;
+        default: when a column has a paper counterpart.
+    results
+        Already loaded runs (:func:`gsa_utils.experiments.load_results`).
+
+    Returns
+    -------
+    list of dict
+        One per row, in the paper's order: ``label``, ``method``, ``backbone`` and
+        ``cells``: dataset -> ``{"mean", "std"`` (percent; ``None`` when missing, ``std``
+        ``None`` for a single number), ``"n"`` (samples), ``"markers"`` (``†``, ``*``),
+        ``"text"`` (e.g. ``"83.61 (2.43)†*"``), ``"p_vs_vanilla"``, ``"p_vs_l1"``,
+        ``"profile"``, ``"source"``, ``"stand_in_for"``, ``"statement"``, ``"best_params"``,
+        ``"notes"``, ``"paper"`` (:class:`PaperCell` or ``None``), ``"paper_text"``\\ ``}``.
+    """
+    pool = list(results) if results is not None else load_results(results_dir)
+    names = {r["config"].dataset for r in pool}
+    cols = [_normalise(d) for d in datasets] if datasets is not None else _dataset_order(names)
+    if paper_rows is None:
+        paper_rows = any(d in DATASET_COLUMNS for d in cols)
+    present = {(r["config"].method, r["config"].backbone if r["config"].method in BACKBONE_METHODS else None)
+               for r in pool if r["config"].dataset in cols}
+    keys = _row_keys(present, paper_rows)
+
+    summaries: dict[tuple[str, str | None, str], dict] = {}
+    for method, backbone in keys:
+        for ds in cols:
+            summaries[(method, backbone, ds)] = protocol_summary(results_dir, ds, method, backbone, n_epochs=n_epochs,
+                                                                 results=pool)
+    rows = []
+    for method, backbone in keys:
+        label = row_label(method, backbone)
+        cells = {}
+        for ds in cols:
+            s = summaries[(method, backbone, ds)]
+            markers, p_van, p_l1 = "", None, None
+            if method == "gsa" and s["mean"] is not None:
+                for other, marker in (("vanilla", VANILLA_MARKER), ("l1", L1_MARKER)):
+                    o = summaries.get((other, backbone, ds))
+                    if o is None or o["mean"] is None or len(o["samples"]) < 2 or len(s["samples"]) < 2:
+                        continue
+                    p = t_test(s["samples"], o["samples"])
+                    if other == "vanilla":
+                        p_van = p
+                    else:
+                        p_l1 = p
+                    if not math.isnan(p) and p < alpha:
+                        markers += marker
+            mean, std = _pct(s["mean"]), _pct(s["std"])
+            paper = PAPER_TABLE2.get(label, {}).get(DATASET_COLUMNS.get(ds, ""))
+            cells[ds] = {"mean": mean, "std": std, "n": len(s["samples"]), "markers": markers,
+                         "text": _cell_text(mean, std, markers), "p_vs_vanilla": p_van, "p_vs_l1": p_l1,
+                         "profile": s["profile"], "source": s["dataset_source"], "stand_in_for": s["stand_in_for"],
+                         "statement": s["dataset_statement"], "best_params": s["best_params"],
+                         "epochs": s["epochs"], "notes": list(s["notes"]), "paper": paper,
+                         "paper_text": "" if paper is None else str(paper)}
+        rows.append({"label": label, "method": method, "backbone": backbone, "cells": cells})
+    return rows
+
+
+def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    return list(rows[0]["cells"]) if rows else []
+
+
+def table_to_csv(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path:
+    """Write :func:`build_table` rows as CSV (one line per row; per dataset: mean, std, n, markers, p-values,
+    profile, data, paper), atomically.
+
+    Introduced in chapter 10 (``10_baselines``).
+    """
+    cols = _columns(rows)
+    header = ["method"]
+    for ds in cols:
+        header += [f"{ds} mean", f"{ds} std", f"{ds} n", f"{ds} markers", f"{ds} p vs vanilla", f"{ds} p vs L1",
+                   f"{ds} profile", f"{ds} data", f"{ds} paper"]
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+
+    def num(x: float | None) -> str:
+        return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.6g}"
+
+    for row in rows:
+        line = [row["label"]]
+        for ds in cols:
+            c = row["cells"][ds]
+            data = ("" if c["source"] is None else
+                    f"synthetic stand-in for {c['stand_in_for']}" if c["stand_in_for"] else c["source"])
+            line += [num(c["mean"]), num(c["std"]), str(c["n"]), c["markers"], num(c["p_vs_vanilla"]),
+                     num(c["p_vs_l1"]), c["profile"] or "", data, c["paper_text"]]
+        w.writerow(line)
+    path = Path(path)
+    _write_atomic(path, buf.getvalue().encode())
+    return path
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("*", "\\*")
+
+
+def _profile_base(label: str | None) -> str:
+    """``"smoke (modified: epochs=3)"`` -> ``"smoke"``."""
+    return (label or "").split(" (", 1)[0]
+
+
+def _shorten(items: Sequence[str], n: int = 4) -> str:
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
+def table_to_markdown(rows: Sequence[Mapping[str, Any]], *, paper: bool = True, footnotes: bool = True) -> str:
+    """Render :func:`build_table` rows as a Markdown table with footnotes (for ``IPython.display.Markdown``).
+
+    Introduced in chapter 10 (``10_baselines``).
+
+    Datasets with a paper counterpart get a parallel "paper" column with the printed figure.
+    The first line says plainly when the table is not a reproduction (any result outside
+    the ``full`` profile, or on a synthetic stand-in); footnotes give the markers, the
+    profile of the results (tagged per cell when they differ), the data source of every
+    column and the protocol's notes.
+    """
+    cols = _columns(rows)
+    if not rows:
+        return "_No results._"
+    profiles = sorted({c["profile"] for r in rows for c in r["cells"].values() if c["profile"]})
+    bases = sorted({_profile_base(p) for p in profiles})
+    tag_cells = len(bases) > 1
+    header = ["Accuracy % (std)"]
+    for ds in cols:
+        if paper and ds in DATASET_COLUMNS:
+            header += [f"{ds}: ours", f"{DATASET_COLUMNS[ds]}: paper"]
+        else:
+            header.append(ds)
+    lines = ["| " + " | ".join(_md_escape(h) for h in header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [_md_escape(row["label"])]
+        for ds in cols:
+            c = row["cells"][ds]
+            tagged = tag_cells and c["profile"] and c["mean"] is not None
+            text = c["text"] + (f" [{_profile_base(c['profile'])}]" if tagged else "")
+            cells.append(_md_escape(text))
+            if paper and ds in DATASET_COLUMNS:
+                cells.append(_md_escape(c["paper_text"] or "—"))
+        lines.append("| " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    if not footnotes:
+        return table
+
+    used = [c for r in rows for c in r["cells"].values() if c["mean"] is not None]
+    stand_ins = sorted({c["stand_in_for"] for c in used if c["stand_in_for"]})
+    not_full = sorted({_profile_base(c["profile"]) for c in used if c["profile"] != "full"}, key=str)
+    head = []
+    if not used:
+        head.append("**No finished results yet**: only the paper's figures are shown.")
+    elif not_full or stand_ins:
+        why = []
+        if not_full:
+            kinds = [f"the {p!r} profile" if p != "full" else "the 'full' profile with settings changed"
+                     for p in not_full]
+            why.append(f"results produced with {' and '.join(kinds)} (see below), not the paper's settings")
+        if stand_ins:
+            why.append(f"synthetic stand-ins instead of the real data for {', '.join(stand_ins)}")
+        head.append(f"**Not a reproduction of the paper**: {'; '.join(why)}. Compare the numbers only with each "
+                    "other, not with the paper's column.")
+    notes = [f"{VANILLA_MARKER}: global attention differs from the vanilla CNN with the same backbone, "
+             f"{L1_MARKER}: from the L1 baseline (Welch t-test on the per-epoch test accuracies at the "
+             f"CV-selected epochs, p < {SIGNIFICANCE_LEVEL:g}). In the paper's columns, * is the paper's own "
+             "marker (global attention vs L1); its bold marks (global attention vs vanilla) are lost in the text "
+             "version of the paper. Mean (sample std) over the selected epochs; LR and SVM give one number."]
+    if tag_cells:
+        notes.append(f"Results come from different profiles ({', '.join(bases)}): each cell names its own.")
+    by_label: dict[str, list[str]] = {}
+    for r in rows:
+        for ds in cols:
+            c = r["cells"][ds]
+            if c["profile"] and c["mean"] is not None:
+                by_label.setdefault(c["profile"], []).append(r["label"] if len(cols) == 1 else f"{r['label']} / {ds}")
+    for label, where in by_label.items():
+        scope = "every result" if len(by_label) == 1 else _shorten(where)
+        notes.append(f"Profile of {scope}: {label}.")
+    for ds in cols:
+        statements = sorted({c["statement"] for r in rows for c in [r["cells"][ds]] if c["statement"]})
+        for st in statements:
+            notes.append(st if st.startswith(f"{ds}:") else f"{ds}: {st}")
+    seen: dict[str, list[str]] = {}
+    for r in rows:
+        for ds in cols:
+            c = r["cells"][ds]
+            if c["mean"] is None and c["notes"] == ["no finished runs"]:
+                continue
+            for note in c["notes"]:
+                seen.setdefault(note, []).append(f"{r['label']} / {ds}")
+    for note, where in seen.items():
+        notes.append(f"Protocol note ({_shorten(where)}): {note}.")
+    body = "\n".join("- " + n.replace("|", "\\|").replace("*", "\\*") for n in notes)
+    return "\n\n".join(head + [table, body])
+
+
+def paper_table_to_markdown() -> str:
+    """The paper's Table 2 alone, as Markdown (``*`` as printed; bold marks lost).
+
+    Introduced in chapter 10 (``10_baselines``).
+    """
+    header = ["Accuracy % (std)"] + list(PAPER_COLUMNS)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, cells in PAPER_TABLE2.items():
+        lines.append("| " + " | ".join([label] + [_md_escape(str(cells[c])) for c in PAPER_COLUMNS]) + " |")
+    return "\n".join(lines)
+
+
+def display_table(rows: Sequence[Mapping[str, Any]], **kwargs: Any) -> Any:
+    """``IPython.display.Markdown`` of :func:`table_to_markdown` (the string when IPython is absent).
+
+    Introduced in chapter 10 (``10_baselines``).
+    """
+    text = table_to_markdown(rows, **kwargs)
+    try:
+        from IPython.display import Markdown
+    except ImportError:
+        return text
+    return Markdown(text)
