@@ -253,6 +253,24 @@ def weights_cache_path(weights: object) -> str:
     return os.path.join(torch.hub.get_dir(), "checkpoints", filename)
 
 
+def _weights_error(name: str, weights: object, err: Exception) -> PretrainedWeightsError:
+    return PretrainedWeightsError(
+        f"could not load ImageNet weights for {name} from {weights.url} ({err!r}). On a machine with "  # type: ignore[attr-defined]
+        f"internet, download that file and place it at {weights_cache_path(weights)} (the torch hub "
+        f"cache; set TORCH_HOME to move it), or build with pretrained=False for a random initialisation.")
+
+
+def imagenet_state_dict(weights: object, name: str, progress: bool = True) -> dict:
+    """Fetch a torchvision weights enum's state dict (from the torch hub cache, or by download).
+
+    Raises :class:`PretrainedWeightsError` naming the file and the path to place it at.
+    """
+    try:
+        return weights.get_state_dict(progress=progress)  # type: ignore[attr-defined]
+    except (OSError, RuntimeError) as err:  # URLError is an OSError; a corrupt file raises RuntimeError
+        raise _weights_error(name, weights, err) from err
+
+
 def build_backbone(name: str, num_classes: int, pretrained: bool) -> nn.Module:
     """An image CNN with its classifier head replaced for ``num_classes`` classes.
 
@@ -293,11 +311,7 @@ def build_backbone(name: str, num_classes: int, pretrained: bool) -> nn.Module:
         try:
             model = builder(weights=weights, progress=True)
         except (OSError, RuntimeError) as err:  # URLError is an OSError; a corrupt file raises RuntimeError
-            raise PretrainedWeightsError(
-                f"could not load ImageNet weights for {name} from {weights.url} ({err}). On a machine with "
-                f"internet, download that file and place it at {weights_cache_path(weights)} (the torch hub "
-                f"cache; set TORCH_HOME to move it), or build with pretrained=False for a random initialisation."
-            ) from err
+            raise _weights_error(name, weights, err) from err
     else:
         kwargs = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
         model = builder(weights=None, **kwargs)

@@ -56,13 +56,13 @@ expect images in [0, 1] standardised with :data:`gsa_utils.data.IMAGENET_MEAN` /
 """
 from __future__ import annotations
 
-import os
 from typing import Sequence
-from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..models import imagenet_state_dict, weights_cache_path
 
 __all__ = ["VGGAtt3", "VGG16_CONV_CONFIG", "vgg16_conv_parameter_count", "vgg16_weights_file"]
 
@@ -99,8 +99,7 @@ def vgg16_weights_file() -> str:
     """
     from torchvision.models import VGG16_Weights
 
-    filename = os.path.basename(urlparse(VGG16_Weights.IMAGENET1K_V1.url).path)
-    return os.path.join(torch.hub.get_dir(), "checkpoints", filename)
+    return weights_cache_path(VGG16_Weights.IMAGENET1K_V1)
 
 
 def _make_vgg16_features(in_channels: int) -> nn.Sequential:
@@ -214,15 +213,7 @@ class VGGAtt3(nn.Module):
     def _load_imagenet_conv_weights(self, progress: bool) -> None:
         from torchvision.models import VGG16_Weights
 
-        weights = VGG16_Weights.IMAGENET1K_V1
-        try:
-            state = weights.get_state_dict(progress=progress)
-        except Exception as err:  # offline, proxy, corrupt file, ...
-            raise RuntimeError(
-                f"could not load the ImageNet VGG-16 weights for VGGAtt3(pretrained=True): {err!r}. "
-                f"Download {weights.url} on a machine with internet access and place the file at "
-                f"{vgg16_weights_file()} (torch.hub.get_dir()/checkpoints/), or use pretrained=False."
-            ) from err
+        state = imagenet_state_dict(VGG16_Weights.IMAGENET1K_V1, "VGGAtt3(pretrained=True)", progress)
         conv_state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
         self.features.load_state_dict(conv_state, strict=True)
 
