@@ -70,6 +70,11 @@ class PixelCNN(nn.Module):
         sigmoid: ``sigmoid(output_bias)`` plus a small image-dependent spread. ``None``
         keeps PyTorch's default initialisation (the paper's recipe: the map starts near
         0.5). A negative value such as -2 starts from a dimmer map (about 0.12).
+    flat_start
+        Zero the output convolution's weights so the map starts exactly at
+        ``sigmoid(output_bias or 0)`` at every pixel, without the image-dependent pattern
+        a random initialisation draws (the gradient still reaches every layer from the
+        first step, through the output weights). Off by default (the paper's recipe).
 
     Notes
     -----
@@ -79,7 +84,7 @@ class PixelCNN(nn.Module):
 
     def __init__(self, in_channels: int, hidden_channels: int = 32, kernel_size: int = 3,
                  num_hidden_layers: int = 1, last_kernel_size: int = 1, dense: bool = False,
-                 output_bias: float | None = None) -> None:
+                 output_bias: float | None = None, flat_start: bool = False) -> None:
         super().__init__()
         for name, k in (("kernel_size", kernel_size), ("last_kernel_size", last_kernel_size)):
             if k < 1 or k % 2 == 0:
@@ -97,6 +102,8 @@ class PixelCNN(nn.Module):
         self.output = nn.Conv2d(c_last, 1, last_kernel_size, stride=1, padding=last_kernel_size // 2)
         if output_bias is not None:
             nn.init.constant_(self.output.bias, float(output_bias))
+        if flat_start:
+            nn.init.zeros_(self.output.weight)
 
     def forward(self, pixel_rep: torch.Tensor) -> torch.Tensor:
         """Map a 1 x NC x H x W pixel representation to a 1 x 1 x H x W map in [0, 1]."""

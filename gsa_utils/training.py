@@ -197,7 +197,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 
 def _config_mismatch(saved: Mapping, current: Mapping) -> list[str]:
     keys = ("epochs", "cutoff_epoch", "lr", "batch_size", "weight_decay", "l1_weight", "l1_reduction", "seed",
-            "pixel_cnn_lr", "n_train")
+            "pixel_cnn_lr", "map_warmup_epochs", "n_train")
     return [f"{k}: checkpoint {saved.get(k)!r} vs now {current.get(k)!r}" for k in keys
             if k != "epochs" and saved.get(k) != current.get(k)]
 
@@ -206,7 +206,7 @@ def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor
                   eval_sets: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
                   epochs: int = 250, cutoff_epoch: int | None = 60, lr: float = 1e-4, batch_size: int = 32,
                   weight_decay: float = 0.0, l1_weight: float = 1e-4, l1_reduction: Reduction = "sum",
-                  pixel_cnn_lr: float | None = None, seed: int = 0, device: str | torch.device | None = None,
+                  pixel_cnn_lr: float | None = None, map_warmup_epochs: int = 0, seed: int = 0, device: str | torch.device | None = None,
                   checkpoint: str | os.PathLike | None = None, map_snapshots: Sequence[int] = (),
                   num_classes: int | None = None, mixed_precision: bool | None = None,
                   resident: bool | None = None, progress: bool = True,
@@ -233,6 +233,9 @@ def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor
     pixel_cnn_lr
         Learning rate of the pixel CNN's parameters; ``None`` uses ``lr`` (the paper).
         A smaller value keeps the map from saturating early (chapter 5 discusses it).
+    map_warmup_epochs
+        Keep the map fixed at its initial level for this many epochs while the image CNN
+        starts learning, then learn both until E (0 = the paper). Chapter 5 shows why.
     seed
         Seeds the shuffling and any randomness of every epoch (``seed`` and the epoch
         number), so a resumed run repeats the uninterrupted one exactly. Seed the model's
@@ -280,7 +283,7 @@ def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor
     can_freeze = has_map and hasattr(model, "freeze") and cutoff_epoch is not None
     config = dict(epochs=epochs, cutoff_epoch=cutoff_epoch if can_freeze else None, lr=lr, batch_size=batch_size,
                   weight_decay=weight_decay, l1_weight=l1_weight if has_map else 0.0, l1_reduction=l1_reduction,
-                  pixel_cnn_lr=pixel_cnn_lr, seed=seed, n_train=len(y_train), device=str(device),
+                  pixel_cnn_lr=pixel_cnn_lr, map_warmup_epochs=map_warmup_epochs, seed=seed, n_train=len(y_train), device=str(device),
                   mixed_precision=bool(mixed_precision), model=type(model).__name__)
 
     model.to(device)
@@ -324,6 +327,10 @@ def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor
         for epoch_index in bar:
             epoch = epoch_index + 1
             phase = 2 if (can_freeze and model.frozen) else 1
+            if pixel_params and not (can_freeze and model.frozen):
+                # the warm-up holds the map still: no gradient, so Adam leaves it untouched
+                for p in pixel_params:
+                    p.requires_grad_(epoch > map_warmup_epochs)
             record = train_one_epoch(model, optimizer, scaler, x_train, y_train, n, epoch, phase, seed, batch_size,
                                       has_map, l1_weight, l1_reduction, device, mixed_precision)
             for name, (xe, ye) in eval_sets.items():

@@ -162,3 +162,9 @@ def test_l1_term_pushes_map_down(tiny_data):
         loss.backward()
         opt.step()
     assert float(model.attention_map().mean()) < start - 0.2
+
+
+def test_flat_start_gives_a_uniform_map():
+    net = PixelCNN(30, 8, output_bias=-1.0, flat_start=True)
+    m = net(torch.rand(1, 30, 9, 9)).detach()
+    assert torch.allclose(m, torch.full_like(m, torch.sigmoid(torch.tensor(-1.0)).item()))

@@ -115,3 +115,13 @@ def test_eval_set_of_other_size_is_rejected(tiny_data):
     x, y = tiny_data
     with pytest.raises(DataError, match="eval set 'test' images are"):
         two_phase_fit(SmallCNN(2, width=4), x, y, eval_sets={"test": (torch.rand(4, 3, 8, 8), y[:4])}, **FAST)
+
+
+def test_map_warmup_holds_the_map_then_learns(tiny_data):
+    x, y = tiny_data
+    model = _model(x)
+    h = two_phase_fit(model, x, y, map_snapshots=(0, 1, 2, 3), map_warmup_epochs=2,
+                      **{**FAST, "cutoff_epoch": 3})
+    assert (h.maps[0] == h.maps[1]).all() and (h.maps[1] == h.maps[2]).all()
+    assert not (h.maps[2] == h.maps[3]).all()
+    assert h.config["map_warmup_epochs"] == 2
