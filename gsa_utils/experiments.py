@@ -99,7 +99,7 @@ EPOCH_METHODS = ("gsa", "vanilla", "l1", "vgg_att3", "resattnet92")
 PIXEL_METHODS = ("lr", "svm")
 #: Config fields that are hyper-parameters (reported as ``best_params``).
 TUNABLE_FIELDS = ("hidden_channels", "l1_weight", "weight_decay", "lr", "batch_size", "cutoff_epoch",
-                  "pixel_cnn_lr", "model_width")
+                  "pixel_cnn_lr", "map_warmup_epochs", "model_width")
 #: The L1 baseline's default coefficient (the smallest of the paper's grid; ``l1_reduction="mean"``).
 L1_DEFAULT_COEFFICIENT = 1.0
 #: ResAttNet-92's base width in the ``smoke`` profile (the paper's network has 64).
@@ -115,7 +115,8 @@ LOCK_FILE = "lock"
 RESULT_FORMAT = 1
 
 _INT_FIELDS = {"image_size", "epochs", "cutoff_epoch", "hidden_channels", "batch_size", "fold", "seed", "n_folds",
-               "data_seed", "n_train", "n_test", "model_width"}
+               "data_seed", "n_train", "n_test", "model_width",
+               "map_warmup_epochs"}
 _FLOAT_FIELDS = {"l1_weight", "weight_decay", "lr", "pixel_cnn_lr"}
 _BOOL_FIELDS = {"pretrained"}
 
@@ -213,6 +214,8 @@ class ExperimentConfig:
         Optional caps on the number of images (a random subset; ``None``: all).
     pixel_cnn_lr
         Separate learning rate for the pixel CNN (``None``: ``lr``, as the paper).
+    map_warmup_epochs
+        Epochs the map is held still at the start (0, the paper; see chapter 5).
     model_width
         ResAttNet-92's ``base_width`` (``None``: 64, the paper's network).
 
@@ -244,6 +247,7 @@ class ExperimentConfig:
     n_train: int | None = None
     n_test: int | None = None
     pixel_cnn_lr: float | None = None
+    map_warmup_epochs: int = 0
     model_width: int | None = None
 
     def __post_init__(self) -> None:
@@ -266,6 +270,7 @@ class ExperimentConfig:
             put("hidden_channels", None)
             put("cutoff_epoch", None)
             put("pixel_cnn_lr", None)
+            put("map_warmup_epochs", 0)
         if m not in ("gsa", "l1"):
             put("l1_weight", None)
         if m != "resattnet92":
@@ -371,7 +376,8 @@ class ExperimentConfig:
                     hidden_channels=prof.hidden_channels,
                     l1_weight=L1_DEFAULT_COEFFICIENT if str(method).lower() == "l1" else prof.l1_weight,
                     weight_decay=prof.weight_decay, lr=prof.lr, batch_size=prof.batch_size, profile=prof.name,
-                    n_train=prof.n_train)
+                    n_train=prof.n_train, pixel_cnn_lr=prof.pixel_cnn_lr,
+                    map_warmup_epochs=prof.map_warmup_epochs)
         if prof.name == "smoke" and str(method).lower().replace("-", "") == "resattnet92":
             base["model_width"] = SMOKE_RESATTNET_WIDTH
         base.update({k: v for k, v in overrides.items() if v is not None})
@@ -404,8 +410,8 @@ def profile_label(config: ExperimentConfig) -> str:
         check("batch_size", config.batch_size, prof.batch_size)
     if config.method == "gsa":
         check("cutoff_epoch", config.cutoff_epoch, prof.cutoff_epoch)
-        if config.pixel_cnn_lr is not None:
-            diffs.append(f"pixel_cnn_lr={config.pixel_cnn_lr}")
+        check("pixel_cnn_lr", config.pixel_cnn_lr, prof.pixel_cnn_lr)
+        check("map_warmup_epochs", config.map_warmup_epochs, prof.map_warmup_epochs)
     if config.method in BACKBONE_METHODS + ("vgg_att3",):
         check("pretrained", config.pretrained, prof.pretrained)
     if config.method in BACKBONE_METHODS and config.backbone not in prof.backbones:
@@ -610,6 +616,7 @@ def run_experiment(config: ExperimentConfig, results_dir: str | os.PathLike, *,
             batch_size=config.batch_size, weight_decay=config.weight_decay,
             l1_weight=config.l1_weight if has_map else 0.0,
             l1_reduction="mean" if config.method == "l1" else "sum", pixel_cnn_lr=config.pixel_cnn_lr,
+            map_warmup_epochs=config.map_warmup_epochs,
             seed=config.seed, device=device, checkpoint=run_dir / CHECKPOINT_FILE,
             map_snapshots=(config.epochs,) if has_map else (), num_classes=ds.num_classes,
             progress=progress, on_epoch_end=on_epoch_end)
@@ -1296,6 +1303,7 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
     g.add_argument("--n-train", type=int, help="cap on training images (a random subset)")
     g.add_argument("--n-test", type=int, help="cap on test images")
     g.add_argument("--pixel-cnn-lr", type=float, help="separate learning rate for the pixel CNN")
+    g.add_argument("--map-warmup-epochs", type=int, help="epochs the map is held still at the start (GSA)")
     g.add_argument("--model-width", type=int, help="ResAttNet-92 base width (default 64)")
     r = p.add_argument_group("where")
     r.add_argument("--results", default="results", help="results folder (default: results/)")
@@ -1307,7 +1315,7 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
 def _overrides(args: argparse.Namespace) -> dict:
     keys = ("image_size", "epochs", "cutoff_epoch", "hidden_channels", "l1_weight", "weight_decay", "lr",
             "batch_size", "pretrained", "seed", "data_seed", "n_folds", "n_train", "n_test", "pixel_cnn_lr",
-            "model_width")
+            "map_warmup_epochs", "model_width")
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 
 

@@ -154,7 +154,8 @@ def _atomic_write(path: str | os.PathLike, write: Callable) -> None:
 def fit_settings(profile) -> dict:
     """The :func:`two_phase_fit` keyword arguments a :class:`~gsa_utils.profiles.Profile` implies."""
     return dict(epochs=profile.epochs, cutoff_epoch=profile.cutoff_epoch, lr=profile.lr,
-                batch_size=profile.batch_size, weight_decay=profile.weight_decay, l1_weight=profile.l1_weight)
+                batch_size=profile.batch_size, weight_decay=profile.weight_decay, l1_weight=profile.l1_weight,
+                pixel_cnn_lr=profile.pixel_cnn_lr, map_warmup_epochs=profile.map_warmup_epochs)
 
 
 def _check_training_data(x: torch.Tensor, y: torch.Tensor, what: str, num_classes: int | None) -> None:
