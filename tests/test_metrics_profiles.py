@@ -54,3 +54,22 @@ def test_profile_choice(monkeypatch):
         get_profile()
     assert get_profile("smoke").reason == "chosen explicitly"
     assert set(PROFILES) == {"smoke", "full"}
+
+
+def test_notebooks_install_from_the_configured_repository():
+    """Every chapter's Colab cell installs from the one address set in _config.yml."""
+    import json
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    url = re.search(r"^\s*url:\s*(\S+)", (root / "_config.yml").read_text(), re.M).group(1)
+    notebooks = sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert notebooks
+    toc = (root / "_toc.yml").read_text()
+    for nb in notebooks:
+        cells = json.loads(nb.read_text())["cells"]
+        first_code = next(c for c in cells if c["cell_type"] == "code")
+        source = "".join(first_code["source"])
+        assert "google.colab" in source and f"git+{url}" in source, nb.name
+        assert f"notebooks/{nb.stem}" in toc, f"{nb.name} is not listed in _toc.yml"
