@@ -830,12 +830,34 @@ def _lock_age(path: Path) -> float | None:
         return None
 
 
+def _holder_is_gone(path: Path) -> bool:
+    """True when the lock was written on this machine by a process that no longer runs (killed kernel)."""
+    try:
+        info = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return False
+    if info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
+        return False
+    try:
+        os.kill(info["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def _remove_if_stale(path: Path, stale_after: float) -> bool:
-    """Move a stale lock aside and delete it; put it back if it turned out to be fresh."""
+    """Move a stale lock aside and delete it; put it back if it turned out to be fresh.
+
+    A lock is stale when it was not refreshed for ``stale_after`` seconds, or at once when
+    its process, on this machine, is gone.
+    """
     age = _lock_age(path)
     if age is None:
         return True
-    if age <= stale_after:
+    gone = _holder_is_gone(path)
+    if age <= stale_after and not gone:
         return False
     aside = path.with_name(f"{path.name}.stale.{uuid.uuid4().hex[:8]}")
     try:
@@ -843,7 +865,8 @@ def _remove_if_stale(path: Path, stale_after: float) -> bool:
     except FileNotFoundError:
         return True
     moved_age = _lock_age(aside)
-    if moved_age is not None and moved_age <= stale_after:  # someone refreshed or re-created it meanwhile
+    if moved_age is not None and moved_age <= stale_after and not (gone and _holder_is_gone(aside)):
+        # someone refreshed or re-created it meanwhile
         try:
             os.link(aside, path)
         except FileExistsError:

@@ -382,3 +382,20 @@ def test_cli_help_and_bad_input(capsys, tmp_path):
     assert ex.main(["run", "--dataset", "nonsense", "--epochs", "1", "--results", str(tmp_path)]) == 2
     assert "unknown dataset" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # rejected before anything is written
+
+
+def test_lock_of_a_dead_local_process_is_taken_over(tmp_path):
+    import json as _json
+    import socket
+    import subprocess
+    import sys
+
+    from gsa_utils.experiments import _claim
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock = tmp_path / "lock"
+    lock.write_text(_json.dumps({"token": "x", "host": socket.gethostname(), "pid": int(dead.stdout), "started": 0}))
+    assert _claim(lock, stale_after=3600) is not None  # fresh by age, but its process is gone
+    held = tmp_path / "held"
+    held.write_text(_json.dumps({"token": "y", "host": socket.gethostname(), "pid": os.getpid(), "started": 0}))
+    assert _claim(held, stale_after=3600) is None  # a live holder keeps it
