@@ -1,0 +1,432 @@
+"""What chapters 10 and 11 show about the baselines and the results folder: figures, summaries, the Table 2 report.
+
+Introduced in chapter 10 (``10_baselines``); chapter 11 (``11_results``) uses :func:`table_report`,
+:func:`check_table_csv` and :func:`plot_table`.
+
+* :func:`upsample_maps`, :func:`across_image_spread`, :func:`plot_local_attention`: the per-image
+  (local) attention maps of VGG-att3 next to GSA's single map, and a number for how much they
+  differ from image to image (the paper's argument in section 4.6).
+* :func:`baseline_summary`: one line per method of a :func:`gsa_utils.tables.build_table` column,
+  with the setting the protocol chose.
+* :func:`table_report`: Table 2 from whatever a results folder holds, with a plain statement of
+  which profile produced what (and "no results yet" for an empty folder).
+* :func:`check_table_csv`: the CSV of the table, checked against the runs' own ``config.json``.
+* :func:`plot_table`: accuracy with error bars per method and dataset, the paper's figure beside it.
+
+Nothing here changes global state; figures are returned, not shown.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from .experiments import BACKBONE_METHODS, PIXEL_METHODS, load_results
+from .metrics import map_roc_auc
+from .plotting import to_display
+from .protocol import N_SELECTED_EPOCHS
+from .tables import DATASET_COLUMNS, build_table, table_to_markdown
+
+__all__ = [
+    "NO_RESULTS_MESSAGE",
+    "upsample_maps",
+    "across_image_spread",
+    "plot_local_attention",
+    "baseline_summary",
+    "table_report",
+    "check_table_csv",
+    "plot_table",
+]
+
+#: What chapter 11 says when the results folder holds no finished run.
+NO_RESULTS_MESSAGE = "no results yet: run chapters 6-10 or the sweep"
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _profile_base(label: str | None) -> str:
+    """``"smoke (modified: epochs=5)"`` -> ``"smoke"``."""
+    return (label or "").split(" (", 1)[0]
+
+
+# --------------------------------------------------------------------------------------
+# local attention (chapter 10)
+# --------------------------------------------------------------------------------------
+def upsample_maps(maps: Any, size: int | Sequence[int]) -> np.ndarray:
+    """Per-image maps N x h x w, resized bilinearly to N x H x W (to lay them over the images).
+
+    Introduced in chapter 10 (``10_baselines``).
+
+    Parameters
+    ----------
+    maps
+        Tensor or array N x h x w (e.g. one level of :meth:`gsa_utils.baselines.VGGAtt3.attention_maps`).
+    size
+        ``H`` or ``(H, W)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, N x H x W.
+    """
+    t = torch.as_tensor(np.asarray(maps.detach().cpu() if isinstance(maps, torch.Tensor) else maps),
+                        dtype=torch.float32)
+    if t.dim() != 3:
+        raise ValueError(f"upsample_maps: expected N x h x w maps, got shape {tuple(t.shape)}")
+    hw = (int(size), int(size)) if isinstance(size, (int, np.integer)) else tuple(int(s) for s in size)
+    out = F.interpolate(t[:, None], size=hw, mode="bilinear", align_corners=False)[:, 0]
+    return out.numpy().astype(np.float64)
+
+
+def across_image_spread(maps: Any) -> dict[str, float]:
+    """How much attention maps differ from one image to another.
+
+    Introduced in chapter 10 (``10_baselines``).
+
+    Parameters
+    ----------
+    maps
+        N x H x W, one map per image (N >= 2). GSA gives every image the same map; a local
+        attention network computes one per image from that image's features.
+
+    Returns
+    -------
+    dict
+        ``mean_correlation``: mean Pearson correlation between the maps of every pair of
+        images (1: the same pattern everywhere; a pair with a constant map counts as 1 when
+        both maps are equal, else 0); ``relative_std``: the standard deviation across images
+        at each position, averaged over positions and divided by the mean map value (0:
+        identical maps); ``n_images``.
+    """
+    a = np.asarray(maps.detach().cpu() if isinstance(maps, torch.Tensor) else maps, dtype=np.float64)
+    if a.ndim != 3 or a.shape[0] < 2:
+        raise ValueError(f"across_image_spread: expected N x H x W maps with N >= 2, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError("across_image_spread: the maps contain NaN or infinite values")
+    flat = a.reshape(len(a), -1)
+    corrs = []
+    for i in range(len(flat)):
+        for j in range(i + 1, len(flat)):
+            u, v = flat[i] - flat[i].mean(), flat[j] - flat[j].mean()
+            nu, nv = np.linalg.norm(u), np.linalg.norm(v)
+            if nu == 0 or nv == 0:
+                corrs.append(1.0 if np.allclose(flat[i], flat[j]) else 0.0)
+            else:
+                corrs.append(float(u @ v / (nu * nv)))
+    mean = float(np.abs(a).mean())
+    rel = float(a.std(axis=0).mean() / mean) if mean > 0 else 0.0
+    return {"mean_correlation": float(np.mean(corrs)), "relative_std": rel, "n_images": int(len(a))}
+
+
+def plot_local_attention(images: Any, level_maps: Sequence[Any], shared_map: Any | None = None, mask: Any | None = None,
+                         *, level_names: Sequence[str] | None = None, labels: Sequence[str] | None = None,
+                         cmap: str = "magma", size: float = 1.7):
+    """Per-image attention of a local-attention network next to one shared (GSA) map.
+
+    Introduced in chapter 10 (``10_baselines``).
+
+    One row per image: the image, then each level's map for that image (upsampled to the
+    image size and laid over it, rescaled to its own range: bright = attended), then the
+    shared map, which is the same in every row.
+
+    Parameters
+    ----------
+    images
+        N x C x H x W (standardised images are rescaled for display).
+    level_maps
+        One N x h x w map per attention level (e.g. VGG-att3's three).
+    shared_map
+        Optional H x W map shared by all images (GSA's).
+    mask
+        Optional H x W relevant region, outlined in cyan.
+    level_names, labels
+        Column titles for the levels, and a title per image.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _plt()
+    n = len(images)
+    if n == 0 or not level_maps:
+        raise ValueError("plot_local_attention: need at least one image and one level of maps")
+    h, w = images.shape[-2:]
+    ups = [upsample_maps(m, (h, w)) for m in level_maps]
+    for k, u in enumerate(ups):
+        if len(u) != n:
+            raise ValueError(f"plot_local_attention: level {k} has {len(u)} maps for {n} images")
+    names = list(level_names) if level_names is not None else [f"level {k + 1}" for k in range(len(ups))]
+    ncols = 1 + len(ups) + (shared_map is not None)
+    fig, axes = plt.subplots(n, ncols, figsize=(size * ncols, size * n + 0.4), squeeze=False)
+    m_arr = None if mask is None else np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask, dtype=float)
+
+    def rescale(a: np.ndarray) -> np.ndarray:
+        return (a - a.min()) / max(a.max() - a.min(), 1e-12)
+
+    for i in range(n):
+        img = to_display(images[i])
+        gray = img if img.ndim == 2 else img.mean(-1)
+        axes[i, 0].imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
+        axes[i, 0].set_title(labels[i] if labels is not None else f"image {i}", fontsize=8)
+        for k, u in enumerate(ups):
+            axes[i, k + 1].imshow(gray, cmap="gray", vmin=0, vmax=1)
+            axes[i, k + 1].imshow(rescale(u[i]), cmap=cmap, alpha=0.65, vmin=0, vmax=1)
+            if i == 0:
+                axes[i, k + 1].set_title(names[k], fontsize=8)
+        if shared_map is not None:
+            s = np.squeeze(np.asarray(shared_map, dtype=float))
+            axes[i, -1].imshow(gray, cmap="gray", vmin=0, vmax=1)
+            axes[i, -1].imshow(rescale(s), cmap=cmap, alpha=0.65, vmin=0, vmax=1)
+            if i == 0:
+                axes[i, -1].set_title("GSA (one map,\nall images)", fontsize=8)
+        if m_arr is not None:
+            for ax in axes[i]:
+                ax.contour(m_arr, levels=[0.5], colors="cyan", linewidths=0.7)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# summaries of build_table rows (chapters 10 and 11)
+# --------------------------------------------------------------------------------------
+#: The CNN hyper-parameters the paper's grids search (section 4.4); the rest of a setting is fixed.
+_SEARCHED = ("hidden_channels", "l1_weight", "weight_decay")
+
+
+def _format_params(params: Mapping[str, Any] | None, keys: Sequence[str] | None = None) -> str:
+    if not params:
+        return ""
+    items = [(k, v) for k, v in params.items() if keys is None or k in keys]
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in items)
+
+
+def baseline_summary(rows: Sequence[Mapping[str, Any]], dataset: str) -> pd.DataFrame:
+    """One line per method of one dataset column of :func:`gsa_utils.tables.build_table`.
+
+    Introduced in chapter 10 (``10_baselines``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: the Table 2 row label. Columns: ``accuracy %`` and ``std`` (NaN for a single
+        number), ``epochs`` (how many per-epoch accuracies the mean is over), ``chosen
+        setting`` (the values of the paper's searched hyper-parameters, K, lambda and weight
+        decay, in the setting the protocol picked; for LR/SVM those of their grid search),
+        ``p vs vanilla`` (GSA rows), ``profile`` and ``notes``. Rows without a result are
+        left out.
+    """
+    out = []
+    for row in rows:
+        c = row["cells"].get(dataset)
+        if c is None or c["mean"] is None:
+            continue
+        out.append({"method": row["label"], "accuracy %": c["mean"],
+                    "std": np.nan if c["std"] is None else c["std"], "epochs": c["n"],
+                    "chosen setting": _format_params(c["best_params"],
+                                                     None if row["method"] in PIXEL_METHODS else _SEARCHED),
+                    "p vs vanilla": np.nan if c["p_vs_vanilla"] is None else c["p_vs_vanilla"],
+                    "profile": c["profile"], "notes": "; ".join(c["notes"])})
+    cols = ["accuracy %", "std", "epochs", "chosen setting", "p vs vanilla", "profile", "notes"]
+    if not out:
+        return pd.DataFrame(columns=cols)
+    return pd.DataFrame(out).set_index("method")[cols]
+
+
+def table_report(results_dir: str | os.PathLike, datasets: Sequence[str] | None = None, *,
+                 n_epochs: int = N_SELECTED_EPOCHS) -> dict:
+    """Table 2 from whatever ``results_dir`` holds, and plain sentences on what it is.
+
+    Introduced in chapter 10 (``10_baselines``) and used by chapter 11 (``11_results``).
+
+    Parameters
+    ----------
+    results_dir
+        A results folder (:mod:`gsa_utils.experiments`); it may be empty or missing.
+    datasets
+        Columns (default: every dataset with results).
+    n_epochs
+        Epochs the protocol selects (paper: 30).
+
+    Returns
+    -------
+    dict
+        ``rows`` (:func:`~gsa_utils.tables.build_table`; empty without results), ``n_runs``
+        (finished runs found), ``results`` (those runs), ``markdown``
+        (:func:`~gsa_utils.tables.table_to_markdown`, ``None`` without results),
+        ``profiles``: profile label -> list of ``"row / dataset"`` cells it produced,
+        ``message``: one line, :data:`NO_RESULTS_MESSAGE` for an empty folder, else whether
+        the table can be compared with the paper, and ``statements``: one sentence per profile
+        and per data source.
+    """
+    results = load_results(results_dir)
+    if not results:
+        return {"rows": [], "n_runs": 0, "results": [], "markdown": None, "profiles": {},
+                "message": f"{NO_RESULTS_MESSAGE} (nothing finished in {results_dir}).", "statements": []}
+    rows = build_table(results_dir, datasets, n_epochs=n_epochs, results=results)
+    profiles: dict[str, list[str]] = {}
+    sources: dict[str, set[str]] = {}
+    for row in rows:
+        for ds, c in row["cells"].items():
+            if c["mean"] is None:
+                continue
+            profiles.setdefault(c["profile"] or "unknown", []).append(f"{row['label']} / {ds}")
+            kind = (f"a synthetic stand-in for {c['stand_in_for']}" if c["stand_in_for"] else
+                    "files on disk" if c["source"] == "real" else f"{c['source']} data")
+            sources.setdefault(ds, set()).add(kind)
+    n_cells = sum(len(v) for v in profiles.values())
+    not_full = {label: cells for label, cells in profiles.items() if label != "full"}
+    stand_in = sorted(ds for ds, kinds in sources.items() if any(k.startswith("a synthetic") for k in kinds))
+    not_paper = sorted(ds for ds in sources if ds not in DATASET_COLUMNS)
+    if n_cells == 0:
+        message = (f"{len(results)} finished run(s) in {results_dir}, but no table cell could be computed "
+                   "(see the protocol notes).")
+    elif not_full and all(_profile_base(p) == "smoke" for p in not_full) and len(not_full) == len(profiles):
+        stand_ins = f", and synthetic stand-ins instead of the real data for {', '.join(stand_in)}" if stand_in else ""
+        message = (f"Only smoke-profile results ({n_cells} cells from {len(results)} runs): tiny images, a few "
+                   f"epochs, small untrained networks{stand_ins}"
+                   + ". They show that the pipeline runs end to end; they do not reproduce the paper, and their "
+                   "numbers say nothing about it.")
+    elif not_full or stand_in:
+        n_bad = sum(len(v) for v in not_full.values())
+        why = []
+        if not_full:
+            why.append(f"{n_bad} of {n_cells} cells come from settings other than the full profile")
+        if stand_in:
+            why.append(f"synthetic stand-ins replace the real data for {', '.join(stand_in)}")
+        message = f"Not a reproduction of the paper: {'; '.join(why)}."
+    elif not_paper and len(not_paper) == len(sources):
+        message = (f"Full-profile results ({n_cells} cells), on datasets the paper did not use "
+                   f"({', '.join(not_paper)}): there is no paper figure to compare them with.")
+    else:
+        message = (f"Full-profile results on real data ({n_cells} cells): comparable with the paper's columns, "
+                   "bearing in mind the grid and seeds each cell was run with (see the notes).")
+    statements = [f"{label}: {len(cells)} cell(s) ({', '.join(cells[:4])}{' and more' if len(cells) > 4 else ''})"
+                  for label, cells in sorted(profiles.items())]
+    statements += [f"{ds}: {', '.join(sorted(kinds))}" for ds, kinds in sorted(sources.items())]
+    return {"rows": rows, "n_runs": len(results), "results": results, "markdown": table_to_markdown(rows),
+            "profiles": profiles, "message": message, "statements": statements}
+
+
+def check_table_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]], results: Sequence[Mapping[str, Any]]
+                    ) -> dict[str, int]:
+    """Check the CSV of :func:`gsa_utils.tables.table_to_csv` against the runs it came from.
+
+    Introduced in chapter 10 (``10_baselines``) and used by chapter 11 (``11_results``).
+
+    For every cell with a number, the CSV's profile column must name a profile, and when
+    every run of that (dataset, method, backbone) was made in the ``smoke`` profile
+    (read from the runs' configs, independently of the table code), it must start with
+    ``"smoke"``. Cells whose runs all used synthetic data must say so in the data column.
+
+    Returns
+    -------
+    dict
+        ``cells`` (checked), ``smoke_cells``, ``csv_rows``.
+
+    Raises
+    ------
+    AssertionError
+        Naming the row and dataset at fault.
+    """
+    path = Path(path)
+    assert path.is_file(), f"{path} was not written"
+    with open(path, newline="", encoding="utf-8") as f:
+        lines = list(csv.DictReader(f))
+    assert len(lines) == len(rows), f"{path}: {len(lines)} rows, the table has {len(rows)}"
+    by_label = {r["label"]: r for r in rows}
+    counts = {"cells": 0, "smoke_cells": 0, "csv_rows": len(lines)}
+    for line in lines:
+        row = by_label.get(line["method"])
+        assert row is not None, f"{path}: row {line['method']!r} is not in the table"
+        for ds in row["cells"]:
+            if not line[f"{ds} mean"]:
+                continue
+            counts["cells"] += 1
+            label = line[f"{ds} profile"]
+            assert label, f"{path}: {line['method']} / {ds} has a number but no profile"
+            runs = [r for r in results if r["config"].dataset == ds and r["config"].method == row["method"]
+                    and (row["method"] not in BACKBONE_METHODS or r["config"].backbone == row["backbone"])]
+            if runs and all(r["config"].profile == "smoke" for r in runs):
+                counts["smoke_cells"] += 1
+                assert label.startswith("smoke"), \
+                    f"{path}: {line['method']} / {ds} is a smoke result labelled {label!r}"
+            if runs and all((r.get("dataset") or {}).get("source") == "synthetic" for r in runs):
+                data = line[f"{ds} data"]
+                assert "synthetic" in data, f"{path}: {line['method']} / {ds} uses synthetic data labelled {data!r}"
+    return counts
+
+
+def plot_table(rows: Sequence[Mapping[str, Any]], *, paper: bool = True, ncols: int = 3,
+               size: tuple[float, float] = (5.2, 0.34)):
+    """Accuracy (mean, error bar = std over the selected epochs) per method, one panel per dataset.
+
+    Introduced in chapter 10 (``10_baselines``) and used by chapter 11 (``11_results``).
+
+    Each result is a dot with its standard deviation as error bar (LR and SVM have a single
+    number, no bar); the colour gives the profile that produced it (grey: smoke, blue:
+    full, orange: anything else). Where the dataset is one of the paper's, the paper's figure
+    for the same row is an open diamond just below it. A panel lists only the rows with a
+    result (labels shortened: ``"VGG-16 + GSA"`` for "VGG-16 (with global attention)");
+    panels are laid out ``ncols`` to a row.
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        ``None`` when no cell has a number.
+    """
+    plt = _plt()
+    cols = list(rows[0]["cells"]) if rows else []
+    panels = [ds for ds in cols if any(r["cells"][ds]["mean"] is not None for r in rows)]
+    if not panels:
+        return None
+    colours = {"smoke": "0.45", "full": "tab:blue"}
+    ncols = max(1, min(ncols, len(panels)))
+    nrows = math.ceil(len(panels) / ncols)
+    counts = [sum(r["cells"][ds]["mean"] is not None for r in rows) for ds in panels]
+    heights = [max(counts[i * ncols:(i + 1) * ncols]) for i in range(nrows)]
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, sum(1.3 + size[1] * h for h in heights) + 0.4),
+                             squeeze=False, gridspec_kw={"height_ratios": [1.3 + size[1] * h for h in heights]})
+    for ax in axes.ravel()[len(panels):]:
+        ax.set_visible(False)
+    seen: dict[str, Any] = {}
+    for ax, ds in zip(axes.ravel(), panels):
+        shown = [r for r in rows if r["cells"][ds]["mean"] is not None]
+        lo, hi = 100.0, 0.0
+        for y, r in enumerate(reversed(shown)):
+            c = r["cells"][ds]
+            base = _profile_base(c["profile"])
+            std = c["std"] if c["std"] is not None and not math.isnan(c["std"]) else None
+            h = ax.errorbar(c["mean"], y, xerr=std, fmt="o", color=colours.get(base, "tab:orange"), capsize=3, ms=5)
+            seen.setdefault(f"ours ({base})", h)
+            lo, hi = min(lo, c["mean"] - (std or 0)), max(hi, c["mean"] + (std or 0))
+            p = c["paper"] if paper else None
+            if p is not None:
+                hp = ax.errorbar(p.mean, y - 0.3, xerr=p.std, fmt="D", mfc="none", color="black", capsize=2,
+                                 ms=5, lw=0.8)
+                seen.setdefault("paper (Table 2)", hp)
+                lo, hi = min(lo, p.mean - (p.std or 0)), max(hi, p.mean + (p.std or 0))
+        ax.set_ylim(-0.7, len(shown) - 0.4)
+        ax.set_xlim(max(0.0, lo - 5), min(100.0, hi + 5))
+        short = [r["label"].replace(" (with global attention)", " + GSA").replace(" (with L1)", " + L1")
+                 for r in reversed(shown)]
+        ax.set_yticks(range(len(shown)), short, fontsize=8)
+        ax.set_xlabel("test accuracy %", fontsize=8)
+        ax.set_title(ds + (f" (paper: {DATASET_COLUMNS[ds]})" if ds in DATASET_COLUMNS else ""), fontsize=9)
+        ax.grid(alpha=0.3, axis="x")
+    fig.legend(list(seen.values()), list(seen), loc="lower center", ncol=len(seen), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.4 / fig.get_figheight(), 1, 1))
+    return fig
