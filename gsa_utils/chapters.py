@@ -26,6 +26,7 @@ import pandas as pd
 
 from .data.base import DataError, StructuredDataset
 from .data.registry import describe_source, is_stand_in
+from .experiments import RESULTS_DIR_ENV, default_results_dir
 from .experiments import (ExperimentConfig, load_attention_map, load_results, profile_label, sweep)
 from .metrics import attention_quality, map_roc_auc
 from .plotting import to_display
@@ -61,7 +62,6 @@ __all__ = [
 ]
 
 #: Environment variable that moves the results folder (else ``<repo>/results``).
-RESULTS_DIR_ENV = "GSA_RESULTS_DIR"
 #: How the methods are called in tables and legends.
 METHOD_LABELS = {"vanilla": "vanilla", "gsa": "GSA"}
 
@@ -69,34 +69,6 @@ METHOD_LABELS = {"vanilla": "vanilla", "gsa": "GSA"}
 # --------------------------------------------------------------------------------------
 # where results go, what data is used
 # --------------------------------------------------------------------------------------
-def default_results_dir() -> Path:
-    """The results folder the chapters write to and chapter 11 reads.
-
-    Introduced in chapter 6 (``06_idrid``).
-
-    Uses the library's default when :mod:`gsa_utils.experiments` defines one
-    (``default_results_dir()`` or ``DEFAULT_RESULTS_DIR``); otherwise ``$GSA_RESULTS_DIR``,
-    else ``<repo>/results`` in a checkout (``./results`` when the package is installed
-    elsewhere). The path is anchored to the repository, not to the working directory,
-    because notebooks run inside ``notebooks/``.
-    """
-    from . import experiments
-
-    fn = getattr(experiments, "default_results_dir", None)
-    if callable(fn):
-        return Path(fn())
-    const = getattr(experiments, "DEFAULT_RESULTS_DIR", None)
-    if const is not None:
-        return Path(const)
-    env = os.environ.get(RESULTS_DIR_ENV, "").strip()
-    if env:
-        return Path(env).expanduser()
-    repo = Path(__file__).resolve().parents[1]
-    if (repo / "pyproject.toml").exists() and (repo / "gsa_utils").is_dir():
-        return repo / "results"
-    return Path.cwd() / "results"
-
-
 def data_banner(ds: StructuredDataset) -> str:
     """One plain line for the top of a chapter's output: real data or a synthetic stand-in, and where.
 

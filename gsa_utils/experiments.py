@@ -121,6 +121,26 @@ _FLOAT_FIELDS = {"l1_weight", "weight_decay", "lr", "pixel_cnn_lr"}
 _BOOL_FIELDS = {"pretrained"}
 
 
+#: Environment variable that moves the default results folder.
+RESULTS_DIR_ENV = "GSA_RESULTS_DIR"
+
+
+def default_results_dir() -> Path:
+    """The results folder chapters and the command line use by default.
+
+    Introduced in chapter 6 (``06_idrid``). ``$GSA_RESULTS_DIR`` when set; otherwise
+    ``<repo>/results`` in a checkout (anchored to the repository, because notebooks run
+    inside ``notebooks/``), else ``./results``.
+    """
+    env = os.environ.get(RESULTS_DIR_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    repo = Path(__file__).resolve().parents[1]
+    if (repo / "pyproject.toml").exists() and (repo / "gsa_utils").is_dir():
+        return repo / "results"
+    return Path.cwd() / "results"
+
+
 # --------------------------------------------------------------------------------------
 # configuration
 # --------------------------------------------------------------------------------------
@@ -1329,7 +1349,7 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
     g.add_argument("--map-warmup-epochs", type=int, help="epochs the map is held still at the start (GSA)")
     g.add_argument("--model-width", type=int, help="ResAttNet-92 base width (default 64)")
     r = p.add_argument_group("where")
-    r.add_argument("--results", default="results", help="results folder (default: results/)")
+    r.add_argument("--results", help=f"results folder (default: ${RESULTS_DIR_ENV} or <repo>/results)")
     r.add_argument("--data-dir", help="folder with idrid/, jaffe/, medmnist/ (default: $GSA_DATA_DIR or data/)")
     r.add_argument("--device", help="cuda, cpu, mps (default: the best available)")
     r.add_argument("--quiet", action="store_true", help="no progress output")
@@ -1497,7 +1517,7 @@ def _parser() -> argparse.ArgumentParser:
     sw.set_defaults(func=_cmd_sweep)
 
     sm = sub.add_parser("summary", help="the protocol's mean (std) for one dataset / method / backbone")
-    sm.add_argument("--results", default="results")
+    sm.add_argument("--results")
     sm.add_argument("--dataset", required=True)
     sm.add_argument("--method", required=True, choices=METHODS)
     sm.add_argument("--backbone", choices=BACKBONES)
@@ -1505,7 +1525,7 @@ def _parser() -> argparse.ArgumentParser:
     sm.set_defaults(func=_cmd_summary)
 
     tb = sub.add_parser("table", help="Table 2 from a results folder, next to the paper's numbers")
-    tb.add_argument("--results", default="results")
+    tb.add_argument("--results")
     tb.add_argument("--datasets", nargs="+", help="columns (default: every dataset with results)")
     tb.add_argument("--n-epochs", type=int, default=N_SELECTED_EPOCHS)
     tb.add_argument("--csv", help="also write the table as CSV")
@@ -1513,7 +1533,7 @@ def _parser() -> argparse.ArgumentParser:
     tb.set_defaults(func=_cmd_table)
 
     st = sub.add_parser("status", help="list runs that are running, interrupted, failed or not started")
-    st.add_argument("--results", default="results")
+    st.add_argument("--results")
     st.add_argument("--stale-after", type=float, default=DEFAULT_STALE_AFTER)
     st.add_argument("--verbose", action="store_true", help="list finished runs too")
     st.set_defaults(func=_cmd_status)
@@ -1526,6 +1546,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Introduced in chapter 10 (``10_baselines``).
     """
     args = _parser().parse_args(argv)
+    if getattr(args, "results", "unset") is None:
+        args.results = str(default_results_dir())
     try:
         return int(args.func(args) or 0)
     except (DataError, ValueError) as err:

@@ -80,14 +80,9 @@ def test_data_banner_says_where_the_data_come_from(tmp_path):
 
 def test_default_results_dir(monkeypatch, tmp_path):
     monkeypatch.setenv(chapters.RESULTS_DIR_ENV, str(tmp_path / "elsewhere"))
-    got = chapters.default_results_dir()
-    library = getattr(experiments, "default_results_dir", None) or getattr(experiments, "DEFAULT_RESULTS_DIR", None)
-    if library is None:
-        assert got == tmp_path / "elsewhere"
-        monkeypatch.delenv(chapters.RESULTS_DIR_ENV)
-        assert chapters.default_results_dir() == Path(chapters.__file__).resolve().parents[1] / "results"
-    else:
-        assert isinstance(got, Path)
+    assert chapters.default_results_dir() == tmp_path / "elsewhere"
+    monkeypatch.delenv(chapters.RESULTS_DIR_ENV)
+    assert chapters.default_results_dir() == Path(chapters.__file__).resolve().parents[1] / "results"
 
 
 # --------------------------------------------------------------------------------------
