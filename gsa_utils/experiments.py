@@ -57,6 +57,7 @@ from .baselines.l1_weights import L1_COEFFICIENT_GRID, L1PixelWeights
 from .data.base import DataError, StructuredDataset
 from .data.registry import _normalise as _normalise_dataset_name
 from .data.registry import DATASETS, describe_source, load_dataset
+from .paths import repo_folder
 from .models import BACKBONES, GlobalSpatialAttention, PixelCNN, build_backbone
 from .pixel import pixel_representation
 from .profiles import PROFILES, get_profile
@@ -132,13 +133,7 @@ def default_results_dir() -> Path:
     ``<repo>/results`` in a checkout (anchored to the repository, because notebooks run
     inside ``notebooks/``), else ``./results``.
     """
-    env = os.environ.get(RESULTS_DIR_ENV, "").strip()
-    if env:
-        return Path(env).expanduser()
-    repo = Path(__file__).resolve().parents[1]
-    if (repo / "pyproject.toml").exists() and (repo / "gsa_utils").is_dir():
-        return repo / "results"
-    return Path.cwd() / "results"
+    return repo_folder(RESULTS_DIR_ENV, "results")
 
 
 # --------------------------------------------------------------------------------------

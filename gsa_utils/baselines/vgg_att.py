@@ -62,6 +62,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._init import init_cnn_weights
+
 from ..models import imagenet_state_dict, weights_cache_path
 
 __all__ = ["VGGAtt3", "VGG16_CONV_CONFIG", "vgg16_conv_parameter_count", "vgg16_weights_file"]
@@ -196,19 +198,9 @@ class VGGAtt3(nn.Module):
         self.attention = nn.ModuleList(
             [_AttentionEstimator(c, global_dim, compatibility) for c in _LOCAL_CHANNELS])
         self.classifier = nn.Linear(len(_LOCAL_CHANNELS) * global_dim, num_classes)
-        self._init_weights()
+        init_cnn_weights(self)
         if pretrained:
             self._load_imagenet_conv_weights(progress)
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.01)
-                nn.init.zeros_(m.bias)
 
     def _load_imagenet_conv_weights(self, progress: bool) -> None:
         from torchvision.models import VGG16_Weights

@@ -37,6 +37,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from ..paths import repo_folder
 from .base import IMAGENET_MEAN, IMAGENET_STD, DataError, StructuredDataset, standardize as _standardize
 
 __all__ = [
@@ -84,13 +85,7 @@ def default_data_dir() -> Path:
 
     Introduced in chapter 10 (``10_baselines``).
     """
-    env = os.environ.get(DATA_DIR_ENV, "").strip()
-    if env:
-        return Path(env).expanduser()
-    repo = Path(__file__).resolve().parents[2]
-    if (repo / "pyproject.toml").exists() and (repo / "gsa_utils").is_dir():
-        return repo / "data"
-    return Path.cwd() / "data"
+    return repo_folder(DATA_DIR_ENV, "data")
 
 
 def _display_path(path: Path) -> str:
