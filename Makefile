@@ -30,8 +30,9 @@ test-notebooks: env
 	$(PY) -m pytest --nbval-lax --nbval-cell-timeout=1800 -p no:cacheprovider notebooks $(PYTEST_ARGS)
 
 # -W: Sphinx warnings are errors; notebooks execute in the profile that fits the machine.
+# Progress bars are switched off: in a rendered page they are noise.
 book: env
-	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	TQDM_DISABLE=1 $(VENV)/bin/jupyter-book build . -W -n --keep-going
 
 lock:
 	$(UV) pip compile pyproject.toml --extra book --extra medmnist -c requirements/constraints.txt \
