@@ -1,0 +1,146 @@
+"""Sphinx extension for the gsa-book: generated pages and the shared notebook cache.
+
+At the start of a build it
+
+* writes ``book/_generated/profiles.md``, the profile table of ``book/running.md``, from
+  ``gsa_utils.profiles.PROFILES`` (so the page cannot disagree with the code);
+* removes cached notebooks that ran under another profile, library or torch
+  (``nbcache.prune_stale``), then writes ``book/_generated/status.md``: the build's profile,
+  where each chapter's outputs come from, package versions and the hardware.
+
+At the end it stamps notebooks the build executed itself with the build's fingerprint.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import nbcache
+
+GENERATED = nbcache.ROOT / "book" / "_generated"
+STATUS_PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn", "matplotlib",
+                   "jupyter-book", "myst-nb", "jupyter-cache", "sphinx", "nbval")
+
+
+def profile_table() -> str:
+    """Markdown table of every profile in ``gsa_utils.profiles.PROFILES``."""
+    from gsa_utils.profiles import PROFILES
+
+    rows = ["| profile | image size | epochs | cut-off epoch E | backbone | backbones compared "
+            "| K | lambda | batch | lr | seeds | map stabilised |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, p in PROFILES.items():
+        backbone = f"`{p.backbone}` ({'ImageNet-pretrained' if p.pretrained else 'from scratch'})"
+        stabilised = ("no (the paper's recipe)" if p.pixel_cnn_lr is None and not p.map_warmup_epochs
+                      else f"pixel-CNN lr {p.pixel_cnn_lr}, map held for {p.map_warmup_epochs} epochs")
+        rows.append(
+            f"| `{name}` | {p.image_size} px | {p.epochs} | {p.cutoff_epoch} | {backbone} | "
+            f"{', '.join(f'`{b}`' for b in p.backbones)} | {p.hidden_channels} | {p.l1_weight:g} | "
+            f"{p.batch_size} | {p.lr:g} | {len(p.seeds)} | {stabilised} |")
+    return "\n".join(rows) + "\n"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_gib() -> str:
+    try:
+        return f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"
+    except (ValueError, OSError, AttributeError):
+        return "unknown"
+
+
+def _gpu() -> str:
+    import torch
+
+    if not torch.cuda.is_available():
+        return "none (CUDA not available)"
+    props = torch.cuda.get_device_properties(0)
+    return f"{props.name}, {props.total_memory / 2**30:.0f} GiB"
+
+
+def status_page(prints: dict[str, str], cached: dict[str, float], chapters: list[Path],
+                mode: str = "cache") -> str:
+    """Markdown for the status page's generated part."""
+    from gsa_utils.profiles import get_profile
+
+    lines = [f"This build ran every chapter in the **`{prints['profile']}`** profile: "
+             f"{get_profile().describe()}.", "",
+             "| chapter | outputs from |", "|---|---|"]
+    for chapter in chapters:
+        seconds = cached.get(str(chapter.resolve()))
+        if seconds is not None:
+            source = f"the test run (nbval), {seconds:.0f} s, reused from the cache"
+        elif mode == "off":
+            source = "the notebook file as committed (execution was off for this build)"
+        else:
+            source = "executed by this book build"
+        lines.append(f"| `{chapter.name}` | {source} |")
+    data_dir = prints["GSA_DATA_DIR"] or "not set (chapters use what `data/` holds, or stand-ins)"
+    lines += ["", f"`GSA_DATA_DIR`: {data_dir}. Library source digest (`gsa_utils`): "
+              f"`{prints['gsa_utils'][:12]}`.", "",
+              "| package | version |", "|---|---|",
+              f"| Python | {platform.python_version()} |"]
+    for package in STATUS_PACKAGES:
+        try:
+            lines.append(f"| {package} | {metadata.version(package)} |")
+        except metadata.PackageNotFoundError:
+            lines.append(f"| {package} | not installed |")
+    lines += ["", "| hardware | |", "|---|---|",
+              f"| system | {platform.system()} {platform.release()} ({platform.machine()}) |",
+              f"| CPU | {_cpu_model()}, {os.cpu_count()} logical cores |",
+              f"| memory | {_memory_gib()} |",
+              f"| GPU | {_gpu()} |"]
+    return "\n".join(lines) + "\n"
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text(encoding="utf8") != text:
+        path.write_text(text, encoding="utf8")
+
+
+def _chapters(app) -> list[Path]:
+    source = Path(app.srcdir)
+    return sorted(source.joinpath(doc + ".ipynb") for doc in app.project.docnames
+                  if source.joinpath(doc + ".ipynb").exists())
+
+
+def _config_inited(app, config) -> None:
+    # One cache folder for the tests and the build, named in _config.yml, made absolute.
+    config.nb_execution_cache_path = str(nbcache.cache_dir())
+
+
+def _builder_inited(app) -> None:
+    _write_if_changed(GENERATED / "profiles.md", profile_table())
+    prints = nbcache.fingerprint()
+    app.env.gsa_fingerprint = prints
+    if app.config.nb_execution_mode == "cache":
+        for uri in nbcache.prune_stale(prints):
+            print(f"gsa_book: cached outputs of {uri} ran under another fingerprint; "
+                  "it will be executed again", file=sys.stderr)
+    cached = nbcache.cached_uris(prints) if app.config.nb_execution_mode == "cache" else {}
+    _write_if_changed(GENERATED / "status.md", status_page(prints, cached, _chapters(app),
+                                                              app.config.nb_execution_mode))
+
+
+def _build_finished(app, exception) -> None:
+    if exception is None and app.config.nb_execution_mode == "cache":
+        nbcache.stamp_unmarked(app.env.gsa_fingerprint)
+
+
+def setup(app):
+    app.connect("config-inited", _config_inited)
+    app.connect("builder-inited", _builder_inited)
+    app.connect("build-finished", _build_finished)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

