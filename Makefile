@@ -7,7 +7,7 @@ UV     := $(VENV)/bin/uv
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: env test test-lib test-notebooks book lock clean
+.PHONY: env test test-lib test-notebooks book browser-test lock clean
 
 env: $(STAMP)
 
@@ -26,13 +26,21 @@ test: test-lib test-notebooks
 test-lib: env
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
+# notebooks/conftest.py stores each notebook that passes in the book's notebook cache
+# (_build/.jupyter_cache), so `make book` afterwards does not execute it again.
 test-notebooks: env
 	$(PY) -m pytest --nbval-lax --nbval-cell-timeout=1800 -p no:cacheprovider notebooks $(PYTEST_ARGS)
 
-# -W: Sphinx warnings are errors; notebooks execute in the profile that fits the machine.
+# -W: Sphinx warnings are errors; notebooks execute in the profile that fits the machine,
+# unless `make test` already executed them under the same profile, library and torch.
 # Progress bars are switched off: in a rendered page they are noise.
 book: env
 	TQDM_DISABLE=1 $(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+# Every page of _build/html in headless Chromium (Debian's chromium + chromium-driver);
+# screenshots in _build/screenshots. See .ci/browser_test.py.
+browser-test: env
+	$(PY) .ci/browser_test.py _build/html
 
 lock:
 	$(UV) pip compile pyproject.toml --extra book --extra medmnist -c requirements/constraints.txt \
