@@ -10,7 +10,8 @@ every machine, with or without internet. Failures:
   image or font), or a JavaScript error, unless it only names a tolerated external URL;
 * an image that did not load (``naturalWidth == 0``);
 * an internal link to a page that does not exist, or to an anchor that page lacks;
-* a chapter page (``notebooks/*.html``) without a figure among its cell outputs.
+* a chapter page (``notebooks/*.html``) without a figure among its cell outputs;
+* a citation without a year ("n.d."), the mark of a BibTeX entry with no ``year``.
 
 A screenshot of each page is saved under ``_build/screenshots/``. The browser is Debian's
 ``chromium`` with its ``chromedriver`` (Selenium); set ``CHROMIUM`` and ``CHROMEDRIVER``
@@ -162,6 +163,8 @@ def check_page(driver, root: Path, html_file: Path, base: str, shots: Path) -> P
             ".filter(i => i.naturalWidth > 0).length")
         if not figures:
             report.problems.append("chapter page without a figure in its cell outputs")
+    if "n.d." in driver.find_element("tag name", "body").text:
+        report.problems.append("a citation without a year ('n.d.'): check book/references.bib")
     shots.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(shots / (relative.replace("/", "__").removesuffix(".html") + ".png")))
     return report

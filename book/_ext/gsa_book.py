@@ -9,8 +9,8 @@ At the start of a build it
   where each chapter's outputs come from, package versions and the hardware.
 
 At the end it stamps notebooks the build executed itself with the build's fingerprint.
-It also removes two console errors every page had (see ``_config_inited`` and
-``_unique_scripts``); ``make browser-test`` checks that pages have none.
+It also removes two console errors every page had (``_page_fixes``); ``make
+browser-test`` checks that pages have none.
 """
 from __future__ import annotations
 
@@ -121,17 +121,21 @@ def _chapters(app) -> list[Path]:
 def _config_inited(app, config) -> None:
     # One cache folder for the tests and the build, named in _config.yml, made absolute.
     config.nb_execution_cache_path = str(nbcache.cache_dir())
-    # The theme's light/dark switch logs "Got invalid theme mode" on every page unless a
-    # default mode is set (jupyter-book 1.x leaves it empty).
-    config.html_theme_options = {**config.html_theme_options, "default_mode": "auto"}
 
 
-def _unique_scripts(app, pagename, templatename, context, doctree) -> None:
-    """Drop repeated script tags: sphinx-thebe adds its configuration twice under
-    jupyter-book 1.x, and the second ``const THEBE_JS_URL`` is a SyntaxError in the browser."""
+def _page_fixes(app, pagename, templatename, context, doctree) -> None:
+    """Remove two console errors every page had under jupyter-book 1.x.
+
+    sphinx-thebe adds its configuration script twice, and the second ``const
+    THEBE_JS_URL`` is a SyntaxError; the theme's light/dark switch logs "Got invalid theme
+    mode" because its template variable ``default_mode`` is empty.
+    """
+    if not context.get("default_mode"):
+        context["default_mode"] = "auto"
     seen, unique = set(), []
     for script in context.get("script_files", []):
-        key = (getattr(script, "filename", str(script)),
+        # An inline script's filename is None or "" depending on who added it.
+        key = (getattr(script, "filename", str(script)) or "",
                tuple(sorted((k, str(v)) for k, v in getattr(script, "attributes", {}).items())))
         if key not in seen:
             seen.add(key)
@@ -161,5 +165,6 @@ def setup(app):
     app.connect("config-inited", _config_inited)
     app.connect("builder-inited", _builder_inited)
     app.connect("build-finished", _build_finished)
-    app.connect("html-page-context", _unique_scripts, priority=900)
+    # First: html-page-context stops at the first handler that returns a template name.
+    app.connect("html-page-context", _page_fixes, priority=1)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
