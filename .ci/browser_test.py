@@ -40,6 +40,7 @@ TOLERATED_EXTERNAL = (
 )
 SKIPPED_FOLDERS = ("_static", "_sources", "_images", "_sphinx_design_static")
 IMAGE_WAIT_S = 10.0
+SHOT_WIDTH, SHOT_MAX_HEIGHT = 1280, 12000  # whole page, cut at 12000 px
 
 
 @dataclass
@@ -98,7 +99,7 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--window-size=1280,1000", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
+                     f"--window-size={SHOT_WIDTH},1000", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
@@ -165,9 +166,18 @@ def check_page(driver, root: Path, html_file: Path, base: str, shots: Path) -> P
             report.problems.append("chapter page without a figure in its cell outputs")
     if "n.d." in driver.find_element("tag name", "body").text:
         report.problems.append("a citation without a year ('n.d.'): check book/references.bib")
-    shots.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(shots / (relative.replace("/", "__").removesuffix(".html") + ".png")))
+    save_screenshot(driver, shots / (relative.replace("/", "__").removesuffix(".html") + ".png"))
     return report
+
+
+def save_screenshot(driver, path: Path) -> None:
+    """The whole page (up to SHOT_MAX_HEIGHT px): the window is stretched to the page."""
+    height = min(int(driver.execute_script("return document.documentElement.scrollHeight")),
+                 SHOT_MAX_HEIGHT)
+    driver.set_window_size(SHOT_WIDTH, max(height, 1000))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(path))
+    driver.set_window_size(SHOT_WIDTH, 1000)
 
 
 def pages(root: Path) -> list[Path]:
