@@ -27,22 +27,44 @@ STATUS_PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn", "matplotlib"
                    "jupyter-book", "myst-nb", "jupyter-cache", "sphinx", "nbval")
 
 
-def profile_table() -> str:
-    """Markdown table of every profile in ``gsa_utils.profiles.PROFILES``."""
+def profile_settings() -> dict[str, list[str]]:
+    """Each setting of every profile in ``gsa_utils.profiles.PROFILES``, as text, by setting."""
     from gsa_utils.profiles import PROFILES
 
-    rows = ["| profile | image size | epochs | cut-off epoch E | backbone | backbones compared "
-            "| K | lambda | batch | lr | seeds | map stabilised |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for name, p in PROFILES.items():
-        backbone = f"`{p.backbone}` ({'ImageNet-pretrained' if p.pretrained else 'from scratch'})"
-        stabilised = ("no (the paper's recipe)" if p.pixel_cnn_lr is None and not p.map_warmup_epochs
-                      else f"pixel-CNN lr {p.pixel_cnn_lr}, map held for {p.map_warmup_epochs} epochs")
-        rows.append(
-            f"| `{name}` | {p.image_size} px | {p.epochs} | {p.cutoff_epoch} | {backbone} | "
-            f"{', '.join(f'`{b}`' for b in p.backbones)} | {p.hidden_channels} | {p.l1_weight:g} | "
-            f"{p.batch_size} | {p.lr:g} | {len(p.seeds)} | {stabilised} |")
-    return "\n".join(rows) + "\n"
+    profiles = list(PROFILES.values())
+
+    def row(values) -> list[str]:
+        return [str(v) for v in values]
+
+    return {
+        "image size": row(f"{p.image_size} px" for p in profiles),
+        "epochs": row(p.epochs for p in profiles),
+        "cut-off epoch E": row(p.cutoff_epoch for p in profiles),
+        "backbone": row(f"`{p.backbone}` ({'ImageNet-pretrained' if p.pretrained else 'from scratch'})"
+                        for p in profiles),
+        "backbones compared": row(", ".join(f"`{b}`" for b in p.backbones) for p in profiles),
+        "K (pixel-CNN channels)": row(p.hidden_channels for p in profiles),
+        "lambda (L1 weight)": row(f"{p.l1_weight:g}" for p in profiles),
+        "batch, Adam lr, weight decay": row(f"{p.batch_size}, {p.lr:g}, {p.weight_decay:g}"
+                                            for p in profiles),
+        "training images": row("all" if p.n_train is None else p.n_train for p in profiles),
+        "seeds": row(len(p.seeds) for p in profiles),
+        "map stabilised": row(
+            "no (the paper's recipe)" if p.pixel_cnn_lr is None and not p.map_warmup_epochs
+            else f"pixel-CNN lr {p.pixel_cnn_lr:g}, map held {p.map_warmup_epochs} epochs"
+            for p in profiles),
+    }
+
+
+def profile_table() -> str:
+    """Markdown table: one column per profile of ``gsa_utils.profiles.PROFILES``."""
+    from gsa_utils.profiles import PROFILES
+
+    lines = ["| setting | " + " | ".join(f"`{name}`" for name in PROFILES) + " |",
+             "|---|" + "---|" * len(PROFILES)]
+    lines += [f"| {setting} | " + " | ".join(values) + " |"
+              for setting, values in profile_settings().items()]
+    return "\n".join(lines) + "\n"
 
 
 def _cpu_model() -> str:
