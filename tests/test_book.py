@@ -100,3 +100,20 @@ def test_cached_notebook_is_found_by_the_book_and_pruned_when_stale(tmp_path):
     assert nbcache.prune_stale(prints, folder) == []
     assert nbcache.prune_stale({**prints, "profile": "full"}, folder) == [str(path.resolve())]
     assert nbcache.cached_uris(prints, folder) == {}
+
+
+def test_notebooks_the_build_executed_get_its_fingerprint(tmp_path):
+    """A notebook myst-nb executed and cached (no fingerprint) is stamped, then kept."""
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("2")])
+    notebook.cells[0].execution_count = 1
+    folder = tmp_path / "cache"
+    get_cache(str(folder)).cache_notebook_bundle(
+        CacheBundleIn(notebook, "/book/n.ipynb", data={"execution_seconds": 3.0}))
+    prints = {"profile": "smoke"}
+    assert nbcache.cached_uris(prints, folder) == {}
+    assert nbcache.stamp_unmarked(prints, folder) == 1
+    assert nbcache.cached_uris(prints, folder) == {"/book/n.ipynb": 3.0}
+    assert nbcache.stamp_unmarked(prints, folder) == 0
