@@ -35,7 +35,7 @@ book: env
 	TQDM_DISABLE=1 $(VENV)/bin/jupyter-book build . -W -n --keep-going
 
 lock:
-	$(UV) pip compile pyproject.toml --extra book --extra medmnist -c requirements/constraints.txt \
+	$(UV) pip compile pyproject.toml --extra book --extra medmnist --extra dicom -c requirements/constraints.txt \
 	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements/lock.txt
 
 clean:
