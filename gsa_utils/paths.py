@@ -30,8 +30,8 @@ def repo_folder(env_var: str, name: str) -> Path:
     """``$env_var`` when set, else ``<repo>/name`` in a checkout, else ``./name`` (absolute)."""
     env = os.environ.get(env_var, "").strip()
     if env:
-        return Path(env).expanduser().absolute()
-    return ((repo_root() or Path.cwd()) / name).absolute()
+        return Path(os.path.abspath(Path(env).expanduser()))
+    return Path(os.path.abspath((repo_root() or Path.cwd()) / name))
 
 
 def data_dir() -> Path:

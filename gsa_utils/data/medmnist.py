@@ -155,7 +155,7 @@ def load_medmnist(flag: str = "retinamnist", root: "str | os.PathLike | None" = 
     if channels not in (1, 3, None):
         raise DataError(f"channels must be 1, 3 or None, got {channels!r}")
     out_size = as_size(image_size) if image_size is not None else None
-    root = (Path(root).expanduser() if root is not None else data_dir() / "medmnist").absolute()
+    root = Path(os.path.abspath(Path(root).expanduser() if root is not None else data_dir() / "medmnist"))
     path = root / medmnist_filename(flag, size)
     if not path.is_file():
         if not download:

@@ -176,7 +176,7 @@ def _resolve_folder(spec: str, data_dir: Path) -> Path:
     candidates = [raw] if raw.is_absolute() else [Path.cwd() / raw, data_dir / raw]
     for cand in candidates:
         if cand.is_dir():
-            return cand.absolute()
+            return Path(os.path.abspath(cand))
     raise DataError(f"dataset 'folder:{spec}': no such folder (looked at "
                     f"{', '.join(str(c.absolute()) for c in candidates)})")
 
@@ -252,7 +252,7 @@ def plan_data(name: str, image_size: int | None = None, data_dir: str | os.PathL
         Unknown name, or a ``folder:`` path that does not exist.
     """
     key = _normalise(name)
-    folder_root = Path(data_dir).expanduser().absolute() if data_dir is not None else default_data_dir()
+    folder_root = Path(os.path.abspath(Path(data_dir).expanduser())) if data_dir is not None else default_data_dir()
     rule = "the data_dir argument" if data_dir is not None else data_dir_rule()
     if key.startswith(_FOLDER_PREFIX):
         spec = key[len(_FOLDER_PREFIX):]
