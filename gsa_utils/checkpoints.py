@@ -39,6 +39,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "load_or_restart",
+    "remove_checkpoint",
     "previous_path",
     "to_plain",
 ]
@@ -248,3 +249,10 @@ def load_or_restart(path: "str | os.PathLike", map_location: "str | torch.device
         warnings.warn(f"{'; '.join(faults)}; no good checkpoint left: the run restarts from scratch",
                       CheckpointRecoveryWarning, stacklevel=2)
     return None
+
+
+def remove_checkpoint(path: "str | os.PathLike") -> None:
+    """Delete a finished run's checkpoint and its ``<name>.prev``; ``.corrupt`` files are kept for inspection."""
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    previous_path(path).unlink(missing_ok=True)

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from gsa_utils.checkpoints import (CHECKPOINT_MAGIC, CheckpointError, CheckpointRecoveryWarning, load_checkpoint,
-                                   load_or_restart, previous_path, save_checkpoint)
+                                   load_or_restart, previous_path, remove_checkpoint,
+                                   save_checkpoint)
 
 
 class _Planted:
@@ -192,3 +193,12 @@ def test_two_phase_fit_resume_does_not_run_planted_checkpoint(tmp_path):
         except Exception:
             pass
     assert not marker.exists(), "two_phase_fit ran code from a planted checkpoint"
+
+
+def test_remove_checkpoint_removes_previous_too(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(path, _state(0))
+    save_checkpoint(path, _state(1))
+    (tmp_path / "ckpt.pt.corrupt").write_bytes(b"kept for inspection")
+    remove_checkpoint(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt.corrupt"]
