@@ -93,7 +93,6 @@ def fit_standardization(images: torch.Tensor, mode: "str | bool | None" = "datas
     x = images if indices is None else images[torch.as_tensor(np.asarray(indices), dtype=torch.long)]
     if x.shape[0] == 0:
         raise DataError("standardize='dataset': no training images to take the statistics from")
-    x = x.double()
     mean = tuple(float(v) for v in x.mean(dim=(0, 2, 3)))
     std = tuple(max(float(v), 1e-12) for v in x.std(dim=(0, 2, 3)))
     return Standardization("dataset", mean, std, int(x.shape[0]))
