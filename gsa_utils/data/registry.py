@@ -34,9 +34,10 @@ own size (:data:`NATIVE_SIZES`; a ``folder:`` set as its files are), a number re
 
 A stand-in is an ordinary synthetic dataset whose ``source`` is ``"synthetic"``, with
 ``meta["stand_in_for"]`` set to the requested name; :func:`describe_source` gives the
-one-line statement notebooks print at the top, e.g. *"IDRiD not found under data/idrid:
-using the synthetic fundus stand-in (3 classes; IDRiD retinopathy has 5 grades, more
-than the generator makes)"*.
+one-line statement notebooks print at the top, e.g. *"IDRiD not found under
+/home/me/gsa-book/data/idrid: using the synthetic fundus stand-in (3 classes; IDRiD
+retinopathy has 5, more than the fundus generator makes) (the data folder is
+/home/me/gsa-book/data: the repository's data folder ($GSA_DATA_DIR is not set))"*.
 """
 from __future__ import annotations
 
