@@ -2,14 +2,22 @@
 
 A folder is given by an environment variable when it is set, else lives in the
 repository checkout (anchored to the repository, not the working directory, because
-notebooks run inside ``notebooks/``), else in the working directory.
+notebooks run inside ``notebooks/``), else in the working directory. Paths are returned
+absolute, so that messages can print exactly where something was looked for.
+
+Data: ``$GSA_DATA_DIR``, else ``<repo>/data``, else ``./data``; each real dataset has a
+sub-folder there (``idrid/``, ``jaffe/``, ``medmnist/``), and every loader of the book,
+:func:`gsa_utils.data.medmnist.load_medmnist` included, defaults to it.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-__all__ = ["repo_root", "repo_folder"]
+__all__ = ["repo_root", "repo_folder", "DATA_DIR_ENV", "data_dir", "data_dir_rule"]
+
+#: Environment variable that overrides the default data folder.
+DATA_DIR_ENV = "GSA_DATA_DIR"
 
 
 def repo_root() -> Path | None:
@@ -19,8 +27,22 @@ def repo_root() -> Path | None:
 
 
 def repo_folder(env_var: str, name: str) -> Path:
-    """``$env_var`` when set, else ``<repo>/name`` in a checkout, else ``./name``."""
+    """``$env_var`` when set, else ``<repo>/name`` in a checkout, else ``./name`` (absolute)."""
     env = os.environ.get(env_var, "").strip()
     if env:
-        return Path(env).expanduser()
-    return (repo_root() or Path.cwd()) / name
+        return Path(os.path.abspath(Path(env).expanduser()))
+    return Path(os.path.abspath((repo_root() or Path.cwd()) / name))
+
+
+def data_dir() -> Path:
+    """The data folder: ``$GSA_DATA_DIR``, else ``<repo>/data``, else ``./data`` (absolute)."""
+    return repo_folder(DATA_DIR_ENV, "data")
+
+
+def data_dir_rule() -> str:
+    """Why :func:`data_dir` is where it is, in words, for messages."""
+    if os.environ.get(DATA_DIR_ENV, "").strip():
+        return f"${DATA_DIR_ENV}"
+    if repo_root() is not None:
+        return f"the repository's data folder (${DATA_DIR_ENV} is not set)"
+    return f"./data in the working directory (${DATA_DIR_ENV} is not set)"

@@ -62,7 +62,7 @@ def test_registry_loads_real_data_when_present(tmp_path):
     make_medmnist_fixture(tmp_path / "medmnist", size=28)
     ds = load_dataset("retinamnist", 16, data_dir=tmp_path)
     assert ds.source == "real" and "stand_in_for" not in ds.meta and ds.image_shape == (3, 16, 16)
-    assert describe_source(ds).startswith("RetinaMNIST (retinamnist.npz) loaded from")
+    assert describe_source(ds).startswith("RetinaMNIST (retinamnist.npz, resized from 28 to 16 px) loaded from")
     make_folder_fixture(tmp_path / "mine")
     own = load_dataset("folder:mine", 16, data_dir=tmp_path)  # relative to data_dir
     assert own.source == "real" and own.name == "folder:mine" and "your own images" in describe_source(own)

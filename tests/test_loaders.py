@@ -210,7 +210,8 @@ def test_idrid_label_range_depends_on_task(tmp_path):
     rows = [(f"IDRiD_{i + 1:03d}", 4, 2) for i in range(6)]
     rows[3] = ("IDRiD_004", 4, 3)  # grade 4 is fine for retinopathy; edema risk 3 is not
     write_idrid_csv(fx.train_csv, rows)
-    assert load_idrid(fx.parent, image_size=8, cache_dir=False, progress=False).y_train.tolist() == [4] * 6
+    with pytest.warns(UserWarning, match=r"line 5 \(IDRiD_004\): '3'"):  # the other task's column is checked
+        assert load_idrid(fx.parent, image_size=8, cache_dir=False, progress=False).y_train.tolist() == [4] * 6
     with pytest.raises(DataError, match=r"IDRiD_004.*Risk of macular edema.*outside 0\.\.2"):
         load_idrid(fx.parent, task="edema", image_size=8, cache_dir=False, progress=False)
 

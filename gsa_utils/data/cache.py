@@ -156,24 +156,27 @@ def cached_arrays(dataset: str, files: Sequence["str | os.PathLike"], settings: 
     Returns
     -------
     arrays, info
-        ``info`` has ``cache_file`` (str or ``None``) and ``cache_hit`` (bool).
+        ``info`` has ``cache_file`` (str or ``None``), ``cache_hit`` (bool) and ``cache_key``
+        (the key of these files and settings, also when caching is off: a cheap identity of
+        the source data, see :func:`gsa_utils.data.fingerprint.data_fingerprint`).
 
     Introduced in chapter 1 (``01_structured_images``).
     """
     folder = resolve_cache_dir(cache_dir)
+    key = cache_key(dataset, files, settings)
     if folder is None:
-        return dict(compute()), {"cache_file": None, "cache_hit": False}
-    entry = folder / f"{dataset}-{cache_key(dataset, files, settings)}.npz"
+        return dict(compute()), {"cache_file": None, "cache_hit": False, "cache_key": key}
+    entry = folder / f"{dataset}-{key}.npz"
     arrays = load_arrays(entry)
     if arrays is not None:
-        return arrays, {"cache_file": str(entry), "cache_hit": True}
+        return arrays, {"cache_file": str(entry), "cache_hit": True, "cache_key": key}
     arrays = dict(compute())
     try:
         save_arrays(entry, arrays)
     except OSError as exc:  # read-only or full disk: still return the data
         warnings.warn(f"could not write cache entry {entry} ({exc}); continuing without cache", stacklevel=2)
-        return arrays, {"cache_file": None, "cache_hit": False}
-    return arrays, {"cache_file": str(entry), "cache_hit": False}
+        return arrays, {"cache_file": None, "cache_hit": False, "cache_key": key}
+    return arrays, {"cache_file": str(entry), "cache_hit": False, "cache_key": key}
 
 
 def clear_cache(dataset: str | None = None, cache_dir: "str | os.PathLike | bool | None" = None) -> int:

@@ -17,14 +17,23 @@ Two layouts::
 
 Optional fixed split: a CSV (``path,split``) or a text file (``path split`` per line)
 with ``train``/``test`` for every image; otherwise a seeded stratified split.
-Supported files: png, jpg/jpeg, tif/tiff, bmp (8 or 16 bit, grey or colour) and ``.npy``
-arrays (H x W or H x W x C, e.g. OCT thickness maps in micrometres).
+Supported files: whatever OpenCV or Pillow decodes (png, jpg/jpeg, tif/tiff, bmp, pgm/ppm,
+gif, webp, ...; 8 or 16 bit, grey or colour; files without an extension too, when they
+decode), DICOM through the optional ``pydicom`` (``pip install 'gsa-utils[dicom]'``) and
+``.npy`` arrays (H x W or H x W x C, e.g. OCT thickness maps in micrometres).
+
+The same file may not count twice: paths are compared after resolving ``..`` and
+symbolic links, and files with identical bytes under two names are an error (or a
+warning, with ``duplicates="warn"``), since one image in both the training and the
+test set would inflate the test accuracy.
 """
 from __future__ import annotations
 
 import csv as _csv
+import hashlib
 import os
-from collections import Counter
+import warnings
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Sequence
 
@@ -33,7 +42,8 @@ import numpy as np
 
 from .base import DataError, StructuredDataset
 from .cache import cached_arrays
-from .real import (IMAGE_EXTENSIONS, as_size, is_hidden, make_real_dataset, peek_image, progress_bar, read_image,
+from .formats import IMAGE_EXTENSIONS, is_dicom, is_image_file
+from .real import (as_size, is_hidden, make_real_dataset, peek_image, progress_bar, read_image,
                    resize_image, stack_to_tensor, stratified_split, to_grey, to_rgb)
 
 __all__ = ["load_folder"]
@@ -46,8 +56,52 @@ def _rel(p: Path, root: Path) -> str:
         return p.as_posix()
 
 
-def _norm_key(path: str) -> str:
-    return Path(path.strip().replace("\\", "/")).as_posix()
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_duplicates(files: Sequence[Path], root: Path, lines: Sequence[int] | None, duplicates: str) -> None:
+    """Refuse (or warn about) one file under two paths or byte-identical files under two names.
+
+    Only files of equal size are hashed, so a folder without duplicates is read once per
+    size collision at most.
+    """
+    def name(i: int) -> str:
+        return f"{files[i].absolute()}" + (f" (line {lines[i]})" if lines else "")
+
+    found: list[str] = []
+    first_of: dict[Path, int] = {}
+    for i, f in enumerate(files):
+        key = f.resolve()
+        if key in first_of:  # symbolic links or '..' (the CSV scan catches these earlier, by line)
+            found.append(f"{name(first_of[key])} and {name(i)} are the same file {key}")
+        else:
+            first_of[key] = i
+    by_size: dict[int, list[int]] = defaultdict(list)
+    for key, i in first_of.items():
+        by_size[key.stat().st_size].append(i)
+    for group in by_size.values():
+        if len(group) < 2:
+            continue
+        by_digest: dict[str, int] = {}
+        for i in sorted(group):
+            d = _file_digest(files[i])
+            if d in by_digest:
+                found.append(f"{name(by_digest[d])} and {name(i)} are byte-identical")
+            else:
+                by_digest[d] = i
+    if not found:
+        return
+    more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
+    message = (f"folder {root.absolute()}: {'; '.join(found[:3])}{more}. The same image under two names "
+               f"can land in both the training and the test set")
+    if duplicates == "error":
+        raise DataError(message + "; remove the copies, or pass duplicates='warn' to keep them")
+    warnings.warn(message, stacklevel=3)
 
 
 def _scan_class_folders(root: Path) -> tuple[list[Path], list[str], list[str], list[str]]:
@@ -64,14 +118,15 @@ def _scan_class_folders(root: Path) -> tuple[list[Path], list[str], list[str], l
         for p in sorted((root / c).rglob("*")):
             if not p.is_file() or is_hidden(p, root):
                 continue
-            if p.suffix.lower() not in IMAGE_EXTENSIONS:
+            if not is_image_file(p):
                 ignored.append(_rel(p, root))
                 continue
             files.append(p)
             labels.append(c)
             found += 1
         if found == 0:
-            raise DataError(f"{root / c}: class folder holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+            raise DataError(f"{(root / c).absolute()}: class folder holds no images (no file that OpenCV, "
+                            f"Pillow or pydicom decodes, e.g. {', '.join(IMAGE_EXTENSIONS)})")
     return files, labels, classes, ignored
 
 
@@ -98,7 +153,7 @@ def _read_rows(path: Path, required: Sequence[str]) -> list[tuple[int, dict[str,
 
 def _scan_csv(root: Path, csv_path: Path) -> tuple[list[Path], list[str], list[int]]:
     files, labels, lines = [], [], []
-    seen: dict[str, int] = {}
+    seen: dict[Path, tuple[int, str]] = {}
     for lineno, row in _read_rows(csv_path, ("path", "label")):
         rel, label = row["path"], row["label"]
         where = f"{csv_path}, line {lineno}"
@@ -108,14 +163,17 @@ def _scan_csv(root: Path, csv_path: Path) -> tuple[list[Path], list[str], list[i
             raise DataError(f"{where}: empty label for {rel}")
         p = Path(rel).expanduser()
         p = p if p.is_absolute() else root / p
-        if p.suffix.lower() not in IMAGE_EXTENSIONS:
-            raise DataError(f"{where}: {p} has an unsupported extension (use {', '.join(IMAGE_EXTENSIONS)})")
         if not p.is_file():
-            raise DataError(f"{p}: file listed in {csv_path.name} (line {lineno}) not found")
-        key = _norm_key(_rel(p, root))
+            raise DataError(f"{p.absolute()}: file listed in {csv_path.name} (line {lineno}) not found")
+        if not is_image_file(p):
+            raise DataError(f"{where}: {p.absolute()} is not an image OpenCV, Pillow or pydicom can read "
+                            f"(e.g. {', '.join(IMAGE_EXTENSIONS)})")
+        key = p.resolve()
         if key in seen:
-            raise DataError(f"{where}: {rel} listed twice (first on line {seen[key]})")
-        seen[key] = lineno
+            first_line, first_rel = seen[key]
+            same = "listed twice" if first_rel == rel else f"is the same file as {first_rel!r}"
+            raise DataError(f"{where}: {rel!r} {same} (line {first_line}; both are {key})")
+        seen[key] = (lineno, rel)
         files.append(p)
         labels.append(label)
         lines.append(lineno)
@@ -176,11 +234,12 @@ def _read_split(split_file: Path, root: Path, files: Sequence[Path]) -> tuple[np
         if split not in ("train", "test"):
             raise DataError(f"{split_file}, line {lineno}: split must be 'train' or 'test', got {parts[1]!r}")
         p = Path(path).expanduser()
-        key = _norm_key(_rel(p if p.is_absolute() else root / p, root))
+        key = (p if p.is_absolute() else root / p).resolve()
         if key in entries:
-            raise DataError(f"{split_file}, line {lineno}: {path} listed twice (first on line {entries[key][1]})")
+            raise DataError(f"{split_file}, line {lineno}: {path} is the same file as line {entries[key][1]} "
+                            f"({key})")
         entries[key] = (split, lineno)
-    keys = [_norm_key(_rel(f, root)) for f in files]
+    keys = [f.resolve() for f in files]
     known = set(keys)
     for key, (_, lineno) in entries.items():
         if key not in known:
@@ -228,7 +287,7 @@ def load_folder(root: "str | os.PathLike", image_size: "int | tuple[int, int] | 
                 csv: "str | os.PathLike | None" = None, channels: int | None = 3,
                 standardize: "bool | str" = True, class_names: Sequence[str] | None = None,
                 cache_dir: "str | os.PathLike | bool | None" = None, progress: bool = True,
-                name: str | None = None) -> StructuredDataset:
+                name: str | None = None, duplicates: str = "error") -> StructuredDataset:
     """Load your own structured image set from a folder per class or a ``path,label`` CSV.
 
     Parameters
@@ -254,13 +313,21 @@ def load_folder(root: "str | os.PathLike", image_size: "int | tuple[int, int] | 
         (keep what the files have; all must agree, e.g. multi-channel ``.npy`` maps).
     standardize
         ``True``: ImageNet means/stds for image files (as the paper), per-channel training
-        mean/std for ``.npy`` arrays; or ``"imagenet"``, ``"dataset"``, ``False``.
+        mean/std for ``.npy`` arrays and DICOM; or ``"imagenet"``, ``"dataset"``, ``False``.
+        With ``False``, ``meta["standardize_default"]`` says what ``True`` would use, and
+        :func:`~gsa_utils.data.standardization.standardize_dataset` applies it with the
+        statistics of the images a run trains on (e.g. its cross-validation folds).
     class_names
         Fix the class order (names) or give names to integer labels.
     cache_dir, progress
         See :func:`gsa_utils.data.idrid.load_idrid`.
     name
         Dataset name (default ``"folder-<root name>"``).
+    duplicates
+        ``"error"`` (default): one file listed under two paths (``a/../a/x.png``, symbolic
+        links) or byte-identical files under two names raise DataError naming both;
+        ``"warn"``: byte-identical files only warn (the same path twice is always an error
+        in a CSV).
 
     Returns
     -------
@@ -278,11 +345,13 @@ def load_folder(root: "str | os.PathLike", image_size: "int | tuple[int, int] | 
 
     Introduced in chapter 1 (``01_structured_images``).
     """
-    root = Path(root).expanduser()
+    root = Path(root).expanduser().absolute()
     if not root.is_dir():
         raise DataError(f"folder {root} does not exist")
     if channels not in (1, 3, None):
         raise DataError(f"channels must be 1, 3 or None, got {channels!r}")
+    if duplicates not in ("error", "warn"):
+        raise DataError(f"duplicates must be 'error' or 'warn', got {duplicates!r}")
     size = as_size(image_size) if image_size is not None else None
     lines = None
     ignored: list[str] = []
@@ -301,6 +370,7 @@ def load_folder(root: "str | os.PathLike", image_size: "int | tuple[int, int] | 
         layout = "class folders"
     if len(names) < 2:
         raise DataError(f"{root}: need at least 2 classes, found {names}")
+    _check_duplicates(files, root, lines, duplicates)
     if split_file is not None:
         sp = Path(split_file).expanduser()
         if not sp.is_file() and (root / sp).is_file():
@@ -309,7 +379,7 @@ def load_folder(root: "str | os.PathLike", image_size: "int | tuple[int, int] | 
     else:
         tr, te = stratified_split(y, test_fraction, seed, names, f"folder {root}")
 
-    has_npy = any(f.suffix.lower() == ".npy" for f in files)
+    has_raw = any(f.suffix.lower() == ".npy" or is_dicom(f) for f in files)  # not photographs
     settings = {"size": list(size) if size else ("majority" if resize else "as-is"), "channels": channels,
                 "interpolation": "INTER_AREA"}
     info: dict = {}
@@ -334,7 +404,8 @@ def load_folder(root: "str | os.PathLike", image_size: "int | tuple[int, int] | 
                                 f"channels=None all files must agree (or pass channels=1 or channels=3)")
         out = []
         for f in progress_bar(files, total=len(files), desc=f"folder {root.name}", enabled=progress):
-            img = _convert_channels(read_image(f, cv2.IMREAD_UNCHANGED), channels, f, f.suffix.lower() == ".npy")
+            img = _convert_channels(read_image(f, cv2.IMREAD_UNCHANGED), channels, f,
+                                    f.suffix.lower() == ".npy")
             if img.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
                 img = img.astype(np.float32)
             out.append(resize_image(img, target, cv2.INTER_AREA))
@@ -344,9 +415,8 @@ def load_folder(root: "str | os.PathLike", image_size: "int | tuple[int, int] | 
 
     arrays, cache_info = cached_arrays("folder", files, settings, compute, cache_dir)
     x = stack_to_tensor(arrays["x"])
-    mode = standardize
-    if mode is True:
-        mode = "dataset" if has_npy or x.shape[1] not in (1, 3) else "imagenet"
+    default_mode = "dataset" if has_raw or x.shape[1] not in (1, 3) else "imagenet"
+    mode = default_mode if standardize is True else standardize
     meta = {
         "dataset": "folder",
         "root": str(root),
@@ -368,4 +438,4 @@ def load_folder(root: "str | os.PathLike", image_size: "int | tuple[int, int] | 
         meta["original_sizes"] = info["sizes"]
     description = f"Structured images from {root} ({layout}), {len(files)} images, {len(names)} classes."
     return make_real_dataset(name or f"folder-{root.name}", x[tr], y[tr], x[te], y[te], names, mode,
-                             description, meta)
+                             description, meta, default_mode=default_mode)

@@ -168,6 +168,12 @@ def _read_grading_csv(path: Path, column: str, n_classes: int, task: str) -> lis
     except ValueError:
         raise DataError(f"{path}: header must contain columns {_NAME_COLUMN!r} and {column!r}; "
                         f"found {[h for h in rows[0] if h.strip()]}") from None
+    other_task, (other_column, other_names) = next((t, v) for t, v in IDRID_TASKS.items() if t != task)
+    i_other = header.index(_norm(other_column)) if _norm(other_column) in header else None
+    if i_other is None:
+        warnings.warn(f"{path}: no {other_column!r} column (the {other_task!r} task's); the official CSV has "
+                      f"both grades - is this the right file?", stacklevel=3)
+    other_bad: list[str] = []
     out: list[tuple[str, int, int]] = []
     seen: dict[str, int] = {}
     for lineno, row in enumerate(rows[1:], start=2):
@@ -187,7 +193,17 @@ def _read_grading_csv(path: Path, column: str, n_classes: int, task: str) -> lis
         if not 0 <= label < n_classes:
             raise DataError(f"{path}, line {lineno} ({name}): {column!r} = {label} is outside 0..{n_classes - 1} "
                             f"for task {task!r}")
+        if i_other is not None:
+            raw_other = row[i_other] if i_other < len(row) else ""
+            other = _parse_int_label(raw_other)
+            if other is None or not 0 <= other < len(other_names):
+                other_bad.append(f"line {lineno} ({name}): {raw_other.strip()!r}")
         out.append((name, label, lineno))
+    if other_bad:
+        more = f" and {len(other_bad) - 5} more" if len(other_bad) > 5 else ""
+        warnings.warn(f"{path}: {other_column!r} (the {other_task!r} task's column, not used for task {task!r}) "
+                      f"is not a grade 0..{len(other_names) - 1} on {'; '.join(other_bad[:5])}{more}; the file may "
+                      f"be damaged", stacklevel=3)
     if not out:
         raise DataError(f"{path}: no image rows below the header")
     return out

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..paths import data_dir
 from .base import DataError, StructuredDataset
 from .real import as_size, make_real_dataset, resize_image, stack_to_tensor, standardize_pair, to_grey
 
@@ -108,7 +109,10 @@ def load_medmnist(flag: str = "retinamnist", root: "str | os.PathLike | None" = 
     flag
         MedMNIST name, e.g. ``"retinamnist"``, ``"pneumoniamnist"``, ``"dermamnist"``.
     root
-        Folder of the ``.npz`` files; default ``~/.medmnist`` (the medmnist package's own).
+        Folder of the ``.npz`` files; default ``<data folder>/medmnist``, the folder every
+        loader of the book uses (:func:`gsa_utils.paths.data_dir`: ``$GSA_DATA_DIR``, else
+        ``<repo>/data``). The medmnist package's own ``~/.medmnist`` is not searched; a
+        missing-file message mentions a copy found there.
     size
         Which file: 28 (``{flag}.npz``), 64, 128 or 224 (``{flag}_{size}.npz``).
     download
@@ -151,12 +155,15 @@ def load_medmnist(flag: str = "retinamnist", root: "str | os.PathLike | None" = 
     if channels not in (1, 3, None):
         raise DataError(f"channels must be 1, 3 or None, got {channels!r}")
     out_size = as_size(image_size) if image_size is not None else None
-    root = Path(root).expanduser() if root is not None else Path("~/.medmnist").expanduser()
+    root = Path(os.path.abspath(Path(root).expanduser() if root is not None else data_dir() / "medmnist"))
     path = root / medmnist_filename(flag, size)
     if not path.is_file():
         if not download:
+            elsewhere = [p for p in (Path("~/.medmnist").expanduser() / path.name, Path.cwd() / "data" / "medmnist" /
+                                     path.name) if p.is_file() and p.absolute() != path]
+            hint = f"; a copy exists at {elsewhere[0].absolute()}: pass root= or move it" if elsewhere else ""
             raise DataError(f"{path}: MedMNIST file not found; pass download=True (needs the medmnist package "
-                            f"and internet) or put {path.name} there (see data/README.md)")
+                            f"and internet) or put {path.name} there (see data/README.md){hint}")
         _download(flag, root, size)
         if not path.is_file():
             raise DataError(f"{path}: still missing after download")

@@ -15,7 +15,6 @@ Images are read with OpenCV (as the paper did). OpenCV returns colour images in
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence, TypeVar
 
@@ -23,7 +22,9 @@ import cv2
 import numpy as np
 import torch
 
-from .base import IMAGENET_MEAN, IMAGENET_STD, DataError, StructuredDataset, standardize
+from .base import DataError, StructuredDataset
+from .standardization import GREY_MEAN, GREY_STD, fit_standardization
+from .formats import IMAGE_EXTENSIONS, ImageInfo, is_dicom, peek_dicom, peek_pillow, read_dicom, read_pillow
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -43,35 +44,8 @@ __all__ = [
     "is_hidden",
 ]
 
-#: File extensions the folder loader accepts (lower case).
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
-
-#: Mean and std used to standardise one-channel (grey) images: the averages of the
-#: ImageNet values the paper uses for colour images (supplement 1.1).
-GREY_MEAN = (float(np.mean(IMAGENET_MEAN)),)
-GREY_STD = (float(np.mean(IMAGENET_STD)),)
-
 _JPEG = (".jpg", ".jpeg", ".jpe", ".jfif")
-_PIL_CHANNELS = {"1": 1, "L": 1, "P": 3, "I": 1, "F": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "I;16N": 1,
-                 "LA": 2, "La": 2, "PA": 4, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "RGBA": 4,
-                 "RGBa": 4, "RGBX": 4, "CMYK": 4}
-
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    """What a file's header says: ``height``, ``width``, ``channels`` (1 = grey) and format."""
-
-    height: int
-    width: int
-    channels: int
-    format: str
-
-    @property
-    def size(self) -> tuple[int, int]:
-        """(height, width)."""
-        return (self.height, self.width)
 
 
 def is_hidden(path: Path, root: Path) -> bool:
@@ -122,29 +96,28 @@ def peek_image(path: "str | os.PathLike") -> ImageInfo:
         if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
             raise DataError(f"{path}: .npy array must be numeric, got dtype {arr.dtype}")
         return ImageInfo(int(arr.shape[0]), int(arr.shape[1]), 1 if arr.ndim == 2 else int(arr.shape[2]), "NPY")
+    if is_dicom(path):
+        return peek_dicom(path)
     if path.suffix.lower() in _JPEG:
         _check_jpeg_end(path)
     try:
-        from PIL import Image
+        import PIL  # noqa: F401
     except ImportError:  # no Pillow: fall back to a full decode
         img = read_image(path)
         return ImageInfo(img.shape[0], img.shape[1], 1 if img.ndim == 2 else img.shape[2], "unknown")
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            mode, fmt = im.mode, im.format or "unknown"
-    except Exception as exc:
-        raise DataError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from None
-    return ImageInfo(int(h), int(w), _PIL_CHANNELS.get(mode, 3), fmt)
+    return peek_pillow(path)
 
 
 def read_image(path: "str | os.PathLike", flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
     """Decode an image with OpenCV (BGR order for colour) or load a ``.npy`` array.
 
+    Formats OpenCV does not decode are read with Pillow (``.gif``, ...), DICOM with pydicom
+    (:mod:`gsa_utils.data.formats`), in the same conventions.
+
     Parameters
     ----------
     path
-        Image file (png/jpg/tif/bmp, ...) or ``.npy`` array (H x W or H x W x C).
+        Image file (png/jpg/tif/bmp/pgm/ppm/gif/webp/dcm, ...) or ``.npy`` array (H x W or H x W x C).
     flags
         OpenCV read flags; the default keeps channels and bit depth as stored.
 
@@ -170,6 +143,8 @@ def read_image(path: "str | os.PathLike", flags: int = cv2.IMREAD_UNCHANGED) -> 
         if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
             raise DataError(f"{path}: .npy array contains NaN or infinite values")
         return arr
+    if is_dicom(path):
+        return read_dicom(path)
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
@@ -183,10 +158,13 @@ def read_image(path: "str | os.PathLike", flags: int = cv2.IMREAD_UNCHANGED) -> 
                             f"download or extract it again")
     try:
         img = cv2.imdecode(data, flags)
-    except cv2.error as exc:
-        raise DataError(f"{path}: OpenCV cannot decode this image ({str(exc).strip()})") from None
-    if img is None or img.size == 0:
-        raise DataError(f"{path}: cannot decode image (corrupt, truncated or unsupported format)")
+    except cv2.error:
+        img = None
+    if img is None or img.size == 0:  # a format OpenCV does not read (gif, ...) or a corrupt file
+        try:
+            return read_pillow(path, data.tobytes())
+        except ImportError:
+            raise DataError(f"{path}: cannot decode image (corrupt, truncated or unsupported format)") from None
     return img
 
 
@@ -280,26 +258,8 @@ def standardize_pair(x_train: torch.Tensor, x_test: torch.Tensor, mode: "str | b
 
     Introduced in chapter 1 (``01_structured_images``).
     """
-    if mode is True:
-        mode = "imagenet"
-    if mode in (False, None, "none"):
-        return x_train, x_test, {"standardize": "none"}
-    c = x_train.shape[1]
-    if mode == "imagenet":
-        if c == 3:
-            mean, std = IMAGENET_MEAN, IMAGENET_STD
-        elif c == 1:
-            mean, std = GREY_MEAN, GREY_STD
-        else:
-            raise DataError(f"standardize='imagenet' needs 1 or 3 channels, images have {c}; "
-                            f"use standardize='dataset' or False")
-    elif mode == "dataset":
-        mean = tuple(float(v) for v in x_train.mean(dim=(0, 2, 3)))
-        std = tuple(max(float(v), 1e-12) for v in x_train.std(dim=(0, 2, 3)))
-    else:
-        raise DataError(f"standardize must be 'imagenet', 'dataset', True or False, got {mode!r}")
-    return (standardize(x_train, mean, std), standardize(x_test, mean, std),
-            {"standardize": mode, "mean": list(mean), "std": list(std)})
+    fitted = fit_standardization(x_train, mode)
+    return fitted.apply(x_train), fitted.apply(x_test), fitted.as_meta()
 
 
 def stratified_split(y: np.ndarray, test_fraction: float, seed: int, class_names: Sequence[str],
@@ -346,11 +306,16 @@ def progress_bar(items: Iterable[T], total: int | None = None, desc: str = "", e
 
 def make_real_dataset(name: str, x_train: torch.Tensor, y_train: np.ndarray, x_test: torch.Tensor,
                       y_test: np.ndarray, class_names: Sequence[str], standardize_mode: "str | bool | None",
-                      description: str, meta: dict) -> StructuredDataset:
-    """Standardise, wrap labels as int64 and build a ``source="real"`` :class:`StructuredDataset`."""
+                      description: str, meta: dict, default_mode: str = "imagenet") -> StructuredDataset:
+    """Standardise, wrap labels as int64 and build a ``source="real"`` :class:`StructuredDataset`.
+
+    ``default_mode`` (the mode ``standardize=True`` means for these data) is recorded as
+    ``meta["standardize_default"]`` for :func:`~gsa_utils.data.standardization.standardize_dataset`.
+    """
     x_train, x_test, std_info = standardize_pair(x_train, x_test, standardize_mode)
     meta = dict(meta)
     meta.update(std_info)
+    meta["standardize_default"] = default_mode
     return StructuredDataset(
         name=name,
         x_train=x_train.contiguous(),

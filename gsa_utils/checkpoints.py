@@ -1,0 +1,258 @@
+"""Training checkpoints that hold only tensors and plain data, verified by a checksum.
+
+A checkpoint file is a short text header followed by the bytes of :func:`torch.save`::
+
+    GSA-CHECKPOINT 1
+    sha256 <64 hex digits of the payload>
+    bytes <length of the payload>
+    <payload>
+
+* :func:`save_checkpoint` refuses anything but tensors, dicts, lists, tuples, strings,
+  numbers, booleans and ``None`` (numpy scalars and arrays are converted to plain numbers
+  and lists), writes to a temporary file and renames it into place, and keeps the file it
+  replaces as ``<name>.prev``.
+* :func:`load_checkpoint` checks the header, length and checksum *before* unpickling, then
+  loads with ``torch.load(..., weights_only=True)``: a flipped bit, a truncated or empty file,
+  a file of another format or one that asks to build arbitrary objects raises
+  :class:`CheckpointError`, naming the file and the fault, and runs no code from it.
+* :func:`load_or_restart` is the recovery policy of a training loop: a bad checkpoint is
+  moved aside to ``<name>.corrupt``, and the run resumes from ``<name>.prev`` when that one
+  is good, else from scratch; a :class:`CheckpointRecoveryWarning` says which.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "CHECKPOINT_MAGIC",
+    "CheckpointError",
+    "CheckpointRecoveryWarning",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_or_restart",
+    "remove_checkpoint",
+    "previous_path",
+    "to_plain",
+]
+
+#: First line of every checkpoint file (the number is the format version).
+CHECKPOINT_MAGIC = b"GSA-CHECKPOINT 1\n"
+_MAX_HEADER = 256
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is unusable; ``path`` names it and ``fault`` says what is wrong."""
+
+    def __init__(self, path: "str | os.PathLike", fault: str) -> None:
+        self.path = Path(path)
+        self.fault = fault
+        super().__init__(f"checkpoint {self.path.absolute()}: {fault}")
+
+
+class CheckpointRecoveryWarning(UserWarning):
+    """A bad checkpoint was moved aside and the run resumes from an older state or from scratch."""
+
+
+def previous_path(path: "str | os.PathLike") -> Path:
+    """Where :func:`save_checkpoint` keeps the checkpoint it replaced: ``<name>.prev``."""
+    path = Path(path)
+    return path.with_name(path.name + ".prev")
+
+
+def to_plain(obj: Any, where: str = "state") -> Any:
+    """``obj`` as tensors and plain data only, or :class:`TypeError` naming the offending key.
+
+    Allowed: :class:`torch.Tensor`, ``dict`` (str or int keys), ``list``, ``tuple``, ``str``,
+    ``int``, ``float``, ``bool``, ``None``. Numpy scalars become Python numbers, numpy
+    arrays nested lists, :class:`os.PathLike` strings.
+    """
+    if obj is None or isinstance(obj, (bool, int, float, str, torch.Tensor)):
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            if not isinstance(k, (str, int)) or isinstance(k, bool):
+                raise TypeError(f"{where}: key {k!r} is a {type(k).__name__}; checkpoints take str or int keys")
+            out[k] = to_plain(v, f"{where}[{k!r}]")
+        return out
+    if isinstance(obj, (list, tuple)):
+        items = [to_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        return items if isinstance(obj, list) else tuple(items)
+    raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}; checkpoints hold only "
+                    f"tensors and plain data (dict, list, tuple, str, int, float, bool, None)")
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if path.exists():
+            os.replace(path, previous_path(path))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def save_checkpoint(path: "str | os.PathLike", state: dict, keep_previous: bool = True) -> Path:
+    """Write ``state`` (tensors and plain data) with a SHA-256 checksum, atomically.
+
+    Parameters
+    ----------
+    path
+        The checkpoint file.
+    state
+        E.g. ``{"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict(), "history": history.to_dict()}``.
+    keep_previous
+        Keep the file this one replaces as ``<name>.prev`` (what :func:`load_or_restart`
+        falls back to); ``False`` deletes it.
+
+    Raises
+    ------
+    TypeError
+        ``state`` holds an object other than tensors and plain data (see :func:`to_plain`).
+    """
+    path = Path(path)
+    buf = io.BytesIO()
+    torch.save(to_plain(state), buf)
+    payload = buf.getvalue()
+    header = CHECKPOINT_MAGIC + f"sha256 {hashlib.sha256(payload).hexdigest()}\nbytes {len(payload)}\n".encode()
+    _write_atomic(path, header + payload)
+    if not keep_previous:
+        previous_path(path).unlink(missing_ok=True)
+    return path
+
+
+def _split_header(path: Path, data: bytes) -> bytes:
+    """The verified payload of a checkpoint file's bytes, or CheckpointError."""
+    if not data:
+        raise CheckpointError(path, "file is empty (0 bytes)")
+    if not data.startswith(CHECKPOINT_MAGIC):
+        if data[:2] == b"PK" or data[:1] == b"\x80":
+            raise CheckpointError(path, "no checksum header: written by plain torch.save (an older gsa_utils or "
+                                        "another program), so its integrity cannot be checked")
+        raise CheckpointError(path, "not a gsa_utils checkpoint (unknown header)")
+    lines = data[:_MAX_HEADER].split(b"\n", 3)
+    if len(lines) < 4:
+        raise CheckpointError(path, f"truncated header ({len(data)} bytes)")
+    try:
+        algo, digest = lines[1].decode("ascii").split(" ")
+        word, length = lines[2].decode("ascii").split(" ")
+        expected_len = int(length)
+    except (UnicodeDecodeError, ValueError):
+        raise CheckpointError(path, "damaged header (checksum or length line unreadable)") from None
+    if algo != "sha256" or word != "bytes" or len(digest) != 64:
+        raise CheckpointError(path, "damaged header (checksum or length line unreadable)")
+    payload = data[len(lines[0]) + len(lines[1]) + len(lines[2]) + 3:]
+    if len(payload) < expected_len:
+        raise CheckpointError(path, f"truncated: {len(payload)} of {expected_len} payload bytes present")
+    if len(payload) > expected_len:
+        raise CheckpointError(path, f"{len(payload) - expected_len} unexpected bytes after the payload")
+    got = hashlib.sha256(payload).hexdigest()
+    if got != digest:
+        raise CheckpointError(path, f"checksum mismatch (sha256 {got[:12]}... but the header says "
+                                    f"{digest[:12]}...): the file is corrupt")
+    return payload
+
+
+def load_checkpoint(path: "str | os.PathLike", map_location: "str | torch.device | None" = None) -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint`, after verifying its checksum.
+
+    Raises
+    ------
+    CheckpointError
+        Missing, empty, truncated, foreign-format or corrupt file (checksum mismatch), or a
+        payload that needs anything but tensors and plain data (refused by
+        ``weights_only=True``; none of its code runs).
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(path, "file not found") from None
+    except OSError as exc:
+        raise CheckpointError(path, f"cannot read ({exc})") from None
+    payload = _split_header(path, data)
+    try:
+        state = torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
+    except Exception as exc:  # pickle.UnpicklingError for forbidden globals, RuntimeError for a bad zip
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(path, f"payload refused by torch.load(weights_only=True): {first}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(path, f"payload is a {type(state).__name__}, expected a dict")
+    return state
+
+
+def _move_aside(path: Path) -> Path:
+    target = path.with_name(path.name + ".corrupt")
+    n = 2
+    while target.exists():
+        target = path.with_name(f"{path.name}.corrupt-{n}")
+        n += 1
+    os.replace(path, target)
+    return target
+
+
+def load_or_restart(path: "str | os.PathLike", map_location: "str | torch.device | None" = None) -> dict | None:
+    """The state to resume from, or ``None`` to start from scratch; bad files are moved aside.
+
+    The recovery policy of a training loop:
+
+    * no checkpoint (and no ``<name>.prev``): ``None``, silently (a fresh run);
+    * a good checkpoint: its state;
+    * a bad one (:class:`CheckpointError`): it is renamed ``<name>.corrupt`` (``.corrupt-2``, ...
+      when that exists, so nothing is overwritten) and ``<name>.prev`` is tried the same way;
+      a :class:`CheckpointRecoveryWarning` names each bad file and says whether the run
+      resumes from the previous checkpoint or restarts from scratch;
+    * no checkpoint but a good ``<name>.prev`` (interrupted between the two renames of
+      :func:`save_checkpoint`): the previous state.
+
+    The caller keeps checking that the state belongs to its run (same settings).
+    """
+    path = Path(path)
+    prev = previous_path(path)
+    faults: list[str] = []
+    for candidate in (path, prev):
+        if not candidate.exists():
+            continue
+        try:
+            state = load_checkpoint(candidate, map_location)
+        except CheckpointError as exc:
+            moved = _move_aside(candidate)
+            faults.append(f"{exc} (moved to {moved.name})")
+            continue
+        if faults:
+            warnings.warn(f"{'; '.join(faults)}; resuming from the previous checkpoint {candidate.absolute()}",
+                          CheckpointRecoveryWarning, stacklevel=2)
+        return state
+    if faults:
+        warnings.warn(f"{'; '.join(faults)}; no good checkpoint left: the run restarts from scratch",
+                      CheckpointRecoveryWarning, stacklevel=2)
+    return None
+
+
+def remove_checkpoint(path: "str | os.PathLike") -> None:
+    """Delete a finished run's checkpoint and its ``<name>.prev``; ``.corrupt`` files are kept for inspection."""
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    previous_path(path).unlink(missing_ok=True)
