@@ -18,7 +18,8 @@ import torch
 
 from gsa_utils import (GlobalSpatialAttention, PixelCNN, build_backbone, get_profile, pick_device, pixel_representation,
                        seed_everything)
-from gsa_utils.training import flush_denormals, train_one_epoch
+from gsa_utils.settings import FitSettings
+from gsa_utils.training import Learner, flush_denormals, train_one_epoch
 
 
 def main() -> None:
@@ -28,7 +29,7 @@ def main() -> None:
     ap.add_argument("--n-train", type=int, default=160)
     ap.add_argument("--backbone", default=profile.backbone)
     ap.add_argument("--hidden-channels", type=int, default=profile.hidden_channels)
-    ap.add_argument("--batch-size", type=int, default=profile.batch_size)
+    ap.add_argument("--batch-size", type=int, default=profile.fit.batch_size)
     ap.add_argument("--steps", type=int, default=10, help="training steps per timed round")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--device", default=None)
@@ -62,8 +63,8 @@ def main() -> None:
 
     def run(name: str, epoch: int) -> float:
         model, opt, scaler = state[name]
-        rec = train_one_epoch(model, opt, scaler, xs, ys, steps_n, epoch, 1, 0,
-                              args.batch_size, hasattr(model, "attention_map"), 1e-4, "sum", device, cuda)
+        rec = train_one_epoch(Learner(model, opt, scaler, device, mixed_precision=cuda), xs, ys, epoch=epoch,
+                              seed=0, settings=FitSettings(batch_size=args.batch_size, l1_weight=1e-4))
         return rec["seconds"] / args.steps
 
     times = {k: [] for k in variants}

@@ -5,21 +5,36 @@ no change to matplotlib or torch global settings.
 
 Where each piece is introduced:
 
-* chapter 1: :mod:`gsa_utils.data` (datasets), :mod:`gsa_utils.profiles`
+* chapter 1: :mod:`gsa_utils.data` (datasets, :func:`load_dataset`), :mod:`gsa_utils.profiles`
 * chapter 2: :func:`pixel_representation`
 * chapter 3: :class:`PixelCNN`
 * chapter 4: :func:`combined_loss`
-* chapter 5: :class:`GlobalSpatialAttention`, :func:`two_phase_fit`, :func:`build_backbone`,
-  :mod:`gsa_utils.metrics`
+* chapter 5: :class:`GlobalSpatialAttention`, :class:`FitSettings`, :func:`algorithm_1`,
+  :func:`two_phase_fit`, :func:`build_backbone`, :mod:`gsa_utils.metrics`
+* chapters 10-11: :mod:`gsa_utils.runs` (experiments as files) and :mod:`gsa_utils.cli`
+
+Chapter presentation helpers live in :mod:`gsa_utils.chapter_aids`, which the method never imports.
 """
+from .data import load_folder, load_idrid, load_jaffe, load_medmnist
 from .data.base import DataError, StructuredDataset
+from .data.registry import load_dataset
 from .losses import combined_loss, map_l1
 from .metrics import attention_quality, map_roc_auc, mass_inside, pointing_game
-from .models import (BACKBONES, PAPER_BACKBONES, GlobalSpatialAttention, PixelCNN, PretrainedWeightsError, SmallCNN,
-                     build_backbone, count_parameters, pixel_cnn_parameter_count)
+from .models import (BACKBONES, GlobalSpatialAttention, PixelCNN, PretrainedWeightsError, SmallCNN, build_backbone,
+                     count_parameters, pixel_cnn_parameter_count)
 from .pixel import pixel_representation
 from .profiles import Profile, get_profile
-from .training import (History, evaluate, fit_settings, map_image, pick_device, predict, seed_everything,
-                       two_phase_fit)
+from .settings import PAPER_BACKBONES, PAPER_FIT, FitSettings
+from .training import (HasAttentionMap, History, Learner, TwoPhaseModel, algorithm_1, evaluate, map_image,
+                       pick_device, predict, seed_everything, train_one_epoch, two_phase_fit)
+
+__all__ = [
+    "DataError", "StructuredDataset", "load_dataset", "load_folder", "load_idrid", "load_jaffe", "load_medmnist",
+    "combined_loss", "map_l1", "attention_quality", "map_roc_auc", "mass_inside", "pointing_game", "BACKBONES",
+    "PAPER_BACKBONES", "GlobalSpatialAttention", "PixelCNN", "PretrainedWeightsError", "SmallCNN", "build_backbone",
+    "count_parameters", "pixel_cnn_parameter_count", "pixel_representation", "Profile", "get_profile",
+    "FitSettings", "PAPER_FIT", "HasAttentionMap", "TwoPhaseModel", "History", "Learner", "algorithm_1",
+    "evaluate", "map_image", "pick_device", "predict", "seed_everything", "train_one_epoch", "two_phase_fit",
+]
 
 __version__ = "0.1.0"

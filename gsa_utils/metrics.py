@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-__all__ = ["map_roc_auc", "pointing_game", "mass_inside", "attention_quality"]
+__all__ = ["map_roc_auc", "pointing_game", "mass_inside", "attention_quality", "saturated_fraction"]
 
 
 def _as_arrays(attention_map, mask) -> tuple[np.ndarray, np.ndarray]:
@@ -56,3 +56,15 @@ def attention_quality(attention_map, mask) -> dict[str, float]:
     a, m = _as_arrays(attention_map, mask)
     return {"roc_auc": map_roc_auc(a, m), "pointing_game": pointing_game(a, m),
             "mass_inside": mass_inside(a, m), "mask_fraction": float(m.mean())}
+
+
+def saturated_fraction(attention_map, eps: float = 0.01) -> float:
+    """Share of map values within ``eps`` of 0 or 1, where the sigmoid's gradient all but vanishes.
+
+    Introduced in chapter 4 (``04_combined_loss``). The sigmoid's slope is ``m (1 - m)``:
+    below 0.0099 for such pixels, so the loss can hardly move them any more. Training
+    records it after every epoch as ``map_saturated``.
+    """
+    a = attention_map.detach().cpu().float().numpy() if isinstance(attention_map, torch.Tensor) \
+        else np.asarray(attention_map, dtype=float)
+    return float(((a < eps) | (a > 1 - eps)).mean())

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .data.base import DataError
+from .settings import PAPER_BACKBONES
 
 __all__ = [
     "PixelCNN",
@@ -248,8 +249,6 @@ def _torchvision_builders() -> dict[str, tuple[Callable, object, Callable[[nn.Mo
     }
 
 
-#: The paper's four image CNNs (section 4.2).
-PAPER_BACKBONES = ("googlenet", "vgg16", "resnet152", "densenet161")
 #: Every name :func:`build_backbone` accepts.
 BACKBONES = PAPER_BACKBONES + ("resnet18", "small_cnn")
 

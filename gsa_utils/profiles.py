@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
+from .settings import PAPER_BACKBONES, PAPER_FIT, FitSettings
+
 __all__ = ["Profile", "PROFILES", "get_profile", "PROFILE_ENV"]
 
 PROFILE_ENV = "GSA_PROFILE"
@@ -38,68 +40,55 @@ class Profile:
         Why this profile was chosen (printed by notebooks).
     image_size
         Side of the square images, in pixels.
-    epochs, cutoff_epoch
-        Total epochs and the epoch E after which the pixel CNN is frozen (Algorithm 1).
     backbone, pretrained
         Image CNN used by default and whether it starts from ImageNet weights.
     backbones
         The image CNNs compared in the dataset chapters.
     hidden_channels
         K, the pixel CNN's hidden channels.
-    l1_weight
-        lambda, the coefficient of the L1 term on the map.
-    batch_size, lr, weight_decay
-        Adam settings (paper section 4.4).
     n_train
         Cap on training images (``None``: all).
-    pixel_cnn_lr, map_warmup_epochs
-        Options of :func:`~gsa_utils.training.two_phase_fit` against early saturation of
-        the map (chapter 5); ``None`` and 0 are the paper's recipe.
     seeds
         Seeds over which chapters report mean and spread.
+    fit
+        How to train (:class:`~gsa_utils.settings.FitSettings`: epochs, E, Adam settings,
+        lambda, and the options against early saturation of the map, chapter 5).
     """
 
     name: str
     reason: str
     image_size: int
-    epochs: int
-    cutoff_epoch: int
     backbone: str
     pretrained: bool
     backbones: tuple[str, ...]
     hidden_channels: int
-    l1_weight: float
-    batch_size: int
-    lr: float
-    weight_decay: float
     n_train: int | None
     seeds: tuple[int, ...]
-    pixel_cnn_lr: float | None = None
-    map_warmup_epochs: int = 0
+    fit: FitSettings
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     def describe(self) -> str:
-        return (f"Profile '{self.name}' ({self.reason}): {self.image_size}px, {self.epochs} epochs, "
-                f"E={self.cutoff_epoch}, backbone={self.backbone} "
+        fit = self.fit
+        return (f"Profile '{self.name}' ({self.reason}): {self.image_size}px, {fit.epochs} epochs, "
+                f"E={fit.cutoff_epoch}, backbone={self.backbone} "
                 f"({'ImageNet-pretrained' if self.pretrained else 'random init'}), K={self.hidden_channels}, "
-                f"lambda={self.l1_weight}, batch={self.batch_size}, lr={self.lr}, seeds={list(self.seeds)}"
-                + ("" if self.pixel_cnn_lr is None and not self.map_warmup_epochs else
-                   f", map stabilised (pixel-CNN lr={self.pixel_cnn_lr}, map warm-up={self.map_warmup_epochs} epochs)"))
+                f"lambda={fit.l1_weight}, batch={fit.batch_size}, lr={fit.lr}, seeds={list(self.seeds)}"
+                + ("" if fit.pixel_cnn_lr is None and not fit.map_warmup_epochs else
+                   f", map stabilised (pixel-CNN lr={fit.pixel_cnn_lr}, map warm-up={fit.map_warmup_epochs} epochs)"))
 
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
-        name="smoke", reason="", image_size=32, epochs=30, cutoff_epoch=15, backbone="small_cnn",
-        pretrained=False, backbones=("small_cnn",), hidden_channels=16, l1_weight=1e-4,
-        batch_size=32, lr=1e-3, weight_decay=1e-4, n_train=None, seeds=(0, 1, 2),
-        pixel_cnn_lr=1e-4, map_warmup_epochs=3),
+        name="smoke", reason="", image_size=32, backbone="small_cnn", pretrained=False,
+        backbones=("small_cnn",), hidden_channels=16, n_train=None, seeds=(0, 1, 2),
+        fit=FitSettings(epochs=30, cutoff_epoch=15, lr=1e-3, weight_decay=1e-4, pixel_cnn_lr=1e-4,
+                        map_warmup_epochs=3)),
     "full": Profile(
-        name="full", reason="", image_size=224, epochs=250, cutoff_epoch=60, backbone="resnet152",
-        pretrained=True, backbones=("googlenet", "vgg16", "resnet152", "densenet161"),
-        hidden_channels=32, l1_weight=1e-4, batch_size=32, lr=1e-4, weight_decay=1e-4,
-        n_train=None, seeds=(0, 1, 2, 3, 4)),
+        name="full", reason="", image_size=224, backbone="resnet152", pretrained=True,
+        backbones=PAPER_BACKBONES, hidden_channels=32, n_train=None, seeds=(0, 1, 2, 3, 4),
+        fit=PAPER_FIT.replace(weight_decay=1e-4)),
 }
 
 

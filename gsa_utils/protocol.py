@@ -25,7 +25,7 @@ of performance on the test instances." Our reading, step by step:
 The paper leaves open whether step 3 selects epochs per setting or once; we select per
 setting (the epochs belong to the setting whose curve they come from) and use the *same*
 epochs for the test run, so the test set never influences any choice.
-:func:`gsa_utils.experiments.protocol_summary` runs steps 3-5 on a results folder.
+:func:`gsa_utils.runs.summary.protocol_summary` runs steps 3-5 on a results folder.
 """
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .data.base import DataError
+from .settings import PAPER_CUTOFF_EPOCH, PAPER_EPOCHS, PAPER_GRID, WEIGHT_DECAY_GRID
 
 __all__ = [
     "N_FOLDS",
@@ -58,25 +59,8 @@ __all__ = [
 N_FOLDS = 5
 #: Epochs at which the test accuracy is measured (section 4.6).
 N_SELECTED_EPOCHS = 30
-#: Training epochs of every CNN and the cut-off epoch E of GSA (section 4.4).
-PAPER_EPOCHS = 250
-PAPER_CUTOFF_EPOCH = 60
 #: The paper's significance threshold ("p-values less than 0.01", section 4.6).
 SIGNIFICANCE_LEVEL = 0.01
-#: Adam weight decay searched for every CNN (section 4.4).
-WEIGHT_DECAY_GRID = (1e-3, 1e-4, 1e-5)
-
-#: GSA's search grid (section 4.4): K, lambda and the weight decay.
-#:
-#: The paper prints K in {32, 62, 128, 256}; "62" reads as a typo for 64 (every other value
-#: is a power of two, and 62 is not a width anyone picks), so the grid uses 64. The L1
-#: baseline's coefficient grid is :data:`gsa_utils.baselines.l1_weights.L1_COEFFICIENT_GRID`
-#: (used with ``l1_reduction="mean"``); its weight decay uses :data:`WEIGHT_DECAY_GRID` too.
-PAPER_GRID: dict[str, tuple] = {
-    "hidden_channels": (32, 64, 128, 256),
-    "l1_weight": (0.1, 0.01, 0.001, 0.0001),
-    "weight_decay": WEIGHT_DECAY_GRID,
-}
 
 
 class ProtocolWarning(UserWarning):

@@ -2,29 +2,34 @@
 
 Introduced in chapter 5 (``05_two_phase_training``).
 
-:func:`two_phase_fit` trains any classifier. When the model has an ``attention_map()``
-(:class:`~gsa_utils.models.GlobalSpatialAttention`, the L1 pixel-weights baseline) the
-loss gets the L1 term on the map; when it also has ``freeze()``, the map is frozen after
-the cut-off epoch E. A plain backbone trains as a vanilla CNN with the same loop.
+:func:`algorithm_1` is the paper's loop; :func:`two_phase_fit` wraps it with data checks,
+devices, checkpoints and progress, and trains any classifier. When the model is a
+:class:`HasAttentionMap` (:class:`~gsa_utils.models.GlobalSpatialAttention`, the L1
+pixel-weights baseline) the loss gets the L1 term on the map; when it is a
+:class:`TwoPhaseModel` (GSA), the map is frozen after the cut-off epoch E. A plain backbone
+trains as a vanilla CNN with the same loop.
 """
 from __future__ import annotations
 
 import contextlib
+import io
 import json
-import math
 import os
 import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
 from torch import nn
 
 from .data.base import DataError, validate_images, validate_labels
-from .losses import Reduction, combined_loss
+from .files import write_atomic
+from .losses import combined_loss
+from .metrics import saturated_fraction
+from .settings import FitSettings
 
 __all__ = [
     "pick_device",
@@ -35,10 +40,38 @@ __all__ = [
     "evaluate",
     "predict",
     "map_image",
-    "fit_settings",
+    "HasAttentionMap",
+    "TwoPhaseModel",
+    "Learner",
+    "algorithm_1",
     "train_one_epoch",
     "map_statistics",
 ]
+
+
+@runtime_checkable
+class HasAttentionMap(Protocol):
+    """A classifier that weights its input by a learned map: GSA, the L1 pixel-weights baseline.
+
+    ``model(x, amap)`` classifies ``x`` with a map computed once by ``attention_map()``.
+    :func:`two_phase_fit` adds the L1 term on the map to the loss of such a model.
+    """
+
+    def attention_map(self) -> torch.Tensor: ...
+
+    def __call__(self, x: torch.Tensor, attention_map: torch.Tensor | None = None) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class TwoPhaseModel(HasAttentionMap, Protocol):
+    """A model whose map is learned by a pixel CNN and frozen after epoch E (Algorithm 1): GSA."""
+
+    pixel_cnn: nn.Module
+
+    @property
+    def frozen(self) -> bool: ...
+
+    def freeze(self) -> None: ...
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
@@ -76,7 +109,7 @@ def flush_denormals() -> Iterator[None]:
 
 def map_image(model: nn.Module) -> np.ndarray | None:
     """The model's current attention map as an H x W NumPy array (``None`` for a vanilla CNN)."""
-    if not hasattr(model, "attention_map"):
+    if not isinstance(model, HasAttentionMap):
         return None
     with torch.no_grad():
         amap = model.attention_map().detach().float().cpu()
@@ -85,14 +118,14 @@ def map_image(model: nn.Module) -> np.ndarray | None:
 
 @torch.no_grad()
 def map_statistics(model: nn.Module, saturation: float = 0.01) -> dict[str, float]:
-    """Mean, min, max of the current map and the share of saturated pixels (< 0.01 or > 0.99).
+    """Mean, min, max of the current map and the share of saturated pixels (:func:`~gsa_utils.metrics.saturated_fraction`).
 
     A saturated sigmoid passes almost no gradient back, so a map that saturates early
     stops learning; chapter 5 tracks this.
     """
     amap = model.attention_map().detach().float()
     return {"map_mean": amap.mean().item(), "map_min": amap.min().item(), "map_max": amap.max().item(),
-            "map_saturated": ((amap < saturation) | (amap > 1 - saturation)).float().mean().item()}
+            "map_saturated": saturated_fraction(amap, saturation)}
 
 
 @dataclass
@@ -135,27 +168,11 @@ class History:
 
     def save_json(self, path: str | os.PathLike) -> None:
         """Write atomically as JSON (machine-readable results for later chapters)."""
-        _atomic_write(path, lambda f: f.write(json.dumps(self.to_dict()).encode()))
+        write_atomic(Path(path), json.dumps(self.to_dict()).encode())
 
     @classmethod
     def load_json(cls, path: str | os.PathLike) -> "History":
         return cls.from_dict(json.loads(Path(path).read_text()))
-
-
-def _atomic_write(path: str | os.PathLike, write: Callable) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)
-
-
-def fit_settings(profile) -> dict:
-    """The :func:`two_phase_fit` keyword arguments a :class:`~gsa_utils.profiles.Profile` implies."""
-    return dict(epochs=profile.epochs, cutoff_epoch=profile.cutoff_epoch, lr=profile.lr,
-                batch_size=profile.batch_size, weight_decay=profile.weight_decay, l1_weight=profile.l1_weight,
-                pixel_cnn_lr=profile.pixel_cnn_lr, map_warmup_epochs=profile.map_warmup_epochs)
 
 
 def _check_training_data(x: torch.Tensor, y: torch.Tensor, what: str, num_classes: int | None) -> None:
@@ -177,7 +194,7 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256, device: to
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
-    amap = model.attention_map() if hasattr(model, "attention_map") else None
+    amap = model.attention_map() if isinstance(model, HasAttentionMap) else None
     out = []
     for i in range(0, len(x), batch_size):
         xb = x[i:i + batch_size].to(device, non_blocking=True)
@@ -196,47 +213,126 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return {"loss": loss, "acc": (logits.argmax(1) == y).float().mean().item()}
 
 
+@dataclass
+class Learner:
+    """What one optimisation step needs besides the data: the model, its optimiser, its device."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    mixed_precision: bool = False
+
+
+def algorithm_1(learner: Learner, x: torch.Tensor, y: torch.Tensor, settings: FitSettings, *, seed: int = 0,
+                eval_sets: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None, first_epoch: int = 1,
+                end_of_epoch: Callable[[int, dict], None] | None = None) -> None:
+    """Algorithm 1 of the paper: learn the map and the image CNN together until E, then the CNN alone."""
+    model = learner.model
+    two_phase = isinstance(model, TwoPhaseModel) and settings.cutoff_epoch is not None
+    for epoch in range(first_epoch, settings.epochs + 1):
+        phase = 2 if two_phase and model.frozen else 1
+        if isinstance(model, TwoPhaseModel) and phase == 1:
+            # a warm-up holds the map still (no gradient): the image CNN starts learning first
+            model.pixel_cnn.requires_grad_(epoch > settings.map_warmup_epochs)
+        record = {"epoch": epoch, "phase": phase,
+                  **train_one_epoch(learner, x, y, epoch=epoch, seed=seed, settings=settings)}
+        for name, (x_eval, y_eval) in (eval_sets or {}).items():
+            scores = evaluate(model, x_eval, y_eval, mixed_precision=learner.mixed_precision)
+            record.update({f"{name}_{key}": value for key, value in scores.items()})
+        if isinstance(model, HasAttentionMap):
+            record.update(map_statistics(model))
+        if two_phase and not model.frozen and epoch >= settings.cutoff_epoch:
+            model.freeze()  # after epoch E the map is fixed; phase 2 trains the image CNN alone
+        if end_of_epoch is not None:
+            end_of_epoch(epoch, record)
+
+
+def train_one_epoch(learner: Learner, x: torch.Tensor, y: torch.Tensor, *, epoch: int, seed: int,
+                    settings: FitSettings) -> dict[str, float]:
+    """One pass over (x, y) in shuffled mini-batches, minimising :func:`~gsa_utils.losses.combined_loss`.
+
+    The shuffling and any randomness (dropout) depend only on ``(seed, epoch)``, so a resumed
+    run repeats the uninterrupted one. Also used by ``benchmarks/``.
+
+    Returns
+    -------
+    dict
+        ``train_loss``, ``train_ce``, ``train_l1``, ``train_acc`` (means over the epoch) and
+        ``seconds`` (training time).
+    """
+    model, device, batch_size = learner.model, learner.device, settings.batch_size
+    has_map = isinstance(model, HasAttentionMap)
+    n = len(y)
+    torch.manual_seed(seed * 100_003 + epoch)  # dropout etc.: depends only on (seed, epoch)
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(n, generator=g)
+    if n % batch_size == 1 and n > 1:  # a batch of one breaks BatchNorm in training mode
+        order = order[:-1]
+    model.train()
+    totals = {"loss": 0.0, "ce": 0.0, "l1": 0.0, "correct": 0, "seen": 0}
+    t0 = time.perf_counter()
+    for i in range(0, len(order), batch_size):
+        idx = order[i:i + batch_size]
+        xb = x[idx.to(x.device)].to(device, non_blocking=True)
+        yb = y[idx.to(y.device)].to(device, non_blocking=True)
+        with _autocast(device, learner.mixed_precision):
+            amap = model.attention_map() if has_map else None
+            logits = model(xb, amap) if has_map else model(xb)
+            parts = combined_loss(logits, yb, amap, settings.l1_weight if has_map else 0.0, settings.l1_reduction)
+        learner.optimizer.zero_grad(set_to_none=True)
+        learner.scaler.scale(parts.total).backward()
+        learner.scaler.step(learner.optimizer)
+        learner.scaler.update()
+        b = len(idx)
+        totals["loss"] += parts.total.item() * b
+        totals["ce"] += parts.ce.item() * b
+        totals["l1"] += parts.l1.item() * b
+        totals["correct"] += int((logits.argmax(1) == yb).sum())
+        totals["seen"] += b
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seen = max(totals["seen"], 1)
+    return {"train_loss": totals["loss"] / seen, "train_ce": totals["ce"] / seen,
+            "train_l1": totals["l1"] / seen, "train_acc": totals["correct"] / seen,
+            "seconds": time.perf_counter() - t0}
+
+
+#: Besides the :class:`FitSettings`, what a checkpoint must share with the run that resumes it.
+_RESUME_KEYS = ("seed", "n_train")
+
+
 def _config_mismatch(saved: Mapping, current: Mapping) -> list[str]:
-    keys = ("epochs", "cutoff_epoch", "lr", "batch_size", "weight_decay", "l1_weight", "l1_reduction", "seed",
-            "pixel_cnn_lr", "map_warmup_epochs", "n_train")
-    return [f"{k}: checkpoint {saved.get(k)!r} vs now {current.get(k)!r}" for k in keys
-            if k != "epochs" and saved.get(k) != current.get(k)]
+    """The settings (all but ``epochs``) in which a checkpoint differs from the run resuming it."""
+    defaults = FitSettings().to_dict()
+    keys = [k for k in FitSettings.names() if k != "epochs"] + list(_RESUME_KEYS)
+    return [f"{k}: checkpoint {saved.get(k, defaults.get(k))!r} vs now {current.get(k)!r}" for k in keys
+            if saved.get(k, defaults.get(k)) != current.get(k)]
 
 
-def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, *,
-                  eval_sets: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
-                  epochs: int = 250, cutoff_epoch: int | None = 60, lr: float = 1e-4, batch_size: int = 32,
-                  weight_decay: float = 0.0, l1_weight: float = 1e-4, l1_reduction: Reduction = "sum",
-                  pixel_cnn_lr: float | None = None, map_warmup_epochs: int = 0, seed: int = 0, device: str | torch.device | None = None,
-                  checkpoint: str | os.PathLike | None = None, map_snapshots: Sequence[int] = (),
-                  num_classes: int | None = None, mixed_precision: bool | None = None,
-                  resident: bool | None = None, progress: bool = True,
-                  on_epoch_end: Callable[[int, dict], None] | None = None) -> History:
-    """Train with Algorithm 1: map and image CNN together for E epochs, then the image CNN alone.
+def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor,
+                  settings: FitSettings | None = None, *,
+                  eval_sets: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None, seed: int = 0,
+                  device: str | torch.device | None = None, checkpoint: str | os.PathLike | None = None,
+                  map_snapshots: Sequence[int] = (), num_classes: int | None = None,
+                  mixed_precision: bool | None = None, resident: bool | None = None, progress: bool = True,
+                  on_epoch_end: Callable[[int, dict], None] | None = None, **overrides: Any) -> History:
+    """Train with Algorithm 1 (:func:`algorithm_1`), with checks, devices, checkpoints and progress.
 
     Parameters
     ----------
     model
-        A :class:`~gsa_utils.models.GlobalSpatialAttention`, any model with
-        ``attention_map()`` (L1 term, no freezing), or a plain classifier (vanilla).
+        A :class:`~gsa_utils.models.GlobalSpatialAttention` (:class:`TwoPhaseModel`), any
+        :class:`HasAttentionMap` model (L1 term, no freezing), or a plain classifier (vanilla).
     x_train, y_train
         Training images (N x C x H x W float) and labels (int64).
+    settings
+        How to train (:class:`~gsa_utils.settings.FitSettings`; ``None``: the paper's).
+    **overrides
+        Single fields of ``settings`` to change, e.g. ``epochs=5`` (unknown names raise).
     eval_sets
         Held-out sets evaluated after every epoch, e.g. ``{"test": (x, y)}``; recorded as
         ``{name}_acc`` and ``{name}_loss``.
-    epochs, cutoff_epoch
-        Total epochs (paper: 250) and E (paper: 60): after epoch E the map is frozen.
-        ``None`` never freezes.
-    lr, batch_size, weight_decay
-        Adam settings (paper: 1e-4, 32, searched in {1e-3, 1e-4, 1e-5}).
-    l1_weight, l1_reduction
-        lambda and whether the L1 term sums or averages the map (see :func:`~gsa_utils.losses.map_l1`).
-    pixel_cnn_lr
-        Learning rate of the pixel CNN's parameters; ``None`` uses ``lr`` (the paper).
-        A smaller value keeps the map from saturating early (chapter 5 discusses it).
-    map_warmup_epochs
-        Keep the map fixed at its initial level for this many epochs while the image CNN
-        starts learning, then learn both until E (0 = the paper). Chapter 5 shows why.
     seed
         Seeds the shuffling and any randomness of every epoch (``seed`` and the epoch
         number), so a resumed run repeats the uninterrupted one exactly. Seed the model's
@@ -261,8 +357,64 @@ def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor
     Returns
     -------
     History
+        Its ``config`` holds the effective settings (``cutoff_epoch`` is ``None`` for a model
+        that cannot freeze, ``l1_weight`` 0 for one without a map) and the run's facts.
     """
+    settings = (settings or FitSettings()).replace(**overrides)
     num_classes = num_classes or (int(y_train.max()) + 1 if len(y_train) else None)
+    eval_sets = _checked_data(x_train, y_train, eval_sets, num_classes)
+    device = pick_device(str(device) if device else None)
+    cuda = device.type == "cuda"
+    mixed_precision = cuda if mixed_precision is None else mixed_precision
+    has_map = isinstance(model, HasAttentionMap)
+    settings = settings.replace(cutoff_epoch=settings.cutoff_epoch if isinstance(model, TwoPhaseModel) else None,
+                                l1_weight=settings.l1_weight if has_map else 0.0)
+    config = dict(settings.to_dict(), seed=seed, n_train=len(y_train), device=str(device),
+                  mixed_precision=bool(mixed_precision), model=type(model).__name__)
+
+    model.to(device)
+    if resident is None:
+        free = torch.cuda.mem_get_info(device)[0] if cuda else 0
+        resident = cuda and (x_train.element_size() * x_train.numel()) < free / 4
+    if resident:
+        x_train, y_train = x_train.to(device), y_train.to(device)
+        eval_sets = {k: (v[0].to(device), v[1].to(device)) for k, v in eval_sets.items()}
+    learner = Learner(model, _optimizer(model, settings), device=device, mixed_precision=bool(mixed_precision),
+                      scaler=torch.amp.GradScaler("cuda", enabled=cuda and mixed_precision
+                                                  and not torch.cuda.is_bf16_supported()))
+
+    history = History(config=config)
+    if checkpoint is not None and Path(checkpoint).exists():
+        history = _load_checkpoint(checkpoint, learner, config)
+    elif 0 in map_snapshots and has_map:
+        history.maps[0] = map_image(model)
+    bar = _progress(progress, initial=history.epochs_done, total=settings.epochs)
+
+    def end_of_epoch(epoch: int, record: dict) -> None:
+        history.records.append(record)
+        if epoch in map_snapshots and has_map:
+            history.maps[epoch] = map_image(model)
+        if checkpoint is not None:
+            _save_checkpoint(checkpoint, learner, history)
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k.endswith("acc") or k == "train_loss"},
+                        refresh=False)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, record)
+
+    with flush_denormals():
+        algorithm_1(learner, x_train, y_train, settings, seed=seed, eval_sets=eval_sets,
+                    first_epoch=history.epochs_done + 1, end_of_epoch=end_of_epoch)
+    bar.close()
+    if has_map and map_snapshots and settings.epochs in map_snapshots and settings.epochs not in history.maps:
+        history.maps[settings.epochs] = map_image(model)
+    return history
+
+
+def _checked_data(x_train: torch.Tensor, y_train: torch.Tensor,
+                  eval_sets: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None,
+                  num_classes: int | None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Validate the training and evaluation data; DataError or ValueError naming what is wrong."""
     _check_training_data(x_train, y_train, "training", num_classes)
     if len(torch.unique(y_train)) < 2:
         raise DataError(f"training labels contain a single class ({int(y_train[0])}); a classifier needs two or more")
@@ -274,137 +426,60 @@ def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor
         if xe.shape[1:] != x_train.shape[1:]:
             raise DataError(f"eval set {name!r} images are {tuple(xe.shape[1:])}, training images are "
                             f"{tuple(x_train.shape[1:])}")
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
+    return eval_sets
 
-    device = pick_device(str(device) if device else None)
-    cuda = device.type == "cuda"
-    mixed_precision = cuda if mixed_precision is None else mixed_precision
-    has_map = hasattr(model, "attention_map")
-    can_freeze = has_map and hasattr(model, "freeze") and cutoff_epoch is not None
-    config = dict(epochs=epochs, cutoff_epoch=cutoff_epoch if can_freeze else None, lr=lr, batch_size=batch_size,
-                  weight_decay=weight_decay, l1_weight=l1_weight if has_map else 0.0, l1_reduction=l1_reduction,
-                  pixel_cnn_lr=pixel_cnn_lr, map_warmup_epochs=map_warmup_epochs, seed=seed, n_train=len(y_train), device=str(device),
-                  mixed_precision=bool(mixed_precision), model=type(model).__name__)
 
-    model.to(device)
-    if resident is None:
-        free = torch.cuda.mem_get_info(device)[0] if cuda else 0
-        resident = cuda and (x_train.element_size() * x_train.numel()) < free / 4
-    if resident:
-        x_train, y_train = x_train.to(device), y_train.to(device)
-        eval_sets = {k: (v[0].to(device), v[1].to(device)) for k, v in eval_sets.items()}
-
-    pixel_params = list(model.pixel_cnn.parameters()) if hasattr(model, "pixel_cnn") else []
+def _optimizer(model: nn.Module, settings: FitSettings) -> torch.optim.Optimizer:
+    """Adam over the model; the pixel CNN of a GSA model in its own group (``pixel_cnn_lr``)."""
+    pixel_params = list(model.pixel_cnn.parameters()) if isinstance(model, TwoPhaseModel) else []
     pixel_ids = {id(p) for p in pixel_params}
     other = [p for p in model.parameters() if id(p) not in pixel_ids]
-    groups = [{"params": other}] + ([{"params": pixel_params, "lr": pixel_cnn_lr or lr}] if pixel_params else [])
-    optimizer = torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
-    use_scaler = cuda and mixed_precision and not torch.cuda.is_bf16_supported()
-    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+    groups = [{"params": other}]
+    if pixel_params:
+        groups.append({"params": pixel_params, "lr": settings.pixel_cnn_lr or settings.lr})
+    return torch.optim.Adam(groups, lr=settings.lr, weight_decay=settings.weight_decay)
 
-    history = History(config=config)
-    start_epoch = 0
-    if checkpoint is not None and Path(checkpoint).exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        diffs = _config_mismatch(state["history"]["config"], config)
-        if diffs:
-            raise ValueError(f"checkpoint {checkpoint} was written with other settings ({'; '.join(diffs)}); "
-                             "delete it or use another path")
-        model.load_state_dict(state["model"])
-        if has_map and hasattr(model, "frozen") and model.frozen:
-            model.freeze()
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        history = History.from_dict(state["history"])
-        history.config = config
-        start_epoch = history.epochs_done
-    elif 0 in map_snapshots and has_map:
-        history.maps[0] = map_image(model)
 
-    n = len(y_train)
-    bar = _progress(range(start_epoch, epochs), progress, initial=start_epoch, total=epochs)
-    with flush_denormals():
-        for epoch_index in bar:
-            epoch = epoch_index + 1
-            phase = 2 if (can_freeze and model.frozen) else 1
-            if pixel_params and not (can_freeze and model.frozen):
-                # the warm-up holds the map still: no gradient, so Adam leaves it untouched
-                for p in pixel_params:
-                    p.requires_grad_(epoch > map_warmup_epochs)
-            record = train_one_epoch(model, optimizer, scaler, x_train, y_train, n, epoch, phase, seed, batch_size,
-                                      has_map, l1_weight, l1_reduction, device, mixed_precision)
-            for name, (xe, ye) in eval_sets.items():
-                for k, v in evaluate(model, xe, ye, mixed_precision=mixed_precision).items():
-                    record[f"{name}_{k}"] = v
-            if has_map:
-                record.update(map_statistics(model))
-            if can_freeze and not model.frozen and epoch >= cutoff_epoch:
-                model.freeze()
-            history.records.append(record)
-            if epoch in map_snapshots and has_map:
-                history.maps[epoch] = map_image(model)
-            if checkpoint is not None:
-                _save_checkpoint(checkpoint, model, optimizer, scaler, history)
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k.endswith("acc") or k == "train_loss"},
-                                refresh=False)
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, record)
-    if has_map and map_snapshots and epochs in map_snapshots and epochs not in history.maps:
-        history.maps[epochs] = map_image(model)
+def _save_checkpoint(path: str | os.PathLike, learner: Learner, history: History) -> None:
+    """Write model, optimiser, scaler and history atomically (resumable after any epoch)."""
+    state = {"model": learner.model.state_dict(), "optimizer": learner.optimizer.state_dict(),
+             "scaler": learner.scaler.state_dict(), "history": history.to_dict()}
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    write_atomic(Path(path), buf.getvalue())
+
+
+def _load_checkpoint(path: str | os.PathLike, learner: Learner, config: Mapping) -> History:
+    """Restore ``learner`` from a checkpoint written with the same settings; return its history."""
+    state = torch.load(path, map_location=learner.device, weights_only=False)
+    diffs = _config_mismatch(state["history"]["config"], config)
+    if diffs:
+        raise ValueError(f"checkpoint {path} was written with other settings ({'; '.join(diffs)}); "
+                         "delete it or use another path")
+    learner.model.load_state_dict(state["model"])
+    if isinstance(learner.model, TwoPhaseModel) and learner.model.frozen:
+        learner.model.freeze()
+    learner.optimizer.load_state_dict(state["optimizer"])
+    learner.scaler.load_state_dict(state["scaler"])
+    history = History.from_dict(state["history"])
+    history.config = dict(config)
     return history
 
 
-def train_one_epoch(model, optimizer, scaler, x, y, n, epoch, phase, seed, batch_size, has_map, l1_weight,
-                    l1_reduction, device, mixed_precision) -> dict:
-    """One epoch of the training loop :func:`two_phase_fit` runs (also used by ``benchmarks/``).
+class _NoProgress:
+    """Stands in for a progress bar when progress is off."""
 
-    Returns the epoch's record (losses, accuracy, ``seconds`` of training time).
-    """
-    torch.manual_seed(seed * 100_003 + epoch)  # dropout etc.: depends only on (seed, epoch)
-    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    order = torch.randperm(n, generator=g)
-    if n % batch_size == 1 and n > 1:  # a batch of one breaks BatchNorm in training mode
-        order = order[:-1]
-    model.train()
-    totals = {"loss": 0.0, "ce": 0.0, "l1": 0.0, "correct": 0, "seen": 0}
-    t0 = time.perf_counter()
-    for i in range(0, len(order), batch_size):
-        idx = order[i:i + batch_size]
-        xb = x[idx.to(x.device)].to(device, non_blocking=True)
-        yb = y[idx.to(y.device)].to(device, non_blocking=True)
-        with _autocast(device, mixed_precision):
-            amap = model.attention_map() if has_map else None
-            logits = model(xb, amap) if has_map else model(xb)
-            parts = combined_loss(logits, yb, amap, l1_weight if has_map else 0.0, l1_reduction)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(parts.total).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        b = len(idx)
-        totals["loss"] += parts.total.item() * b
-        totals["ce"] += parts.ce.item() * b
-        totals["l1"] += parts.l1.item() * b
-        totals["correct"] += int((logits.argmax(1) == yb).sum())
-        totals["seen"] += b
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    seen = max(totals["seen"], 1)
-    return {"epoch": epoch, "phase": phase, "train_loss": totals["loss"] / seen, "train_ce": totals["ce"] / seen,
-            "train_l1": totals["l1"] / seen, "train_acc": totals["correct"] / seen,
-            "seconds": time.perf_counter() - t0}
+    def update(self, n: int = 1) -> None: ...
+
+    def set_postfix(self, *args: Any, **kwargs: Any) -> None: ...
+
+    def close(self) -> None: ...
 
 
-def _save_checkpoint(path, model, optimizer, scaler, history: History) -> None:
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-             "history": history.to_dict()}
-    _atomic_write(path, lambda f: torch.save(state, f))
-
-
-def _progress(iterable, enabled: bool, **kwargs):
+def _progress(enabled: bool, **kwargs: Any) -> Any:
+    """A tqdm bar over epochs, updated by hand, or a silent stand-in."""
     if not enabled:
-        return iterable
+        return _NoProgress()
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, desc="epochs", unit="epoch", **kwargs)
+    return tqdm(desc="epochs", unit="epoch", **kwargs)

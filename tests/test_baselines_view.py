@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from gsa_utils.baselines_view import (NO_RESULTS_MESSAGE, across_image_spread, baseline_summary, check_table_csv,
+from gsa_utils.chapter_aids.baselines_view import (NO_RESULTS_MESSAGE, across_image_spread, baseline_summary, check_table_csv,
                                       plot_local_attention, plot_table, table_report, upsample_maps)
-from gsa_utils.experiments import ExperimentConfig, save_result
-from gsa_utils.tables import table_to_csv
+from gsa_utils.runs import ExperimentConfig, save_result
+from gsa_utils.runs.tables import table_to_csv
 from gsa_utils.training import History
 
 
@@ -104,11 +104,11 @@ def test_table_report_smoke_results_labelled_and_csv_checked(tmp_path):
     assert counts == {"cells": 2, "smoke_cells": 2, "csv_rows": 2}
     tampered = tmp_path / "tampered.csv"
     tampered.write_text(path.read_text().replace("smoke (modified: epochs=6)", "full"))
-    with pytest.raises(AssertionError, match="smoke result labelled 'full'"):
+    with pytest.raises(ValueError, match="smoke result labelled 'full'"):
         check_table_csv(tampered, rep["rows"], rep["results"])
     unlabelled = tmp_path / "unlabelled.csv"
     unlabelled.write_text(path.read_text().replace(",synthetic,", ",real,"))
-    with pytest.raises(AssertionError, match="synthetic data labelled 'real'"):
+    with pytest.raises(ValueError, match="synthetic data labelled 'real'"):
         check_table_csv(unlabelled, rep["rows"], rep["results"])
 
     fig = plot_table(rep["rows"])

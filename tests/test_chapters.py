@@ -1,4 +1,4 @@
-"""The helpers shared by the dataset chapters (gsa_utils.chapters), on tiny runs."""
+"""The helpers shared by the dataset chapters (gsa_utils.chapter_aids.chapters), on tiny runs."""
 from __future__ import annotations
 
 import warnings
@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gsa_utils import chapters
-from gsa_utils import experiments
+from gsa_utils.chapter_aids import chapters, figures, summaries
 from gsa_utils.data.cache import CACHE_ENV
 from gsa_utils.data.fixtures import make_folder_fixture, make_idrid_fixture
 from gsa_utils.data.folder import load_folder
@@ -59,7 +58,7 @@ def test_chapter_configs_order_and_fields(smoke):
     assert len(cfgs) == 2 * 1 * 2 * 2
     assert [(c.dataset, c.seed, c.method) for c in cfgs[:4]] == [
         ("fundus", 0, "vanilla"), ("fundus", 0, "gsa"), ("fundus", 1, "vanilla"), ("fundus", 1, "gsa")]
-    assert all(c.fold is None and c.profile == "smoke" and c.epochs == smoke.epochs for c in cfgs)
+    assert all(c.fold is None and c.profile == "smoke" and c.epochs == smoke.fit.epochs for c in cfgs)
     assert {c.data_seed for c in cfgs if c.dataset == "faces"} == {3}
     assert {c.data_seed for c in cfgs if c.dataset == "fundus"} == {0}
     assert len({c.run_id() for c in cfgs}) == len(cfgs)
@@ -82,7 +81,7 @@ def test_default_results_dir(monkeypatch, tmp_path):
     monkeypatch.setenv(chapters.RESULTS_DIR_ENV, str(tmp_path / "elsewhere"))
     assert chapters.default_results_dir() == tmp_path / "elsewhere"
     monkeypatch.delenv(chapters.RESULTS_DIR_ENV)
-    assert chapters.default_results_dir() == Path(chapters.__file__).resolve().parents[1] / "results"
+    assert chapters.default_results_dir() == Path(chapters.__file__).resolve().parents[2] / "results"
 
 
 # --------------------------------------------------------------------------------------
@@ -90,12 +89,12 @@ def test_default_results_dir(monkeypatch, tmp_path):
 # --------------------------------------------------------------------------------------
 def test_run_chapter_writes_results_and_reuses_them(tiny_runs, capsys):
     configs, res = tiny_runs
-    assert [r["run_id"] for r in res.runs] == [c.run_id() for c in configs]
+    assert [r.run_id for r in res.runs] == [c.run_id() for c in configs]
     assert sorted(res.trained) == sorted(c.run_id() for c in configs) and not res.reused
     for r in res.runs:
-        d = Path(r["run_dir"])
+        d = Path(r.run_dir)
         assert (d / "history.json").is_file() and (d / "config.json").is_file()
-        assert (d / "attention_map.npy").is_file() == (r["config"].method == "gsa")
+        assert (d / "attention_map.npy").is_file() == (r.config.method == "gsa")
     again = chapters.run_chapter(configs, res.results_dir)
     assert not again.trained and sorted(again.reused) == sorted(res.trained)
     out = capsys.readouterr().out
@@ -107,18 +106,18 @@ def test_results_table_and_summary(tiny_runs):
     t = res.table
     assert list(t.method) == ["vanilla", "gsa"] * 2 and list(t.seed) == [0, 0, 1, 1]
     r0 = res.runs[0]
-    acc = np.asarray(r0["history"]["test_acc"])
+    acc = np.asarray(r0.history["test_acc"])
     assert t.loc[0, "final_acc"] == pytest.approx(acc[-1])
-    assert t.loc[0, "tail_acc"] == pytest.approx(acc[-chapters.tail_epochs(len(acc)):].mean())
+    assert t.loc[0, "tail_acc"] == pytest.approx(acc[-summaries.tail_epochs(len(acc)):].mean())
     assert t.loc[0, "best_acc"] == pytest.approx(acc.max()) and t.loc[0, "epochs"] == 2
     assert t.loc[0, "profile"].startswith("smoke (modified")
-    s = chapters.summary_table(t)
+    s = summaries.summary_table(t)
     row = s.loc[("fundus", "small_cnn")]
     assert row[("GSA", "n")] == 2 and row[("vanilla", "n")] == 2
     assert row[("GSA", "mean")] == pytest.approx(t[t.method == "gsa"].tail_acc.mean())
     assert row[("GSA - vanilla", "points")] == pytest.approx(
         100 * (t[t.method == "gsa"].tail_acc.mean() - t[t.method == "vanilla"].tail_acc.mean()))
-    f = chapters.format_summary(s)
+    f = summaries.format_summary(s)
     assert list(f.columns) == ["vanilla", "GSA", "GSA - vanilla (points)"] and "(n=2)" in f.iloc[0, 0]
 
 
@@ -126,12 +125,12 @@ def test_attention_maps_are_shared_and_in_range(tiny_runs):
     configs, res = tiny_runs
     amap = res.attention_map("fundus", "small_cnn")
     assert amap.shape == (16, 16)
-    assert chapters.check_attention_map(amap, (5, 3, 16, 16)) is not None
+    assert figures.check_attention_map(amap, (5, 3, 16, 16)) is not None
     assert not np.array_equal(amap, res.attention_map("fundus", "small_cnn", seed=1))
-    with pytest.raises(AssertionError, match="one 8 x 8 map"):
-        chapters.check_attention_map(amap, (1, 3, 8, 8))
-    with pytest.raises(AssertionError, match="leaves"):
-        chapters.check_attention_map(amap + 1.5, (1, 3, 16, 16))
+    with pytest.raises(ValueError, match="one 8 x 8 map"):
+        figures.check_attention_map(amap, (1, 3, 8, 8))
+    with pytest.raises(ValueError, match="leaves"):
+        figures.check_attention_map(amap + 1.5, (1, 3, 16, 16))
     with pytest.raises(KeyError):
         res.attention_map("faces", "small_cnn")
     before = chapters.initial_attention_map(next(c for c in configs if c.method == "gsa"))
@@ -146,21 +145,21 @@ def test_figures(tiny_runs):
 
     _, res = tiny_runs
     t = res.table
-    fig = chapters.plot_accuracy(t, chance=0.5)
+    fig = figures.plot_accuracy(t, chance=0.5)
     assert len(fig.axes) == 1 and len(fig.axes[0].patches) == 2
-    fig2 = chapters.plot_training_curves(res, "fundus")
+    fig2 = figures.plot_training_curves(res, "fundus")
     assert len(fig2.axes) == 3 and len(fig2.axes[1].lines) >= 2
     ds = load_dataset("fundus", 16, standardize=False)
     amap = res.attention_map("fundus", "small_cnn")
-    fig3, aucs = chapters.show_attention({"a": amap, "b": amap}, image=ds.x_train[0], mask=ds.mask)
+    fig3, aucs = figures.show_attention({"a": amap, "b": amap}, image=ds.x_train[0], mask=ds.mask)
     assert set(aucs) == {"a", "b"} and 0 <= aucs["a"] <= 1
     assert len(fig3.axes) == 4 + 1  # image, two maps, image x map, colour bar
-    fig4, none = chapters.show_attention({"a": amap})
+    fig4, none = figures.show_attention({"a": amap})
     assert none == {} and len(fig4.axes) == 2
-    fig5, _ = chapters.show_attention({"a": amap, "b": amap * 0.5}, image=ds.x_train[0], product="b")
+    fig5, _ = figures.show_attention({"a": amap, "b": amap * 0.5}, image=ds.x_train[0], product="b")
     assert fig5.axes[3].get_title().endswith("(b)")
     with pytest.raises(KeyError):
-        chapters.show_attention({"a": amap}, image=ds.x_train[0], product="zzz")
+        figures.show_attention({"a": amap}, image=ds.x_train[0], product="zzz")
     plt.close("all")
 
 
@@ -175,76 +174,76 @@ def _table(gsa, vanilla, dataset="d"):
 
 
 def test_compare_methods_follows_the_numbers():
-    clear = chapters.compare_methods(_table([0.80, 0.81, 0.82], [0.70, 0.71, 0.72]))[0]
+    clear = summaries.compare_methods(_table([0.80, 0.81, 0.82], [0.70, 0.71, 0.72]))[0]
     assert "10.0 points higher" in clear and "ahead on 3 of 3" in clear and "did not" not in clear
     assert "not a clear gain" not in clear
-    noisy = chapters.compare_methods(_table([0.60, 0.90, 0.70], [0.70, 0.71, 0.72]))[0]
+    noisy = summaries.compare_methods(_table([0.60, 0.90, 0.70], [0.70, 0.71, 0.72]))[0]
     assert "higher" in noisy and "not a clear gain" in noisy
-    worse = chapters.compare_methods(_table([0.40], [0.60]))[0]
+    worse = summaries.compare_methods(_table([0.40], [0.60]))[0]
     assert "GSA did not beat vanilla" in worse and "20.0 points lower" in worse and "single seed" in worse
-    tie = chapters.compare_methods(_table([0.5, 0.6], [0.6, 0.5]))[0]
+    tie = summaries.compare_methods(_table([0.5, 0.6], [0.6, 0.5]))[0]
     assert "tied" in tie
-    chance = chapters.compare_methods(_table([0.35], [0.36]), chance=0.34)[0]
+    chance = summaries.compare_methods(_table([0.35], [0.36]), chance=0.34)[0]
     assert "did not beat" in chance and "within 5 points of chance" in chance
-    one_low = chapters.compare_methods(_table([0.34], [0.60]), chance={"d": 0.34})[0]
+    one_low = summaries.compare_methods(_table([0.34], [0.60]), chance={"d": 0.34})[0]
     assert "The GSA model is near chance" in one_low
-    only = chapters.compare_methods(_table([0.5], []))[0]
+    only = summaries.compare_methods(_table([0.5], []))[0]
     assert "nothing to compare" in only
 
 
 def test_tail_epochs_and_chance():
-    assert [chapters.tail_epochs(e) for e in (1, 3, 4, 12, 250, 1000)] == [1, 1, 1, 3, 30, 30]
-    assert chapters.chance_accuracy([0, 0, 1, 2]) == 0.5
+    assert [summaries.tail_epochs(e) for e in (1, 3, 4, 12, 250, 1000)] == [1, 1, 1, 3, 30, 30]
+    assert summaries.chance_accuracy([0, 0, 1, 2]) == 0.5
     with pytest.raises(ValueError):
-        chapters.chance_accuracy([])
+        summaries.chance_accuracy([])
 
 
 def test_map_verdict():
     mask = np.zeros((10, 10), bool)
     mask[2:5, 2:5] = True
     focused = np.where(mask, 0.9, 0.01)
-    v = chapters.map_verdict(focused, mask)
+    v = figures.map_verdict(focused, mask)
     assert "concentrates on the relevant region" in v and "few pixels" not in v
     tiny = focused * 1e-3  # the same shape at a thousandth of the scale: the same verdict
-    assert "concentrates on the relevant region" in chapters.map_verdict(tiny, mask)
+    assert "concentrates on the relevant region" in figures.map_verdict(tiny, mask)
     dead = np.zeros((10, 10))
     dead[8, 8] = 1.0
-    v = chapters.map_verdict(dead, mask)
+    v = figures.map_verdict(dead, mask)
     assert "little more than a few pixels" in v and "does not favour" in v
     lean = np.where(mask, 0.6, 0.5)
-    assert "leans towards" in chapters.map_verdict(lean, mask)
-    assert chapters.map_verdict(focused).endswith(".") and "ROC-AUC" not in chapters.map_verdict(focused)
+    assert "leans towards" in figures.map_verdict(lean, mask)
+    assert figures.map_verdict(focused).endswith(".") and "ROC-AUC" not in figures.map_verdict(focused)
 
 
 def test_train_test_warnings(tiny_runs):
     _, res = tiny_runs
-    assert chapters.train_test_warnings(res, chance=0.0, train_gain=2.0) == []  # nothing can be flagged
-    flagged = chapters.train_test_warnings(res, chance=1.0, margin=0.0, train_gain=-1.0)
+    assert summaries.train_test_warnings(res.runs, chance=0.0, train_gain=2.0) == []  # nothing can be flagged
+    flagged = summaries.train_test_warnings(res.runs, chance=1.0, margin=0.0, train_gain=-1.0)
     assert len(flagged) == len(res.runs)
     assert all("about chance" in w for w in flagged)
     gsa = [w for w in flagged if "/ GSA /" in w]
     assert len(gsa) == 2 and all("batch normalisation" in w for w in gsa)
     assert not any("batch normalisation" in w for w in flagged if "/ vanilla /" in w)
-    assert chapters.train_test_warnings(res, chance={"other": 1.0}) == []
+    assert summaries.train_test_warnings(res.runs, chance={"other": 1.0}) == []
 
 
 def test_paper_reference():
-    ref = chapters.paper_reference("idrid-edema")
+    ref = summaries.paper_reference("idrid-edema")
     assert list(ref.index) == ["googlenet", "vgg16", "resnet152", "densenet161"]
     assert ref.loc["vgg16", "GSA - vanilla (points)"] == "+3.36" and ref.loc["vgg16", "GSA"] == "83.59 (0.47)"
-    assert chapters.paper_reference("fundus") is None
+    assert summaries.paper_reference("fundus") is None
 
 
 # --------------------------------------------------------------------------------------
 # data helpers
 # --------------------------------------------------------------------------------------
 def test_expect_data_error(tmp_path, capsys):
-    msg = chapters.expect_data_error(load_folder, tmp_path / "nowhere")
+    msg = figures.expect_data_error(load_folder, tmp_path / "nowhere")
     assert "does not exist" in msg and "DataError:" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="expected a DataError"):
-        chapters.expect_data_error(lambda: None)
+        figures.expect_data_error(lambda: None)
     with pytest.raises(KeyError):
-        chapters.expect_data_error(lambda: {}["x"])  # other errors are not swallowed
+        figures.expect_data_error(lambda: {}["x"])  # other errors are not swallowed
 
 
 def test_folder_tree(tmp_path):
@@ -253,31 +252,31 @@ def test_folder_tree(tmp_path):
         (tmp_path / "a" / f"f{i}.png").write_text("")
     (tmp_path / ".hidden").write_text("")
     (tmp_path / "labels.csv").write_text("")
-    tree = chapters.folder_tree(tmp_path, max_files=2)
+    tree = figures.folder_tree(tmp_path, max_files=2)
     assert tree.splitlines()[0] == f"{tmp_path.name}/"
     assert "f0.png" in tree and "f4.png" not in tree and "(5 files in all)" in tree
     assert ".hidden" not in tree and tree.rstrip().endswith("labels.csv")
 
 
 def test_write_oct_folder_both_layouts(tmp_path):
-    info = chapters.write_oct_folder(tmp_path / "octs", 16, n_train=9, n_test=6)
+    info = figures.write_oct_folder(tmp_path / "octs", 16, n_train=9, n_test=6)
     assert info["rewritten"] and info["n_files"] == 15 and info["class_names"] == ["early", "moderate", "severe"]
     assert sum(info["counts"].values()) == 15 and info["mask"].shape == (16, 16) and info["mask"].any()
     ds = load_folder(tmp_path / "octs", progress=False, cache_dir=False)
     assert ds.class_names == info["class_names"] and len(ds.y_train) + len(ds.y_test) == 15
     assert ds.x_train.shape[1:] == (3, 16, 16)
     stamp = (tmp_path / "octs" / "early").stat().st_mtime_ns
-    again = chapters.write_oct_folder(tmp_path / "octs", 16, n_train=9, n_test=6)
+    again = figures.write_oct_folder(tmp_path / "octs", 16, n_train=9, n_test=6)
     assert not again["rewritten"] and again["counts"] == info["counts"]
     assert (tmp_path / "octs" / "early").stat().st_mtime_ns == stamp
     assert np.array_equal(again["mask"], info["mask"])
-    assert chapters.write_oct_folder(tmp_path / "octs", 16, n_train=12, n_test=6)["n_files"] == 18
-    csv = chapters.write_oct_folder(tmp_path / "csv", 16, n_train=9, n_test=6, layout="csv")
+    assert figures.write_oct_folder(tmp_path / "octs", 16, n_train=12, n_test=6)["n_files"] == 18
+    csv = figures.write_oct_folder(tmp_path / "csv", 16, n_train=9, n_test=6, layout="csv")
     fixed = load_folder(tmp_path / "csv", csv="labels.csv", split_file="split.csv", progress=False, cache_dir=False)
     assert (len(fixed.y_train), len(fixed.y_test)) == (9, 6) and csv["n_files"] == 15
     assert not list(tmp_path.glob(".*"))  # no temporary folders left behind
     with pytest.raises(ValueError):
-        chapters.write_oct_folder(tmp_path / "x", 16, layout="zip")
+        figures.write_oct_folder(tmp_path / "x", 16, layout="zip")
 
 
 def test_plot_idrid_fixture(tmp_path):
@@ -287,8 +286,20 @@ def test_plot_idrid_fixture(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = load_idrid(tmp_path, image_size=16, standardize=False, cache_dir=False, progress=False)
-    fig = chapters.plot_idrid_fixture(fx, ds, n=3)
+    fig = figures.plot_idrid_fixture(fx, ds, n=3)
     assert len(fig.axes) == 1 + 3
     assert "flipped" in fig.axes[1].get_title()  # IDRiD_001 is on the paper's flip list
     assert "flipped" not in fig.axes[2].get_title()
     plt.close("all")
+
+
+def test_two_gsa_recipes_are_separate_rows_not_pooled():
+    t = _table([0.8, 0.8], [0.5, 0.5])
+    t["variant"] = ["gsa (lr=0.001)"] * 2 + ["vanilla"] * 2
+    extra = t[t.method == "gsa"].assign(variant="gsa (lr=0.0001)", tail_acc=0.6)
+    s = summaries.summary_table(pd.concat([t, extra]))
+    row = s.loc[("d", "b")]
+    assert row[("GSA (lr=0.001)", "mean")] == pytest.approx(0.8) and row[("GSA (lr=0.0001)", "mean")] == 0.6
+    assert row[("GSA (lr=0.0001) - vanilla", "points")] == pytest.approx(10.0)
+    sentences = summaries.compare_methods(pd.concat([t, extra]))
+    assert len(sentences) == 2 and "GSA (lr=0.0001)" in sentences[1]

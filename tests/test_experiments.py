@@ -10,13 +10,19 @@ import numpy as np
 import pytest
 import torch
 
-import gsa_utils.experiments as ex
+import gsa_utils.runs.locks as locks
+import gsa_utils.runs.methods as methods
+import gsa_utils.runs.sweeps as sweep_module
+from gsa_utils.cli import main as cli_main
 from gsa_utils.data import DataError
 from gsa_utils.data.registry import DATASETS, describe_source, load_dataset
-from gsa_utils.experiments import (ExperimentConfig, configs_from_grid, load_results, profile_label, protocol_summary,
-                                   run_experiment, save_result, sweep, sweep_configs)
+from gsa_utils.profiles import get_profile
+from gsa_utils.runs import (METHODS, PIXEL_METHODS, ExperimentConfig, build_model, configs_from_grid, load_results,
+                            paper_grid, profile_label, protocol_summary, run_experiment, save_result, sweep,
+                            sweep_configs)
+from gsa_utils.runs.summary import setting_summaries
 from gsa_utils.protocol import stratified_folds
-from gsa_utils.tables import L1_MARKER, VANILLA_MARKER, build_table, table_to_csv, table_to_markdown
+from gsa_utils.runs.tables import L1_MARKER, VANILLA_MARKER, build_table, table_to_csv, table_to_markdown
 from gsa_utils.training import History
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,34 +105,34 @@ def test_config_normalises_unused_fields_and_ids_are_stable():
 # ---- one run ---------------------------------------------------------------------------------
 def test_run_experiment_on_a_fold_writes_files_and_uses_only_that_folds_images(tmp_path, monkeypatch):
     seen = []
-    real = ex.pixel_representation
-    monkeypatch.setattr(ex, "pixel_representation", lambda x: seen.append(x.clone()) or real(x))
+    real = methods.pixel_representation
+    monkeypatch.setattr(methods, "pixel_representation", lambda x: seen.append(x.clone()) or real(x))
     cfg = ExperimentConfig.from_profile("fundus", "gsa", **{**TINY, "n_folds": 3}, fold=1)
     result = run_experiment(cfg, tmp_path)
 
     ds = load_dataset("fundus", 16).subset(40, 20, seed=0)
     tr, va = stratified_folds(ds.y_train, 3, seed=0)[1]
     assert len(seen) == 1 and torch.equal(seen[0], ds.x_train[torch.as_tensor(tr)])
-    assert result["pixel_channels"] == len(tr) * 3 == result["model"].pixel_cnn.in_channels
+    assert result.pixel_channels == len(tr) * 3 == result.model.pixel_cnn.in_channels
     run_dir = tmp_path / cfg.run_id()
     assert {p.name for p in run_dir.iterdir()} == {"config.json", "history.json", "attention_map.npy"}
-    h = result["history"]
+    h = result.history
     assert len(h["val_acc"]) == 3 and all("test_acc" not in r for r in h.records)  # the test set is not touched
-    assert result["eval_set"] == "val" and result["dataset"]["n_train_used"] == len(tr)
+    assert result.eval_set == "val" and result.dataset["n_train_used"] == len(tr)
     assert json.loads((run_dir / "config.json").read_text())["config"] == cfg.to_dict()
     assert np.load(run_dir / "attention_map.npy").shape == (16, 16)
     again = run_experiment(cfg, tmp_path)  # finished: read back, not trained
-    assert again["model"] is None and again["history"].records == h.records
-    assert [r["run_id"] for r in load_results(tmp_path)] == [cfg.run_id()]
+    assert again.model is None and again.history.records == h.records
+    assert [r.run_id for r in load_results(tmp_path)] == [cfg.run_id()]
 
 
 def test_pixel_baseline_run_records_one_accuracy(tmp_path):
     cfg = ExperimentConfig.from_profile("fundus", "lr", **TINY)
     result = run_experiment(cfg, tmp_path)
-    assert len(result["history"].records) == 1 and 0 <= result["history"]["test_acc"][0] <= 1
-    assert "C" in result["baseline"]["best_params"]
+    assert len(result.history.records) == 1 and 0 <= result.history["test_acc"][0] <= 1
+    assert "C" in result.baseline["best_params"]
     s = protocol_summary(tmp_path, "fundus", "lr")
-    assert s["mean"] == pytest.approx(result["history"]["test_acc"][0]) and np.isnan(s["std"])
+    assert s.mean == pytest.approx(result.history["test_acc"][0]) and np.isnan(s.std)
 
 
 # ---- sweeps -----------------------------------------------------------------------------------
@@ -135,8 +141,8 @@ def _configs():
 
 
 def _cells(rows):
-    return {(r["label"], ds): (c["mean"], c["std"], c["markers"], c["epochs"]) for r in rows
-            for ds, c in r["cells"].items()}
+    return {(r.label, ds): (c.mean, c.std, c.markers, c.epochs) for r in rows
+            for ds, c in r.cells.items()}
 
 
 def test_interrupted_sweep_resumed_gives_the_same_table(tmp_path):
@@ -168,7 +174,7 @@ def test_interrupted_sweep_resumed_gives_the_same_table(tmp_path):
     table_a, table_b = build_table(tmp_path / "a"), build_table(b)
     assert _cells(table_a) == _cells(table_b)
     assert table_to_markdown(table_a) == table_to_markdown(table_b)
-    assert {r["label"] for r in table_a} == {"SmallCNN", "SmallCNN (with global attention)"}
+    assert {r.label for r in table_a} == {"SmallCNN", "SmallCNN (with global attention)"}
 
 
 def test_shards_partition_the_configs(tmp_path, monkeypatch):
@@ -178,7 +184,7 @@ def test_shards_partition_the_configs(tmp_path, monkeypatch):
         ran.append(config.run_id())
         save_result(config, results_dir, History(records=[{"epoch": 1, "test_acc": 0.5, "val_acc": 0.5}]))
 
-    monkeypatch.setattr(ex, "run_experiment", fake_run)
+    monkeypatch.setattr(sweep_module, "run_experiment", fake_run)
     configs = sweep_configs(["fundus", "faces"], ["gsa", "vanilla", "svm"], folds="all", **TINY)
     assert len(configs) == 2 * (3 + 3 + 1)  # LR/SVM only get the full run
     shares = []
@@ -202,7 +208,7 @@ def test_a_second_processs_lock_is_respected_and_stale_locks_are_removed(tmp_pat
         ran.append(config.run_id())
         save_result(config, results_dir, History(records=[{"epoch": 1, "test_acc": 0.5}]))
 
-    monkeypatch.setattr(ex, "run_experiment", fake_run)
+    monkeypatch.setattr(sweep_module, "run_experiment", fake_run)
     configs = _configs()[:2]
     lock = tmp_path / configs[0].run_id() / "lock"
     lock.parent.mkdir(parents=True)
@@ -211,7 +217,7 @@ def test_a_second_processs_lock_is_respected_and_stale_locks_are_removed(tmp_pat
             "os.write(fd, json.dumps({'token': 'other', 'pid': os.getpid()}).encode())")
     subprocess.run([sys.executable, "-S", "-c", code, str(lock)], check=True)
     held = lock.read_text()
-    assert ex._claim(lock, 3600) is None  # our own claim fails while theirs is fresh
+    assert locks.claim(lock, 3600) is None  # our own claim fails while theirs is fresh
     report = sweep(configs, tmp_path, progress=False, stale_after=3600)
     assert report["locked"] == [configs[0].run_id()] and ran == [configs[1].run_id()]
     assert lock.read_text() == held and not (lock.parent / "history.json").exists()
@@ -229,7 +235,7 @@ def test_a_run_whose_lock_is_taken_over_stops(tmp_path, monkeypatch):
         on_epoch_end(1, {})
         raise AssertionError("not reached")
 
-    monkeypatch.setattr(ex, "run_experiment", fake_run)
+    monkeypatch.setattr(sweep_module, "run_experiment", fake_run)
     cfg = _configs()[0]
     report = sweep([cfg], tmp_path, progress=False)
     assert report["lost"] == [cfg.run_id()]
@@ -242,7 +248,7 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
             raise RuntimeError("out of memory")
         save_result(config, results_dir, History(records=[{"epoch": 1, "test_acc": 0.5}]))
 
-    monkeypatch.setattr(ex, "run_experiment", fake_run)
+    monkeypatch.setattr(sweep_module, "run_experiment", fake_run)
     configs = _configs()
     report = sweep(configs, tmp_path, progress=False)
     assert len(report["failed"]) == 3 and len(report["ran"]) == 3
@@ -301,36 +307,36 @@ def fabricated(tmp_path):
 def test_protocol_summary_chooses_by_cv_and_reads_the_full_run(fabricated):
     root, test_gsa, _ = fabricated
     s = protocol_summary(root, "idrid-edema", "gsa", "resnet152")
-    assert s["best_params"]["hidden_channels"] == 64 and s["n_folds_done"] == 5 and s["n_settings"] == 2
-    assert s["epochs"] == list(range(101, 131))
-    assert s["mean"] == pytest.approx(test_gsa[100:130].mean())
-    assert s["std"] == pytest.approx(test_gsa[100:130].std(ddof=1))
-    assert s["profile"] == "full" and s["cv_score"] == pytest.approx(0.8) and s["notes"] == []
-    assert protocol_summary(root, "idrid-edema", "vanilla", "resnet152")["epochs"] == list(range(1, 31))
+    assert s.best_params["hidden_channels"] == 64 and s.n_folds_done == 5 and s.n_settings == 2
+    assert s.epochs == list(range(101, 131))
+    assert s.mean == pytest.approx(test_gsa[100:130].mean())
+    assert s.std == pytest.approx(test_gsa[100:130].std(ddof=1))
+    assert s.profile == "full" and s.cv_score == pytest.approx(0.8) and s.notes == []
+    assert protocol_summary(root, "idrid-edema", "vanilla", "resnet152").epochs == list(range(1, 31))
     missing = protocol_summary(root, "jaffe", "gsa", "resnet152")
-    assert missing["mean"] is None and missing["notes"] == ["no finished runs"]
+    assert missing.mean is None and missing.notes == ["no finished runs"]
 
 
 def test_table_cells_markers_and_paper_figures(fabricated, tmp_path):
     root, test_gsa, test_van = fabricated
     rows = build_table(root)
-    by_label = {r["label"]: r["cells"]["idrid-edema"] for r in rows}
+    by_label = {r.label: r.cells["idrid-edema"] for r in rows}
     assert list(by_label)[:4] == ["LR", "SVM", "VGG-att3", "ResAttNet-92"]  # the paper's rows, in its order
     gsa = by_label["ResNet-152 (with global attention)"]
-    assert gsa["mean"] == pytest.approx(100 * test_gsa[100:130].mean())
-    assert gsa["markers"] == VANILLA_MARKER and gsa["p_vs_vanilla"] < 0.01 and gsa["p_vs_l1"] > 0.01
-    jaffe = {r["label"]: r["cells"]["jaffe"] for r in rows}["VGG-16 (with global attention)"]
-    assert jaffe["markers"] == L1_MARKER and jaffe["paper_text"] == "84.26(6.19)"
-    assert [r["cells"]["jaffe"]["mean"] is None for r in rows if r["label"].startswith("ResNet")] == [True] * 3
-    assert gsa["text"] == f"{gsa['mean']:.2f} ({gsa['std']:.2f}){VANILLA_MARKER}"
-    assert gsa["paper_text"] == "*82.13(0.70)" and gsa["profile"] == "full"
+    assert gsa.mean == pytest.approx(100 * test_gsa[100:130].mean())
+    assert gsa.markers == VANILLA_MARKER and gsa.p_vs_vanilla < 0.01 and gsa.p_vs_l1 > 0.01
+    jaffe = {r.label: r.cells["jaffe"] for r in rows}["VGG-16 (with global attention)"]
+    assert jaffe.markers == L1_MARKER and jaffe.paper_text == "84.26(6.19)"
+    assert [r.cells["jaffe"].mean is None for r in rows if r.label.startswith("ResNet")] == [True] * 3
+    assert gsa.text == f"{gsa.mean:.2f} ({gsa.std:.2f}){VANILLA_MARKER}"
+    assert gsa.paper_text == "*82.13(0.70)" and gsa.profile == "full"
     van = by_label["ResNet-152"]
-    assert van["mean"] == pytest.approx(100 * test_van[:30].mean()) and van["markers"] == ""
-    assert by_label["LR"]["text"] == "66.00" and by_label["LR"]["paper_text"] == "66.99"
-    assert by_label["GoogleNet"]["mean"] is None and by_label["GoogleNet"]["paper_text"] == "80.49(1.90)"
+    assert van.mean == pytest.approx(100 * test_van[:30].mean()) and van.markers == ""
+    assert by_label["LR"].text == "66.00" and by_label["LR"].paper_text == "66.99"
+    assert by_label["GoogleNet"].mean is None and by_label["GoogleNet"].paper_text == "80.49(1.90)"
     md = table_to_markdown(rows)
     assert "| idrid-edema: ours | IDRiD Macular Edema: paper | jaffe: ours | JAFFE: paper |" in md
-    assert f"| ResNet-152 (with global attention) | {gsa['text']} | \\*82.13(0.70) |" in md
+    assert f"| ResNet-152 (with global attention) | {gsa.text} | \\*82.13(0.70) |" in md
     assert "Not a reproduction" not in md and "Profile of every result: full." in md
     path = table_to_csv(rows, tmp_path / "t.csv")
     lines = path.read_text().splitlines()
@@ -352,7 +358,7 @@ def test_smoke_and_stand_in_results_are_never_presented_as_a_reproduction(tmp_pa
 # ---- command line -------------------------------------------------------------------------------
 def _cli(*args, cwd):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GSA_PROFILE": "smoke"}
-    return subprocess.run([sys.executable, "-m", "gsa_utils.experiments", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "gsa_utils", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -362,24 +368,24 @@ def test_cli_tiny_run_in_a_subprocess(tmp_path):
                "--results", str(tmp_path / "results"), "--quiet", cwd=REPO)
     assert out.returncode == 0, out.stderr
     [result] = load_results(tmp_path / "results")
-    assert result["config"].epochs == 2 and len(result["history"]["test_acc"]) == 2
-    assert result["config"].profile == "smoke"
+    assert result.config.epochs == 2 and len(result.history["test_acc"]) == 2
+    assert result.config.profile == "smoke"
 
 
 def test_cli_help_and_bad_input(capsys, tmp_path):
     with pytest.raises(SystemExit) as stop:
-        ex.main(["--help"])
+        cli_main(["--help"])
     assert stop.value.code == 0
     helped = capsys.readouterr().out
-    assert "sweep" in helped and "--shard 0/2" in helped and "python -m gsa_utils.experiments run" in helped
+    assert "sweep" in helped and "--shard 0/2" in helped and "python -m gsa_utils run" in helped
     for sub in ("run", "sweep", "summary", "table", "status"):
         with pytest.raises(SystemExit) as stop:
-            ex.main([sub, "--help"])
+            cli_main([sub, "--help"])
         assert stop.value.code == 0
     assert "--paper-grid" in capsys.readouterr().out
     with pytest.raises(SystemExit):
-        ex.main(["sweep", "--dataset", "fundus", "--shard", "2/2"])
-    assert ex.main(["run", "--dataset", "nonsense", "--epochs", "1", "--results", str(tmp_path)]) == 2
+        cli_main(["sweep", "--dataset", "fundus", "--shard", "2/2"])
+    assert cli_main(["run", "--dataset", "nonsense", "--epochs", "1", "--results", str(tmp_path)]) == 2
     assert "unknown dataset" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # rejected before anything is written
 
@@ -390,12 +396,50 @@ def test_lock_of_a_dead_local_process_is_taken_over(tmp_path):
     import subprocess
     import sys
 
-    from gsa_utils.experiments import _claim
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     lock = tmp_path / "lock"
     lock.write_text(_json.dumps({"token": "x", "host": socket.gethostname(), "pid": int(dead.stdout), "started": 0}))
-    assert _claim(lock, stale_after=3600) is not None  # fresh by age, but its process is gone
+    assert locks.claim(lock, stale_after=3600) is not None  # fresh by age, but its process is gone
     held = tmp_path / "held"
     held.write_text(_json.dumps({"token": "y", "host": socket.gethostname(), "pid": os.getpid(), "started": 0}))
-    assert _claim(held, stale_after=3600) is None  # a live holder keeps it
+    assert locks.claim(held, stale_after=3600) is None  # a live holder keeps it
+
+
+# ---- one table for every summary: settings never pooled, spread over seeds -----------------------
+def test_two_settings_without_cv_get_one_summary_each_and_the_cli_succeeds(tmp_path, capsys):
+    test_a, test_b = np.full(40, 0.6), np.full(40, 0.8)
+    _fabricate(tmp_path, "fundus", "gsa", "small_cnn", [], test_a, profile="smoke", map_warmup_epochs=0)
+    _fabricate(tmp_path, "fundus", "gsa", "small_cnn", [], test_b, profile="smoke", map_warmup_epochs=3)
+    assert protocol_summary(tmp_path, "fundus", "gsa").mean is None  # the protocol cannot choose without CV
+    per_setting = setting_summaries(tmp_path, "fundus", "gsa")
+    assert {k: s.mean for k, s in per_setting.items()} == {"gsa (map_warmup_epochs=0)": pytest.approx(0.6),
+                                                          "gsa (map_warmup_epochs=3)": pytest.approx(0.8)}
+    assert cli_main(["summary", "--results", str(tmp_path), "--dataset", "fundus", "--method", "gsa"]) == 0
+    out = capsys.readouterr().out
+    assert "map_warmup_epochs=0): 60.00%" in out and "map_warmup_epochs=3): 80.00%" in out
+
+
+def test_several_seeds_give_mean_and_spread_over_seeds(tmp_path):
+    val = np.full((5, 40), 0.7)
+    for seed, level in ((0, 0.6), (1, 0.7), (2, 0.8)):
+        _fabricate(tmp_path, "fundus", "gsa", "small_cnn", val, np.full(40, level), profile="smoke", seed=seed)
+    s = protocol_summary(tmp_path, "fundus", "gsa")
+    assert s.seeds == [0, 1, 2] and s.samples == pytest.approx([0.6, 0.7, 0.8])
+    assert s.mean == pytest.approx(0.7) and s.std == pytest.approx(0.1)
+    one = protocol_summary(tmp_path, "fundus", "gsa", seed=1)
+    assert one.seeds == [1] and one.mean == pytest.approx(0.7) and one.std == pytest.approx(0.0)
+    cell = build_table(tmp_path).pop().cells["fundus"]
+    assert cell.n == 3 and cell.std == pytest.approx(10.0)  # percent, over the three seeds
+
+
+def test_method_table_drives_configs_grids_and_networks():
+    from gsa_utils.runs.methods import METHOD_TABLE
+
+    assert set(METHOD_TABLE) == set(METHODS) and PIXEL_METHODS == ("lr", "svm")
+    l1 = ExperimentConfig.from_profile("fundus", "l1", "smoke")
+    assert l1.fit_settings().l1_reduction == "mean" and l1.hidden_channels is None
+    assert ExperimentConfig.from_profile("fundus", "gsa", "smoke").fit_settings() == get_profile("smoke").fit
+    assert paper_grid("l1")["l1_weight"] == METHOD_TABLE["l1"].grid["l1_weight"]
+    with pytest.raises(ValueError, match="no network"):
+        build_model(ExperimentConfig.from_profile("fundus", "svm", "smoke"), 2, torch.rand(4, 3, 16, 16))

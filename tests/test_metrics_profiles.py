@@ -44,7 +44,7 @@ def test_profile_choice(monkeypatch):
     monkeypatch.setenv("GSA_PROFILE", "full")
     p = get_profile()
     assert p.name == "full" and "GSA_PROFILE" in p.reason
-    assert (p.image_size, p.epochs, p.cutoff_epoch, p.lr, p.batch_size) == (224, 250, 60, 1e-4, 32)
+    assert (p.image_size, p.fit.epochs, p.fit.cutoff_epoch, p.fit.lr, p.fit.batch_size) == (224, 250, 60, 1e-4, 32)
     assert p.backbones == ("googlenet", "vgg16", "resnet152", "densenet161") and p.pretrained
     monkeypatch.delenv("GSA_PROFILE")
     if not torch.cuda.is_available():

@@ -11,7 +11,7 @@ from gsa_utils.baselines.l1_weights import L1_COEFFICIENT_GRID
 from gsa_utils.data import DataError
 from gsa_utils.protocol import (PAPER_GRID, ProtocolWarning, protocol_accuracy, select_epochs,
                                 select_hyperparameters, stratified_folds, t_test)
-from gsa_utils.tables import PAPER_COLUMNS, PAPER_ROWS, PAPER_TABLE2, PaperCell, paper_table_to_markdown
+from gsa_utils.runs.tables import PAPER_COLUMNS, PAPER_ROWS, PAPER_TABLE2, PaperCell, paper_table_to_markdown
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "global-spatial-attention.txt"
 
@@ -121,9 +121,9 @@ def test_t_test_sanity():
 def test_paper_grid():
     assert PAPER_GRID == {"hidden_channels": (32, 64, 128, 256), "l1_weight": (0.1, 0.01, 0.001, 0.0001),
                           "weight_decay": (1e-3, 1e-4, 1e-5)}
-    import gsa_utils.protocol as protocol
+    import gsa_utils.settings as settings
 
-    src = Path(protocol.__file__).read_text()
+    src = Path(settings.__file__).read_text()
     assert "62" in src and "typo" in src  # the printed K = 62 is documented
     assert L1_COEFFICIENT_GRID == (1e5, 1e4, 1e3, 100.0, 10.0, 1.0)
 

@@ -1,4 +1,4 @@
-"""Helpers of the teaching chapters 1-4 (gsa_utils.teaching)."""
+"""Helpers of the teaching chapters 1-4 (gsa_utils.chapter_aids.teaching)."""
 import matplotlib
 
 matplotlib.use("Agg")
@@ -9,7 +9,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from gsa_utils import DataError, StructuredDataset, map_roc_auc, pixel_cnn_parameter_count, pixel_representation  # noqa: E402
-from gsa_utils import teaching  # noqa: E402
+from gsa_utils.chapter_aids import structure, teaching  # noqa: E402
+from gsa_utils.metrics import saturated_fraction  # noqa: E402
+from gsa_utils.settings import FitSettings  # noqa: E402
 
 
 @pytest.fixture
@@ -26,7 +28,7 @@ def patch_data():
 
 def test_pixel_relevance_finds_the_informative_patch(patch_data):
     x, y, mask = patch_data
-    rel = teaching.pixel_relevance(x, y, bins=4)
+    rel = structure.pixel_relevance(x, y, bins=4)
     assert rel.shape == (10, 10)
     assert (rel >= 0).all()
     assert rel[mask.numpy()].min() > rel[~mask.numpy()].max()
@@ -37,11 +39,11 @@ def test_pixel_relevance_constant_pixel_is_zero_and_bad_bins(patch_data):
     x, y, _ = patch_data
     x = x.clone()
     x[:, :, 0, 0] = 0.3
-    assert teaching.pixel_relevance(x, y, bins=4)[0, 0] == 0
+    assert structure.pixel_relevance(x, y, bins=4)[0, 0] == 0
     with pytest.raises(DataError, match="bins"):
-        teaching.pixel_relevance(x, y, bins=1)
+        structure.pixel_relevance(x, y, bins=1)
     with pytest.raises(DataError, match="labels"):
-        teaching.pixel_relevance(x, y[:-1])
+        structure.pixel_relevance(x, y[:-1])
 
 
 def test_most_relevant_pixels():
@@ -49,24 +51,24 @@ def test_most_relevant_pixels():
     rel[1, 2], rel[3, 4] = 5.0, 2.0
     mask = np.zeros((4, 5), bool)
     mask[:2] = True
-    assert teaching.most_relevant_pixels(rel, mask) == {"inside": (1, 2), "outside": (3, 4)}
+    assert structure.most_relevant_pixels(rel, mask) == {"inside": (1, 2), "outside": (3, 4)}
     with pytest.raises(ValueError, match="both"):
-        teaching.most_relevant_pixels(rel, np.ones((4, 5), bool))
+        structure.most_relevant_pixels(rel, np.ones((4, 5), bool))
 
 
 def test_random_misalign_moves_images_and_masks(patch_data):
     x, _, mask = patch_data
-    same, same_masks = teaching.random_misalign(x, mask, max_shift=0.0, max_degrees=0.0)
+    same, same_masks = structure.random_misalign(x, mask, max_shift=0.0, max_degrees=0.0)
     assert torch.allclose(same, x, atol=1e-5)
     assert torch.equal(same_masks, mask.expand(60, 10, 10))
-    moved, masks = teaching.random_misalign(x, mask, max_shift=0.3, max_degrees=30, seed=1)
+    moved, masks = structure.random_misalign(x, mask, max_shift=0.3, max_degrees=30, seed=1)
     assert moved.shape == x.shape and masks.shape == (60, 10, 10) and masks.dtype == torch.bool
     assert not torch.allclose(moved, x)
     assert (masks != mask).any(dim=(1, 2)).float().mean() > 0.5  # most images' relevant region moved
-    again, _ = teaching.random_misalign(x, mask, max_shift=0.3, max_degrees=30, seed=1)
+    again, _ = structure.random_misalign(x, mask, max_shift=0.3, max_degrees=30, seed=1)
     assert torch.equal(again, moved)
     with pytest.raises(ValueError, match="max_shift"):
-        teaching.random_misalign(x, max_shift=0.8)
+        structure.random_misalign(x, max_shift=0.8)
 
 
 def test_pixel_vectors_index_relation():
@@ -112,8 +114,8 @@ def test_untrained_maps_reproducible_and_in_range():
 
 
 def test_saturated_fraction():
-    assert teaching.saturated_fraction(np.array([0.0, 0.005, 0.5, 0.999])) == 0.75
-    assert teaching.saturated_fraction(torch.full((3, 3), 0.5)) == 0.0
+    assert saturated_fraction(np.array([0.0, 0.005, 0.5, 0.999])) == 0.75
+    assert saturated_fraction(torch.full((3, 3), 0.5)) == 0.0
 
 
 def test_lambda_sweep_records(tiny_data):
@@ -121,7 +123,7 @@ def test_lambda_sweep_records(tiny_data):
     mask = torch.zeros(12, 12, dtype=torch.bool)
     mask[2:6, 2:6] = True
     ds = StructuredDataset("tiny", x[:30], y[:30], x[30:], y[30:], ["a", "b"], mask=mask)
-    settings = dict(epochs=2, cutoff_epoch=1, lr=1e-3, batch_size=16, weight_decay=0.0)
+    settings = FitSettings(epochs=2, cutoff_epoch=1, lr=1e-3, batch_size=16, weight_decay=0.0)
     threads = torch.get_num_threads()
     recs = teaching.lambda_sweep(ds, [0.0, 1.0], seeds=[0], settings=settings, hidden_channels=4, backbone_width=4,
                                  map_snapshots=(0, 2), device="cpu")
@@ -137,8 +139,8 @@ def test_lambda_sweep_records(tiny_data):
 
 
 @pytest.mark.parametrize("draw", [
-    lambda x, y, m: teaching.plot_pixel_distributions(x, y, {"in": (3, 3), "out": (8, 8)}, ["a", "b", "c"], mask=m),
-    lambda x, y, m: teaching.show_panel_grid({"r1": {"mean": x.mean(0), "map": x[0, 0]}, "r2": {"x": x[1, 0]}},
+    lambda x, y, m: structure.plot_pixel_distributions(x, y, {"in": (3, 3), "out": (8, 8)}, ["a", "b", "c"], mask=m),
+    lambda x, y, m: structure.show_panel_grid({"r1": {"mean": x.mean(0), "map": x[0, 0]}, "r2": {"x": x[1, 0]}},
                                              masks={"r1": m}),
     lambda x, y, m: teaching.plot_pixel_vectors(pixel_representation(x), y, {"in": (3, 3), "out": (8, 8)}, 1,
                                                 ["a", "b", "c"]),

@@ -125,3 +125,22 @@ def test_map_warmup_holds_the_map_then_learns(tiny_data):
     assert (h.maps[0] == h.maps[1]).all() and (h.maps[1] == h.maps[2]).all()
     assert not (h.maps[2] == h.maps[3]).all()
     assert h.config["map_warmup_epochs"] == 2
+
+
+def test_fit_settings_one_object_from_profile_to_checkpoint(tiny_data, tmp_path):
+    from gsa_utils import FitSettings, HasAttentionMap, TwoPhaseModel, get_profile
+
+    assert FitSettings() == FitSettings(epochs=250, cutoff_epoch=60, lr=1e-4, batch_size=32)  # the paper's
+    with pytest.raises(TypeError, match="no field"):
+        FitSettings().replace(epoch=3)
+    with pytest.raises(ValueError, match="epochs"):
+        FitSettings(epochs=0)
+    x, y = tiny_data
+    model = _model(x)
+    assert isinstance(model, TwoPhaseModel) and not isinstance(SmallCNN(2, width=4), HasAttentionMap)
+    settings = get_profile("smoke").fit.replace(epochs=2, cutoff_epoch=1, batch_size=8)
+    h = two_phase_fit(model, x, y, settings, checkpoint=tmp_path / "c.pt", progress=False)
+    assert FitSettings.from_mapping(h.config) == settings  # the history records the settings it ran with
+    with pytest.raises(ValueError, match="map_warmup_epochs"):
+        two_phase_fit(_model(x), x, y, settings.replace(map_warmup_epochs=0), checkpoint=tmp_path / "c.pt",
+                      progress=False)

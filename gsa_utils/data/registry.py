@@ -1,7 +1,7 @@
 """One name per dataset: the synthetic sets, the paper's data, and stand-ins when the data are absent.
 
 Introduced in chapter 10 (``10_baselines``), where the paper's evaluation protocol runs on every
-dataset by name, and used by :mod:`gsa_utils.experiments`.
+dataset by name, and used by :mod:`gsa_utils.runs`.
 
 :func:`load_dataset` accepts the names in :data:`DATASETS` and ``"folder:<path>"``:
 
@@ -417,3 +417,7 @@ def describe_source(ds: StructuredDataset) -> str:
         return f"{ds.meta['stand_in_for']}: synthetic stand-in ({ds.name})"
     return (f"{ds.name}: {ds.source} data ({len(ds.y_train)} train / {len(ds.y_test)} test, "
             f"{ds.num_classes} classes)")
+
+
+#: The canonical form of a dataset name (``"IDRiD_edema"`` -> ``"idrid-edema"``); public for the runs package.
+normalise_dataset_name = _normalise

@@ -8,7 +8,7 @@ standard deviation in parentheses, ``*`` where the paper prints it). The paper m
 the bold is lost in the text version we have, so only the ``*`` markers (global attention
 vs the L1 baseline) survive. The printed header says "JAFPE": a typo for JAFFE.
 
-:func:`build_table` applies the protocol (:func:`gsa_utils.experiments.protocol_summary`)
+:func:`build_table` applies the protocol (:func:`gsa_utils.runs.summary.protocol_summary`)
 to every (method, backbone) x dataset of a results folder and marks the GSA cells: ``†``
 where GSA differs from the vanilla CNN with the same backbone (Welch t-test on the 30
 per-epoch test accuracies, p < 0.01; the paper's bold) and ``*`` where it differs from the
@@ -23,15 +23,22 @@ import csv
 import io
 import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
-from .data.registry import _normalise
-from .experiments import BACKBONE_METHODS, _write_atomic, load_results, protocol_summary
-from .protocol import N_SELECTED_EPOCHS, SIGNIFICANCE_LEVEL, t_test
+from ..data.registry import normalise_dataset_name
+from ..files import write_atomic
+from .config import BACKBONE_METHODS
+from .store import RunRecord, load_results
+from .summary import protocol_summary
+from ..settings import PAPER_BACKBONES
+from ..protocol import N_SELECTED_EPOCHS, SIGNIFICANCE_LEVEL, t_test
 
 __all__ = [
     "PaperCell",
+    "TableCell",
+    "TableRow",
     "PAPER_COLUMNS",
     "PAPER_ROWS",
     "PAPER_TABLE2",
@@ -120,9 +127,59 @@ DATASET_COLUMNS = {"glaucoma-oct": "Glaucoma", "idrid-retinopathy": "IDRiD Retin
 #: Backbone name -> the paper's spelling (ours for backbones it did not use).
 BACKBONE_LABELS = {"googlenet": "GoogleNet", "vgg16": "VGG-16", "resnet152": "ResNet-152",
                    "densenet161": "DenseNet-161", "resnet18": "ResNet-18", "small_cnn": "SmallCNN"}
-_PAPER_BACKBONES = ("googlenet", "vgg16", "resnet152", "densenet161")
 _SINGLE_ROWS = (("lr", None), ("svm", None), ("vgg_att3", None), ("resattnet92", None))
 _SINGLE_LABELS = {"lr": "LR", "svm": "SVM", "vgg_att3": "VGG-att3", "resattnet92": "ResAttNet-92"}
+
+
+@dataclass
+class TableCell:
+    """One cell of Table 2 built from runs: the protocol's number and where it came from.
+
+    Attributes
+    ----------
+    mean, std
+        Accuracy in percent (``None`` when missing; ``std`` ``None`` for a single number).
+    n
+        Number of per-epoch test accuracies behind it.
+    markers, text
+        ``†`` (differs from vanilla), ``*`` (differs from L1), and the printed cell, e.g.
+        ``"83.61 (2.43)†*"``.
+    p_vs_vanilla, p_vs_l1
+        p-values of the t-tests behind the markers (GSA rows only).
+    profile, source, stand_in_for, statement
+        The profile label of the result and what the data were.
+    best_params, epochs, notes
+        The protocol's choices and its deviations from the paper, in words.
+    paper, paper_text
+        The paper's figure (:class:`PaperCell`, or ``None``) and its printed form.
+    """
+
+    mean: float | None = None
+    std: float | None = None
+    n: int = 0
+    markers: str = ""
+    text: str = ""
+    p_vs_vanilla: float | None = None
+    p_vs_l1: float | None = None
+    profile: str | None = None
+    source: str | None = None
+    stand_in_for: str | None = None
+    statement: str | None = None
+    best_params: dict | None = None
+    epochs: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    paper: PaperCell | None = None
+    paper_text: str = ""
+
+
+@dataclass
+class TableRow:
+    """One row of Table 2: a method (and backbone), with one :class:`TableCell` per dataset."""
+
+    label: str
+    method: str
+    backbone: str | None
+    cells: dict[str, TableCell]
 
 
 def row_label(method: str, backbone: str | None = None) -> str:
@@ -144,17 +201,17 @@ def _dataset_order(names: set[str]) -> list[str]:
 def _row_keys(present: set[tuple[str, str | None]], with_paper_rows: bool) -> list[tuple[str, str | None]]:
     backbones = {b for m, b in present if b is not None}
     if with_paper_rows:
-        backbones |= set(_PAPER_BACKBONES)
+        backbones |= set(PAPER_BACKBONES)
     order = [b for b in BACKBONE_LABELS if b in backbones] + sorted(backbones - set(BACKBONE_LABELS))
     keys = [k for k in _SINGLE_ROWS if with_paper_rows or k in present]
     for b in order:
         for m in ("vanilla", "l1", "gsa"):
-            if (m, b) in present or (with_paper_rows and b in _PAPER_BACKBONES):
+            if (m, b) in present or (with_paper_rows and b in PAPER_BACKBONES):
                 keys.append((m, b))
     return keys
 
 
-def _pct(x: float | None) -> float | None:
+def _to_percent(x: float | None) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else 100.0 * float(x)
 
 
@@ -166,7 +223,7 @@ def _cell_text(mean: float | None, std: float | None, markers: str = "") -> str:
 
 def build_table(results_dir: str | os.PathLike, datasets: Sequence[str] | None = None, *,
                 n_epochs: int = N_SELECTED_EPOCHS, alpha: float = SIGNIFICANCE_LEVEL, paper_rows: bool | None = None,
-                results: Sequence[dict] | None = None) -> list[dict]:
+                results: Sequence[RunRecord] | None = None) -> list[TableRow]:
     """Table 2 from a results folder: methods as rows, datasets as columns, protocol numbers in cells.
 
     Introduced in chapter 10 (``10_baselines``).
@@ -174,7 +231,7 @@ def build_table(results_dir: str | os.PathLike, datasets: Sequence[str] | None =
     Parameters
     ----------
     results_dir
-        Folder of runs (:func:`gsa_utils.experiments.sweep`); ignored when ``results`` is given.
+        Folder of runs (:func:`gsa_utils.runs.sweeps.sweep`); ignored when ``results`` is given.
     datasets
         Columns, in order (default: every dataset with results, the paper's first).
     n_epochs
@@ -185,25 +242,20 @@ def build_table(results_dir: str | os.PathLike, datasets: Sequence[str] | None =
         Also list the paper's rows that have no result, so every paper figure appears;
         default: when a column has a paper counterpart.
     results
-        Already loaded runs (:func:`gsa_utils.experiments.load_results`).
+        Already loaded runs (:func:`gsa_utils.runs.store.load_results`).
 
     Returns
     -------
-    list of dict
-        One per row, in the paper's order: ``label``, ``method``, ``backbone`` and
-        ``cells``: dataset -> ``{"mean", "std"`` (percent; ``None`` when missing, ``std``
-        ``None`` for a single number), ``"n"`` (samples), ``"markers"`` (``†``, ``*``),
-        ``"text"`` (e.g. ``"83.61 (2.43)†*"``), ``"p_vs_vanilla"``, ``"p_vs_l1"``,
-        ``"profile"``, ``"source"``, ``"stand_in_for"``, ``"statement"``, ``"best_params"``,
-        ``"notes"``, ``"paper"`` (:class:`PaperCell` or ``None``), ``"paper_text"``\\ ``}``.
+    list of TableRow
+        One per row, in the paper's order; ``cells`` maps each dataset to a :class:`TableCell`.
     """
     pool = list(results) if results is not None else load_results(results_dir)
-    names = {r["config"].dataset for r in pool}
-    cols = [_normalise(d) for d in datasets] if datasets is not None else _dataset_order(names)
+    names = {r.config.dataset for r in pool}
+    cols = [normalise_dataset_name(d) for d in datasets] if datasets is not None else _dataset_order(names)
     if paper_rows is None:
         paper_rows = any(d in DATASET_COLUMNS for d in cols)
-    present = {(r["config"].method, r["config"].backbone if r["config"].method in BACKBONE_METHODS else None)
-               for r in pool if r["config"].dataset in cols}
+    present = {(r.config.method, r.config.backbone if r.config.method in BACKBONE_METHODS else None)
+               for r in pool if r.config.dataset in cols}
     keys = _row_keys(present, paper_rows)
 
     summaries: dict[tuple[str, str | None, str], dict] = {}
@@ -218,35 +270,34 @@ def build_table(results_dir: str | os.PathLike, datasets: Sequence[str] | None =
         for ds in cols:
             s = summaries[(method, backbone, ds)]
             markers, p_van, p_l1 = "", None, None
-            if method == "gsa" and s["mean"] is not None:
+            if method == "gsa" and s.mean is not None:
                 for other, marker in (("vanilla", VANILLA_MARKER), ("l1", L1_MARKER)):
                     o = summaries.get((other, backbone, ds))
-                    if o is None or o["mean"] is None or len(o["samples"]) < 2 or len(s["samples"]) < 2:
+                    if o is None or o.mean is None or len(o.samples) < 2 or len(s.samples) < 2:
                         continue
-                    p = t_test(s["samples"], o["samples"])
+                    p = t_test(s.samples, o.samples)
                     if other == "vanilla":
                         p_van = p
                     else:
                         p_l1 = p
                     if not math.isnan(p) and p < alpha:
                         markers += marker
-            mean, std = _pct(s["mean"]), _pct(s["std"])
+            mean, std = _to_percent(s.mean), _to_percent(s.std)
             paper = PAPER_TABLE2.get(label, {}).get(DATASET_COLUMNS.get(ds, ""))
-            cells[ds] = {"mean": mean, "std": std, "n": len(s["samples"]), "markers": markers,
-                         "text": _cell_text(mean, std, markers), "p_vs_vanilla": p_van, "p_vs_l1": p_l1,
-                         "profile": s["profile"], "source": s["dataset_source"], "stand_in_for": s["stand_in_for"],
-                         "statement": s["dataset_statement"], "best_params": s["best_params"],
-                         "epochs": s["epochs"], "notes": list(s["notes"]), "paper": paper,
-                         "paper_text": "" if paper is None else str(paper)}
-        rows.append({"label": label, "method": method, "backbone": backbone, "cells": cells})
+            cells[ds] = TableCell(mean=mean, std=std, n=len(s.samples), markers=markers,
+                                  text=_cell_text(mean, std, markers), p_vs_vanilla=p_van, p_vs_l1=p_l1,
+                                  profile=s.profile, source=s.dataset_source, stand_in_for=s.stand_in_for,
+                                  statement=s.dataset_statement, best_params=s.best_params, epochs=s.epochs,
+                                  notes=list(s.notes), paper=paper, paper_text="" if paper is None else str(paper))
+        rows.append(TableRow(label=label, method=method, backbone=backbone, cells=cells))
     return rows
 
 
-def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    return list(rows[0]["cells"]) if rows else []
+def _columns(rows: Sequence[TableRow]) -> list[str]:
+    return list(rows[0].cells) if rows else []
 
 
-def table_to_csv(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path:
+def table_to_csv(rows: Sequence[TableRow], path: str | os.PathLike) -> Path:
     """Write :func:`build_table` rows as CSV (one line per row; per dataset: mean, std, n, markers, p-values,
     profile, data, paper), atomically.
 
@@ -265,16 +316,16 @@ def table_to_csv(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> 
         return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.6g}"
 
     for row in rows:
-        line = [row["label"]]
+        line = [row.label]
         for ds in cols:
-            c = row["cells"][ds]
-            data = ("" if c["source"] is None else
-                    f"synthetic stand-in for {c['stand_in_for']}" if c["stand_in_for"] else c["source"])
-            line += [num(c["mean"]), num(c["std"]), str(c["n"]), c["markers"], num(c["p_vs_vanilla"]),
-                     num(c["p_vs_l1"]), c["profile"] or "", data, c["paper_text"]]
+            c = row.cells[ds]
+            data = ("" if c.source is None else
+                    f"synthetic stand-in for {c.stand_in_for}" if c.stand_in_for else c.source)
+            line += [num(c.mean), num(c.std), str(c.n), c.markers, num(c.p_vs_vanilla),
+                     num(c.p_vs_l1), c.profile or "", data, c.paper_text]
         w.writerow(line)
     path = Path(path)
-    _write_atomic(path, buf.getvalue().encode())
+    write_atomic(path, buf.getvalue().encode())
     return path
 
 
@@ -291,7 +342,7 @@ def _shorten(items: Sequence[str], n: int = 4) -> str:
     return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
-def table_to_markdown(rows: Sequence[Mapping[str, Any]], *, paper: bool = True, footnotes: bool = True) -> str:
+def table_to_markdown(rows: Sequence[TableRow], *, paper: bool = True, footnotes: bool = True) -> str:
     """Render :func:`build_table` rows as a Markdown table with footnotes (for ``IPython.display.Markdown``).
 
     Introduced in chapter 10 (``10_baselines``).
@@ -305,7 +356,7 @@ def table_to_markdown(rows: Sequence[Mapping[str, Any]], *, paper: bool = True, 
     cols = _columns(rows)
     if not rows:
         return "_No results._"
-    profiles = sorted({c["profile"] for r in rows for c in r["cells"].values() if c["profile"]})
+    profiles = sorted({c.profile for r in rows for c in r.cells.values() if c.profile})
     bases = sorted({_profile_base(p) for p in profiles})
     tag_cells = len(bases) > 1
     header = ["Accuracy % (std)"]
@@ -316,22 +367,22 @@ def table_to_markdown(rows: Sequence[Mapping[str, Any]], *, paper: bool = True, 
             header.append(ds)
     lines = ["| " + " | ".join(_md_escape(h) for h in header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [_md_escape(row["label"])]
+        cells = [_md_escape(row.label)]
         for ds in cols:
-            c = row["cells"][ds]
-            tagged = tag_cells and c["profile"] and c["mean"] is not None
-            text = c["text"] + (f" [{_profile_base(c['profile'])}]" if tagged else "")
+            c = row.cells[ds]
+            tagged = tag_cells and c.profile and c.mean is not None
+            text = c.text + (f" [{_profile_base(c.profile)}]" if tagged else "")
             cells.append(_md_escape(text))
             if paper and ds in DATASET_COLUMNS:
-                cells.append(_md_escape(c["paper_text"] or "—"))
+                cells.append(_md_escape(c.paper_text or "—"))
         lines.append("| " + " | ".join(cells) + " |")
     table = "\n".join(lines)
     if not footnotes:
         return table
 
-    used = [c for r in rows for c in r["cells"].values() if c["mean"] is not None]
-    stand_ins = sorted({c["stand_in_for"] for c in used if c["stand_in_for"]})
-    not_full = sorted({_profile_base(c["profile"]) for c in used if c["profile"] != "full"}, key=str)
+    used = [c for r in rows for c in r.cells.values() if c.mean is not None]
+    stand_ins = sorted({c.stand_in_for for c in used if c.stand_in_for})
+    not_full = sorted({_profile_base(c.profile) for c in used if c.profile != "full"}, key=str)
     head = []
     if not used:
         head.append("**No finished results yet**: only the paper's figures are shown.")
@@ -355,24 +406,24 @@ def table_to_markdown(rows: Sequence[Mapping[str, Any]], *, paper: bool = True, 
     by_label: dict[str, list[str]] = {}
     for r in rows:
         for ds in cols:
-            c = r["cells"][ds]
-            if c["profile"] and c["mean"] is not None:
-                by_label.setdefault(c["profile"], []).append(r["label"] if len(cols) == 1 else f"{r['label']} / {ds}")
+            c = r.cells[ds]
+            if c.profile and c.mean is not None:
+                by_label.setdefault(c.profile, []).append(r.label if len(cols) == 1 else f"{r.label} / {ds}")
     for label, where in by_label.items():
         scope = "every result" if len(by_label) == 1 else _shorten(where)
         notes.append(f"Profile of {scope}: {label}.")
     for ds in cols:
-        statements = sorted({c["statement"] for r in rows for c in [r["cells"][ds]] if c["statement"]})
+        statements = sorted({c.statement for r in rows for c in [r.cells[ds]] if c.statement})
         for st in statements:
             notes.append(st if st.startswith(f"{ds}:") else f"{ds}: {st}")
     seen: dict[str, list[str]] = {}
     for r in rows:
         for ds in cols:
-            c = r["cells"][ds]
-            if c["mean"] is None and c["notes"] == ["no finished runs"]:
+            c = r.cells[ds]
+            if c.mean is None and c.notes == ["no finished runs"]:
                 continue
-            for note in c["notes"]:
-                seen.setdefault(note, []).append(f"{r['label']} / {ds}")
+            for note in c.notes:
+                seen.setdefault(note, []).append(f"{r.label} / {ds}")
     for note, where in seen.items():
         notes.append(f"Protocol note ({_shorten(where)}): {note}.")
     body = "\n".join("- " + n.replace("|", "\\|").replace("*", "\\*") for n in notes)
@@ -391,7 +442,7 @@ def paper_table_to_markdown() -> str:
     return "\n".join(lines)
 
 
-def display_table(rows: Sequence[Mapping[str, Any]], **kwargs: Any) -> Any:
+def display_table(rows: Sequence[TableRow], **kwargs: Any) -> Any:
     """``IPython.display.Markdown`` of :func:`table_to_markdown` (the string when IPython is absent).
 
     Introduced in chapter 10 (``10_baselines``).

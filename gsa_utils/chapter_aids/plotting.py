@@ -1,6 +1,4 @@
-"""Figures used across the chapters. Every function draws into new or given axes and
-returns them; nothing changes matplotlib's global style.
-"""
+"""Figures used across the chapters: images, maps, curves; each draws into new or given axes and returns them."""
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -8,13 +6,21 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-__all__ = ["to_display", "show_images", "show_maps", "plot_curves", "plot_seed_comparison", "draw_pixel_cnn"]
+__all__ = ["pyplot", "as_numpy", "to_display", "show_images", "show_maps", "plot_curves", "plot_seed_comparison", "draw_pixel_cnn"]
 
 
-def _plt():
+def pyplot():
+    """``matplotlib.pyplot``, imported on first use (importing the package leaves matplotlib alone)."""
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def as_numpy(a) -> np.ndarray:
+    """A tensor or array-like as a float NumPy array (on the CPU, detached)."""
+    if isinstance(a, torch.Tensor):
+        return a.detach().cpu().float().numpy()
+    return np.asarray(a, dtype=float)
 
 
 def to_display(image) -> np.ndarray:
@@ -34,7 +40,7 @@ def to_display(image) -> np.ndarray:
 def show_images(images, labels=None, class_names: Sequence[str] | None = None, mask=None, ncols: int = 8,
                 size: float = 1.6, title: str | None = None):
     """A grid of images with their class names and, optionally, the mask's outline in cyan."""
-    plt = _plt()
+    plt = pyplot()
     n = len(images)
     nrows = int(np.ceil(n / ncols))
     fig, axes = plt.subplots(nrows, min(n, ncols), figsize=(size * min(n, ncols), size * nrows + 0.3 * bool(title)),
@@ -61,7 +67,7 @@ def show_maps(maps: Mapping[str, np.ndarray], mask=None, size: float = 2.4, cmap
 
     ``normalize=True`` rescales each map to its own min-max range, as the paper's figures do.
     """
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(maps), figsize=(size * len(maps) + 0.6, size + 0.4 * bool(title)), squeeze=False)
     im = None
     for ax, (name, m) in zip(axes[0], maps.items()):
@@ -82,7 +88,7 @@ def show_maps(maps: Mapping[str, np.ndarray], mask=None, size: float = 2.4, cmap
 def plot_curves(histories: Mapping[str, object], keys: Sequence[str] = ("train_acc", "test_acc"),
                 cutoff_epoch: int | None = None, size: tuple[float, float] = (5.0, 3.2)):
     """One panel per metric, one line per run (dict label -> :class:`~gsa_utils.training.History`)."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(keys), figsize=(size[0] * len(keys), size[1]), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for label, h in histories.items():
@@ -101,7 +107,7 @@ def plot_curves(histories: Mapping[str, object], keys: Sequence[str] = ("train_a
 def plot_seed_comparison(results: Mapping[str, Sequence[float]], ylabel: str = "test accuracy",
                          chance: float | None = None, size: tuple[float, float] = (5.0, 3.2)):
     """One column of dots per method (one dot per seed) with the mean and a one-std bar."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=size)
     for i, (name, vals) in enumerate(results.items()):
         v = np.asarray(vals, dtype=float)
@@ -119,7 +125,7 @@ def plot_seed_comparison(results: Mapping[str, Sequence[float]], ylabel: str = "
 
 def draw_pixel_cnn(n_images: int = 3, channels: int = 3, hidden: int = 32, kernel: int = 3):
     """A drawn diagram of the pixel CNN (paper Fig. 3): P -> conv k x k -> ReLU -> conv 1x1 -> sigmoid -> map."""
-    plt = _plt()
+    plt = pyplot()
     from matplotlib.patches import FancyArrowPatch, Rectangle
 
     fig, ax = plt.subplots(figsize=(10, 3.2))

@@ -1,40 +1,34 @@
-"""Small computations and figures behind the teaching chapters 1-4.
+"""Small computations and figures behind the teaching chapters 2-4 (chapter 1: :mod:`.structure`).
 
 Each function's docstring names the chapter that introduces it. Nothing here changes
 matplotlib's or torch's global settings; figures are drawn into new figures and returned.
 
-* chapter 1 (``01_structured_images``): :func:`pixel_relevance`, :func:`most_relevant_pixels`,
-  :func:`plot_pixel_distributions`, :func:`random_misalign`, :func:`show_panel_grid`
 * chapter 2 (``02_pixel_representation``): :func:`pixel_vectors`, :func:`plot_pixel_vectors`,
   :func:`plot_pixel_representation_memory`, :data:`PAPER_TRAIN_SIZES`
 * chapter 3 (``03_pixel_cnn``): :data:`PIXEL_CNN_VARIANTS`, :func:`pixel_cnn_variant_table`,
   :func:`backbone_parameter_counts`, :func:`untrained_maps`
-* chapter 4 (``04_combined_loss``): :func:`saturated_fraction`, :func:`ce_map_gradient`, :func:`train_gsa`,
+* chapter 4 (``04_combined_loss``): :func:`~gsa_utils.metrics.saturated_fraction`, :func:`ce_map_gradient`, :func:`train_gsa`,
   :func:`lambda_sweep`, :func:`plot_lambda_sweep`
 """
 from __future__ import annotations
 
 import contextlib
-import math
 from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data.base import DataError, StructuredDataset, validate_images, validate_labels
-from .metrics import map_roc_auc
-from .models import GlobalSpatialAttention, PixelCNN, SmallCNN, build_backbone, count_parameters
-from .pixel import pixel_representation, pixel_representation_bytes
-from .training import History, evaluate, map_image, pick_device, seed_everything, two_phase_fit
+from ..data.base import DataError, StructuredDataset
+from ..metrics import map_roc_auc, saturated_fraction
+from ..models import GlobalSpatialAttention, PixelCNN, SmallCNN, build_backbone, count_parameters
+from ..pixel import pixel_representation, pixel_representation_bytes
+from ..settings import FitSettings
+from .plotting import as_numpy, pyplot, to_display
+from ..training import History, evaluate, map_image, pick_device, seed_everything, two_phase_fit
 
 __all__ = [
     "PAPER_TRAIN_SIZES",
-    "pixel_relevance",
-    "most_relevant_pixels",
-    "plot_pixel_distributions",
-    "random_misalign",
-    "show_panel_grid",
     "pixel_vectors",
     "plot_pixel_vectors",
     "plot_pixel_representation_memory",
@@ -42,7 +36,6 @@ __all__ = [
     "pixel_cnn_variant_table",
     "backbone_parameter_counts",
     "untrained_maps",
-    "saturated_fraction",
     "train_gsa",
     "lambda_sweep",
     "ce_map_gradient",
@@ -52,261 +45,6 @@ __all__ = [
 #: Training-set sizes of the paper's data sets (80 % of 591 glaucoma and 213 JAFFE images;
 #: IDRiD's official split has 413 training images). Introduced in chapter 2 (``02_pixel_representation``).
 PAPER_TRAIN_SIZES: dict[str, int] = {"JAFFE": 170, "IDRiD": 413, "glaucoma": 473}
-
-
-def _plt():
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _numpy(a) -> np.ndarray:
-    if isinstance(a, torch.Tensor):
-        return a.detach().cpu().float().numpy()
-    return np.asarray(a, dtype=float)
-
-
-# --------------------------------------------------------------------------------------
-# chapter 1: structured images
-# --------------------------------------------------------------------------------------
-def pixel_relevance(images: torch.Tensor, labels: torch.Tensor, bins: int = 8) -> np.ndarray:
-    """How much each pixel's intensity, on its own, tells about the class (mutual information, bits).
-
-    For every pixel the grey intensities (mean over channels) of all images are cut into
-    ``bins`` equally populated bins; the result is the mutual information between that bin
-    and the class label. It is a filter-style feature score, the kind of per-feature
-    statistic the paper takes its idea from: a pixel whose class-conditional intensity
-    distributions differ scores high, one whose distributions coincide scores near zero
-    (plus a small positive bias of about ``(bins - 1)(K - 1) / (2 N ln 2)`` bits that all
-    pixels share).
-
-    Introduced in chapter 1 (``01_structured_images``).
-
-    Parameters
-    ----------
-    images
-        N x C x H x W float tensor.
-    labels
-        N int64 class indices.
-    bins
-        Number of intensity bins (2 or more, at most N).
-
-    Returns
-    -------
-    np.ndarray
-        H x W float array of mutual information in bits (0 for a constant pixel).
-
-    Raises
-    ------
-    DataError
-        For bad images or labels, or a ``bins`` outside ``[2, N]``.
-    """
-    from scipy.stats import rankdata
-
-    validate_images(images, "pixel_relevance images")
-    n = images.shape[0]
-    validate_labels(labels, None, "pixel_relevance labels", n)
-    if not 2 <= bins <= n:
-        raise DataError(f"pixel_relevance: bins must be between 2 and the number of images ({n}), got {bins}")
-    grey = images.float().mean(1).reshape(n, -1).numpy()
-    ranks = rankdata(grey, axis=0, method="average")  # ties (a constant pixel) share one rank, so one bin
-    binned = np.minimum(((ranks - 0.5) * bins / n).astype(np.int64), bins - 1)
-    y = labels.numpy()
-    classes = np.unique(y)
-    p_class = np.array([(y == c).mean() for c in classes])
-    mi = np.zeros(grey.shape[1])
-    for b in range(bins):
-        in_bin = binned == b
-        p_bin = in_bin.mean(0)
-        for c, pc in zip(classes, p_class):
-            p_joint = in_bin[y == c].sum(0) / n
-            with np.errstate(divide="ignore", invalid="ignore"):
-                mi += np.where(p_joint > 0, p_joint * np.log2(p_joint / (p_bin * pc)), 0.0)
-    return np.clip(mi, 0.0, None).reshape(images.shape[2:])
-
-
-def most_relevant_pixels(relevance, mask) -> dict[str, tuple[int, int]]:
-    """The (row, column) of the highest-scoring pixel inside and outside the mask.
-
-    Introduced in chapter 1 (``01_structured_images``).
-
-    Returns
-    -------
-    dict
-        ``{"inside": (row, col), "outside": (row, col)}``.
-    """
-    r, m = _numpy(relevance), _numpy(mask).astype(bool)
-    if r.shape != m.shape:
-        raise ValueError(f"relevance shape {r.shape} differs from mask shape {m.shape}")
-    if m.all() or not m.any():
-        raise ValueError("the mask must contain both relevant and irrelevant pixels")
-    out = {}
-    for name, region in (("inside", m), ("outside", ~m)):
-        idx = int(np.argmax(np.where(region, r, -np.inf)))
-        out[name] = (idx // r.shape[1], idx % r.shape[1])
-    return out
-
-
-def plot_pixel_distributions(images: torch.Tensor, labels: torch.Tensor, pixels: Mapping[str, tuple[int, int]],
-                             class_names: Sequence[str], mask=None, title: str | None = None):
-    """The mean image with the chosen pixels marked, then one violin plot per pixel, split by class.
-
-    Introduced in chapter 1 (``01_structured_images``). Each violin shows the grey
-    intensity (mean over channels) of all images of one class at that pixel.
-
-    Parameters
-    ----------
-    images, labels
-        N x C x H x W images and their classes.
-    pixels
-        ``{name: (row, col)}``, e.g. from :func:`most_relevant_pixels`.
-    class_names
-        One name per class.
-    mask
-        Optional H x W mask drawn as an outline on the mean image.
-    """
-    from .plotting import to_display
-
-    plt = _plt()
-    grey = images.float().mean(1).numpy()
-    y = labels.numpy()
-    k = len(class_names)
-    colours = plt.get_cmap("tab10")(np.arange(k) % 10)
-    fig, axes = plt.subplots(1, 1 + len(pixels), figsize=(2.6 + 2.8 * len(pixels), 2.8),
-                             gridspec_kw={"width_ratios": [1] + [1.2] * len(pixels)})
-    axes[0].imshow(to_display(images.float().mean(0)), cmap="gray")
-    if mask is not None:
-        axes[0].contour(_numpy(mask), levels=[0.5], colors="cyan", linewidths=0.8)
-    markers = [("o", "\u25cb"), ("s", "\u25a1"), ("^", "\u25b3"), ("D", "\u25c7"), ("v", "\u25bd")]
-    for i, (name, (r, c)) in enumerate(pixels.items()):
-        marker, symbol = markers[i % len(markers)]
-        axes[0].plot(c, r, marker, mfc="none", mec="red", mew=1.5, ms=8)
-        ax = axes[1 + i]
-        data = [grey[y == j, r, c] for j in range(k)]
-        keep = [j for j in range(k) if len(data[j])]
-        parts = ax.violinplot([data[j] for j in keep], positions=keep, showmedians=True, showextrema=False,
-                              widths=0.8)
-        parts["cmedians"].set_color("black")
-        for body, j in zip(parts["bodies"], keep):
-            body.set_facecolor(colours[j])
-            body.set_alpha(0.5)
-        rng = np.random.default_rng(0)
-        for j in keep:
-            ax.scatter(j + rng.uniform(-0.12, 0.12, len(data[j])), data[j], s=4, color=colours[j], alpha=0.6)
-        ax.set_xticks(range(k), list(class_names), rotation=30 if k > 3 else 0, fontsize=8)
-        ax.set_title(f"{symbol} {name} pixel (row {r}, col {c})", fontsize=9)
-        ax.set_ylabel("grey intensity" if i == 0 else "")
-        ax.grid(alpha=0.3, axis="y")
-    axes[0].set_title("mean image", fontsize=9)
-    axes[0].axis("off")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def random_misalign(images: torch.Tensor, mask=None, max_shift: float = 0.15, max_degrees: float = 15.0,
-                    seed: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Shift and rotate every image by its own random amount: a structured set made unstructured.
-
-    Introduced in chapter 1 (``01_structured_images``). Each image is rotated about its
-    centre by an angle uniform in ``[-max_degrees, max_degrees]`` and shifted by up to
-    ``max_shift`` of the image side along each axis (bilinear resampling; pixels that come
-    from outside the image are 0).
-
-    Parameters
-    ----------
-    images
-        N x C x H x W float tensor.
-    mask
-        Optional H x W relevance mask; it is moved with each image.
-    max_shift
-        Largest shift as a fraction of the image side (0 to 0.5).
-    max_degrees
-        Largest rotation in degrees (0 to 180).
-    seed
-        Seed of the random shifts and angles.
-
-    Returns
-    -------
-    (torch.Tensor, torch.Tensor or None)
-        The moved images (same shape) and, if ``mask`` was given, an N x H x W bool
-        tensor: where each image's relevant region now lies.
-    """
-    validate_images(images, "random_misalign images")
-    if not 0 <= max_shift <= 0.5 or not 0 <= max_degrees <= 180:
-        raise ValueError(f"random_misalign: need 0 <= max_shift <= 0.5 and 0 <= max_degrees <= 180, "
-                         f"got {max_shift} and {max_degrees}")
-    n, c, h, w = images.shape
-    g = torch.Generator().manual_seed(seed)
-    angle = (torch.rand(n, generator=g) * 2 - 1) * math.radians(max_degrees)
-    shift = (torch.rand(n, 2, generator=g) * 2 - 1) * (2 * max_shift)  # affine_grid coordinates span 2 units
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta.to(images.dtype), [n, c, h, w], align_corners=False)
-    moved = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    masks = None
-    if mask is not None:
-        m = torch.as_tensor(np.asarray(_numpy(mask)), dtype=images.dtype).expand(n, 1, h, w)
-        masks = F.grid_sample(m, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0] > 0.5
-    return moved, masks
-
-
-def show_panel_grid(rows: Mapping[str, Mapping[str, object]], masks: Mapping[str, object] | None = None,
-                    size: float = 2.1, cmap: str = "viridis", colorbar: bool = True, title: str | None = None):
-    """A grid of images: one row per entry of ``rows``, one column per entry of each row.
-
-    Introduced in chapter 1 (``01_structured_images``). Colour images (3 x H x W) are
-    shown as they are (rescaled to [0, 1] if needed); single-channel images (H x W) with
-    ``cmap`` on their own range, with a colour bar. Row names are written on the left,
-    column names above each panel.
-
-    Parameters
-    ----------
-    rows
-        ``{row name: {column name: image}}``.
-    masks
-        ``{row name: mask}`` outlines one H x W mask in cyan on every panel of that row;
-        ``{row name: {column name: mask}}`` gives each panel its own.
-    size
-        Side of one panel in inches.
-    cmap
-        Colour map of single-channel panels.
-    colorbar
-        Draw a colour bar next to single-channel panels.
-    title
-        Figure title.
-    """
-    from .plotting import to_display
-
-    plt = _plt()
-    ncols = max(len(r) for r in rows.values())
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(size * ncols * (1.2 if colorbar else 1.0) + 0.4,
-                                                        size * len(rows) + 0.3 * bool(title)), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for i, (row_name, panels) in enumerate(rows.items()):
-        row_mask = masks.get(row_name) if masks is not None else None
-        for j, (col_name, image) in enumerate(panels.items()):
-            ax = axes[i, j]
-            a = np.squeeze(_numpy(image))
-            if a.ndim == 3:
-                ax.imshow(to_display(a))
-            else:
-                im = ax.imshow(a, cmap=cmap)
-                if colorbar:
-                    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=7)
-            m = row_mask.get(col_name) if isinstance(row_mask, Mapping) else row_mask
-            if m is not None:
-                ax.contour(_numpy(m), levels=[0.5], colors="cyan", linewidths=0.8)
-            ax.set_title(col_name, fontsize=9)
-            if j == 0 and len(rows) > 1:
-                ax.annotate(row_name, xy=(-0.08, 0.5), xycoords="axes fraction", rotation=90, ha="right",
-                            va="center", fontsize=9, weight="bold")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
 
 
 # --------------------------------------------------------------------------------------
@@ -352,9 +90,8 @@ def plot_pixel_vectors(pixel_rep: torch.Tensor, labels: torch.Tensor, pixels: Ma
     ncols, size
         Panels per row and the size of one panel in inches.
     """
-    from .plotting import to_display
 
-    plt = _plt()
+    plt = pyplot()
     vectors = pixel_vectors(pixel_rep, pixels, channels)
     y = labels.numpy()
     order = np.argsort(y, kind="stable")
@@ -370,7 +107,7 @@ def plot_pixel_vectors(pixel_rep: torch.Tensor, labels: torch.Tensor, pixels: Ma
         ax = flat.pop(0)
         ax.imshow(to_display(background), cmap="gray")
         if mask is not None:
-            ax.contour(_numpy(mask), levels=[0.5], colors="cyan", linewidths=0.8)
+            ax.contour(as_numpy(mask), levels=[0.5], colors="cyan", linewidths=0.8)
         for i, (r, c) in enumerate(pixels.values()):
             ax.plot(c, r, "o", mfc="none", mec="red", mew=1.2, ms=7)
             ax.annotate(str(i + 1), (c, r), textcoords="offset points", xytext=(5, 3), color="red", fontsize=8,
@@ -407,7 +144,7 @@ def plot_pixel_representation_memory(max_images: int = 1000, image_sizes: Sequen
     with :func:`~gsa_utils.pixel.pixel_representation_bytes`; the paper's training-set sizes
     (``marks``) are marked on every line.
     """
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=size)
     ns = np.unique(np.geomspace(1, max_images, 200).astype(int))
     for s in image_sizes:
@@ -507,16 +244,6 @@ def untrained_maps(pixel_rep: torch.Tensor, seeds: Sequence[int], hidden_channel
 # --------------------------------------------------------------------------------------
 # chapter 4: the combined loss
 # --------------------------------------------------------------------------------------
-def saturated_fraction(attention_map, eps: float = 0.01) -> float:
-    """Share of map values within ``eps`` of 0 or 1, where the sigmoid's gradient all but vanishes.
-
-    Introduced in chapter 4 (``04_combined_loss``). The sigmoid's slope is ``m (1 - m)``:
-    below 0.0099 for such pixels, so the loss can hardly move them any more.
-    """
-    a = _numpy(attention_map)
-    return float(((a < eps) | (a > 1 - eps)).mean())
-
-
 @contextlib.contextmanager
 def _cpu_threads(n: int | None):
     """Use ``n`` intra-op CPU threads inside the block, then restore the previous number."""
@@ -532,7 +259,7 @@ def _cpu_threads(n: int | None):
 
 
 def train_gsa(x_train: torch.Tensor, y_train: torch.Tensor, num_classes: int, *, l1_weight: float, seed: int,
-              settings: Mapping, hidden_channels: int, eval_sets: Mapping | None = None, backbone_width: int = 16,
+              settings: FitSettings, hidden_channels: int, eval_sets: Mapping | None = None, backbone_width: int = 16,
               map_snapshots: Sequence[int] = (), device: str | torch.device | None = None,
               **fit_kwargs) -> tuple[GlobalSpatialAttention, History]:
     """Build a pixel CNN + :class:`SmallCNN` with global spatial attention and train it with Algorithm 1.
@@ -547,12 +274,11 @@ def train_gsa(x_train: torch.Tensor, y_train: torch.Tensor, num_classes: int, *,
     num_classes
         Classes of the task.
     l1_weight
-        lambda of the combined loss (it replaces ``settings["l1_weight"]``).
+        lambda of the combined loss (it replaces ``settings.l1_weight``).
     seed
         Seed of the initialisation and of the training order.
     settings
-        Keyword arguments of :func:`~gsa_utils.training.two_phase_fit`, e.g.
-        ``fit_settings(profile)``.
+        How to train (:class:`~gsa_utils.settings.FitSettings`), e.g. ``profile.fit``.
     hidden_channels
         K of the pixel CNN.
     eval_sets, map_snapshots, device, **fit_kwargs
@@ -564,14 +290,14 @@ def train_gsa(x_train: torch.Tensor, y_train: torch.Tensor, num_classes: int, *,
     rep = pixel_representation(x_train)
     model = GlobalSpatialAttention(SmallCNN(num_classes, in_channels=x_train.shape[1], width=backbone_width),
                                    PixelCNN(rep.shape[1], hidden_channels), rep)
-    kwargs = {**dict(settings), "l1_weight": l1_weight, **fit_kwargs}
-    kwargs.setdefault("progress", False)
-    history = two_phase_fit(model, x_train, y_train, eval_sets=eval_sets, seed=seed, map_snapshots=map_snapshots,
-                            num_classes=num_classes, device=device, **kwargs)
+    fit_kwargs.setdefault("progress", False)
+    history = two_phase_fit(model, x_train, y_train, settings.replace(l1_weight=l1_weight), eval_sets=eval_sets,
+                            seed=seed, map_snapshots=map_snapshots, num_classes=num_classes, device=device,
+                            **fit_kwargs)
     return model, history
 
 
-def lambda_sweep(dataset: StructuredDataset, l1_weights: Sequence[float], seeds: Sequence[int], *, settings: Mapping,
+def lambda_sweep(dataset: StructuredDataset, l1_weights: Sequence[float], seeds: Sequence[int], *, settings: FitSettings,
                  hidden_channels: int, backbone_width: int = 16, map_snapshots: Sequence[int] = (),
                  device: str | torch.device | None = None, cpu_threads: int | None = 1, **fit_kwargs) -> list[dict]:
     """Train one small GSA model per (lambda, seed) with :func:`train_gsa` and measure its map.
@@ -587,7 +313,7 @@ def lambda_sweep(dataset: StructuredDataset, l1_weights: Sequence[float], seeds:
     -------
     list of dict
         One record per run: ``l1_weight``, ``seed``, ``map`` (H x W array), ``map_mean``,
-        ``roc_auc`` (map vs mask), ``saturated`` (:func:`saturated_fraction`), ``test_acc``
+        ``roc_auc`` (map vs mask), ``saturated`` (:func:`~gsa_utils.metrics.saturated_fraction`), ``test_acc``
         (accuracy on ``dataset.x_test`` after training; the test set is evaluated only then,
         to save time), ``history``.
     """
@@ -642,7 +368,7 @@ def plot_lambda_sweep(records: Sequence[Mapping], keys: Sequence[str] = ("map_me
     each seed is a dot, the line joins the means. ``chance`` draws dotted reference levels,
     e.g. ``{"roc_auc": 0.5, "test_acc": 1 / num_classes}``.
     """
-    plt = _plt()
+    plt = pyplot()
     lambdas = sorted({r["l1_weight"] for r in records})
     positive = [v for v in lambdas if v > 0]
     zero_at = (min(positive) / 10) if positive else 1.0

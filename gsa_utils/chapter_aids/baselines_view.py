@@ -6,7 +6,7 @@ Introduced in chapter 10 (``10_baselines``); chapter 11 (``11_results``) uses :f
 * :func:`upsample_maps`, :func:`across_image_spread`, :func:`plot_local_attention`: the per-image
   (local) attention maps of VGG-att3 next to GSA's single map, and a number for how much they
   differ from image to image (the paper's argument in section 4.6).
-* :func:`baseline_summary`: one line per method of a :func:`gsa_utils.tables.build_table` column,
+* :func:`baseline_summary`: one line per method of a :func:`gsa_utils.runs.tables.build_table` column,
   with the setting the protocol chose.
 * :func:`table_report`: Table 2 from whatever a results folder holds, with a plain statement of
   which profile produced what (and "no results yet" for an empty folder).
@@ -28,11 +28,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .experiments import BACKBONE_METHODS, PIXEL_METHODS, load_results
-from .metrics import map_roc_auc
-from .plotting import to_display
-from .protocol import N_SELECTED_EPOCHS
-from .tables import DATASET_COLUMNS, build_table, table_to_markdown
+from ..runs.config import BACKBONE_METHODS, PIXEL_METHODS
+from ..runs.store import load_results
+from .plotting import pyplot, to_display
+from ..protocol import N_SELECTED_EPOCHS
+from ..runs.tables import DATASET_COLUMNS, build_table, table_to_markdown
 
 __all__ = [
     "NO_RESULTS_MESSAGE",
@@ -47,12 +47,6 @@ __all__ = [
 
 #: What chapter 11 says when the results folder holds no finished run.
 NO_RESULTS_MESSAGE = "no results yet: run chapters 6-10 or the sweep"
-
-
-def _plt():
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _profile_base(label: str | None) -> str:
@@ -157,7 +151,7 @@ def plot_local_attention(images: Any, level_maps: Sequence[Any], shared_map: Any
     -------
     matplotlib.figure.Figure
     """
-    plt = _plt()
+    plt = pyplot()
     n = len(images)
     if n == 0 or not level_maps:
         raise ValueError("plot_local_attention: need at least one image and one level of maps")
@@ -215,7 +209,7 @@ def _format_params(params: Mapping[str, Any] | None, keys: Sequence[str] | None 
 
 
 def baseline_summary(rows: Sequence[Mapping[str, Any]], dataset: str) -> pd.DataFrame:
-    """One line per method of one dataset column of :func:`gsa_utils.tables.build_table`.
+    """One line per method of one dataset column of :func:`gsa_utils.runs.tables.build_table`.
 
     Introduced in chapter 10 (``10_baselines``).
 
@@ -231,15 +225,15 @@ def baseline_summary(rows: Sequence[Mapping[str, Any]], dataset: str) -> pd.Data
     """
     out = []
     for row in rows:
-        c = row["cells"].get(dataset)
-        if c is None or c["mean"] is None:
+        c = row.cells.get(dataset)
+        if c is None or c.mean is None:
             continue
-        out.append({"method": row["label"], "accuracy %": c["mean"],
-                    "std": np.nan if c["std"] is None else c["std"], "epochs": c["n"],
-                    "chosen setting": _format_params(c["best_params"],
-                                                     None if row["method"] in PIXEL_METHODS else _SEARCHED),
-                    "p vs vanilla": np.nan if c["p_vs_vanilla"] is None else c["p_vs_vanilla"],
-                    "profile": c["profile"], "notes": "; ".join(c["notes"])})
+        out.append({"method": row.label, "accuracy %": c.mean,
+                    "std": np.nan if c.std is None else c.std, "epochs": c.n,
+                    "chosen setting": _format_params(c.best_params,
+                                                     None if row.method in PIXEL_METHODS else _SEARCHED),
+                    "p vs vanilla": np.nan if c.p_vs_vanilla is None else c.p_vs_vanilla,
+                    "profile": c.profile, "notes": "; ".join(c.notes)})
     cols = ["accuracy %", "std", "epochs", "chosen setting", "p vs vanilla", "profile", "notes"]
     if not out:
         return pd.DataFrame(columns=cols)
@@ -255,7 +249,7 @@ def table_report(results_dir: str | os.PathLike, datasets: Sequence[str] | None 
     Parameters
     ----------
     results_dir
-        A results folder (:mod:`gsa_utils.experiments`); it may be empty or missing.
+        A results folder (:mod:`gsa_utils.runs`); it may be empty or missing.
     datasets
         Columns (default: every dataset with results).
     n_epochs
@@ -264,9 +258,9 @@ def table_report(results_dir: str | os.PathLike, datasets: Sequence[str] | None 
     Returns
     -------
     dict
-        ``rows`` (:func:`~gsa_utils.tables.build_table`; empty without results), ``n_runs``
+        ``rows`` (:func:`~gsa_utils.runs.tables.build_table`; empty without results), ``n_runs``
         (finished runs found), ``results`` (those runs), ``markdown``
-        (:func:`~gsa_utils.tables.table_to_markdown`, ``None`` without results),
+        (:func:`~gsa_utils.runs.tables.table_to_markdown`, ``None`` without results),
         ``profiles``: profile label -> list of ``"row / dataset"`` cells it produced,
         ``message``: one line, :data:`NO_RESULTS_MESSAGE` for an empty folder, else whether
         the table can be compared with the paper, and ``statements``: one sentence per profile
@@ -280,12 +274,12 @@ def table_report(results_dir: str | os.PathLike, datasets: Sequence[str] | None 
     profiles: dict[str, list[str]] = {}
     sources: dict[str, set[str]] = {}
     for row in rows:
-        for ds, c in row["cells"].items():
-            if c["mean"] is None:
+        for ds, c in row.cells.items():
+            if c.mean is None:
                 continue
-            profiles.setdefault(c["profile"] or "unknown", []).append(f"{row['label']} / {ds}")
-            kind = (f"a synthetic stand-in for {c['stand_in_for']}" if c["stand_in_for"] else
-                    "files on disk" if c["source"] == "real" else f"{c['source']} data")
+            profiles.setdefault(c.profile or "unknown", []).append(f"{row.label} / {ds}")
+            kind = (f"a synthetic stand-in for {c.stand_in_for}" if c.stand_in_for else
+                    "files on disk" if c.source == "real" else f"{c.source} data")
             sources.setdefault(ds, set()).add(kind)
     n_cells = sum(len(v) for v in profiles.values())
     not_full = {label: cells for label, cells in profiles.items() if label != "full"}
@@ -323,7 +317,7 @@ def table_report(results_dir: str | os.PathLike, datasets: Sequence[str] | None 
 
 def check_table_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]], results: Sequence[Mapping[str, Any]]
                     ) -> dict[str, int]:
-    """Check the CSV of :func:`gsa_utils.tables.table_to_csv` against the runs it came from.
+    """Check the CSV of :func:`gsa_utils.runs.tables.table_to_csv` against the runs it came from.
 
     Introduced in chapter 10 (``10_baselines``) and used by chapter 11 (``11_results``).
 
@@ -343,30 +337,35 @@ def check_table_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]], 
         Naming the row and dataset at fault.
     """
     path = Path(path)
-    assert path.is_file(), f"{path} was not written"
+    if not (path.is_file()):
+        raise ValueError(f"{path} was not written")
     with open(path, newline="", encoding="utf-8") as f:
         lines = list(csv.DictReader(f))
-    assert len(lines) == len(rows), f"{path}: {len(lines)} rows, the table has {len(rows)}"
-    by_label = {r["label"]: r for r in rows}
+    if not (len(lines) == len(rows)):
+        raise ValueError(f"{path}: {len(lines)} rows, the table has {len(rows)}")
+    by_label = {r.label: r for r in rows}
     counts = {"cells": 0, "smoke_cells": 0, "csv_rows": len(lines)}
     for line in lines:
         row = by_label.get(line["method"])
-        assert row is not None, f"{path}: row {line['method']!r} is not in the table"
-        for ds in row["cells"]:
+        if not (row is not None):
+            raise ValueError(f"{path}: row {line['method']!r} is not in the table")
+        for ds in row.cells:
             if not line[f"{ds} mean"]:
                 continue
             counts["cells"] += 1
             label = line[f"{ds} profile"]
-            assert label, f"{path}: {line['method']} / {ds} has a number but no profile"
-            runs = [r for r in results if r["config"].dataset == ds and r["config"].method == row["method"]
-                    and (row["method"] not in BACKBONE_METHODS or r["config"].backbone == row["backbone"])]
-            if runs and all(r["config"].profile == "smoke" for r in runs):
+            if not (label):
+                raise ValueError(f"{path}: {line['method']} / {ds} has a number but no profile")
+            runs = [r for r in results if r.config.dataset == ds and r.config.method == row.method
+                    and (row.method not in BACKBONE_METHODS or r.config.backbone == row.backbone)]
+            if runs and all(r.config.profile == "smoke" for r in runs):
                 counts["smoke_cells"] += 1
-                assert label.startswith("smoke"), \
-                    f"{path}: {line['method']} / {ds} is a smoke result labelled {label!r}"
-            if runs and all((r.get("dataset") or {}).get("source") == "synthetic" for r in runs):
+                if not (label.startswith("smoke")):
+                    raise ValueError(f"{path}: {line['method']} / {ds} is a smoke result labelled {label!r}")
+            if runs and all(r.dataset.get("source") == "synthetic" for r in runs):
                 data = line[f"{ds} data"]
-                assert "synthetic" in data, f"{path}: {line['method']} / {ds} uses synthetic data labelled {data!r}"
+                if not ("synthetic" in data):
+                    raise ValueError(f"{path}: {line['method']} / {ds} uses synthetic data labelled {data!r}")
     return counts
 
 
@@ -388,15 +387,15 @@ def plot_table(rows: Sequence[Mapping[str, Any]], *, paper: bool = True, ncols: 
     matplotlib.figure.Figure or None
         ``None`` when no cell has a number.
     """
-    plt = _plt()
-    cols = list(rows[0]["cells"]) if rows else []
-    panels = [ds for ds in cols if any(r["cells"][ds]["mean"] is not None for r in rows)]
+    plt = pyplot()
+    cols = list(rows[0].cells) if rows else []
+    panels = [ds for ds in cols if any(r.cells[ds].mean is not None for r in rows)]
     if not panels:
         return None
     colours = {"smoke": "0.45", "full": "tab:blue"}
     ncols = max(1, min(ncols, len(panels)))
     nrows = math.ceil(len(panels) / ncols)
-    counts = [sum(r["cells"][ds]["mean"] is not None for r in rows) for ds in panels]
+    counts = [sum(r.cells[ds].mean is not None for r in rows) for ds in panels]
     heights = [max(counts[i * ncols:(i + 1) * ncols]) for i in range(nrows)]
     fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, sum(1.3 + size[1] * h for h in heights) + 0.4),
                              squeeze=False, gridspec_kw={"height_ratios": [1.3 + size[1] * h for h in heights]})
@@ -404,16 +403,16 @@ def plot_table(rows: Sequence[Mapping[str, Any]], *, paper: bool = True, ncols: 
         ax.set_visible(False)
     seen: dict[str, Any] = {}
     for ax, ds in zip(axes.ravel(), panels):
-        shown = [r for r in rows if r["cells"][ds]["mean"] is not None]
+        shown = [r for r in rows if r.cells[ds].mean is not None]
         lo, hi = 100.0, 0.0
         for y, r in enumerate(reversed(shown)):
-            c = r["cells"][ds]
-            base = _profile_base(c["profile"])
-            std = c["std"] if c["std"] is not None and not math.isnan(c["std"]) else None
-            h = ax.errorbar(c["mean"], y, xerr=std, fmt="o", color=colours.get(base, "tab:orange"), capsize=3, ms=5)
+            c = r.cells[ds]
+            base = _profile_base(c.profile)
+            std = c.std if c.std is not None and not math.isnan(c.std) else None
+            h = ax.errorbar(c.mean, y, xerr=std, fmt="o", color=colours.get(base, "tab:orange"), capsize=3, ms=5)
             seen.setdefault(f"ours ({base})", h)
-            lo, hi = min(lo, c["mean"] - (std or 0)), max(hi, c["mean"] + (std or 0))
-            p = c["paper"] if paper else None
+            lo, hi = min(lo, c.mean - (std or 0)), max(hi, c.mean + (std or 0))
+            p = c.paper if paper else None
             if p is not None:
                 hp = ax.errorbar(p.mean, y - 0.3, xerr=p.std, fmt="D", mfc="none", color="black", capsize=2,
                                  ms=5, lw=0.8)
@@ -421,7 +420,7 @@ def plot_table(rows: Sequence[Mapping[str, Any]], *, paper: bool = True, ncols: 
                 lo, hi = min(lo, p.mean - (p.std or 0)), max(hi, p.mean + (p.std or 0))
         ax.set_ylim(-0.7, len(shown) - 0.4)
         ax.set_xlim(max(0.0, lo - 5), min(100.0, hi + 5))
-        short = [r["label"].replace(" (with global attention)", " + GSA").replace(" (with L1)", " + L1")
+        short = [r.label.replace(" (with global attention)", " + GSA").replace(" (with L1)", " + L1")
                  for r in reversed(shown)]
         ax.set_yticks(range(len(shown)), short, fontsize=8)
         ax.set_xlabel("test accuracy %", fontsize=8)

@@ -1,0 +1,278 @@
+"""What the dataset chapters share: banners, which runs to train, training them and reading them back.
+
+Introduced in chapter 6 (``06_idrid``) and used by chapters 7 (``07_jaffe``), 8
+(``08_your_own_data``) and 9 (``09_retinamnist``). Every dataset chapter does the same
+thing: say plainly whether real data or a synthetic stand-in is used, train every backbone
+of the profile with and without global spatial attention through
+:mod:`gsa_utils.runs` (so the runs land in the shared results folder that chapter
+11 tabulates), and show a results table (:mod:`~gsa_utils.chapter_aids.summaries`), training
+curves and the learned attention map (:mod:`~gsa_utils.chapter_aids.figures`), with a comparison
+sentence computed from the numbers rather than written in advance.
+
+Nothing here changes global state; figures are returned, not shown.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..data.base import StructuredDataset
+from ..data.registry import describe_source, is_stand_in
+from ..runs.store import RESULTS_DIR_ENV, default_results_dir
+from ..runs.config import ExperimentConfig
+from ..runs.store import RunRecord, load_attention_map, load_results
+from ..runs.sweeps import sweep
+from .summaries import results_table
+from ..profiles import Profile
+
+__all__ = [
+    "RESULTS_DIR_ENV",
+    "default_results_dir",
+    "data_banner",
+    "chapter_seeds",
+    "chapter_configs",
+    "ChapterResults",
+    "run_chapter",
+    "initial_attention_map",
+]
+
+
+
+# --------------------------------------------------------------------------------------
+# where results go, what data is used
+# --------------------------------------------------------------------------------------
+def data_banner(ds: StructuredDataset) -> str:
+    """One plain line for the top of a chapter's output: real data or a synthetic stand-in, and where.
+
+    Introduced in chapter 6 (``06_idrid``).
+
+    Starts with ``"REAL DATA:"`` or ``"SYNTHETIC STAND-IN:"`` (or ``"SYNTHETIC DATA:"`` for a
+    generator asked for by name), followed by :func:`~gsa_utils.data.registry.describe_source`,
+    which says where the files were looked for.
+    """
+    if is_stand_in(ds):
+        head = "SYNTHETIC STAND-IN"
+    elif ds.source == "real":
+        head = "REAL DATA"
+    else:
+        head = "SYNTHETIC DATA"
+    return f"{head}: {describe_source(ds)}"
+
+
+# --------------------------------------------------------------------------------------
+# which runs
+# --------------------------------------------------------------------------------------
+def chapter_seeds(profile: Profile, smoke_seeds: int, full_seeds: int | None = None) -> tuple[int, ...]:
+    """The seeds a chapter trains: the first ``smoke_seeds`` of the smoke profile's, all the full profile's.
+
+    Introduced in chapter 6 (``06_idrid``).
+
+    Parameters
+    ----------
+    profile
+        The run profile.
+    smoke_seeds
+        How many of ``profile.seeds`` fit the chapter's CPU time budget in the smoke profile.
+    full_seeds
+        Cap in the full profile (``None``: all of ``profile.seeds``).
+    """
+    n = smoke_seeds if profile.name == "smoke" else (full_seeds or len(profile.seeds))
+    if n < 1:
+        raise ValueError(f"chapter_seeds: need at least one seed, got {n}")
+    return tuple(profile.seeds[:n])
+
+
+def chapter_configs(datasets: Sequence[str] | str, profile: Profile, seeds: Sequence[int], *,
+                    backbones: Sequence[str] | None = None, methods: Sequence[str] = ("vanilla", "gsa"),
+                    data_seeds: Mapping[str, int] | None = None, **overrides: Any) -> list[ExperimentConfig]:
+    """The runs of a dataset chapter: datasets x backbones x methods x seeds, trained on the whole training set.
+
+    Introduced in chapter 6 (``06_idrid``).
+
+    Every config comes from :meth:`ExperimentConfig.from_profile` (so it carries the
+    profile's image size, epochs, E, Adam settings and pretraining) with ``fold=None``:
+    the model trains on the whole training set and the test set is evaluated after every
+    epoch. The paper's cross-validated choice of hyper-parameters and epochs is chapter
+    10's; chapter 11 reads these runs from the same results folder.
+
+    Parameters
+    ----------
+    datasets
+        Names for :func:`~gsa_utils.data.registry.load_dataset` (``"folder:<path>"`` too).
+    profile
+        Settings to use (its ``name`` is stored with every run).
+    seeds
+        Model seeds (initialisation and shuffling).
+    backbones
+        Image CNNs (default: ``profile.backbones``).
+    methods
+        ``"vanilla"`` and/or ``"gsa"`` (or any method of :data:`gsa_utils.runs.METHODS`).
+    data_seeds
+        Dataset name -> ``data_seed`` (synthetic draws and random splits); default 0.
+    **overrides
+        Other :class:`~gsa_utils.runs.ExperimentConfig` fields.
+
+    Returns
+    -------
+    list of ExperimentConfig
+        In the order dataset, backbone, seed, method.
+    """
+    if isinstance(datasets, str):
+        datasets = [datasets]
+    backbones = list(backbones or profile.backbones)
+    if not seeds:
+        raise ValueError("chapter_configs: give at least one seed")
+    out = []
+    for ds in datasets:
+        data_seed = int((data_seeds or {}).get(ds, 0))
+        for bb in backbones:
+            for seed in seeds:
+                for m in methods:
+                    out.append(ExperimentConfig.from_profile(ds, m, profile.name, backbone=bb, seed=int(seed),
+                                                             data_seed=data_seed, fold=None, **overrides))
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# training and reading back
+# --------------------------------------------------------------------------------------
+@dataclass
+class ChapterResults:
+    """The finished runs of a chapter and where they are.
+
+    Introduced in chapter 6 (``06_idrid``).
+
+    Attributes
+    ----------
+    runs
+        One dict per config, in config order, as :func:`gsa_utils.runs.load_results`
+        gives them (``config``, ``history``, ``map_file``, ``dataset``, ``seconds``, ...).
+    results_dir
+        The results folder.
+    trained, reused
+        Run ids trained by this call, and those found already finished in the folder.
+    """
+
+    runs: list[dict]
+    results_dir: Path
+    trained: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+
+    def select(self, dataset: str | None = None, backbone: str | None = None, method: str | None = None,
+               seed: int | None = None) -> list[dict]:
+        """The runs matching every given field."""
+        def keep(r: RunRecord) -> bool:
+            c = r.config
+            return ((dataset is None or c.dataset == dataset) and (backbone is None or c.backbone == backbone)
+                    and (method is None or c.method == method) and (seed is None or c.seed == seed))
+        return [r for r in self.runs if keep(r)]
+
+    def attention_map(self, dataset: str, backbone: str, seed: int | None = None) -> np.ndarray:
+        """The final GSA map (H x W) of one run (the smallest seed when ``seed`` is None)."""
+        runs = sorted(self.select(dataset, backbone, "gsa", seed), key=lambda r: r.config.seed)
+        if not runs:
+            raise KeyError(f"no finished GSA run for {dataset} / {backbone}" + (f" / seed {seed}" if seed is not None else ""))
+        amap = load_attention_map(runs[0])
+        if amap is None:
+            raise FileNotFoundError(f"{runs[0]['run_dir']}: the GSA run has no attention_map.npy")
+        return amap
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """:func:`results_table` of the runs."""
+        return results_table(self.runs)
+
+    def describe(self) -> str:
+        """Where the runs are and how many were trained now or reused."""
+        return (f"{len(self.runs)} runs in {self.results_dir}: {len(self.trained)} trained now, "
+                f"{len(self.reused)} already finished (read back)")
+
+
+def run_chapter(configs: Sequence[ExperimentConfig], results_dir: str | os.PathLike | None = None, *,
+                data_dir: str | os.PathLike | None = None, device: str | None = None,
+                progress: bool = False, verbose: bool = True) -> ChapterResults:
+    """Train every config through :func:`gsa_utils.runs.sweeps` and read the results back.
+
+    Introduced in chapter 6 (``06_idrid``).
+
+    Finished runs in the folder are read back, not trained again; an interrupted one
+    resumes from its checkpoint. So running a chapter again is cheap, and a long GPU run
+    can be continued by executing the notebook again.
+
+    Parameters
+    ----------
+    configs
+        The runs (:func:`chapter_configs`).
+    results_dir
+        Default :func:`default_results_dir`.
+    data_dir, device
+        Passed on (``None``: ``data/`` or ``$GSA_DATA_DIR``; the best device).
+    progress
+        Epoch progress bars (useful for long GPU runs).
+    verbose
+        Print one line per run (trained or reused, seconds, last test accuracy).
+
+    Raises
+    ------
+    RuntimeError
+        When a run failed (the message and the error file are named) or is held by another
+        process that shares the results folder.
+    """
+    configs = list(configs)
+    if not configs:
+        raise ValueError("run_chapter: no configs")
+    root = Path(results_dir) if results_dir is not None else default_results_dir()
+    report = sweep(configs, root, progress=progress, data_dir=data_dir, device=device, raise_errors=True)
+    busy = report["locked"] + report["lost"]
+    if busy:
+        raise RuntimeError(f"{len(busy)} run(s) are being trained by another process sharing {root} "
+                           f"({', '.join(busy)}); wait for it and run this cell again")
+    wanted = {c.run_id(): i for i, c in enumerate(configs)}
+    found = {r.run_id: r for r in load_results(root) if r.run_id in wanted}
+    missing = [rid for rid in wanted if rid not in found]
+    if missing:
+        raise RuntimeError(f"runs not finished in {root}: {', '.join(missing)}")
+    runs = [found[c.run_id()] for c in configs]
+    out = ChapterResults(runs=runs, results_dir=root, trained=list(report["ran"]),
+                         reused=list(report["finished_before"]))
+    if verbose:
+        for r in runs:
+            state = "trained" if r.run_id in out.trained else "reused "
+            acc = np.asarray(r.eval_curve, dtype=float)
+            print(f"{state} {r.run_id}: {r.seconds or 0:6.1f} s, last test acc "
+                  f"{100 * acc[-1]:.1f}%  [{r.profile_label}]")
+        print(out.describe())
+    return out
+
+
+def initial_attention_map(config: ExperimentConfig, data_dir: str | os.PathLike | None = None) -> np.ndarray:
+    """The map a GSA run starts from, before any training (the paper's Fig. 4a).
+
+    Introduced in chapter 7 (``07_jaffe``).
+
+    Rebuilds the run's network exactly as :func:`gsa_utils.runs.run_experiment`
+    does (same data, ``data_seed``, caps and ``seed``) and returns its pixel CNN's output
+    at initialisation as an H x W array. Only for GSA runs on the whole training set
+    (``fold=None``).
+    """
+    from ..data.registry import load_dataset
+    from ..runs.runner import build_model
+    from ..training import map_image, seed_everything
+
+    if config.method != "gsa" or config.fold is not None:
+        raise ValueError(f"initial_attention_map needs a GSA run with fold=None, got {config.method!r}, "
+                         f"fold={config.fold!r}")
+    ds = load_dataset(config.dataset, config.image_size, seed=config.data_seed, data_dir=data_dir)
+    if config.n_train is not None or config.n_test is not None:
+        ds = ds.subset(config.n_train, config.n_test, seed=config.data_seed)
+    seed_everything(config.seed)
+    model = build_model(config, ds.num_classes, ds.x_train)
+    amap = map_image(model)
+    if amap is None:
+        raise TypeError(f"{type(model).__name__} has no attention map")
+    return amap

@@ -1,0 +1,256 @@
+"""Chapter 1's helpers: which pixels decide the label of structured images, and misaligning them.
+
+Introduced in chapter 1 (``01_structured_images``). Nothing here changes matplotlib's or
+torch's global settings; figures are drawn into new figures and returned.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.base import DataError, validate_images, validate_labels
+from .plotting import as_numpy, pyplot, to_display
+
+__all__ = ["pixel_relevance", "most_relevant_pixels", "plot_pixel_distributions", "random_misalign", "show_panel_grid"]
+
+
+def pixel_relevance(images: torch.Tensor, labels: torch.Tensor, bins: int = 8) -> np.ndarray:
+    """How much each pixel's intensity, on its own, tells about the class (mutual information, bits).
+
+    For every pixel the grey intensities (mean over channels) of all images are cut into
+    ``bins`` equally populated bins; the result is the mutual information between that bin
+    and the class label. It is a filter-style feature score, the kind of per-feature
+    statistic the paper takes its idea from: a pixel whose class-conditional intensity
+    distributions differ scores high, one whose distributions coincide scores near zero
+    (plus a small positive bias of about ``(bins - 1)(K - 1) / (2 N ln 2)`` bits that all
+    pixels share).
+
+    Introduced in chapter 1 (``01_structured_images``).
+
+    Parameters
+    ----------
+    images
+        N x C x H x W float tensor.
+    labels
+        N int64 class indices.
+    bins
+        Number of intensity bins (2 or more, at most N).
+
+    Returns
+    -------
+    np.ndarray
+        H x W float array of mutual information in bits (0 for a constant pixel).
+
+    Raises
+    ------
+    DataError
+        For bad images or labels, or a ``bins`` outside ``[2, N]``.
+    """
+    from scipy.stats import rankdata
+
+    validate_images(images, "pixel_relevance images")
+    n = images.shape[0]
+    validate_labels(labels, None, "pixel_relevance labels", n)
+    if not 2 <= bins <= n:
+        raise DataError(f"pixel_relevance: bins must be between 2 and the number of images ({n}), got {bins}")
+    grey = images.float().mean(1).reshape(n, -1).numpy()
+    ranks = rankdata(grey, axis=0, method="average")  # ties (a constant pixel) share one rank, so one bin
+    binned = np.minimum(((ranks - 0.5) * bins / n).astype(np.int64), bins - 1)
+    y = labels.numpy()
+    classes = np.unique(y)
+    p_class = np.array([(y == c).mean() for c in classes])
+    mi = np.zeros(grey.shape[1])
+    for b in range(bins):
+        in_bin = binned == b
+        p_bin = in_bin.mean(0)
+        for c, pc in zip(classes, p_class):
+            p_joint = in_bin[y == c].sum(0) / n
+            with np.errstate(divide="ignore", invalid="ignore"):
+                mi += np.where(p_joint > 0, p_joint * np.log2(p_joint / (p_bin * pc)), 0.0)
+    return np.clip(mi, 0.0, None).reshape(images.shape[2:])
+
+
+def most_relevant_pixels(relevance, mask) -> dict[str, tuple[int, int]]:
+    """The (row, column) of the highest-scoring pixel inside and outside the mask.
+
+    Introduced in chapter 1 (``01_structured_images``).
+
+    Returns
+    -------
+    dict
+        ``{"inside": (row, col), "outside": (row, col)}``.
+    """
+    r, m = as_numpy(relevance), as_numpy(mask).astype(bool)
+    if r.shape != m.shape:
+        raise ValueError(f"relevance shape {r.shape} differs from mask shape {m.shape}")
+    if m.all() or not m.any():
+        raise ValueError("the mask must contain both relevant and irrelevant pixels")
+    out = {}
+    for name, region in (("inside", m), ("outside", ~m)):
+        idx = int(np.argmax(np.where(region, r, -np.inf)))
+        out[name] = (idx // r.shape[1], idx % r.shape[1])
+    return out
+
+
+def plot_pixel_distributions(images: torch.Tensor, labels: torch.Tensor, pixels: Mapping[str, tuple[int, int]],
+                             class_names: Sequence[str], mask=None, title: str | None = None):
+    """The mean image with the chosen pixels marked, then one violin plot per pixel, split by class.
+
+    Introduced in chapter 1 (``01_structured_images``). Each violin shows the grey
+    intensity (mean over channels) of all images of one class at that pixel.
+
+    Parameters
+    ----------
+    images, labels
+        N x C x H x W images and their classes.
+    pixels
+        ``{name: (row, col)}``, e.g. from :func:`most_relevant_pixels`.
+    class_names
+        One name per class.
+    mask
+        Optional H x W mask drawn as an outline on the mean image.
+    """
+
+    plt = pyplot()
+    grey = images.float().mean(1).numpy()
+    y = labels.numpy()
+    k = len(class_names)
+    colours = plt.get_cmap("tab10")(np.arange(k) % 10)
+    fig, axes = plt.subplots(1, 1 + len(pixels), figsize=(2.6 + 2.8 * len(pixels), 2.8),
+                             gridspec_kw={"width_ratios": [1] + [1.2] * len(pixels)})
+    axes[0].imshow(to_display(images.float().mean(0)), cmap="gray")
+    if mask is not None:
+        axes[0].contour(as_numpy(mask), levels=[0.5], colors="cyan", linewidths=0.8)
+    markers = [("o", "\u25cb"), ("s", "\u25a1"), ("^", "\u25b3"), ("D", "\u25c7"), ("v", "\u25bd")]
+    for i, (name, (r, c)) in enumerate(pixels.items()):
+        marker, symbol = markers[i % len(markers)]
+        axes[0].plot(c, r, marker, mfc="none", mec="red", mew=1.5, ms=8)
+        ax = axes[1 + i]
+        data = [grey[y == j, r, c] for j in range(k)]
+        keep = [j for j in range(k) if len(data[j])]
+        parts = ax.violinplot([data[j] for j in keep], positions=keep, showmedians=True, showextrema=False,
+                              widths=0.8)
+        parts["cmedians"].set_color("black")
+        for body, j in zip(parts["bodies"], keep):
+            body.set_facecolor(colours[j])
+            body.set_alpha(0.5)
+        rng = np.random.default_rng(0)
+        for j in keep:
+            ax.scatter(j + rng.uniform(-0.12, 0.12, len(data[j])), data[j], s=4, color=colours[j], alpha=0.6)
+        ax.set_xticks(range(k), list(class_names), rotation=30 if k > 3 else 0, fontsize=8)
+        ax.set_title(f"{symbol} {name} pixel (row {r}, col {c})", fontsize=9)
+        ax.set_ylabel("grey intensity" if i == 0 else "")
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].set_title("mean image", fontsize=9)
+    axes[0].axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def random_misalign(images: torch.Tensor, mask=None, max_shift: float = 0.15, max_degrees: float = 15.0,
+                    seed: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Shift and rotate every image by its own random amount: a structured set made unstructured.
+
+    Introduced in chapter 1 (``01_structured_images``). Each image is rotated about its
+    centre by an angle uniform in ``[-max_degrees, max_degrees]`` and shifted by up to
+    ``max_shift`` of the image side along each axis (bilinear resampling; pixels that come
+    from outside the image are 0).
+
+    Parameters
+    ----------
+    images
+        N x C x H x W float tensor.
+    mask
+        Optional H x W relevance mask; it is moved with each image.
+    max_shift
+        Largest shift as a fraction of the image side (0 to 0.5).
+    max_degrees
+        Largest rotation in degrees (0 to 180).
+    seed
+        Seed of the random shifts and angles.
+
+    Returns
+    -------
+    (torch.Tensor, torch.Tensor or None)
+        The moved images (same shape) and, if ``mask`` was given, an N x H x W bool
+        tensor: where each image's relevant region now lies.
+    """
+    validate_images(images, "random_misalign images")
+    if not 0 <= max_shift <= 0.5 or not 0 <= max_degrees <= 180:
+        raise ValueError(f"random_misalign: need 0 <= max_shift <= 0.5 and 0 <= max_degrees <= 180, "
+                         f"got {max_shift} and {max_degrees}")
+    n, c, h, w = images.shape
+    g = torch.Generator().manual_seed(seed)
+    angle = (torch.rand(n, generator=g) * 2 - 1) * math.radians(max_degrees)
+    shift = (torch.rand(n, 2, generator=g) * 2 - 1) * (2 * max_shift)  # affine_grid coordinates span 2 units
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(images.dtype), [n, c, h, w], align_corners=False)
+    moved = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    masks = None
+    if mask is not None:
+        m = torch.as_tensor(np.asarray(as_numpy(mask)), dtype=images.dtype).expand(n, 1, h, w)
+        masks = F.grid_sample(m, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0] > 0.5
+    return moved, masks
+
+
+def show_panel_grid(rows: Mapping[str, Mapping[str, object]], masks: Mapping[str, object] | None = None,
+                    size: float = 2.1, cmap: str = "viridis", colorbar: bool = True, title: str | None = None):
+    """A grid of images: one row per entry of ``rows``, one column per entry of each row.
+
+    Introduced in chapter 1 (``01_structured_images``). Colour images (3 x H x W) are
+    shown as they are (rescaled to [0, 1] if needed); single-channel images (H x W) with
+    ``cmap`` on their own range, with a colour bar. Row names are written on the left,
+    column names above each panel.
+
+    Parameters
+    ----------
+    rows
+        ``{row name: {column name: image}}``.
+    masks
+        ``{row name: mask}`` outlines one H x W mask in cyan on every panel of that row;
+        ``{row name: {column name: mask}}`` gives each panel its own.
+    size
+        Side of one panel in inches.
+    cmap
+        Colour map of single-channel panels.
+    colorbar
+        Draw a colour bar next to single-channel panels.
+    title
+        Figure title.
+    """
+
+    plt = pyplot()
+    ncols = max(len(r) for r in rows.values())
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(size * ncols * (1.2 if colorbar else 1.0) + 0.4,
+                                                        size * len(rows) + 0.3 * bool(title)), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, (row_name, panels) in enumerate(rows.items()):
+        row_mask = masks.get(row_name) if masks is not None else None
+        for j, (col_name, image) in enumerate(panels.items()):
+            ax = axes[i, j]
+            a = np.squeeze(as_numpy(image))
+            if a.ndim == 3:
+                ax.imshow(to_display(a))
+            else:
+                im = ax.imshow(a, cmap=cmap)
+                if colorbar:
+                    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=7)
+            m = row_mask.get(col_name) if isinstance(row_mask, Mapping) else row_mask
+            if m is not None:
+                ax.contour(as_numpy(m), levels=[0.5], colors="cyan", linewidths=0.8)
+            ax.set_title(col_name, fontsize=9)
+            if j == 0 and len(rows) > 1:
+                ax.annotate(row_name, xy=(-0.08, 0.5), xycoords="axes fraction", rotation=90, ha="right",
+                            va="center", fontsize=9, weight="bold")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,326 @@
+"""The command line: ``python -m gsa_utils run | sweep | summary | table | status``.
+
+Introduced in chapter 11 (``11_results``); ``python -m gsa_utils --help`` lists the commands.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .data.base import DataError
+from .files import write_atomic
+from .models import BACKBONES
+from .profiles import PROFILES
+from .protocol import N_SELECTED_EPOCHS
+from .runs.config import (BOOL_FIELDS, FLOAT_FIELDS, INT_FIELDS, METHODS, ExperimentConfig, coerce_field,
+                          normalise_method, profile_label)
+from .runs.locks import DEFAULT_STALE_AFTER, LOCK_FILE, lock_age
+from .runs.store import CHECKPOINT_FILE, RESULT_FILE, RESULTS_DIR_ENV, default_results_dir, read_result
+from .runs.summary import setting_summaries
+from .runs.sweeps import run_locked, sweep, sweep_configs
+from .runs.tables import build_table, table_to_csv, table_to_markdown
+
+_EPILOG = """\
+examples:
+  # one run (smoke-sized), then its folder results/<run_id>/ holds config.json and history.json
+  python -m gsa_utils run --dataset fundus --method gsa --backbone small_cnn --epochs 5 --results results/
+
+  # the protocol's runs for GSA and vanilla: the full-training run and 5 CV folds per setting,
+  # K in {16, 32}; this process takes every second config (start --shard 1/2 elsewhere)
+  python -m gsa_utils sweep --dataset fundus --methods gsa vanilla --folds all \\
+      --shard 0/2 --grid hidden_channels=16,32 --results results/
+
+  # the paper's full grid (K, lambda, weight decay; L1 coefficients) on a GPU machine
+  GSA_PROFILE=full python -m gsa_utils sweep --dataset idrid-edema \\
+      --methods gsa vanilla l1 lr svm vgg_att3 resattnet92 --backbones resnet152 --paper-grid --results results/
+
+  # the protocol's number for one cell, and Table 2 next to the paper's
+  python -m gsa_utils summary --results results/ --dataset fundus --method gsa --backbone small_cnn
+  python -m gsa_utils table --results results/ --csv table2.csv
+
+Settings not given come from the profile (--profile, else $GSA_PROFILE, else full on a CUDA GPU and smoke
+elsewhere). Results carry a profile label; only 'full' results on real data are comparable with the paper.
+Interrupt a sweep at any time and start it again: finished runs are skipped, interrupted ones resume from
+their checkpoint, and runs locked by another process (sharing the folder) are left to it.
+"""
+
+
+def _parse_value(field_name: str, text: str) -> Any:
+    t = text.strip()
+    if t.lower() in ("none", "null"):
+        return None
+    if field_name in BOOL_FIELDS:
+        return coerce_field(field_name, t)
+    if field_name in INT_FIELDS:
+        return int(float(t))
+    if field_name in FLOAT_FIELDS:
+        return float(t)
+    return t
+
+
+def _parse_grid(items: Sequence[str] | None) -> dict[str, list]:
+    names = {f.name for f in fields(ExperimentConfig)}
+    grid: dict[str, list] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise SystemExit(f"--grid {item!r}: expected key=value1,value2 (e.g. hidden_channels=16,32)")
+        key, vals = item.split("=", 1)
+        key = key.strip()
+        if "." in key:
+            only, field_name = key.split(".", 1)
+            field_name = field_name.replace("-", "_")
+            key = f"{normalise_method(only)}.{field_name}"
+        else:
+            key = field_name = key.replace("-", "_")
+        if field_name not in names:
+            raise SystemExit(f"--grid {item!r}: unknown field {field_name!r}; fields: {', '.join(sorted(names))}")
+        grid[key] = [_parse_value(field_name, v) for v in vals.split(",") if v.strip()]
+    return grid
+
+
+def _parse_shard(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not m or int(m.group(2)) < 1 or int(m.group(1)) >= int(m.group(2)):
+        raise argparse.ArgumentTypeError(f"--shard must be i/n with 0 <= i < n, e.g. 0/2; got {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _add_settings(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("settings (default: the profile's)")
+    g.add_argument("--profile", choices=sorted(PROFILES), help="smoke or full (default: $GSA_PROFILE or by GPU)")
+    g.add_argument("--image-size", type=int)
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--cutoff-epoch", type=int, help="GSA's E: the pixel CNN is frozen after it")
+    g.add_argument("--hidden-channels", type=int, help="GSA's K")
+    g.add_argument("--l1-weight", type=float, help="GSA's lambda, or the L1 baseline's coefficient")
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--lr", type=float)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=None,
+                   help="start from ImageNet weights")
+    g.add_argument("--seed", type=int, help="model initialisation and shuffling (default 0)")
+    g.add_argument("--data-seed", type=int, help="synthetic data, random splits and CV folds (default 0)")
+    g.add_argument("--n-folds", type=int, help="CV folds (default 5)")
+    g.add_argument("--n-train", type=int, help="cap on training images (a random subset)")
+    g.add_argument("--n-test", type=int, help="cap on test images")
+    g.add_argument("--pixel-cnn-lr", type=float, help="separate learning rate for the pixel CNN")
+    g.add_argument("--map-warmup-epochs", type=int, help="epochs the map is held still at the start (GSA)")
+    g.add_argument("--model-width", type=int, help="ResAttNet-92 base width (default 64)")
+    r = p.add_argument_group("where")
+    r.add_argument("--results", help=f"results folder (default: ${RESULTS_DIR_ENV} or <repo>/results)")
+    r.add_argument("--data-dir", help="folder with idrid/, jaffe/, medmnist/ (default: $GSA_DATA_DIR or data/)")
+    r.add_argument("--device", help="cuda, cpu, mps (default: the best available)")
+    r.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    keys = ("image_size", "epochs", "cutoff_epoch", "hidden_channels", "l1_weight", "weight_decay", "lr",
+            "batch_size", "pretrained", "seed", "data_seed", "n_folds", "n_train", "n_test", "pixel_cnn_lr",
+            "map_warmup_epochs", "model_width")
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.2f}"
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    fold = None if args.fold in (None, "full", "none") else int(args.fold)
+    cfg = ExperimentConfig.from_profile(args.dataset, args.method, args.profile,
+                                        **{**_overrides(args), "backbone": args.backbone, "fold": fold})
+    results = Path(args.results)
+    if not args.quiet:
+        print(f"run {cfg.run_id()} ({profile_label(cfg)}) -> {results / cfg.run_id()}", flush=True)
+    status, result = run_locked(cfg, results, args.stale_after, data_dir=args.data_dir, device=args.device,
+                                  progress=not args.quiet)
+    if status == "locked":
+        print(f"{cfg.run_id()} is locked by another process ({results / cfg.run_id() / LOCK_FILE})", file=sys.stderr)
+        return 3
+    if status == "lost":
+        print(f"{cfg.run_id()}: another process took the run over", file=sys.stderr)
+        return 3
+    if result is None:
+        result = read_result(results / cfg.run_id())
+        print("already finished")
+    hist = result.history
+    key = f"{result.eval_set}_acc"
+    if not args.quiet:
+        print(_statement(result))
+        print(f"{key} after the last epoch: {_fmt(float(hist[key][-1]))}%  ({len(hist.records)} epoch(s), "
+              f"{result.seconds:.1f} s)")
+    return 0
+
+
+def _statement(result: Mapping[str, Any]) -> str:
+    """The dataset statement stored with a run (what the data were, stand-in or real)."""
+    return str(result.dataset.get("statement", ""))
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    grid = _parse_grid(args.grid)
+    configs = sweep_configs(args.dataset, args.methods, backbones=args.backbones, folds=args.folds, grid=grid,
+                            use_paper_grid=args.paper_grid, profile=args.profile, **_overrides(args))
+    if not args.quiet:
+        i, n = args.shard
+        print(f"{len(configs)} configs in the sweep; shard {i}/{n} takes {len(range(i, len(configs), n))}",
+              flush=True)
+    if args.dry_run:
+        for k, c in enumerate(configs):
+            if k % args.shard[1] == args.shard[0]:
+                print(c.run_id())
+        return 0
+    report = sweep(configs, args.results, shard=args.shard, progress=not args.quiet, stale_after=args.stale_after,
+                   data_dir=args.data_dir, device=args.device)
+    print(f"ran {len(report['ran'])}, already finished {len(report['finished_before'])}, locked by others "
+          f"{len(report['locked'])}, lost {len(report['lost'])}, failed {len(report['failed'])}")
+    for rid, msg in report["failed"].items():
+        print(f"  failed {rid}: {msg}", file=sys.stderr)
+    return 1 if report["failed"] else 0
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    where = f"{args.dataset} / {args.method}{' / ' + args.backbone if args.backbone else ''}"
+    summaries = setting_summaries(args.results, args.dataset, args.method, args.backbone, n_epochs=args.n_epochs)
+    for label, s in summaries.items():
+        spread = f"over {len(s.seeds)} seeds" if len(s.seeds) > 1 else f"over {len(s.samples)} epoch(s)"
+        print(f"{where}{'' if len(summaries) == 1 else ' / ' + label}: {_fmt(s.mean)}% (std {_fmt(s.std)}) "
+              f"{spread}; profile: {s.profile}")
+        print(f"best params: {s.best_params}; CV folds done: {s.n_folds_done}; CV score: {_fmt(s.cv_score)}%")
+        if s.dataset_statement:
+            print(f"data: {s.dataset_statement}")
+        for note in s.notes:
+            print(f"note: {note}")
+    return 0 if all(s.mean is not None for s in summaries.values()) else 1
+
+
+def _cmd_table(args: argparse.Namespace) -> int:
+
+    rows = build_table(args.results, datasets=args.datasets, n_epochs=args.n_epochs)
+    text = table_to_markdown(rows)
+    print(text)
+    if args.csv:
+        table_to_csv(rows, args.csv)
+        print(f"\nwritten {args.csv}")
+    if args.markdown:
+        write_atomic(Path(args.markdown), text.encode())
+        print(f"written {args.markdown}")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    root = Path(args.results)
+    if not root.is_dir():
+        print(f"{root} does not exist")
+        return 0
+    counts = {"finished": 0, "running": 0, "interrupted": 0, "failed": 0, "not started": 0}
+    for run_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        if (run_dir / RESULT_FILE).exists():
+            state = "finished"
+        elif (run_dir / LOCK_FILE).exists():
+            age = lock_age(run_dir / LOCK_FILE)
+            state = "running"
+            if age is not None and age > args.stale_after:
+                state = "interrupted"
+        elif (run_dir / "error.txt").exists():
+            state = "failed"
+        elif (run_dir / CHECKPOINT_FILE).exists():
+            state = "interrupted"
+        else:
+            state = "not started"
+        counts[state] += 1
+        if args.verbose or state != "finished":
+            print(f"{state:12s} {run_dir.name}")
+    print(", ".join(f"{v} {k}" for k, v in counts.items()))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m gsa_utils",
+        description="Run the paper's experiments (Xu et al., section 4) as resumable, shareable runs: one folder "
+                    "per config under --results, each finished when its history.json exists.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="train one config (resumes an interrupted run)", epilog=_EPILOG,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("--dataset", required=True, help="fundus, faces, oct, digits-clutter, idrid-retinopathy, "
+                                                      "idrid-edema, jaffe, retinamnist, glaucoma-oct, folder:<path>")
+    run.add_argument("--method", default="gsa", choices=METHODS)
+    run.add_argument("--backbone", choices=BACKBONES, help="image CNN for gsa, vanilla, l1 (default: the profile's)")
+    run.add_argument("--fold", help="CV fold 0..n_folds-1 (evaluated on its validation part), or 'full' "
+                                    "(default: the whole training set, evaluated on the test set)")
+    run.add_argument("--stale-after", type=float, default=DEFAULT_STALE_AFTER,
+                     help="seconds after which another process's unrefreshed lock is removed")
+    _add_settings(run)
+    run.set_defaults(func=_cmd_run)
+
+    sw = sub.add_parser("sweep", help="run a grid of configs (this shard's share), skipping finished and "
+                                      "locked runs", epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sw.add_argument("--dataset", nargs="+", required=True, help="one or more dataset names")
+    sw.add_argument("--methods", nargs="+", default=["gsa", "vanilla"], choices=METHODS)
+    sw.add_argument("--backbones", nargs="+", choices=BACKBONES, help="image CNNs for gsa, vanilla, l1")
+    sw.add_argument("--folds", default="all",
+                    help="'all' (full run + every CV fold; needed by the protocol), 'cv', 'full', or e.g. 'full,0,1'")
+    sw.add_argument("--grid", nargs="+", action="extend",
+                    help="field=v1,v2 (repeatable); 'method.field=...' applies to one method only, "
+                         "e.g. l1.l1_weight=1,10")
+    sw.add_argument("--paper-grid", action="store_true",
+                    help="add the paper's grids: GSA K x lambda x weight decay, L1 coefficients, weight decays")
+    sw.add_argument("--shard", type=_parse_shard, default=(0, 1), help="i/n: run configs whose index mod n is i")
+    sw.add_argument("--stale-after", type=float, default=DEFAULT_STALE_AFTER,
+                    help="seconds after which an unrefreshed lock counts as left by a crashed process "
+                         f"(default {DEFAULT_STALE_AFTER:.0f}; locks are refreshed after every epoch)")
+    sw.add_argument("--dry-run", action="store_true", help="list this shard's run ids and stop")
+    _add_settings(sw)
+    sw.set_defaults(func=_cmd_sweep)
+
+    sm = sub.add_parser("summary", help="the protocol's mean (std) for one dataset / method / backbone")
+    sm.add_argument("--results")
+    sm.add_argument("--dataset", required=True)
+    sm.add_argument("--method", required=True, choices=METHODS)
+    sm.add_argument("--backbone", choices=BACKBONES)
+    sm.add_argument("--n-epochs", type=int, default=N_SELECTED_EPOCHS, help="epochs to select (paper: 30)")
+    sm.set_defaults(func=_cmd_summary)
+
+    tb = sub.add_parser("table", help="Table 2 from a results folder, next to the paper's numbers")
+    tb.add_argument("--results")
+    tb.add_argument("--datasets", nargs="+", help="columns (default: every dataset with results)")
+    tb.add_argument("--n-epochs", type=int, default=N_SELECTED_EPOCHS)
+    tb.add_argument("--csv", help="also write the table as CSV")
+    tb.add_argument("--markdown", help="also write the Markdown to this file")
+    tb.set_defaults(func=_cmd_table)
+
+    st = sub.add_parser("status", help="list runs that are running, interrupted, failed or not started")
+    st.add_argument("--results")
+    st.add_argument("--stale-after", type=float, default=DEFAULT_STALE_AFTER)
+    st.add_argument("--verbose", action="store_true", help="list finished runs too")
+    st.set_defaults(func=_cmd_status)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point (``python -m gsa_utils --help``).
+
+    Introduced in chapter 10 (``10_baselines``).
+    """
+    args = _parser().parse_args(argv)
+    if getattr(args, "results", "unset") is None:
+        args.results = str(default_results_dir())
+    try:
+        return int(args.func(args) or 0)
+    except (DataError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

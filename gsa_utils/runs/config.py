@@ -1,0 +1,371 @@
+"""Run settings: :class:`ExperimentConfig` (one run, and its folder name) and the method names.
+
+Introduced in chapter 10 (``10_baselines``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import re
+import warnings
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..data.registry import DATASETS, normalise_dataset_name
+from ..models import BACKBONES
+from ..profiles import PROFILES, get_profile
+from ..protocol import N_FOLDS
+from ..settings import FitSettings
+from .methods import METHOD_FIELDS, METHOD_TABLE
+
+#: Every method a run can use (the rows of :data:`~gsa_utils.runs.methods.METHOD_TABLE`).
+METHODS = tuple(METHOD_TABLE)
+#: Methods built around an image CNN from :func:`~gsa_utils.models.build_backbone`.
+BACKBONE_METHODS = tuple(m for m, spec in METHOD_TABLE.items() if spec.uses_backbone)
+#: Methods trained for epochs with :func:`~gsa_utils.training.two_phase_fit`.
+EPOCH_METHODS = tuple(m for m, spec in METHOD_TABLE.items() if spec.trained_for_epochs)
+#: Pixel models fitted once with :func:`~gsa_utils.baselines.linear.fit_pixel_baseline` (internal CV).
+PIXEL_METHODS = tuple(m for m, spec in METHOD_TABLE.items() if not spec.trained_for_epochs)
+#: Config fields that are hyper-parameters (reported as ``best_params``).
+TUNABLE_FIELDS = ("hidden_channels", "l1_weight", "weight_decay", "lr", "batch_size", "cutoff_epoch",
+                  "pixel_cnn_lr", "map_warmup_epochs", "model_width")
+#: The L1 baseline's default coefficient (the smallest of the paper's grid; ``l1_reduction="mean"``).
+L1_DEFAULT_COEFFICIENT = 1.0
+#: ResAttNet-92's base width in the ``smoke`` profile (the paper's network has 64).
+SMOKE_RESATTNET_WIDTH = 8
+
+INT_FIELDS = {"image_size", "epochs", "cutoff_epoch", "hidden_channels", "batch_size", "fold", "seed", "n_folds",
+               "data_seed", "n_train", "n_test", "model_width",
+               "map_warmup_epochs"}
+FLOAT_FIELDS = {"l1_weight", "weight_decay", "lr", "pixel_cnn_lr"}
+BOOL_FIELDS = {"pretrained"}
+
+
+_METHOD_ALIASES = {"global_attention": "gsa", "vggatt3": "vgg_att3", "resattnet_92": "resattnet92"}
+
+
+def normalise_method(method: str) -> str:
+    """Canonical method name (``"VGG-att3"`` -> ``"vgg_att3"``); ValueError for an unknown one.
+
+    Introduced in chapter 10 (``10_baselines``).
+    """
+    m = str(method).strip().lower().replace("-", "_")
+    m = _METHOD_ALIASES.get(m, m)
+    if m not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    return m
+
+
+def coerce_field(name: str, value: Any) -> Any:
+    """Canonical Python type for a config field (so 1 and 1.0 hash alike where they mean the same)."""
+    if value is None:
+        return None
+    if name in BOOL_FIELDS:
+        if isinstance(value, str):
+            if value.lower() in ("true", "1", "yes"):
+                return True
+            if value.lower() in ("false", "0", "no"):
+                return False
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        raise ValueError(f"ExperimentConfig.{name} must be true or false, got {value!r}")
+    if name in INT_FIELDS:
+        if isinstance(value, bool):
+            raise ValueError(f"ExperimentConfig.{name} must be an integer, got {value!r}")
+        if isinstance(value, str):
+            value = float(value) if re.fullmatch(r"[-+0-9.eE]+", value.strip()) else value
+        if isinstance(value, (int, np.integer)) or (isinstance(value, (float, np.floating)) and float(value).is_integer()):
+            return int(value)
+        raise ValueError(f"ExperimentConfig.{name} must be an integer, got {value!r}")
+    if name in FLOAT_FIELDS:
+        if isinstance(value, bool):
+            raise ValueError(f"ExperimentConfig.{name} must be a number, got {value!r}")
+        try:
+            out = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"ExperimentConfig.{name} must be a number, got {value!r}") from None
+        if not math.isfinite(out):
+            raise ValueError(f"ExperimentConfig.{name} must be finite, got {value!r}")
+        return out
+    return value
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything that defines one training run (and therefore its folder name).
+
+    Introduced in chapter 10 (``10_baselines``).
+
+    Attributes
+    ----------
+    dataset
+        A name for :func:`gsa_utils.data.registry.load_dataset` (``"fundus"``,
+        ``"idrid-edema"``, ``"folder:data/octs"``, ...).
+    method
+        ``"gsa"`` (backbone with global spatial attention), ``"vanilla"`` (the backbone
+        alone), ``"l1"`` (L1 pixel weights, paper section 4.3), ``"lr"``, ``"svm"`` (pixel
+        models), ``"vgg_att3"``, ``"resattnet92"`` (local-attention CNNs).
+    backbone, pretrained
+        Image CNN (:data:`gsa_utils.models.BACKBONES`) and whether it starts from ImageNet weights.
+    image_size
+        Side of the square images.
+    epochs, cutoff_epoch
+        Training epochs and GSA's cut-off epoch E (``None``: never freeze).
+    hidden_channels, l1_weight
+        GSA's K and lambda (``l1_weight`` is also the L1 baseline's coefficient).
+    weight_decay, lr, batch_size
+        Adam settings.
+    fold
+        ``None``: train on the whole training set, evaluate the test set after every epoch.
+        ``0 .. n_folds - 1``: train on the other folds of the training set, evaluate that
+        fold (validation) after every epoch; the test set is not touched.
+    seed
+        Model initialisation and shuffling.
+    profile
+        Name of the :mod:`~gsa_utils.profiles` profile the settings came from (``"smoke"``,
+        ``"full"``); see :func:`profile_label` for how results are labelled.
+    n_folds, data_seed
+        Cross-validation folds and the seed of the folds, the synthetic data and random
+        train/test splits (kept apart from ``seed`` so every setting sees the same data).
+    n_train, n_test
+        Optional caps on the number of images (a random subset; ``None``: all).
+    pixel_cnn_lr
+        Separate learning rate for the pixel CNN (``None``: ``lr``, as the paper).
+    map_warmup_epochs
+        Epochs the map is held still at the start (0, the paper; see chapter 5).
+    model_width
+        ResAttNet-92's ``base_width`` (``None``: 64, the paper's network).
+
+    Notes
+    -----
+    Fields a method does not use are set to ``None`` on creation (e.g. ``hidden_channels``
+    for ``vanilla``, ``backbone`` for ``vgg_att3``; ``pretrained`` is ``False`` for
+    ``resattnet92``, ``lr`` and ``svm``), so a grid over GSA's settings does not multiply
+    the vanilla runs: :func:`configs_from_grid` drops the duplicates.
+    """
+
+    dataset: str
+    method: str = "gsa"
+    backbone: str | None = "small_cnn"
+    pretrained: bool = False
+    image_size: int = 32
+    epochs: int | None = 12
+    cutoff_epoch: int | None = 6
+    hidden_channels: int | None = 16
+    l1_weight: float | None = 1e-3
+    weight_decay: float | None = 1e-4
+    lr: float | None = 1e-3
+    batch_size: int | None = 32
+    fold: int | None = None
+    seed: int = 0
+    profile: str = "smoke"
+    n_folds: int = N_FOLDS
+    data_seed: int = 0
+    n_train: int | None = None
+    n_test: int | None = None
+    pixel_cnn_lr: float | None = None
+    map_warmup_epochs: int = 0
+    model_width: int | None = None
+
+    def __post_init__(self) -> None:
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        for f in fields(self):
+            put(f.name, coerce_field(f.name, getattr(self, f.name)))
+        put("dataset", normalise_dataset_name(self.dataset))
+        if self.dataset not in DATASETS and not self.dataset.startswith("folder:"):
+            raise ValueError(f"unknown dataset {self.dataset!r}; known: {', '.join(DATASETS)}, or 'folder:<path>'")
+        m = normalise_method(self.method)
+        put("method", m)
+        spec = METHOD_TABLE[m]
+        if spec.uses_backbone:
+            if self.backbone not in BACKBONES:
+                raise ValueError(f"method {m!r} needs a backbone from {', '.join(BACKBONES)}, got {self.backbone!r}")
+        else:
+            put("backbone", None)
+        for name, unused in METHOD_FIELDS.items():
+            if name not in spec.fields:
+                put(name, unused)
+        if not spec.may_be_pretrained:
+            put("pretrained", False)
+        if not spec.trained_for_epochs:
+            for name in ("epochs", "lr", "batch_size", "weight_decay"):
+                put(name, None)
+        self._validate()
+
+    def _validate(self) -> None:
+        def need(cond: bool, msg: str) -> None:
+            if not cond:
+                raise ValueError(f"ExperimentConfig({self.dataset!r}, {self.method!r}): {msg}")
+
+        need(self.image_size is not None and self.image_size >= 1, f"image_size must be >= 1, got {self.image_size}")
+        need(self.n_folds >= 2, f"n_folds must be >= 2, got {self.n_folds}")
+        need(self.fold is None or 0 <= self.fold < self.n_folds,
+             f"fold must be None or 0..{self.n_folds - 1}, got {self.fold}")
+        need(self.seed >= 0 and self.data_seed >= 0, "seeds must be >= 0")
+        for name in ("n_train", "n_test"):
+            v = getattr(self, name)
+            need(v is None or v >= 2, f"{name} must be None or >= 2, got {v}")
+        if self.method in EPOCH_METHODS:
+            need(self.epochs is not None and self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+            need(self.lr is not None and self.lr > 0, f"lr must be > 0, got {self.lr}")
+            need(self.batch_size is not None and self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+            need(self.weight_decay is not None and self.weight_decay >= 0,
+                 f"weight_decay must be >= 0, got {self.weight_decay}")
+        uses = METHOD_TABLE[self.method].fields
+        if "hidden_channels" in uses:
+            need(self.hidden_channels is not None and self.hidden_channels >= 1,
+                 f"hidden_channels must be >= 1, got {self.hidden_channels}")
+        if "cutoff_epoch" in uses:
+            need(self.cutoff_epoch is None or self.cutoff_epoch >= 1,
+                 f"cutoff_epoch must be None or >= 1, got {self.cutoff_epoch}")
+        if "pixel_cnn_lr" in uses:
+            need(self.pixel_cnn_lr is None or self.pixel_cnn_lr > 0, "pixel_cnn_lr must be > 0")
+        if "l1_weight" in uses:
+            need(self.l1_weight is not None and self.l1_weight >= 0, f"l1_weight must be >= 0, got {self.l1_weight}")
+        if "model_width" in uses:
+            need(self.model_width is None or self.model_width >= 1, "model_width must be >= 1")
+        min_size = METHOD_TABLE[self.method].min_image_size
+        need(self.image_size >= min_size, f"{self.method} needs image_size >= {min_size}, got {self.image_size}")
+
+    # ---- identity -------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """All fields as a JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ExperimentConfig":
+        """Rebuild from :meth:`to_dict` output; unknown keys (from other versions) are ignored with a warning."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            warnings.warn(f"ExperimentConfig: ignoring unknown field(s) {', '.join(unknown)}", stacklevel=2)
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def replace(self, **changes: Any) -> "ExperimentConfig":
+        """A copy with some fields changed (normalised again)."""
+        return dataclasses.replace(self, **changes)
+
+    def full_hash(self) -> str:
+        """SHA-1 of every field (hex)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha1(blob.encode()).hexdigest()
+
+    def run_id(self) -> str:
+        """Folder name: a readable slug plus a short hash of all fields.
+
+        E.g. ``fundus_gsa_small_cnn_full_s0_3f9a1c02be``: dataset, method, backbone, ``full``
+        or ``foldK``, seed, then 10 hex digits of :meth:`full_hash`.
+        """
+        slug = re.sub(r"[^A-Za-z0-9.-]+", "-", self.dataset).strip("-")[:40] or "data"
+        parts = [slug, self.method] + ([self.backbone] if self.backbone else [])
+        parts += ["full" if self.fold is None else f"fold{self.fold}", f"s{self.seed}", self.full_hash()[:10]]
+        return "_".join(parts)
+
+    def group_key(self) -> str:
+        """Hash of every field except ``fold``: the CV folds and the full run of one setting share it."""
+        d = self.to_dict()
+        d.pop("fold")
+        return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+    def tuning_params(self) -> dict:
+        """The hyper-parameters this method uses (fields of :data:`TUNABLE_FIELDS` that are set)."""
+        return {k: getattr(self, k) for k in TUNABLE_FIELDS if getattr(self, k) is not None}
+
+    def fit_settings(self) -> FitSettings:
+        """The :class:`~gsa_utils.settings.FitSettings` this run trains with (epoch-trained methods only)."""
+        if self.method not in EPOCH_METHODS:
+            raise ValueError(f"method {self.method!r} is not trained for epochs; it has no FitSettings")
+        return FitSettings.from_mapping(self.to_dict()).replace(
+            cutoff_epoch=self.cutoff_epoch, l1_weight=self.l1_weight or 0.0,
+            l1_reduction=METHOD_TABLE[self.method].l1_reduction)
+
+    # ---- construction ---------------------------------------------------------------
+    @classmethod
+    def from_profile(cls, dataset: str, method: str = "gsa", profile: str | None = None,
+                     **overrides: Any) -> "ExperimentConfig":
+        """A config with a profile's settings (``None``: :func:`gsa_utils.profiles.get_profile`).
+
+        ``overrides`` replace single fields; those equal to ``None`` are ignored (handy for
+        command-line options that were not given). The L1 baseline's coefficient defaults to
+        :data:`L1_DEFAULT_COEFFICIENT` (its grid is far from GSA's lambda); in the ``smoke``
+        profile ResAttNet-92 is built :data:`SMOKE_RESATTNET_WIDTH` channels wide (64 in
+        the paper), small enough for a CPU.
+        """
+        prof = get_profile(profile)
+        fit = prof.fit.to_dict()
+        fit.pop("l1_reduction")  # decided by the method (see :func:`fit_settings`)
+        base = dict(dataset=dataset, method=method, backbone=prof.backbone, pretrained=prof.pretrained,
+                    image_size=prof.image_size, hidden_channels=prof.hidden_channels, profile=prof.name,
+                    n_train=prof.n_train, **fit)
+        if normalise_method(method) == "l1":
+            base["l1_weight"] = L1_DEFAULT_COEFFICIENT
+        if prof.name == "smoke" and normalise_method(method) == "resattnet92":
+            base["model_width"] = SMOKE_RESATTNET_WIDTH
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**base)
+
+
+def profile_label(config: ExperimentConfig) -> str:
+    """How a result is labelled: the profile name, plus what was changed from it.
+
+    Introduced in chapter 10 (``10_baselines``).
+
+    ``"full"`` only when the run used the ``full`` profile's image size, epochs, cut-off
+    epoch, optimiser settings, pretraining and one of its backbones, with no caps on the
+    data; otherwise e.g. ``"smoke"`` or ``"full (modified: epochs=5)"``. Hyper-parameters
+    the protocol searches (K, lambda, weight decay) do not count as modifications.
+    """
+    prof = PROFILES.get(config.profile)
+    if prof is None:
+        return f"{config.profile} (not a built-in profile)"
+    diffs: list[str] = []
+
+    def check(name: str, ours: Any, theirs: Any) -> None:
+        if ours != theirs:
+            diffs.append(f"{name}={ours}")
+
+    check("image_size", config.image_size, prof.image_size)
+    if config.method in EPOCH_METHODS:
+        check("epochs", config.epochs, prof.fit.epochs)
+        check("lr", config.lr, prof.fit.lr)
+        check("batch_size", config.batch_size, prof.fit.batch_size)
+    spec = METHOD_TABLE[config.method]
+    for name in ("cutoff_epoch", "pixel_cnn_lr", "map_warmup_epochs"):
+        if name in spec.fields:
+            check(name, getattr(config, name), getattr(prof.fit, name))
+    if spec.may_be_pretrained:
+        check("pretrained", config.pretrained, prof.pretrained)
+    if spec.uses_backbone and config.backbone not in prof.backbones:
+        diffs.append(f"backbone={config.backbone}")
+    if "model_width" in spec.fields:
+        check("model_width", config.model_width or 64, SMOKE_RESATTNET_WIDTH if prof.name == "smoke" else 64)
+    for name in ("n_train", "n_test"):
+        if getattr(config, name) is not None:
+            diffs.append(f"{name}={getattr(config, name)}")
+    return prof.name if not diffs else f"{prof.name} (modified: {', '.join(diffs)})"
+
+
+#: Fields that tell runs of one setting apart rather than settings (the repetitions).
+REPETITION_FIELDS = ("seed", "fold")
+
+
+def differing_fields(configs: Sequence[ExperimentConfig]) -> tuple[str, ...]:
+    """The config fields, other than seed and fold, whose values differ between ``configs``.
+
+    Introduced in chapter 6 (``06_idrid``). Runs that agree on all of them are repetitions
+    of one setting; summaries group by them so two recipes are never pooled.
+    """
+    names = [f.name for f in fields(ExperimentConfig) if f.name not in REPETITION_FIELDS]
+    return tuple(n for n in names if len({getattr(c, n) for c in configs}) > 1)
+
+
+def variant_label(config: ExperimentConfig, by: Sequence[str]) -> str:
+    """The method name plus the values of the ``by`` fields, e.g. ``"gsa (map_warmup_epochs=0)"``."""
+    parts = [f"{name}={getattr(config, name)}" for name in by if name not in ("dataset", "method", "backbone")]
+    return config.method + (f" ({', '.join(parts)})" if parts else "")

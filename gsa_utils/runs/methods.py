@@ -1,0 +1,112 @@
+"""The method table: every method a run can use, as data, with the one factory that builds its network.
+
+Introduced in chapter 10 (``10_baselines``). A new method is one row of :data:`METHOD_TABLE`
+(and, if it has a network, one small builder); configs, sweeps, summaries and the command
+line read what they need from the row.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Literal, Mapping
+
+import torch
+from torch import nn
+
+from ..baselines.l1_weights import L1_COEFFICIENT_GRID, L1PixelWeights
+from ..models import GlobalSpatialAttention, PixelCNN, build_backbone
+from ..pixel import pixel_representation
+from ..settings import PAPER_GRID, WEIGHT_DECAY_GRID
+
+__all__ = ["MethodSpec", "METHOD_TABLE", "METHOD_FIELDS", "NetworkBuilder"]
+
+#: ``builder(config, num_classes, x_train) -> network``; ``config`` is an ExperimentConfig.
+NetworkBuilder = Callable[[object, int, torch.Tensor], nn.Module]
+
+#: Config fields only some methods use, and the value they take in the others.
+METHOD_FIELDS: dict[str, object] = {"hidden_channels": None, "cutoff_epoch": None, "pixel_cnn_lr": None,
+                                    "map_warmup_epochs": 0, "l1_weight": None, "model_width": None}
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One method: how its network is built and trained, and which settings it uses.
+
+    Attributes
+    ----------
+    name
+        The canonical name (``"gsa"``, ``"vgg_att3"``, ...).
+    build
+        Builds the network (``None``: a pixel model fitted once, LR or SVM).
+    uses_backbone
+        Built around an image CNN from :func:`~gsa_utils.models.build_backbone`.
+    may_be_pretrained
+        Can start from ImageNet weights (otherwise ``pretrained`` is set to ``False``).
+    fields
+        Which of :data:`METHOD_FIELDS` the method uses (the others are reset).
+    l1_reduction
+        How the L1 term on the map reduces it (:func:`~gsa_utils.losses.map_l1`).
+    grid
+        The paper's hyper-parameter grid for the method (section 4.4).
+    min_image_size
+        The smallest image side the network accepts.
+    """
+
+    name: str
+    build: NetworkBuilder | None
+    uses_backbone: bool = False
+    may_be_pretrained: bool = True
+    fields: tuple[str, ...] = ()
+    l1_reduction: Literal["sum", "mean"] = "sum"
+    grid: Mapping[str, tuple] = field(default_factory=dict)
+    min_image_size: int = 1
+
+    @property
+    def trained_for_epochs(self) -> bool:
+        """Trained with :func:`~gsa_utils.training.two_phase_fit` (every method with a network)."""
+        return self.build is not None
+
+
+def _backbone(config, num_classes: int) -> nn.Module:
+    return build_backbone(config.backbone, num_classes, pretrained=config.pretrained)
+
+
+def _gsa(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
+    rep = pixel_representation(x_train)  # the run's own training images only
+    return GlobalSpatialAttention(_backbone(config, num_classes), PixelCNN(rep.shape[1], config.hidden_channels), rep)
+
+
+def _vanilla(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
+    return _backbone(config, num_classes)
+
+
+def _l1(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
+    return L1PixelWeights(_backbone(config, num_classes), tuple(x_train.shape[-2:]))
+
+
+def _vgg_att3(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
+    from ..baselines.vgg_att import VGGAtt3
+
+    return VGGAtt3(num_classes, pretrained=config.pretrained, image_size=tuple(x_train.shape[-2:]),
+                   in_channels=x_train.shape[1])
+
+
+def _resattnet92(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
+    from ..baselines.resattnet import ResAttNet92
+
+    return ResAttNet92(num_classes, base_width=config.model_width or 64, in_channels=x_train.shape[1])
+
+
+_DECAY = {"weight_decay": WEIGHT_DECAY_GRID}
+
+#: Every method, in the order of Table 2's rows.
+METHOD_TABLE: dict[str, MethodSpec] = {spec.name: spec for spec in (
+    MethodSpec("gsa", _gsa, uses_backbone=True, grid=PAPER_GRID,
+               fields=("hidden_channels", "cutoff_epoch", "pixel_cnn_lr", "map_warmup_epochs", "l1_weight")),
+    MethodSpec("vanilla", _vanilla, uses_backbone=True, grid=_DECAY),
+    MethodSpec("l1", _l1, uses_backbone=True, fields=("l1_weight",), l1_reduction="mean",
+               grid={"l1_weight": tuple(L1_COEFFICIENT_GRID), **_DECAY}),
+    MethodSpec("lr", None, may_be_pretrained=False),
+    MethodSpec("svm", None, may_be_pretrained=False),
+    MethodSpec("vgg_att3", _vgg_att3, grid=_DECAY, min_image_size=32),
+    MethodSpec("resattnet92", _resattnet92, may_be_pretrained=False, fields=("model_width",), grid=_DECAY),
+)}

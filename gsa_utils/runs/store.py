@@ -1,0 +1,213 @@
+"""The results folder format: one folder per run, written atomically, read back as records.
+
+Introduced in chapter 10 (``10_baselines``). A run's folder::
+
+    <results_dir>/<run_id>/config.json        the config (written first)
+    <results_dir>/<run_id>/checkpoint.pt      while training; an interrupted run resumes from it
+    <results_dir>/<run_id>/attention_map.npy  GSA and L1 runs: the final map (H x W float32)
+    <results_dir>/<run_id>/history.json       written last, atomically: the run is finished
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..data.base import StructuredDataset
+from ..data.registry import describe_source, normalise_dataset_name
+from ..files import write_atomic, write_json
+from ..paths import repo_folder
+from ..training import History
+from .config import BACKBONE_METHODS, ExperimentConfig, profile_label
+
+CONFIG_FILE = "config.json"
+RESULT_FILE = "history.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+MAP_FILE = "attention_map.npy"
+RESULT_FORMAT = 1
+
+#: Environment variable that moves the default results folder.
+RESULTS_DIR_ENV = "GSA_RESULTS_DIR"
+
+
+def default_results_dir() -> Path:
+    """The results folder chapters and the command line use by default.
+
+    Introduced in chapter 6 (``06_idrid``). ``$GSA_RESULTS_DIR`` when set; otherwise
+    ``<repo>/results`` in a checkout (anchored to the repository, because notebooks run
+    inside ``notebooks/``), else ``./results``.
+    """
+    return repo_folder(RESULTS_DIR_ENV, "results")
+
+
+def dataset_info(ds: StructuredDataset, n_train_used: int, n_eval: int, eval_name: str) -> dict:
+    return {"name": ds.name, "source": ds.source, "stand_in_for": ds.meta.get("stand_in_for"),
+            "statement": describe_source(ds), "num_classes": ds.num_classes, "class_names": list(ds.class_names),
+            "image_shape": list(ds.image_shape), "n_train": int(len(ds.y_train)), "n_test": int(len(ds.y_test)),
+            "n_train_used": int(n_train_used), f"n_{eval_name}": int(n_eval),
+            "standardize": ds.meta.get("standardize")}
+
+
+@dataclass
+class RunRecord:
+    """A finished run as read back from its folder (:func:`load_results`).
+
+    Attributes
+    ----------
+    run_id, run_dir
+        The folder name and path.
+    config
+        The run's :class:`~gsa_utils.runs.config.ExperimentConfig`.
+    history
+        Its :class:`~gsa_utils.training.History` (without maps; see :attr:`map_file`).
+    profile_label
+        How the result is labelled (:func:`~gsa_utils.runs.config.profile_label`).
+    dataset
+        What the data were: name, source, ``stand_in_for``, ``statement``, sizes.
+    eval_set
+        ``"test"`` (``fold=None``) or ``"val"`` (a CV fold).
+    baseline
+        LR/SVM: ``best_params`` and ``cv_accuracy`` of the internal grid search.
+    pixel_channels, seconds, finished
+        GSA's NC, training time, when it finished.
+    map_file
+        ``attention_map.npy`` of a GSA or L1 run (``None`` otherwise).
+    model
+        The trained network when :func:`~gsa_utils.runs.runner.run_experiment` trained it
+        in this call (``None`` otherwise, and for LR/SVM).
+    """
+
+    run_id: str
+    run_dir: Path
+    config: ExperimentConfig
+    history: History
+    profile_label: str
+    dataset: dict = field(default_factory=dict)
+    eval_set: str | None = None
+    baseline: dict | None = None
+    pixel_channels: int | None = None
+    seconds: float | None = None
+    finished: str | None = None
+    map_file: Path | None = None
+    model: Any = None
+
+    @property
+    def eval_curve(self) -> np.ndarray:
+        """Accuracy on the evaluation set after every epoch (``test_acc`` or ``val_acc``)."""
+        return self.history[f"{self.eval_set or 'test'}_acc"]
+
+
+def read_result(run_dir: Path) -> RunRecord:
+    """A finished run (see :func:`load_results`)."""
+    data = json.loads((run_dir / RESULT_FILE).read_text())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        config = ExperimentConfig.from_dict(data["config"])
+    map_file = run_dir / MAP_FILE
+    return RunRecord(run_id=data.get("run_id", run_dir.name), run_dir=run_dir, config=config,
+                     history=History.from_dict(data["history"]), profile_label=profile_label(config),
+                     dataset=dict(data.get("dataset") or {}), eval_set=data.get("eval_set"),
+                     baseline=data.get("baseline"), pixel_channels=data.get("pixel_channels"),
+                     seconds=data.get("seconds"), finished=data.get("finished"),
+                     map_file=map_file if map_file.exists() else None)
+
+
+def save_result(config: ExperimentConfig, results_dir: str | os.PathLike, history: History, *,
+                dataset: Mapping[str, Any] | None = None, baseline: Mapping[str, Any] | None = None,
+                pixel_channels: int | None = None, seconds: float | None = None) -> Path:
+    """Write a finished run's ``history.json`` (and ``attention_map.npy``), then delete its checkpoint.
+
+    Introduced in chapter 10 (``10_baselines``). :func:`run_experiment` calls it; call it
+    yourself to add a run trained elsewhere (e.g. on Colab) to a results folder.
+
+    Parameters
+    ----------
+    config
+        The run's config (decides the folder).
+    history
+        Its :class:`~gsa_utils.training.History`: ``test_acc`` per epoch for ``fold=None``,
+        ``val_acc`` for a CV fold. A map at the last epoch goes to ``attention_map.npy``.
+    dataset
+        What :func:`load_results` reports as ``dataset`` (name, source, ``stand_in_for``,
+        ``statement``, sizes).
+    baseline, pixel_channels, seconds
+        LR/SVM grid-search results, GSA's NC, training time.
+
+    Returns
+    -------
+    pathlib.Path
+        The run folder.
+    """
+    run_dir = Path(results_dir) / config.run_id()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / CONFIG_FILE).exists():
+        write_json(run_dir / CONFIG_FILE, {"run_id": config.run_id(), "config": config.to_dict(),
+                                            "profile_label": profile_label(config)})
+    final_map = history.maps.get(config.epochs) if config.epochs is not None else None
+    if final_map is not None:
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(final_map, dtype=np.float32))
+        write_atomic(run_dir / MAP_FILE, buf.getvalue())
+    hist_dict = history.to_dict()
+    hist_dict["maps"] = {}  # maps go to attention_map.npy, not into the JSON
+    eval_set = "test" if config.fold is None else "val"
+    result = {"format": RESULT_FORMAT, "run_id": config.run_id(), "config": config.to_dict(),
+              "profile_label": profile_label(config), "dataset": dict(dataset or {"name": config.dataset}),
+              "eval_set": eval_set, "history": hist_dict, "baseline": None if baseline is None else dict(baseline),
+              "pixel_channels": pixel_channels, "seconds": seconds,
+              "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": socket.gethostname()}
+    write_json(run_dir / RESULT_FILE, result)  # last: its presence marks the run finished
+    (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+    (run_dir / "error.txt").unlink(missing_ok=True)  # left by an earlier failed attempt
+    return run_dir
+
+
+def load_results(results_dir: str | os.PathLike, *, dataset: str | None = None, method: str | None = None,
+                 backbone: str | None = None) -> list[RunRecord]:
+    """Every finished run under ``results_dir`` (sorted by run id), optionally filtered.
+
+    Introduced in chapter 10 (``10_baselines``).
+
+    Returns
+    -------
+    list of RunRecord
+        Unreadable result files are skipped with a warning.
+    """
+    root = Path(results_dir)
+    if not root.is_dir():
+        return []
+    want_ds = normalise_dataset_name(dataset) if dataset is not None else None
+    out = []
+    for run_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        if not (run_dir / RESULT_FILE).exists():
+            continue
+        try:
+            r = read_result(run_dir)
+        except (ValueError, KeyError, TypeError) as err:
+            warnings.warn(f"skipping {run_dir / RESULT_FILE}: {err}", stacklevel=2)
+            continue
+        c = r.config
+        if want_ds is not None and c.dataset != want_ds:
+            continue
+        if method is not None and c.method != method:
+            continue
+        if backbone is not None and c.method in BACKBONE_METHODS and c.backbone != backbone:
+            continue
+        out.append(r)
+    return out
+
+
+def load_attention_map(result: RunRecord) -> np.ndarray | None:
+    """The final attention map (H x W) of a GSA or L1 run from :func:`load_results`, else ``None``.
+
+    Introduced in chapter 10 (``10_baselines``).
+    """
+    return None if result.map_file is None else np.load(result.map_file)

@@ -1,0 +1,288 @@
+"""The paper's protocol applied to a results folder: one cell of Table 2 from its runs.
+
+Introduced in chapter 10 (``10_baselines``).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from ..data.registry import normalise_dataset_name
+from ..protocol import N_SELECTED_EPOCHS, protocol_accuracy, select_hyperparameters
+from .config import BACKBONE_METHODS, PIXEL_METHODS, differing_fields, normalise_method, variant_label
+from .store import RunRecord, load_results
+
+@dataclass
+class ProtocolSummary:
+    """The paper's number for one (dataset, method, backbone), and how it was obtained.
+
+    Attributes
+    ----------
+    mean, std
+        Test accuracy (a fraction) over the selected epochs; ``None`` when the full run is
+        missing (``std`` is NaN for a single number, LR and SVM).
+    samples, epochs
+        The per-epoch test accuracies and their epochs (1-based).
+    best_params, cv_score
+        The chosen setting's hyper-parameters and its mean validation accuracy.
+    n_folds_done, n_settings
+        CV folds of the chosen setting, settings compared.
+    profile, run_id
+        Label (:func:`~gsa_utils.runs.config.profile_label`) and id of the full run.
+    dataset_source, stand_in_for, dataset_statement
+        What the data were.
+    notes
+        Every deviation from the paper's protocol, in words.
+    seeds
+        The seeds behind the number. With two or more, ``mean`` and ``std`` are taken over
+        the seeds' protocol numbers (``samples`` holds one per seed), not over epochs.
+    """
+
+    mean: float | None = None
+    std: float | None = None
+    samples: list[float] = field(default_factory=list)
+    epochs: list[int] = field(default_factory=list)
+    best_params: dict | None = None
+    n_folds_done: int = 0
+    profile: str | None = None
+    cv_score: float | None = None
+    run_id: str | None = None
+    n_settings: int = 0
+    dataset_source: str | None = None
+    stand_in_for: str | None = None
+    dataset_statement: str | None = None
+    notes: list[str] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+
+
+def protocol_summary(results_dir: str | os.PathLike, dataset: str, method: str, backbone: str | None = None, *,
+                     n_epochs: int = N_SELECTED_EPOCHS, seed: int | None = None,
+                     results: Sequence[RunRecord] | None = None) -> ProtocolSummary:
+    """The paper's number for one (dataset, method, backbone): CV-chosen setting, CV-chosen epochs, test accuracy.
+
+    Introduced in chapter 10 (``10_baselines``).
+
+    1. Group the finished runs by setting (every field but ``fold``); keep the settings
+       with all ``n_folds`` CV folds finished (if none has all, those with the most, noted).
+    2. :func:`~gsa_utils.protocol.select_hyperparameters`: the setting with the highest mean
+       validation accuracy over its ``n_epochs`` best epochs.
+    3. Read the test accuracy of that setting's full-training run (``fold=None``) at those
+       epochs: :func:`~gsa_utils.protocol.protocol_accuracy`.
+
+    LR and SVM have one test accuracy (their hyper-parameters come from the grid search
+    inside :func:`~gsa_utils.baselines.linear.fit_pixel_baseline`); ``std`` is then NaN.
+
+    Parameters
+    ----------
+    results_dir
+        Results folder (ignored when ``results`` is given).
+    dataset, method, backbone
+        Which cell of the table; ``backbone`` is ignored for methods without one.
+    n_epochs
+        Epochs to select (paper: 30).
+    seed
+        Only runs with this seed; ``None``: every seed present. With several seeds the
+        protocol runs per seed and the summary gives mean and spread over the seeds.
+    results
+        Already loaded results (:func:`load_results`), to avoid reading the folder again.
+
+    Returns
+    -------
+    ProtocolSummary
+    """
+    pool = list(results) if results is not None else load_results(results_dir)
+    if seed is None:
+        ds_name, m = normalise_dataset_name(dataset), normalise_method(method)
+        seeds = sorted({r.config.seed for r in pool if r.config.dataset == ds_name and r.config.method == m
+                        and (backbone is None or r.config.backbone in (None, backbone))})
+        if len(seeds) > 1:
+            return _over_seeds([protocol_summary(results_dir, dataset, method, backbone, n_epochs=n_epochs, seed=s,
+                                                 results=pool) for s in seeds])
+    summary = ProtocolSummary(**_summarise(results_dir, dataset, method, backbone, n_epochs=n_epochs, seed=seed,
+                                           results=pool))
+    if summary.mean is not None and seed is not None:
+        summary.seeds = [seed]
+    elif summary.mean is not None:
+        summary.seeds = sorted({r.config.seed for r in pool if r.run_id == summary.run_id})
+    return summary
+
+
+def _over_seeds(per_seed: list[ProtocolSummary]) -> ProtocolSummary:
+    """One summary from the protocol's number of every seed: mean and spread over seeds."""
+    done = [s for s in per_seed if s.mean is not None]
+    if not done:
+        first = per_seed[0]
+        first.notes = list(dict.fromkeys(n for s in per_seed for n in s.notes))
+        return first
+    means = np.array([s.mean for s in done])
+    first = done[0]
+    seeds = [s.seeds[0] for s in done]
+    notes = list(dict.fromkeys(n for s in done for n in s.notes))
+    notes.append(f"mean and spread over {len(done)} seeds {seeds} (each the protocol's number of one seed)")
+    if len(done) < len(per_seed):
+        notes.append(f"{len(per_seed) - len(done)} seed(s) without a protocol number left out")
+    if len({str(s.best_params) for s in done}) > 1:
+        notes.append("the seeds chose different hyper-parameters; best_params are those of seed " + str(seeds[0]))
+    return ProtocolSummary(
+        mean=float(means.mean()), std=float(means.std(ddof=1)) if len(means) > 1 else float("nan"),
+        samples=[float(m) for m in means], epochs=first.epochs, best_params=first.best_params,
+        n_folds_done=min(s.n_folds_done for s in done), profile=first.profile,
+        cv_score=None if any(s.cv_score is None for s in done) else float(np.mean([s.cv_score for s in done])),
+        run_id=first.run_id, n_settings=max(s.n_settings for s in done), dataset_source=first.dataset_source,
+        stand_in_for=first.stand_in_for, dataset_statement=first.dataset_statement, notes=notes, seeds=seeds)
+
+
+def setting_summaries(results_dir: str | os.PathLike, dataset: str, method: str, backbone: str | None = None, *,
+                      n_epochs: int = N_SELECTED_EPOCHS,
+                      results: Sequence[RunRecord] | None = None) -> dict[str, ProtocolSummary]:
+    """The protocol's number per setting: one when cross-validation chooses, else one per setting.
+
+    Introduced in chapter 11 (``11_results``). Without CV runs the protocol cannot choose
+    between settings (two GSA recipes, say); then every setting gets its own summary,
+    labelled by the settings that differ (:func:`~gsa_utils.runs.config.variant_label`).
+    """
+    pool = list(results) if results is not None else load_results(results_dir)
+    chosen = protocol_summary(results_dir, dataset, method, backbone, n_epochs=n_epochs, results=pool)
+    if chosen.mean is not None or chosen.n_settings <= 1:
+        return {normalise_method(method): chosen}
+    ds_name, m = normalise_dataset_name(dataset), normalise_method(method)
+    runs = [r for r in pool if r.config.dataset == ds_name and r.config.method == m
+            and (backbone is None or r.config.backbone in (None, backbone))]
+    by = differing_fields([r.config for r in runs])
+    groups: dict[str, list[RunRecord]] = {}
+    for r in runs:
+        groups.setdefault(variant_label(r.config, by), []).append(r)
+    return {label: protocol_summary(results_dir, dataset, method, backbone, n_epochs=n_epochs, results=rs)
+            for label, rs in groups.items()}
+
+
+def _summarise(results_dir: str | os.PathLike, dataset: str, method: str, backbone: str | None, *, n_epochs: int,
+               seed: int | None, results: Sequence[RunRecord] | None) -> dict:
+    """:func:`protocol_summary`'s fields as a dict, filled in step by step."""
+    method = normalise_method(method)
+    ds_name = normalise_dataset_name(dataset)
+    pool = list(results) if results is not None else load_results(results_dir)
+    runs = [r for r in pool if r.config.dataset == ds_name and r.config.method == method]
+    notes: list[str] = []
+    empty = {"mean": None, "std": None, "samples": [], "epochs": [], "best_params": None, "n_folds_done": 0,
+             "profile": None, "cv_score": None, "run_id": None, "n_settings": 0, "dataset_source": None,
+             "stand_in_for": None, "dataset_statement": None, "notes": notes}
+    if method in BACKBONE_METHODS:
+        present = sorted({r.config.backbone for r in runs})
+        if backbone is None and len(present) > 1:
+            notes.append(f"runs with backbones {present}: name one")
+            return empty
+        if backbone is None and present:
+            backbone = present[0]
+        runs = [r for r in runs if r.config.backbone == backbone]
+    if not runs:
+        notes.append("no finished runs")
+        return empty
+    seeds = sorted({r.config.seed for r in runs})
+    if seed is None:
+        seed = seeds[0]
+        if len(seeds) > 1:
+            notes.append(f"runs with seeds {seeds}: using seed {seed}")
+    runs = [r for r in runs if r.config.seed == seed]
+    if not runs:
+        notes.append(f"no finished runs with seed {seed}")
+        return empty
+
+    groups: dict[str, dict] = {}
+    for r in runs:
+        g = groups.setdefault(r.config.group_key(), {"folds": {}, "full": None, "config": r.config})
+        if r.config.fold is None:
+            g["full"] = r
+        else:
+            g["folds"][r.config.fold] = r
+    summary = dict(empty, n_settings=len(groups))
+
+    def describe(full: RunRecord | None) -> None:
+        if full is None:
+            return
+        info = full.dataset
+        summary.update(profile=full.profile_label, run_id=full.run_id,
+                       dataset_source=info.get("source"), stand_in_for=info.get("stand_in_for"),
+                       dataset_statement=info.get("statement"))
+
+    if method in PIXEL_METHODS:
+        with_full = [g for g in groups.values() if g["full"] is not None]
+        if not with_full:
+            notes.append("the fitted model's test run is missing")
+            return summary
+        if len(with_full) > 1:
+            notes.append(f"{len(with_full)} settings found; using {with_full[0]['full'].run_id}")
+        full = with_full[0]["full"]
+        acc = float(full.history["test_acc"][0])
+        describe(full)
+        summary.update(mean=acc, std=float("nan"), samples=[acc], epochs=[1],
+                       best_params=(full.baseline or {}).get("best_params"),
+                       cv_score=(full.baseline or {}).get("cv_accuracy"),
+                       n_folds_done=full.config.n_folds)
+        notes.append("one fitted model: a single test accuracy, hyper-parameters from its internal grid search")
+        return summary
+
+    with_folds = [g for g in groups.values() if g["folds"]]
+    if with_folds:
+        needed = with_folds[0]["config"].n_folds
+        most = max(len(g["folds"]) for g in with_folds)
+        candidates = [g for g in with_folds if len(g["folds"]) == most]
+        if most < needed:
+            notes.append(f"cross-validation incomplete: settings compared on {most} of {needed} folds")
+        if len(candidates) < len(groups):
+            left = len(groups) - len(candidates)
+            notes.append(f"{left} setting(s) without {'all' if most == needed else 'as many'} CV folds left out")
+        cv_input = []
+        for g in candidates:
+            curves = [g["folds"][f].history["val_acc"] for f in sorted(g["folds"])]
+            lengths = {len(c) for c in curves}
+            if len(lengths) > 1:
+                notes.append(f"setting {g['config'].group_key()}: folds trained for different numbers of epochs "
+                             f"{sorted(lengths)}; using the first {min(lengths)}")
+                curves = [c[:min(lengths)] for c in curves]
+            cv_input.append({"params": g["config"].group_key(), "val_acc": np.vstack(curves)})
+        n_available = len(cv_input[0]["val_acc"][0])
+        choice = select_hyperparameters(cv_input, n_epochs)
+        best = next(g for g in candidates if g["config"].group_key() == choice["params"])
+        epochs = choice["epochs"]
+        if n_available < n_epochs:
+            notes.append(f"only {n_available} epochs trained: all used instead of the best {n_epochs}")
+        summary.update(best_params=best["config"].tuning_params(), cv_score=choice["score"],
+                       n_folds_done=len(best["folds"]), epochs=[int(e) for e in epochs])
+        full = best["full"]
+        if full is None:
+            notes.append("the chosen setting's run on the whole training set is not finished")
+            describe(next(iter(best["folds"].values())))
+            summary["run_id"] = None
+            return summary
+    else:
+        with_full = [g for g in groups.values() if g["full"] is not None]
+        if len(with_full) != 1:
+            notes.append(f"no cross-validation runs and {len(with_full)} settings: cannot choose hyper-parameters "
+                         "or epochs without the test set")
+            return summary
+        best = with_full[0]
+        full = best["full"]
+        n_available = len(full.history["test_acc"])
+        epochs = np.arange(max(1, n_available - n_epochs + 1), n_available + 1)
+        notes.append(f"no cross-validation runs: measured at the last {len(epochs)} epochs instead of CV-selected "
+                     "ones (not the paper's protocol)")
+        summary.update(best_params=best["config"].tuning_params(), epochs=[int(e) for e in epochs])
+    used = {(r.dataset.get("source"), r.dataset.get("stand_in_for"))
+            for r in [full, *best["folds"].values()]}
+    if len(used) > 1:
+        kinds = sorted(f"{src} stand-in" if stand else str(src) for src, stand in used)
+        notes.append(f"the chosen setting's runs used different data ({', '.join(kinds)}): was the data folder "
+                     "added or removed between runs?")
+    test_curve = full.history["test_acc"]
+    if len(test_curve) < max(epochs):
+        notes.append(f"the full run has {len(test_curve)} epochs, fewer than the selected epoch {int(max(epochs))}")
+        describe(full)
+        return summary
+    mean, std, samples = protocol_accuracy(test_curve, epochs)
+    describe(full)
+    summary.update(mean=mean, std=std, samples=[float(s) for s in samples])
+    return summary

@@ -1,0 +1,269 @@
+"""Grids and sweeps: the configs of a comparison, run shard by shard under locks, resumable.
+
+Introduced in chapter 10 (``10_baselines``). :func:`sweep` skips finished runs, claims each
+run with a lock (:mod:`gsa_utils.runs.locks`) and splits the configs into shards (config
+``i`` belongs to shard ``i mod n``). Interrupt it at any time and run it again to finish.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import traceback
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..files import write_atomic
+from ..protocol import N_FOLDS
+from .config import BACKBONE_METHODS, PIXEL_METHODS, ExperimentConfig, normalise_method
+from .methods import METHOD_TABLE
+from .locks import DEFAULT_STALE_AFTER, LOCK_FILE, LockLost, claim, holds, release
+from .runner import run_experiment
+from .store import RESULT_FILE
+
+def configs_from_grid(base: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> list[ExperimentConfig]:
+    """Every combination of ``grid`` values on top of ``base`` (cartesian product), duplicates dropped.
+
+    Introduced in chapter 10 (``10_baselines``).
+
+    Parameters
+    ----------
+    base
+        Field values shared by all configs (at least ``dataset``), e.g.
+        ``ExperimentConfig.from_profile("fundus", "gsa").to_dict()``.
+    grid
+        Field -> values. A key ``"method.field"`` (e.g. ``"l1.l1_weight"``) applies only
+        to configs of that method. A single value may be given without a list.
+
+    Returns
+    -------
+    list of ExperimentConfig
+        In the order of the product (last key varies fastest); configs that end up equal
+        after normalisation (a field the method ignores) appear once.
+    """
+    names = {f.name for f in fields(ExperimentConfig)}
+    keys = list(grid)
+    for key in keys:
+        field_name = key.split(".", 1)[1] if "." in key else key
+        if field_name not in names:
+            raise ValueError(f"grid key {key!r}: {field_name!r} is not an ExperimentConfig field "
+                             f"({', '.join(sorted(names))})")
+    values = [list(v) if isinstance(v, (list, tuple, range, np.ndarray)) else [v] for v in grid.values()]
+    for key, vals in zip(keys, values):
+        if not vals:
+            raise ValueError(f"grid key {key!r} has no values")
+    out: list[ExperimentConfig] = []
+    seen: set[str] = set()
+    for combo in itertools.product(*values) if keys else [()]:
+        d = dict(base)
+        qualified = []
+        for key, value in zip(keys, combo):
+            if "." in key:
+                qualified.append((key, value))
+            else:
+                d[key] = value
+        method = str(d.get("method", "gsa")).lower()
+        for key, value in qualified:
+            only, field_name = key.split(".", 1)
+            if only.lower() == method:
+                d[field_name] = value
+        cfg = ExperimentConfig(**d)
+        rid = cfg.run_id()
+        if rid not in seen:
+            seen.add(rid)
+            out.append(cfg)
+    return out
+
+
+def paper_grid(method: str) -> dict[str, tuple]:
+    """The paper's hyper-parameter grid for a method (section 4.4).
+
+    Introduced in chapter 10 (``10_baselines``). GSA: :data:`gsa_utils.protocol.PAPER_GRID`;
+    L1: :data:`~gsa_utils.baselines.l1_weights.L1_COEFFICIENT_GRID` and the weight decays;
+    other CNNs: the weight decays; LR and SVM: ``{}`` (their grid search is internal, see
+    :func:`gsa_utils.baselines.linear.fit_pixel_baseline`).
+    """
+    return dict(METHOD_TABLE[normalise_method(method)].grid)
+
+
+def _fold_values(folds: str | Sequence[int | None], n_folds: int) -> list[int | None]:
+    if isinstance(folds, str):
+        spec = folds.strip().lower()
+        if spec == "all":
+            return [None] + list(range(n_folds))
+        if spec == "cv":
+            return list(range(n_folds))
+        if spec in ("full", "none"):
+            return [None]
+        out: list[int | None] = []
+        for part in spec.split(","):
+            part = part.strip()
+            out.append(None if part in ("full", "none") else int(part))
+        return out
+    return list(folds)
+
+
+def sweep_configs(datasets: Sequence[str], methods: Sequence[str], *, backbones: Sequence[str] | None = None,
+                  folds: str | Sequence[int | None] = "all", grid: Mapping[str, Sequence[Any]] | None = None,
+                  use_paper_grid: bool = False, profile: str | None = None, **overrides: Any) -> list[ExperimentConfig]:
+    """The configs of a comparison: datasets x methods x backbones x grid x folds.
+
+    Introduced in chapter 10 (``10_baselines``).
+
+    Parameters
+    ----------
+    datasets, methods
+        Names (see :data:`METHODS`).
+    backbones
+        Image CNNs for ``gsa``, ``vanilla`` and ``l1`` (``None``: the profile's backbone).
+    folds
+        ``"all"`` (the full-training run and every CV fold: what :func:`protocol_summary`
+        needs), ``"cv"``, ``"full"``, ``"full,0,1"`` or a list (``None`` = full run). LR and
+        SVM only ever get the full run (their cross-validation is internal).
+    grid
+        Extra grid (see :func:`configs_from_grid`), applied after ``use_paper_grid``'s.
+    use_paper_grid
+        Add :func:`paper_grid` for every method.
+    profile, overrides
+        Settings, as for :meth:`ExperimentConfig.from_profile`.
+    """
+    n_folds = int(overrides.get("n_folds") or N_FOLDS)
+    fold_values = _fold_values(folds, n_folds)
+    out: list[ExperimentConfig] = []
+    seen: set[str] = set()
+    for dataset in datasets:
+        for method in methods:
+            method_backbones = list(backbones) if (backbones and method in BACKBONE_METHODS) else [None]
+            for backbone in method_backbones:
+                extra = {} if backbone is None else {"backbone": backbone}
+                base = ExperimentConfig.from_profile(dataset, method, profile, **{**overrides, **extra}).to_dict()
+                g: dict[str, Sequence[Any]] = {}
+                if use_paper_grid:
+                    g.update(paper_grid(base["method"]))
+                for key, vals in (grid or {}).items():
+                    g[key] = vals
+                g["fold"] = [None] if base["method"] in PIXEL_METHODS else fold_values
+                for cfg in configs_from_grid(base, g):
+                    rid = cfg.run_id()
+                    if rid not in seen:
+                        seen.add(rid)
+                        out.append(cfg)
+    return out
+
+
+def is_finished(results_dir: Path, config: ExperimentConfig) -> bool:
+    return (results_dir / config.run_id() / RESULT_FILE).exists()
+
+
+def run_locked(config: ExperimentConfig, results_dir: Path, stale_after: float, *, data_dir=None, device=None,
+                 progress: bool = False, on_epoch_end: Callable[[ExperimentConfig, int, dict], None] | None = None
+                 ) -> tuple[str, dict | None]:
+    """Claim, run and release one config. Returns (status, result): ran / finished / locked / lost."""
+    if is_finished(results_dir, config):
+        return "finished", None
+    run_dir = results_dir / config.run_id()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = run_dir / LOCK_FILE
+    token = claim(lock, stale_after)
+    if token is None:
+        return "locked", None
+    try:
+        if is_finished(results_dir, config):  # finished by another process between our check and our claim
+            return "finished", None
+
+        def heartbeat(epoch: int, record: dict) -> None:
+            if not holds(lock, token):
+                raise LockLost(f"{config.run_id()}: the lock was taken over by another process")
+            os.utime(lock)
+            if on_epoch_end is not None:
+                on_epoch_end(config, epoch, record)
+
+        result = run_experiment(config, results_dir, data_dir=data_dir, device=device, progress=progress,
+                                on_epoch_end=heartbeat)
+        return "ran", result
+    except LockLost:
+        return "lost", None
+    finally:
+        release(lock, token)
+
+
+def sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLike, shard: tuple[int, int] = (0, 1),
+          progress: bool = True, *, stale_after: float = DEFAULT_STALE_AFTER, data_dir: str | os.PathLike | None = None,
+          device: str | None = None, raise_errors: bool = False,
+          on_epoch_end: Callable[[ExperimentConfig, int, dict], None] | None = None) -> dict:
+    """Run this shard's unfinished configs, each claimed by a lock, skipping those others hold.
+
+    Introduced in chapter 10 (``10_baselines``).
+
+    Parameters
+    ----------
+    configs
+        All configs of the sweep, in the same order in every process (the shard of config
+        ``i`` is ``i mod n``).
+    results_dir
+        Shared results folder.
+    shard
+        ``(i, n)``: run the configs whose index mod ``n`` is ``i``.
+    progress
+        Print a line per config and show epoch progress bars.
+    stale_after
+        A lock not refreshed for this many seconds (it is refreshed after every epoch) is
+        considered left by a crashed process and removed.
+    data_dir, device
+        Passed to :func:`run_experiment`.
+    raise_errors
+        Re-raise the first failing run's exception; by default the error is recorded in
+        the report (and in ``<run_dir>/error.txt``) and the sweep goes on.
+    on_epoch_end
+        ``on_epoch_end(config, epoch, record)`` after every epoch of every run.
+
+    Returns
+    -------
+    dict
+        ``ran``, ``finished_before``, ``locked`` (held by another process), ``lost`` (lock
+        taken over), ``failed`` (run id -> message): lists of run ids; ``shard``, ``n_configs``.
+
+    Notes
+    -----
+    A ``KeyboardInterrupt`` releases the current run's lock and propagates; the run's
+    checkpoint stays, so running the same sweep again resumes it and finishes the rest.
+    """
+    i, n = shard
+    if not (isinstance(i, int) and isinstance(n, int) and n >= 1 and 0 <= i < n):
+        raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard!r}")
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    configs = list(configs)
+    mine = [(k, c) for k, c in enumerate(configs) if k % n == i]
+    report: dict[str, Any] = {"ran": [], "finished_before": [], "locked": [], "lost": [], "failed": {},
+                              "shard": (i, n), "n_configs": len(mine)}
+    for pos, (k, cfg) in enumerate(mine, 1):
+        rid = cfg.run_id()
+        if progress:
+            print(f"[shard {i}/{n}: {pos}/{len(mine)}] {rid}", flush=True)
+        try:
+            status, _ = run_locked(cfg, results_dir, stale_after, data_dir=data_dir, device=device,
+                                     progress=progress, on_epoch_end=on_epoch_end)
+        except KeyboardInterrupt:
+            if progress:
+                print(f"interrupted during {rid}: its checkpoint is kept; run the sweep again to resume", flush=True)
+            raise
+        except Exception as err:  # noqa: BLE001 - one failing run must not end a long sweep
+            message = f"{type(err).__name__}: {err}"
+            report["failed"][rid] = message
+            try:
+                write_atomic(results_dir / rid / "error.txt", traceback.format_exc().encode())
+            except OSError:
+                pass
+            if progress:
+                print(f"  failed: {message}", flush=True)
+            if raise_errors:
+                raise
+            continue
+        key = {"ran": "ran", "finished": "finished_before", "locked": "locked", "lost": "lost"}[status]
+        report[key].append(rid)
+        if progress and status != "ran":
+            print(f"  {'already finished' if status == 'finished' else status}", flush=True)
+    return report
