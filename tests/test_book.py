@@ -64,8 +64,8 @@ def test_profile_table_lists_every_profile_with_its_numbers():
     assert header == list(PROFILES)
     for column, profile in enumerate(PROFILES.values()):
         assert rows["image size"][column] == f"{profile.image_size} px"
-        assert rows["epochs"][column] == str(profile.epochs)
-        assert rows["cut-off epoch E"][column] == str(profile.cutoff_epoch)
+        assert rows["epochs"][column] == str(profile.fit.epochs)
+        assert rows["cut-off epoch E"][column] == str(profile.fit.cutoff_epoch)
 
 
 def test_running_page_takes_its_profile_table_from_the_code():

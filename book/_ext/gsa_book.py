@@ -38,20 +38,20 @@ def profile_settings() -> dict[str, list[str]]:
 
     return {
         "image size": row(f"{p.image_size} px" for p in profiles),
-        "epochs": row(p.epochs for p in profiles),
-        "cut-off epoch E": row(p.cutoff_epoch for p in profiles),
+        "epochs": row(p.fit.epochs for p in profiles),
+        "cut-off epoch E": row(p.fit.cutoff_epoch for p in profiles),
         "backbone": row(f"`{p.backbone}` ({'ImageNet-pretrained' if p.pretrained else 'from scratch'})"
                         for p in profiles),
         "backbones compared": row(", ".join(f"`{b}`" for b in p.backbones) for p in profiles),
         "K (pixel-CNN channels)": row(p.hidden_channels for p in profiles),
-        "lambda (L1 weight)": row(f"{p.l1_weight:g}" for p in profiles),
-        "batch, Adam lr, weight decay": row(f"{p.batch_size}, {p.lr:g}, {p.weight_decay:g}"
+        "lambda (L1 weight)": row(f"{p.fit.l1_weight:g}" for p in profiles),
+        "batch, Adam lr, weight decay": row(f"{p.fit.batch_size}, {p.fit.lr:g}, {p.fit.weight_decay:g}"
                                             for p in profiles),
         "training images": row("all" if p.n_train is None else p.n_train for p in profiles),
         "seeds": row(len(p.seeds) for p in profiles),
         "map stabilised": row(
-            "no (the paper's recipe)" if p.pixel_cnn_lr is None and not p.map_warmup_epochs
-            else f"pixel-CNN lr {p.pixel_cnn_lr:g}, map held {p.map_warmup_epochs} epochs"
+            "no (the paper's recipe)" if p.fit.pixel_cnn_lr is None and not p.fit.map_warmup_epochs
+            else f"pixel-CNN lr {p.fit.pixel_cnn_lr:g}, map held {p.fit.map_warmup_epochs} epochs"
             for p in profiles),
     }
 
