@@ -216,6 +216,11 @@ def localisation(maps: AttentionMaps, mask) -> Localisation:
 class Faithfulness:
     """Deletion and insertion curves: the probability of the explained class as pixels change.
 
+    With one baseline the two families mirror each other: deleting the least relevant
+    share ``f`` leaves the same image as inserting the most relevant ``1 - f``, so
+    ``deletion_least`` is ``insertion_most`` reversed (and ``deletion_most`` is
+    ``insertion_least`` reversed); both are kept under their usual names.
+
     Attributes
     ----------
     method
@@ -241,14 +246,11 @@ class Faithfulness:
         return float(np.sum((y[1:] + y[:-1]) * np.diff(self.fractions)) / 2)
 
     @property
-    def deletion_gap(self) -> float:
-        """Area(least first) - area(most first) of deletion: > 0 when the map finds what matters."""
+    def gap(self) -> float:
+        """Area(deletion, least first) - area(deletion, most first): > 0 when the map
+        ranks first the pixels the decision depends on; 0 for a random order. It equals
+        the insertion gap, area(most first) - area(least first)."""
         return self.area("deletion_least") - self.area("deletion_most")
-
-    @property
-    def insertion_gap(self) -> float:
-        """Area(most first) - area(least first) of insertion: > 0 when the map finds what matters."""
-        return self.area("insertion_most") - self.area("insertion_least")
 
 
 def _class_probability(model: nn.Module, x: torch.Tensor, classes: torch.Tensor,
@@ -300,18 +302,16 @@ def faithfulness(model: nn.Module, x: torch.Tensor, maps: AttentionMaps,
     order_most = np.lexsort((-jitter, -values), axis=1)  # by value, ties at random
     ranks = torch.as_tensor(np.argsort(order_most, axis=1).reshape(n, 1, h, w))
     fractions = np.linspace(0.0, 1.0, steps + 1)
-    curves: dict[str, list[float]] = {k: [] for k in ("dm", "dl", "im", "il")}
+    deletion, insertion = [], []
     for f in fractions:
-        k = int(round(f * h * w))
-        most = (ranks < k).to(x.dtype)  # the k most relevant pixels
-        least = (ranks >= h * w - k).to(x.dtype)  # the k least relevant pixels
-        for key, chosen, delete in (("dm", most, True), ("dl", least, True),
-                                    ("im", most, False), ("il", least, False)):
-            keep = 1 - chosen if delete else chosen
+        most = (ranks < int(round(f * h * w))).to(x.dtype)  # the most relevant share f
+        for curve, keep in ((deletion, 1 - most), (insertion, most)):
             xc = x * keep + base * (1 - keep)
-            curves[key].append(float(_class_probability(model, xc, classes, batch_size).mean()))
+            curve.append(float(_class_probability(model, xc, classes, batch_size).mean()))
     model.train(was_training)
-    return Faithfulness(maps.method, fractions, *(np.array(curves[k]) for k in ("dm", "dl", "im", "il")))
+    deletion_most, insertion_most = np.array(deletion), np.array(insertion)
+    return Faithfulness(maps.method, fractions, deletion_most, insertion_most[::-1].copy(),
+                        insertion_most, deletion_most[::-1].copy())
 
 
 def _class_probability_argmax(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:

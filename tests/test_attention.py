@@ -68,9 +68,11 @@ def test_deleting_ignored_pixels_does_not_change_the_output():
     assert np.allclose(res.deletion_most[flat_part], res.deletion_most[0], atol=1e-6)
     # the right map changes the output at once, and beats its least-relevant-first control
     right = faithfulness(model, x, AttentionMaps("inside", mask[None].astype(float), True), steps=8)
-    assert right.deletion_gap > 0 and right.insertion_gap > 0
-    assert res.deletion_gap < 0
+    assert right.gap > 0.1 and res.gap < -0.1
     assert right.deletion_most[0] == pytest.approx(right.insertion_most[-1])
+    assert right.deletion_least == pytest.approx(right.insertion_most[::-1])
+    random_map = AttentionMaps("random", np.random.default_rng(0).random((12, H, W)), False)
+    assert abs(faithfulness(model, x, random_map, steps=8).gap) < abs(right.gap) / 2
 
 
 def test_gsa_model_ignores_pixels_its_map_zeroes():
