@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-__all__ = ["map_roc_auc", "pointing_game", "mass_inside", "attention_quality", "saturated_fraction"]
+__all__ = ["map_roc_auc", "pointing_game", "mass_inside", "relevance_rank_accuracy", "attention_quality",
+           "saturated_fraction"]
 
 
 def _as_arrays(attention_map, mask) -> tuple[np.ndarray, np.ndarray]:
@@ -49,6 +50,22 @@ def mass_inside(attention_map, mask) -> float:
     a, m = _as_arrays(attention_map, mask)
     total = a.sum()
     return float(a[m].sum() / total) if total > 0 else float("nan")
+
+
+def relevance_rank_accuracy(attention_map, mask) -> float:
+    """Share of the K highest-valued pixels that lie in the mask, K = the mask's pixel count.
+
+    Arras et al. (2022, CLEVR-XAI) call it relevance rank accuracy; 1.0 when the map ranks
+    every mask pixel above every other, the mask's area share for a constant map. Pixels
+    tied at the K-th value share the remaining places in proportion.
+    """
+    a, m = _as_arrays(attention_map, mask)
+    a, m = a.ravel(), m.ravel()
+    k = int(m.sum())
+    threshold = np.sort(a)[-k]
+    above, tied = a > threshold, a == threshold
+    inside = m[above].sum() + (k - above.sum()) * m[tied].mean()
+    return float(inside / k)
 
 
 def attention_quality(attention_map, mask) -> dict[str, float]:

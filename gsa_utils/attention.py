@@ -1,0 +1,408 @@
+"""Attention maps of every method: extraction, agreement with the truth, faithfulness, variability.
+
+Introduced in chapter 12 (``12_attention_maps``). Every map-producing method of the book
+gives an :class:`AttentionMaps` (one shared map, or one map per image, at the image size):
+
+* :func:`global_map`: GSA's one map, or the L1 pixel-weights baseline's weights (absolute value);
+* :func:`vgg_att_maps`: VGG-att3's three per-image attention levels, up-sampled and averaged;
+* :func:`resattnet_maps`: ResAttNet's soft masks, averaged over channels and modules;
+* :func:`grad_cam_maps`: Grad-CAM or Grad-CAM++ of any CNN, computed by the ``grad-cam``
+  package (``pytorch_grad_cam``); nothing of CAM is re-implemented here.
+
+Then :func:`localisation` (ROC-AUC, pointing game, mass inside, relevance rank accuracy
+from :mod:`gsa_utils.metrics`), :func:`faithfulness` (deletion and insertion curves, most
+and least relevant first) and :func:`variability` (how much per-image maps differ, and how
+much of that follows the image content or the label).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .metrics import map_roc_auc, mass_inside, pointing_game, relevance_rank_accuracy
+
+__all__ = [
+    "AttentionMaps",
+    "Localisation",
+    "Faithfulness",
+    "MapVariability",
+    "global_map",
+    "vgg_att_maps",
+    "resattnet_maps",
+    "grad_cam_maps",
+    "last_conv_layer",
+    "localisation",
+    "faithfulness",
+    "variability",
+]
+
+
+@dataclass
+class AttentionMaps:
+    """The maps one method gives for a set of images.
+
+    Attributes
+    ----------
+    method
+        Name of the method, e.g. ``"GSA"`` or ``"Grad-CAM"``.
+    maps
+        Float array N x H x W (per-image maps) or 1 x H x W (one map shared by all images).
+    shared
+        True when one map serves every image (GSA, L1 pixel weights).
+    """
+
+    method: str
+    maps: np.ndarray
+    shared: bool
+
+    def for_images(self, n: int) -> np.ndarray:
+        """The maps as N x H x W: a shared map repeated ``n`` times, per-image maps as they are."""
+        if self.shared:
+            return np.repeat(self.maps[:1], n, axis=0)
+        if len(self.maps) != n:
+            raise ValueError(f"{self.method}: {len(self.maps)} per-image maps for {n} images")
+        return self.maps
+
+
+def _to_image_size(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear up-sampling of N x 1 x h x w maps to N x 1 x H x W."""
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+
+
+@torch.no_grad()
+def global_map(model: nn.Module, method: str = "GSA") -> AttentionMaps:
+    """The one map of a model with ``attention_map()`` (GSA, or L1 pixel weights as ``|W|``)."""
+    if not hasattr(model, "attention_map"):
+        raise TypeError(f"{type(model).__name__} has no attention_map(); it has no global map")
+    amap = model.attention_map().detach().abs().float().cpu().numpy()
+    return AttentionMaps(method, amap.reshape(1, *amap.shape[-2:]), shared=True)
+
+
+@torch.no_grad()
+def vgg_att_maps(model: nn.Module, x: torch.Tensor, batch_size: int = 64,
+                 method: str = "VGG-att3") -> AttentionMaps:
+    """VGG-att3's per-image attention: the three levels up-sampled to H x W and averaged.
+
+    Each level sums to 1 over its positions; it is multiplied by its number of positions
+    (so a uniform level is 1 everywhere) before up-sampling, so the three levels weigh alike.
+    """
+    was_training = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(x), batch_size):
+        levels = model.attention_maps(x[i:i + batch_size].to(_device(model)))
+        ups = [_to_image_size(a[:, None] * a[0].numel(), tuple(x.shape[-2:])) for a in levels]
+        out.append(torch.stack(ups).mean(0)[:, 0].cpu())
+    model.train(was_training)
+    return AttentionMaps(method, torch.cat(out).float().numpy(), shared=False)
+
+
+@torch.no_grad()
+def resattnet_maps(model: nn.Module, x: torch.Tensor, batch_size: int = 64,
+                   method: str = "ResAttNet") -> AttentionMaps:
+    """ResAttNet's soft masks read out per image: mean over channels, up-sampled, mean over modules.
+
+    The masks act on feature maps at 1/4 to 1/16 of the image size; this is the read-out
+    the network allows, a coarse spatial summary, not a map the network multiplies its input by.
+    """
+    was_training = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(x), batch_size):
+        masks = model.soft_masks(x[i:i + batch_size].to(_device(model)))
+        ups = [_to_image_size(m.mean(1, keepdim=True), tuple(x.shape[-2:])) for m in masks]
+        out.append(torch.stack(ups).mean(0)[:, 0].cpu())
+    model.train(was_training)
+    return AttentionMaps(method, torch.cat(out).float().numpy(), shared=False)
+
+
+def last_conv_layer(model: nn.Module) -> nn.Module:
+    """The last ``nn.Conv2d`` of a model, Grad-CAM's usual target layer."""
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError(f"{type(model).__name__} has no Conv2d layer for Grad-CAM")
+    return convs[-1]
+
+
+def grad_cam_maps(model: nn.Module, x: torch.Tensor, plus_plus: bool = False,
+                  target_layer: nn.Module | None = None, targets: torch.Tensor | None = None,
+                  batch_size: int = 64) -> AttentionMaps:
+    """Grad-CAM (or Grad-CAM++) per image, from the ``grad-cam`` package.
+
+    Parameters
+    ----------
+    model
+        A CNN classifier (e.g. the vanilla backbone).
+    x
+        Images N x C x H x W.
+    plus_plus
+        Grad-CAM++ instead of Grad-CAM.
+    target_layer
+        Layer whose activations are weighted; default :func:`last_conv_layer`.
+    targets
+        Class per image to explain; ``None`` explains the predicted class.
+
+    Returns
+    -------
+    AttentionMaps
+        N x H x W maps in [0, 1] (the package scales each map to its own maximum).
+    """
+    from pytorch_grad_cam import GradCAM, GradCAMPlusPlus
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    was_training = model.training
+    model.eval()
+    layer = target_layer if target_layer is not None else last_conv_layer(model)
+    cam_class = GradCAMPlusPlus if plus_plus else GradCAM
+    out = []
+    with cam_class(model=model, target_layers=[layer]) as cam:
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size].to(_device(model))
+            cls = None if targets is None else [ClassifierOutputTarget(int(t))
+                                                for t in targets[i:i + batch_size]]
+            out.append(np.asarray(cam(input_tensor=xb, targets=cls), dtype=np.float32))
+    model.train(was_training)
+    return AttentionMaps("Grad-CAM++" if plus_plus else "Grad-CAM", np.concatenate(out), shared=False)
+
+
+def _device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+# --------------------------------------------------------------------------------------
+# agreement with the ground truth
+# --------------------------------------------------------------------------------------
+@dataclass
+class Localisation:
+    """Agreement of maps with a ground-truth mask, averaged over images (a shared map: its own).
+
+    ``roc_auc`` (0.5 = chance), ``pointing_game`` (chance: ``mask_fraction``),
+    ``mass_inside`` (chance: ``mask_fraction``), ``rank_accuracy`` (chance: ``mask_fraction``).
+    """
+
+    method: str
+    roc_auc: float
+    pointing_game: float
+    mass_inside: float
+    rank_accuracy: float
+    mask_fraction: float
+
+    def as_row(self) -> dict[str, float]:
+        return {"ROC-AUC": self.roc_auc, "pointing game": self.pointing_game,
+                "mass inside": self.mass_inside, "rank accuracy": self.rank_accuracy}
+
+
+def localisation(maps: AttentionMaps, mask) -> Localisation:
+    """ROC-AUC, pointing game, relevance mass inside and rank accuracy of ``maps`` against ``mask``."""
+    mask = np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask, dtype=bool)
+    per_map = [(map_roc_auc(m, mask), pointing_game(m, mask), mass_inside(m, mask),
+                relevance_rank_accuracy(m, mask)) for m in maps.maps]
+    auc, pg, mass, rank = np.nanmean(np.array(per_map, dtype=float), axis=0)
+    return Localisation(maps.method, float(auc), float(pg), float(mass), float(rank),
+                        float(mask.mean()))
+
+
+# --------------------------------------------------------------------------------------
+# faithfulness: deletion and insertion
+# --------------------------------------------------------------------------------------
+@dataclass
+class Faithfulness:
+    """Deletion and insertion curves: the probability of the explained class as pixels change.
+
+    With one baseline the two families mirror each other: deleting the least relevant
+    share ``f`` leaves the same image as inserting the most relevant ``1 - f``, so
+    ``deletion_least`` is ``insertion_most`` reversed (and ``deletion_most`` is
+    ``insertion_least`` reversed); both are kept under their usual names.
+
+    Attributes
+    ----------
+    method
+        Name of the method.
+    fractions
+        Share of pixels deleted (or inserted) at each point, 0 to 1.
+    deletion_most, deletion_least
+        Mean probability after deleting that share, most (least) relevant pixels first.
+    insertion_most, insertion_least
+        Mean probability after inserting that share into the baseline image.
+    """
+
+    method: str
+    fractions: np.ndarray
+    deletion_most: np.ndarray
+    deletion_least: np.ndarray
+    insertion_most: np.ndarray
+    insertion_least: np.ndarray
+
+    def area(self, curve: str) -> float:
+        """Area under one curve (trapezoid rule over the fractions)."""
+        y = getattr(self, curve)
+        return float(np.sum((y[1:] + y[:-1]) * np.diff(self.fractions)) / 2)
+
+    @property
+    def gap(self) -> float:
+        """Area(deletion, least first) - area(deletion, most first): > 0 when the map
+        ranks first the pixels the decision depends on; 0 for a random order. It equals
+        the insertion gap, area(most first) - area(least first)."""
+        return self.area("deletion_least") - self.area("deletion_most")
+
+
+def _class_probability(model: nn.Module, x: torch.Tensor, classes: torch.Tensor,
+                       batch_size: int) -> torch.Tensor:
+    device = _device(model)
+    probs = []
+    for i in range(0, len(x), batch_size):
+        logits = model(x[i:i + batch_size].to(device)).float()
+        p = torch.softmax(logits, 1)
+        probs.append(p.gather(1, classes[i:i + batch_size, None].to(device))[:, 0].cpu())
+    return torch.cat(probs)
+
+
+@torch.no_grad()
+def faithfulness(model: nn.Module, x: torch.Tensor, maps: AttentionMaps,
+                 baseline: torch.Tensor | float = 0.0, steps: int = 10,
+                 classes: torch.Tensor | None = None, seed: int = 0,
+                 batch_size: int = 128) -> Faithfulness:
+    """Deletion and insertion curves of ``model`` on ``x`` in the pixel order of ``maps``.
+
+    Parameters
+    ----------
+    model
+        The classifier whose decision the maps should explain.
+    x
+        Images N x C x H x W.
+    maps
+        The method's maps for these images (or its one shared map).
+    baseline
+        What a deleted pixel becomes (and the start of insertion): a number, or a
+        C x H x W tensor such as the mean training image.
+    steps
+        Number of equal steps from 0 to all pixels.
+    classes
+        Class whose probability is tracked per image; ``None``: the class the model
+        predicts on the intact image.
+    seed
+        Ties in a map (a saturated or constant one) are broken in a random order from this seed.
+    """
+    was_training = model.training
+    model.eval()
+    n, _, h, w = x.shape
+    base = torch.as_tensor(baseline, dtype=x.dtype).expand_as(x[0])[None]
+    if classes is None:
+        classes = _class_probability_argmax(model, x, batch_size)
+    rng = np.random.default_rng(seed)
+    values = maps.for_images(n).reshape(n, h * w).astype(float)
+    jitter = rng.random(values.shape)
+    order_most = np.lexsort((-jitter, -values), axis=1)  # by value, ties at random
+    ranks = torch.as_tensor(np.argsort(order_most, axis=1).reshape(n, 1, h, w))
+    fractions = np.linspace(0.0, 1.0, steps + 1)
+    deletion, insertion = [], []
+    for f in fractions:
+        most = (ranks < int(round(f * h * w))).to(x.dtype)  # the most relevant share f
+        for curve, keep in ((deletion, 1 - most), (insertion, most)):
+            xc = x * keep + base * (1 - keep)
+            curve.append(float(_class_probability(model, xc, classes, batch_size).mean()))
+    model.train(was_training)
+    deletion_most, insertion_most = np.array(deletion), np.array(insertion)
+    return Faithfulness(maps.method, fractions, deletion_most, insertion_most[::-1].copy(),
+                        insertion_most, deletion_most[::-1].copy())
+
+
+def _class_probability_argmax(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    device = _device(model)
+    return torch.cat([model(x[i:i + batch_size].to(device)).argmax(1).cpu()
+                      for i in range(0, len(x), batch_size)])
+
+
+# --------------------------------------------------------------------------------------
+# local versus global: how much per-image maps vary
+# --------------------------------------------------------------------------------------
+@dataclass
+class MapVariability:
+    """How alike the maps of different images are, and what their differences follow.
+
+    Attributes
+    ----------
+    method
+        Name of the method.
+    mean_correlation
+        Mean Pearson correlation between the maps of two different images (1: one map).
+    mean_top_iou
+        Mean IoU of the ``top_fraction`` highest-valued pixels of two images' maps.
+    content_correlation
+        Spearman correlation, over image pairs, between map similarity and image
+        similarity (Pearson correlation of the pixels): > 0 when maps follow image content.
+    label_correlation
+        Spearman correlation between map similarity and "same label" (0/1): > 0 when
+        maps of images of one class are more alike, i.e. follow the task.
+    top_fraction, n_images
+        Settings of the measurement.
+    """
+
+    method: str
+    mean_correlation: float
+    mean_top_iou: float
+    content_correlation: float
+    label_correlation: float
+    top_fraction: float
+    n_images: int
+
+
+def _pairwise_correlation(rows: np.ndarray) -> np.ndarray:
+    z = rows - rows.mean(1, keepdims=True)
+    norms = np.linalg.norm(z, axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = z / norms
+    return z @ z.T
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
+        return float("nan")
+    return float(spearmanr(a[ok], b[ok]).statistic)
+
+
+def variability(maps: AttentionMaps, images: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, top_fraction: float = 0.2,
+                seed: int = 0) -> MapVariability:
+    """Pairwise similarity of per-image maps, and whether it follows the images or the labels.
+
+    A shared map gives correlation and IoU 1 by construction and no content/label
+    correlation (NaN). ``images`` and ``labels`` (the images the maps belong to) are
+    optional; without them the content and label correlations are NaN. Ties in the top
+    ``top_fraction`` are broken at random from ``seed``.
+    """
+    if not 0 < top_fraction < 1:
+        raise ValueError(f"top_fraction must lie in (0, 1), got {top_fraction}")
+    n = len(maps.maps) if not maps.shared else (len(images) if images is not None else 2)
+    flat = maps.for_images(n).reshape(n, -1).astype(float)
+    if n < 2:
+        raise ValueError(f"{maps.method}: variability needs maps of at least 2 images")
+    iu = np.triu_indices(n, 1)
+    corr = _pairwise_correlation(flat)[iu]
+    k = max(1, int(round(top_fraction * flat.shape[1])))
+    jitter = np.random.default_rng(seed).random(flat.shape)
+    top = np.zeros_like(flat)
+    np.put_along_axis(top, np.lexsort((-jitter, -flat), axis=1)[:, :k], 1.0, axis=1)
+    inter = (top @ top.T)[iu]
+    iou = inter / (2 * k - inter)
+    content = label = float("nan")
+    if not maps.shared and images is not None:
+        if len(images) != n:
+            raise ValueError(f"{maps.method}: {n} maps but {len(images)} images")
+        image_corr = _pairwise_correlation(images.reshape(n, -1).double().cpu().numpy())[iu]
+        content = _spearman(corr, image_corr)
+    if not maps.shared and labels is not None:
+        y = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
+        label = _spearman(corr, (y[:, None] == y[None, :])[iu].astype(float))
+    return MapVariability(maps.method, float(np.nanmean(corr)), float(iou.mean()), content, label,
+                          top_fraction, n)
