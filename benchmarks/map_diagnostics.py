@@ -74,7 +74,7 @@ def main() -> None:
     ap.add_argument("--dataset", default="retinamnist")
     ap.add_argument("--image-size", type=int, default=28)
     ap.add_argument("--backbone", default="small_cnn")
-    ap.add_argument("--recipes", nargs="+", default=["paper", "fan_in", "hidden_norm", "map_norm", "lowrank",
+    ap.add_argument("--recipes", nargs="+", default=["paper", "fan_in", "hidden_norm", "map_norm", "lowrank_mapnorm",
                                                      "recommended"])
     ap.add_argument("--hidden-channels", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)

@@ -154,6 +154,7 @@ def main() -> None:
     ap.add_argument("--n-train", type=int, default=None, help="use only the first N training images")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None, help="JSON-lines file of finished runs (resumed when it exists)")
+    ap.add_argument("--summary-only", action="store_true", help="only summarise the runs already in --out")
     args = ap.parse_args()
     args.cutoff = args.cutoff or max(1, args.epochs // 2)
     if "vanilla" not in args.variants:
@@ -174,7 +175,7 @@ def main() -> None:
         results = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
         print(f"resuming: {len(results)} runs read from {out}", flush=True)
     done = {(r["variant"], r["seed"]) for r in results}
-    for seed in range(args.first_seed, args.first_seed + args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds) if not args.summary_only else ():
         order = variants if seed % 2 == 0 else list(reversed(variants))
         for v in order:
             name = v if isinstance(v, str) else v.name
@@ -192,7 +193,8 @@ def main() -> None:
             print(f"seed {seed} {name:<28} acc {rec['test_acc']:.3f}{extra}"
                   f"{' COLLAPSED (' + rec['collapse_reason'] + ')' if rec['collapsed'] else ''} "
                   f"[{time.time() - t0:.0f}s]", flush=True)
-    last = summarise(results, names, args.seeds)
+    seeds = set(range(args.first_seed, args.first_seed + args.seeds))
+    last = summarise([r for r in results if r["seed"] in seeds], names, args.seeds)
     if last:
         print(last)
 

@@ -130,10 +130,19 @@ def lowrank_pixel_representation(images: torch.Tensor, rank: int, whiten: bool =
     data = images.reshape(n * c, h * w).t().double()
     mean = data.mean(0)
     centred = data - mean
-    u, s, vh = torch.linalg.svd(centred, full_matrices=False)
-    keep = min(rank, int((s > eps * max(float(s[0]), 1e-30)).sum()))
-    keep = max(keep, 1)
-    u, s_r, v = u[:, :keep], s[:keep], vh[:keep].t()
+    # the SVD through the smaller Gram matrix: min(HW, NC)^2 x max(HW, NC) work, not a full SVD
+    small_side = centred @ centred.t() if h * w <= n * c else centred.t() @ centred
+    evals, evecs = torch.linalg.eigh(small_side)
+    evals, evecs = evals.flip(0).clamp_min(0.0), evecs.flip(1)
+    s = evals.sqrt()
+    keep = max(1, min(rank, int((s > eps * max(float(s[0]), 1e-30)).sum())))
+    s_r = s[:keep]
+    if h * w <= n * c:
+        u = evecs[:, :keep]
+        v = centred.t() @ u / s_r
+    else:
+        v = evecs[:, :keep]
+        u = centred @ v / s_r
     scores = u * (h * w) ** 0.5 if whiten else u * s_r  # whitened: unit variance over pixels
     components = v / s_r * (h * w) ** 0.5 if whiten else v
     total = float((s ** 2).sum())
