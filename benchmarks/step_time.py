@@ -7,6 +7,7 @@ script prints median seconds per step and the ratios to vanilla.
 
     python benchmarks/step_time.py                     # the current profile's sizes
     python benchmarks/step_time.py --image-size 224 --n-train 413 --backbone resnet152
+    python benchmarks/step_time.py --image-size 28 --n-train 1200 --recipes paper recommended
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ import statistics
 
 import torch
 
-from gsa_utils import (GlobalSpatialAttention, PixelCNN, build_backbone, get_profile, pick_device, pixel_representation,
-                       seed_everything)
+from gsa_utils import build_backbone, get_profile, pick_device, seed_everything
+from gsa_utils.recipes import build_gsa
 from gsa_utils.settings import FitSettings
 from gsa_utils.training import Learner, flush_denormals, train_one_epoch
 
@@ -33,21 +34,23 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10, help="training steps per timed round")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--recipes", nargs="+", default=["paper"], help="GSA recipes to time (gsa_utils.recipes)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = ap.parse_args()
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     seed_everything(0)
     n, s = args.n_train, args.image_size
     x, y = torch.rand(n, 3, s, s), torch.randint(0, 2, (n,))
     backbone = build_backbone(args.backbone, 2, pretrained=False)
-    p = pixel_representation(x)
-    variants = {
-        "vanilla": copy.deepcopy(backbone),
-        "gsa phase 1": GlobalSpatialAttention(copy.deepcopy(backbone), PixelCNN(p.shape[1], args.hidden_channels), p),
-    }
-    frozen = GlobalSpatialAttention(copy.deepcopy(backbone), PixelCNN(p.shape[1], args.hidden_channels), p.clone())
-    frozen.freeze()
-    variants["gsa phase 2"] = frozen
+    variants = {"vanilla": copy.deepcopy(backbone)}
+    for recipe in args.recipes:
+        variants[f"{recipe} phase 1"] = build_gsa(copy.deepcopy(backbone), x, recipe, args.hidden_channels)
+        frozen = build_gsa(copy.deepcopy(backbone), x, recipe, args.hidden_channels)
+        frozen.freeze()
+        variants[f"{recipe} phase 2"] = frozen
 
     cuda = device.type == "cuda"
     steps_n = args.steps * args.batch_size
@@ -81,7 +84,7 @@ def main() -> None:
     base = statistics.median(times["vanilla"])
     for name, ts in times.items():
         med = statistics.median(ts)
-        print(f"{name:12s} {med * 1e3:9.2f} ms/step   ratio to vanilla {med / base:6.3f}   "
+        print(f"{name:22s} {med * 1e3:9.2f} ms/step   ratio to vanilla {med / base:6.3f}   "
               f"(min {min(ts) * 1e3:.2f}, max {max(ts) * 1e3:.2f})")
 
 

@@ -5,11 +5,13 @@
 """
 from __future__ import annotations
 
+import math
 import os
 from typing import Callable
 from urllib.parse import urlparse
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .data.base import DataError
@@ -17,6 +19,7 @@ from .settings import PAPER_BACKBONES
 
 __all__ = [
     "PixelCNN",
+    "MAP_NORMS",
     "pixel_cnn_parameter_count",
     "GlobalSpatialAttention",
     "SmallCNN",
@@ -26,6 +29,10 @@ __all__ = [
     "PretrainedWeightsError",
     "count_parameters",
 ]
+
+
+#: The map normalisations :class:`PixelCNN` offers (``map_norm``).
+MAP_NORMS = ("none", "standardize")
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
@@ -76,6 +83,25 @@ class PixelCNN(nn.Module):
         ``sigmoid(output_bias or 0)`` at every pixel, without the image-dependent pattern
         a random initialisation draws (the gradient still reaches every layer from the
         first step, through the output weights). Off by default (the paper's recipe).
+    fan_in_reference
+        Fan-in-aware parametrisation of the first layer: its weights are used as
+        ``raw * s`` with ``s = min(1, fan_in_reference / (in_channels * k**2))``, and
+        ``raw`` starts at ``init / s`` so the initial map is unchanged. Adam moves every
+        raw weight by about the learning rate per step, so the first layer then moves a
+        pre-activation as much per step as a layer of fan-in ``fan_in_reference`` would,
+        however large N is (the same as a per-layer learning rate ``lr * s``). ``None``
+        (default, the paper): no scaling.
+    hidden_norm
+        Standardise every hidden channel over the H x W pixels (instance normalisation with
+        a learned scale and shift) before its ReLU: normalisation inside the pixel CNN.
+    map_norm
+        ``"none"`` (the paper): ``map = sigmoid(z)``. ``"standardize"``: a level- and
+        contrast-normalised map ``sigmoid(map_gain * (z - mean(z)) / std(z) + logit(map_level))``
+        where mean and std run over the pixels; the map's level and spread are then fixed
+        by construction (it cannot drift to all zeros or all ones) and the pixel CNN only
+        decides the *ordering* of pixels.
+    map_gain, map_level
+        Contrast and level of the standardised map (used only with ``map_norm="standardize"``).
 
     Notes
     -----
@@ -85,8 +111,16 @@ class PixelCNN(nn.Module):
 
     def __init__(self, in_channels: int, hidden_channels: int = 32, kernel_size: int = 3,
                  num_hidden_layers: int = 1, last_kernel_size: int = 1, dense: bool = False,
-                 output_bias: float | None = None, flat_start: bool = False) -> None:
+                 output_bias: float | None = None, flat_start: bool = False,
+                 fan_in_reference: int | None = None, hidden_norm: bool = False, map_norm: str = "none",
+                 map_gain: float = 2.0, map_level: float = 0.5) -> None:
         super().__init__()
+        if map_norm not in MAP_NORMS:
+            raise ValueError(f"PixelCNN: map_norm must be one of {MAP_NORMS}, got {map_norm!r}")
+        if not 0.0 < map_level < 1.0 or map_gain <= 0:
+            raise ValueError(f"PixelCNN: need 0 < map_level < 1 and map_gain > 0, got {map_level}, {map_gain}")
+        if fan_in_reference is not None and fan_in_reference < 1:
+            raise ValueError(f"PixelCNN: fan_in_reference must be >= 1 or None, got {fan_in_reference}")
         for name, k in (("kernel_size", kernel_size), ("last_kernel_size", last_kernel_size)):
             if k < 1 or k % 2 == 0:
                 raise ValueError(f"PixelCNN: {name} must be a positive odd number to keep H x W, got {k}")
@@ -105,19 +139,43 @@ class PixelCNN(nn.Module):
             nn.init.constant_(self.output.bias, float(output_bias))
         if flat_start:
             nn.init.zeros_(self.output.weight)
+        fan_in = in_channels * kernel_size ** 2
+        self.first_layer_scale = 1.0 if fan_in_reference is None else min(1.0, fan_in_reference / fan_in)
+        if self.first_layer_scale != 1.0:
+            with torch.no_grad():
+                self.hidden[0].weight.div_(self.first_layer_scale)
+        self.norms = nn.ModuleList(nn.InstanceNorm2d(hidden_channels, affine=True) for _ in self.hidden) \
+            if hidden_norm else None
+        self.map_norm = map_norm
+        self.map_gain = float(map_gain)
+        self.map_level_logit = math.log(map_level / (1.0 - map_level))
 
-    def forward(self, pixel_rep: torch.Tensor) -> torch.Tensor:
-        """Map a 1 x NC x H x W pixel representation to a 1 x 1 x H x W map in [0, 1]."""
+    def logits(self, pixel_rep: torch.Tensor) -> torch.Tensor:
+        """The 1 x 1 x H x W pre-sigmoid output ``z`` (before any map normalisation)."""
         if pixel_rep.dim() != 4 or pixel_rep.shape[:2] != (1, self.in_channels):
             raise DataError(f"PixelCNN expects a pixel representation of shape 1 x {self.in_channels} x H x W, "
                             f"got {tuple(pixel_rep.shape)}")
         features: list[torch.Tensor] = []
         h = pixel_rep
-        for layer in self.hidden:
-            h = torch.relu(layer(torch.cat(features, 1) if self.dense and features else h))
+        for i, layer in enumerate(self.hidden):
+            inp = torch.cat(features, 1) if self.dense and features else h
+            if i == 0 and self.first_layer_scale != 1.0:
+                h = F.conv2d(inp, layer.weight * self.first_layer_scale, layer.bias, padding=layer.padding)
+            else:
+                h = layer(inp)
+            if self.norms is not None:
+                h = self.norms[i](h)
+            h = torch.relu(h)
             features.append(h)
         h = torch.cat(features, 1) if self.dense else h
-        return torch.sigmoid(self.output(h))
+        return self.output(h)
+
+    def forward(self, pixel_rep: torch.Tensor) -> torch.Tensor:
+        """Map a 1 x NC x H x W pixel representation to a 1 x 1 x H x W map in [0, 1]."""
+        z = self.logits(pixel_rep)
+        if self.map_norm == "standardize":
+            z = self.map_gain * (z - z.mean()) / (z.var() + 1e-6).sqrt() + self.map_level_logit
+        return torch.sigmoid(z)
 
 
 class GlobalSpatialAttention(nn.Module):

@@ -1,0 +1,203 @@
+"""Does the attention map learn or collapse? Vanilla, GSA recipes and the L1 baseline over seeds.
+
+For every seed it trains each variant (interleaved, so machine drift hits all alike) and
+records the final test accuracy, the final map's mean and saturated share (< 0.01 or
+> 0.99), the map's ROC-AUC against the mask when the dataset has one, and the time per
+training step in phase 1 and phase 2. A run counts as collapsed when more than 90% of its
+final map is saturated, or when its test accuracy is at or below the majority-class rate.
+Per variant it prints accuracy mean +- sd, Welch's p against vanilla, the map figures, the
+collapse count and the step-time ratios to vanilla. Every finished run is appended to
+``--out`` (JSON lines) and skipped when the script is started again, so nothing is lost on
+interruption.
+
+    python benchmarks/map_stability.py --dataset retinamnist --backbone small_cnn --seeds 10 --epochs 30
+    python benchmarks/map_stability.py --dataset fundus --image-size 32 --variants vanilla recommended
+
+Variants: ``vanilla``, ``l1`` (the L1 pixel-weights baseline), any name in
+``gsa_utils.recipes.RECIPES``, or a recipe with changed fields, e.g. ``paper+l1_weight=0``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gsa_utils import build_backbone, seed_everything
+from gsa_utils.baselines import L1PixelWeights
+from gsa_utils.data.registry import describe_source, load_dataset
+from gsa_utils.metrics import map_roc_auc
+from gsa_utils.recipes import Recipe, build_gsa, get_recipe
+from gsa_utils.stability import collapse_verdict
+from gsa_utils.training import map_image, two_phase_fit
+
+
+def parse_variant(spec: str) -> Recipe | str:
+    """``vanilla``, ``l1``, a recipe name, or ``name+field=value+...``."""
+    if spec in ("vanilla", "l1"):
+        return spec
+    name, *changes = spec.split("+")
+    recipe = get_recipe(name)
+    types = {f.name: f.type for f in fields(Recipe)}
+    kw: dict = {}
+    for change in changes:
+        key, _, raw = change.partition("=")
+        if key not in types:
+            raise SystemExit(f"variant {spec!r}: unknown recipe field {key!r}; fields: {sorted(types)}")
+        kw[key] = None if raw.lower() == "none" else (raw.lower() == "true" if raw.lower() in ("true", "false")
+                                                      else json.loads(raw) if raw[:1].isdigit() or raw[:1] in "-."
+                                                      else raw)
+    return replace(recipe, name=spec, **kw) if kw else recipe
+
+
+def run_one(variant: Recipe | str, ds, args, seed: int) -> dict:
+    seed_everything(seed)
+    backbone = build_backbone(args.backbone, ds.num_classes, pretrained=False)
+    fit = dict(l1_weight=0.0)
+    if variant == "vanilla":
+        model = backbone
+    elif variant == "l1":
+        model = L1PixelWeights(backbone, tuple(ds.x_train.shape[-2:]))
+        fit = dict(l1_weight=args.l1_baseline_weight, l1_reduction="mean")
+    else:
+        model = build_gsa(backbone, ds.x_train, variant, args.hidden_channels)
+        fit = variant.fit_kwargs()
+    cutoff = args.cutoff if variant not in ("vanilla", "l1") else None
+    hist = two_phase_fit(model, ds.x_train, ds.y_train, eval_sets={"test": (ds.x_test, ds.y_test)},
+                         epochs=args.epochs, cutoff_epoch=cutoff, lr=args.lr, batch_size=args.batch_size,
+                         weight_decay=args.weight_decay, seed=seed, device="cpu", progress=False,
+                         num_classes=ds.num_classes, **fit)
+    steps = math.ceil(len(ds.y_train) / args.batch_size)
+    sec = hist["seconds"] / steps
+    phase = hist["phase"]
+    rec = {"variant": variant if isinstance(variant, str) else variant.name, "seed": seed,
+           "test_acc": float(hist["test_acc"][-1]), "test_acc_curve": [round(float(a), 4) for a in hist["test_acc"]],
+           "step_phase1": float(np.mean(sec[phase == 1][1:] if (phase == 1).sum() > 1 else sec[phase == 1])),
+           "step_phase2": float(np.mean(sec[phase == 2])) if (phase == 2).any() else float("nan"),
+           "step_all": sec.tolist()}
+    amap = map_image(model)
+    if amap is not None:
+        verdict = collapse_verdict(amap, rec["test_acc"], majority_rate(ds))
+        rec.update(map_mean=float(amap.mean()), map_saturated=verdict.saturated_share, collapsed=verdict.collapsed,
+                   collapse_reason=verdict.reason,
+                   map_saturated_curve=[round(float(s), 3) for s in hist["map_saturated"]])
+        if ds.mask is not None:
+            rec["map_auc"] = map_roc_auc(amap, ds.mask)
+    else:
+        verdict = collapse_verdict(None, rec["test_acc"], majority_rate(ds))
+        rec.update(collapsed=verdict.collapsed, collapse_reason=verdict.reason)
+    return rec
+
+
+def majority_rate(ds) -> float:
+    counts = torch.bincount(ds.y_test, minlength=ds.num_classes)
+    return float(counts.max()) / len(ds.y_test)
+
+
+def summarise(results: list[dict], names: list[str], n_seeds: int) -> str | None:
+    from scipy.stats import ttest_ind
+
+    by = {n: [r for r in results if r["variant"] == n] for n in names}
+    van = by.get("vanilla", [])
+    van_acc = np.array([r["test_acc"] for r in van])
+    seeds_all = {r["seed"] for r in van}
+    print(f"\n{'variant':<28} {'n':>3} {'test acc':>15} {'p vs van':>8} {'map mean':>8} {'saturated':>9} "
+          f"{'collapsed':>9} {'map AUC':>13} {'ph1 x':>6} {'ph2 x':>6}")
+    last = None
+    for n in names:
+        rs = by[n]
+        if not rs:
+            continue
+        acc = np.array([r["test_acc"] for r in rs])
+        p = ttest_ind(acc, van_acc, equal_var=False).pvalue if n != "vanilla" and len(van_acc) > 1 and len(acc) > 1 \
+            else float("nan")
+        vt = {r["seed"]: r for r in van}
+        ph1 = [r["step_phase1"] / vt[r["seed"]]["step_phase1"] for r in rs if r["seed"] in vt]
+        ph2 = [r["step_phase2"] / vt[r["seed"]]["step_phase1"] for r in rs
+               if r["seed"] in vt and not math.isnan(r["step_phase2"])]
+        mm = [r["map_mean"] for r in rs if "map_mean" in r]
+        sat = [r["map_saturated"] for r in rs if "map_saturated" in r]
+        auc = [r["map_auc"] for r in rs if "map_auc" in r]
+        col = sum(bool(r["collapsed"]) for r in rs)
+        fmt = lambda v: f"{np.mean(v):8.3f}" if v else f"{'-':>8}"  # noqa: E731
+        print(f"{n:<28} {len(rs):>3} {acc.mean():7.3f} ± {acc.std(ddof=1) if len(acc) > 1 else 0:5.3f} "
+              f"{p:8.3f} {fmt(mm)} {fmt(sat)} {col:>5} of {len(rs):<2} "
+              f"{(f'{np.mean(auc):.3f} ± {np.std(auc, ddof=1) if len(auc) > 1 else 0:.3f}') if auc else '-':>13} "
+              f"{(f'{np.median(ph1):.2f}') if ph1 else '-':>6} {(f'{np.median(ph2):.2f}') if ph2 else '-':>6}")
+        if n == "recommended":
+            d = 100 * (acc.mean() - van_acc.mean()) if len(van_acc) else float("nan")
+            last = f"recommended recipe: collapsed {col} of {len(rs)} seeds; GSA - vanilla = {d:+.1f} points (p = {p:.3f})"
+    print(f"(phase-1/phase-2 step time over vanilla's step, median over seeds; vanilla over {len(seeds_all)} seeds)")
+    return last
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="retinamnist")
+    ap.add_argument("--backbone", default="small_cnn")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--cutoff", type=int, default=None, help="E (default: half the epochs)")
+    ap.add_argument("--image-size", type=int, default=28)
+    ap.add_argument("--variants", nargs="+", default=["vanilla", "paper", "recommended", "l1"])
+    ap.add_argument("--hidden-channels", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--weight-decay", type=float, default=1e-4)
+    ap.add_argument("--l1-baseline-weight", type=float, default=1.0, help="coefficient of the L1 baseline (mean)")
+    ap.add_argument("--n-train", type=int, default=None, help="use only the first N training images")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=None, help="JSON-lines file of finished runs (resumed when it exists)")
+    ap.add_argument("--summary-only", action="store_true", help="only summarise the runs already in --out")
+    args = ap.parse_args()
+    args.cutoff = args.cutoff or max(1, args.epochs // 2)
+    if "vanilla" not in args.variants:
+        args.variants = ["vanilla"] + args.variants
+    torch.set_num_threads(args.threads)
+
+    ds = load_dataset(args.dataset, args.image_size)
+    if args.n_train:
+        ds = replace(ds, x_train=ds.x_train[:args.n_train], y_train=ds.y_train[:args.n_train])
+    print(describe_source(ds), f"| majority rate {majority_rate(ds):.3f}", flush=True)
+    print(f"backbone={args.backbone} epochs={args.epochs} E={args.cutoff} lr={args.lr} K={args.hidden_channels} "
+          f"seeds={args.first_seed}..{args.first_seed + args.seeds - 1}", flush=True)
+    variants = [parse_variant(v) for v in args.variants]
+    names = [v if isinstance(v, str) else v.name for v in variants]
+    out = Path(args.out) if args.out else None
+    results: list[dict] = []
+    if out and out.exists():
+        results = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+        print(f"resuming: {len(results)} runs read from {out}", flush=True)
+    done = {(r["variant"], r["seed"]) for r in results}
+    for seed in range(args.first_seed, args.first_seed + args.seeds) if not args.summary_only else ():
+        order = variants if seed % 2 == 0 else list(reversed(variants))
+        for v in order:
+            name = v if isinstance(v, str) else v.name
+            if (name, seed) in done:
+                continue
+            t0 = time.time()
+            rec = run_one(v, ds, args, seed)
+            results.append(rec)
+            if out:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                with out.open("a") as f:
+                    f.write(json.dumps(rec) + "\n")
+            extra = (f" map mean {rec['map_mean']:.3f} saturated {rec['map_saturated']:.2f}"
+                     + (f" AUC {rec['map_auc']:.3f}" if "map_auc" in rec else "")) if "map_mean" in rec else ""
+            print(f"seed {seed} {name:<28} acc {rec['test_acc']:.3f}{extra}"
+                  f"{' COLLAPSED (' + rec['collapse_reason'] + ')' if rec['collapsed'] else ''} "
+                  f"[{time.time() - t0:.0f}s]", flush=True)
+    seeds = set(range(args.first_seed, args.first_seed + args.seeds))
+    last = summarise([r for r in results if r["seed"] in seeds], names, args.seeds)
+    if last:
+        print(last)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Named GSA recipes: how the map is built and trained, as data (issue 12).
+
+A :class:`Recipe` holds every construction and training option that decides whether the
+attention map learns or collapses; :data:`RECIPES` names the ones the book compares, and
+:func:`build_gsa` is the one factory that turns a recipe into a model. ``paper`` is the
+paper's method exactly; ``recommended`` is the fix chosen by the measurements of
+``benchmarks/map_stability.py``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+import torch
+from torch import nn
+
+from .losses import Reduction
+from .models import MAP_NORMS, GlobalSpatialAttention, PixelCNN
+from .pixel import lowrank_pixel_representation, pixel_representation
+
+__all__ = ["Recipe", "RECIPES", "get_recipe", "build_gsa", "PIXEL_REPS"]
+
+#: Pixel representations a recipe can ask for.
+PIXEL_REPS = ("full", "lowrank")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Construction and training options of the pixel CNN and its map.
+
+    Attributes
+    ----------
+    name
+        Short identifier used in run names and tables.
+    description
+        One line for tables and progress output.
+    pixel_rep
+        ``"full"``: the paper's 1 x NC x H x W representation. ``"lowrank"``: its top
+        ``rank`` principal components from the training images, whitened
+        (:func:`~gsa_utils.pixel.lowrank_pixel_representation`).
+    rank
+        r for ``pixel_rep="lowrank"``.
+    fan_in_reference, hidden_norm, map_norm, map_gain, map_level, output_bias, flat_start
+        :class:`~gsa_utils.models.PixelCNN` options (``None``/``False``/``"none"``: the paper).
+    l1_weight, l1_reduction
+        lambda and the reduction of the L1 term on the map.
+    pixel_cnn_lr, map_warmup_epochs
+        :func:`~gsa_utils.training.two_phase_fit` options (``None`` and 0: the paper).
+    """
+
+    name: str
+    description: str
+    pixel_rep: str = "full"
+    rank: int = 16
+    fan_in_reference: int | None = None
+    hidden_norm: bool = False
+    map_norm: str = "none"
+    map_gain: float = 2.0
+    map_level: float = 0.5
+    output_bias: float | None = None
+    flat_start: bool = False
+    l1_weight: float = 1e-4
+    l1_reduction: Reduction = "sum"
+    pixel_cnn_lr: float | None = None
+    map_warmup_epochs: int = 0
+
+    def __post_init__(self) -> None:
+        if self.pixel_rep not in PIXEL_REPS:
+            raise ValueError(f"recipe {self.name!r}: pixel_rep must be one of {PIXEL_REPS}, got {self.pixel_rep!r}")
+        if self.map_norm not in MAP_NORMS:
+            raise ValueError(f"recipe {self.name!r}: map_norm must be one of {MAP_NORMS}, got {self.map_norm!r}")
+        if self.rank < 1:
+            raise ValueError(f"recipe {self.name!r}: rank must be >= 1, got {self.rank}")
+
+    def fit_kwargs(self) -> dict:
+        """The :func:`~gsa_utils.training.two_phase_fit` keyword arguments this recipe sets."""
+        return dict(l1_weight=self.l1_weight, l1_reduction=self.l1_reduction, pixel_cnn_lr=self.pixel_cnn_lr,
+                    map_warmup_epochs=self.map_warmup_epochs)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+#: The recipes by name. ``paper`` is the paper's method; the others change one thing each
+#: (``lowrank_mapnorm`` two). ``recommended`` is the low-rank whitened representation, chosen
+#: by the measurements of ``benchmarks/map_stability.py`` (see the issue 12 report).
+RECIPES: dict[str, Recipe] = {r.name: r for r in (
+    Recipe("paper", "the paper: full P, sigmoid map, L1 (sum), one learning rate"),
+    Recipe("smoke", "full P, pixel-CNN lr 1e-4, map held still for 3 epochs (the former smoke options)",
+           pixel_cnn_lr=1e-4, map_warmup_epochs=3),
+    Recipe("fan_in", "full P, first layer scaled to the fan-in of a rank-16 layer (144)", fan_in_reference=144),
+    Recipe("hidden_norm", "full P, instance normalisation of the hidden channels", hidden_norm=True),
+    Recipe("map_norm", "full P, level- and contrast-normalised map (standardised logit, gain 2)",
+           map_norm="standardize"),
+    Recipe("lowrank_mapnorm", "whitened top-16 principal components of P and a level- and contrast-normalised "
+           "map", pixel_rep="lowrank", rank=16, map_norm="standardize"),
+    Recipe("recommended", "whitened top-16 principal components of P (training images only); otherwise the "
+           "paper", pixel_rep="lowrank", rank=16),
+)}
+
+
+def get_recipe(name: str | Recipe) -> Recipe:
+    """The recipe called ``name`` (a :class:`Recipe` is returned as is)."""
+    if isinstance(name, Recipe):
+        return name
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; choose one of {sorted(RECIPES)}")
+    return RECIPES[name]
+
+
+def build_gsa(backbone: nn.Module, x_train: torch.Tensor, recipe: str | Recipe, hidden_channels: int,
+              kernel_size: int = 3, **overrides) -> GlobalSpatialAttention:
+    """Wrap ``backbone`` in global spatial attention built as ``recipe`` says.
+
+    Parameters
+    ----------
+    backbone
+        The image CNN.
+    x_train
+        N x C x H x W **training** images (the pixel representation, and the principal
+        components of the low-rank one, come from these alone).
+    recipe
+        A :class:`Recipe` or the name of one in :data:`RECIPES`.
+    hidden_channels, kernel_size
+        K and k of the pixel CNN.
+    overrides
+        Recipe fields to change, e.g. ``rank=32`` (a new recipe, named explicitly).
+    """
+    recipe = get_recipe(recipe)
+    if overrides:
+        recipe = replace(recipe, **overrides)
+    if recipe.pixel_rep == "lowrank":
+        rep = lowrank_pixel_representation(x_train, recipe.rank).rep
+    else:
+        rep = pixel_representation(x_train)
+    pixel_cnn = PixelCNN(rep.shape[1], hidden_channels, kernel_size=kernel_size, output_bias=recipe.output_bias,
+                         flat_start=recipe.flat_start, fan_in_reference=recipe.fan_in_reference,
+                         hidden_norm=recipe.hidden_norm, map_norm=recipe.map_norm, map_gain=recipe.map_gain,
+                         map_level=recipe.map_level)
+    model = GlobalSpatialAttention(backbone, pixel_cnn, rep)
+    model.recipe = recipe  # type: ignore[assignment]  # plain attribute: not part of the state
+    return model

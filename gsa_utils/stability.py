@@ -1,0 +1,58 @@
+"""Is an attention map collapsed? The saturation share and the collapse rule of issue 12.
+
+A sigmoid map whose pixels sit below 0.01 or above 0.99 passes almost no gradient back,
+so it has stopped learning; a classifier whose accuracy falls to the majority-class rate
+has stopped using its input. :func:`collapse_verdict` applies both tests.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = ["SATURATION", "COLLAPSE_SHARE", "saturated_share", "CollapseVerdict", "collapse_verdict"]
+
+#: A map value below this or above 1 - this counts as saturated.
+SATURATION = 0.01
+#: A map with more than this share of saturated pixels counts as collapsed.
+COLLAPSE_SHARE = 0.9
+
+
+def saturated_share(attention_map, threshold: float = SATURATION) -> float:
+    """Share of the map's pixels below ``threshold`` or above ``1 - threshold``."""
+    a = attention_map.detach().float().cpu().numpy() if isinstance(attention_map, torch.Tensor) \
+        else np.asarray(attention_map, dtype=float)
+    if a.size == 0:
+        raise ValueError("saturated_share: empty map")
+    return float(((a < threshold) | (a > 1 - threshold)).mean())
+
+
+@dataclass(frozen=True)
+class CollapseVerdict:
+    """Whether a run collapsed, and why (``reason`` is empty when it did not)."""
+
+    collapsed: bool
+    reason: str
+    saturated_share: float
+
+
+def collapse_verdict(attention_map, accuracy: float | None = None, majority_rate: float | None = None,
+                     share: float = COLLAPSE_SHARE, threshold: float = SATURATION) -> CollapseVerdict:
+    """A run is collapsed when more than ``share`` of its map is saturated, or when its
+    accuracy is at or below the majority-class rate.
+
+    Parameters
+    ----------
+    attention_map
+        The final map (any shape), or ``None`` for a model without one.
+    accuracy, majority_rate
+        Test accuracy and the share of the most frequent test class (skip with ``None``).
+    """
+    sat = saturated_share(attention_map, threshold) if attention_map is not None else float("nan")
+    reasons = []
+    if attention_map is not None and sat > share:
+        reasons.append(f"{100 * sat:.0f}% of the map saturated")
+    if accuracy is not None and majority_rate is not None and accuracy <= majority_rate + 1e-9:
+        reasons.append(f"accuracy {accuracy:.3f} <= majority rate {majority_rate:.3f}")
+    return CollapseVerdict(bool(reasons), "; ".join(reasons), sat)

@@ -1,0 +1,52 @@
+"""Named recipes, the one GSA factory, and the collapse rule."""
+import numpy as np
+import pytest
+import torch
+
+from gsa_utils import build_backbone
+from gsa_utils.recipes import RECIPES, Recipe, build_gsa, get_recipe
+from gsa_utils.stability import collapse_verdict, saturated_share
+from gsa_utils.training import two_phase_fit
+
+
+def test_paper_recipe_is_the_paper():
+    r = get_recipe("paper")
+    assert (r.pixel_rep, r.fan_in_reference, r.hidden_norm, r.map_norm) == ("full", None, False, "none")
+    assert r.fit_kwargs() == dict(l1_weight=1e-4, l1_reduction="sum", pixel_cnn_lr=None, map_warmup_epochs=0)
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_every_recipe_builds_and_trains(name, tiny_data):
+    x, y = tiny_data
+    torch.manual_seed(0)
+    model = build_gsa(build_backbone("small_cnn", 2, False), x, name, hidden_channels=4)
+    expected = RECIPES[name].rank if RECIPES[name].pixel_rep == "lowrank" else x.shape[0] * x.shape[1]
+    assert model.pixel_rep.shape[1] == expected
+    hist = two_phase_fit(model, x, y, epochs=2, cutoff_epoch=1, lr=1e-3, batch_size=16, progress=False,
+                         **RECIPES[name].fit_kwargs())
+    assert hist.epochs_done == 2 and model.frozen
+    assert np.isfinite(hist["train_loss"]).all()
+
+
+def test_build_gsa_overrides_and_unknown_names(tiny_data):
+    x, _ = tiny_data
+    model = build_gsa(build_backbone("small_cnn", 2, False), x, "recommended", hidden_channels=4, rank=3)
+    assert model.pixel_rep.shape[1] == 3 and model.recipe.rank == 3
+    with pytest.raises(ValueError, match="unknown recipe"):
+        get_recipe("nope")
+    with pytest.raises(ValueError, match="pixel_rep"):
+        Recipe("bad", "", pixel_rep="half")
+
+
+def test_collapse_verdict_flags_an_all_zero_map_and_a_one_class_predictor():
+    assert saturated_share(np.zeros((4, 4))) == 1.0
+    zero = collapse_verdict(np.zeros((4, 4)), accuracy=0.6, majority_rate=0.4)
+    assert zero.collapsed and "saturated" in zero.reason
+    one_class = collapse_verdict(np.full((4, 4), 0.5), accuracy=0.435, majority_rate=0.435)
+    assert one_class.collapsed and "majority" in one_class.reason
+    healthy = collapse_verdict(np.linspace(0.05, 0.95, 16).reshape(4, 4), accuracy=0.5, majority_rate=0.435)
+    assert not healthy.collapsed and healthy.reason == ""
+    # 90% saturated is not yet "more than 90%"
+    edge = np.full(10, 0.5)
+    edge[:9] = 0.0
+    assert not collapse_verdict(edge).collapsed
