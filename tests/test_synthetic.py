@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from gsa_utils.data import DataError, StructuredDataset
-from gsa_utils.data import synthetic as syn
+from gsa_utils.data.synthetic import digits as digits_in_clutter
+from gsa_utils.data.synthetic import drawing, faces, fundus
+from gsa_utils.data.synthetic import oct as oct_maps
 from gsa_utils.data.synthetic import (SYNTHETIC_DATASETS, load_synthetic, make_digits_in_clutter, make_faces,
                                       make_fundus, make_oct_thickness)
 
@@ -100,17 +102,17 @@ def test_fundus_three_classes():
 @pytest.mark.parametrize("size", [16, 32, 64])
 def test_label_changes_only_masked_pixels(name, size):
     """The same scene drawn with each label differs inside the mask and nowhere else."""
-    grid = syn._Grid(size)
+    grid = drawing.Grid(size)
     if name == "fundus":
         mask = make_fundus(n_train=2, n_test=2, image_size=size).mask.numpy()
-        render = lambda seed, label: syn._render_fundus(grid, seed, label, 3)  # noqa: E731
+        render = lambda seed, label: fundus._render_fundus(grid, seed, label, 3)  # noqa: E731
     elif name == "faces":
-        mask = syn._face_mask(grid)
-        render = lambda seed, label: syn._render_face(grid, seed, label)  # noqa: E731
+        mask = faces._face_mask(grid)
+        render = lambda seed, label: faces._render_face(grid, seed, label)  # noqa: E731
     else:
-        mask, weight = syn._oct_point_weights(grid)
+        mask, weight = oct_maps._oct_point_weights(grid)
         idx = np.flatnonzero(weight)
-        render = lambda seed, label: syn._render_oct(grid, seed, label, idx, weight.reshape(-1)[idx])  # noqa: E731
+        render = lambda seed, label: oct_maps._render_oct(grid, seed, label, idx, weight.reshape(-1)[idx])  # noqa: E731
     for seed in range(12):
         images = [np.clip(render(seed, label), 0, 1) for label in range(3)]
         for a, b in ((0, 1), (1, 2), (0, 2)):
@@ -120,12 +122,12 @@ def test_label_changes_only_masked_pixels(name, size):
 
 
 def test_digits_label_changes_only_the_paste_square():
-    digits, labels = syn._sklearn_digits()
-    grid = syn._Grid(32)
+    digits, labels = digits_in_clutter._sklearn_digits()
+    grid = drawing.Grid(32)
     ds = make_digits_in_clutter(n_train=10, n_test=10, image_size=32)
     pool = np.arange(100, 200)
-    a = syn._render_digits(grid, 5, digits[0], pool, digits, set())
-    b = syn._render_digits(grid, 5, digits[1], pool, digits, set())
+    a = digits_in_clutter._render_digits(grid, 5, digits[0], pool, digits, set())
+    b = digits_in_clutter._render_digits(grid, 5, digits[1], pool, digits, set())
     diff = np.abs(a - b).max(axis=0)
     mask = ds.mask.numpy()
     assert diff[~mask].max() == 0.0 and diff[mask].max() > 0.3
