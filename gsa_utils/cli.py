@@ -265,7 +265,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if not root.is_dir():
         print(f"{root} does not exist")
         return 0
-    counts = {"finished": 0, "set aside": 0, "corrupt": 0, "running": 0, "interrupted": 0, "failed": 0, "not started": 0}
+    counts = {"finished": 0, "set aside": 0, "corrupt": 0, "running": 0, "interrupted": 0, "failed": 0,
+              "not started": 0}
     problems: list[str] = []
     for run_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         for bad in sorted(run_dir.glob(f"{CHECKPOINT_FILE}*.corrupt*")):

@@ -45,7 +45,7 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def move_aside(path: Path, suffix: str = ".corrupt") -> Path:
-    """Rename ``path`` to ``<name><suffix>`` (``<suffix>-2``, ... when taken), never overwriting; return the new path."""
+    """Rename ``path`` to ``<name><suffix>`` (``-2``, ... appended when taken); return the new path."""
     path = Path(path)
     target = path.with_name(path.name + suffix)
     n = 2

@@ -310,8 +310,8 @@ class ExperimentConfig:
         fit = prof.fit.to_dict()
         fit.pop("l1_reduction")  # decided by the method (see :func:`fit_settings`)
         base = dict(dataset=dataset, method=method, backbone=prof.backbone, pretrained=prof.pretrained,
-                    image_size=profile_image_size(prof.image_size, dataset), hidden_channels=prof.hidden_channels, profile=prof.name,
-                    n_train=prof.n_train, **fit)
+                    image_size=profile_image_size(prof.image_size, dataset), hidden_channels=prof.hidden_channels,
+                    profile=prof.name, n_train=prof.n_train, **fit)
         if normalise_method(method) == "l1":
             base["l1_weight"] = L1_DEFAULT_COEFFICIENT
         if prof.name == "smoke" and normalise_method(method) == "resattnet92":

@@ -23,8 +23,8 @@ from ..protocol import stratified_folds
 from ..training import HasAttentionMap, History, seed_everything, two_phase_fit
 from .config import PIXEL_METHODS, ExperimentConfig, profile_label
 from .methods import METHOD_TABLE
-from .store import (CHECKPOINT_FILE, CONFIG_FILE, MAP_FILE, RESULT_FILE, SET_ASIDE_MARK, ResultError, RunRecord, data_source, dataset_info,
-                    read_result, save_result, set_aside_corrupt)
+from .store import (CHECKPOINT_FILE, CONFIG_FILE, MAP_FILE, RESULT_FILE, SET_ASIDE_MARK, ResultError, RunRecord,
+                    data_source, dataset_info, read_result, save_result, set_aside_corrupt)
 
 _DATA_CACHE: dict[tuple, tuple[StructuredDataset, dict]] = {}
 _DATA_CACHE_SIZE = 2
