@@ -251,3 +251,18 @@ def test_merge_val_false_keeps_the_official_validation_split(tmp_path, monkeypat
     val = r.history["val_acc"]
     [chosen] = summary.epochs  # the epoch chosen on the official val split, measured on test
     assert val[chosen - 1] == val.max() and summary.mean == pytest.approx(r.history["test_acc"][chosen - 1])
+
+
+def test_cli_says_before_training_that_it_will_use_a_stand_in_and_can_refuse(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GSA_DATA_DIR", str(tmp_path / "no-data"))
+    trained = []
+    monkeypatch.setattr(sweep_module, "run_experiment", lambda *a, **k: trained.append(1))
+    args = ["run", "--dataset", "retinamnist", "--method", "vanilla", "--epochs", "1", "--results", str(tmp_path)]
+    assert cli_main(args + ["--no-stand-in", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "STAND-IN" in err[0] and str(tmp_path / "no-data") in err[0] and trained == []
+    with pytest.raises(Exception):  # the fake run returns nothing; what matters is what was printed before it
+        from gsa_utils.cli import _cmd_run, _parser
+        _cmd_run(_parser().parse_args(args))
+    out = capsys.readouterr().out
+    assert out.index("STAND-IN") < out.index("run retinamnist_vanilla") and trained == [1]
