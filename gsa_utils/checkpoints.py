@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .files import move_aside
+
 __all__ = [
     "CHECKPOINT_MAGIC",
     "CheckpointError",
@@ -203,16 +205,6 @@ def load_checkpoint(path: "str | os.PathLike", map_location: "str | torch.device
     return state
 
 
-def _move_aside(path: Path) -> Path:
-    target = path.with_name(path.name + ".corrupt")
-    n = 2
-    while target.exists():
-        target = path.with_name(f"{path.name}.corrupt-{n}")
-        n += 1
-    os.replace(path, target)
-    return target
-
-
 def load_or_restart(path: "str | os.PathLike", map_location: "str | torch.device | None" = None) -> dict | None:
     """The state to resume from, or ``None`` to start from scratch; bad files are moved aside.
 
@@ -238,7 +230,7 @@ def load_or_restart(path: "str | os.PathLike", map_location: "str | torch.device
         try:
             state = load_checkpoint(candidate, map_location)
         except CheckpointError as exc:
-            moved = _move_aside(candidate)
+            moved = move_aside(candidate)
             faults.append(f"{exc} (moved to {moved.name})")
             continue
         if faults:

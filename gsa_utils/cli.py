@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import sys
+import warnings
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from .checkpoints import CheckpointError
 from .data.base import DataError
+from .data.registry import plan_data
 from .files import write_atomic
 from .models import BACKBONES
 from .profiles import PROFILES
@@ -20,7 +24,8 @@ from .protocol import N_SELECTED_EPOCHS
 from .runs.config import (BOOL_FIELDS, FLOAT_FIELDS, INT_FIELDS, METHODS, ExperimentConfig, coerce_field,
                           normalise_method, profile_label)
 from .runs.locks import DEFAULT_STALE_AFTER, LOCK_FILE, lock_age
-from .runs.store import CHECKPOINT_FILE, RESULT_FILE, RESULTS_DIR_ENV, default_results_dir, read_result
+from .runs.store import (CHECKPOINT_FILE, RESULT_FILE, RESULTS_DIR_ENV, SET_ASIDE_MARK, ResultError, corrupt_results,
+                         default_results_dir, read_result)
 from .runs.summary import setting_summaries
 from .runs.sweeps import run_locked, sweep, sweep_configs
 from .runs.tables import build_table, table_to_csv, table_to_markdown
@@ -46,7 +51,10 @@ examples:
 Settings not given come from the profile (--profile, else $GSA_PROFILE, else full on a CUDA GPU and smoke
 elsewhere). Results carry a profile label; only 'full' results on real data are comparable with the paper.
 Interrupt a sweep at any time and start it again: finished runs are skipped, interrupted ones resume from
-their checkpoint, and runs locked by another process (sharing the folder) are left to it.
+their checkpoint, and runs locked by another process (sharing the folder) are left to it. A corrupt checkpoint
+or result file is moved aside (*.corrupt) and the run restarts; `status` lists them by path.
+Before training, run and sweep say where the data come from; --no-stand-in refuses synthetic stand-ins.
+Any error ends with one line saying what failed; --traceback (or GSA_TRACEBACK=1) shows the full trace.
 """
 
 
@@ -111,9 +119,17 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pixel-cnn-lr", type=float, help="separate learning rate for the pixel CNN")
     g.add_argument("--map-warmup-epochs", type=int, help="epochs the map is held still at the start (GSA)")
     g.add_argument("--model-width", type=int, help="ResAttNet-92 base width (default 64)")
+    g.add_argument("--merge-val", action=argparse.BooleanOptionalAction, default=None,
+                   help="MedMNIST: join the official validation split to the training set (default) or, with "
+                        "--no-merge-val, keep it apart for epoch selection")
     r = p.add_argument_group("where")
     r.add_argument("--results", help=f"results folder (default: ${RESULTS_DIR_ENV} or <repo>/results)")
     r.add_argument("--data-dir", help="folder with idrid/, jaffe/, medmnist/ (default: $GSA_DATA_DIR or data/)")
+    r.add_argument("--cache-dir", help="cache of decoded images for IDRiD, JAFFE and folder: data "
+                                       "(default: the loaders' own folder)")
+    r.add_argument("--no-cache", action="store_true", help="do not read or write the cache of decoded images")
+    r.add_argument("--no-stand-in", action="store_true",
+                   help="refuse to train on a synthetic stand-in when a dataset's real files are absent")
     r.add_argument("--device", help="cuda, cpu, mps (default: the best available)")
     r.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -121,8 +137,33 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
 def _overrides(args: argparse.Namespace) -> dict:
     keys = ("image_size", "epochs", "cutoff_epoch", "hidden_channels", "l1_weight", "weight_decay", "lr",
             "batch_size", "pretrained", "seed", "data_seed", "n_folds", "n_train", "n_test", "pixel_cnn_lr",
-            "map_warmup_epochs", "model_width")
+            "map_warmup_epochs", "model_width", "merge_val")
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+
+
+def _cache_dir(args: argparse.Namespace) -> str | bool | None:
+    return False if args.no_cache else args.cache_dir
+
+
+def _announce_data(configs: Sequence[ExperimentConfig], args: argparse.Namespace) -> None:
+    """Print, before any training, where each dataset's data will come from; refuse stand-ins with --no-stand-in."""
+    seen: set[tuple] = set()
+    for cfg in configs:
+        key = (cfg.dataset, cfg.image_size)
+        if key in seen:
+            continue
+        seen.add(key)
+        plan = plan_data(cfg.dataset, cfg.image_size, args.data_dir)
+        if plan.uses_stand_in and args.no_stand_in:
+            raise DataError(f"{plan.statement()}; refused by --no-stand-in (put the files in place, or drop "
+                            f"--no-stand-in to train on the stand-in)")
+        size = (f"; images resized to {cfg.image_size} px" if plan.file_size is not None
+                and cfg.image_size != plan.file_size else "")
+        if plan.uses_stand_in:  # said even with --quiet: results on a stand-in are not results on the real data
+            print(f"data: {plan.statement()}; refuse stand-ins with --no-stand-in", file=sys.stderr if args.quiet
+                  else sys.stdout, flush=True)
+        elif not args.quiet:
+            print(f"data: {plan.statement()}{size}", flush=True)
 
 
 def _fmt(x: float | None) -> str:
@@ -134,10 +175,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = ExperimentConfig.from_profile(args.dataset, args.method, args.profile,
                                         **{**_overrides(args), "backbone": args.backbone, "fold": fold})
     results = Path(args.results)
+    _announce_data([cfg], args)
     if not args.quiet:
         print(f"run {cfg.run_id()} ({profile_label(cfg)}) -> {results / cfg.run_id()}", flush=True)
-    status, result = run_locked(cfg, results, args.stale_after, data_dir=args.data_dir, device=args.device,
-                                  progress=not args.quiet)
+    status, result = run_locked(cfg, results, args.stale_after, data_dir=args.data_dir, cache_dir=_cache_dir(args),
+                                device=args.device, progress=not args.quiet)
     if status == "locked":
         print(f"{cfg.run_id()} is locked by another process ({results / cfg.run_id() / LOCK_FILE})", file=sys.stderr)
         return 3
@@ -174,8 +216,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             if k % args.shard[1] == args.shard[0]:
                 print(c.run_id())
         return 0
+    _announce_data(configs, args)
     report = sweep(configs, args.results, shard=args.shard, progress=not args.quiet, stale_after=args.stale_after,
-                   data_dir=args.data_dir, device=args.device)
+                   data_dir=args.data_dir, cache_dir=_cache_dir(args), device=args.device)
     print(f"ran {len(report['ran'])}, already finished {len(report['finished_before'])}, locked by others "
           f"{len(report['locked'])}, lost {len(report['lost'])}, failed {len(report['failed'])}")
     for rid, msg in report["failed"].items():
@@ -209,7 +252,12 @@ def _cmd_table(args: argparse.Namespace) -> int:
     if args.markdown:
         write_atomic(Path(args.markdown), text.encode())
         print(f"written {args.markdown}")
-    return 0
+    corrupt = corrupt_results(args.results)
+    for run_dir, _, err in corrupt:
+        print(f"corrupt run left out of the table: {err}", file=sys.stderr)
+    if corrupt:
+        print(f"{len(corrupt)} corrupt run(s): run the same sweep again to re-run them", file=sys.stderr)
+    return 1 if corrupt else 0
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -217,10 +265,25 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if not root.is_dir():
         print(f"{root} does not exist")
         return 0
-    counts = {"finished": 0, "running": 0, "interrupted": 0, "failed": 0, "not started": 0}
+    counts = {"finished": 0, "set aside": 0, "corrupt": 0, "running": 0, "interrupted": 0, "failed": 0,
+              "not started": 0}
+    problems: list[str] = []
     for run_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        for bad in sorted(run_dir.glob(f"{CHECKPOINT_FILE}*.corrupt*")):
+            problems.append(f"corrupt checkpoint set aside (kept for inspection): {bad.absolute()}")
+        result_error = None
         if (run_dir / RESULT_FILE).exists():
+            try:
+                read_result(run_dir)
+            except ResultError as err:
+                result_error = err
+        if SET_ASIDE_MARK in run_dir.name:
+            state = "set aside"  # results made on other data, kept for reference
+        elif (run_dir / RESULT_FILE).exists() and result_error is None:
             state = "finished"
+        elif result_error is not None:
+            state = "corrupt"
+            problems.append(f"{result_error}; the sweep re-runs it")
         elif (run_dir / LOCK_FILE).exists():
             age = lock_age(run_dir / LOCK_FILE)
             state = "running"
@@ -235,8 +298,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
         counts[state] += 1
         if args.verbose or state != "finished":
             print(f"{state:12s} {run_dir.name}")
+    for line in problems:
+        print(line)
     print(", ".join(f"{v} {k}" for k, v in counts.items()))
-    return 0
+    return 1 if counts["corrupt"] else 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -245,6 +310,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the paper's experiments (Xu et al., section 4) as resumable, shareable runs: one folder "
                     "per config under --results, each finished when its history.json exists.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--traceback", action="store_true",
+                   help=f"on an error, print the full Python traceback (also ${TRACEBACK_ENV}=1)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="train one config (resumes an interrupted run)", epilog=_EPILOG,
@@ -296,7 +363,8 @@ def _parser() -> argparse.ArgumentParser:
     tb.add_argument("--markdown", help="also write the Markdown to this file")
     tb.set_defaults(func=_cmd_table)
 
-    st = sub.add_parser("status", help="list runs that are running, interrupted, failed or not started")
+    st = sub.add_parser("status", help="list runs that are corrupt, running, interrupted, failed or not started, "
+                                          "and checkpoints set aside as corrupt")
     st.add_argument("--results")
     st.add_argument("--stale-after", type=float, default=DEFAULT_STALE_AFTER)
     st.add_argument("--verbose", action="store_true", help="list finished runs too")
@@ -304,22 +372,64 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Environment variable that makes the command line print full tracebacks (as ``--traceback`` does).
+TRACEBACK_ENV = "GSA_TRACEBACK"
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text or type(err).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (``python -m gsa_utils --help``).
 
-    Introduced in chapter 10 (``10_baselines``).
+    Introduced in chapter 10 (``10_baselines``). Every failure ends with one line on stderr
+    saying what failed and what to do, and a non-zero exit status: 2 for bad data, settings,
+    checkpoints or result files, 4 for file-system errors, 130 for an interruption, 1 for
+    anything unexpected (``--traceback`` or ``GSA_TRACEBACK=1`` print the full trace).
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    show_trace = "--traceback" in argv or os.environ.get(TRACEBACK_ENV, "") not in ("", "0")
+    argv = [a for a in argv if a != "--traceback"]
     args = _parser().parse_args(argv)
     if getattr(args, "results", "unset") is None:
         args.results = str(default_results_dir())
     try:
-        return int(args.func(args) or 0)
-    except (DataError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        with warnings.catch_warnings():
+            if not show_trace:
+                warnings.showwarning = _show_warning
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("interrupted: run the same command again to resume", file=sys.stderr)
+        print("interrupted: run the same command again to resume (finished runs are kept, the interrupted one "
+              "continues from its last checkpoint)", file=sys.stderr)
         return 130
+    except Exception as err:  # noqa: BLE001 - the one place that turns any failure into one clear line
+        if show_trace:
+            raise
+        code = 2
+        if isinstance(err, CheckpointError):
+            msg = (f"error: {err}; move or delete {err.path.absolute()} and run the command again "
+                   f"(the run restarts from its previous checkpoint or from scratch)")
+        elif isinstance(err, ResultError):
+            msg = f"error: {err}; move or delete it and run the command again to re-run the run"
+        elif isinstance(err, (DataError, ValueError)):
+            msg = f"error: {_one_line(err)}"
+        elif isinstance(err, OSError):
+            code = 4
+            where = f" ({err.filename})" if getattr(err, "filename", None) else ""
+            msg = (f"error: {type(err).__name__}{where}: {err.strerror or _one_line(err)}; check the path, its "
+                   f"permissions and free disk space, then run the command again")
+        else:
+            code = 1
+            msg = (f"error: unexpected {type(err).__name__}: {_one_line(err)} (run again with --traceback or "
+                   f"{TRACEBACK_ENV}=1 for the full trace, and report it)")
+        print(msg, file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["write_atomic", "write_json"]
+__all__ = ["write_atomic", "write_json", "move_aside"]
 
 
 def json_default(o: Any) -> Any:
@@ -42,3 +42,15 @@ def write_atomic(path: Path, data: bytes) -> None:
 def write_json(path: Path, obj: Any) -> None:
     write_atomic(path, json.dumps(obj, indent=1, default=json_default).encode())
 
+
+
+def move_aside(path: Path, suffix: str = ".corrupt") -> Path:
+    """Rename ``path`` to ``<name><suffix>`` (``-2``, ... appended when taken); return the new path."""
+    path = Path(path)
+    target = path.with_name(path.name + suffix)
+    n = 2
+    while target.exists():
+        target = path.with_name(f"{path.name}{suffix}-{n}")
+        n += 1
+    os.replace(path, target)
+    return target

@@ -12,7 +12,6 @@ trains as a vanilla CNN with the same loop.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import random
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checkpoints import load_or_restart, save_checkpoint
 from .data.base import DataError, validate_images, validate_labels
 from .files import write_atomic
 from .losses import combined_loss
@@ -384,8 +384,9 @@ def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor
                                                   and not torch.cuda.is_bf16_supported()))
 
     history = History(config=config)
-    if checkpoint is not None and Path(checkpoint).exists():
-        history = _load_checkpoint(checkpoint, learner, config)
+    state = load_or_restart(checkpoint, map_location=device) if checkpoint is not None else None
+    if state is not None:
+        history = _restore(state, checkpoint, learner, config)
     elif 0 in map_snapshots and has_map:
         history.maps[0] = map_image(model)
     bar = _progress(progress, initial=history.epochs_done, total=settings.epochs)
@@ -441,17 +442,13 @@ def _optimizer(model: nn.Module, settings: FitSettings) -> torch.optim.Optimizer
 
 
 def _save_checkpoint(path: str | os.PathLike, learner: Learner, history: History) -> None:
-    """Write model, optimiser, scaler and history atomically (resumable after any epoch)."""
-    state = {"model": learner.model.state_dict(), "optimizer": learner.optimizer.state_dict(),
-             "scaler": learner.scaler.state_dict(), "history": history.to_dict()}
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    write_atomic(Path(path), buf.getvalue())
+    """Write model, optimiser, scaler and history with a checksum, atomically (resumable after any epoch)."""
+    save_checkpoint(path, {"model": learner.model.state_dict(), "optimizer": learner.optimizer.state_dict(),
+                           "scaler": learner.scaler.state_dict(), "history": history.to_dict()})
 
 
-def _load_checkpoint(path: str | os.PathLike, learner: Learner, config: Mapping) -> History:
-    """Restore ``learner`` from a checkpoint written with the same settings; return its history."""
-    state = torch.load(path, map_location=learner.device, weights_only=False)
+def _restore(state: Mapping, path: str | os.PathLike, learner: Learner, config: Mapping) -> History:
+    """Restore ``learner`` from a verified checkpoint state written with the same settings; return its history."""
     diffs = _config_mismatch(state["history"]["config"], config)
     if diffs:
         raise ValueError(f"checkpoint {path} was written with other settings ({'; '.join(diffs)}); "

@@ -174,8 +174,6 @@ def test_fresh_run_and_interrupted_rename(tmp_path):
         assert _same(load_or_restart(path), _state(0))
 
 
-@pytest.mark.xfail(strict=True, reason="training.py still calls torch.load(weights_only=False); "
-                   "remove this marker when it loads through gsa_utils.checkpoints.load_or_restart")
 def test_two_phase_fit_resume_does_not_run_planted_checkpoint(tmp_path):
     """The training loop must load through gsa_utils.checkpoints (wired by the lead)."""
     from gsa_utils.training import two_phase_fit
@@ -204,8 +202,6 @@ def test_remove_checkpoint_removes_previous_too(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt.corrupt"]
 
 
-@pytest.mark.xfail(strict=True, reason="training.py does not call gsa_utils.checkpoints yet; remove this marker "
-                                       "when it does")
 def test_two_phase_fit_recovers_from_flipped_bit_bit_identically(tmp_path):
     from gsa_utils.training import two_phase_fit
 

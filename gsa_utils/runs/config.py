@@ -15,7 +15,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..data.registry import DATASETS, normalise_dataset_name
+from ..data.medmnist import MEDMNIST_SIZES
+from ..data.registry import DATASETS, NATIVE_SIZES, REAL_NAMES, normalise_dataset_name
 from ..models import BACKBONES
 from ..profiles import PROFILES, get_profile
 from ..protocol import N_FOLDS
@@ -42,7 +43,7 @@ INT_FIELDS = {"image_size", "epochs", "cutoff_epoch", "hidden_channels", "batch_
                "data_seed", "n_train", "n_test", "model_width",
                "map_warmup_epochs"}
 FLOAT_FIELDS = {"l1_weight", "weight_decay", "lr", "pixel_cnn_lr"}
-BOOL_FIELDS = {"pretrained"}
+BOOL_FIELDS = {"pretrained", "merge_val"}
 
 
 _METHOD_ALIASES = {"global_attention": "gsa", "vggatt3": "vgg_att3", "resattnet_92": "resattnet92"}
@@ -133,6 +134,10 @@ class ExperimentConfig:
         train/test splits (kept apart from ``seed`` so every setting sees the same data).
     n_train, n_test
         Optional caps on the number of images (a random subset; ``None``: all).
+    merge_val
+        MedMNIST's official validation split: ``True`` (default) joins it to the training
+        set; ``False`` keeps it apart, evaluates it after every epoch of the full run
+        (``val_acc``) and lets the protocol select epochs on it. Other datasets ignore it.
     pixel_cnn_lr
         Separate learning rate for the pixel CNN (``None``: ``lr``, as the paper).
     map_warmup_epochs
@@ -167,6 +172,7 @@ class ExperimentConfig:
     data_seed: int = 0
     n_train: int | None = None
     n_test: int | None = None
+    merge_val: bool = True
     pixel_cnn_lr: float | None = None
     map_warmup_epochs: int = 0
     model_width: int | None = None
@@ -252,8 +258,11 @@ class ExperimentConfig:
         return dataclasses.replace(self, **changes)
 
     def full_hash(self) -> str:
-        """SHA-1 of every field (hex)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        """SHA-1 of every field (hex); ``merge_val`` enters only when ``False`` (so older run ids stay valid)."""
+        d = self.to_dict()
+        if d.get("merge_val") is True:
+            d.pop("merge_val")
+        blob = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()
 
     def run_id(self) -> str:
@@ -301,14 +310,31 @@ class ExperimentConfig:
         fit = prof.fit.to_dict()
         fit.pop("l1_reduction")  # decided by the method (see :func:`fit_settings`)
         base = dict(dataset=dataset, method=method, backbone=prof.backbone, pretrained=prof.pretrained,
-                    image_size=prof.image_size, hidden_channels=prof.hidden_channels, profile=prof.name,
-                    n_train=prof.n_train, **fit)
+                    image_size=profile_image_size(prof.image_size, dataset), hidden_channels=prof.hidden_channels,
+                    profile=prof.name, n_train=prof.n_train, **fit)
         if normalise_method(method) == "l1":
             base["l1_weight"] = L1_DEFAULT_COEFFICIENT
         if prof.name == "smoke" and normalise_method(method) == "resattnet92":
             base["model_width"] = SMOKE_RESATTNET_WIDTH
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**base)
+
+
+def profile_image_size(size: int, dataset: str) -> int:
+    """The image side a profile of side ``size`` gives ``dataset``.
+
+    Synthetic and ``folder:`` sets get ``size``; the paper's real datasets (and their
+    stand-ins) never more than their native size (:data:`~gsa_utils.data.registry.NATIVE_SIZES`):
+    a profile may shrink large images to save time, but never enlarges small ones. MedMNIST
+    is stored at several sizes, so RetinaMNIST gets the largest stored size not above
+    ``size`` (``smoke``, 32: its 28 px; ``full``, 224: ``retinamnist_224.npz``). An explicit
+    ``image_size`` override still resizes, and the data statement says so.
+    """
+    name = normalise_dataset_name(dataset)
+    if name == "retinamnist":
+        return max([s for s in MEDMNIST_SIZES if s <= size] or [min(MEDMNIST_SIZES)])
+    native = NATIVE_SIZES.get(name) if name in REAL_NAMES else None
+    return size if native is None else min(size, native)
 
 
 def profile_label(config: ExperimentConfig) -> str:
@@ -330,7 +356,7 @@ def profile_label(config: ExperimentConfig) -> str:
         if ours != theirs:
             diffs.append(f"{name}={ours}")
 
-    check("image_size", config.image_size, prof.image_size)
+    check("image_size", config.image_size, profile_image_size(prof.image_size, config.dataset))
     if config.method in EPOCH_METHODS:
         check("epochs", config.epochs, prof.fit.epochs)
         check("lr", config.lr, prof.fit.lr)

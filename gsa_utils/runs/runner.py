@@ -6,49 +6,140 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from ..data.base import StructuredDataset
-from ..data.registry import load_dataset
+from ..data.fingerprint import data_fingerprint, file_sha256
+from ..data.registry import load_dataset, plan_data
+from ..data.standardization import standardize_dataset
 from ..files import write_json
 from ..models import GlobalSpatialAttention
 from ..protocol import stratified_folds
 from ..training import HasAttentionMap, History, seed_everything, two_phase_fit
 from .config import PIXEL_METHODS, ExperimentConfig, profile_label
 from .methods import METHOD_TABLE
-from .store import CHECKPOINT_FILE, CONFIG_FILE, RESULT_FILE, RunRecord, dataset_info, read_result, save_result
+from .store import (CHECKPOINT_FILE, CONFIG_FILE, MAP_FILE, RESULT_FILE, SET_ASIDE_MARK, ResultError, RunRecord,
+                    data_source, dataset_info, read_result, save_result, set_aside_corrupt)
 
-_DATA_CACHE: dict[tuple, StructuredDataset] = {}
+_DATA_CACHE: dict[tuple, tuple[StructuredDataset, dict]] = {}
 _DATA_CACHE_SIZE = 2
+_FILE_HASHES: dict[tuple, str] = {}
 
 
-def _load(config: ExperimentConfig, data_dir: str | os.PathLike | None) -> StructuredDataset:
-    """The run's dataset (kept in memory for the next runs of a sweep), capped by n_train/n_test."""
-    key = (config.dataset, config.image_size, config.data_seed,
-           str(Path(data_dir).expanduser().resolve()) if data_dir is not None else os.environ.get("GSA_DATA_DIR"))
-    ds = _DATA_CACHE.get(key)
-    if ds is None:
-        ds = load_dataset(config.dataset, config.image_size, seed=config.data_seed, data_dir=data_dir)
+def _where(path: str | os.PathLike | bool | None) -> Any:
+    return str(Path(path).expanduser().resolve()) if isinstance(path, (str, os.PathLike)) else path
+
+
+def _load(config: ExperimentConfig, data_dir: str | os.PathLike | None,
+          cache_dir: str | os.PathLike | bool | None = None) -> tuple[StructuredDataset, dict]:
+    """The run's unstandardised dataset and its fingerprint (both kept in memory for the next runs of a sweep),
+    capped by n_train/n_test."""
+    plan = plan_data(config.dataset, config.image_size, data_dir)  # a file put in place changes the key
+    found = plan.path.stat() if plan.path is not None and plan.path.exists() else None
+    key = (config.dataset, config.image_size, config.data_seed, config.merge_val, plan.kind, str(plan.path),
+           None if found is None else (found.st_size, found.st_mtime_ns), _where(cache_dir))
+    hit = _DATA_CACHE.get(key)
+    if hit is None:
+        ds = load_dataset(config.dataset, config.image_size, seed=config.data_seed, data_dir=data_dir,
+                          standardize=False, cache_dir=cache_dir, merge_val=config.merge_val)
+        fp = data_fingerprint(ds)
+        hit = (ds, dict(fp.as_dict(), key=fp.key))
         if len(_DATA_CACHE) >= _DATA_CACHE_SIZE:
             _DATA_CACHE.pop(next(iter(_DATA_CACHE)))
-        _DATA_CACHE[key] = ds
+        _DATA_CACHE[key] = hit
+    ds, fingerprint = hit
     if config.n_train is not None or config.n_test is not None:
         ds = ds.subset(config.n_train, config.n_test, seed=config.data_seed)
-    return ds
+    return ds, fingerprint
 
 
-def _split(config: ExperimentConfig, ds: StructuredDataset):
-    """(x_train, y_train, eval name, x_eval, y_eval, train indices or None) for the run's fold."""
+def _split(config: ExperimentConfig, raw: StructuredDataset):
+    """(standardised dataset, x_train, y_train, eval name, x_eval, y_eval) for the run's fold.
+
+    The standardisation statistics (``"dataset"`` mode) come from the fold's training images only.
+    """
     if config.fold is None:
-        return ds.x_train, ds.y_train, "test", ds.x_test, ds.y_test, None
-    folds = stratified_folds(ds.y_train, config.n_folds, seed=config.data_seed)
+        ds = standardize_dataset(raw)
+        return ds, ds.x_train, ds.y_train, "test", ds.x_test, ds.y_test
+    folds = stratified_folds(raw.y_train, config.n_folds, seed=config.data_seed)
     tr, va = folds[config.fold]
+    ds = standardize_dataset(raw, train_index=tr)
     tr_t, va_t = torch.as_tensor(tr), torch.as_tensor(va)
-    return ds.x_train[tr_t], ds.y_train[tr_t], "val", ds.x_train[va_t], ds.y_train[va_t], tr
+    return ds, ds.x_train[tr_t], ds.y_train[tr_t], "val", ds.x_train[va_t], ds.y_train[va_t]
+
+
+def _current_file_hash(path: Path) -> str:
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _FILE_HASHES:
+        _FILE_HASHES[key] = file_sha256(path)
+    return _FILE_HASHES[key]
+
+
+def data_mismatch(record: RunRecord, data_dir: str | os.PathLike | None = None) -> str | None:
+    """Why a finished run was made on other data than ``record.config`` would load now, or ``None``.
+
+    Decided without loading the data (:func:`~gsa_utils.data.registry.plan_data`): a run on a
+    synthetic stand-in never counts for real data and vice versa, and a run on a MedMNIST
+    file counts only for a file with the same SHA-256. Results written before data
+    fingerprints are judged by the ``stand_in_for`` they recorded.
+    """
+    config = record.config
+    plan = plan_data(config.dataset, config.image_size, data_dir)
+    was = data_source(record.dataset)
+    now = "stand-in" if plan.uses_stand_in else ("synthetic" if plan.kind == "synthetic" else "real")
+    if (was == "stand-in") != (now == "stand-in"):
+        return f"it was made on {was} data, and {plan.statement()}"
+    origin = str((record.dataset.get("fingerprint") or {}).get("origin", ""))
+    if now == "real" and origin.startswith("sha256:") and plan.path is not None and plan.path.is_file():
+        if origin != f"sha256:{_current_file_hash(plan.path)}":
+            return f"it was made on another version of {plan.path} (SHA-256 differs)"
+    return None
+
+
+def reusable_result(config: ExperimentConfig, results_dir: str | os.PathLike,
+                    data_dir: str | os.PathLike | None = None) -> RunRecord | None:
+    """The finished run of ``config`` when it may be reused for the data found now, else ``None``.
+
+    A corrupt ``history.json`` is renamed ``history.json.corrupt``; the result files of a run
+    made on other data (:func:`data_mismatch`) move to a sibling folder
+    ``<run_id>~<source>-<fingerprint key>`` (kept, but no longer read by
+    :func:`~gsa_utils.runs.store.load_results`, so old and new results never mix).
+    Each says so in a warning naming the path; the run is then trained again and nothing is lost.
+    """
+    run_dir = Path(results_dir) / config.run_id()
+    if not (run_dir / RESULT_FILE).exists():
+        return None
+    try:
+        record = read_result(run_dir)
+    except ResultError as err:
+        moved = set_aside_corrupt(run_dir)
+        if moved is not None:
+            warnings.warn(f"{err}; moved to {moved.name}: the run is trained again", stacklevel=2)
+        return None
+    why = data_mismatch(record, data_dir)
+    if why is None:
+        return record
+    key = (record.dataset.get("fingerprint") or {}).get("key", "made-before-fingerprints")
+    target = run_dir.with_name(f"{run_dir.name}{SET_ASIDE_MARK}{data_source(record.dataset)}-{key}")
+    n = 2
+    while target.exists():
+        target = run_dir.with_name(f"{run_dir.name}{SET_ASIDE_MARK}{data_source(record.dataset)}-{key}-{n}")
+        n += 1
+    target.mkdir(parents=True)
+    for name in (RESULT_FILE, MAP_FILE, CONFIG_FILE):
+        try:
+            os.replace(run_dir / name, target / name)
+        except FileNotFoundError:  # not written by this method, or moved by another process first
+            pass
+    warnings.warn(f"finished run {run_dir} not reused: {why}; its results were moved to {target} (kept, "
+                  f"no longer read by summaries and tables) and the run is trained again", stacklevel=2)
+    return None
 
 
 def build_model(config: ExperimentConfig, num_classes: int, x_train: torch.Tensor) -> nn.Module:
@@ -68,7 +159,8 @@ def build_model(config: ExperimentConfig, num_classes: int, x_train: torch.Tenso
 
 
 def run_experiment(config: ExperimentConfig, results_dir: str | os.PathLike, *,
-                   data_dir: str | os.PathLike | None = None, device: str | None = None, progress: bool = False,
+                   data_dir: str | os.PathLike | None = None, cache_dir: str | os.PathLike | bool | None = None,
+                   device: str | None = None, progress: bool = False,
                    on_epoch_end: Callable[[int, dict], None] | None = None) -> RunRecord:
     """Train (or fit) one config, resuming from its checkpoint, and write its results folder.
 
@@ -79,10 +171,12 @@ def run_experiment(config: ExperimentConfig, results_dir: str | os.PathLike, *,
     config
         The run.
     results_dir
-        The run lives in ``results_dir / config.run_id()``. A finished run (``history.json``
-        present) is not trained again: its results are read back.
-    data_dir
-        Passed to :func:`~gsa_utils.data.registry.load_dataset`.
+        The run lives in ``results_dir / config.run_id()``. A finished run (a complete
+        ``history.json``, made on the same kind of data: :func:`reusable_result`) is not
+        trained again: its results are read back.
+    data_dir, cache_dir
+        Passed to :func:`~gsa_utils.data.registry.load_dataset` (``cache_dir=False``: no
+        cache of decoded images).
     device
         ``None`` picks cuda, mps or cpu.
     progress
@@ -104,19 +198,25 @@ def run_experiment(config: ExperimentConfig, results_dir: str | os.PathLike, *,
     -----
     Not locked: two processes calling it for the same config at once would collide; use
     :func:`sweep` (or the ``run`` command, which locks) for that. Only the training images
-    of the run's fold shape the model, including GSA's pixel representation.
+    of the run's fold shape the model, including GSA's pixel representation and the
+    standardisation statistics (datasets standardised by their own statistics). The result
+    records the data's fingerprint (:func:`~gsa_utils.data.fingerprint.data_fingerprint`).
     """
     if not isinstance(config, ExperimentConfig):
         raise TypeError(f"config must be an ExperimentConfig, got {type(config).__name__}")
     run_dir = Path(results_dir) / config.run_id()
-    if (run_dir / RESULT_FILE).exists():
-        return read_result(run_dir)
+    done = reusable_result(config, results_dir, data_dir)
+    if done is not None:
+        return done
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / CONFIG_FILE, {"run_id": config.run_id(), "config": config.to_dict(),
                                         "profile_label": profile_label(config)})
 
-    ds = _load(config, data_dir)
-    x_tr, y_tr, eval_name, x_ev, y_ev, _ = _split(config, ds)
+    raw, fingerprint = _load(config, data_dir, cache_dir)
+    ds, x_tr, y_tr, eval_name, x_ev, y_ev = _split(config, raw)
+    eval_sets = {eval_name: (x_ev, y_ev)}
+    if config.fold is None and isinstance(ds.meta.get("x_val"), torch.Tensor):
+        eval_sets["val"] = (ds.meta["x_val"], ds.meta["y_val"])  # MedMNIST's official split (merge_val=False)
     t0 = time.perf_counter()
     model = None
     baseline = None
@@ -138,11 +238,11 @@ def run_experiment(config: ExperimentConfig, results_dir: str | os.PathLike, *,
             pixel_channels = int(model.pixel_cnn.in_channels)
         has_map = isinstance(model, HasAttentionMap)
         history = two_phase_fit(
-            model, x_tr, y_tr, config.fit_settings(), eval_sets={eval_name: (x_ev, y_ev)}, seed=config.seed,
+            model, x_tr, y_tr, config.fit_settings(), eval_sets=eval_sets, seed=config.seed,
             device=device, checkpoint=run_dir / CHECKPOINT_FILE, map_snapshots=(config.epochs,) if has_map else (),
             num_classes=ds.num_classes, progress=progress, on_epoch_end=on_epoch_end)
         seconds = time.perf_counter() - t0
-    save_result(config, results_dir, history, dataset=dataset_info(ds, len(y_tr), len(y_ev), eval_name),
+    save_result(config, results_dir, history, dataset=dataset_info(ds, len(y_tr), len(y_ev), eval_name, fingerprint),
                 baseline=baseline, pixel_channels=pixel_channels, seconds=seconds)
     record = read_result(run_dir)
     record.model = model

@@ -6,6 +6,10 @@ Introduced in chapter 10 (``10_baselines``). A run's folder::
     <results_dir>/<run_id>/checkpoint.pt      while training; an interrupted run resumes from it
     <results_dir>/<run_id>/attention_map.npy  GSA and L1 runs: the final map (H x W float32)
     <results_dir>/<run_id>/history.json       written last, atomically: the run is finished
+
+A run counts as finished only when its ``history.json`` parses and is complete (a config and
+at least one epoch record); a damaged one raises :class:`ResultError` naming the file,
+and :func:`set_aside_corrupt` renames it ``history.json.corrupt`` so the run is trained again.
 """
 from __future__ import annotations
 
@@ -21,9 +25,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..checkpoints import remove_checkpoint
 from ..data.base import StructuredDataset
+from ..data.fingerprint import data_fingerprint
 from ..data.registry import describe_source, normalise_dataset_name
-from ..files import write_atomic, write_json
+from ..files import move_aside, write_atomic, write_json
 from ..paths import repo_folder
 from ..training import History
 from .config import BACKBONE_METHODS, ExperimentConfig, profile_label
@@ -32,6 +38,9 @@ CONFIG_FILE = "config.json"
 RESULT_FILE = "history.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 MAP_FILE = "attention_map.npy"
+#: Separates a run id from the suffix of a folder of results set aside because they were made on other data
+#: (``<run_id>~<source>-<fingerprint key>``); such folders are kept but not read by :func:`load_results`.
+SET_ASIDE_MARK = "~"
 RESULT_FORMAT = 1
 
 #: Environment variable that moves the default results folder.
@@ -48,12 +57,29 @@ def default_results_dir() -> Path:
     return repo_folder(RESULTS_DIR_ENV, "results")
 
 
-def dataset_info(ds: StructuredDataset, n_train_used: int, n_eval: int, eval_name: str) -> dict:
+class ResultError(ValueError):
+    """A run's result file exists but is unusable (unparsable or incomplete); ``path`` names it."""
+
+    def __init__(self, path: Path, fault: str) -> None:
+        self.path = Path(path)
+        self.fault = fault
+        super().__init__(f"result {self.path.absolute()}: {fault}")
+
+
+def dataset_info(ds: StructuredDataset, n_train_used: int, n_eval: int, eval_name: str,
+                 fingerprint: Mapping[str, Any] | None = None) -> dict:
+    """What a result records about its data; ``fingerprint``: :func:`~gsa_utils.data.fingerprint.data_fingerprint`
+    of the data as loaded (``as_dict()`` plus ``key``; computed here when not given)."""
+    if fingerprint is None:
+        fp = data_fingerprint(ds)
+        fingerprint = dict(fp.as_dict(), key=fp.key)
     return {"name": ds.name, "source": ds.source, "stand_in_for": ds.meta.get("stand_in_for"),
             "statement": describe_source(ds), "num_classes": ds.num_classes, "class_names": list(ds.class_names),
             "image_shape": list(ds.image_shape), "n_train": int(len(ds.y_train)), "n_test": int(len(ds.y_test)),
             "n_train_used": int(n_train_used), f"n_{eval_name}": int(n_eval),
-            "standardize": ds.meta.get("standardize")}
+            "standardize": ds.meta.get("standardize"), "standardize_mean": ds.meta.get("mean"),
+            "standardize_std": ds.meta.get("std"), "standardize_fitted_on": ds.meta.get("standardize_fitted_on"),
+            "fingerprint": dict(fingerprint)}
 
 
 @dataclass
@@ -105,15 +131,55 @@ class RunRecord:
         return self.history[f"{self.eval_set or 'test'}_acc"]
 
 
+def data_source(dataset: Mapping[str, Any]) -> str:
+    """``"real"``, ``"stand-in"`` or ``"synthetic"`` for a result's ``dataset`` record.
+
+    Results written before data fingerprints existed are judged by ``stand_in_for`` and ``source``.
+    """
+    fp = dataset.get("fingerprint") or {}
+    if fp.get("source"):
+        return "stand-in" if fp["source"] == "stand-in" else str(fp["source"])
+    if dataset.get("stand_in_for"):
+        return "stand-in"
+    return str(dataset.get("source") or "unknown")
+
+
+def _parse_result(path: Path) -> tuple[dict, ExperimentConfig, History]:
+    """The checked contents of a result file, or :class:`ResultError` saying what is wrong."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultError(path, f"cannot be read ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ResultError(path, f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}): "
+                                "truncated or damaged") from None
+    if not isinstance(data, dict) or not isinstance(data.get("config"), dict) \
+            or not isinstance(data.get("history"), dict):
+        raise ResultError(path, "incomplete: no 'config' or 'history' section")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            config = ExperimentConfig.from_dict(data["config"])
+        history = History.from_dict(data["history"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ResultError(path, f"incomplete or damaged ({type(exc).__name__}: {exc})") from None
+    if not history.records or not all(isinstance(r, dict) for r in history.records):
+        raise ResultError(path, "incomplete: no epoch records")
+    return data, config, history
+
+
 def read_result(run_dir: Path) -> RunRecord:
-    """A finished run (see :func:`load_results`)."""
-    data = json.loads((run_dir / RESULT_FILE).read_text())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        config = ExperimentConfig.from_dict(data["config"])
+    """A finished run (see :func:`load_results`).
+
+    Raises
+    ------
+    ResultError
+        ``history.json`` does not parse or is incomplete (the message names the file).
+    """
+    data, config, history = _parse_result(run_dir / RESULT_FILE)
     map_file = run_dir / MAP_FILE
     return RunRecord(run_id=data.get("run_id", run_dir.name), run_dir=run_dir, config=config,
-                     history=History.from_dict(data["history"]), profile_label=profile_label(config),
+                     history=history, profile_label=profile_label(config),
                      dataset=dict(data.get("dataset") or {}), eval_set=data.get("eval_set"),
                      baseline=data.get("baseline"), pixel_channels=data.get("pixel_channels"),
                      seconds=data.get("seconds"), finished=data.get("finished"),
@@ -165,7 +231,7 @@ def save_result(config: ExperimentConfig, results_dir: str | os.PathLike, histor
               "pixel_channels": pixel_channels, "seconds": seconds,
               "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": socket.gethostname()}
     write_json(run_dir / RESULT_FILE, result)  # last: its presence marks the run finished
-    (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+    remove_checkpoint(run_dir / CHECKPOINT_FILE)
     (run_dir / "error.txt").unlink(missing_ok=True)  # left by an earlier failed attempt
     return run_dir
 
@@ -179,20 +245,22 @@ def load_results(results_dir: str | os.PathLike, *, dataset: str | None = None, 
     Returns
     -------
     list of RunRecord
-        Unreadable result files are skipped with a warning.
+        Corrupt result files are left out with a warning naming them (see
+        :func:`corrupt_results`; ``sweep`` trains those runs again). Folders of results set
+        aside because they were made on other data (``<run_id>~...``) are not read.
     """
     root = Path(results_dir)
     if not root.is_dir():
         return []
     want_ds = normalise_dataset_name(dataset) if dataset is not None else None
     out = []
-    for run_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+    for run_dir in sorted(p for p in root.iterdir() if p.is_dir() and SET_ASIDE_MARK not in p.name):
         if not (run_dir / RESULT_FILE).exists():
             continue
         try:
             r = read_result(run_dir)
-        except (ValueError, KeyError, TypeError) as err:
-            warnings.warn(f"skipping {run_dir / RESULT_FILE}: {err}", stacklevel=2)
+        except ResultError as err:
+            warnings.warn(f"left out a corrupt run: {err}; run the sweep again to re-run it", stacklevel=2)
             continue
         c = r.config
         if want_ds is not None and c.dataset != want_ds:
@@ -203,6 +271,49 @@ def load_results(results_dir: str | os.PathLike, *, dataset: str | None = None, 
             continue
         out.append(r)
     return out
+
+
+def set_aside_corrupt(run_dir: Path) -> Path | None:
+    """Rename a corrupt ``history.json`` to ``history.json.corrupt`` (kept for inspection) so the run is trained
+    again; return the new path, or ``None`` when the result is absent or good."""
+    path = run_dir / RESULT_FILE
+    if not path.exists():
+        return None
+    try:
+        _parse_result(path)
+    except ResultError:
+        return move_aside(path)
+    return None
+
+
+def corrupt_results(results_dir: str | os.PathLike) -> list[tuple[Path, ExperimentConfig | None, ResultError]]:
+    """Every run folder under ``results_dir`` whose ``history.json`` exists but is corrupt.
+
+    Returns ``(run folder, its config from config.json or None, the error)``, sorted by folder.
+    """
+    root = Path(results_dir)
+    out: list[tuple[Path, ExperimentConfig | None, ResultError]] = []
+    if not root.is_dir():
+        return out
+    for run_dir in sorted(p for p in root.iterdir() if p.is_dir() and SET_ASIDE_MARK not in p.name):
+        path = run_dir / RESULT_FILE
+        if not path.exists():
+            continue
+        try:
+            _parse_result(path)
+        except ResultError as err:
+            out.append((run_dir, _config_of(run_dir), err))
+    return out
+
+
+def _config_of(run_dir: Path) -> ExperimentConfig | None:
+    """The config in a run folder's ``config.json`` (``None`` when it is missing or unreadable)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return ExperimentConfig.from_dict(json.loads((run_dir / CONFIG_FILE).read_text())["config"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def load_attention_map(result: RunRecord) -> np.ndarray | None:

@@ -254,23 +254,38 @@ def _summarise(results_dir: str | os.PathLike, dataset: str, method: str, backbo
                        n_folds_done=len(best["folds"]), epochs=[int(e) for e in epochs])
         full = best["full"]
         if full is None:
-            notes.append("the chosen setting's run on the whole training set is not finished")
+            notes.append("the chosen setting's run on the whole training set has no result (not run yet, or its "
+                         "result file is corrupt: `python -m gsa_utils status` names corrupt runs)")
             describe(next(iter(best["folds"].values())))
             summary["run_id"] = None
             return summary
     else:
         with_full = [g for g in groups.values() if g["full"] is not None]
-        if len(with_full) != 1:
+        official_val = [g for g in with_full if not g["config"].merge_val and len(g["full"].history["val_acc"])
+                        and not np.isnan(g["full"].history["val_acc"]).any()]
+        if official_val and len(official_val) == len(with_full):
+            choice = select_hyperparameters([{"params": g["config"].group_key(),
+                                              "val_acc": np.vstack([g["full"].history["val_acc"]])}
+                                             for g in official_val], n_epochs)
+            best = next(g for g in official_val if g["config"].group_key() == choice["params"])
+            full = best["full"]
+            epochs = choice["epochs"]
+            notes.append("epochs" + (" and settings" if len(official_val) > 1 else "") + " selected on the official "
+                         "validation split (merge_val=False), not by cross-validation")
+            summary.update(best_params=best["config"].tuning_params(), cv_score=choice["score"],
+                           epochs=[int(e) for e in epochs])
+        elif len(with_full) != 1:
             notes.append(f"no cross-validation runs and {len(with_full)} settings: cannot choose hyper-parameters "
                          "or epochs without the test set")
             return summary
-        best = with_full[0]
-        full = best["full"]
-        n_available = len(full.history["test_acc"])
-        epochs = np.arange(max(1, n_available - n_epochs + 1), n_available + 1)
-        notes.append(f"no cross-validation runs: measured at the last {len(epochs)} epochs instead of CV-selected "
-                     "ones (not the paper's protocol)")
-        summary.update(best_params=best["config"].tuning_params(), epochs=[int(e) for e in epochs])
+        else:
+            best = with_full[0]
+            full = best["full"]
+            n_available = len(full.history["test_acc"])
+            epochs = np.arange(max(1, n_available - n_epochs + 1), n_available + 1)
+            notes.append(f"no cross-validation runs: measured at the last {len(epochs)} epochs instead of "
+                         "CV-selected ones (not the paper's protocol)")
+            summary.update(best_params=best["config"].tuning_params(), epochs=[int(e) for e in epochs])
     used = {(r.dataset.get("source"), r.dataset.get("stand_in_for"))
             for r in [full, *best["folds"].values()]}
     if len(used) > 1:

@@ -20,8 +20,8 @@ from ..protocol import N_FOLDS
 from .config import BACKBONE_METHODS, PIXEL_METHODS, ExperimentConfig, normalise_method
 from .methods import METHOD_TABLE
 from .locks import DEFAULT_STALE_AFTER, LOCK_FILE, LockLost, claim, holds, release
-from .runner import run_experiment
-from .store import RESULT_FILE
+from .runner import reusable_result, run_experiment
+from .store import RESULT_FILE, ResultError, read_result
 
 def configs_from_grid(base: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> list[ExperimentConfig]:
     """Every combination of ``grid`` values on top of ``base`` (cartesian product), duplicates dropped.
@@ -154,14 +154,26 @@ def sweep_configs(datasets: Sequence[str], methods: Sequence[str], *, backbones:
 
 
 def is_finished(results_dir: Path, config: ExperimentConfig) -> bool:
-    return (results_dir / config.run_id() / RESULT_FILE).exists()
+    """True when the run's ``history.json`` exists, parses and is complete (a corrupt one counts as not finished)."""
+    if not (results_dir / config.run_id() / RESULT_FILE).exists():
+        return False
+    try:
+        read_result(results_dir / config.run_id())
+    except ResultError:
+        return False
+    return True
 
 
-def run_locked(config: ExperimentConfig, results_dir: Path, stale_after: float, *, data_dir=None, device=None,
-                 progress: bool = False, on_epoch_end: Callable[[ExperimentConfig, int, dict], None] | None = None
+def run_locked(config: ExperimentConfig, results_dir: Path, stale_after: float, *, data_dir=None, cache_dir=None,
+                 device=None, progress: bool = False,
+                 on_epoch_end: Callable[[ExperimentConfig, int, dict], None] | None = None
                  ) -> tuple[str, dict | None]:
-    """Claim, run and release one config. Returns (status, result): ran / finished / locked / lost."""
-    if is_finished(results_dir, config):
+    """Claim, run and release one config. Returns (status, result): ran / finished / locked / lost.
+
+    A finished run is reused only when :func:`~gsa_utils.runs.runner.reusable_result` allows it
+    (complete result, same kind of data); a corrupt or mismatched one is set aside and run again.
+    """
+    if reusable_result(config, results_dir, data_dir) is not None:
         return "finished", None
     run_dir = results_dir / config.run_id()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -180,8 +192,8 @@ def run_locked(config: ExperimentConfig, results_dir: Path, stale_after: float, 
             if on_epoch_end is not None:
                 on_epoch_end(config, epoch, record)
 
-        result = run_experiment(config, results_dir, data_dir=data_dir, device=device, progress=progress,
-                                on_epoch_end=heartbeat)
+        result = run_experiment(config, results_dir, data_dir=data_dir, cache_dir=cache_dir, device=device,
+                                progress=progress, on_epoch_end=heartbeat)
         return "ran", result
     except LockLost:
         return "lost", None
@@ -191,7 +203,7 @@ def run_locked(config: ExperimentConfig, results_dir: Path, stale_after: float, 
 
 def sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLike, shard: tuple[int, int] = (0, 1),
           progress: bool = True, *, stale_after: float = DEFAULT_STALE_AFTER, data_dir: str | os.PathLike | None = None,
-          device: str | None = None, raise_errors: bool = False,
+          cache_dir: str | os.PathLike | bool | None = None, device: str | None = None, raise_errors: bool = False,
           on_epoch_end: Callable[[ExperimentConfig, int, dict], None] | None = None) -> dict:
     """Run this shard's unfinished configs, each claimed by a lock, skipping those others hold.
 
@@ -211,7 +223,7 @@ def sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLike, s
     stale_after
         A lock not refreshed for this many seconds (it is refreshed after every epoch) is
         considered left by a crashed process and removed.
-    data_dir, device
+    data_dir, cache_dir, device
         Passed to :func:`run_experiment`.
     raise_errors
         Re-raise the first failing run's exception; by default the error is recorded in
@@ -244,7 +256,7 @@ def sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLike, s
         if progress:
             print(f"[shard {i}/{n}: {pos}/{len(mine)}] {rid}", flush=True)
         try:
-            status, _ = run_locked(cfg, results_dir, stale_after, data_dir=data_dir, device=device,
+            status, _ = run_locked(cfg, results_dir, stale_after, data_dir=data_dir, cache_dir=cache_dir, device=device,
                                      progress=progress, on_epoch_end=on_epoch_end)
         except KeyboardInterrupt:
             if progress:

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple, Sequence
 from ..data.registry import normalise_dataset_name
 from ..files import write_atomic
 from .config import BACKBONE_METHODS
-from .store import RunRecord, load_results
+from .store import RunRecord, corrupt_results, data_source, load_results
 from .summary import protocol_summary
 from ..settings import PAPER_BACKBONES
 from ..protocol import N_SELECTED_EPOCHS, SIGNIFICANCE_LEVEL, t_test
@@ -180,6 +180,7 @@ class TableRow:
     method: str
     backbone: str | None
     cells: dict[str, TableCell]
+    data: str | None = None
 
 
 def row_label(method: str, backbone: str | None = None) -> str:
@@ -248,14 +249,42 @@ def build_table(results_dir: str | os.PathLike, datasets: Sequence[str] | None =
     -------
     list of TableRow
         One per row, in the paper's order; ``cells`` maps each dataset to a :class:`TableCell`.
+        Results on different kinds of data (real, synthetic stand-in; see
+        :func:`~gsa_utils.runs.store.data_source`) never share a row: each kind gets its own
+        rows, labelled e.g. ``"SmallCNN [stand-in data]"`` (``TableRow.data``). A run found
+        with a corrupt result file is named in a note of its cell (its path and the fault).
     """
     pool = list(results) if results is not None else load_results(results_dir)
-    names = {r.config.dataset for r in pool}
+    corrupt = corrupt_results(results_dir) if results is None else []
+    names = {r.config.dataset for r in pool} | {c.dataset for _, c, _ in corrupt if c is not None}
     cols = [normalise_dataset_name(d) for d in datasets] if datasets is not None else _dataset_order(names)
     if paper_rows is None:
         paper_rows = any(d in DATASET_COLUMNS for d in cols)
-    present = {(r.config.method, r.config.backbone if r.config.method in BACKBONE_METHODS else None)
-               for r in pool if r.config.dataset in cols}
+    by_source: dict[str, list[RunRecord]] = {}
+    for r in pool:
+        by_source.setdefault(data_source(r.dataset), []).append(r)
+    order = sorted(by_source, key=lambda k: (["real", "synthetic", "stand-in"] + [k]).index(k)) or ["real"]
+    rows: list[TableRow] = []
+    for i, source in enumerate(order):
+        part = _source_rows(results_dir, by_source.get(source, []), cols, n_epochs=n_epochs, alpha=alpha,
+                            paper_rows=paper_rows and i == 0, corrupt=corrupt if i == 0 else [])
+        for row in part:
+            row.data = source if by_source else None
+            if len(order) > 1:
+                row.label = f"{row.label} [{source} data]"
+        rows += part
+    return rows
+
+
+def _key_of(config: Any) -> tuple[str, str | None]:
+    return config.method, config.backbone if config.method in BACKBONE_METHODS else None
+
+
+def _source_rows(results_dir: str | os.PathLike, pool: list[RunRecord], cols: list[str], *, n_epochs: int,
+                 alpha: float, paper_rows: bool, corrupt: Sequence[tuple[Path, Any, Exception]]) -> list[TableRow]:
+    """:func:`build_table`'s rows for runs on one kind of data."""
+    present = {_key_of(r.config) for r in pool if r.config.dataset in cols}
+    present |= {_key_of(c) for _, c, _ in corrupt if c is not None and c.dataset in cols}
     keys = _row_keys(present, paper_rows)
 
     summaries: dict[tuple[str, str | None, str], dict] = {}
@@ -290,6 +319,11 @@ def build_table(results_dir: str | os.PathLike, datasets: Sequence[str] | None =
                                   statement=s.dataset_statement, best_params=s.best_params, epochs=s.epochs,
                                   notes=list(s.notes), paper=paper, paper_text="" if paper is None else str(paper))
         rows.append(TableRow(label=label, method=method, backbone=backbone, cells=cells))
+    for run_dir, config, err in corrupt:
+        row = next((r for r in rows if config is not None and (r.method, r.backbone) == _key_of(config)), None)
+        cell = row.cells.get(config.dataset) if row is not None else None
+        note = f"corrupt result left out: {err.path} ({err.fault}); running the sweep again re-runs it"
+        (cell.notes if cell is not None else rows[0].cells[cols[0]].notes if rows and cols else []).append(note)
     return rows
 
 
