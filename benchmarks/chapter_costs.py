@@ -13,6 +13,11 @@ an assumed *effective* throughput:
 * A100 (a data-centre GPU, 40/80 GB): 60 TFLOP/s with mixed precision (about a fifth of
   its 312 TFLOP/s bf16 peak).
 
+Chapter 10 (IDRiD retinopathy's sizes, the paper's setting) trains GSA, the vanilla CNN
+and the L1 baseline (six coefficients) and both local-attention networks, each on the whole
+training set and five folds (60 GPU runs; every run counted as a whole-training-set run, a
+slight overestimate); LR and SVM run on the CPU and are left out.
+
 Memory is parameters x 4 copies (weights, gradients, Adam's two moments, fp32), the
 tensors saved for the backward pass of one batch (counted with saved-tensor hooks, fp32;
 autocast roughly halves them, which is not credited), the pixel representation and the
@@ -30,6 +35,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from gsa_utils import PixelCNN, build_backbone
+from gsa_utils.baselines import ResAttNet92, VGGAtt3
 from gsa_utils.data.idrid import IDRID_N_TEST, IDRID_N_TRAIN
 from gsa_utils.profiles import PROFILES, Profile
 
@@ -72,10 +78,18 @@ def _forward_flops(model: torch.nn.Module, x: torch.Tensor) -> float:
     return float(counter.get_total_flops())
 
 
+def _build(name: str, num_classes: int, size: int) -> torch.nn.Module:
+    if name == "vgg_att3":
+        return VGGAtt3(num_classes, image_size=size)
+    if name == "resattnet92":
+        return ResAttNet92(num_classes)
+    return build_backbone(name, num_classes, pretrained=False)
+
+
 def backbone_costs(name: str, size: int, batch: int, num_classes: int) -> Costs:
     """FLOPs of one image's forward pass and the training bytes of one batch (meta tensors)."""
     with torch.device("meta"):
-        model = build_backbone(name, num_classes, pretrained=False)
+        model = _build(name, num_classes, size)
         flops = _forward_flops(model.eval(), torch.empty(1, 3, size, size))
         saved = []
         with torch.autograd.graph.saved_tensors_hooks(
@@ -114,6 +128,38 @@ def chapter_cost(chapter: Chapter, profile: Profile, seeds: int, tflops: float,
     return total / (tflops * 1e12) / 3600, peak / 2**30 + CUDA_CONTEXT_GIB
 
 
+def chapter10_cost(profile: Profile, tflops: float, cache: dict) -> tuple[float, float, int]:
+    """Hours, peak GiB and runs of chapter 10 outside the smoke profile (60 GPU runs)."""
+    fit, size, folds = profile.fit, profile.image_size, 6  # whole training set + 5 folds
+    per_run = {"gsa": folds, "vanilla": folds, "l1": 6 * folds, "vgg_att3": folds,
+               "resattnet92": folds}
+    chapter = Chapter("10_baselines", 1, IDRID_N_TRAIN, IDRID_N_TEST, 5)
+    total, peak = 0.0, 0.0
+    for method, runs in per_run.items():
+        name = method if method in ("vgg_att3", "resattnet92") else profile.backbone
+        key = (name, size, fit.batch_size, chapter.num_classes)
+        if key not in cache:
+            cache[key] = backbone_costs(*key)
+        cost = cache[key]
+        epoch = (TRAIN_OVER_FORWARD * chapter.n_train + chapter.n_test) * cost.forward_flops
+        flops = fit.epochs * epoch
+        if method == "gsa":
+            steps = -(-chapter.n_train // fit.batch_size)
+            cutoff = min(fit.cutoff_epoch or fit.epochs, fit.epochs)
+            flops += cutoff * steps * TRAIN_OVER_FORWARD * pixel_cnn_flops(
+                chapter.n_train, size, profile.hidden_channels)
+        total += runs * flops
+        peak = max(peak, cost.train_bytes + 4 * 3 * size * size * (2 * chapter.n_train
+                                                                   + chapter.n_test))
+    return total / (tflops * 1e12) / 3600, peak / 2**30 + CUDA_CONTEXT_GIB, sum(per_run.values())
+
+
+def minutes(hours: float) -> str:
+    """'< 1 min', 'N min' or 'N.N h'."""
+    m = hours * 60
+    return "< 1 min" if m < 1 else f"{m:.0f} min" if m < 120 else f"{hours:.1f} h"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -131,7 +177,12 @@ def main() -> None:
             a100, _ = chapter_cost(chapter, profile, seeds, args.a100_tflops, cache)
             runs = chapter.tasks * len(profile.backbones) * 2 * seeds
             print(f"| {chapter.name} | {name} | {runs} | about {gib:.0f} GiB "
-                  f"| {t4 * 60:.0f} min | {a100 * 60:.0f} min |")
+                  f"| {minutes(t4)} | {minutes(a100)} |")
+    for name in ("colab", "full"):
+        t4, gib, runs = chapter10_cost(PROFILES[name], args.t4_tflops, cache)
+        a100, _, _ = chapter10_cost(PROFILES[name], args.a100_tflops, cache)
+        print(f"| 10_baselines | {name} | {runs} | about {gib:.0f} GiB "
+              f"| {minutes(t4)} | {minutes(a100)} |")
 
 
 if __name__ == "__main__":
