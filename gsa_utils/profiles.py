@@ -8,11 +8,17 @@ Introduced in chapter 1 (``01_structured_images``) and used by every notebook.
   that rate the paper's recipe saturated the map on the wrong region in our runs, so the
   smoke profile also holds the map still for 3 epochs and gives the pixel CNN a 10x
   smaller learning rate (chapter 5 compares both).
+* ``colab``: one free Colab GPU (a T4, 16 GB): the paper's 224 px and learning rate with
+  one ImageNet-pretrained backbone (ResNet-18), fewer epochs and seeds, so that a dataset
+  chapter (6-9) takes about half an hour. Its times are estimates from FLOPs
+  (``benchmarks/chapter_costs.py``), not measurements.
 * ``full``: the paper's settings (224 px, ImageNet-pretrained torchvision backbones,
   Adam lr 1e-4, batch 32, 250 epochs, cut-off epoch E = 60).
 
-The profile is chosen by the environment variable ``GSA_PROFILE`` (``smoke`` or
-``full``); when it is unset, ``full`` is used on a CUDA GPU and ``smoke`` otherwise.
+The profile is chosen by the environment variable ``GSA_PROFILE`` (``smoke``, ``colab`` or
+``full``); when it is unset, ``colab`` is used on a CUDA GPU with less than
+:data:`COLAB_GPU_MEMORY_GIB` GiB (a T4 or another small card, where the full profile would
+take days), ``full`` on a larger CUDA GPU and ``smoke`` otherwise.
 """
 from __future__ import annotations
 
@@ -23,9 +29,11 @@ import torch
 
 from .settings import PAPER_BACKBONES, PAPER_FIT, FitSettings
 
-__all__ = ["Profile", "PROFILES", "get_profile", "PROFILE_ENV"]
+__all__ = ["Profile", "PROFILES", "get_profile", "PROFILE_ENV", "COLAB_GPU_MEMORY_GIB"]
 
 PROFILE_ENV = "GSA_PROFILE"
+#: A CUDA GPU with less memory than this (GiB) gets the ``colab`` profile by default.
+COLAB_GPU_MEMORY_GIB = 20
 
 
 @dataclass(frozen=True)
@@ -35,7 +43,7 @@ class Profile:
     Attributes
     ----------
     name
-        ``"smoke"`` or ``"full"``.
+        ``"smoke"``, ``"colab"`` or ``"full"``.
     reason
         Why this profile was chosen (printed by notebooks).
     image_size
@@ -85,6 +93,10 @@ PROFILES: dict[str, Profile] = {
         backbones=("small_cnn",), hidden_channels=16, n_train=None, seeds=(0, 1, 2),
         fit=FitSettings(epochs=30, cutoff_epoch=15, lr=1e-3, weight_decay=1e-4, pixel_cnn_lr=1e-4,
                         map_warmup_epochs=3)),
+    "colab": Profile(
+        name="colab", reason="", image_size=224, backbone="resnet18", pretrained=True,
+        backbones=("resnet18",), hidden_channels=32, n_train=None, seeds=(0, 1),
+        fit=PAPER_FIT.replace(epochs=100, cutoff_epoch=25, weight_decay=1e-4)),
     "full": Profile(
         name="full", reason="", image_size=224, backbone="resnet152", pretrained=True,
         backbones=PAPER_BACKBONES, hidden_channels=32, n_train=None, seeds=(0, 1, 2, 3, 4),
@@ -98,15 +110,18 @@ def get_profile(name: str | None = None) -> Profile:
     Parameters
     ----------
     name
-        ``"smoke"`` or ``"full"`` to force one; ``None`` reads ``GSA_PROFILE`` and
-        otherwise picks ``full`` on a CUDA GPU, ``smoke`` elsewhere.
+        ``"smoke"``, ``"colab"`` or ``"full"`` to force one; ``None`` reads
+        ``GSA_PROFILE`` and otherwise picks ``colab`` on a CUDA GPU with less than
+        :data:`COLAB_GPU_MEMORY_GIB` GiB, ``full`` on a larger one, ``smoke`` elsewhere.
     """
     if name is not None:
         reason = "chosen explicitly"
     elif os.environ.get(PROFILE_ENV):
         name, reason = os.environ[PROFILE_ENV].strip().lower(), f"{PROFILE_ENV}={os.environ[PROFILE_ENV]}"
     elif torch.cuda.is_available():
-        name, reason = "full", f"a CUDA GPU was found ({torch.cuda.get_device_name(0)})"
+        gib = torch.cuda.get_device_properties(0).total_memory / 2**30
+        name = "colab" if gib < COLAB_GPU_MEMORY_GIB else "full"
+        reason = f"a CUDA GPU was found ({torch.cuda.get_device_name(0)}, {gib:.0f} GiB)"
     else:
         name, reason = "smoke", f"no CUDA GPU; set {PROFILE_ENV}=full to force the paper's settings"
     if name not in PROFILES:

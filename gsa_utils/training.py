@@ -183,8 +183,16 @@ def _check_training_data(x: torch.Tensor, y: torch.Tensor, what: str, num_classe
 def _autocast(device: torch.device, enabled: bool):
     if not enabled or device.type != "cuda":
         return contextlib.nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    dtype = torch.bfloat16 if native_bf16() else torch.float16
     return torch.autocast("cuda", dtype=dtype)
+
+
+def native_bf16() -> bool:
+    """Whether the CUDA GPU computes bf16 in hardware (a T4 only emulates it, slowly: fp16 there)."""
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # torch < 2.3 has no including_emulation and does not count emulation
+        return torch.cuda.is_bf16_supported()
 
 
 @torch.no_grad()
@@ -381,7 +389,7 @@ def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor
         eval_sets = {k: (v[0].to(device), v[1].to(device)) for k, v in eval_sets.items()}
     learner = Learner(model, _optimizer(model, settings), device=device, mixed_precision=bool(mixed_precision),
                       scaler=torch.amp.GradScaler("cuda", enabled=cuda and mixed_precision
-                                                  and not torch.cuda.is_bf16_supported()))
+                                                  and not native_bf16()))
 
     history = History(config=config)
     state = load_or_restart(checkpoint, map_location=device) if checkpoint is not None else None

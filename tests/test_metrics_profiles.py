@@ -53,7 +53,29 @@ def test_profile_choice(monkeypatch):
     with pytest.raises(ValueError, match="unknown profile 'huge'"):
         get_profile()
     assert get_profile("smoke").reason == "chosen explicitly"
-    assert set(PROFILES) == {"smoke", "full"}
+    assert set(PROFILES) == {"smoke", "colab", "full"}
+
+
+@pytest.mark.parametrize("gib, expected", [(15.0, "colab"), (39.5, "full")])
+def test_profile_on_a_cuda_gpu_depends_on_its_memory(monkeypatch, gib, expected):
+    from types import SimpleNamespace
+
+    monkeypatch.delenv("GSA_PROFILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "a test GPU")
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda i=0: SimpleNamespace(total_memory=int(gib * 2**30)))
+    p = get_profile()
+    assert p.name == expected and "a test GPU" in p.reason
+
+
+def test_colab_profile_sits_between_smoke_and_full(monkeypatch):
+    monkeypatch.setenv("GSA_PROFILE", "colab")
+    colab, smoke, full = get_profile(), PROFILES["smoke"], PROFILES["full"]
+    assert colab.name == "colab" and colab.image_size == full.image_size == 224
+    assert colab.pretrained and len(colab.backbones) == 1 and colab.backbone == colab.backbones[0]
+    assert len(smoke.seeds) >= len(colab.seeds) and len(colab.seeds) < len(full.seeds)
+    assert colab.fit.epochs < full.fit.epochs and colab.fit.cutoff_epoch < colab.fit.epochs
 
 
 def test_notebooks_install_from_the_configured_repository():

@@ -1,18 +1,24 @@
-"""Notebook form as the rendered book shows it: code width and the hidden install cell.
+"""Notebook form as the rendered book shows it (notes/NOTEBOOK_STYLE.md of issue 11).
 
-These checks fail until the notebooks are edited (phase 2 of issue 11): they state what
-the chapters must satisfy, so that the next edit cannot regress.
+Code width, the hidden install cell, the Open-in-Colab badge and a worked solution per
+exercise: they state what the chapters must satisfy, so that the next edit cannot regress.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 MAX_CODE_LINE = 88  # wider lines are cut off in the rendered HTML
+
+
+EXERCISE_ITEM = re.compile(r"^(\d+)\. ", re.MULTILINE)
+SOLUTION = re.compile(r"^:::\{dropdown\} Solution to exercise (\d+)\s*$", re.MULTILINE)
 
 
 def code_cells(path: Path):
@@ -34,3 +40,52 @@ def test_colab_install_cell_is_hidden_from_the_page(path):
     assert all("remove-cell" in c.metadata["tags"] for c in install), (
         f"{path.name}: the Colab install cell must also be tagged remove-cell "
         "(the notebook keeps it; the page does not show it)")
+
+
+def colab_badge(notebook: Path) -> str:
+    """The badge line the notebook must carry, built from _config.yml's repository."""
+    repository = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf8"))["repository"]
+    address = repository["url"].removeprefix("https://github.com/").rstrip("/")
+    return ("[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"(https://colab.research.google.com/github/{address}/blob/{repository['branch']}/"
+            f"notebooks/{notebook.name})")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_open_in_colab_badge_under_the_title(path):
+    cells = nbformat.read(path, as_version=4).cells
+    title = next((c for c in cells if c.cell_type == "markdown" and c.source.startswith("# ")), None)
+    assert title is not None, f"{path.name}: no markdown cell starting with '# N. Title'"
+    lines = title.source.splitlines()
+    assert len(lines) > 1 and lines[1] == colab_badge(path), (
+        f"{path.name}: the second line of the title cell must be the Colab badge\n"
+        f"{colab_badge(path)}\nfound: {lines[1] if len(lines) > 1 else '(nothing)'}")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_exercise_has_a_worked_solution(path):
+    cells = nbformat.read(path, as_version=4).cells
+    starts = [i for i, c in enumerate(cells)
+              if c.cell_type == "markdown" and c.source.startswith("## Exercises")]
+    assert starts, f"{path.name}: no markdown cell starting with '## Exercises'"
+    for start in starts:
+        exercises = [int(n) for n in EXERCISE_ITEM.findall(cells[start].source)]
+        assert exercises == list(range(1, len(exercises) + 1)) and exercises, (
+            f"{path.name}: the Exercises cell must number its exercises 1, 2, ...; found {exercises}")
+        solved, after = [], cells[start + 1:]
+        for k, cell in enumerate(after):
+            if cell.cell_type == "markdown":
+                found = SOLUTION.findall(cell.source)
+                if not found:
+                    break
+                assert cell.source.rstrip().endswith(":::"), (
+                    f"{path.name}: solution {found} does not close its dropdown with ':::'")
+                solved += [int(n) for n in found]
+            else:
+                assert k > 0 and after[k - 1].cell_type == "markdown", (
+                    f"{path.name}: a solution code cell must follow its solution dropdown")
+                assert "hide-cell" in cell.metadata.get("tags", []), (
+                    f"{path.name}: the code cell after solution {solved[-1]} must be tagged hide-cell")
+        assert solved == exercises, (
+            f"{path.name}: exercises {exercises} need one ':::{{dropdown}} Solution to exercise N' "
+            f"cell each, right after the list, in order; found {solved}")
