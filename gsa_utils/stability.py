@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["SATURATION", "COLLAPSE_SHARE", "saturated_share", "CollapseVerdict", "collapse_verdict"]
+__all__ = ["SATURATION", "COLLAPSE_SHARE", "saturated_share", "CollapseVerdict", "collapse_verdict",
+           "CollapseWarning", "epoch_collapse"]
 
 #: A map value below this or above 1 - this counts as saturated.
 SATURATION = 0.01
@@ -56,3 +57,28 @@ def collapse_verdict(attention_map, accuracy: float | None = None, majority_rate
     if accuracy is not None and majority_rate is not None and accuracy <= majority_rate + 1e-9:
         reasons.append(f"accuracy {accuracy:.3f} <= majority rate {majority_rate:.3f}")
     return CollapseVerdict(bool(reasons), "; ".join(reasons), sat)
+
+
+class CollapseWarning(UserWarning):
+    """Issued by :func:`~gsa_utils.training.algorithm_1` at the epoch a run collapses."""
+
+
+def epoch_collapse(attention_map, predicted_classes: dict[str, int] | None = None,
+                   share: float = COLLAPSE_SHARE, threshold: float = SATURATION) -> CollapseVerdict:
+    """The collapse rule during training, after one epoch.
+
+    Collapsed when more than ``share`` of the map is saturated (as in
+    :func:`collapse_verdict`), or when the predictions on a set fall to one class.
+
+    Parameters
+    ----------
+    attention_map
+        The current map, or ``None`` for a model without one.
+    predicted_classes
+        Number of distinct classes predicted, per set, e.g. ``{"train": 5, "test": 1}``.
+    """
+    verdict = collapse_verdict(attention_map, share=share, threshold=threshold)
+    reasons = [verdict.reason] if verdict.reason else []
+    reasons += [f"every {name} prediction is one class" for name, n in (predicted_classes or {}).items()
+                if n == 1]
+    return CollapseVerdict(bool(reasons), "; ".join(reasons), verdict.saturated_share)

@@ -152,6 +152,9 @@ class TableCell:
         The protocol's choices and its deviations from the paper, in words.
     paper, paper_text
         The paper's figure (:class:`PaperCell`, or ``None``) and its printed form.
+    collapsed, checked
+        Of the ``checked`` full-training runs that recorded it, how many ended collapsed
+        (final epoch's ``collapsed``: :func:`~gsa_utils.stability.epoch_collapse`).
     """
 
     mean: float | None = None
@@ -170,16 +173,26 @@ class TableCell:
     notes: list[str] = field(default_factory=list)
     paper: PaperCell | None = None
     paper_text: str = ""
+    collapsed: int = 0
+    checked: int = 0
 
 
 @dataclass
 class TableRow:
-    """One row of Table 2: a method (and backbone), with one :class:`TableCell` per dataset."""
+    """One row of Table 2: a method (and backbone, and GSA's recipe), one :class:`TableCell` per dataset."""
 
     label: str
     method: str
     backbone: str | None
     cells: dict[str, TableCell]
+    recipe: str | None = None
+
+
+def _collapse_count(runs: Sequence[RunRecord]) -> tuple[int, int]:
+    """(collapsed, checked) over the full-training runs whose history records ``collapsed``."""
+    flags = [r.history.records[-1]["collapsed"] for r in runs
+             if r.config.fold is None and r.history.records and "collapsed" in r.history.records[-1]]
+    return sum(bool(f) for f in flags), len(flags)
 
 
 def row_label(method: str, backbone: str | None = None) -> str:
@@ -256,16 +269,23 @@ def build_table(results_dir: str | os.PathLike, datasets: Sequence[str] | None =
         paper_rows = any(d in DATASET_COLUMNS for d in cols)
     present = {(r.config.method, r.config.backbone if r.config.method in BACKBONE_METHODS else None)
                for r in pool if r.config.dataset in cols}
-    keys = _row_keys(present, paper_rows)
+    keys = []
+    for method, backbone in _row_keys(present, paper_rows):  # GSA: one row per recipe, never pooled
+        recipes = sorted({r.config.recipe for r in pool if r.config.dataset in cols and r.config.method == method
+                          and r.config.backbone == backbone and r.config.recipe})
+        keys += [(method, backbone, recipe) for recipe in (recipes or [None])]
+
+    def runs_of(method: str, backbone: str | None, recipe: str | None) -> list[RunRecord]:
+        return [r for r in pool if recipe is None or r.config.method != method or r.config.recipe == recipe]
 
     summaries: dict[tuple[str, str | None, str], dict] = {}
-    for method, backbone in keys:
+    rows = []
+    for method, backbone, recipe in keys:  # vanilla and L1 come before GSA in every backbone's rows
         for ds in cols:
             summaries[(method, backbone, ds)] = protocol_summary(results_dir, ds, method, backbone, n_epochs=n_epochs,
-                                                                 results=pool)
-    rows = []
-    for method, backbone in keys:
-        label = row_label(method, backbone)
+                                                                 results=runs_of(method, backbone, recipe))
+        base_label = row_label(method, backbone)
+        label = base_label + (f" [recipe: {recipe}]" if recipe else "")
         cells = {}
         for ds in cols:
             s = summaries[(method, backbone, ds)]
@@ -283,13 +303,17 @@ def build_table(results_dir: str | os.PathLike, datasets: Sequence[str] | None =
                     if not math.isnan(p) and p < alpha:
                         markers += marker
             mean, std = _to_percent(s.mean), _to_percent(s.std)
-            paper = PAPER_TABLE2.get(label, {}).get(DATASET_COLUMNS.get(ds, ""))
+            paper = PAPER_TABLE2.get(base_label, {}).get(DATASET_COLUMNS.get(ds, ""))
+            collapsed, checked = _collapse_count(
+                [r for r in runs_of(method, backbone, recipe) if r.config.dataset == ds and r.config.method == method
+                 and (backbone is None or r.config.backbone == backbone)])
             cells[ds] = TableCell(mean=mean, std=std, n=len(s.samples), markers=markers,
                                   text=_cell_text(mean, std, markers), p_vs_vanilla=p_van, p_vs_l1=p_l1,
                                   profile=s.profile, source=s.dataset_source, stand_in_for=s.stand_in_for,
                                   statement=s.dataset_statement, best_params=s.best_params, epochs=s.epochs,
-                                  notes=list(s.notes), paper=paper, paper_text="" if paper is None else str(paper))
-        rows.append(TableRow(label=label, method=method, backbone=backbone, cells=cells))
+                                  notes=list(s.notes), paper=paper, paper_text="" if paper is None else str(paper),
+                                  collapsed=collapsed, checked=checked)
+        rows.append(TableRow(label=label, method=method, backbone=backbone, cells=cells, recipe=recipe))
     return rows
 
 
@@ -307,7 +331,7 @@ def table_to_csv(rows: Sequence[TableRow], path: str | os.PathLike) -> Path:
     header = ["method"]
     for ds in cols:
         header += [f"{ds} mean", f"{ds} std", f"{ds} n", f"{ds} markers", f"{ds} p vs vanilla", f"{ds} p vs L1",
-                   f"{ds} profile", f"{ds} data", f"{ds} paper"]
+                   f"{ds} profile", f"{ds} data", f"{ds} paper", f"{ds} collapsed", f"{ds} runs checked"]
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(header)
@@ -322,7 +346,7 @@ def table_to_csv(rows: Sequence[TableRow], path: str | os.PathLike) -> Path:
             data = ("" if c.source is None else
                     f"synthetic stand-in for {c.stand_in_for}" if c.stand_in_for else c.source)
             line += [num(c.mean), num(c.std), str(c.n), c.markers, num(c.p_vs_vanilla),
-                     num(c.p_vs_l1), c.profile or "", data, c.paper_text]
+                     num(c.p_vs_l1), c.profile or "", data, c.paper_text, str(c.collapsed), str(c.checked)]
         w.writerow(line)
     path = Path(path)
     write_atomic(path, buf.getvalue().encode())
@@ -372,6 +396,7 @@ def table_to_markdown(rows: Sequence[TableRow], *, paper: bool = True, footnotes
             c = row.cells[ds]
             tagged = tag_cells and c.profile and c.mean is not None
             text = c.text + (f" [{_profile_base(c.profile)}]" if tagged else "")
+            text += f" (collapsed {c.collapsed}/{c.checked})" if c.collapsed else ""
             cells.append(_md_escape(text))
             if paper and ds in DATASET_COLUMNS:
                 cells.append(_md_escape(c.paper_text or "—"))
@@ -401,6 +426,9 @@ def table_to_markdown(rows: Sequence[TableRow], *, paper: bool = True, footnotes
              f"CV-selected epochs, p < {SIGNIFICANCE_LEVEL:g}). In the paper's columns, * is the paper's own "
              "marker (global attention vs L1); its bold marks (global attention vs vanilla) are lost in the text "
              "version of the paper. Mean (sample std) over the selected epochs; LR and SVM give one number."]
+    if any(c.collapsed for c in used):
+        notes.append("(collapsed k/n): k of the n full-training runs ended collapsed (map more than 90% "
+                     "saturated, or predictions of one class).")
     if tag_cells:
         notes.append(f"Results come from different profiles ({', '.join(bases)}): each cell names its own.")
     by_label: dict[str, list[str]] = {}
