@@ -105,9 +105,9 @@ def test_config_normalises_unused_fields_and_ids_are_stable():
 # ---- one run ---------------------------------------------------------------------------------
 def test_run_experiment_on_a_fold_writes_files_and_uses_only_that_folds_images(tmp_path, monkeypatch):
     seen = []
-    real = methods.pixel_representation
-    monkeypatch.setattr(methods, "pixel_representation", lambda x: seen.append(x.clone()) or real(x))
-    cfg = ExperimentConfig.from_profile("fundus", "gsa", **{**TINY, "n_folds": 3}, fold=1)
+    real = methods.build_gsa
+    monkeypatch.setattr(methods, "build_gsa", lambda bb, x, *a, **k: seen.append(x.clone()) or real(bb, x, *a, **k))
+    cfg = ExperimentConfig.from_profile("fundus", "gsa", **{**TINY, "n_folds": 3}, fold=1, recipe="paper")
     result = run_experiment(cfg, tmp_path)
 
     ds = load_dataset("fundus", 16).subset(40, 20, seed=0)

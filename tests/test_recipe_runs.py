@@ -74,7 +74,7 @@ def test_recipe_named_in_table_rows_never_pooled_with_collapse_counts(tmp_path):
     rows = [r for r in build_table(tmp_path, ["fundus"], paper_rows=False) if r.method == "gsa"]
     by = {r.recipe: r for r in rows}
     assert set(by) == {"paper", "recommended"}
-    assert "recipe: paper" in by["paper"].label
+    assert by["paper"].shown_label.endswith("[recipe: paper]")
     assert by["paper"].cells["fundus"].mean == pytest.approx(50.0)
     assert by["recommended"].cells["fundus"].mean == pytest.approx(90.0)
     assert (by["paper"].cells["fundus"].collapsed, by["paper"].cells["fundus"].checked) == (2, 2)

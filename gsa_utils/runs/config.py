@@ -379,11 +379,10 @@ def differing_fields(configs: Sequence[ExperimentConfig]) -> tuple[str, ...]:
 
 
 def variant_label(config: ExperimentConfig, by: Sequence[str]) -> str:
-    """The method (with GSA's recipe) plus the values of the ``by`` fields, e.g.
-    ``"gsa-recommended (map_warmup_epochs=0)"``."""
-    parts = [f"{name}={getattr(config, name)}" for name in by
-             if name not in ("dataset", "method", "backbone", "recipe")]
-    return method_label(config) + (f" ({', '.join(parts)})" if parts else "")
+    """The method name plus the values of the ``by`` fields, e.g. ``"gsa (recipe=paper)"``
+    (two recipes differ in ``recipe``, so they are never pooled)."""
+    parts = [f"{name}={getattr(config, name)}" for name in by if name not in ("dataset", "method", "backbone")]
+    return config.method + (f" ({', '.join(parts)})" if parts else "")
 
 
 def method_label(config: ExperimentConfig) -> str:

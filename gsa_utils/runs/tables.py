@@ -179,13 +179,21 @@ class TableCell:
 
 @dataclass
 class TableRow:
-    """One row of Table 2: a method (and backbone, and GSA's recipe), one :class:`TableCell` per dataset."""
+    """One row of Table 2: a method (and backbone, and GSA's recipe), one :class:`TableCell` per dataset.
+
+    ``label`` is the paper's row name; :attr:`shown_label` adds the recipe of a GSA row.
+    """
 
     label: str
     method: str
     backbone: str | None
     cells: dict[str, TableCell]
     recipe: str | None = None
+
+    @property
+    def shown_label(self) -> str:
+        """The label with GSA's recipe, e.g. ``"VGG-16 (with global attention) [recipe: paper]"``."""
+        return self.label + (f" [recipe: {self.recipe}]" if self.recipe else "")
 
 
 def _collapse_count(runs: Sequence[RunRecord]) -> tuple[int, int]:
@@ -284,8 +292,7 @@ def build_table(results_dir: str | os.PathLike, datasets: Sequence[str] | None =
         for ds in cols:
             summaries[(method, backbone, ds)] = protocol_summary(results_dir, ds, method, backbone, n_epochs=n_epochs,
                                                                  results=runs_of(method, backbone, recipe))
-        base_label = row_label(method, backbone)
-        label = base_label + (f" [recipe: {recipe}]" if recipe else "")
+        base_label = label = row_label(method, backbone)
         cells = {}
         for ds in cols:
             s = summaries[(method, backbone, ds)]
@@ -340,7 +347,7 @@ def table_to_csv(rows: Sequence[TableRow], path: str | os.PathLike) -> Path:
         return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.6g}"
 
     for row in rows:
-        line = [row.label]
+        line = [row.shown_label]
         for ds in cols:
             c = row.cells[ds]
             data = ("" if c.source is None else
@@ -391,7 +398,7 @@ def table_to_markdown(rows: Sequence[TableRow], *, paper: bool = True, footnotes
             header.append(ds)
     lines = ["| " + " | ".join(_md_escape(h) for h in header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [_md_escape(row.label)]
+        cells = [_md_escape(row.shown_label)]
         for ds in cols:
             c = row.cells[ds]
             tagged = tag_cells and c.profile and c.mean is not None
