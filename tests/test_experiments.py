@@ -336,7 +336,7 @@ def test_table_cells_markers_and_paper_figures(fabricated, tmp_path):
     assert by_label["GoogleNet"].mean is None and by_label["GoogleNet"].paper_text == "80.49(1.90)"
     md = table_to_markdown(rows)
     assert "| idrid-edema: ours | IDRiD Macular Edema: paper | jaffe: ours | JAFFE: paper |" in md
-    assert f"| ResNet-152 (with global attention) | {gsa.text} | \\*82.13(0.70) |" in md
+    assert f"| ResNet-152 (with global attention) [recipe: recommended] | {gsa.text} | \\*82.13(0.70) |" in md
     assert "Not a reproduction" not in md and "Profile of every result: full." in md
     path = table_to_csv(rows, tmp_path / "t.csv")
     lines = path.read_text().splitlines()

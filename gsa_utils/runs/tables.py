@@ -330,7 +330,7 @@ def _columns(rows: Sequence[TableRow]) -> list[str]:
 
 def table_to_csv(rows: Sequence[TableRow], path: str | os.PathLike) -> Path:
     """Write :func:`build_table` rows as CSV (one line per row; per dataset: mean, std, n, markers, p-values,
-    profile, data, paper), atomically.
+    profile, data, paper, collapsed runs; last, GSA's recipe), atomically.
 
     Introduced in chapter 10 (``10_baselines``).
     """
@@ -341,20 +341,20 @@ def table_to_csv(rows: Sequence[TableRow], path: str | os.PathLike) -> Path:
                    f"{ds} profile", f"{ds} data", f"{ds} paper", f"{ds} collapsed", f"{ds} runs checked"]
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(header)
+    w.writerow(header + ["recipe"])
 
     def num(x: float | None) -> str:
         return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.6g}"
 
     for row in rows:
-        line = [row.shown_label]
+        line = [row.label]
         for ds in cols:
             c = row.cells[ds]
             data = ("" if c.source is None else
                     f"synthetic stand-in for {c.stand_in_for}" if c.stand_in_for else c.source)
             line += [num(c.mean), num(c.std), str(c.n), c.markers, num(c.p_vs_vanilla),
                      num(c.p_vs_l1), c.profile or "", data, c.paper_text, str(c.collapsed), str(c.checked)]
-        w.writerow(line)
+        w.writerow(line + [row.recipe or ""])
     path = Path(path)
     write_atomic(path, buf.getvalue().encode())
     return path
