@@ -17,7 +17,6 @@ import json
 import os
 import random
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
@@ -31,7 +30,7 @@ from .files import write_atomic
 from .losses import combined_loss
 from .metrics import saturated_fraction
 from .settings import FitSettings
-from .stability import CollapseWarning, epoch_collapse
+from .stability import record_collapse
 
 __all__ = [
     "pick_device",
@@ -250,26 +249,12 @@ def algorithm_1(learner: Learner, x: torch.Tensor, y: torch.Tensor, settings: Fi
             record.update({f"{name}_{key}": value for key, value in scores.items()})
         if isinstance(model, HasAttentionMap):
             record.update(map_statistics(model))
-        reason = _note_collapse(model, record, reason)
+        amap = model.attention_map().detach() if isinstance(model, HasAttentionMap) else None
+        reason = record_collapse(record, amap, reason)
         if two_phase and not model.frozen and epoch >= settings.cutoff_epoch:
             model.freeze()  # after epoch E the map is fixed; phase 2 trains the image CNN alone
         if end_of_epoch is not None:
             end_of_epoch(epoch, record)
-
-
-def _note_collapse(model: nn.Module, record: dict, previous_reason: str) -> str:
-    """Record ``collapsed`` and ``collapse_reason`` (:func:`~gsa_utils.stability.epoch_collapse`);
-    warn at the epoch a collapse starts or changes. Returns the reason (empty: healthy)."""
-    amap = model.attention_map().detach() if isinstance(model, HasAttentionMap) else None
-    counts = {key[:-len("_pred_classes")]: n for key, n in record.items() if key.endswith("_pred_classes")}
-    verdict = epoch_collapse(amap, counts)
-    record.update(collapsed=verdict.collapsed, collapse_reason=verdict.reason)
-    if verdict.collapsed and verdict.reason != previous_reason:
-        numbers = ", ".join(f"{k} {record[k]:.3f}" for k in ("map_mean", "map_saturated", "train_acc")
-                            if k in record)
-        warnings.warn(f"epoch {record['epoch']}: the run collapsed ({verdict.reason}; {numbers})",
-                      CollapseWarning, stacklevel=3)
-    return verdict.reason
 
 
 def train_one_epoch(learner: Learner, x: torch.Tensor, y: torch.Tensor, *, epoch: int, seed: int,
