@@ -26,6 +26,7 @@ from gsa_utils import build_backbone, seed_everything
 from gsa_utils.data.registry import describe_source, load_dataset
 from gsa_utils.losses import combined_loss
 from gsa_utils.recipes import build_gsa, get_recipe
+from gsa_utils.settings import PAPER_L1_WEIGHT
 from gsa_utils.stability import saturated_share
 
 
@@ -36,7 +37,7 @@ def first_layer_preactivation(model) -> torch.Tensor:
         return F.conv2d(model.pixel_rep, layer.weight * pc.first_layer_scale, layer.bias, padding=layer.padding)
 
 
-def probe(recipe, ds, args, seed: int) -> None:
+def probe(recipe, ds, args, seed: int, l1_weight: float = PAPER_L1_WEIGHT, label: str | None = None) -> None:
     seed_everything(seed)
     model = build_gsa(build_backbone(args.backbone, ds.num_classes, False), ds.x_train, recipe, args.hidden_channels)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -47,13 +48,12 @@ def probe(recipe, ds, args, seed: int) -> None:
         z0 = pc.logits(model.pixel_rep)
     g = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(ds.y_train), generator=g)
-    line = f"{recipe.name:<22} fan-in {fan_in:>6} (scale {pc.first_layer_scale:.4f})"
+    line = f"{label or recipe.name:<22} fan-in {fan_in:>6} (scale {pc.first_layer_scale:.4f})"
     model.train()
     for step in range(1, len(order) // args.batch_size + 1):
         idx = order[(step - 1) * args.batch_size:step * args.batch_size]
         amap = model.attention_map()
-        parts = combined_loss(model(ds.x_train[idx], amap), ds.y_train[idx], amap, recipe.l1_weight,
-                              recipe.l1_reduction)
+        parts = combined_loss(model(ds.x_train[idx], amap), ds.y_train[idx], amap, l1_weight, "sum")
         opt.zero_grad()
         parts.total.backward()
         opt.step()
@@ -86,11 +86,10 @@ def main() -> None:
     torch.set_flush_denormal(True)
     ds = load_dataset(args.dataset, args.image_size)
     print(describe_source(ds), flush=True)
-    recipes = [get_recipe(r) for r in args.recipes]
-    if "paper" in args.recipes:
-        recipes.insert(1, replace(get_recipe("paper"), name="paper, lambda=0", l1_weight=0.0))
-    for r in recipes:
-        probe(r, ds, args, args.seed)
+    for name in args.recipes:
+        probe(get_recipe(name), ds, args, args.seed)
+        if name == "paper":  # lambda (a training option, FitSettings.l1_weight) set to 0
+            probe(get_recipe(name), ds, args, args.seed, l1_weight=0.0, label="paper, lambda=0")
     seed_everything(args.seed)
     bb = build_backbone(args.backbone, ds.num_classes, False).train()
     for m in bb.modules():  # same dropout mask for every call: only batch normalisation stays in training mode

@@ -14,7 +14,9 @@ interruption.
     python benchmarks/map_stability.py --dataset fundus --image-size 32 --variants vanilla recommended
 
 Variants: ``vanilla``, ``l1`` (the L1 pixel-weights baseline), any name in
-``gsa_utils.recipes.RECIPES``, or a recipe with changed fields, e.g. ``paper+l1_weight=0``.
+``gsa_utils.recipes.RECIPES``, or a recipe with changed fields, recipe fields or training
+options (``FitSettings``), e.g. ``paper+l1_weight=0`` or ``paper+pixel_cnn_lr=1e-4+map_warmup_epochs=3``
+(the former "smoke" options).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import argparse
 import json
 import math
 import time
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,29 +35,43 @@ from gsa_utils.baselines import L1PixelWeights
 from gsa_utils.data.registry import describe_source, load_dataset
 from gsa_utils.metrics import map_roc_auc
 from gsa_utils.recipes import Recipe, build_gsa, get_recipe
+from gsa_utils.settings import FitSettings
 from gsa_utils.stability import collapse_verdict
 from gsa_utils.training import map_image, two_phase_fit
 
 
-def parse_variant(spec: str) -> Recipe | str:
-    """``vanilla``, ``l1``, a recipe name, or ``name+field=value+...``."""
+@dataclass(frozen=True)
+class Variant:
+    """A GSA variant: a recipe (how the map is built) and training options (``FitSettings`` fields)."""
+
+    name: str
+    recipe: Recipe
+    fit: dict
+
+
+def parse_variant(spec: str) -> Variant | str:
+    """``vanilla``, ``l1``, a recipe name, or ``name+field=value+...`` (recipe or FitSettings fields)."""
     if spec in ("vanilla", "l1"):
         return spec
     name, *changes = spec.split("+")
     recipe = get_recipe(name)
-    types = {f.name: f.type for f in fields(Recipe)}
+    recipe_fields = {f.name for f in fields(Recipe)}
+    fit_fields = set(FitSettings.names())
     kw: dict = {}
+    fit: dict = {}
     for change in changes:
         key, _, raw = change.partition("=")
-        if key not in types:
-            raise SystemExit(f"variant {spec!r}: unknown recipe field {key!r}; fields: {sorted(types)}")
-        kw[key] = None if raw.lower() == "none" else (raw.lower() == "true" if raw.lower() in ("true", "false")
-                                                      else json.loads(raw) if raw[:1].isdigit() or raw[:1] in "-."
-                                                      else raw)
-    return replace(recipe, name=spec, **kw) if kw else recipe
+        if key not in recipe_fields | fit_fields:
+            raise SystemExit(f"variant {spec!r}: unknown field {key!r}; recipe fields: {sorted(recipe_fields)}; "
+                             f"training options: {sorted(fit_fields)}")
+        value = None if raw.lower() == "none" else (raw.lower() == "true" if raw.lower() in ("true", "false")
+                                                    else json.loads(raw) if raw[:1].isdigit() or raw[:1] in "-."
+                                                    else raw)
+        (kw if key in recipe_fields else fit)[key] = value
+    return Variant(spec, replace(recipe, name=spec, **kw) if kw else recipe, fit)
 
 
-def run_one(variant: Recipe | str, ds, args, seed: int) -> dict:
+def run_one(variant: Variant | str, ds, args, seed: int) -> dict:
     seed_everything(seed)
     backbone = build_backbone(args.backbone, ds.num_classes, pretrained=False)
     fit = dict(l1_weight=0.0)
@@ -65,8 +81,8 @@ def run_one(variant: Recipe | str, ds, args, seed: int) -> dict:
         model = L1PixelWeights(backbone, tuple(ds.x_train.shape[-2:]))
         fit = dict(l1_weight=args.l1_baseline_weight, l1_reduction="mean")
     else:
-        model = build_gsa(backbone, ds.x_train, variant, args.hidden_channels)
-        fit = variant.fit_kwargs()
+        model = build_gsa(backbone, ds.x_train, variant.recipe, args.hidden_channels)
+        fit = variant.fit
     cutoff = args.cutoff if variant not in ("vanilla", "l1") else None
     hist = two_phase_fit(model, ds.x_train, ds.y_train, eval_sets={"test": (ds.x_test, ds.y_test)},
                          epochs=args.epochs, cutoff_epoch=cutoff, lr=args.lr, batch_size=args.batch_size,

@@ -21,6 +21,7 @@ from .files import write_atomic
 from .models import BACKBONES
 from .profiles import PROFILES
 from .protocol import N_SELECTED_EPOCHS
+from .recipes import RECIPES
 from .runs.config import (BOOL_FIELDS, FLOAT_FIELDS, INT_FIELDS, METHODS, ExperimentConfig, coerce_field,
                           normalise_method, profile_label)
 from .runs.locks import DEFAULT_STALE_AFTER, LOCK_FILE, lock_age
@@ -43,6 +44,10 @@ examples:
   # the paper's full grid (K, lambda, weight decay; L1 coefficients) on a GPU machine
   GSA_PROFILE=full python -m gsa_utils sweep --dataset idrid-edema \\
       --methods gsa vanilla l1 lr svm vgg_att3 resattnet92 --backbones resnet152 --paper-grid --results results/
+
+  # the paper's GSA recipe beside the recommended one (the default), 3 seeds each
+  python -m gsa_utils sweep --dataset retinamnist --methods gsa vanilla --folds full \
+      --grid gsa.recipe=paper,recommended seed=0,1,2 --results results/
 
   # the protocol's number for one cell, and Table 2 next to the paper's
   python -m gsa_utils summary --results results/ --dataset fundus --method gsa --backbone small_cnn
@@ -116,7 +121,10 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
     g.add_argument("--n-folds", type=int, help="CV folds (default 5)")
     g.add_argument("--n-train", type=int, help="cap on training images (a random subset)")
     g.add_argument("--n-test", type=int, help="cap on test images")
-    g.add_argument("--pixel-cnn-lr", type=float, help="separate learning rate for the pixel CNN")
+    g.add_argument("--recipe", choices=sorted(RECIPES),
+                   help="how GSA's map is built (gsa_utils.recipes; default: the profile's, 'recommended')")
+    g.add_argument("--pixel-cnn-lr", type=_float_or_none,
+                   help="separate learning rate for the pixel CNN; 'none': the same as --lr (the paper)")
     g.add_argument("--map-warmup-epochs", type=int, help="epochs the map is held still at the start (GSA)")
     g.add_argument("--model-width", type=int, help="ResAttNet-92 base width (default 64)")
     g.add_argument("--merge-val", action=argparse.BooleanOptionalAction, default=None,
@@ -134,11 +142,27 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
     r.add_argument("--quiet", action="store_true", help="no progress output")
 
 
+#: Stands for an option given as ``none`` (``None`` in argparse means "not given").
+_NONE = "none"
+
+
+def _float_or_none(text: str) -> float | str:
+    """A float, or ``"none"`` (passed on as ``None``: e.g. no separate pixel-CNN learning rate)."""
+    if text.strip().lower() in ("none", "null"):
+        return _NONE
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
+
+
 def _overrides(args: argparse.Namespace) -> dict:
+    """The settings given on the command line (an option given as ``none`` becomes ``None``)."""
     keys = ("image_size", "epochs", "cutoff_epoch", "hidden_channels", "l1_weight", "weight_decay", "lr",
             "batch_size", "pretrained", "seed", "data_seed", "n_folds", "n_train", "n_test", "pixel_cnn_lr",
-            "map_warmup_epochs", "model_width", "merge_val")
-    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+            "map_warmup_epochs", "model_width", "merge_val", "recipe")
+    given = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    return {k: (None if v == _NONE else v) for k, v in given.items()}
 
 
 def _cache_dir(args: argparse.Namespace) -> str | bool | None:
@@ -173,7 +197,8 @@ def _fmt(x: float | None) -> str:
 def _cmd_run(args: argparse.Namespace) -> int:
     fold = None if args.fold in (None, "full", "none") else int(args.fold)
     cfg = ExperimentConfig.from_profile(args.dataset, args.method, args.profile,
-                                        **{**_overrides(args), "backbone": args.backbone, "fold": fold})
+                                        **{**_overrides(args), "fold": fold,
+                                           **({"backbone": args.backbone} if args.backbone else {})})
     results = Path(args.results)
     _announce_data([cfg], args)
     if not args.quiet:

@@ -4,16 +4,27 @@ Introduced in chapter 1 (``01_structured_images``) and used by every notebook.
 
 * ``smoke``: CPU-friendly (tiny images, few epochs, a small untrained backbone,
   embedded data). CI executes every notebook in this profile in minutes. A small CNN
-  from scratch needs a larger learning rate (1e-3) than the paper's fine-tuning, and at
-  that rate the paper's recipe saturated the map on the wrong region in our runs, so the
-  smoke profile also holds the map still for 3 epochs and gives the pixel CNN a 10x
-  smaller learning rate (chapter 5 compares both).
+  from scratch needs a larger learning rate (1e-3) than the paper's fine-tuning; the
+  profile's training settings also keep two older training-side stabilisers of the map
+  (pixel-CNN lr 1e-4, map held still for 3 epochs; chapter 4 compares them with the
+  paper's schedule). They are :class:`~gsa_utils.settings.FitSettings` fields, not part
+  of a recipe: the paper's exact training in this profile is
+  ``profile.fit.replace(pixel_cnn_lr=None, map_warmup_epochs=0)``.
 * ``colab``: one free Colab GPU (a T4, 16 GB): the paper's 224 px and learning rate with
   one ImageNet-pretrained backbone (ResNet-18), fewer epochs and seeds, so that a dataset
   chapter (6-9) takes about half an hour. Its times are estimates from FLOPs
   (``benchmarks/chapter_costs.py``), not measurements.
-* ``full``: the paper's settings (224 px, ImageNet-pretrained torchvision backbones,
-  Adam lr 1e-4, batch 32, 250 epochs, cut-off epoch E = 60).
+* ``full``: the paper's training settings (224 px, ImageNet-pretrained torchvision
+  backbones, Adam lr 1e-4, batch 32, 250 epochs, cut-off epoch E = 60).
+
+**All three profiles build GSA with the ``recommended`` recipe, not the paper's.** The paper's
+map collapsed (more than 90% of its pixels below 0.01 or above 0.99) in 9 of 10 seeds on
+the fundus set and on real RetinaMNIST with a small CNN; the ``recommended`` recipe (the
+pixel representation projected on its top 16 whitened principal components, computed from
+the training images; everything else the paper's) collapsed in 0 of 10 on both
+(``benchmarks/map_stability.py``; chapters 5 and 9 show the comparison). The paper's exact
+method is one switch away: ``Profile.recipe`` / ``ExperimentConfig.recipe = "paper"``
+(``--recipe paper`` on the command line). See :mod:`gsa_utils.recipes`.
 
 The profile is chosen by the environment variable ``GSA_PROFILE`` (``smoke``, ``colab`` or
 ``full``); when it is unset, ``colab`` is used on a CUDA GPU with less than
@@ -27,6 +38,7 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 
+from .recipes import RECIPES, RECOMMENDED_RECIPE
 from .settings import PAPER_BACKBONES, PAPER_FIT, FitSettings
 
 __all__ = ["Profile", "PROFILES", "get_profile", "PROFILE_ENV", "COLAB_GPU_MEMORY_GIB"]
@@ -60,7 +72,11 @@ class Profile:
         Seeds over which chapters report mean and spread.
     fit
         How to train (:class:`~gsa_utils.settings.FitSettings`: epochs, E, Adam settings,
-        lambda, and the options against early saturation of the map, chapter 5).
+        lambda, and the optional training-side stabilisers of the map, chapter 5).
+    recipe
+        How GSA's pixel CNN and map are built: a name in
+        :data:`~gsa_utils.recipes.RECIPES` (``"recommended"`` by default, ``"paper"`` for
+        the paper's method).
     """
 
     name: str
@@ -73,6 +89,12 @@ class Profile:
     n_train: int | None
     seeds: tuple[int, ...]
     fit: FitSettings
+    recipe: str = RECOMMENDED_RECIPE
+
+    def __post_init__(self) -> None:
+        if self.recipe not in RECIPES:
+            raise ValueError(f"Profile {self.name!r}: unknown recipe {self.recipe!r}; choose one of "
+                             f"{sorted(RECIPES)}")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -80,7 +102,7 @@ class Profile:
     def describe(self) -> str:
         fit = self.fit
         return (f"Profile '{self.name}' ({self.reason}): {self.image_size}px, {fit.epochs} epochs, "
-                f"E={fit.cutoff_epoch}, backbone={self.backbone} "
+                f"E={fit.cutoff_epoch}, GSA recipe '{self.recipe}', backbone={self.backbone} "
                 f"({'ImageNet-pretrained' if self.pretrained else 'random init'}), K={self.hidden_channels}, "
                 f"lambda={fit.l1_weight}, batch={fit.batch_size}, lr={fit.lr}, seeds={list(self.seeds)}"
                 + ("" if fit.pixel_cnn_lr is None and not fit.map_warmup_epochs else
@@ -92,15 +114,16 @@ PROFILES: dict[str, Profile] = {
         name="smoke", reason="", image_size=32, backbone="small_cnn", pretrained=False,
         backbones=("small_cnn",), hidden_channels=16, n_train=None, seeds=(0, 1, 2),
         fit=FitSettings(epochs=30, cutoff_epoch=15, lr=1e-3, weight_decay=1e-4, pixel_cnn_lr=1e-4,
-                        map_warmup_epochs=3)),
+                        map_warmup_epochs=3),
+        recipe=RECOMMENDED_RECIPE),
     "colab": Profile(
         name="colab", reason="", image_size=224, backbone="resnet18", pretrained=True,
         backbones=("resnet18",), hidden_channels=32, n_train=None, seeds=(0, 1),
-        fit=PAPER_FIT.replace(epochs=100, cutoff_epoch=25, weight_decay=1e-4)),
+        fit=PAPER_FIT.replace(epochs=100, cutoff_epoch=25, weight_decay=1e-4), recipe=RECOMMENDED_RECIPE),
     "full": Profile(
         name="full", reason="", image_size=224, backbone="resnet152", pretrained=True,
         backbones=PAPER_BACKBONES, hidden_channels=32, n_train=None, seeds=(0, 1, 2, 3, 4),
-        fit=PAPER_FIT.replace(weight_decay=1e-4)),
+        fit=PAPER_FIT.replace(weight_decay=1e-4), recipe=RECOMMENDED_RECIPE),
 }
 
 

@@ -1,10 +1,14 @@
 """Named GSA recipes: how the map is built and trained, as data (issue 12).
 
-A :class:`Recipe` holds every construction and training option that decides whether the
-attention map learns or collapses; :data:`RECIPES` names the ones the book compares, and
-:func:`build_gsa` is the one factory that turns a recipe into a model. ``paper`` is the
-paper's method exactly; ``recommended`` is the fix chosen by the measurements of
-``benchmarks/map_stability.py``.
+A :class:`Recipe` holds every option of how the pixel CNN and its map are *built* (the
+pixel representation, the first layer's scaling, normalisations); :data:`RECIPES` names
+the ones the book compares, and :func:`build_gsa` is the one factory that turns a recipe
+into a model. ``paper`` is the paper's method exactly; ``recommended`` is the fix chosen by
+the measurements of ``benchmarks/map_stability.py``. How the map is *trained* (lambda, the
+L1 reduction, a separate pixel-CNN learning rate, a map warm-up) is not part of a recipe:
+those options live in one place only, :class:`~gsa_utils.settings.FitSettings`, so the
+two can never disagree. A run names its recipe by the ``recipe`` field of
+:class:`~gsa_utils.profiles.Profile` and :class:`~gsa_utils.runs.ExperimentConfig`.
 """
 from __future__ import annotations
 
@@ -13,19 +17,21 @@ from dataclasses import asdict, dataclass, replace
 import torch
 from torch import nn
 
-from .losses import Reduction
 from .models import MAP_NORMS, GlobalSpatialAttention, PixelCNN
 from .pixel import lowrank_pixel_representation, pixel_representation
 
-__all__ = ["Recipe", "RECIPES", "get_recipe", "build_gsa", "PIXEL_REPS"]
+__all__ = ["Recipe", "RECIPES", "PAPER_RECIPE", "RECOMMENDED_RECIPE", "get_recipe", "build_gsa", "PIXEL_REPS"]
 
+#: The name of the paper's recipe and of the one the profiles use by default.
+PAPER_RECIPE = "paper"
+RECOMMENDED_RECIPE = "recommended"
 #: Pixel representations a recipe can ask for.
 PIXEL_REPS = ("full", "lowrank")
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """Construction and training options of the pixel CNN and its map.
+    """Construction options of the pixel CNN and its map (training options: ``FitSettings``).
 
     Attributes
     ----------
@@ -41,10 +47,6 @@ class Recipe:
         r for ``pixel_rep="lowrank"``.
     fan_in_reference, hidden_norm, map_norm, map_gain, map_level, output_bias, flat_start
         :class:`~gsa_utils.models.PixelCNN` options (``None``/``False``/``"none"``: the paper).
-    l1_weight, l1_reduction
-        lambda and the reduction of the L1 term on the map.
-    pixel_cnn_lr, map_warmup_epochs
-        :func:`~gsa_utils.training.two_phase_fit` options (``None`` and 0: the paper).
     """
 
     name: str
@@ -58,10 +60,6 @@ class Recipe:
     map_level: float = 0.5
     output_bias: float | None = None
     flat_start: bool = False
-    l1_weight: float = 1e-4
-    l1_reduction: Reduction = "sum"
-    pixel_cnn_lr: float | None = None
-    map_warmup_epochs: int = 0
 
     def __post_init__(self) -> None:
         if self.pixel_rep not in PIXEL_REPS:
@@ -71,22 +69,17 @@ class Recipe:
         if self.rank < 1:
             raise ValueError(f"recipe {self.name!r}: rank must be >= 1, got {self.rank}")
 
-    def fit_kwargs(self) -> dict:
-        """The :func:`~gsa_utils.training.two_phase_fit` keyword arguments this recipe sets."""
-        return dict(l1_weight=self.l1_weight, l1_reduction=self.l1_reduction, pixel_cnn_lr=self.pixel_cnn_lr,
-                    map_warmup_epochs=self.map_warmup_epochs)
-
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 #: The recipes by name. ``paper`` is the paper's method; the others change one thing each
 #: (``lowrank_mapnorm`` two). ``recommended`` is the low-rank whitened representation, chosen
-#: by the measurements of ``benchmarks/map_stability.py`` (see the issue 12 report).
+#: by the measurements of ``benchmarks/map_stability.py`` (see the issue 12 report). The
+#: former "smoke" options (pixel-CNN lr 1e-4, map held still 3 epochs) are training options:
+#: ``FitSettings(pixel_cnn_lr=1e-4, map_warmup_epochs=3)`` with any recipe.
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("paper", "the paper: full P, sigmoid map, L1 (sum), one learning rate"),
-    Recipe("smoke", "full P, pixel-CNN lr 1e-4, map held still for 3 epochs (the former smoke options)",
-           pixel_cnn_lr=1e-4, map_warmup_epochs=3),
     Recipe("fan_in", "full P, first layer scaled to the fan-in of a rank-16 layer (144)", fan_in_reference=144),
     Recipe("hidden_norm", "full P, instance normalisation of the hidden channels", hidden_norm=True),
     Recipe("map_norm", "full P, level- and contrast-normalised map (standardised logit, gain 2)",

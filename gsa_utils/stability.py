@@ -6,12 +6,14 @@ has stopped using its input. :func:`collapse_verdict` applies both tests.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-__all__ = ["SATURATION", "COLLAPSE_SHARE", "saturated_share", "CollapseVerdict", "collapse_verdict"]
+__all__ = ["SATURATION", "COLLAPSE_SHARE", "saturated_share", "CollapseVerdict", "collapse_verdict",
+           "CollapseWarning", "epoch_collapse", "record_collapse"]
 
 #: A map value below this or above 1 - this counts as saturated.
 SATURATION = 0.01
@@ -56,3 +58,48 @@ def collapse_verdict(attention_map, accuracy: float | None = None, majority_rate
     if accuracy is not None and majority_rate is not None and accuracy <= majority_rate + 1e-9:
         reasons.append(f"accuracy {accuracy:.3f} <= majority rate {majority_rate:.3f}")
     return CollapseVerdict(bool(reasons), "; ".join(reasons), sat)
+
+
+class CollapseWarning(UserWarning):
+    """Issued by :func:`~gsa_utils.training.algorithm_1` at the epoch a run collapses."""
+
+
+def epoch_collapse(attention_map, predicted_classes: dict[str, int] | None = None,
+                   share: float = COLLAPSE_SHARE, threshold: float = SATURATION) -> CollapseVerdict:
+    """The collapse rule during training, after one epoch.
+
+    Collapsed when more than ``share`` of the map is saturated (as in
+    :func:`collapse_verdict`), or when the predictions on a set fall to one class.
+
+    Parameters
+    ----------
+    attention_map
+        The current map, or ``None`` for a model without one.
+    predicted_classes
+        Number of distinct classes predicted, per set, e.g. ``{"train": 5, "test": 1}``.
+    """
+    verdict = collapse_verdict(attention_map, share=share, threshold=threshold)
+    reasons = [verdict.reason] if verdict.reason else []
+    reasons += [f"every {name} prediction is one class" for name, n in (predicted_classes or {}).items()
+                if n == 1]
+    return CollapseVerdict(bool(reasons), "; ".join(reasons), verdict.saturated_share)
+
+
+def record_collapse(record: dict, attention_map, previous_reason: str = "") -> str:
+    """Apply :func:`epoch_collapse` to one epoch's training record, in place.
+
+    Sets ``record["collapsed"]`` and ``record["collapse_reason"]`` (the predicted-class
+    counts come from the record's ``*_pred_classes`` entries) and issues a
+    :class:`CollapseWarning` naming the epoch and the map's numbers when a collapse starts
+    or its reason changes (``previous_reason``: the reason after the epoch before).
+    Returns the reason (empty: healthy).
+    """
+    counts = {key[:-len("_pred_classes")]: n for key, n in record.items() if key.endswith("_pred_classes")}
+    verdict = epoch_collapse(attention_map, counts)
+    record.update(collapsed=verdict.collapsed, collapse_reason=verdict.reason)
+    if verdict.collapsed and verdict.reason != previous_reason:
+        numbers = ", ".join(f"{k} {record[k]:.3f}" for k in ("map_mean", "map_saturated", "train_acc")
+                            if k in record)
+        warnings.warn(f"epoch {record.get('epoch', '?')}: the run collapsed ({verdict.reason}; {numbers})",
+                      CollapseWarning, stacklevel=4)
+    return verdict.reason

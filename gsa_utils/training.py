@@ -30,6 +30,7 @@ from .files import write_atomic
 from .losses import combined_loss
 from .metrics import saturated_fraction
 from .settings import FitSettings
+from .stability import record_collapse
 
 __all__ = [
     "pick_device",
@@ -137,8 +138,11 @@ class History:
     records
         One dict per epoch: ``epoch``, ``phase`` (1 or 2), ``train_loss``, ``train_ce``,
         ``train_l1``, ``train_acc``, ``{name}_loss`` and ``{name}_acc`` for every evaluation
-        set, ``seconds`` (training time of the epoch, evaluation excluded), and for models
-        with a map :func:`map_statistics` (``map_mean``, ``map_saturated``, ...).
+        set, ``seconds`` (training time of the epoch, evaluation excluded), for models
+        with a map :func:`map_statistics` (``map_mean``, ``map_saturated``, ...), and
+        ``collapsed`` / ``collapse_reason`` (:func:`~gsa_utils.stability.epoch_collapse`:
+        map saturated or predictions of one class; a :class:`~gsa_utils.stability.CollapseWarning`
+        is issued at the epoch it starts).
     maps
         Attention maps (H x W arrays) at the requested epochs; key 0 is before training.
     config
@@ -214,11 +218,13 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256, device: to
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256,
              mixed_precision: bool = False) -> dict[str, float]:
-    """Mean cross-entropy and accuracy of ``model`` on (x, y)."""
+    """Mean cross-entropy, accuracy and number of distinct predicted classes of ``model`` on (x, y)."""
     logits = predict(model, x, batch_size, mixed_precision=mixed_precision)
     y = y.to(logits.device)
     loss = nn.functional.cross_entropy(logits, y).item()
-    return {"loss": loss, "acc": (logits.argmax(1) == y).float().mean().item()}
+    pred = logits.argmax(1)
+    return {"loss": loss, "acc": (pred == y).float().mean().item(),
+            "pred_classes": int(torch.unique(pred).numel())}
 
 
 @dataclass
@@ -238,6 +244,7 @@ def algorithm_1(learner: Learner, x: torch.Tensor, y: torch.Tensor, settings: Fi
     """Algorithm 1 of the paper: learn the map and the image CNN together until E, then the CNN alone."""
     model = learner.model
     two_phase = isinstance(model, TwoPhaseModel) and settings.cutoff_epoch is not None
+    reason = ""
     for epoch in range(first_epoch, settings.epochs + 1):
         phase = 2 if two_phase and model.frozen else 1
         if isinstance(model, TwoPhaseModel) and phase == 1:
@@ -250,6 +257,8 @@ def algorithm_1(learner: Learner, x: torch.Tensor, y: torch.Tensor, settings: Fi
             record.update({f"{name}_{key}": value for key, value in scores.items()})
         if isinstance(model, HasAttentionMap):
             record.update(map_statistics(model))
+        amap = model.attention_map().detach() if isinstance(model, HasAttentionMap) else None
+        reason = record_collapse(record, amap, reason)
         if two_phase and not model.frozen and epoch >= settings.cutoff_epoch:
             model.freeze()  # after epoch E the map is fixed; phase 2 trains the image CNN alone
         if end_of_epoch is not None:
@@ -266,8 +275,8 @@ def train_one_epoch(learner: Learner, x: torch.Tensor, y: torch.Tensor, *, epoch
     Returns
     -------
     dict
-        ``train_loss``, ``train_ce``, ``train_l1``, ``train_acc`` (means over the epoch) and
-        ``seconds`` (training time).
+        ``train_loss``, ``train_ce``, ``train_l1``, ``train_acc`` (means over the epoch),
+        ``train_pred_classes`` (distinct classes predicted) and ``seconds`` (training time).
     """
     model, device, batch_size = learner.model, learner.device, settings.batch_size
     has_map = isinstance(model, HasAttentionMap)
@@ -279,6 +288,7 @@ def train_one_epoch(learner: Learner, x: torch.Tensor, y: torch.Tensor, *, epoch
         order = order[:-1]
     model.train()
     totals = {"loss": 0.0, "ce": 0.0, "l1": 0.0, "correct": 0, "seen": 0}
+    predicted = torch.zeros(0, dtype=torch.long)
     t0 = time.perf_counter()
     for i in range(0, len(order), batch_size):
         idx = order[i:i + batch_size]
@@ -297,13 +307,14 @@ def train_one_epoch(learner: Learner, x: torch.Tensor, y: torch.Tensor, *, epoch
         totals["ce"] += parts.ce.item() * b
         totals["l1"] += parts.l1.item() * b
         totals["correct"] += int((logits.argmax(1) == yb).sum())
+        predicted = torch.unique(torch.cat([predicted, logits.argmax(1).detach().cpu()]))
         totals["seen"] += b
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seen = max(totals["seen"], 1)
     return {"train_loss": totals["loss"] / seen, "train_ce": totals["ce"] / seen,
             "train_l1": totals["l1"] / seen, "train_acc": totals["correct"] / seen,
-            "seconds": time.perf_counter() - t0}
+            "train_pred_classes": int(predicted.numel()), "seconds": time.perf_counter() - t0}
 
 
 #: Besides the :class:`FitSettings`, what a checkpoint must share with the run that resumes it.
@@ -378,7 +389,8 @@ def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor
     settings = settings.replace(cutoff_epoch=settings.cutoff_epoch if isinstance(model, TwoPhaseModel) else None,
                                 l1_weight=settings.l1_weight if has_map else 0.0)
     config = dict(settings.to_dict(), seed=seed, n_train=len(y_train), device=str(device),
-                  mixed_precision=bool(mixed_precision), model=type(model).__name__)
+                  mixed_precision=bool(mixed_precision), model=type(model).__name__,
+                  recipe=getattr(getattr(model, "recipe", None), "name", None))
 
     model.to(device)
     if resident is None:

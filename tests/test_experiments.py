@@ -82,7 +82,7 @@ def test_config_normalises_unused_fields_and_ids_are_stable():
     assert svm.backbone is None and svm.pretrained is False and svm.epochs is None
     a = ExperimentConfig("fundus", l1_weight=1)
     assert a.run_id() == ExperimentConfig("fundus", l1_weight=1.0).run_id()
-    assert a.run_id().startswith("fundus_gsa_small_cnn_full_s0_")
+    assert a.run_id().startswith("fundus_gsa-paper_small_cnn_full_s0_")
     assert a.run_id() != a.replace(fold=0).run_id() and a.group_key() == a.replace(fold=0).group_key()
     assert ExperimentConfig.from_dict(a.to_dict()) == a
     with pytest.raises(ValueError, match="unknown method"):
@@ -105,9 +105,9 @@ def test_config_normalises_unused_fields_and_ids_are_stable():
 # ---- one run ---------------------------------------------------------------------------------
 def test_run_experiment_on_a_fold_writes_files_and_uses_only_that_folds_images(tmp_path, monkeypatch):
     seen = []
-    real = methods.pixel_representation
-    monkeypatch.setattr(methods, "pixel_representation", lambda x: seen.append(x.clone()) or real(x))
-    cfg = ExperimentConfig.from_profile("fundus", "gsa", **{**TINY, "n_folds": 3}, fold=1)
+    real = methods.build_gsa
+    monkeypatch.setattr(methods, "build_gsa", lambda bb, x, *a, **k: seen.append(x.clone()) or real(bb, x, *a, **k))
+    cfg = ExperimentConfig.from_profile("fundus", "gsa", **{**TINY, "n_folds": 3}, fold=1, recipe="paper")
     result = run_experiment(cfg, tmp_path)
 
     ds = load_dataset("fundus", 16).subset(40, 20, seed=0)
@@ -336,7 +336,7 @@ def test_table_cells_markers_and_paper_figures(fabricated, tmp_path):
     assert by_label["GoogleNet"].mean is None and by_label["GoogleNet"].paper_text == "80.49(1.90)"
     md = table_to_markdown(rows)
     assert "| idrid-edema: ours | IDRiD Macular Edema: paper | jaffe: ours | JAFFE: paper |" in md
-    assert f"| ResNet-152 (with global attention) | {gsa.text} | \\*82.13(0.70) |" in md
+    assert f"| ResNet-152 (with global attention) [recipe: recommended] | {gsa.text} | \\*82.13(0.70) |" in md
     assert "Not a reproduction" not in md and "Profile of every result: full." in md
     path = table_to_csv(rows, tmp_path / "t.csv")
     lines = path.read_text().splitlines()

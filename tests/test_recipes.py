@@ -12,7 +12,8 @@ from gsa_utils.training import two_phase_fit
 def test_paper_recipe_is_the_paper():
     r = get_recipe("paper")
     assert (r.pixel_rep, r.fan_in_reference, r.hidden_norm, r.map_norm) == ("full", None, False, "none")
-    assert r.fit_kwargs() == dict(l1_weight=1e-4, l1_reduction="sum", pixel_cnn_lr=None, map_warmup_epochs=0)
+    # training options live in FitSettings only, never in a recipe (they cannot disagree)
+    assert not {"l1_weight", "l1_reduction", "pixel_cnn_lr", "map_warmup_epochs"} & set(r.as_dict())
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
@@ -22,8 +23,7 @@ def test_every_recipe_builds_and_trains(name, tiny_data):
     model = build_gsa(build_backbone("small_cnn", 2, False), x, name, hidden_channels=4)
     expected = RECIPES[name].rank if RECIPES[name].pixel_rep == "lowrank" else x.shape[0] * x.shape[1]
     assert model.pixel_rep.shape[1] == expected
-    hist = two_phase_fit(model, x, y, epochs=2, cutoff_epoch=1, lr=1e-3, batch_size=16, progress=False,
-                         **RECIPES[name].fit_kwargs())
+    hist = two_phase_fit(model, x, y, epochs=2, cutoff_epoch=1, lr=1e-3, batch_size=16, progress=False)
     assert hist.epochs_done == 2 and model.frozen
     assert np.isfinite(hist["train_loss"]).all()
 

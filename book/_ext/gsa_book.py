@@ -49,8 +49,9 @@ def profile_settings() -> dict[str, list[str]]:
                                             for p in profiles),
         "training images": row("all" if p.n_train is None else p.n_train for p in profiles),
         "seeds": row(len(p.seeds) for p in profiles),
-        "map stabilised": row(
-            "no (the paper's recipe)" if p.fit.pixel_cnn_lr is None and not p.fit.map_warmup_epochs
+        "GSA recipe (how the map is built)": row(f"`{p.recipe}`" for p in profiles),
+        "map training options": row(
+            "none (the paper's schedule)" if p.fit.pixel_cnn_lr is None and not p.fit.map_warmup_epochs
             else f"pixel-CNN lr {p.fit.pixel_cnn_lr:g}, map held {p.fit.map_warmup_epochs} epochs"
             for p in profiles),
     }

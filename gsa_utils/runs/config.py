@@ -20,6 +20,7 @@ from ..data.registry import DATASETS, NATIVE_SIZES, REAL_NAMES, normalise_datase
 from ..models import BACKBONES
 from ..profiles import PROFILES, get_profile
 from ..protocol import N_FOLDS
+from ..recipes import PAPER_RECIPE, RECIPES
 from ..settings import FitSettings
 from .methods import METHOD_FIELDS, METHOD_TABLE
 
@@ -144,6 +145,11 @@ class ExperimentConfig:
         Epochs the map is held still at the start (0, the paper; see chapter 5).
     model_width
         ResAttNet-92's ``base_width`` (``None``: 64, the paper's network).
+    recipe
+        How GSA's pixel CNN and map are built: a name in :data:`~gsa_utils.recipes.RECIPES`
+        (``None`` for other methods). :meth:`from_profile` takes the profile's
+        (``"recommended"``); a config read from a run made before recipes existed has
+        none recorded and reads as ``"paper"``, which is how those runs were built.
 
     Notes
     -----
@@ -176,6 +182,7 @@ class ExperimentConfig:
     pixel_cnn_lr: float | None = None
     map_warmup_epochs: int = 0
     model_width: int | None = None
+    recipe: str | None = PAPER_RECIPE
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
@@ -234,6 +241,8 @@ class ExperimentConfig:
             need(self.pixel_cnn_lr is None or self.pixel_cnn_lr > 0, "pixel_cnn_lr must be > 0")
         if "l1_weight" in uses:
             need(self.l1_weight is not None and self.l1_weight >= 0, f"l1_weight must be >= 0, got {self.l1_weight}")
+        if "recipe" in uses:
+            need(self.recipe in RECIPES, f"unknown recipe {self.recipe!r}; choose one of {', '.join(sorted(RECIPES))}")
         if "model_width" in uses:
             need(self.model_width is None or self.model_width >= 1, "model_width must be >= 1")
         min_size = METHOD_TABLE[self.method].min_image_size
@@ -268,11 +277,13 @@ class ExperimentConfig:
     def run_id(self) -> str:
         """Folder name: a readable slug plus a short hash of all fields.
 
-        E.g. ``fundus_gsa_small_cnn_full_s0_3f9a1c02be``: dataset, method, backbone, ``full``
-        or ``foldK``, seed, then 10 hex digits of :meth:`full_hash`.
+        E.g. ``fundus_gsa-recommended_small_cnn_full_s0_3f9a1c02be``: dataset, method (and
+        GSA's recipe), backbone, ``full`` or ``foldK``, seed, then 10 hex digits of
+        :meth:`full_hash`.
         """
         slug = re.sub(r"[^A-Za-z0-9.-]+", "-", self.dataset).strip("-")[:40] or "data"
-        parts = [slug, self.method] + ([self.backbone] if self.backbone else [])
+        method = self.method + (f"-{self.recipe}" if self.recipe else "")
+        parts = [slug, method] + ([self.backbone] if self.backbone else [])
         parts += ["full" if self.fold is None else f"fold{self.fold}", f"s{self.seed}", self.full_hash()[:10]]
         return "_".join(parts)
 
@@ -300,8 +311,8 @@ class ExperimentConfig:
                      **overrides: Any) -> "ExperimentConfig":
         """A config with a profile's settings (``None``: :func:`gsa_utils.profiles.get_profile`).
 
-        ``overrides`` replace single fields; those equal to ``None`` are ignored (handy for
-        command-line options that were not given). The L1 baseline's coefficient defaults to
+        ``overrides`` replace single fields, ``None`` included (``pixel_cnn_lr=None`` means
+        the paper's single learning rate; leave a field out to keep the profile's). The L1 baseline's coefficient defaults to
         :data:`L1_DEFAULT_COEFFICIENT` (its grid is far from GSA's lambda); in the ``smoke``
         profile ResAttNet-92 is built :data:`SMOKE_RESATTNET_WIDTH` channels wide (64 in
         the paper), small enough for a CPU.
@@ -311,12 +322,12 @@ class ExperimentConfig:
         fit.pop("l1_reduction")  # decided by the method (see :func:`fit_settings`)
         base = dict(dataset=dataset, method=method, backbone=prof.backbone, pretrained=prof.pretrained,
                     image_size=profile_image_size(prof.image_size, dataset), hidden_channels=prof.hidden_channels,
-                    profile=prof.name, n_train=prof.n_train, **fit)
+                    profile=prof.name, n_train=prof.n_train, recipe=prof.recipe, **fit)
         if normalise_method(method) == "l1":
             base["l1_weight"] = L1_DEFAULT_COEFFICIENT
         if prof.name == "smoke" and normalise_method(method) == "resattnet92":
             base["model_width"] = SMOKE_RESATTNET_WIDTH
-        base.update({k: v for k, v in overrides.items() if v is not None})
+        base.update(overrides)
         return cls(**base)
 
 
@@ -365,6 +376,8 @@ def profile_label(config: ExperimentConfig) -> str:
     for name in ("cutoff_epoch", "pixel_cnn_lr", "map_warmup_epochs"):
         if name in spec.fields:
             check(name, getattr(config, name), getattr(prof.fit, name))
+    if "recipe" in spec.fields:
+        check("recipe", config.recipe, prof.recipe)
     if spec.may_be_pretrained:
         check("pretrained", config.pretrained, prof.pretrained)
     if spec.uses_backbone and config.backbone not in prof.backbones:
@@ -392,6 +405,12 @@ def differing_fields(configs: Sequence[ExperimentConfig]) -> tuple[str, ...]:
 
 
 def variant_label(config: ExperimentConfig, by: Sequence[str]) -> str:
-    """The method name plus the values of the ``by`` fields, e.g. ``"gsa (map_warmup_epochs=0)"``."""
+    """The method name plus the values of the ``by`` fields, e.g. ``"gsa (recipe=paper)"``
+    (two recipes differ in ``recipe``, so they are never pooled)."""
     parts = [f"{name}={getattr(config, name)}" for name in by if name not in ("dataset", "method", "backbone")]
     return config.method + (f" ({', '.join(parts)})" if parts else "")
+
+
+def method_label(config: ExperimentConfig) -> str:
+    """The method name, with GSA's recipe: ``"gsa-recommended"``, ``"gsa-paper"``, ``"vanilla"``."""
+    return config.method + (f"-{config.recipe}" if config.recipe else "")

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from ..baselines.l1_weights import L1_COEFFICIENT_GRID, L1PixelWeights
-from ..models import GlobalSpatialAttention, PixelCNN, build_backbone
-from ..pixel import pixel_representation
+from ..models import build_backbone
+from ..recipes import build_gsa
 from ..settings import PAPER_GRID, WEIGHT_DECAY_GRID
 
 __all__ = ["MethodSpec", "METHOD_TABLE", "METHOD_FIELDS", "NetworkBuilder"]
@@ -24,7 +24,8 @@ NetworkBuilder = Callable[[object, int, torch.Tensor], nn.Module]
 
 #: Config fields only some methods use, and the value they take in the others.
 METHOD_FIELDS: dict[str, object] = {"hidden_channels": None, "cutoff_epoch": None, "pixel_cnn_lr": None,
-                                    "map_warmup_epochs": 0, "l1_weight": None, "model_width": None}
+                                    "map_warmup_epochs": 0, "l1_weight": None, "model_width": None,
+                                    "recipe": None}
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,8 @@ def _backbone(config, num_classes: int) -> nn.Module:
 
 
 def _gsa(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
-    rep = pixel_representation(x_train)  # the run's own training images only
-    return GlobalSpatialAttention(_backbone(config, num_classes), PixelCNN(rep.shape[1], config.hidden_channels), rep)
+    # the recipe named by the config, nothing else; x_train: the run's own training images only
+    return build_gsa(_backbone(config, num_classes), x_train, config.recipe, config.hidden_channels)
 
 
 def _vanilla(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
@@ -101,7 +102,7 @@ _DECAY = {"weight_decay": WEIGHT_DECAY_GRID}
 #: Every method, in the order of Table 2's rows.
 METHOD_TABLE: dict[str, MethodSpec] = {spec.name: spec for spec in (
     MethodSpec("gsa", _gsa, uses_backbone=True, grid=PAPER_GRID,
-               fields=("hidden_channels", "cutoff_epoch", "pixel_cnn_lr", "map_warmup_epochs", "l1_weight")),
+               fields=("hidden_channels", "cutoff_epoch", "pixel_cnn_lr", "map_warmup_epochs", "l1_weight", "recipe")),
     MethodSpec("vanilla", _vanilla, uses_backbone=True, grid=_DECAY),
     MethodSpec("l1", _l1, uses_backbone=True, fields=("l1_weight",), l1_reduction="mean",
                grid={"l1_weight": tuple(L1_COEFFICIENT_GRID), **_DECAY}),

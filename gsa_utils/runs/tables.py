@@ -152,6 +152,9 @@ class TableCell:
         The protocol's choices and its deviations from the paper, in words.
     paper, paper_text
         The paper's figure (:class:`PaperCell`, or ``None``) and its printed form.
+    collapsed, checked
+        Of the ``checked`` full-training runs that recorded it, how many ended collapsed
+        (final epoch's ``collapsed``: :func:`~gsa_utils.stability.epoch_collapse`).
     """
 
     mean: float | None = None
@@ -170,17 +173,35 @@ class TableCell:
     notes: list[str] = field(default_factory=list)
     paper: PaperCell | None = None
     paper_text: str = ""
+    collapsed: int = 0
+    checked: int = 0
 
 
 @dataclass
 class TableRow:
-    """One row of Table 2: a method (and backbone), with one :class:`TableCell` per dataset."""
+    """One row of Table 2: a method (and backbone, and GSA's recipe), one :class:`TableCell` per dataset.
+
+    ``label`` is the paper's row name; :attr:`shown_label` adds the recipe of a GSA row.
+    """
 
     label: str
     method: str
     backbone: str | None
     cells: dict[str, TableCell]
     data: str | None = None
+    recipe: str | None = None
+
+    @property
+    def shown_label(self) -> str:
+        """The label with GSA's recipe, e.g. ``"VGG-16 (with global attention) [recipe: paper]"``."""
+        return self.label + (f" [recipe: {self.recipe}]" if self.recipe else "")
+
+
+def _collapse_count(runs: Sequence[RunRecord]) -> tuple[int, int]:
+    """(collapsed, checked) over the full-training runs whose history records ``collapsed``."""
+    flags = [r.history.records[-1]["collapsed"] for r in runs
+             if r.config.fold is None and r.history.records and "collapsed" in r.history.records[-1]]
+    return sum(bool(f) for f in flags), len(flags)
 
 
 def row_label(method: str, backbone: str | None = None) -> str:
@@ -285,16 +306,22 @@ def _source_rows(results_dir: str | os.PathLike, pool: list[RunRecord], cols: li
     """:func:`build_table`'s rows for runs on one kind of data."""
     present = {_key_of(r.config) for r in pool if r.config.dataset in cols}
     present |= {_key_of(c) for _, c, _ in corrupt if c is not None and c.dataset in cols}
-    keys = _row_keys(present, paper_rows)
+    keys = []
+    for method, backbone in _row_keys(present, paper_rows):  # GSA: one row per recipe, never pooled
+        recipes = sorted({r.config.recipe for r in pool if r.config.dataset in cols and r.config.method == method
+                          and r.config.backbone == backbone and r.config.recipe})
+        keys += [(method, backbone, recipe) for recipe in (recipes or [None])]
+
+    def runs_of(method: str, backbone: str | None, recipe: str | None) -> list[RunRecord]:
+        return [r for r in pool if recipe is None or r.config.method != method or r.config.recipe == recipe]
 
     summaries: dict[tuple[str, str | None, str], dict] = {}
-    for method, backbone in keys:
+    rows = []
+    for method, backbone, recipe in keys:  # vanilla and L1 come before GSA in every backbone's rows
         for ds in cols:
             summaries[(method, backbone, ds)] = protocol_summary(results_dir, ds, method, backbone, n_epochs=n_epochs,
-                                                                 results=pool)
-    rows = []
-    for method, backbone in keys:
-        label = row_label(method, backbone)
+                                                                 results=runs_of(method, backbone, recipe))
+        base_label = label = row_label(method, backbone)
         cells = {}
         for ds in cols:
             s = summaries[(method, backbone, ds)]
@@ -312,13 +339,17 @@ def _source_rows(results_dir: str | os.PathLike, pool: list[RunRecord], cols: li
                     if not math.isnan(p) and p < alpha:
                         markers += marker
             mean, std = _to_percent(s.mean), _to_percent(s.std)
-            paper = PAPER_TABLE2.get(label, {}).get(DATASET_COLUMNS.get(ds, ""))
+            paper = PAPER_TABLE2.get(base_label, {}).get(DATASET_COLUMNS.get(ds, ""))
+            collapsed, checked = _collapse_count(
+                [r for r in runs_of(method, backbone, recipe) if r.config.dataset == ds and r.config.method == method
+                 and (backbone is None or r.config.backbone == backbone)])
             cells[ds] = TableCell(mean=mean, std=std, n=len(s.samples), markers=markers,
                                   text=_cell_text(mean, std, markers), p_vs_vanilla=p_van, p_vs_l1=p_l1,
                                   profile=s.profile, source=s.dataset_source, stand_in_for=s.stand_in_for,
                                   statement=s.dataset_statement, best_params=s.best_params, epochs=s.epochs,
-                                  notes=list(s.notes), paper=paper, paper_text="" if paper is None else str(paper))
-        rows.append(TableRow(label=label, method=method, backbone=backbone, cells=cells))
+                                  notes=list(s.notes), paper=paper, paper_text="" if paper is None else str(paper),
+                                  collapsed=collapsed, checked=checked)
+        rows.append(TableRow(label=label, method=method, backbone=backbone, cells=cells, recipe=recipe))
     for run_dir, config, err in corrupt:
         row = next((r for r in rows if config is not None and (r.method, r.backbone) == _key_of(config)), None)
         cell = row.cells.get(config.dataset) if row is not None else None
@@ -333,7 +364,7 @@ def _columns(rows: Sequence[TableRow]) -> list[str]:
 
 def table_to_csv(rows: Sequence[TableRow], path: str | os.PathLike) -> Path:
     """Write :func:`build_table` rows as CSV (one line per row; per dataset: mean, std, n, markers, p-values,
-    profile, data, paper), atomically.
+    profile, data, paper, collapsed runs; last, GSA's recipe), atomically.
 
     Introduced in chapter 10 (``10_baselines``).
     """
@@ -341,10 +372,10 @@ def table_to_csv(rows: Sequence[TableRow], path: str | os.PathLike) -> Path:
     header = ["method"]
     for ds in cols:
         header += [f"{ds} mean", f"{ds} std", f"{ds} n", f"{ds} markers", f"{ds} p vs vanilla", f"{ds} p vs L1",
-                   f"{ds} profile", f"{ds} data", f"{ds} paper"]
+                   f"{ds} profile", f"{ds} data", f"{ds} paper", f"{ds} collapsed", f"{ds} runs checked"]
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(header)
+    w.writerow(header + ["recipe"])
 
     def num(x: float | None) -> str:
         return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.6g}"
@@ -356,8 +387,8 @@ def table_to_csv(rows: Sequence[TableRow], path: str | os.PathLike) -> Path:
             data = ("" if c.source is None else
                     f"synthetic stand-in for {c.stand_in_for}" if c.stand_in_for else c.source)
             line += [num(c.mean), num(c.std), str(c.n), c.markers, num(c.p_vs_vanilla),
-                     num(c.p_vs_l1), c.profile or "", data, c.paper_text]
-        w.writerow(line)
+                     num(c.p_vs_l1), c.profile or "", data, c.paper_text, str(c.collapsed), str(c.checked)]
+        w.writerow(line + [row.recipe or ""])
     path = Path(path)
     write_atomic(path, buf.getvalue().encode())
     return path
@@ -401,11 +432,12 @@ def table_to_markdown(rows: Sequence[TableRow], *, paper: bool = True, footnotes
             header.append(ds)
     lines = ["| " + " | ".join(_md_escape(h) for h in header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [_md_escape(row.label)]
+        cells = [_md_escape(row.shown_label)]
         for ds in cols:
             c = row.cells[ds]
             tagged = tag_cells and c.profile and c.mean is not None
             text = c.text + (f" [{_profile_base(c.profile)}]" if tagged else "")
+            text += f" (collapsed {c.collapsed}/{c.checked})" if c.collapsed else ""
             cells.append(_md_escape(text))
             if paper and ds in DATASET_COLUMNS:
                 cells.append(_md_escape(c.paper_text or "—"))
@@ -435,6 +467,9 @@ def table_to_markdown(rows: Sequence[TableRow], *, paper: bool = True, footnotes
              f"CV-selected epochs, p < {SIGNIFICANCE_LEVEL:g}). In the paper's columns, * is the paper's own "
              "marker (global attention vs L1); its bold marks (global attention vs vanilla) are lost in the text "
              "version of the paper. Mean (sample std) over the selected epochs; LR and SVM give one number."]
+    if any(c.collapsed for c in used):
+        notes.append("(collapsed k/n): k of the n full-training runs ended collapsed (map more than 90% "
+                     "saturated, or predictions of one class).")
     if tag_cells:
         notes.append(f"Results come from different profiles ({', '.join(bases)}): each cell names its own.")
     by_label: dict[str, list[str]] = {}
