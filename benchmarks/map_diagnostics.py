@@ -27,7 +27,7 @@ from gsa_utils.data.registry import describe_source, load_dataset
 from gsa_utils.losses import combined_loss
 from gsa_utils.recipes import build_gsa, get_recipe
 from gsa_utils.settings import PAPER_L1_WEIGHT
-from gsa_utils.stability import saturated_share
+from gsa_utils.metrics import saturated_fraction
 
 
 def first_layer_preactivation(model) -> torch.Tensor:
@@ -65,7 +65,7 @@ def probe(recipe, ds, args, seed: int, l1_weight: float = PAPER_L1_WEIGHT, label
         if step in (1, 5, 20) or step == len(order) // args.batch_size:
             with torch.no_grad():
                 m = model.pixel_cnn(model.pixel_rep)
-            line += f" | {step:>2}: mean {m.mean().item():.3f} sat {saturated_share(m):.2f}"
+            line += f" | {step:>2}: mean {m.mean().item():.3f} sat {saturated_fraction(m):.2f}"
     print(line, flush=True)
 
 

@@ -11,7 +11,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 __all__ = ["map_roc_auc", "pointing_game", "mass_inside", "relevance_rank_accuracy", "attention_quality",
-           "saturated_fraction"]
+           "saturated_fraction", "SATURATION"]
 
 
 def _as_arrays(attention_map, mask) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +75,11 @@ def attention_quality(attention_map, mask) -> dict[str, float]:
             "mass_inside": mass_inside(a, m), "mask_fraction": float(m.mean())}
 
 
-def saturated_fraction(attention_map, eps: float = 0.01) -> float:
+#: A map value below this or above 1 - this counts as saturated (the sigmoid's slope is < 0.0099).
+SATURATION = 0.01
+
+
+def saturated_fraction(attention_map, eps: float = SATURATION) -> float:
     """Share of map values within ``eps`` of 0 or 1, where the sigmoid's gradient all but vanishes.
 
     Introduced in chapter 4 (``04_combined_loss``). The sigmoid's slope is ``m (1 - m)``:

@@ -9,25 +9,13 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
-import numpy as np
-import torch
+from .metrics import SATURATION, saturated_fraction
 
-__all__ = ["SATURATION", "COLLAPSE_SHARE", "saturated_share", "CollapseVerdict", "collapse_verdict",
+__all__ = ["SATURATION", "COLLAPSE_SHARE", "CollapseVerdict", "collapse_verdict",
            "CollapseWarning", "epoch_collapse", "record_collapse"]
 
-#: A map value below this or above 1 - this counts as saturated.
-SATURATION = 0.01
 #: A map with more than this share of saturated pixels counts as collapsed.
 COLLAPSE_SHARE = 0.9
-
-
-def saturated_share(attention_map, threshold: float = SATURATION) -> float:
-    """Share of the map's pixels below ``threshold`` or above ``1 - threshold``."""
-    a = attention_map.detach().float().cpu().numpy() if isinstance(attention_map, torch.Tensor) \
-        else np.asarray(attention_map, dtype=float)
-    if a.size == 0:
-        raise ValueError("saturated_share: empty map")
-    return float(((a < threshold) | (a > 1 - threshold)).mean())
 
 
 @dataclass(frozen=True)
@@ -51,7 +39,7 @@ def collapse_verdict(attention_map, accuracy: float | None = None, majority_rate
     accuracy, majority_rate
         Test accuracy and the share of the most frequent test class (skip with ``None``).
     """
-    sat = saturated_share(attention_map, threshold) if attention_map is not None else float("nan")
+    sat = saturated_fraction(attention_map, threshold) if attention_map is not None else float("nan")
     reasons = []
     if attention_map is not None and sat > share:
         reasons.append(f"{100 * sat:.0f}% of the map saturated")

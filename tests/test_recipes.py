@@ -5,7 +5,8 @@ import torch
 
 from gsa_utils import build_backbone
 from gsa_utils.recipes import RECIPES, Recipe, build_gsa, get_recipe
-from gsa_utils.stability import collapse_verdict, saturated_share
+from gsa_utils.metrics import saturated_fraction
+from gsa_utils.stability import collapse_verdict
 from gsa_utils.training import two_phase_fit
 
 
@@ -39,7 +40,7 @@ def test_build_gsa_overrides_and_unknown_names(tiny_data):
 
 
 def test_collapse_verdict_flags_an_all_zero_map_and_a_one_class_predictor():
-    assert saturated_share(np.zeros((4, 4))) == 1.0
+    assert saturated_fraction(np.zeros((4, 4))) == 1.0
     zero = collapse_verdict(np.zeros((4, 4)), accuracy=0.6, majority_rate=0.4)
     assert zero.collapsed and "saturated" in zero.reason
     one_class = collapse_verdict(np.full((4, 4), 0.5), accuracy=0.435, majority_rate=0.435)
