@@ -17,7 +17,6 @@ the training loss (cross-entropy + the recipe's L1 term), printing
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
