@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import gsa_utils.runs.locks as locks
-import gsa_utils.runs.methods as methods
+import gsa_utils.recipes as recipes
 import gsa_utils.runs.sweeps as sweep_module
 from gsa_utils.cli import main as cli_main
 from gsa_utils.data import DataError
@@ -105,8 +105,8 @@ def test_config_normalises_unused_fields_and_ids_are_stable():
 # ---- one run ---------------------------------------------------------------------------------
 def test_run_experiment_on_a_fold_writes_files_and_uses_only_that_folds_images(tmp_path, monkeypatch):
     seen = []
-    real = methods.pixel_representation
-    monkeypatch.setattr(methods, "pixel_representation", lambda x: seen.append(x.clone()) or real(x))
+    real = recipes.pixel_representation  # GSA is built by gsa_utils.recipes.build_gsa
+    monkeypatch.setattr(recipes, "pixel_representation", lambda x: seen.append(x.clone()) or real(x))
     cfg = ExperimentConfig.from_profile("fundus", "gsa", **{**TINY, "n_folds": 3}, fold=1)
     result = run_experiment(cfg, tmp_path)
 
