@@ -38,6 +38,7 @@ __all__ = [
     "localisation",
     "faithfulness",
     "variability",
+    "upsample_maps",
 ]
 
 
@@ -73,6 +74,20 @@ def _to_image_size(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(maps.shape[-2:]) == tuple(size):
         return maps
     return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+
+
+def upsample_maps(maps, size) -> np.ndarray:
+    """Per-image maps N x h x w (tensor or array), resized bilinearly to N x H x W (float64).
+
+    ``size`` is ``H`` or ``(H, W)``. Used to lay coarse per-image maps (VGG-att3's levels,
+    Grad-CAM) over the images.
+    """
+    t = torch.as_tensor(np.asarray(maps.detach().cpu() if isinstance(maps, torch.Tensor) else maps),
+                        dtype=torch.float32)
+    if t.dim() != 3:
+        raise ValueError(f"upsample_maps: expected N x h x w maps, got shape {tuple(t.shape)}")
+    hw = (int(size), int(size)) if isinstance(size, (int, np.integer)) else tuple(int(s) for s in size)
+    return _to_image_size(t[:, None], hw)[:, 0].numpy().astype(np.float64)
 
 
 @torch.no_grad()
@@ -355,11 +370,19 @@ class MapVariability:
 
 
 def _pairwise_correlation(rows: np.ndarray) -> np.ndarray:
+    """Pearson correlation of every pair of rows; a pair with a constant row counts as 1
+    when the two rows are equal and 0 otherwise."""
     z = rows - rows.mean(1, keepdims=True)
-    norms = np.linalg.norm(z, axis=1, keepdims=True)
+    norms = np.linalg.norm(z, axis=1)
+    flat = norms == 0
     with np.errstate(invalid="ignore", divide="ignore"):
-        z = z / norms
-    return z @ z.T
+        corr = (z / norms[:, None]) @ (z / norms[:, None]).T
+    if flat.any():
+        for i in np.flatnonzero(flat):
+            equal = np.array([np.allclose(rows[i], r) for r in rows], dtype=float)
+            corr[i, :] = equal
+            corr[:, i] = equal
+    return corr
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -383,6 +406,8 @@ def variability(maps: AttentionMaps, images: torch.Tensor | None = None,
     """
     if not 0 < top_fraction < 1:
         raise ValueError(f"top_fraction must lie in (0, 1), got {top_fraction}")
+    if not np.isfinite(maps.maps).all():
+        raise ValueError(f"{maps.method}: the maps contain NaN or infinite values")
     n = len(maps.maps) if not maps.shared else (len(images) if images is not None else 2)
     flat = maps.for_images(n).reshape(n, -1).astype(float)
     if n < 2:

@@ -101,7 +101,8 @@ def get_recipe(name: str | Recipe) -> Recipe:
 
 
 def build_gsa(backbone: nn.Module, x_train: torch.Tensor, recipe: str | Recipe, hidden_channels: int,
-              kernel_size: int = 3, **overrides) -> GlobalSpatialAttention:
+              kernel_size: int = 3, num_hidden_layers: int = 1, last_kernel_size: int = 1, dense: bool = False,
+              **overrides) -> GlobalSpatialAttention:
     """Wrap ``backbone`` in global spatial attention built as ``recipe`` says.
 
     Parameters
@@ -115,6 +116,8 @@ def build_gsa(backbone: nn.Module, x_train: torch.Tensor, recipe: str | Recipe, 
         A :class:`Recipe` or the name of one in :data:`RECIPES`.
     hidden_channels, kernel_size
         K and k of the pixel CNN.
+    num_hidden_layers, last_kernel_size, dense
+        The pixel CNN's other design options (:class:`~gsa_utils.models.PixelCNN`; section 4.10).
     overrides
         Recipe fields to change, e.g. ``rank=32`` (a new recipe, named explicitly).
     """
@@ -125,7 +128,8 @@ def build_gsa(backbone: nn.Module, x_train: torch.Tensor, recipe: str | Recipe, 
         rep = lowrank_pixel_representation(x_train, recipe.rank).rep
     else:
         rep = pixel_representation(x_train)
-    pixel_cnn = PixelCNN(rep.shape[1], hidden_channels, kernel_size=kernel_size, output_bias=recipe.output_bias,
+    pixel_cnn = PixelCNN(rep.shape[1], hidden_channels, kernel_size=kernel_size, num_hidden_layers=num_hidden_layers,
+                         last_kernel_size=last_kernel_size, dense=dense, output_bias=recipe.output_bias,
                          flat_start=recipe.flat_start, fan_in_reference=recipe.fan_in_reference,
                          hidden_norm=recipe.hidden_norm, map_norm=recipe.map_norm, map_gain=recipe.map_gain,
                          map_level=recipe.map_level)

@@ -26,7 +26,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
+
+from ..attention import AttentionMaps, upsample_maps, variability
 
 from ..runs.config import BACKBONE_METHODS, PIXEL_METHODS
 from ..runs.store import load_results
@@ -57,32 +58,6 @@ def _profile_base(label: str | None) -> str:
 # --------------------------------------------------------------------------------------
 # local attention (chapter 10)
 # --------------------------------------------------------------------------------------
-def upsample_maps(maps: Any, size: int | Sequence[int]) -> np.ndarray:
-    """Per-image maps N x h x w, resized bilinearly to N x H x W (to lay them over the images).
-
-    Introduced in chapter 10 (``10_baselines``).
-
-    Parameters
-    ----------
-    maps
-        Tensor or array N x h x w (e.g. one level of :meth:`gsa_utils.baselines.VGGAtt3.attention_maps`).
-    size
-        ``H`` or ``(H, W)``.
-
-    Returns
-    -------
-    numpy.ndarray
-        float64, N x H x W.
-    """
-    t = torch.as_tensor(np.asarray(maps.detach().cpu() if isinstance(maps, torch.Tensor) else maps),
-                        dtype=torch.float32)
-    if t.dim() != 3:
-        raise ValueError(f"upsample_maps: expected N x h x w maps, got shape {tuple(t.shape)}")
-    hw = (int(size), int(size)) if isinstance(size, (int, np.integer)) else tuple(int(s) for s in size)
-    out = F.interpolate(t[:, None], size=hw, mode="bilinear", align_corners=False)[:, 0]
-    return out.numpy().astype(np.float64)
-
-
 def across_image_spread(maps: Any) -> dict[str, float]:
     """How much attention maps differ from one image to another.
 
@@ -106,21 +81,10 @@ def across_image_spread(maps: Any) -> dict[str, float]:
     a = np.asarray(maps.detach().cpu() if isinstance(maps, torch.Tensor) else maps, dtype=np.float64)
     if a.ndim != 3 or a.shape[0] < 2:
         raise ValueError(f"across_image_spread: expected N x H x W maps with N >= 2, got shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError("across_image_spread: the maps contain NaN or infinite values")
-    flat = a.reshape(len(a), -1)
-    corrs = []
-    for i in range(len(flat)):
-        for j in range(i + 1, len(flat)):
-            u, v = flat[i] - flat[i].mean(), flat[j] - flat[j].mean()
-            nu, nv = np.linalg.norm(u), np.linalg.norm(v)
-            if nu == 0 or nv == 0:
-                corrs.append(1.0 if np.allclose(flat[i], flat[j]) else 0.0)
-            else:
-                corrs.append(float(u @ v / (nu * nv)))
+    spread = variability(AttentionMaps("across_image_spread", a, shared=False))
     mean = float(np.abs(a).mean())
     rel = float(a.std(axis=0).mean() / mean) if mean > 0 else 0.0
-    return {"mean_correlation": float(np.mean(corrs)), "relative_std": rel, "n_images": int(len(a))}
+    return {"mean_correlation": spread.mean_correlation, "relative_std": rel, "n_images": int(len(a))}
 
 
 def plot_local_attention(images: Any, level_maps: Sequence[Any], shared_map: Any | None = None, mask: Any | None = None,

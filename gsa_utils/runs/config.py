@@ -42,9 +42,14 @@ SMOKE_RESATTNET_WIDTH = 8
 
 INT_FIELDS = {"image_size", "epochs", "cutoff_epoch", "hidden_channels", "batch_size", "fold", "seed", "n_folds",
                "data_seed", "n_train", "n_test", "model_width",
-               "map_warmup_epochs"}
+               "map_warmup_epochs", "kernel_size", "num_hidden_layers", "last_kernel_size", "pixel_rank"}
 FLOAT_FIELDS = {"l1_weight", "weight_decay", "lr", "pixel_cnn_lr"}
-BOOL_FIELDS = {"pretrained", "merge_val"}
+BOOL_FIELDS = {"pretrained", "merge_val", "dense"}
+#: GSA's pixel-CNN design fields (paper section 4.10) and their paper values. Added after the
+#: first results were written: a field at its paper value (or unused, ``None``) is left out of
+#: the run's hash, so the folders of earlier runs keep their names.
+DESIGN_DEFAULTS: dict[str, Any] = {"kernel_size": 3, "num_hidden_layers": 1, "last_kernel_size": 1,
+                                   "dense": False, "pixel_rank": None}
 
 
 _METHOD_ALIASES = {"global_attention": "gsa", "vggatt3": "vgg_att3", "resattnet_92": "resattnet92"}
@@ -150,6 +155,12 @@ class ExperimentConfig:
         (``None`` for other methods). :meth:`from_profile` takes the profile's
         (``"recommended"``); a config read from a run made before recipes existed has
         none recorded and reads as ``"paper"``, which is how those runs were built.
+    kernel_size, num_hidden_layers, last_kernel_size, dense
+        GSA's pixel-CNN design (:class:`~gsa_utils.models.PixelCNN`; paper: 3, 1, 1, no
+        dense connections; section 4.10 tried the others).
+    pixel_rank
+        ``None``: the paper's full pixel representation. An integer r: its top r principal
+        components, whitened (the ``recommended`` recipe of :mod:`gsa_utils.recipes`, r = 16).
 
     Notes
     -----
@@ -183,6 +194,11 @@ class ExperimentConfig:
     map_warmup_epochs: int = 0
     model_width: int | None = None
     recipe: str | None = PAPER_RECIPE
+    kernel_size: int | None = 3
+    num_hidden_layers: int | None = 1
+    last_kernel_size: int | None = 1
+    dense: bool | None = False
+    pixel_rank: int | None = None
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
@@ -243,6 +259,14 @@ class ExperimentConfig:
             need(self.l1_weight is not None and self.l1_weight >= 0, f"l1_weight must be >= 0, got {self.l1_weight}")
         if "recipe" in uses:
             need(self.recipe in RECIPES, f"unknown recipe {self.recipe!r}; choose one of {', '.join(sorted(RECIPES))}")
+        if "kernel_size" in uses:
+            for name in ("kernel_size", "last_kernel_size"):
+                v = getattr(self, name)
+                need(v is not None and v >= 1 and v % 2 == 1, f"{name} must be odd and >= 1, got {v}")
+            need(self.num_hidden_layers is not None and self.num_hidden_layers >= 1,
+                 f"num_hidden_layers must be >= 1, got {self.num_hidden_layers}")
+            need(self.pixel_rank is None or self.pixel_rank >= 1, f"pixel_rank must be None or >= 1, got "
+                 f"{self.pixel_rank}")
         if "model_width" in uses:
             need(self.model_width is None or self.model_width >= 1, "model_width must be >= 1")
         min_size = METHOD_TABLE[self.method].min_image_size
@@ -266,9 +290,15 @@ class ExperimentConfig:
         """A copy with some fields changed (normalised again)."""
         return dataclasses.replace(self, **changes)
 
+    def _hashed_fields(self) -> dict:
+        """:meth:`to_dict` without the design fields at their paper value or unused (see :data:`DESIGN_DEFAULTS`)."""
+        return {k: v for k, v in self.to_dict().items()
+                if not (k in DESIGN_DEFAULTS and (v is None or v == DESIGN_DEFAULTS[k]))}
+
     def full_hash(self) -> str:
-        """SHA-1 of every field (hex); ``merge_val`` enters only when ``False`` (so older run ids stay valid)."""
-        d = self.to_dict()
+        """SHA-1 of every field (hex); design fields at their paper value are left out, and
+        ``merge_val`` enters only when ``False`` (so older run ids stay valid)."""
+        d = self._hashed_fields()
         if d.get("merge_val") is True:
             d.pop("merge_val")
         blob = json.dumps(d, sort_keys=True, default=str)
@@ -289,7 +319,7 @@ class ExperimentConfig:
 
     def group_key(self) -> str:
         """Hash of every field except ``fold``: the CV folds and the full run of one setting share it."""
-        d = self.to_dict()
+        d = self._hashed_fields()
         d.pop("fold")
         return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 

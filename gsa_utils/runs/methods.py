@@ -17,7 +17,7 @@ from ..models import build_backbone
 from ..recipes import build_gsa
 from ..settings import PAPER_GRID, WEIGHT_DECAY_GRID
 
-__all__ = ["MethodSpec", "METHOD_TABLE", "METHOD_FIELDS", "NetworkBuilder"]
+__all__ = ["MethodSpec", "METHOD_TABLE", "METHOD_FIELDS", "GSA_DESIGN_FIELDS", "NetworkBuilder"]
 
 #: ``builder(config, num_classes, x_train) -> network``; ``config`` is an ExperimentConfig.
 NetworkBuilder = Callable[[object, int, torch.Tensor], nn.Module]
@@ -25,7 +25,10 @@ NetworkBuilder = Callable[[object, int, torch.Tensor], nn.Module]
 #: Config fields only some methods use, and the value they take in the others.
 METHOD_FIELDS: dict[str, object] = {"hidden_channels": None, "cutoff_epoch": None, "pixel_cnn_lr": None,
                                     "map_warmup_epochs": 0, "l1_weight": None, "model_width": None,
-                                    "recipe": None}
+                                    "recipe": None, "kernel_size": None, "num_hidden_layers": None,
+                                    "last_kernel_size": None, "dense": None, "pixel_rank": None}
+#: GSA's pixel-CNN design fields (section 4.10) and the low-rank representation's rank.
+GSA_DESIGN_FIELDS = ("kernel_size", "num_hidden_layers", "last_kernel_size", "dense", "pixel_rank")
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,12 @@ def _backbone(config, num_classes: int) -> nn.Module:
 
 
 def _gsa(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
-    # the recipe named by the config, nothing else; x_train: the run's own training images only
-    return build_gsa(_backbone(config, num_classes), x_train, config.recipe, config.hidden_channels)
+    # The recipe named by the config, with the design fields on top; x_train: the run's own
+    # training images only. ``pixel_rank`` set: the low-rank whitened representation of that rank.
+    rank = {} if config.pixel_rank is None else {"pixel_rep": "lowrank", "rank": config.pixel_rank}
+    return build_gsa(_backbone(config, num_classes), x_train, config.recipe, config.hidden_channels,
+                     kernel_size=config.kernel_size, num_hidden_layers=config.num_hidden_layers,
+                     last_kernel_size=config.last_kernel_size, dense=config.dense, **rank)
 
 
 def _vanilla(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
@@ -102,7 +109,8 @@ _DECAY = {"weight_decay": WEIGHT_DECAY_GRID}
 #: Every method, in the order of Table 2's rows.
 METHOD_TABLE: dict[str, MethodSpec] = {spec.name: spec for spec in (
     MethodSpec("gsa", _gsa, uses_backbone=True, grid=PAPER_GRID,
-               fields=("hidden_channels", "cutoff_epoch", "pixel_cnn_lr", "map_warmup_epochs", "l1_weight", "recipe")),
+               fields=("hidden_channels", "cutoff_epoch", "pixel_cnn_lr", "map_warmup_epochs", "l1_weight", "recipe",
+                       *GSA_DESIGN_FIELDS)),
     MethodSpec("vanilla", _vanilla, uses_backbone=True, grid=_DECAY),
     MethodSpec("l1", _l1, uses_backbone=True, fields=("l1_weight",), l1_reduction="mean",
                grid={"l1_weight": tuple(L1_COEFFICIENT_GRID), **_DECAY}),
