@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import gsa_utils.runs.locks as locks
-import gsa_utils.recipes as recipes
+import gsa_utils.runs.methods as methods
 import gsa_utils.runs.sweeps as sweep_module
 from gsa_utils.cli import main as cli_main
 from gsa_utils.data import DataError
