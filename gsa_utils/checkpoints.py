@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .files import move_aside
+from .files import move_aside, write_atomic
 
 __all__ = [
     "CHECKPOINT_MAGIC",
@@ -99,22 +98,6 @@ def to_plain(obj: Any, where: str = "state") -> Any:
                     f"tensors and plain data (dict, list, tuple, str, int, float, bool, None)")
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if path.exists():
-            os.replace(path, previous_path(path))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def save_checkpoint(path: "str | os.PathLike", state: dict, keep_previous: bool = True) -> Path:
     """Write ``state`` (tensors and plain data) with a SHA-256 checksum, atomically.
 
@@ -139,7 +122,7 @@ def save_checkpoint(path: "str | os.PathLike", state: dict, keep_previous: bool 
     torch.save(to_plain(state), buf)
     payload = buf.getvalue()
     header = CHECKPOINT_MAGIC + f"sha256 {hashlib.sha256(payload).hexdigest()}\nbytes {len(payload)}\n".encode()
-    _write_atomic(path, header + payload)
+    write_atomic(path, header + payload, previous=previous_path(path))
     if not keep_previous:
         previous_path(path).unlink(missing_ok=True)
     return path

@@ -24,8 +24,12 @@ def json_default(o: Any) -> Any:
     return str(o)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a unique temp file next to ``path``, then rename it into place."""
+def write_atomic(path: Path, data: bytes, previous: Path | None = None) -> None:
+    """Write ``data`` to a unique temp file next to ``path``, then rename it into place.
+
+    With ``previous``, a file already at ``path`` is first renamed to ``previous`` (so a
+    checkpoint keeps the one before it).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
@@ -33,6 +37,8 @@ def write_atomic(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        if previous is not None and path.exists():
+            os.replace(path, previous)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
