@@ -12,12 +12,10 @@ trains as a vanilla CNN with the same loop.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -26,7 +24,7 @@ from torch import nn
 
 from .checkpoints import load_or_restart, save_checkpoint
 from .data.base import DataError, validate_images, validate_labels
-from .files import write_atomic
+from .history import History
 from .losses import combined_loss
 from .metrics import saturated_fraction
 from .settings import FitSettings
@@ -127,56 +125,6 @@ def map_statistics(model: nn.Module, saturation: float = 0.01) -> dict[str, floa
     amap = model.attention_map().detach().float()
     return {"map_mean": amap.mean().item(), "map_min": amap.min().item(), "map_max": amap.max().item(),
             "map_saturated": saturated_fraction(amap, saturation)}
-
-
-@dataclass
-class History:
-    """What :func:`two_phase_fit` records.
-
-    Attributes
-    ----------
-    records
-        One dict per epoch: ``epoch``, ``phase`` (1 or 2), ``train_loss``, ``train_ce``,
-        ``train_l1``, ``train_acc``, ``{name}_loss`` and ``{name}_acc`` for every evaluation
-        set, ``seconds`` (training time of the epoch, evaluation excluded), for models
-        with a map :func:`map_statistics` (``map_mean``, ``map_saturated``, ...), and
-        ``collapsed`` / ``collapse_reason`` (:func:`~gsa_utils.stability.epoch_collapse`:
-        map saturated or predictions of one class; a :class:`~gsa_utils.stability.CollapseWarning`
-        is issued at the epoch it starts).
-    maps
-        Attention maps (H x W arrays) at the requested epochs; key 0 is before training.
-    config
-        The settings of the run.
-    """
-
-    records: list[dict] = field(default_factory=list)
-    maps: dict[int, np.ndarray] = field(default_factory=dict)
-    config: dict = field(default_factory=dict)
-
-    def __getitem__(self, key: str) -> np.ndarray:
-        """A column over epochs, e.g. ``history["test_acc"]``."""
-        return np.array([r.get(key, np.nan) for r in self.records], dtype=float)
-
-    @property
-    def epochs_done(self) -> int:
-        return len(self.records)
-
-    def to_dict(self) -> dict:
-        return {"records": self.records, "config": self.config,
-                "maps": {str(k): v.tolist() for k, v in self.maps.items()}}
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> "History":
-        return cls(records=list(d["records"]), config=dict(d.get("config", {})),
-                   maps={int(k): np.asarray(v, dtype=np.float32) for k, v in d.get("maps", {}).items()})
-
-    def save_json(self, path: str | os.PathLike) -> None:
-        """Write atomically as JSON (machine-readable results for later chapters)."""
-        write_atomic(Path(path), json.dumps(self.to_dict()).encode())
-
-    @classmethod
-    def load_json(cls, path: str | os.PathLike) -> "History":
-        return cls.from_dict(json.loads(Path(path).read_text()))
 
 
 def _check_training_data(x: torch.Tensor, y: torch.Tensor, what: str, num_classes: int | None) -> None:

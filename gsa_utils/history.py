@@ -1,0 +1,68 @@
+"""The record of one training run: per-epoch metrics, map snapshots and its settings.
+
+Written by :func:`~gsa_utils.training.two_phase_fit` (chapter 5) and read back by
+:mod:`gsa_utils.runs`.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from .files import write_atomic
+
+__all__ = ["History"]
+
+
+@dataclass
+class History:
+    """What :func:`~gsa_utils.training.two_phase_fit` records.
+
+    Attributes
+    ----------
+    records
+        One dict per epoch: ``epoch``, ``phase`` (1 or 2), ``train_loss``, ``train_ce``,
+        ``train_l1``, ``train_acc``, ``{name}_loss`` and ``{name}_acc`` for every evaluation
+        set, ``seconds`` (training time of the epoch, evaluation excluded), for models
+        with a map :func:`~gsa_utils.training.map_statistics` (``map_mean``, ``map_saturated``, ...), and
+        ``collapsed`` / ``collapse_reason`` (:func:`~gsa_utils.stability.epoch_collapse`:
+        map saturated or predictions of one class; a :class:`~gsa_utils.stability.CollapseWarning`
+        is issued at the epoch it starts).
+    maps
+        Attention maps (H x W arrays) at the requested epochs; key 0 is before training.
+    config
+        The settings of the run.
+    """
+
+    records: list[dict] = field(default_factory=list)
+    maps: dict[int, np.ndarray] = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        """A column over epochs, e.g. ``history["test_acc"]``."""
+        return np.array([r.get(key, np.nan) for r in self.records], dtype=float)
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.records)
+
+    def to_dict(self) -> dict:
+        return {"records": self.records, "config": self.config,
+                "maps": {str(k): v.tolist() for k, v in self.maps.items()}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "History":
+        return cls(records=list(d["records"]), config=dict(d.get("config", {})),
+                   maps={int(k): np.asarray(v, dtype=np.float32) for k, v in d.get("maps", {}).items()})
+
+    def save_json(self, path: str | os.PathLike) -> None:
+        """Write atomically as JSON (machine-readable results for later chapters)."""
+        write_atomic(Path(path), json.dumps(self.to_dict()).encode())
+
+    @classmethod
+    def load_json(cls, path: str | os.PathLike) -> "History":
+        return cls.from_dict(json.loads(Path(path).read_text()))
