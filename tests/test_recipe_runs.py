@@ -39,9 +39,11 @@ def test_config_recipe_reaches_build_gsa_unchanged(recipe, monkeypatch):
     seen = []
     real = methods.build_gsa
 
-    def spy(backbone, x_train, name, hidden_channels, **overrides):
+    def spy(backbone, x_train, name, hidden_channels, kernel_size=3, num_hidden_layers=1, last_kernel_size=1,
+            dense=False, **overrides):  # the pixel-CNN design at the paper's values; overrides: recipe fields
         seen.append((name, overrides))
-        return real(backbone, x_train, name, hidden_channels, **overrides)
+        return real(backbone, x_train, name, hidden_channels, kernel_size, num_hidden_layers, last_kernel_size,
+                    dense, **overrides)
 
     monkeypatch.setattr(methods, "build_gsa", spy)
     cfg = ExperimentConfig.from_profile("fundus", "gsa", "smoke", recipe=recipe)
