@@ -192,7 +192,7 @@ def baseline_summary(rows: Sequence[Mapping[str, Any]], dataset: str) -> pd.Data
         c = row.cells.get(dataset)
         if c is None or c.mean is None:
             continue
-        out.append({"method": row.label, "accuracy %": c.mean,
+        out.append({"method": row.shown_label, "accuracy %": c.mean,
                     "std": np.nan if c.std is None else c.std, "epochs": c.n,
                     "chosen setting": _format_params(c.best_params,
                                                      None if row.method in PIXEL_METHODS else _SEARCHED),

@@ -217,7 +217,8 @@ def build_table(results_dir: str | os.PathLike, datasets: Sequence[str] | None =
         paper_rows = any(d in DATASET_COLUMNS for d in cols)
     by_source: dict[str, list[RunRecord]] = {}
     for r in pool:
-        by_source.setdefault(data_source(r.dataset), []).append(r)
+        if r.config.dataset in cols:  # only the columns shown decide which kinds of data mix
+            by_source.setdefault(data_source(r.dataset), []).append(r)
     order = sorted(by_source, key=lambda k: (["real", "synthetic", "stand-in"] + [k]).index(k)) or ["real"]
     rows: list[TableRow] = []
     for i, source in enumerate(order):
