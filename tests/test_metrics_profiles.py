@@ -95,3 +95,16 @@ def test_notebooks_install_from_the_configured_repository():
         source = "".join(first_code["source"])
         assert "google.colab" in source and f"git+{url}" in source, nb.name
         assert f"notebooks/{nb.stem}" in toc, f"{nb.name} is not listed in _toc.yml"
+
+
+@pytest.mark.parametrize("levels", [None, 3, 2])
+def test_map_roc_auc_equals_sklearn_with_and_without_ties(levels):
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(levels or 0)
+    scores = rng.random((16, 16))
+    if levels:  # few distinct values: many ties, as in a saturated map
+        scores = np.round(scores * (levels - 1))
+    mask = rng.random((16, 16)) < 0.3
+    assert map_roc_auc(scores, mask) == pytest.approx(roc_auc_score(mask.ravel(),
+                                                                    scores.ravel()))

@@ -89,3 +89,14 @@ def test_every_exercise_has_a_worked_solution(path):
         assert solved == exercises, (
             f"{path.name}: exercises {exercises} need one ':::{{dropdown}} Solution to exercise N' "
             f"cell each, right after the list, in order; found {solved}")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_cell_has_an_id(path):
+    # nbformat warns today and will refuse tomorrow; a cell pasted from an old notebook
+    # comes without one (fix: nbformat.validator.normalize)
+    import json
+
+    cells = json.loads(path.read_text(encoding="utf8"))["cells"]
+    missing = [i for i, cell in enumerate(cells) if "id" not in cell]
+    assert not missing, f"{path.name}: cells without an id: {missing}"
