@@ -11,11 +11,13 @@ from dataclasses import dataclass
 
 from .metrics import SATURATION, saturated_fraction
 
-__all__ = ["SATURATION", "COLLAPSE_SHARE", "CollapseVerdict", "collapse_verdict",
+__all__ = ["SATURATION", "COLLAPSE_SHARE", "ONE_CLASS_PATIENCE", "CollapseVerdict", "collapse_verdict",
            "CollapseWarning", "epoch_collapse", "record_collapse"]
 
 #: A map with more than this share of saturated pixels counts as collapsed.
 COLLAPSE_SHARE = 0.9
+#: Predictions on a set that stay one class for this many epochs running count as collapsed.
+ONE_CLASS_PATIENCE = 3
 
 
 @dataclass(frozen=True)
@@ -52,40 +54,50 @@ class CollapseWarning(UserWarning):
     """Issued by :func:`~gsa_utils.training.algorithm_1` at the epoch a run collapses."""
 
 
-def epoch_collapse(attention_map, predicted_classes: dict[str, int] | None = None,
-                   share: float = COLLAPSE_SHARE, threshold: float = SATURATION) -> CollapseVerdict:
+def epoch_collapse(attention_map, one_class_epochs: dict[str, int] | None = None,
+                   share: float = COLLAPSE_SHARE, threshold: float = SATURATION,
+                   patience: int = ONE_CLASS_PATIENCE) -> CollapseVerdict:
     """The collapse rule during training, after one epoch.
 
     Collapsed when more than ``share`` of the map is saturated (as in
-    :func:`collapse_verdict`), or when the predictions on a set fall to one class.
+    :func:`collapse_verdict`), or when the predictions on a set have been one class for
+    ``patience`` epochs running. A new classifier often predicts one class for an epoch or
+    two before it learns; a stuck one keeps doing it.
 
     Parameters
     ----------
     attention_map
         The current map, or ``None`` for a model without one.
-    predicted_classes
-        Number of distinct classes predicted, per set, e.g. ``{"train": 5, "test": 1}``.
+    one_class_epochs
+        Per set, how many epochs running its predictions have been one class, e.g.
+        ``{"train": 0, "test": 3}``.
     """
     verdict = collapse_verdict(attention_map, share=share, threshold=threshold)
     reasons = [verdict.reason] if verdict.reason else []
-    reasons += [f"every {name} prediction is one class" for name, n in (predicted_classes or {}).items()
-                if n == 1]
+    reasons += [f"every {name} prediction is one class, {patience} epochs running"
+                for name, n in (one_class_epochs or {}).items() if n >= patience]
     return CollapseVerdict(bool(reasons), "; ".join(reasons), verdict.saturated_share)
 
 
-def record_collapse(record: dict, attention_map, previous_reason: str = "") -> str:
+def record_collapse(record: dict, attention_map, previous: dict | None = None) -> str:
     """Apply :func:`epoch_collapse` to one epoch's training record, in place.
 
-    Sets ``record["collapsed"]`` and ``record["collapse_reason"]`` (the predicted-class
-    counts come from the record's ``*_pred_classes`` entries) and issues a
+    Counts, per set, the epochs running with one predicted class (``<set>_one_class_epochs``,
+    from the record's ``<set>_pred_classes`` and the ``previous`` epoch's record), sets
+    ``record["collapsed"]`` and ``record["collapse_reason"]``, and issues a
     :class:`CollapseWarning` naming the epoch and the map's numbers when a collapse starts
-    or its reason changes (``previous_reason``: the reason after the epoch before).
-    Returns the reason (empty: healthy).
+    or its reason changes. Returns the reason (empty: healthy).
     """
-    counts = {key[:-len("_pred_classes")]: n for key, n in record.items() if key.endswith("_pred_classes")}
-    verdict = epoch_collapse(attention_map, counts)
+    previous = previous or {}
+    for key in [k for k in record if k.endswith("_pred_classes")]:
+        name = key[:-len("_pred_classes")]
+        running = previous.get(f"{name}_one_class_epochs", 0) + 1 if record[key] == 1 else 0
+        record[f"{name}_one_class_epochs"] = running
+    streaks = {k[:-len("_one_class_epochs")]: n for k, n in record.items()
+               if k.endswith("_one_class_epochs")}
+    verdict = epoch_collapse(attention_map, streaks)
     record.update(collapsed=verdict.collapsed, collapse_reason=verdict.reason)
-    if verdict.collapsed and verdict.reason != previous_reason:
+    if verdict.collapsed and verdict.reason != previous.get("collapse_reason", ""):
         numbers = ", ".join(f"{k} {record[k]:.3f}" for k in ("map_mean", "map_saturated", "train_acc")
                             if k in record)
         warnings.warn(f"epoch {record.get('epoch', '?')}: the run collapsed ({verdict.reason}; {numbers})",

@@ -188,11 +188,10 @@ class Learner:
 
 def algorithm_1(learner: Learner, x: torch.Tensor, y: torch.Tensor, settings: FitSettings, *, seed: int = 0,
                 eval_sets: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None, first_epoch: int = 1,
-                end_of_epoch: Callable[[int, dict], None] | None = None) -> None:
+                last_record: dict | None = None, end_of_epoch: Callable[[int, dict], None] | None = None) -> None:
     """Algorithm 1 of the paper: learn the map and the image CNN together until E, then the CNN alone."""
     model = learner.model
     two_phase = isinstance(model, TwoPhaseModel) and settings.cutoff_epoch is not None
-    reason = ""
     for epoch in range(first_epoch, settings.epochs + 1):
         phase = 2 if two_phase and model.frozen else 1
         if isinstance(model, TwoPhaseModel) and phase == 1:
@@ -206,7 +205,8 @@ def algorithm_1(learner: Learner, x: torch.Tensor, y: torch.Tensor, settings: Fi
         if isinstance(model, HasAttentionMap):
             record.update(map_statistics(model))
         amap = model.attention_map().detach() if isinstance(model, HasAttentionMap) else None
-        reason = record_collapse(record, amap, reason)
+        record_collapse(record, amap, previous=last_record)  # warns when the run collapses
+        last_record = record
         if two_phase and not model.frozen and epoch >= settings.cutoff_epoch:
             model.freeze()  # after epoch E the map is fixed; phase 2 trains the image CNN alone
         if end_of_epoch is not None:
@@ -373,7 +373,8 @@ def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor
 
     with flush_denormals():
         algorithm_1(learner, x_train, y_train, settings, seed=seed, eval_sets=eval_sets,
-                    first_epoch=history.epochs_done + 1, end_of_epoch=end_of_epoch)
+                    first_epoch=history.epochs_done + 1,
+                    last_record=history.records[-1] if history.records else None, end_of_epoch=end_of_epoch)
     bar.close()
     if has_map and map_snapshots and settings.epochs in map_snapshots and settings.epochs not in history.maps:
         history.maps[settings.epochs] = map_image(model)

@@ -126,16 +126,36 @@ class _OneClass(nn.Module):
         return self.bias.expand(len(x), 2) + 0.0 * x.mean()
 
 
-@pytest.mark.parametrize("model, reason", [(_ZeroMap, "saturated"), (_OneClass, "one class")])
-def test_collapse_warns_once_and_is_recorded(tiny_data, model, reason):
+# a saturated map is flagged at once; one predicted class only once it has lasted
+# ONE_CLASS_PATIENCE (3) epochs, since a new classifier often starts that way; a new
+# warning only when the reason changes (the zero map's constant input adds one class)
+@pytest.mark.parametrize("model, reason, first, count", [(_ZeroMap, "saturated", 1, 2),
+                                                         (_OneClass, "one class", 3, 1)])
+def test_collapse_warns_when_it_starts_and_is_recorded(tiny_data, model, reason, first,
+                                                       count):
     x, y = tiny_data
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        hist = two_phase_fit(model(), x, y, epochs=3, lr=1e-4, batch_size=20, progress=False,
+        hist = two_phase_fit(model(), x, y, epochs=4, lr=1e-4, batch_size=20, progress=False,
                              eval_sets={"test": (x, y)})
     ours = [w for w in caught if issubclass(w.category, CollapseWarning)]
-    assert len(ours) == 1 and "epoch 1" in str(ours[0].message) and reason in str(ours[0].message)
-    assert all(r["collapsed"] for r in hist.records) and reason in hist.records[-1]["collapse_reason"]
+    assert len(ours) == count and f"epoch {first}:" in str(ours[0].message)
+    assert reason in str(ours[0].message)
+    assert [r["collapsed"] for r in hist.records] == [e >= first for e in (1, 2, 3, 4)]
+    assert reason in hist.records[-1]["collapse_reason"]
+
+
+def test_one_class_streak_survives_a_resume(tiny_data, tmp_path):
+    x, y = tiny_data
+    ckpt = tmp_path / "one_class.ckpt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CollapseWarning)
+        two_phase_fit(_OneClass(), x, y, epochs=2, lr=1e-4, batch_size=20, progress=False,
+                      eval_sets={"test": (x, y)}, checkpoint=ckpt)
+        resumed = two_phase_fit(_OneClass(), x, y, epochs=3, lr=1e-4, batch_size=20,
+                                progress=False, eval_sets={"test": (x, y)}, checkpoint=ckpt)
+    assert [r["test_one_class_epochs"] for r in resumed.records] == [1, 2, 3]
+    assert resumed.records[-1]["collapsed"]
 
 
 def test_healthy_run_is_not_flagged(tiny_data):

@@ -404,7 +404,7 @@ def table_to_markdown(rows: Sequence[TableRow], *, paper: bool = True, footnotes
              "version of the paper. Mean (sample std) over the selected epochs; LR and SVM give one number."]
     if any(c.collapsed for c in used):
         notes.append("(collapsed k/n): k of the n full-training runs ended collapsed (map more than 90% "
-                     "saturated, or predictions of one class).")
+                     "saturated, or predictions of one class three epochs running).")
     if tag_cells:
         notes.append(f"Results come from different profiles ({', '.join(bases)}): each cell names its own.")
     by_label: dict[str, list[str]] = {}
