@@ -32,11 +32,12 @@ import torch
 
 from gsa_utils import build_backbone, seed_everything
 from gsa_utils.baselines import L1PixelWeights
+from gsa_utils.data.fingerprint import data_fingerprint
 from gsa_utils.data.registry import describe_source, load_dataset
 from gsa_utils.metrics import map_roc_auc
 from gsa_utils.recipes import Recipe, build_gsa, get_recipe
 from gsa_utils.settings import FitSettings
-from gsa_utils.stability import collapse_verdict
+from gsa_utils.stability import VariantSummary, collapse_verdict, summarise_stability, verdict_line
 from gsa_utils.training import map_image, two_phase_fit
 
 
@@ -115,41 +116,34 @@ def majority_rate(ds) -> float:
     return float(counts.max()) / len(ds.y_test)
 
 
-def summarise(results: list[dict], names: list[str], n_seeds: int) -> str | None:
-    from scipy.stats import ttest_ind
+def print_summary(summaries: list[VariantSummary], n_reference: int) -> None:
+    def num(v, fmt="8.3f"):
+        return f"{v:{fmt}}" if v is not None else f"{'-':>{fmt.split('.')[0]}}"
 
-    by = {n: [r for r in results if r["variant"] == n] for n in names}
-    van = by.get("vanilla", [])
-    van_acc = np.array([r["test_acc"] for r in van])
-    seeds_all = {r["seed"] for r in van}
     print(f"\n{'variant':<28} {'n':>3} {'test acc':>15} {'p vs van':>8} {'map mean':>8} {'saturated':>9} "
           f"{'collapsed':>9} {'map AUC':>13} {'ph1 x':>6} {'ph2 x':>6}")
-    last = None
-    for n in names:
-        rs = by[n]
-        if not rs:
-            continue
-        acc = np.array([r["test_acc"] for r in rs])
-        p = ttest_ind(acc, van_acc, equal_var=False).pvalue if n != "vanilla" and len(van_acc) > 1 and len(acc) > 1 \
-            else float("nan")
-        vt = {r["seed"]: r for r in van}
-        ph1 = [r["step_phase1"] / vt[r["seed"]]["step_phase1"] for r in rs if r["seed"] in vt]
-        ph2 = [r["step_phase2"] / vt[r["seed"]]["step_phase1"] for r in rs
-               if r["seed"] in vt and not math.isnan(r["step_phase2"])]
-        mm = [r["map_mean"] for r in rs if "map_mean" in r]
-        sat = [r["map_saturated"] for r in rs if "map_saturated" in r]
-        auc = [r["map_auc"] for r in rs if "map_auc" in r]
-        col = sum(bool(r["collapsed"]) for r in rs)
-        fmt = lambda v: f"{np.mean(v):8.3f}" if v else f"{'-':>8}"  # noqa: E731
-        print(f"{n:<28} {len(rs):>3} {acc.mean():7.3f} ± {acc.std(ddof=1) if len(acc) > 1 else 0:5.3f} "
-              f"{p:8.3f} {fmt(mm)} {fmt(sat)} {col:>5} of {len(rs):<2} "
-              f"{(f'{np.mean(auc):.3f} ± {np.std(auc, ddof=1) if len(auc) > 1 else 0:.3f}') if auc else '-':>13} "
-              f"{(f'{np.median(ph1):.2f}') if ph1 else '-':>6} {(f'{np.median(ph2):.2f}') if ph2 else '-':>6}")
-        if n == "recommended":
-            d = 100 * (acc.mean() - van_acc.mean()) if len(van_acc) else float("nan")
-            last = f"recommended recipe: collapsed {col} of {len(rs)} seeds; GSA - vanilla = {d:+.1f} points (p = {p:.3f})"
-    print(f"(phase-1/phase-2 step time over vanilla's step, median over seeds; vanilla over {len(seeds_all)} seeds)")
-    return last
+    for s in summaries:
+        auc = f"{s.map_auc_mean:.3f} ± {s.map_auc_sd or 0:.3f}" if s.map_auc_mean is not None else "-"
+        print(f"{s.variant:<28} {s.runs:>3} {s.accuracy_mean:7.3f} ± {s.accuracy_sd:5.3f} "
+              f"{s.p_vs_reference:8.3f} {num(s.map_mean)} {num(s.saturated, '9.3f')} {s.collapsed:>5} of {s.runs:<2} "
+              f"{auc:>13} {num(s.phase1_ratio, '6.2f')} {num(s.phase2_ratio, '6.2f')}")
+    print(f"(phase-1/phase-2 step time over vanilla's step, median over seeds; vanilla over {n_reference} seeds)")
+
+
+def read_results(out: Path, settings: dict, check: bool = True) -> list[dict]:
+    """The runs already in ``out``; its first line holds the settings they ran under.
+
+    Raises SystemExit, naming the file and the differing settings, when they differ from
+    this call's: runs of two settings are never pooled.
+    """
+    lines = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    if not lines or "settings" not in lines[0]:
+        raise SystemExit(f"{out}: no settings line first; not a file this script wrote")
+    differ = {k: (v, settings.get(k)) for k, v in lines[0]["settings"].items() if check and settings.get(k) != v}
+    if differ:
+        raise SystemExit(f"{out}: its runs used other settings ({'; '.join(f'{k}: file {a!r}, now {b!r}' for k, (a, b) in differ.items())}); "
+                         "choose another --out")
+    return lines[1:]
 
 
 def main() -> None:
@@ -186,10 +180,19 @@ def main() -> None:
     variants = [parse_variant(v) for v in args.variants]
     names = [v if isinstance(v, str) else v.name for v in variants]
     out = Path(args.out) if args.out else None
+    # the data's fingerprint (source, file hash, shapes, content hash), never its path
+    settings = {"dataset": args.dataset, "data": data_fingerprint(ds).as_dict(), "backbone": args.backbone,
+                "epochs": args.epochs, "cutoff": args.cutoff, "image_size": args.image_size,
+                "hidden_channels": args.hidden_channels, "lr": args.lr, "batch_size": args.batch_size,
+                "weight_decay": args.weight_decay, "l1_baseline_weight": args.l1_baseline_weight,
+                "n_train": args.n_train}
     results: list[dict] = []
     if out and out.exists():
-        results = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+        results = read_results(out, settings, check=not args.summary_only)
         print(f"resuming: {len(results)} runs read from {out}", flush=True)
+    elif out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"settings": settings}) + "\n")
     done = {(r["variant"], r["seed"]) for r in results}
     for seed in range(args.first_seed, args.first_seed + args.seeds) if not args.summary_only else ():
         order = variants if seed % 2 == 0 else list(reversed(variants))
@@ -201,7 +204,6 @@ def main() -> None:
             rec = run_one(v, ds, args, seed)
             results.append(rec)
             if out:
-                out.parent.mkdir(parents=True, exist_ok=True)
                 with out.open("a") as f:
                     f.write(json.dumps(rec) + "\n")
             extra = (f" map mean {rec['map_mean']:.3f} saturated {rec['map_saturated']:.2f}"
@@ -210,7 +212,9 @@ def main() -> None:
                   f"{' COLLAPSED (' + rec['collapse_reason'] + ')' if rec['collapsed'] else ''} "
                   f"[{time.time() - t0:.0f}s]", flush=True)
     seeds = set(range(args.first_seed, args.first_seed + args.seeds))
-    last = summarise([r for r in results if r["seed"] in seeds], names, args.seeds)
+    summaries = summarise_stability([r for r in results if r["seed"] in seeds], names)
+    print_summary(summaries, sum(r["variant"] == "vanilla" and r["seed"] in seeds for r in results))
+    last = verdict_line(summaries)
     if last:
         print(last)
 

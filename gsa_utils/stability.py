@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from .metrics import SATURATION, saturated_fraction
 
 __all__ = ["SATURATION", "COLLAPSE_SHARE", "ONE_CLASS_PATIENCE", "CollapseVerdict", "collapse_verdict",
-           "CollapseWarning", "epoch_collapse", "record_collapse"]
+           "CollapseWarning", "epoch_collapse", "record_collapse", "VariantSummary", "summarise_stability",
+           "verdict_line"]
 
 #: A map with more than this share of saturated pixels counts as collapsed.
 COLLAPSE_SHARE = 0.9
@@ -103,3 +104,82 @@ def record_collapse(record: dict, attention_map, previous: dict | None = None) -
         warnings.warn(f"epoch {record.get('epoch', '?')}: the run collapsed ({verdict.reason}; {numbers})",
                       CollapseWarning, stacklevel=4)
     return verdict.reason
+
+
+@dataclass(frozen=True)
+class VariantSummary:
+    """One variant's runs over seeds, as ``benchmarks/map_stability.py`` reports them.
+
+    Step ratios are the median over seeds of the variant's time per training step over
+    vanilla's (phase 1; phase 2 when the map was frozen), same seed, measured side by side.
+    """
+
+    variant: str
+    runs: int
+    accuracy_mean: float
+    accuracy_sd: float
+    p_vs_reference: float
+    collapsed: int
+    map_mean: float | None = None
+    saturated: float | None = None
+    map_auc_mean: float | None = None
+    map_auc_sd: float | None = None
+    phase1_ratio: float | None = None
+    phase2_ratio: float | None = None
+
+
+def summarise_stability(records: list[dict], variants: list[str] | None = None,
+                        reference: str = "vanilla") -> list[VariantSummary]:
+    """Summarise stability-benchmark records (one dict per run: ``variant``, ``seed``,
+    ``test_acc``, ``collapsed``, step times and map figures) per variant.
+
+    ``p_vs_reference`` is Welch's t-test of the variant's test accuracies against the
+    ``reference`` variant's (NaN for the reference itself or with fewer than two runs).
+    """
+    import math
+
+    import numpy as np
+    from scipy.stats import ttest_ind
+
+    variants = variants or list(dict.fromkeys(r["variant"] for r in records))
+    by = {name: [r for r in records if r["variant"] == name] for name in variants}
+    ref = {r["seed"]: r for r in by.get(reference, [])}
+    ref_acc = np.array([r["test_acc"] for r in ref.values()])
+
+    def mean(values):
+        return float(np.mean(values)) if values else None
+
+    def median_ratio(runs, key):
+        ratios = [r[key] / ref[r["seed"]]["step_phase1"] for r in runs
+                  if r["seed"] in ref and not math.isnan(r.get(key, math.nan))]
+        return float(np.median(ratios)) if ratios else None
+
+    out = []
+    for name, runs in by.items():
+        if not runs:
+            continue
+        acc = np.array([r["test_acc"] for r in runs])
+        p = (float(ttest_ind(acc, ref_acc, equal_var=False).pvalue)
+             if name != reference and len(acc) > 1 and len(ref_acc) > 1 else math.nan)
+        aucs = [r["map_auc"] for r in runs if "map_auc" in r]
+        out.append(VariantSummary(
+            variant=name, runs=len(runs), accuracy_mean=float(acc.mean()),
+            accuracy_sd=float(acc.std(ddof=1)) if len(acc) > 1 else 0.0, p_vs_reference=p,
+            collapsed=sum(bool(r["collapsed"]) for r in runs),
+            map_mean=mean([r["map_mean"] for r in runs if "map_mean" in r]),
+            saturated=mean([r["map_saturated"] for r in runs if "map_saturated" in r]),
+            map_auc_mean=mean(aucs), map_auc_sd=float(np.std(aucs, ddof=1)) if len(aucs) > 1 else None,
+            phase1_ratio=median_ratio(runs, "step_phase1"), phase2_ratio=median_ratio(runs, "step_phase2")))
+    return out
+
+
+def verdict_line(summaries: list[VariantSummary], variant: str = "recommended",
+                 reference: str = "vanilla") -> str | None:
+    """``recommended recipe: collapsed X of Y seeds; GSA - vanilla = +D.D points (p = P.PPP)``."""
+    by = {s.variant: s for s in summaries}
+    if variant not in by or reference not in by:
+        return None
+    s, ref = by[variant], by[reference]
+    points = 100 * (s.accuracy_mean - ref.accuracy_mean)
+    return (f"{variant} recipe: collapsed {s.collapsed} of {s.runs} seeds; "
+            f"GSA - {reference} = {points:+.1f} points (p = {s.p_vs_reference:.3f})")

@@ -1,6 +1,7 @@
 """The book around the notebooks: bibliography, built HTML, CI workflow, generated pages, cache."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -161,3 +162,30 @@ def test_tool_folders_inside_the_clone_are_not_book_pages():
                  "_build/html/x.md"):
         assert any(fnmatch.fnmatch(page, p) or page.startswith(p.rstrip("/") + "/")
                    for p in patterns), f"_config.yml exclude_patterns lets {page} in"
+
+
+def _recorded_stability():
+    from gsa_utils.stability import summarise_stability
+
+    for path in sorted((ROOT / "benchmarks/results/map_stability").glob("*.jsonl")):
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        yield path.name, lines[0]["settings"], summarise_stability(lines[1:])
+
+
+def test_map_stability_page_claims_hold_for_the_recorded_runs():
+    # book/map_stability.md states these in prose; a new recorded file must not break them
+    for name, settings, summaries in _recorded_stability():
+        by = {s.variant: s for s in summaries}
+        assert by["recommended"].collapsed == 0, f"{name}: the recommended recipe collapsed"
+        assert by["recommended"].runs >= 10, f"{name}: fewer than 10 seeds"
+        if "paper" in by:
+            assert by["paper"].collapsed > by["paper"].runs / 2, f"{name}: paper mostly healthy"
+        assert by["recommended"].phase1_ratio <= 1.35, f"{name}: phase-1 step ratio"
+        assert "source" not in settings and settings["data"]["n_train"] > 0
+
+
+def test_map_stability_page_is_generated_from_every_recorded_file():
+    text = gsa_book.stability_tables()
+    files = sorted((ROOT / "benchmarks/results/map_stability").glob("*.jsonl"))
+    assert files and all(f.name in text for f in files)
+    assert text.count("recommended recipe: collapsed") == len(files)

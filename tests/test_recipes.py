@@ -51,3 +51,27 @@ def test_collapse_verdict_flags_an_all_zero_map_and_a_one_class_predictor():
     edge = np.full(10, 0.5)
     edge[:9] = 0.0
     assert not collapse_verdict(edge).collapsed
+
+
+def test_stability_summary_known_answers():
+    from scipy.stats import ttest_ind
+
+    from gsa_utils.stability import summarise_stability, verdict_line
+
+    van = [0.50, 0.52, 0.54]
+    rec = [0.60, 0.61, 0.65]
+    records = [{"variant": "vanilla", "seed": s, "test_acc": a, "collapsed": False,
+                "step_phase1": 1.0, "step_phase2": float("nan")} for s, a in enumerate(van)]
+    records += [{"variant": "recommended", "seed": s, "test_acc": a, "collapsed": s == 2,
+                 "step_phase1": 1.0 + s, "step_phase2": 0.5, "map_mean": 0.2,
+                 "map_saturated": 0.1 * s, "map_auc": 0.9} for s, a in enumerate(rec)]
+    summaries = summarise_stability(records)
+    assert [s.variant for s in summaries] == ["vanilla", "recommended"]
+    s = summaries[1]
+    assert s.p_vs_reference == pytest.approx(ttest_ind(rec, van, equal_var=False).pvalue)
+    assert (s.collapsed, s.runs, s.phase1_ratio, s.phase2_ratio) == (1, 3, 2.0, 0.5)
+    assert s.saturated == pytest.approx(0.1) and s.map_auc_mean == pytest.approx(0.9)
+    assert np.isnan(summaries[0].p_vs_reference)
+    line = verdict_line(summaries)
+    assert line == (f"recommended recipe: collapsed 1 of 3 seeds; GSA - vanilla = "
+                    f"+{100 * (np.mean(rec) - np.mean(van)):.1f} points (p = {s.p_vs_reference:.3f})")

@@ -4,6 +4,9 @@ At the start of a build it
 
 * writes ``book/_generated/profiles.md``, the profile table of ``book/running.md``, from
   ``gsa_utils.profiles.PROFILES`` (so the page cannot disagree with the code);
+* writes ``book/_generated/map_stability.md`` from the runs recorded by
+  ``benchmarks/map_stability.py`` in ``benchmarks/results/map_stability/`` (the numbers of
+  ``book/map_stability.md`` are those files, summarised at build time);
 * removes cached notebooks that ran under another profile, library or torch
   (``nbcache.prune_stale``), then writes ``book/_generated/status.md``: the build's profile,
   where each chapter's outputs come from, package versions and the hardware.
@@ -66,6 +69,51 @@ def profile_table() -> str:
     lines += [f"| {setting} | " + " | ".join(values) + " |"
               for setting, values in profile_settings().items()]
     return "\n".join(lines) + "\n"
+
+
+STABILITY_RESULTS = nbcache.ROOT / "benchmarks" / "results" / "map_stability"
+
+
+def _data_line(data: dict) -> str:
+    shape = "×".join(str(n) for n in data["image_shape"])
+    return f"{data['name']}: {data['source']} data, {data['n_train']} train / {data['n_test']} test images of {shape}"
+
+
+def stability_tables(folder: Path = STABILITY_RESULTS) -> str:
+    """Markdown: one table per recorded ``benchmarks/map_stability.py`` run file.
+
+    Each file's first line holds the settings its runs used; every following line is one
+    run. The summary is :func:`gsa_utils.stability.summarise_stability`, as the script
+    prints it.
+    """
+    import json
+
+    from gsa_utils.stability import summarise_stability, verdict_line
+
+    def num(value, digits=3):
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    parts = []
+    for path in sorted(folder.glob("*.jsonl")):
+        lines = [json.loads(line) for line in path.read_text(encoding="utf8").splitlines() if line.strip()]
+        settings, runs = lines[0]["settings"], lines[1:]
+        summaries = summarise_stability(runs)
+        parts += [f"### {settings['dataset']}, `{settings['backbone']}`", "",
+                  f"{_data_line(settings['data'])}. {settings['epochs']} epochs, E = {settings['cutoff']}, "
+                  f"{settings['image_size']} px, Adam lr {settings['lr']:g}, K = {settings['hidden_channels']}. "
+                  f"File: `{path.relative_to(nbcache.ROOT).as_posix()}`.", "",
+                  "| variant | runs | test accuracy | p vs vanilla | collapsed | map mean | saturated share "
+                  "| map ROC-AUC | phase-1 step / vanilla |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for s in summaries:
+            auc = "-" if s.map_auc_mean is None else f"{s.map_auc_mean:.3f} ± {s.map_auc_sd or 0:.3f}"
+            p = "-" if s.p_vs_reference != s.p_vs_reference else f"{s.p_vs_reference:.3f}"
+            parts.append(f"| {s.variant} | {s.runs} | {s.accuracy_mean:.3f} ± {s.accuracy_sd:.3f} | {p} "
+                         f"| {s.collapsed} of {s.runs} | {num(s.map_mean)} | {num(s.saturated)} | {auc} "
+                         f"| {num(s.phase1_ratio, 2)} |")
+        verdict = verdict_line(summaries)
+        parts += ["", f"`{verdict}`" if verdict else "", ""]
+    return "\n".join(parts) if parts else "No recorded runs.\n"
 
 
 def _cpu_model() -> str:
@@ -168,6 +216,7 @@ def _page_fixes(app, pagename, templatename, context, doctree) -> None:
 
 def _builder_inited(app) -> None:
     _write_if_changed(GENERATED / "profiles.md", profile_table())
+    _write_if_changed(GENERATED / "map_stability.md", stability_tables())
     prints = nbcache.fingerprint()
     app.env.gsa_fingerprint = prints
     if app.config.nb_execution_mode == "cache":
