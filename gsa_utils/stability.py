@@ -133,13 +133,15 @@ def summarise_stability(records: list[dict], variants: list[str] | None = None,
     """Summarise stability-benchmark records (one dict per run: ``variant``, ``seed``,
     ``test_acc``, ``collapsed``, step times and map figures) per variant.
 
-    ``p_vs_reference`` is Welch's t-test of the variant's test accuracies against the
-    ``reference`` variant's (NaN for the reference itself or with fewer than two runs).
+    ``p_vs_reference`` is Welch's t-test (:func:`~gsa_utils.protocol.t_test`) of the
+    variant's final test accuracies, one per seed, against the ``reference`` variant's
+    (NaN for the reference itself or with fewer than two runs).
     """
     import math
 
     import numpy as np
-    from scipy.stats import ttest_ind
+
+    from .protocol import t_test
 
     variants = variants or list(dict.fromkeys(r["variant"] for r in records))
     by = {name: [r for r in records if r["variant"] == name] for name in variants}
@@ -159,8 +161,7 @@ def summarise_stability(records: list[dict], variants: list[str] | None = None,
         if not runs:
             continue
         acc = np.array([r["test_acc"] for r in runs])
-        p = (float(ttest_ind(acc, ref_acc, equal_var=False).pvalue)
-             if name != reference and len(acc) > 1 and len(ref_acc) > 1 else math.nan)
+        p = t_test(acc, ref_acc) if name != reference else math.nan
         aucs = [r["map_auc"] for r in runs if "map_auc" in r]
         out.append(VariantSummary(
             variant=name, runs=len(runs), accuracy_mean=float(acc.mean()),
