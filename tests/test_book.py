@@ -182,6 +182,10 @@ def test_map_stability_page_claims_hold_for_the_recorded_runs():
             assert by["paper"].collapsed > by["paper"].runs / 2, f"{name}: paper mostly healthy"
         assert by["recommended"].phase1_ratio <= 1.35, f"{name}: phase-1 step ratio"
         assert "source" not in settings and settings["data"]["n_train"] > 0
+        if settings["dataset"] in ("fundus", "digits-clutter"):  # sets with a mask
+            assert by["recommended"].map_auc_mean > 0.9, f"{name}: map ROC-AUC"
+            assert by["recommended"].accuracy_mean > by["vanilla"].accuracy_mean
+            assert by["recommended"].p_vs_reference < 0.05, f"{name}: p vs vanilla"
 
 
 def test_map_stability_page_is_generated_from_every_recorded_file():
