@@ -46,7 +46,8 @@ def colab_badge(notebook: Path) -> str:
     """The badge line the notebook must carry, built from _config.yml's repository."""
     repository = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf8"))["repository"]
     address = repository["url"].removeprefix("https://github.com/").rstrip("/")
-    return ("[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+    # the badge image is served from the book (an external one cannot load offline)
+    return ("[![Open in Colab](../book/_static/colab-badge.svg)]"
             f"(https://colab.research.google.com/github/{address}/blob/{repository['branch']}/"
             f"notebooks/{notebook.name})")
 
@@ -100,3 +101,16 @@ def test_every_cell_has_an_id(path):
     cells = json.loads(path.read_text(encoding="utf8"))["cells"]
     missing = [i for i, cell in enumerate(cells) if "id" not in cell]
     assert not missing, f"{path.name}: cells without an id: {missing}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_figures_are_drawn_inline_whatever_the_backend(path):
+    # CI sets MPLBACKEND=Agg: without the magic a chapter's figures vanish from the book
+    first = next(c for c in code_cells(path) if "colab-install" not in c.metadata.get("tags", []))
+    assert first.source.startswith("%matplotlib inline"), (
+        f"{path.name}: the first code cell after the install cell must start with "
+        "%matplotlib inline")
+
+
+def test_colab_badge_image_is_in_the_book():
+    assert (ROOT / "book/_static/colab-badge.svg").read_text(encoding="utf8").startswith("<svg")
