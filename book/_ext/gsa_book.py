@@ -102,15 +102,16 @@ def stability_tables(folder: Path = STABILITY_RESULTS) -> str:
                   f"{_data_line(settings['data'])}. {settings['epochs']} epochs, E = {settings['cutoff']}, "
                   f"{settings['image_size']} px, Adam lr {settings['lr']:g}, K = {settings['hidden_channels']}. "
                   f"File: `{path.relative_to(nbcache.ROOT).as_posix()}`.", "",
-                  "| variant | runs | test accuracy | p vs vanilla | collapsed | map mean | saturated share "
-                  "| map ROC-AUC | phase-1 step / vanilla |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| variant | test accuracy | p vs vanilla | collapsed | saturated share | map ROC-AUC "
+                  "| phase-1 step |",
+                  "|---|---|---|---|---|---|---|"]
         for s in summaries:
-            auc = "-" if s.map_auc_mean is None else f"{s.map_auc_mean:.3f} ± {s.map_auc_sd or 0:.3f}"
-            p = "-" if s.p_vs_reference != s.p_vs_reference else f"{s.p_vs_reference:.3f}"
-            parts.append(f"| {s.variant} | {s.runs} | {s.accuracy_mean:.3f} ± {s.accuracy_sd:.3f} | {p} "
-                         f"| {s.collapsed} of {s.runs} | {num(s.map_mean)} | {num(s.saturated)} | {auc} "
-                         f"| {num(s.phase1_ratio, 2)} |")
+            auc = "-" if s.map_auc_mean is None else f"{s.map_auc_mean:.2f} ± {s.map_auc_sd or 0:.2f}"
+            p = ("-" if s.p_vs_reference != s.p_vs_reference
+                 else "< 0.001" if s.p_vs_reference < 0.001 else f"{s.p_vs_reference:.3f}")
+            parts.append(f"| {s.variant} | {s.accuracy_mean:.3f} ± {s.accuracy_sd:.3f} | {p} "
+                         f"| {s.collapsed} of {s.runs} | {num(s.saturated, 2)} | {auc} "
+                         f"| {num(s.phase1_ratio, 2)}× |")
         verdict = verdict_line(summaries)
         parts += ["", f"`{verdict}`" if verdict else "", ""]
     return "\n".join(parts) if parts else "No recorded runs.\n"
