@@ -14,3 +14,12 @@ def tiny_data():
     y = torch.arange(40) % 2
     x[y == 1, :, 2:6, 2:6] += 0.5
     return x, y
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny CPU models are far faster on one thread (and two test processes do not fight over cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

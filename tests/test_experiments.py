@@ -30,13 +30,7 @@ TINY = dict(profile="smoke", image_size=16, epochs=3, cutoff_epoch=2, n_train=40
             hidden_channels=4, batch_size=16)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny CPU models are far faster on one thread (and two test processes do not fight over cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # ---- datasets by name ---------------------------------------------------------------------------

@@ -30,12 +30,7 @@ TINY = dict(profile="smoke", image_size=16, epochs=3, cutoff_epoch=2, n_train=40
 NATIVE_SIZE = {k: v for k, v in TINY.items() if k != "image_size"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 class _Planted:
