@@ -43,7 +43,7 @@ browser-test: env
 	$(PY) .ci/browser_test.py _build/html
 
 lock:
-	$(UV) pip compile pyproject.toml --extra book --extra medmnist --extra dicom -c requirements/constraints.txt \
+	$(UV) pip compile pyproject.toml --extra book --extra medmnist --extra dicom --extra ray -c requirements/constraints.txt \
 	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements/lock.txt
 
 clean:

@@ -29,6 +29,7 @@ from .runs.store import (CHECKPOINT_FILE, RESULT_FILE, RESULTS_DIR_ENV, SET_ASID
                          default_results_dir, read_result)
 from .runs.summary import setting_summaries
 from .runs.sweeps import run_locked, sweep, sweep_configs
+from .runs import ray_launcher
 from .runs.tables import build_table, table_to_csv, table_to_markdown
 
 _EPILOG = """\
@@ -40,6 +41,11 @@ examples:
   # K in {16, 32}; this process takes every second config (start --shard 1/2 elsewhere)
   python -m gsa_utils sweep --dataset fundus --methods gsa vanilla --folds all \\
       --shard 0/2 --grid hidden_channels=16,32 --results results/
+
+  # the same sweep as one Ray task per run: Ray on this machine, or a cluster with --address auto
+  # (the results folder must then be shared storage); four small runs share each GPU
+  python -m gsa_utils sweep --dataset fundus --methods gsa vanilla --folds all --launcher ray \\
+      --gpus-per-run 0.25 --results /shared/results/
 
   # the paper's full grid (K, lambda, weight decay; L1 coefficients) on a GPU machine
   GSA_PROFILE=full python -m gsa_utils sweep --dataset idrid-edema \\
@@ -242,8 +248,20 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                 print(c.run_id())
         return 0
     _announce_data(configs, args)
-    report = sweep(configs, args.results, shard=args.shard, progress=not args.quiet, stale_after=args.stale_after,
-                   data_dir=args.data_dir, cache_dir=_cache_dir(args), device=args.device)
+    if args.launcher == "ray":
+        if args.shard != (0, 1):
+            raise ValueError("--shard splits a sweep by hand; with --launcher ray, Ray spreads the runs: drop --shard")
+        try:
+            report = ray_launcher.ray_sweep(
+                configs, args.results, address=args.address, gpus_per_run=args.gpus_per_run,
+                cpus_per_run=args.cpus_per_run, max_retries=args.max_retries, progress=not args.quiet,
+                stale_after=args.stale_after, data_dir=args.data_dir, cache_dir=_cache_dir(args), device=args.device)
+        except ImportError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    else:
+        report = sweep(configs, args.results, shard=args.shard, progress=not args.quiet, stale_after=args.stale_after,
+                       data_dir=args.data_dir, cache_dir=_cache_dir(args), device=args.device)
     print(f"ran {len(report['ran'])}, already finished {len(report['finished_before'])}, locked by others "
           f"{len(report['locked'])}, lost {len(report['lost'])}, failed {len(report['failed'])}")
     for rid, msg in report["failed"].items():
@@ -369,6 +387,16 @@ def _parser() -> argparse.ArgumentParser:
                     help="seconds after which an unrefreshed lock counts as left by a crashed process "
                          f"(default {DEFAULT_STALE_AFTER:.0f}; locks are refreshed after every epoch)")
     sw.add_argument("--dry-run", action="store_true", help="list this shard's run ids and stop")
+    launch = sw.add_argument_group("launcher (default: this process, one run after another; --shard splits by hand)")
+    launch.add_argument("--launcher", choices=("local", "ray"), default="local",
+                     help="'ray': one Ray task per run, on this machine or a cluster (pip install 'gsa-utils[ray]')")
+    launch.add_argument("--address", help="Ray cluster to join: 'auto' or HOST:PORT (default: start Ray on this machine)")
+    launch.add_argument("--gpus-per-run", type=float,
+                     help="GPUs per run; a fraction packs runs on one GPU, e.g. 0.25 (default: 1 when the cluster "
+                          "has GPUs, else 0)")
+    launch.add_argument("--cpus-per-run", type=float, default=1.0, help="CPUs (and torch threads) per run (default 1)")
+    launch.add_argument("--max-retries", type=int, default=3,
+                     help="retries of a run whose worker died; each resumes from its checkpoint (default 3)")
     _add_settings(sw)
     sw.set_defaults(func=_cmd_sweep)
 

@@ -2,7 +2,9 @@
 
 A run is claimed with a lock file created atomically (``O_CREAT | O_EXCL``), refreshed after
 every epoch; a lock not refreshed for ``stale_after`` seconds, or whose process on this
-machine is gone, counts as left by a crashed process.
+machine is gone, counts as left by a crashed process. A claim may name its ``owner`` (a Ray task
+id, which stays the same when Ray retries the task): a lock left by the same owner is taken over
+at once, whichever machine the earlier attempt ran on.
 """
 from __future__ import annotations
 
@@ -22,8 +24,19 @@ class LockLost(RuntimeError):
     """Another process took over this run's lock (ours had gone stale)."""
 
 
-def _lock_payload(token: str) -> str:
-    return json.dumps({"token": token, "host": socket.gethostname(), "pid": os.getpid(), "started": time.time()})
+def _lock_payload(token: str, owner: str | None = None) -> str:
+    return json.dumps({"token": token, "host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
+                       "owner": owner})
+
+
+def _left_by(path: Path, owner: str | None) -> bool:
+    """True when ``owner`` (not ``None``) wrote the lock: an earlier attempt of the same task, now dead."""
+    if owner is None:
+        return False
+    try:
+        return json.loads(path.read_text()).get("owner") == owner
+    except (FileNotFoundError, ValueError, AttributeError):
+        return False
 
 
 def lock_age(path: Path) -> float | None:
@@ -80,18 +93,25 @@ def _remove_if_stale(path: Path, stale_after: float) -> bool:
     return True
 
 
-def claim(lock: Path, stale_after: float) -> str | None:
-    """Create ``lock`` exclusively; returns our token, or ``None`` when another process holds it."""
+def claim(lock: Path, stale_after: float, owner: str | None = None) -> str | None:
+    """Create ``lock`` exclusively; returns our token, or ``None`` when another process holds it.
+
+    ``owner``: who claims, when it outlives a process (a Ray task id: Ray runs a retry only
+    after the earlier attempt died); a lock written by the same owner is taken over.
+    """
     token = uuid.uuid4().hex
     for attempt in range(2):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
+            if attempt == 0 and _left_by(lock, owner):
+                lock.unlink(missing_ok=True)
+                continue
             if attempt == 0 and _remove_if_stale(lock, stale_after):
                 continue
             return None
         with os.fdopen(fd, "w") as f:
-            f.write(_lock_payload(token))
+            f.write(_lock_payload(token, owner))
         return token
     return None
 

@@ -166,19 +166,20 @@ def is_finished(results_dir: Path, config: ExperimentConfig) -> bool:
 
 def run_locked(config: ExperimentConfig, results_dir: Path, stale_after: float, *, data_dir=None, cache_dir=None,
                  device=None, progress: bool = False,
-                 on_epoch_end: Callable[[ExperimentConfig, int, dict], None] | None = None
-                 ) -> tuple[str, dict | None]:
+                 on_epoch_end: Callable[[ExperimentConfig, int, dict], None] | None = None,
+                 owner: str | None = None) -> tuple[str, dict | None]:
     """Claim, run and release one config. Returns (status, result): ran / finished / locked / lost.
 
     A finished run is reused only when :func:`~gsa_utils.runs.runner.reusable_result` allows it
     (complete result, same kind of data); a corrupt or mismatched one is set aside and run again.
+    ``owner``: see :func:`~gsa_utils.runs.locks.claim`.
     """
     if reusable_result(config, results_dir, data_dir) is not None:
         return "finished", None
     run_dir = results_dir / config.run_id()
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = run_dir / LOCK_FILE
-    token = claim(lock, stale_after)
+    token = claim(lock, stale_after, owner)
     if token is None:
         return "locked", None
     try:

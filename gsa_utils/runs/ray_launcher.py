@@ -1,0 +1,239 @@
+"""Sweeps on Ray: one Ray task per run, on this machine or on a cluster.
+
+The runs are the same as :func:`~gsa_utils.runs.sweeps.sweep`'s: the same folders, locks,
+checkpoints and data fingerprints, so the results folder (shared storage on a cluster) holds the
+same files whichever launcher wrote them, and the two can be mixed. Ray only schedules: each
+unfinished config becomes one task asking for ``cpus_per_run`` CPUs and ``gpus_per_run`` GPUs
+(a fraction packs several runs on one GPU); a task whose worker dies is retried by Ray
+(``max_retries``) and resumes from the run's last checkpoint. Ray is an optional dependency
+(``pip install 'gsa-utils[ray]'``); the book's page "Running the grid on many machines" says how
+to start a cluster.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ..files import write_atomic
+from .config import ExperimentConfig
+from .locks import DEFAULT_STALE_AFTER
+from .runner import reusable_result
+from .store import CHECKPOINT_FILE
+from .sweeps import run_locked
+
+#: How to install Ray, as the error for a missing Ray says.
+RAY_INSTALL = "pip install 'gsa-utils[ray]' (or pip install ray)"
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or an ``ImportError`` saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise ImportError(f"the Ray launcher needs Ray, which is not installed: {RAY_INSTALL}") from None
+    return ray
+
+
+@dataclass
+class RunOutcome:
+    """What one Ray task reports back to the driver.
+
+    Attributes
+    ----------
+    run_id
+        The run.
+    status
+        ``"ran"``, ``"finished"`` (by another sweep meanwhile), ``"locked"`` (another sweep is
+        training it), ``"lost"`` (its lock was taken over) or ``"failed"``.
+    accuracy, eval_set
+        Accuracy after the last epoch on ``"test"`` (full run) or ``"val"`` (a CV fold).
+    seconds
+        Wall-clock time of the task's final attempt.
+    resumed
+        The run started from a checkpoint left by an earlier attempt (a killed worker, an
+        interrupted sweep).
+    error
+        ``"ExceptionType: message"`` of a failed run (the trace is in ``<run_dir>/error.txt``).
+    """
+
+    run_id: str
+    status: str
+    accuracy: float | None = None
+    eval_set: str | None = None
+    seconds: float = 0.0
+    resumed: bool = False
+    error: str | None = None
+
+
+def run_task(config: ExperimentConfig, results_dir: str, stale_after: float, data_dir: str | None,
+             cache_dir: str | bool | None, device: str | None, threads: int,
+             on_epoch_end: Callable[[ExperimentConfig, int, dict], None] | None = None) -> RunOutcome:
+    """One run inside a Ray task: claim it (the task id is the lock's owner), train or resume it, release it."""
+    import ray
+    import torch
+
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    rid = config.run_id()
+    resumed = (Path(results_dir) / rid / CHECKPOINT_FILE).exists()
+    try:
+        status, result = run_locked(config, Path(results_dir), stale_after, data_dir=data_dir, cache_dir=cache_dir,
+                                    device=device, on_epoch_end=on_epoch_end,
+                                    owner=ray.get_runtime_context().get_task_id())
+    except Exception as err:  # noqa: BLE001 - reported to the driver; the sweep goes on
+        try:
+            write_atomic(Path(results_dir) / rid / "error.txt", traceback.format_exc().encode())
+        except OSError:
+            pass
+        return RunOutcome(rid, "failed", seconds=time.perf_counter() - t0, error=f"{type(err).__name__}: {err}")
+    outcome = RunOutcome(rid, status, seconds=time.perf_counter() - t0, resumed=resumed and status == "ran")
+    if result is not None:
+        outcome.eval_set = result.eval_set
+        outcome.accuracy = float(result.eval_curve[-1])
+    return outcome
+
+
+def _line(outcome: RunOutcome) -> str:
+    if outcome.status == "ran":
+        acc = "-" if outcome.accuracy is None or math.isnan(outcome.accuracy) else f"{100 * outcome.accuracy:.2f}%"
+        return (f"{outcome.run_id}: {outcome.eval_set}_acc {acc}, {outcome.seconds:.1f} s"
+                f"{' (resumed from its checkpoint)' if outcome.resumed else ''}")
+    says = {"finished": "finished meanwhile by another sweep", "locked": "being trained by another sweep: left to it",
+            "lost": "its lock was taken over by another sweep"}
+    return f"{outcome.run_id}: {says.get(outcome.status, 'failed: ' + str(outcome.error))}"
+
+
+def ray_sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLike, *, address: str | None = None,
+              gpus_per_run: float | None = None, cpus_per_run: float = 1.0, max_retries: int = 3,
+              progress: bool = True, stale_after: float = DEFAULT_STALE_AFTER,
+              data_dir: str | os.PathLike | None = None, cache_dir: str | os.PathLike | bool | None = None,
+              device: str | None = None,
+              on_epoch_end: Callable[[ExperimentConfig, int, dict], None] | None = None) -> dict:
+    """Run every unfinished config as one Ray task; the same runs, folders and report as :func:`sweep`.
+
+    Parameters
+    ----------
+    configs
+        The configs of the sweep.
+    results_dir
+        The results folder; on a cluster, storage that every node sees at the same path.
+    address
+        ``None``: use the Ray this process is already connected to, else start one on this
+        machine (stopped again at the end). ``"auto"`` or ``"HOST:PORT"``: join that cluster.
+    gpus_per_run
+        GPUs per task; a fraction (e.g. 0.25) packs that many runs on one GPU. ``None``: 1 when
+        the cluster has GPUs, else 0. With 0 the runs train on the CPU.
+    cpus_per_run
+        CPUs per task; each run uses as many torch threads (at least 1).
+    max_retries
+        How often Ray retries a task whose worker died; each retry resumes from the checkpoint.
+    progress
+        One line per finished run (id, accuracy, time) and a running count.
+    stale_after, data_dir, cache_dir, device
+        As for :func:`~gsa_utils.runs.sweeps.sweep` (``device``: ``None`` picks the GPU Ray
+        assigned, else the CPU).
+    on_epoch_end
+        ``on_epoch_end(config, epoch, record)`` after every epoch, inside the task (it must be
+        picklable).
+
+    Returns
+    -------
+    dict
+        ``ran``, ``finished_before``, ``locked``, ``lost``, ``failed`` (run id -> message) as
+        :func:`sweep` returns, plus ``resumed`` (runs that continued from a checkpoint),
+        ``runs_per_hour`` (runs trained per hour of this call) and ``n_configs``.
+
+    Notes
+    -----
+    Finished runs are counted without starting Ray. A ``KeyboardInterrupt`` cancels the
+    pending tasks (a running one stops, releases its lock and keeps its checkpoint) and
+    propagates; the same sweep run again resumes and finishes the rest.
+    """
+    ray = import_ray()
+    t0 = time.perf_counter()
+    results = Path(results_dir).expanduser().resolve()
+    results.mkdir(parents=True, exist_ok=True)
+    configs = list(configs)
+    report: dict[str, Any] = {"ran": [], "finished_before": [], "locked": [], "lost": [], "failed": {},
+                              "resumed": [], "n_configs": len(configs), "runs_per_hour": None}
+    todo = []
+    for cfg in configs:
+        if reusable_result(cfg, results, data_dir) is not None:
+            report["finished_before"].append(cfg.run_id())
+        else:
+            todo.append(cfg)
+    if progress:
+        print(f"{len(configs)} configs, {len(report['finished_before'])} already finished, {len(todo)} to run on Ray",
+              flush=True)
+    if not todo:
+        return report
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, logging_level="WARNING")
+    try:
+        if gpus_per_run is None:
+            gpus_per_run = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+        if device is None and gpus_per_run == 0:
+            device = "cpu"  # no GPU was asked for: do not use one Ray did not assign
+        if progress:
+            print(f"Ray: {ray.cluster_resources().get('CPU', 0):g} CPUs, {ray.cluster_resources().get('GPU', 0):g} "
+                  f"GPUs; {cpus_per_run:g} CPU(s) and {gpus_per_run:g} GPU(s) per run", flush=True)
+        task = ray.remote(run_task).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=max_retries,
+                                            retry_exceptions=False)
+        threads = max(1, int(cpus_per_run))
+        pending = {task.remote(cfg, str(results), stale_after, _absolute(data_dir), _absolute(cache_dir), device,
+                               threads, on_epoch_end): cfg for cfg in todo}
+        _collect(ray, pending, report, progress, len(todo))
+    finally:
+        if started:
+            ray.shutdown()
+    hours = (time.perf_counter() - t0) / 3600
+    report["runs_per_hour"] = len(report["ran"]) / hours if hours > 0 else None
+    return report
+
+
+def _absolute(path: str | os.PathLike | bool | None) -> str | bool | None:
+    """A path as the workers must see it (absolute: their working folder is not ours); ``None``/``False`` as given."""
+    return path if path is None or isinstance(path, bool) else str(Path(path).expanduser().resolve())
+
+
+def _collect(ray: Any, pending: dict, report: dict, progress: bool, total: int) -> None:
+    """Wait for the tasks one by one, recording each outcome; on Ctrl-C cancel the rest and re-raise."""
+    done = 0
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                cfg = pending.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except ray.exceptions.RayError as err:  # its worker died more than max_retries times
+                    outcome = RunOutcome(cfg.run_id(), "failed", error=f"{type(err).__name__}: {_first_line(err)}")
+                done += 1
+                key = {"finished": "finished_before"}.get(outcome.status, outcome.status)
+                if key == "failed":
+                    report["failed"][outcome.run_id] = outcome.error
+                else:
+                    report[key].append(outcome.run_id)
+                if outcome.resumed:
+                    report["resumed"].append(outcome.run_id)
+                if progress:
+                    print(f"[{done}/{total}] {_line(outcome)}", flush=True)
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref)  # raises KeyboardInterrupt in a running task: its lock is released, its checkpoint kept
+        ray.wait(list(pending), num_returns=len(pending), timeout=60)
+        if progress:
+            print(f"interrupted: {len(pending)} run(s) cancelled, their checkpoints kept; run the sweep again to "
+                  f"resume", flush=True)
+        raise
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__

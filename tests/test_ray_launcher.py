@@ -1,0 +1,216 @@
+"""Sweeps on Ray (``sweep --launcher ray``): the same runs and tables as the sequential sweep, killed workers
+resumed, reruns that train nothing, sweeps sharing a folder; on a local Ray with 2 CPUs."""
+import _thread
+import functools
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from gsa_utils.cli import main as cli_main
+from gsa_utils.runs import locks, run_experiment, sweep, sweep_configs
+from gsa_utils.runs.tables import build_table, table_to_markdown
+
+TINY = dict(profile="smoke", image_size=16, epochs=3, cutoff_epoch=2, n_train=40, n_test=20, n_folds=2,
+            hidden_channels=4, batch_size=16)
+TINY_ARGS = ["--profile", "smoke", "--image-size", "16", "--epochs", "3", "--cutoff-epoch", "2", "--n-train", "40",
+             "--n-test", "20", "--n-folds", "2", "--hidden-channels", "4", "--batch-size", "16"]
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py; each Ray task also trains on one thread
+
+
+def _session_pids(session_dir: str) -> set[int]:
+    """Processes whose command line names the Ray session folder (GCS, raylet, agents, workers)."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if session_dir.encode() in (entry / "cmdline").read_bytes():
+                    pids.add(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """Ray on this machine with 2 CPUs for the whole file; afterwards no Ray process is left."""
+    ray = pytest.importorskip("ray")
+    for attempt in range(3):  # on a loaded machine Ray's helpers can miss their start-up window: try again
+        try:
+            ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="WARNING")
+            break
+        except Exception:  # noqa: BLE001 - Ray raises a bare Exception when its node does not come up
+            ray.shutdown()
+            if attempt == 2:
+                raise
+    # functions defined here travel to the workers by value (the workers cannot import this test file)
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    session = ray._private.worker._global_node.get_session_dir_path()
+    yield ray
+    ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    before = _session_pids(session)
+    ray.shutdown()
+    deadline = time.time() + 30
+    while time.time() < deadline and _session_pids(session):
+        time.sleep(0.2)
+    assert before and not _session_pids(session), "Ray processes left running after ray.shutdown()"
+
+
+def _configs(epochs=3):
+    configs = sweep_configs(["fundus"], ["gsa", "vanilla"], folds="full,0", **{**TINY, "epochs": epochs})
+    assert len(configs) == 4
+    return configs
+
+
+def _records(root: Path, cfg) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in
+            json.loads((root / cfg.run_id() / "history.json").read_text())["history"]["records"]]
+
+
+def _same_runs(a: Path, b: Path, configs) -> None:
+    for cfg in configs:
+        assert _records(a, cfg) == _records(b, cfg), cfg.run_id()
+        maps = [root / cfg.run_id() / "attention_map.npy" for root in (a, b)]
+        assert maps[0].exists() == maps[1].exists()
+        if maps[0].exists():
+            assert maps[0].read_bytes() == maps[1].read_bytes(), cfg.run_id()
+
+
+# ---- without Ray --------------------------------------------------------------------------------
+def test_without_ray_the_launcher_ends_with_one_error_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    code = cli_main(["sweep", "--dataset", "fundus", "--methods", "vanilla", "--folds", "full", *TINY_ARGS,
+                     "--launcher", "ray", "--results", str(tmp_path), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error:") and "gsa-utils[ray]" in err[0]
+    assert not list(tmp_path.glob("*/history.json"))
+
+
+def test_a_retried_task_takes_over_the_lock_its_dead_attempt_left_on_another_machine(tmp_path):
+    lock = tmp_path / "lock"
+    lock.write_text(json.dumps({"token": "t", "host": "another-node", "pid": 1, "owner": "task-7"}))
+    assert locks.claim(lock, 3600) is None  # fresh, and its process cannot be checked from here
+    assert locks.claim(lock, 3600, owner="task-8") is None  # another task: still held
+    token = locks.claim(lock, 3600, owner="task-7")  # a retry of the same task: its earlier attempt is dead
+    info = json.loads(lock.read_text())
+    assert token is not None and info["token"] == token and info["owner"] == "task-7" and info["pid"] == os.getpid()
+
+
+# ---- on Ray -------------------------------------------------------------------------------------
+def test_ray_sweep_gives_the_sequential_table_and_a_rerun_trains_nothing(tmp_path, local_ray, capsys):
+    configs = _configs()
+    seq, on_ray = tmp_path / "sequential", tmp_path / "ray"
+    args = ["sweep", "--dataset", "fundus", "--methods", "gsa", "vanilla", "--folds", "full,0", *TINY_ARGS]
+    assert cli_main([*args, "--results", str(seq), "--quiet"]) == 0
+    assert cli_main([*args, "--launcher", "ray", "--results", str(on_ray)]) == 0
+    out = capsys.readouterr().out
+    assert "ran 4, already finished 0" in out
+    for k in range(1, 5):
+        assert f"[{k}/4] " in out  # one line per finished run with a running count
+    assert all(f"{c.run_id()}: {'test' if c.fold is None else 'val'}_acc " in out for c in configs)
+    _same_runs(seq, on_ray, configs)
+    assert table_to_markdown(build_table(seq)) == table_to_markdown(build_table(on_ray))
+
+    stamps = {c.run_id(): (on_ray / c.run_id() / "history.json").stat().st_mtime_ns for c in configs}
+    assert cli_main([*args, "--launcher", "ray", "--results", str(on_ray)]) == 0
+    assert "ran 0, already finished 4" in capsys.readouterr().out
+    assert stamps == {c.run_id(): (on_ray / c.run_id() / "history.json").stat().st_mtime_ns for c in configs}
+
+
+def _kill_once(run_id: str, marker: str, config, epoch: int, record: dict) -> None:
+    """kill -9 of the worker in the middle of ``run_id`` (after epoch 2's checkpoint), on its first attempt only."""
+    if config.run_id() == run_id and epoch == 2 and not os.path.exists(marker):
+        Path(marker).write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_killed_worker_is_retried_and_its_run_resumes_bit_identically(tmp_path, local_ray):
+    from gsa_utils.runs.ray_launcher import ray_sweep
+
+    configs = _configs(epochs=4)
+    victim = configs[0]  # GSA's full run: its map must come out the same too
+    marker = tmp_path / "killed"
+    report = ray_sweep(configs, tmp_path / "ray", progress=False,
+                       on_epoch_end=functools.partial(_kill_once, victim.run_id(), str(marker)))
+    assert marker.exists()  # the first attempt died by SIGKILL after epoch 2
+    assert sorted(report["ran"]) == sorted(c.run_id() for c in configs) and not report["failed"]
+    assert report["resumed"] == [victim.run_id()]
+    assert not list((tmp_path / "ray").glob("*/lock")) and not list((tmp_path / "ray").glob("*/checkpoint.pt"))
+    run_experiment(victim, tmp_path / "straight")  # uninterrupted, in this process
+    _same_runs(tmp_path / "straight", tmp_path / "ray", [victim])
+
+
+def _log_epoch(log: str, hold_at_epoch_1: str | None, config, epoch: int, record: dict) -> None:
+    """Log every trained epoch; with ``hold_at_epoch_1``, wait there (up to a minute) until that file exists."""
+    with open(log, "a") as f:
+        f.write(f"{config.run_id()} {epoch} {os.getpid()}\n")
+    if hold_at_epoch_1 is not None and epoch == 1:
+        _wait_for(Path(hold_at_epoch_1), timeout=60)
+
+
+def test_two_ray_sweeps_sharing_a_folder_never_train_a_run_twice(tmp_path, local_ray):
+    from gsa_utils.runs.ray_launcher import ray_sweep
+
+    configs = _configs()[:2]
+    log, second_done = tmp_path / "epochs.log", tmp_path / "second-done"
+    first = {}
+    # the first sweep holds both its runs after their first epoch until the second sweep has ended, so the
+    # second sweep meets both runs while they are being trained (half a CPU per run: all four tasks fit at once)
+    thread = threading.Thread(target=lambda: first.update(ray_sweep(
+        configs, tmp_path / "shared", progress=False, cpus_per_run=0.5,
+        on_epoch_end=functools.partial(_log_epoch, str(log), str(second_done)))))
+    thread.start()
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.exists() and len(log.read_text().splitlines()) >= 2):
+        time.sleep(0.05)
+    second = ray_sweep(configs[::-1], tmp_path / "shared", progress=False, cpus_per_run=0.5,
+                       on_epoch_end=functools.partial(_log_epoch, str(log), None))
+    second_done.touch()
+    thread.join()
+    lines = [line.split() for line in log.read_text().splitlines()]
+    trained = [(rid, epoch) for rid, epoch, _ in lines]
+    assert sorted(trained) == sorted(set(trained))  # no epoch of any run was trained twice
+    trainers = {c.run_id(): {pid for rid, _, pid in lines if rid == c.run_id()} for c in configs}
+    assert all(len(pids) == 1 for pids in trainers.values()), trainers  # each run in one process only
+    assert sorted(first["ran"]) == sorted(c.run_id() for c in configs) and not first["failed"]
+    assert sorted(second["locked"]) == sorted(c.run_id() for c in configs)  # left to the first sweep
+    assert second["ran"] == [] and not second["failed"]
+
+
+def _slow_down(run_id: str, started: str, config, epoch: int, record: dict) -> None:
+    if config.run_id() == run_id:
+        Path(started).touch()
+        time.sleep(1.0)
+
+
+def test_ctrl_c_cancels_the_tasks_cleanly_and_a_rerun_continues(tmp_path, local_ray, capsys):
+    from gsa_utils.runs.ray_launcher import ray_sweep
+
+    configs = _configs(epochs=6)
+    started = tmp_path / "started"
+    watcher = threading.Thread(target=lambda: (_wait_for(started), _thread.interrupt_main()))
+    watcher.start()
+    with pytest.raises(KeyboardInterrupt):
+        ray_sweep(configs, tmp_path / "ray", on_epoch_end=functools.partial(_slow_down, configs[1].run_id(),
+                                                                             str(started)))
+    watcher.join()
+    assert "interrupted:" in capsys.readouterr().out
+    assert not list((tmp_path / "ray").glob("*/lock"))  # the cancelled run released its claim
+    assert (tmp_path / "ray" / configs[1].run_id() / "checkpoint.pt").exists()
+    report = ray_sweep(configs, tmp_path / "ray", progress=False)
+    assert configs[1].run_id() in report["resumed"] and not report["failed"]
+    assert len(report["ran"]) + len(report["finished_before"]) == len(configs)
+    sweep([configs[1]], tmp_path / "straight", progress=False)
+    _same_runs(tmp_path / "straight", tmp_path / "ray", [configs[1]])
+
+
+def _wait_for(path: Path, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not path.exists() and time.time() < deadline:
+        time.sleep(0.05)
