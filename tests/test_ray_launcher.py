@@ -40,15 +40,10 @@ def _session_pids(session_dir: str) -> set[int]:
 @pytest.fixture(scope="module")
 def local_ray():
     """Ray on this machine with 2 CPUs for the whole file; afterwards no Ray process is left."""
-    ray = pytest.importorskip("ray")
-    for attempt in range(3):  # on a loaded machine Ray's helpers can miss their start-up window: try again
-        try:
-            ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="WARNING")
-            break
-        except Exception:  # noqa: BLE001 - Ray raises a bare Exception when its node does not come up
-            ray.shutdown()
-            if attempt == 2:
-                raise
+    pytest.importorskip("ray")
+    from gsa_utils.runs.ray_launcher import init_ray
+
+    ray = init_ray(num_cpus=2, num_gpus=0)
     # functions defined here travel to the workers by value (the workers cannot import this test file)
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     session = ray._private.worker._global_node.get_session_dir_path()
@@ -90,6 +85,10 @@ def test_without_ray_the_launcher_ends_with_one_error_line(tmp_path, monkeypatch
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error:") and "gsa-utils[ray]" in err[0]
     assert not list(tmp_path.glob("*/history.json"))
+    code = cli_main(["sweep", "--dataset", "fundus", "--methods", "vanilla", *TINY_ARGS, "--launcher", "ray",
+                     "--shard", "1/2", "--results", str(tmp_path), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: --shard")
 
 
 def test_a_retried_task_takes_over_the_lock_its_dead_attempt_left_on_another_machine(tmp_path):

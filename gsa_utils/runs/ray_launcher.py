@@ -39,6 +39,28 @@ def import_ray() -> Any:
     return ray
 
 
+def init_ray(address: str | None = None, attempts: int = 3, **kwargs: Any) -> Any:
+    """Join the Ray cluster at ``address``, or start Ray on this machine (``None``); returns the ``ray`` module.
+
+    A local start is tried ``attempts`` times: on a loaded machine Ray's helper processes can
+    miss the raylet's start-up window (Ray then raises "The current node timed out during
+    startup"). ``kwargs`` go to ``ray.init`` (e.g. ``num_cpus``).
+    """
+    ray = import_ray()
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(address=address, include_dashboard=False, logging_level="WARNING", **kwargs)
+            return ray
+        except Exception as err:  # noqa: BLE001 - Ray raises a bare Exception when its node does not come up
+            ray.shutdown()
+            if address is not None or attempt == attempts:
+                raise RuntimeError(f"Ray did not start{'' if address is None else ' at ' + address}: "
+                                   f"{_first_line(err)}") from err
+            print(f"Ray did not start in time ({_first_line(err)}); trying again ({attempt + 1}/{attempts})",
+                  flush=True)
+    return ray
+
+
 @dataclass
 class RunOutcome:
     """What one Ray task reports back to the driver.
@@ -174,7 +196,7 @@ def ray_sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLik
         return report
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, include_dashboard=False, logging_level="WARNING")
+        init_ray(address)
     try:
         if gpus_per_run is None:
             gpus_per_run = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
