@@ -7,9 +7,10 @@ sequentially with ``--threads`` torch threads (what one process on the machine g
 local Ray with ``--workers`` workers of one thread each. Ray starts once, before the rounds
 (its start-up is printed apart); the first round also pays for starting Ray's workers. The
 script prints each round's runs per hour and the medians' ratios, and checks that the Ray
-results equal the sequential ones bit for bit. Ray runs its workers at niceness 15, so the script
-lowers its own priority to the same before anything runs: on a machine shared with other jobs,
-every variant then competes for the cores on equal terms.
+results equal the sequential ones bit for bit. Ray would run its workers at a lower priority than
+the process that starts it (niceness 15 above it); the script sets ``RAY_worker_niceness=0`` so that,
+on a machine shared with other jobs, every variant competes for the cores on equal terms (start the
+script itself with ``nice`` to yield to the other jobs).
 
     python benchmarks/grid_throughput.py                   # 3 rounds, 2 workers
     python benchmarks/grid_throughput.py --rounds 4 --epochs 8 --json benchmarks/results/grid_throughput.json \
@@ -33,10 +34,6 @@ from gsa_utils.runs import sweep, sweep_configs
 from gsa_utils.runs.ray_launcher import init_ray, ray_sweep
 
 
-#: The niceness Ray gives its worker processes (Ray's ``worker_niceness``).
-RAY_WORKER_NICENESS = 15
-
-
 def records(root: Path, run_id: str) -> list[dict]:
     data = json.loads((root / run_id / "history.json").read_text())
     return [{k: v for k, v in r.items() if k != "seconds"} for r in data["history"]["records"]]
@@ -52,9 +49,9 @@ def to_markdown(result: dict) -> str:
         lines.append(f"| {name} | {', '.join(f'{r:.0f}' for r in rates[name])} | {m:.0f} | {ratio} |")
     a = result["args"]
     lines += ["", f"{result['runs']} runs per round at {a['image_size']} px, {a['epochs']} epochs, {a['n_train']} "
-                  f"training images; {a['rounds']} rounds, interleaved; Ray's start ({result['ray_start_seconds']:.0f} s) "
-                  f"not counted, its workers' start counted in round 1. Ray's results equal the sequential ones bit for "
-                  f"bit: {'yes' if result['identical'] else 'NO'}.", ""]
+                  f"training images; {a['rounds']} rounds, interleaved; Ray's start "
+                  f"({result['ray_start_seconds']:.0f} s) not counted, its workers' start counted in round 1. "
+                  f"Ray's results equal the sequential ones bit for bit: {'yes' if result['identical'] else 'NO'}.", ""]
     return "\n".join(lines)
 
 
@@ -63,7 +60,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2, help="Ray CPUs, one run (one torch thread) each")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                    help="torch threads of the second sequential variant (default: the machine's cores)")
+                    help="torch threads of the second sequential variant (default: the machine's cores; 1: none)")
     ap.add_argument("--image-size", type=int, default=32)
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--n-train", type=int, default=160)
@@ -78,7 +75,7 @@ def main() -> None:
             Path(args.markdown).write_text(text)
         return
 
-    os.nice(max(0, RAY_WORKER_NICENESS - os.nice(0)))  # the sequential variants run in this process
+    os.environ.setdefault("RAY_worker_niceness", "0")  # Ray's workers at this process's priority
     configs = sweep_configs(["fundus"], ["gsa", "vanilla"], folds="all", profile="smoke", image_size=args.image_size,
                             epochs=args.epochs, cutoff_epoch=max(1, args.epochs // 2), n_train=args.n_train,
                             n_test=args.n_train // 4)
@@ -90,6 +87,8 @@ def main() -> None:
           f"images); {os.cpu_count()} cores; Ray started in {ray_start:.1f} s", flush=True)
     variants = {"sequential, 1 thread": 1, f"sequential, {args.threads} threads": args.threads,
                 f"Ray, {args.workers} workers": None}
+    if args.threads <= 1:
+        del variants[f"sequential, {args.threads} threads"]
     rates: dict[str, list[float]] = {name: [] for name in variants}
     identical = True
     scratch = Path(tempfile.mkdtemp(prefix="grid_throughput_"))

@@ -390,7 +390,8 @@ def _parser() -> argparse.ArgumentParser:
     launch = sw.add_argument_group("launcher (default: this process, one run after another; --shard splits by hand)")
     launch.add_argument("--launcher", choices=("local", "ray"), default="local",
                      help="'ray': one Ray task per run, on this machine or a cluster (pip install 'gsa-utils[ray]')")
-    launch.add_argument("--address", help="Ray cluster to join: 'auto' or HOST:PORT (default: start Ray on this machine)")
+    launch.add_argument("--address",
+                        help="Ray cluster to join: 'auto' or HOST:PORT (default: start Ray on this machine)")
     launch.add_argument("--gpus-per-run", type=float,
                      help="GPUs per run; a fraction packs runs on one GPU, e.g. 0.25 (default: 1 when the cluster "
                           "has GPUs, else 0)")

@@ -122,10 +122,16 @@ def test_ray_sweep_gives_the_sequential_table_and_a_rerun_trains_nothing(tmp_pat
     assert stamps == {c.run_id(): (on_ray / c.run_id() / "history.json").stat().st_mtime_ns for c in configs}
 
 
-def _kill_once(run_id: str, marker: str, config, epoch: int, record: dict) -> None:
-    """kill -9 of the worker in the middle of ``run_id`` (after epoch 2's checkpoint), on its first attempt only."""
+def _kill_once(run_id: str, marker: str, lock: str, config, epoch: int, record: dict) -> None:
+    """kill -9 of the worker in the middle of ``run_id`` (after epoch 2's checkpoint), on its first attempt only.
+
+    Its lock is first made to look written on another machine, where this one cannot see that its process died:
+    only the Ray task id in the lock lets the retry take it over.
+    """
     if config.run_id() == run_id and epoch == 2 and not os.path.exists(marker):
         Path(marker).write_text(str(os.getpid()))
+        info = json.loads(Path(lock).read_text())
+        Path(lock).write_text(json.dumps({**info, "host": "another-node"}))
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -135,9 +141,10 @@ def test_a_killed_worker_is_retried_and_its_run_resumes_bit_identically(tmp_path
     configs = _configs(epochs=4)
     victim = configs[0]  # GSA's full run: its map must come out the same too
     marker = tmp_path / "killed"
+    lock = tmp_path / "ray" / victim.run_id() / "lock"
     report = ray_sweep(configs, tmp_path / "ray", progress=False,
-                       on_epoch_end=functools.partial(_kill_once, victim.run_id(), str(marker)))
-    assert marker.exists()  # the first attempt died by SIGKILL after epoch 2
+                       on_epoch_end=functools.partial(_kill_once, victim.run_id(), str(marker), str(lock)))
+    assert marker.exists()  # the first attempt died by SIGKILL after epoch 2, its lock left behind
     assert sorted(report["ran"]) == sorted(c.run_id() for c in configs) and not report["failed"]
     assert report["resumed"] == [victim.run_id()]
     assert not list((tmp_path / "ray").glob("*/lock")) and not list((tmp_path / "ray").glob("*/checkpoint.pt"))

@@ -3,7 +3,8 @@
 Introduced in chapter 10 (``10_baselines``). The pieces, from the bottom up:
 :mod:`~gsa_utils.runs.config` (what a run is), :mod:`~gsa_utils.runs.store` (its folder),
 :mod:`~gsa_utils.runs.runner` (training one run), :mod:`~gsa_utils.runs.locks` and
-:mod:`~gsa_utils.runs.sweeps` (many runs, many processes), :mod:`~gsa_utils.runs.summary`
+:mod:`~gsa_utils.runs.sweeps` (many runs, many processes), :mod:`~gsa_utils.runs.ray_launcher` (the
+same runs as Ray tasks, on a cluster), :mod:`~gsa_utils.runs.summary`
 (the paper's protocol) and :mod:`~gsa_utils.runs.tables` (Table 2). The command line is
 :mod:`gsa_utils.cli` (``python -m gsa_utils --help``).
 """
