@@ -34,7 +34,7 @@ from gsa_utils import build_backbone, seed_everything
 from gsa_utils.baselines import L1PixelWeights
 from gsa_utils.data.fingerprint import data_fingerprint
 from gsa_utils.data.registry import describe_source, load_dataset
-from gsa_utils.metrics import map_roc_auc
+from gsa_utils.metrics import map_contrast, map_roc_auc
 from gsa_utils.recipes import Recipe, build_gsa, get_recipe
 from gsa_utils.settings import FitSettings
 from gsa_utils.stability import VariantSummary, collapse_verdict, summarise_stability, verdict_line
@@ -100,7 +100,9 @@ def run_one(variant: Variant | str, ds, args, seed: int) -> dict:
     amap = map_image(model)
     if amap is not None:
         verdict = collapse_verdict(amap, rec["test_acc"], majority_rate(ds))
-        rec.update(map_mean=float(amap.mean()), map_saturated=verdict.saturated_share, collapsed=verdict.collapsed,
+        rec.update(map_mean=float(amap.mean()), map_contrast=map_contrast(amap),
+                   map_p5=float(np.percentile(amap, 5)), map_p95=float(np.percentile(amap, 95)),
+                   map_saturated=verdict.saturated_share, collapsed=verdict.collapsed,
                    collapse_reason=verdict.reason,
                    map_saturated_curve=[round(float(s), 3) for s in hist["map_saturated"]])
         if ds.mask is not None:
@@ -206,7 +208,8 @@ def main() -> None:
             if out:
                 with out.open("a") as f:
                     f.write(json.dumps(rec) + "\n")
-            extra = (f" map mean {rec['map_mean']:.3f} saturated {rec['map_saturated']:.2f}"
+            extra = (f" map mean {rec['map_mean']:.3f} contrast {rec['map_contrast']:.2f}"
+                     f" saturated {rec['map_saturated']:.2f}"
                      + (f" AUC {rec['map_auc']:.3f}" if "map_auc" in rec else "")) if "map_mean" in rec else ""
             print(f"seed {seed} {name:<28} acc {rec['test_acc']:.3f}{extra}"
                   f"{' COLLAPSED (' + rec['collapse_reason'] + ')' if rec['collapsed'] else ''} "

@@ -26,9 +26,9 @@ from .checkpoints import load_or_restart, save_checkpoint
 from .data.base import DataError, validate_images, validate_labels
 from .history import History
 from .losses import combined_loss
-from .metrics import saturated_fraction
+from .metrics import SATURATION, map_contrast, saturated_fraction
 from .settings import FitSettings
-from .stability import record_collapse
+from .stability import chance_loss, record_collapse
 
 __all__ = [
     "pick_device",
@@ -116,15 +116,16 @@ def map_image(model: nn.Module) -> np.ndarray | None:
 
 
 @torch.no_grad()
-def map_statistics(model: nn.Module, saturation: float = 0.01) -> dict[str, float]:
-    """Mean, min, max of the current map and the share of saturated pixels (:func:`~gsa_utils.metrics.saturated_fraction`).
+def map_statistics(model: nn.Module, saturation: float = SATURATION) -> dict[str, float]:
+    """Mean, min, max, contrast and saturated share of the current map.
 
     A saturated sigmoid passes almost no gradient back, so a map that saturates early
-    stops learning; chapter 5 tracks this.
+    stops learning; a map with low contrast (:func:`~gsa_utils.metrics.map_contrast`)
+    weights every pixel alike and does nothing. Chapter 5 tracks both.
     """
     amap = model.attention_map().detach().float()
     return {"map_mean": amap.mean().item(), "map_min": amap.min().item(), "map_max": amap.max().item(),
-            "map_saturated": saturated_fraction(amap, saturation)}
+            "map_contrast": map_contrast(amap), "map_saturated": saturated_fraction(amap, saturation)}
 
 
 def _check_training_data(x: torch.Tensor, y: torch.Tensor, what: str, num_classes: int | None) -> None:
@@ -192,6 +193,7 @@ def algorithm_1(learner: Learner, x: torch.Tensor, y: torch.Tensor, settings: Fi
     """Algorithm 1 of the paper: learn the map and the image CNN together until E, then the CNN alone."""
     model = learner.model
     two_phase = isinstance(model, TwoPhaseModel) and settings.cutoff_epoch is not None
+    chance = chance_loss(y.cpu())
     for epoch in range(first_epoch, settings.epochs + 1):
         phase = 2 if two_phase and model.frozen else 1
         if isinstance(model, TwoPhaseModel) and phase == 1:
@@ -205,9 +207,12 @@ def algorithm_1(learner: Learner, x: torch.Tensor, y: torch.Tensor, settings: Fi
         if isinstance(model, HasAttentionMap):
             record.update(map_statistics(model))
         amap = model.attention_map().detach() if isinstance(model, HasAttentionMap) else None
-        record_collapse(record, amap, previous=last_record)  # warns when the run collapses
+        freeze_now = two_phase and not model.frozen and epoch >= settings.cutoff_epoch
+        phase_1_ends = freeze_now or (phase == 1 and epoch == settings.epochs)
+        # warns when the run collapses, or when phase 1 ends with a flat map
+        record_collapse(record, amap, previous=last_record, chance=chance, phase_1_ends=phase_1_ends)
         last_record = record
-        if two_phase and not model.frozen and epoch >= settings.cutoff_epoch:
+        if freeze_now:
             model.freeze()  # after epoch E the map is fixed; phase 2 trains the image CNN alone
         if end_of_epoch is not None:
             end_of_epoch(epoch, record)

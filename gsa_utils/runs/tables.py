@@ -26,6 +26,7 @@ from typing import Any, Sequence
 
 from ..data.registry import normalise_dataset_name
 from ..files import write_atomic
+from ..metrics import FLAT_CONTRAST
 from .config import BACKBONE_METHODS
 from .paper_table import DATASET_COLUMNS, PAPER_COLUMNS, PAPER_ROWS, PAPER_TABLE2, PaperCell
 from .store import RunRecord, corrupt_results, data_source, load_results
@@ -86,9 +87,10 @@ class TableCell:
         The protocol's choices and its deviations from the paper, in words.
     paper, paper_text
         The paper's figure (:class:`PaperCell`, or ``None``) and its printed form.
-    collapsed, checked
+    collapsed, flat, checked
         Of the ``checked`` full-training runs that recorded it, how many ended collapsed
-        (final epoch's ``collapsed``: :func:`~gsa_utils.stability.epoch_collapse`).
+        (final epoch's ``collapsed``: :func:`~gsa_utils.stability.epoch_collapse`) and how
+        many ended phase 1 with a flat map (``flat``: :func:`~gsa_utils.stability.record_collapse`).
     """
 
     mean: float | None = None
@@ -108,6 +110,7 @@ class TableCell:
     paper: PaperCell | None = None
     paper_text: str = ""
     collapsed: int = 0
+    flat: int = 0
     checked: int = 0
 
 
@@ -131,11 +134,11 @@ class TableRow:
         return self.label + (f" [recipe: {self.recipe}]" if self.recipe else "")
 
 
-def _collapse_count(runs: Sequence[RunRecord]) -> tuple[int, int]:
-    """(collapsed, checked) over the full-training runs whose history records ``collapsed``."""
-    flags = [r.history.records[-1]["collapsed"] for r in runs
-             if r.config.fold is None and r.history.records and "collapsed" in r.history.records[-1]]
-    return sum(bool(f) for f in flags), len(flags)
+def _collapse_count(runs: Sequence[RunRecord]) -> tuple[int, int, int]:
+    """(collapsed, flat, checked) over the full-training runs whose history records ``collapsed``."""
+    last = [r.history.records[-1] for r in runs
+            if r.config.fold is None and r.history.records and "collapsed" in r.history.records[-1]]
+    return sum(bool(rec["collapsed"]) for rec in last), sum(bool(rec.get("flat")) for rec in last), len(last)
 
 
 def row_label(method: str, backbone: str | None = None) -> str:
@@ -275,7 +278,7 @@ def _source_rows(results_dir: str | os.PathLike, pool: list[RunRecord], cols: li
                         markers += marker
             mean, std = _to_percent(s.mean), _to_percent(s.std)
             paper = PAPER_TABLE2.get(base_label, {}).get(DATASET_COLUMNS.get(ds, ""))
-            collapsed, checked = _collapse_count(
+            collapsed, flat, checked = _collapse_count(
                 [r for r in runs_of(method, backbone, recipe) if r.config.dataset == ds and r.config.method == method
                  and (backbone is None or r.config.backbone == backbone)])
             cells[ds] = TableCell(mean=mean, std=std, n=len(s.samples), markers=markers,
@@ -283,7 +286,7 @@ def _source_rows(results_dir: str | os.PathLike, pool: list[RunRecord], cols: li
                                   profile=s.profile, source=s.dataset_source, stand_in_for=s.stand_in_for,
                                   statement=s.dataset_statement, best_params=s.best_params, epochs=s.epochs,
                                   notes=list(s.notes), paper=paper, paper_text="" if paper is None else str(paper),
-                                  collapsed=collapsed, checked=checked)
+                                  collapsed=collapsed, flat=flat, checked=checked)
         rows.append(TableRow(label=label, method=method, backbone=backbone, cells=cells, recipe=recipe))
     for run_dir, config, err in corrupt:
         row = next((r for r in rows if config is not None and (r.method, r.backbone) == _key_of(config)), None)
@@ -307,7 +310,8 @@ def table_to_csv(rows: Sequence[TableRow], path: str | os.PathLike) -> Path:
     header = ["method"]
     for ds in cols:
         header += [f"{ds} mean", f"{ds} std", f"{ds} n", f"{ds} markers", f"{ds} p vs vanilla", f"{ds} p vs L1",
-                   f"{ds} profile", f"{ds} data", f"{ds} paper", f"{ds} collapsed", f"{ds} runs checked"]
+                   f"{ds} profile", f"{ds} data", f"{ds} paper", f"{ds} collapsed", f"{ds} flat",
+                   f"{ds} runs checked"]
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(header + ["recipe"])
@@ -322,7 +326,8 @@ def table_to_csv(rows: Sequence[TableRow], path: str | os.PathLike) -> Path:
             data = ("" if c.source is None else
                     f"synthetic stand-in for {c.stand_in_for}" if c.stand_in_for else c.source)
             line += [num(c.mean), num(c.std), str(c.n), c.markers, num(c.p_vs_vanilla),
-                     num(c.p_vs_l1), c.profile or "", data, c.paper_text, str(c.collapsed), str(c.checked)]
+                     num(c.p_vs_l1), c.profile or "", data, c.paper_text, str(c.collapsed), str(c.flat),
+                     str(c.checked)]
         w.writerow(line + [row.recipe or ""])
     path = Path(path)
     write_atomic(path, buf.getvalue().encode())
@@ -373,6 +378,7 @@ def table_to_markdown(rows: Sequence[TableRow], *, paper: bool = True, footnotes
             tagged = tag_cells and c.profile and c.mean is not None
             text = c.text + (f" [{_profile_base(c.profile)}]" if tagged else "")
             text += f" (collapsed {c.collapsed}/{c.checked})" if c.collapsed else ""
+            text += f" (flat {c.flat}/{c.checked})" if c.flat else ""
             cells.append(_md_escape(text))
             if paper and ds in DATASET_COLUMNS:
                 cells.append(_md_escape(c.paper_text or "—"))
@@ -404,7 +410,10 @@ def table_to_markdown(rows: Sequence[TableRow], *, paper: bool = True, footnotes
              "version of the paper. Mean (sample std) over the selected epochs; LR and SVM give one number."]
     if any(c.collapsed for c in used):
         notes.append("(collapsed k/n): k of the n full-training runs ended collapsed (map more than 90% "
-                     "saturated, or predictions of one class three epochs running).")
+                     "saturated, or predictions of one class at chance-level loss three epochs running).")
+    if any(c.flat for c in used):
+        notes.append(f"(flat k/n): k of the n full-training runs ended phase 1 with a flat map (contrast "
+                     f"(p95 - p5) / mean below {FLAT_CONTRAST}: it weights every pixel almost alike).")
     if tag_cells:
         notes.append(f"Results come from different profiles ({', '.join(bases)}): each cell names its own.")
     by_label: dict[str, list[str]] = {}
