@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from .metrics import FLAT_CONTRAST, SATURATION, map_contrast, saturated_fraction
 
 __all__ = ["SATURATION", "COLLAPSE_SHARE", "ONE_CLASS_PATIENCE", "CHANCE_MARGIN", "FLAT_CONTRAST", "CollapseVerdict",
-           "collapse_verdict", "CollapseWarning", "FlatMapWarning", "chance_loss", "epoch_collapse", "record_collapse", "VariantSummary", "summarise_stability",
-           "verdict_line"]
+           "collapse_verdict", "CollapseWarning", "FlatMapWarning", "chance_loss", "epoch_collapse", "record_collapse",
+           "VariantSummary", "summarise_stability", "verdict_line", "format_p"]
 
 #: A map with more than this share of saturated pixels counts as collapsed.
 COLLAPSE_SHARE = 0.9
@@ -163,7 +163,10 @@ class VariantSummary:
     accuracy_sd: float
     p_vs_reference: float
     collapsed: int
+    flat: int = 0
     map_mean: float | None = None
+    contrast_mean: float | None = None
+    contrast_sd: float | None = None
     saturated: float | None = None
     map_auc_mean: float | None = None
     map_auc_sd: float | None = None
@@ -206,10 +209,13 @@ def summarise_stability(records: list[dict], variants: list[str] | None = None,
         acc = np.array([r["test_acc"] for r in runs])
         p = t_test(acc, ref_acc) if name != reference else math.nan
         aucs = [r["map_auc"] for r in runs if "map_auc" in r]
+        contrasts = [r["map_contrast"] for r in runs if "map_contrast" in r]
         out.append(VariantSummary(
             variant=name, runs=len(runs), accuracy_mean=float(acc.mean()),
             accuracy_sd=float(acc.std(ddof=1)) if len(acc) > 1 else 0.0, p_vs_reference=p,
-            collapsed=sum(bool(r["collapsed"]) for r in runs),
+            collapsed=sum(bool(r["collapsed"]) for r in runs), flat=sum(bool(r.get("flat")) for r in runs),
+            contrast_mean=mean(contrasts),
+            contrast_sd=float(np.std(contrasts, ddof=1)) if len(contrasts) > 1 else None,
             map_mean=mean([r["map_mean"] for r in runs if "map_mean" in r]),
             saturated=mean([r["map_saturated"] for r in runs if "map_saturated" in r]),
             map_auc_mean=mean(aucs), map_auc_sd=float(np.std(aucs, ddof=1)) if len(aucs) > 1 else None,
@@ -219,11 +225,18 @@ def summarise_stability(records: list[dict], variants: list[str] | None = None,
 
 def verdict_line(summaries: list[VariantSummary], variant: str = "recommended",
                  reference: str = "vanilla") -> str | None:
-    """``recommended recipe: collapsed X of Y seeds; GSA - vanilla = +D.D points (p = P.PPP)``."""
+    """``recommended recipe: collapsed X of Y seeds; flat F of Y; contrast C.CC; GSA - vanilla = +D.D points
+    (p = P.PPP)``, with ``p < 0.001`` written so."""
     by = {s.variant: s for s in summaries}
     if variant not in by or reference not in by:
         return None
     s, ref = by[variant], by[reference]
     points = 100 * (s.accuracy_mean - ref.accuracy_mean)
-    return (f"{variant} recipe: collapsed {s.collapsed} of {s.runs} seeds; "
-            f"GSA - {reference} = {points:+.1f} points (p = {s.p_vs_reference:.3f})")
+    contrast = "-" if s.contrast_mean is None else f"{s.contrast_mean:.2f}"
+    return (f"{variant} recipe: collapsed {s.collapsed} of {s.runs} seeds; flat {s.flat} of {s.runs}; "
+            f"contrast {contrast}; GSA - {reference} = {points:+.1f} points ({format_p(s.p_vs_reference)})")
+
+
+def format_p(p: float) -> str:
+    """``p = 0.012``, ``p < 0.001`` or ``p = nan`` (too few runs)."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"

@@ -28,8 +28,8 @@ def test_profiles_default_to_the_recommended_recipe_and_paper_is_one_switch():
 
 
 def test_none_override_is_applied_not_ignored():
-    cfg = ExperimentConfig.from_profile("fundus", "gsa", "smoke", pixel_cnn_lr=None)
-    assert PROFILES["smoke"].fit.pixel_cnn_lr is not None and cfg.pixel_cnn_lr is None
+    cfg = ExperimentConfig.from_profile("fundus", "gsa", "smoke", cutoff_epoch=None)
+    assert PROFILES["smoke"].fit.cutoff_epoch is not None and cfg.cutoff_epoch is None
 
 
 @pytest.mark.parametrize("recipe", ["paper", "recommended"])

@@ -142,5 +142,5 @@ def test_fit_settings_one_object_from_profile_to_checkpoint(tiny_data, tmp_path)
     h = two_phase_fit(model, x, y, settings, checkpoint=tmp_path / "c.pt", progress=False)
     assert FitSettings.from_mapping(h.config) == settings  # the history records the settings it ran with
     with pytest.raises(ValueError, match="map_warmup_epochs"):
-        two_phase_fit(_model(x), x, y, settings.replace(map_warmup_epochs=0), checkpoint=tmp_path / "c.pt",
+        two_phase_fit(_model(x), x, y, settings.replace(map_warmup_epochs=2), checkpoint=tmp_path / "c.pt",
                       progress=False)
