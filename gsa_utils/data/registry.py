@@ -65,6 +65,7 @@ __all__ = [
     "default_data_dir",
     "DataPlan",
     "plan_data",
+    "check_dataset_name",
     "load_dataset",
     "describe_source",
     "is_stand_in",
@@ -251,6 +252,25 @@ class DataPlan:
         return f"{self.name}: real data from {self.path}"
 
 
+def check_dataset_name(name: str) -> str:
+    """The canonical name of a known dataset, or a DataError saying why it is not one.
+
+    Introduced in chapter 10 (``10_baselines``). Multi-label and 3-D MedMNIST sets are
+    refused with the reason, other unknown names with the list of known ones.
+    """
+    key = _normalise(name)
+    if key in DATASETS or (key.startswith(_FOLDER_PREFIX) and len(key) > len(_FOLDER_PREFIX)):
+        return key
+    if key in MULTI_LABEL_SETS:
+        raise DataError(f"dataset {name!r} is multi-label (MedMNIST's {MEDMNIST_SETS[key][0]}: "
+                        f"{MEDMNIST_SETS[key][1]} findings, several per image); gsa_utils trains single-label "
+                        f"classifiers: choose one of {', '.join(MEDMNIST_NAMES)}")
+    if key.endswith("mnist3d"):
+        raise DataError(f"dataset {name!r} is a 3-D MedMNIST set; global spatial attention here takes 2-D "
+                        f"images: choose one of {', '.join(MEDMNIST_NAMES)}")
+    raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}, or 'folder:<path>'")
+
+
 def plan_data(name: str, image_size: int | None = None, data_dir: str | os.PathLike | None = None) -> DataPlan:
     """Say, before loading or training, where ``name``'s data will come from and why.
 
@@ -273,15 +293,8 @@ def plan_data(name: str, image_size: int | None = None, data_dir: str | os.PathL
         return DataPlan(key, "folder", _resolve_folder(spec, folder_root))
     if key in SYNTHETIC_NAMES:
         return DataPlan(key, "synthetic", None)
-    if key in MULTI_LABEL_SETS:
-        raise DataError(f"dataset {name!r} is multi-label (MedMNIST's {MEDMNIST_SETS[key][0]}: "
-                        f"{MEDMNIST_SETS[key][1]} findings, several per image); gsa_utils trains single-label "
-                        f"classifiers: choose one of {', '.join(MEDMNIST_NAMES)}")
-    if key.endswith("mnist3d"):
-        raise DataError(f"dataset {name!r} is a 3-D MedMNIST set; global spatial attention here takes 2-D "
-                        f"images: choose one of {', '.join(MEDMNIST_NAMES)}")
     if key not in REAL_NAMES:
-        raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}, or 'folder:<path>'")
+        check_dataset_name(name)
     if key == "glaucoma-oct":
         return DataPlan(key, "stand-in", None, "The paper's glaucoma OCT data are private")
     folder = folder_root / REAL_SUBFOLDERS[key]

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..data.medmnist import MEDMNIST_SIZES
-from ..data.registry import DATASETS, MEDMNIST_NAMES, NATIVE_SIZES, REAL_NAMES, normalise_dataset_name
+from ..data.registry import MEDMNIST_NAMES, NATIVE_SIZES, REAL_NAMES, check_dataset_name, normalise_dataset_name
 from ..models import BACKBONES
 from ..profiles import PROFILES, get_profile
 from ..protocol import N_FOLDS
@@ -224,9 +224,7 @@ class ExperimentConfig:
 
         for f in fields(self):
             put(f.name, coerce_field(f.name, getattr(self, f.name)))
-        put("dataset", normalise_dataset_name(self.dataset))
-        if self.dataset not in DATASETS and not self.dataset.startswith("folder:"):
-            raise ValueError(f"unknown dataset {self.dataset!r}; known: {', '.join(DATASETS)}, or 'folder:<path>'")
+        put("dataset", check_dataset_name(self.dataset))
         m = normalise_method(self.method)
         put("method", m)
         spec = METHOD_TABLE[m]
