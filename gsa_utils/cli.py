@@ -133,7 +133,8 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
     d = p.add_argument_group("how the data are read (part of the run's identity)")
     d.add_argument("--channels", type=int, choices=(1, 3),
                    help="1: colour to grey, 3: grey replicated (default: the images' own; folder: and MedMNIST only)")
-    d.add_argument("--csv", help="folder: a path,label CSV (paths relative to the folder) instead of a folder per class")
+    d.add_argument("--csv", help="folder: a path,label CSV (paths relative to the folder) instead of a folder "
+                                 "per class")
     d.add_argument("--split-file", help="folder: a fixed train/test split, 'path,split' per line")
     d.add_argument("--duplicates", choices=("error", "warn"),
                    help="folder: byte-identical files under two names are an error (default) or a warning")

@@ -421,7 +421,8 @@ def check_model_fits(model: nn.Module, x_train: torch.Tensor, num_classes: int |
             out = model(x_train[:2].to(device or "cpu"))
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DataError(f"the model cannot take images of {c} x {h} x {w} (channels x height x width): {first}") from None
+        raise DataError(f"the model cannot take images of {c} x {h} x {w} (channels x height x width): "
+                        f"{first}") from None
     finally:
         model.train(was_training)
     if num_classes is not None and (out.dim() != 2 or out.shape[1] != num_classes):

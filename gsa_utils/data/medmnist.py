@@ -60,7 +60,7 @@ MULTI_LABEL_SETS = ("chestmnist",)
 
 
 def medmnist_info(flag: str) -> dict | None:
-    """``medmnist.INFO[flag]`` (task, labels, licence, checksums) when the medmnist package is installed, else ``None``."""
+    """``medmnist.INFO[flag]`` (task, labels, licence, checksums) with the medmnist package installed, else ``None``."""
     mm = _import_medmnist()
     info = getattr(mm, "INFO", {}).get(flag) if mm is not None else None
     return dict(info) if info else None

@@ -291,7 +291,8 @@ def _source_rows(results_dir: str | os.PathLike, pool: list[RunRecord], cols: li
                                   text=_cell_text(mean, std, markers), p_vs_vanilla=p_van, p_vs_l1=p_l1,
                                   profile=s.profile, source=s.dataset_source, stand_in_for=s.stand_in_for,
                                   statement=s.dataset_statement, best_params=s.best_params, epochs=s.epochs,
-                                  notes=list(s.notes) + test_notes, paper=paper, paper_text="" if paper is None else str(paper),
+                                  notes=list(s.notes) + test_notes, paper=paper,
+                                  paper_text="" if paper is None else str(paper),
                                   collapsed=collapsed, checked=checked)
         rows.append(TableRow(label=label, method=method, backbone=backbone, cells=cells, recipe=recipe))
     for run_dir, config, err in corrupt:
@@ -423,9 +424,9 @@ def table_to_markdown(rows: Sequence[TableRow], *, paper: bool = True, footnotes
                     "other, not with the paper's column.")
     notes = [f"{VANILLA_MARKER}: global attention differs from the vanilla CNN with the same backbone, "
              f"{L1_MARKER}: from the L1 baseline (Welch t-test, p < {SIGNIFICANCE_LEVEL:g}: over seeds where both "
-             f"have several, else over the measured epochs of one run each; each cell's notes say which). In the paper's columns, * is the paper's own "
-             "marker (global attention vs L1); its bold marks (global attention vs vanilla) are lost in the text "
-             "version of the paper. Mean (sample std) over the selected epochs; LR and SVM give one number."]
+             f"have several, else over the measured epochs of one run each; each cell's notes say which). In the "
+             "paper's columns, * is the paper's own marker (global attention vs L1); its bold marks (global "
+             "attention vs vanilla) are lost in the text version of the paper. Mean (sample std) over the selected epochs; LR and SVM give one number."]
     if any(c.collapsed for c in used):
         notes.append("(collapsed k/n): k of the n full-training runs ended collapsed (map more than 90% "
                      "saturated, or predictions of one class three epochs running).")
