@@ -426,7 +426,8 @@ def table_to_markdown(rows: Sequence[TableRow], *, paper: bool = True, footnotes
              f"{L1_MARKER}: from the L1 baseline (Welch t-test, p < {SIGNIFICANCE_LEVEL:g}: over seeds where both "
              f"have several, else over the measured epochs of one run each; each cell's notes say which). In the "
              "paper's columns, * is the paper's own marker (global attention vs L1); its bold marks (global "
-             "attention vs vanilla) are lost in the text version of the paper. Mean (sample std) over the selected epochs; LR and SVM give one number."]
+             "attention vs vanilla) are lost in the text version of the paper. Mean (sample std) over the selected "
+             "epochs; LR and SVM give one number."]
     if any(c.collapsed for c in used):
         notes.append("(collapsed k/n): k of the n full-training runs ended collapsed (map more than 90% "
                      "saturated, or predictions of one class three epochs running).")
