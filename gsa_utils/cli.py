@@ -49,6 +49,12 @@ examples:
   python -m gsa_utils sweep --dataset retinamnist --methods gsa vanilla --folds full \
       --grid gsa.recipe=paper,recommended seed=0,1,2 --results results/
 
+  # any single-label 2-D MedMNIST set by its flag (file data/medmnist/pneumoniamnist_64.npz), and your own
+  # images laid out as a path,label CSV with a fixed split (grey images stay grey)
+  python -m gsa_utils sweep --dataset pneumoniamnist --image-size 64 --methods gsa vanilla --results results/
+  python -m gsa_utils sweep --dataset folder:data/my_faces --csv labels.csv --split-file split.csv \
+      --methods gsa vanilla --results results/
+
   # the protocol's number for one cell, and Table 2 next to the paper's
   python -m gsa_utils summary --results results/ --dataset fundus --method gsa --backbone small_cnn
   python -m gsa_utils table --results results/ --csv table2.csv

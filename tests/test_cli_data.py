@@ -80,6 +80,10 @@ def test_the_offline_table_of_medmnist_sets_agrees_with_the_medmnist_package():
         assert (info["python_class"], len(info["label"]), info["n_channels"], info["license"]) == \
             (name, classes, channels, licence)
     assert "pneumoniamnist" in MEDMNIST_NAMES and "chestmnist" not in MEDMNIST_NAMES
+    readme = (Path(__file__).resolve().parents[1] / "data" / "README.md").read_text()
+    for flag, (_, _, _, licence) in MEDMNIST_SETS.items():
+        assert f"`{flag}`" in readme or flag == "chestmnist", flag
+    assert "CC BY-NC 4.0" in readme  # DermaMNIST's licence differs
 
 
 # ---- grey stays grey, checks before training --------------------------------------------------------

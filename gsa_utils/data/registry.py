@@ -436,7 +436,7 @@ def load_dataset(name: str, image_size: int | None = None, seed: int = 0, data_d
         scaled = image_size is not None and image_size != size
         ds = load_medmnist(key, root=plan.path.parent, size=size, image_size=image_size if scaled else None,
                            standardize=standardize, merge_val=merge_val, channels=channels)
-        what = (f"{MEDMNIST_SETS[key][0]} ({plan.path.name}, {ds.image_shape[0]} channel(s)"
+        what = (f"{MEDMNIST_SETS[key][0]} ({plan.path.name}{', grey' if ds.image_shape[0] == 1 else ''}"
                 f"{f', resized from {size} to {image_size} px' if scaled else ''})")
     val = f" / {len(ds.meta['y_val'])} val" if "y_val" in ds.meta else ""
     where = plan.path.parent if key in MEDMNIST_NAMES else plan.path
