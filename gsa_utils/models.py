@@ -23,6 +23,7 @@ __all__ = [
     "pixel_cnn_parameter_count",
     "GlobalSpatialAttention",
     "SmallCNN",
+    "GreyToColour",
     "build_backbone",
     "BACKBONES",
     "PAPER_BACKBONES",
@@ -283,6 +284,29 @@ class SmallCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
+class GreyToColour(nn.Module):
+    """A network made for 3-channel (RGB) input, fed grey images: each grey image is repeated to 3 channels.
+
+    Inside :class:`GlobalSpatialAttention` the repetition happens after the map is applied
+    (``backbone(x * map)``), so the pixel representation keeps the images' single channel
+    (N channels, not 3N) and the ImageNet filters see the weighted grey image in every channel.
+
+    Parameters
+    ----------
+    network
+        The 3-channel network (e.g. a torchvision model).
+    """
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != 1:
+            raise DataError(f"GreyToColour expects grey N x 1 x H x W images, got {tuple(x.shape)}")
+        return self.network(x.expand(-1, 3, -1, -1))
+
+
 class PretrainedWeightsError(RuntimeError):
     """ImageNet weights could not be loaded; the message says where to put the file."""
 
@@ -335,7 +359,7 @@ def imagenet_state_dict(weights: object, name: str, progress: bool = True) -> di
         raise _weights_error(name, weights, err) from err
 
 
-def build_backbone(name: str, num_classes: int, pretrained: bool) -> nn.Module:
+def build_backbone(name: str, num_classes: int, pretrained: bool, in_channels: int = 3) -> nn.Module:
     """An image CNN with its classifier head replaced for ``num_classes`` classes.
 
     Parameters
@@ -348,6 +372,10 @@ def build_backbone(name: str, num_classes: int, pretrained: bool) -> nn.Module:
     pretrained
         Load torchvision's ImageNet weights (required argument: there is no silent
         random initialisation). ``small_cnn`` has none.
+    in_channels
+        Channels of the images: ``small_cnn`` takes any number; the torchvision networks
+        take 3, or 1 (grey images repeated to 3 channels inside the backbone,
+        :class:`GreyToColour`, so that a map multiplies the grey image before the repetition).
 
     Raises
     ------
@@ -363,10 +391,15 @@ def build_backbone(name: str, num_classes: int, pretrained: bool) -> nn.Module:
     """
     if num_classes < 2:
         raise ValueError(f"build_backbone: num_classes must be >= 2, got {num_classes}")
+    if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
+        raise ValueError(f"build_backbone: in_channels must be a positive integer, got {in_channels!r}")
     if name == "small_cnn":
         if pretrained:
             raise PretrainedWeightsError("small_cnn has no ImageNet weights; use pretrained=False")
-        return SmallCNN(num_classes)
+        return SmallCNN(num_classes, in_channels=in_channels)
+    if in_channels not in (1, 3):
+        raise DataError(f"backbone {name} takes images of 3 channels (or 1, repeated), but the images have "
+                        f"{in_channels}; use small_cnn, or convert the images (channels=1 or 3)")
     builders = _torchvision_builders()
     if name not in builders:
         raise ValueError(f"unknown backbone {name!r}; choose one of {list(BACKBONES)}")
@@ -380,4 +413,4 @@ def build_backbone(name: str, num_classes: int, pretrained: bool) -> nn.Module:
         kwargs = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
         model = builder(weights=None, **kwargs)
     replace_head(model, num_classes)
-    return model
+    return GreyToColour(model) if in_channels == 1 else model

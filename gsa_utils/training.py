@@ -45,6 +45,7 @@ __all__ = [
     "algorithm_1",
     "train_one_epoch",
     "map_statistics",
+    "check_model_fits",
 ]
 
 
@@ -346,6 +347,7 @@ def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor
                   recipe=getattr(getattr(model, "recipe", None), "name", None))
 
     model.to(device)
+    check_model_fits(model, x_train, num_classes, device)
     if resident is None:
         free = torch.cuda.mem_get_info(device)[0] if cuda else 0
         resident = cuda and (x_train.element_size() * x_train.numel()) < free / 4
@@ -384,6 +386,53 @@ def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor
     if has_map and map_snapshots and settings.epochs in map_snapshots and settings.epochs not in history.maps:
         history.maps[settings.epochs] = map_image(model)
     return history
+
+
+def _input_channels(model: nn.Module) -> int | None:
+    """The channels the model's image network takes (its first convolution's), or ``None`` if it has none."""
+    from .models import GreyToColour
+
+    for m in getattr(model, "backbone", model).modules():
+        if isinstance(m, GreyToColour):
+            return 1
+        if isinstance(m, nn.Conv2d):
+            return int(m.in_channels)
+    return None
+
+
+def check_model_fits(model: nn.Module, x_train: torch.Tensor, num_classes: int | None,
+                     device: torch.device | str | None = None) -> None:
+    """Before the first step: does the model take these images, with one output per class?
+
+    Checks the images' channels against the model's first convolution, then runs two
+    images through the model (evaluation mode, no gradients, no random numbers drawn)
+    and compares its outputs with ``num_classes``. Label ranges are checked with the data.
+
+    Raises
+    ------
+    DataError
+        One line naming both sides, e.g. "the images have 1 channel(s) (1 x 28 x 28) but
+        the model's first layer takes 3".
+    """
+    c, h, w = (int(v) for v in x_train.shape[1:])
+    takes = _input_channels(model)
+    if takes is not None and takes != c:
+        raise DataError(f"the images have {c} channel(s) ({c} x {h} x {w}) but the model's first layer takes "
+                        f"{takes}: build the model for {c}-channel images (or convert the images)")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x_train[:2].to(device or "cpu"))
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"the model cannot take images of {c} x {h} x {w} (channels x height x width): "
+                        f"{first}") from None
+    finally:
+        model.train(was_training)
+    if num_classes is not None and (out.dim() != 2 or out.shape[1] != num_classes):
+        raise DataError(f"the model gives {tuple(out.shape[1:])} outputs per image but the labels have "
+                        f"{num_classes} classes: build its head for {num_classes} classes")
 
 
 def _checked_data(x_train: torch.Tensor, y_train: torch.Tensor,

@@ -437,3 +437,36 @@ def test_method_table_drives_configs_grids_and_networks():
     assert paper_grid("l1")["l1_weight"] == METHOD_TABLE["l1"].grid["l1_weight"]
     with pytest.raises(ValueError, match="no network"):
         build_model(ExperimentConfig.from_profile("fundus", "svm", "smoke"), 2, torch.rand(4, 3, 16, 16))
+
+
+# ---- short runs without CV: the final epochs, and the right t-test ------------------------------
+@pytest.mark.parametrize("n_epochs, measured", [(30, list(range(26, 31))), (60, list(range(31, 61))),
+                                                (6, [4, 5, 6]), (2, [2]), (1, [1])])
+def test_the_short_run_fallback_never_averages_the_untrained_start(tmp_path, n_epochs, measured):
+    curve = np.full(n_epochs, 0.9)
+    curve[0] = 0.1  # the first, barely trained epoch
+    _fabricate(tmp_path, "fundus", "gsa", "small_cnn", [], curve, profile="smoke")
+    s = protocol_summary(tmp_path, "fundus", "gsa")
+    assert s.epochs == measured
+    assert s.mean == pytest.approx(0.9 if n_epochs > 1 else 0.1)
+    assert any(f"last {len(measured)} of {n_epochs} epochs" in n for n in s.notes)
+
+
+def test_table_tests_over_seeds_and_never_mixes_seeds_with_epochs(tmp_path):
+    rng = np.random.default_rng(0)
+    for seed, level in ((0, 0.90), (1, 0.91), (2, 0.92)):
+        _fabricate(tmp_path, "fundus", "gsa", "small_cnn", [], _curves(rng, level, 0.01, 40), profile="smoke",
+                   seed=seed)
+    _fabricate(tmp_path, "fundus", "vanilla", "small_cnn", [], _curves(rng, 0.5, 0.01, 40), profile="smoke")
+    cell = next(r for r in build_table(tmp_path) if r.method == "gsa").cells["fundus"]
+    assert cell.markers == "" and cell.p_vs_vanilla is None  # 3 seed means against 5 epochs of one run: no test
+    assert any("no test against vanilla" in n for n in cell.notes)
+    for seed, level in ((1, 0.93), (2, 0.88)):
+        _fabricate(tmp_path, "fundus", "vanilla", "small_cnn", [], _curves(rng, level, 0.01, 40), profile="smoke",
+                   seed=seed)
+    cell = next(r for r in build_table(tmp_path) if r.method == "gsa").cells["fundus"]
+    assert any("over seeds (3 and 3)" in n for n in cell.notes)
+    van = protocol_summary(tmp_path, "fundus", "vanilla")
+    gsa = protocol_summary(tmp_path, "fundus", "gsa")
+    from gsa_utils.protocol import t_test
+    assert cell.p_vs_vanilla == pytest.approx(t_test(gsa.samples, van.samples)) and len(van.samples) == 3

@@ -541,7 +541,9 @@ def test_folder_size_mismatch_and_resize(tmp_path, monkeypatch):
     assert reads == []
     ds = load_folder(tmp_path / "f", resize=True, cache_dir=tmp_path / "c", progress=False)
     assert ds.image_shape == (3, 24, 32) and ds.meta["original_sizes"] == {"24x32": 9, "30x30": 1}
-    ds = load_folder(tmp_path / "f", image_size=16, cache_dir=tmp_path / "c", progress=False)
+    with pytest.raises(DataError, match="normal_03.png.*image_size= alone"):  # a size does not excuse mixing
+        load_folder(tmp_path / "f", image_size=16, cache_dir=tmp_path / "c", progress=False)
+    ds = load_folder(tmp_path / "f", image_size=16, resize=True, cache_dir=tmp_path / "c", progress=False)
     assert ds.image_shape == (3, 16, 16)
 
 

@@ -4,7 +4,8 @@ Introduced in chapter 1 (``01_structured_images``). Global spatial attention ass
 images are *structured*: equally sized and aligned, so that pixel (i, j) means the same
 place in every image (fundus photographs centred on the same landmarks, OCT thickness
 maps on the same grid, ...). :func:`load_folder` therefore insists that all images share
-one size unless you explicitly ask it to resize.
+one size unless you explicitly ask it to resize (``resize=True``); ``image_size`` resizes a
+set whose images share one size, but does not make a mixed set acceptable.
 
 Two layouts::
 
@@ -47,6 +48,10 @@ from .real import (as_size, is_hidden, make_real_dataset, peek_image, progress_b
                    resize_image, stack_to_tensor, stratified_split, to_grey, to_rgb)
 
 __all__ = ["load_folder"]
+
+
+def _shorten(names: Sequence[str], n: int = 5) -> str:
+    return ", ".join(names[:n]) + (f", ... ({len(names) - n} more)" if len(names) > n else "")
 
 
 def _rel(p: Path, root: Path) -> str:
@@ -274,6 +279,28 @@ def _convert_channels(img: np.ndarray, channels: int | None, path: Path, is_npy:
     raise DataError(f"{path}: has {c} channels; channels=3 needs grey or RGB (use channels=None)")
 
 
+def _is_grey(img: np.ndarray) -> bool:
+    """A single channel, or three equal ones (e.g. a grey GIF decoded through its palette)."""
+    if img.ndim == 2 or img.shape[2] == 1:
+        return True
+    return img.shape[2] == 3 and bool((img[:, :, 0] == img[:, :, 1]).all() and (img[:, :, 1] == img[:, :, 2]).all())
+
+
+def _auto_channels(images: list[np.ndarray], files: Sequence[Path]) -> list[np.ndarray]:
+    """``channels="auto"``: grey when every image is grey, else as decoded when all agree, else grey and RGB
+    images mixed as RGB (the grey ones replicated to 3 channels)."""
+    if all(_is_grey(im) for im in images):
+        return [im if im.ndim == 2 else im[:, :, 0] for im in images]
+    counts = [1 if im.ndim == 2 else im.shape[2] for im in images]
+    if len(set(counts)) == 1:
+        return images
+    odd = next((i for i, c in enumerate(counts) if c not in (1, 3)), None)
+    if odd is not None:
+        raise DataError(f"{files[odd]}: has {counts[odd]} channels; channels='auto' mixes only grey and RGB images "
+                        f"(pass channels=None to keep every file's channels when all agree)")
+    return [np.repeat(im.reshape(*im.shape[:2], 1), 3, axis=2) if c == 1 else im for im, c in zip(images, counts)]
+
+
 def _as_float01(img: np.ndarray) -> np.ndarray:
     if img.dtype == np.uint8:
         return img.astype(np.float32) / 255.0
@@ -284,7 +311,7 @@ def _as_float01(img: np.ndarray) -> np.ndarray:
 
 def load_folder(root: "str | os.PathLike", image_size: "int | tuple[int, int] | None" = None, resize: bool = False,
                 test_fraction: float = 0.2, seed: int = 0, split_file: "str | os.PathLike | None" = None,
-                csv: "str | os.PathLike | None" = None, channels: int | None = 3,
+                csv: "str | os.PathLike | None" = None, channels: "int | str | None" = 3,
                 standardize: "bool | str" = True, class_names: Sequence[str] | None = None,
                 cache_dir: "str | os.PathLike | bool | None" = None, progress: bool = True,
                 name: str | None = None, duplicates: str = "error") -> StructuredDataset:
@@ -297,9 +324,11 @@ def load_folder(root: "str | os.PathLike", image_size: "int | tuple[int, int] | 
         folder the ``csv`` paths are relative to.
     image_size
         Resize every image to this size (int or (height, width)) with ``cv2.INTER_AREA``.
+        The images must still share one size among themselves, unless ``resize=True``.
     resize
-        With ``image_size=None``: resize every image to the most common size. Without
-        either, all images must already share one size (DataError otherwise).
+        Accept images of different sizes: resize every one to ``image_size``, or with
+        ``image_size=None`` to the most common size. Without it, images of another size
+        than the majority are a DataError naming them, even with ``image_size`` given.
     test_fraction, seed
         Seeded stratified split, used when no ``split_file`` is given.
     split_file
@@ -309,8 +338,9 @@ def load_folder(root: "str | os.PathLike", image_size: "int | tuple[int, int] | 
         CSV with columns ``path,label`` (paths relative to ``root``); labels are class
         names (classes = sorted names) or integers 0..K-1.
     channels
-        3 (grey replicated, RGBA loses alpha), 1 (colour converted to grey) or ``None``
-        (keep what the files have; all must agree, e.g. multi-channel ``.npy`` maps).
+        3 (grey replicated, RGBA loses alpha), 1 (colour converted to grey), ``None``
+        (keep what the files have; all must agree, e.g. multi-channel ``.npy`` maps) or
+        ``"auto"`` (1 when every image is grey, three equal channels included, else 3).
     standardize
         ``True``: ImageNet means/stds for image files (as the paper), per-channel training
         mean/std for ``.npy`` arrays and DICOM; or ``"imagenet"``, ``"dataset"``, ``False``.
@@ -348,8 +378,8 @@ def load_folder(root: "str | os.PathLike", image_size: "int | tuple[int, int] | 
     root = Path(root).expanduser().absolute()
     if not root.is_dir():
         raise DataError(f"folder {root} does not exist")
-    if channels not in (1, 3, None):
-        raise DataError(f"channels must be 1, 3 or None, got {channels!r}")
+    if channels not in (1, 3, None, "auto"):
+        raise DataError(f"channels must be 1, 3, None or 'auto', got {channels!r}")
     if duplicates not in ("error", "warn"):
         raise DataError(f"duplicates must be 'error' or 'warn', got {duplicates!r}")
     size = as_size(image_size) if image_size is not None else None
@@ -381,7 +411,7 @@ def load_folder(root: "str | os.PathLike", image_size: "int | tuple[int, int] | 
 
     has_raw = any(f.suffix.lower() == ".npy" or is_dicom(f) for f in files)  # not photographs
     settings = {"size": list(size) if size else ("majority" if resize else "as-is"), "channels": channels,
-                "interpolation": "INTER_AREA"}
+                "interpolation": "INTER_AREA", **({"mixed_sizes": True} if resize and size else {})}
     info: dict = {}
 
     def compute() -> dict[str, np.ndarray]:
@@ -389,14 +419,16 @@ def load_folder(root: "str | os.PathLike", image_size: "int | tuple[int, int] | 
         counts = Counter(h.size for h in headers)
         majority = counts.most_common(1)[0][0]
         info["sizes"] = {f"{h}x{w}": n for (h, w), n in counts.items()}
-        if size is None and not resize and len(counts) > 1:
-            bad = next(i for i, h in enumerate(headers) if h.size != majority)
-            hb, wb = headers[bad].size
-            raise DataError(f"{files[bad]}: image is {hb} x {wb} (height x width) but most images "
+        if not resize and len(counts) > 1:
+            bad = [i for i, h in enumerate(headers) if h.size != majority]
+            hb, wb = headers[bad[0]].size
+            more = f" and {len(bad) - 1} more ({_shorten([_rel(files[i], root) for i in bad[1:]])})" if bad[1:] else ""
+            raise DataError(f"{files[bad[0]]}: image is {hb} x {wb} (height x width){more}, but most images "
                             f"({counts[majority]} of {len(files)}) are {majority[0]} x {majority[1]}; structured "
-                            f"images must share one size: fix the file, or pass resize=True / image_size=")
+                            f"images must share one size: fix or remove the odd files, or pass resize=True to "
+                            f"resize them all{' (image_size= alone resizes only a set of one size)' if size else ''}")
         target = size or majority
-        if channels is None:
+        if channels is None:  # "auto" decides after decoding
             eff = [h.channels if h.format == "NPY" else min(h.channels, 3) for h in headers]
             if len(set(eff)) > 1:
                 i = next(i for i, c in enumerate(eff) if c != eff[0])
@@ -404,11 +436,13 @@ def load_folder(root: "str | os.PathLike", image_size: "int | tuple[int, int] | 
                                 f"channels=None all files must agree (or pass channels=1 or channels=3)")
         out = []
         for f in progress_bar(files, total=len(files), desc=f"folder {root.name}", enabled=progress):
-            img = _convert_channels(read_image(f, cv2.IMREAD_UNCHANGED), channels, f,
+            img = _convert_channels(read_image(f, cv2.IMREAD_UNCHANGED), None if channels == "auto" else channels, f,
                                     f.suffix.lower() == ".npy")
             if img.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
                 img = img.astype(np.float32)
             out.append(resize_image(img, target, cv2.INTER_AREA))
+        if channels == "auto":
+            out = _auto_channels(out, files)
         if not all(o.dtype == out[0].dtype for o in out):
             out = [_as_float01(o) for o in out]
         return {"x": np.stack(out)}
@@ -428,7 +462,7 @@ def load_folder(root: "str | os.PathLike", image_size: "int | tuple[int, int] | 
         "test_index": te,
         "split": "file" if split_file is not None else f"stratified test_fraction={test_fraction} seed={seed}",
         "ignored_files": ignored,
-        "channels": channels,
+        "channels": f"auto ({x.shape[1]})" if channels == "auto" else channels,
         "image_size": tuple(x.shape[2:]),
         "resized": bool(size is not None or resize),
         "interpolation": "cv2.INTER_AREA",

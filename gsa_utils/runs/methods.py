@@ -70,25 +70,26 @@ class MethodSpec:
         return self.build is not None
 
 
-def _backbone(config, num_classes: int) -> nn.Module:
-    return build_backbone(config.backbone, num_classes, pretrained=config.pretrained)
+def _backbone(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
+    # as many input channels as the images have: grey stays grey (GSA's P has N channels, not 3N)
+    return build_backbone(config.backbone, num_classes, pretrained=config.pretrained, in_channels=int(x_train.shape[1]))
 
 
 def _gsa(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
     # The recipe named by the config, with the design fields on top; x_train: the run's own
     # training images only. ``pixel_rank`` set: the low-rank whitened representation of that rank.
     rank = {} if config.pixel_rank is None else {"pixel_rep": "lowrank", "rank": config.pixel_rank}
-    return build_gsa(_backbone(config, num_classes), x_train, config.recipe, config.hidden_channels,
+    return build_gsa(_backbone(config, num_classes, x_train), x_train, config.recipe, config.hidden_channels,
                      kernel_size=config.kernel_size, num_hidden_layers=config.num_hidden_layers,
                      last_kernel_size=config.last_kernel_size, dense=config.dense, **rank)
 
 
 def _vanilla(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
-    return _backbone(config, num_classes)
+    return _backbone(config, num_classes, x_train)
 
 
 def _l1(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
-    return L1PixelWeights(_backbone(config, num_classes), tuple(x_train.shape[-2:]))
+    return L1PixelWeights(_backbone(config, num_classes, x_train), tuple(x_train.shape[-2:]))
 
 
 def _vgg_att3(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:

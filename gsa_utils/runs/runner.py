@@ -41,12 +41,14 @@ def _load(config: ExperimentConfig, data_dir: str | os.PathLike | None,
     capped by n_train/n_test."""
     plan = plan_data(config.dataset, config.image_size, data_dir)  # a file put in place changes the key
     found = plan.path.stat() if plan.path is not None and plan.path.exists() else None
+    reading = {"channels": config.channels, "csv": config.csv, "split_file": config.split_file,
+               "duplicates": config.duplicates, "resize": config.resize}
     key = (config.dataset, config.image_size, config.data_seed, config.merge_val, plan.kind, str(plan.path),
-           None if found is None else (found.st_size, found.st_mtime_ns), _where(cache_dir))
+           None if found is None else (found.st_size, found.st_mtime_ns), _where(cache_dir), *reading.values())
     hit = _DATA_CACHE.get(key)
     if hit is None:
         ds = load_dataset(config.dataset, config.image_size, seed=config.data_seed, data_dir=data_dir,
-                          standardize=False, cache_dir=cache_dir, merge_val=config.merge_val)
+                          standardize=False, cache_dir=cache_dir, merge_val=config.merge_val, **reading)
         fp = data_fingerprint(ds)
         hit = (ds, dict(fp.as_dict(), key=fp.key))
         if len(_DATA_CACHE) >= _DATA_CACHE_SIZE:

@@ -7,9 +7,11 @@ exactly as printed.
 
 :func:`build_table` applies the protocol (:func:`gsa_utils.runs.summary.protocol_summary`)
 to every (method, backbone) x dataset of a results folder and marks the GSA cells: ``†``
-where GSA differs from the vanilla CNN with the same backbone (Welch t-test on the 30
-per-epoch test accuracies, p < 0.01; the paper's bold) and ``*`` where it differs from the
-L1 baseline. :func:`table_to_markdown` renders it for a notebook
+where GSA differs from the vanilla CNN with the same backbone (Welch t-test, p < 0.01; the
+paper's bold) and ``*`` where it differs from the L1 baseline. The test compares one
+protocol number per seed where both methods have several seeds, else the 30 per-epoch test
+accuracies of one run each (the paper's design; optimistic, as epochs are not independent);
+the cell's notes say which. :func:`table_to_markdown` renders it for a notebook
 (``IPython.display.Markdown(table_to_markdown(rows))``) with the paper's figure in a parallel
 column and footnotes naming the profile of every result and any synthetic stand-in: results
 of the ``smoke`` profile or on stand-in data are labelled as such and never as a reproduction.
@@ -264,11 +266,18 @@ def _source_rows(results_dir: str | os.PathLike, pool: list[RunRecord], cols: li
         for ds in cols:
             s = summaries[(method, backbone, ds)]
             markers, p_van, p_l1 = "", None, None
+            test_notes: list[str] = []
             if method == "gsa" and s.mean is not None:
                 for other, marker in (("vanilla", VANILLA_MARKER), ("l1", L1_MARKER)):
                     o = summaries.get((other, backbone, ds))
                     if o is None or o.mean is None or len(o.samples) < 2 or len(s.samples) < 2:
                         continue
+                    over = _test_kind(s, o)
+                    if over is None:
+                        test_notes.append(f"no test against {other}: one side has several seeds "
+                                          f"({len(s.seeds)} and {len(o.seeds)}), the other one")
+                        continue
+                    test_notes.append(f"{marker} vs {other}: {over}")
                     p = t_test(s.samples, o.samples)
                     if other == "vanilla":
                         p_van = p
@@ -285,7 +294,8 @@ def _source_rows(results_dir: str | os.PathLike, pool: list[RunRecord], cols: li
                                   text=_cell_text(mean, std, markers), p_vs_vanilla=p_van, p_vs_l1=p_l1,
                                   profile=s.profile, source=s.dataset_source, stand_in_for=s.stand_in_for,
                                   statement=s.dataset_statement, best_params=s.best_params, epochs=s.epochs,
-                                  notes=list(s.notes), paper=paper, paper_text="" if paper is None else str(paper),
+                                  notes=list(s.notes) + test_notes, paper=paper,
+                                  paper_text="" if paper is None else str(paper),
                                   collapsed=collapsed, flat=flat, checked=checked)
         rows.append(TableRow(label=label, method=method, backbone=backbone, cells=cells, recipe=recipe))
     for run_dir, config, err in corrupt:
@@ -294,6 +304,21 @@ def _source_rows(results_dir: str | os.PathLike, pool: list[RunRecord], cols: li
         note = f"corrupt result left out: {err.path} ({err.fault}); running the sweep again re-runs it"
         (cell.notes if cell is not None else rows[0].cells[cols[0]].notes if rows and cols else []).append(note)
     return rows
+
+
+def _test_kind(a: Any, b: Any) -> str | None:
+    """Which samples the t-test of two summaries compares, in words; ``None`` when they are not alike.
+
+    With several seeds on both sides the samples are one protocol number per seed (the test
+    the map-stability benchmark uses); with one seed each they are the selected epochs of one
+    run, which are not independent draws, so the p-value is optimistic.
+    """
+    if len(a.seeds) > 1 and len(b.seeds) > 1:
+        return f"Welch t-test over seeds ({len(a.seeds)} and {len(b.seeds)})"
+    if len(a.seeds) <= 1 and len(b.seeds) <= 1:
+        return ("Welch t-test over the measured epochs of one run each (epochs are not independent draws: the "
+                "p-value is optimistic; several seeds give a test over seeds)")
+    return None
 
 
 def _columns(rows: Sequence[TableRow]) -> list[str]:
@@ -404,10 +429,11 @@ def table_to_markdown(rows: Sequence[TableRow], *, paper: bool = True, footnotes
         head.append(f"**Not a reproduction of the paper**: {'; '.join(why)}. Compare the numbers only with each "
                     "other, not with the paper's column.")
     notes = [f"{VANILLA_MARKER}: global attention differs from the vanilla CNN with the same backbone, "
-             f"{L1_MARKER}: from the L1 baseline (Welch t-test on the per-epoch test accuracies at the "
-             f"CV-selected epochs, p < {SIGNIFICANCE_LEVEL:g}). In the paper's columns, * is the paper's own "
-             "marker (global attention vs L1); its bold marks (global attention vs vanilla) are lost in the text "
-             "version of the paper. Mean (sample std) over the selected epochs; LR and SVM give one number."]
+             f"{L1_MARKER}: from the L1 baseline (Welch t-test, p < {SIGNIFICANCE_LEVEL:g}: over seeds where both "
+             f"have several, else over the measured epochs of one run each; each cell's notes say which). In the "
+             "paper's columns, * is the paper's own marker (global attention vs L1); its bold marks (global "
+             "attention vs vanilla) are lost in the text version of the paper. Mean (sample std) over the selected "
+             "epochs; LR and SVM give one number."]
     if any(c.collapsed for c in used):
         notes.append("(collapsed k/n): k of the n full-training runs ended collapsed (map more than 90% "
                      "saturated, or predictions of one class at chance-level loss three epochs running).")
