@@ -155,6 +155,9 @@ class VariantSummary:
 
     Step ratios are the median over seeds of the variant's time per training step over
     vanilla's (phase 1; phase 2 when the map was frozen), same seed, measured side by side.
+    ``faith_gap_mean`` is the mean deletion/insertion faithfulness gap of the learned map
+    (:attr:`gsa_utils.attention.Faithfulness.gap`), ``faith_gap_random_mean`` that of a random
+    map on the same model (about 0).
     """
 
     variant: str
@@ -170,6 +173,8 @@ class VariantSummary:
     saturated: float | None = None
     map_auc_mean: float | None = None
     map_auc_sd: float | None = None
+    faith_gap_mean: float | None = None
+    faith_gap_random_mean: float | None = None
     phase1_ratio: float | None = None
     phase2_ratio: float | None = None
 
@@ -219,6 +224,8 @@ def summarise_stability(records: list[dict], variants: list[str] | None = None,
             map_mean=mean([r["map_mean"] for r in runs if "map_mean" in r]),
             saturated=mean([r["map_saturated"] for r in runs if "map_saturated" in r]),
             map_auc_mean=mean(aucs), map_auc_sd=float(np.std(aucs, ddof=1)) if len(aucs) > 1 else None,
+            faith_gap_mean=mean([r["faith_gap"] for r in runs if "faith_gap" in r]),
+            faith_gap_random_mean=mean([r["faith_gap_random"] for r in runs if "faith_gap_random" in r]),
             phase1_ratio=median_ratio(runs, "step_phase1"), phase2_ratio=median_ratio(runs, "step_phase2")))
     return out
 

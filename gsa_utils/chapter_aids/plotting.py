@@ -81,7 +81,7 @@ def show_maps(maps: Mapping[str, np.ndarray], mask=None, size: float = 2.4, cmap
         ax.set_title(name, fontsize=9)
         ax.axis("off")
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8,
-                 label="map value, STRETCHED: each map to its own min-max" if normalize else "map value")
+                 label="STRETCHED: each map to its own min-max" if normalize else "map value")
     if title:
         fig.suptitle(title)
     return fig
