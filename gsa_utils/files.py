@@ -1,6 +1,7 @@
 """Atomic file writes: a file is either its old content or its new one, never half written."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
@@ -9,7 +10,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["write_atomic", "write_json", "move_aside"]
+__all__ = ["write_atomic", "write_json", "move_aside", "file_sha256"]
+
+
+def file_sha256(path: "str | os.PathLike") -> str:
+    """SHA-256 of a file's bytes (read in 1 MiB chunks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def json_default(o: Any) -> Any:

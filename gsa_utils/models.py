@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import re
@@ -17,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data.base import DataError
+from .files import file_sha256
 from .settings import PAPER_BACKBONES
 
 __all__ = [
@@ -332,14 +332,6 @@ def _published_hash_prefix(path: str) -> str | None:
     return match.group(1) if match and match.group(1) else None
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def imagenet_state_dict(weights: object, name: str, progress: bool = True) -> dict:
     """A torchvision weights enum's state dict, from the torch hub cache or by download, loaded safely.
 
@@ -359,7 +351,7 @@ def imagenet_state_dict(weights: object, name: str, progress: bool = True) -> di
         except (OSError, RuntimeError) as err:  # URLError is an OSError; a hash mismatch raises RuntimeError
             raise _weights_error(name, weights, err) from err
     try:
-        digest = _sha256(path)
+        digest = file_sha256(path)
     except OSError as err:
         raise _weights_error(name, weights, err) from err
     if prefix is not None and not digest.startswith(prefix):

@@ -30,7 +30,6 @@ test set would inflate the test accuracy.
 from __future__ import annotations
 
 import csv as _csv
-import hashlib
 import os
 import warnings
 from collections import Counter, defaultdict
@@ -40,6 +39,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from ..files import file_sha256
 from .base import DataError, StructuredDataset
 from .cache import cached_arrays
 from .formats import IMAGE_EXTENSIONS, is_dicom, is_image_file
@@ -54,14 +54,6 @@ def _rel(p: Path, root: Path) -> str:
         return p.relative_to(root).as_posix()
     except ValueError:
         return p.as_posix()
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _check_duplicates(files: Sequence[Path], root: Path, lines: Sequence[int] | None, duplicates: str) -> None:
@@ -89,7 +81,7 @@ def _check_duplicates(files: Sequence[Path], root: Path, lines: Sequence[int] | 
             continue
         by_digest: dict[str, int] = {}
         for i in sorted(group):
-            d = _file_digest(files[i])
+            d = file_sha256(files[i])
             if d in by_digest:
                 found.append(f"{name(by_digest[d])} and {name(i)} are byte-identical")
             else:
