@@ -173,7 +173,7 @@ def run_locked(config: ExperimentConfig, results_dir: Path, stale_after: float, 
     A finished run is reused only when :func:`~gsa_utils.runs.runner.reusable_result` allows it
     (complete result, same kind of data); a corrupt or mismatched one is set aside and run again.
     """
-    if reusable_result(config, results_dir, data_dir) is not None:
+    if reusable_result(config, results_dir, data_dir, cache_dir) is not None:
         return "finished", None
     run_dir = results_dir / config.run_id()
     run_dir.mkdir(parents=True, exist_ok=True)
