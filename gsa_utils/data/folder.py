@@ -235,7 +235,7 @@ def _encode_labels(labels: Sequence[str], class_names: Sequence[str] | None, sou
             warnings.warn(f"{source}: integer labels {present} leave classes of 0..{k - 1} empty; the labels are "
                           f"mapped to their order ({', '.join(f'{v} -> {i}' for i, v in enumerate(present[:6]))}"
                           f"{', ...' if len(present) > 6 else ''}) and the classes named {[str(v) for v in present]} "
-                          f"(pass class_names= to fix the classes yourself)", stacklevel=3)
+                          f"(write class names in the CSV to choose the classes yourself)", stacklevel=3)
             order = {v: i for i, v in enumerate(present)}
             return np.array([order[v] for v in as_int], dtype=np.int64), [str(v) for v in present]
         names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
