@@ -77,12 +77,15 @@ def test_resume_after_interruption_gives_same_weights(tiny_data, tmp_path):
         assert torch.equal(a, b), k
 
 
-def test_resume_refuses_other_settings(tiny_data, tmp_path):
+def test_resume_sets_aside_a_checkpoint_of_other_settings(tiny_data, tmp_path):
+    from gsa_utils.checkpoints import CheckpointRecoveryWarning
+
     x, y = tiny_data
     ckpt = tmp_path / "run.pt"
     two_phase_fit(_model(x), x, y, checkpoint=ckpt, **{**FAST, "epochs": 1})
-    with pytest.raises(ValueError, match=r"lr: checkpoint 0.01 vs now 0.001"):
-        two_phase_fit(_model(x), x, y, checkpoint=ckpt, **{**FAST, "lr": 1e-3})
+    with pytest.warns(CheckpointRecoveryWarning, match=r"lr: checkpoint 0.01 vs now 0.001.*run\.pt\.foreign"):
+        h = two_phase_fit(_model(x), x, y, checkpoint=ckpt, **{**FAST, "lr": 1e-3})
+    assert len(h.records) == FAST["epochs"] and (tmp_path / "run.pt.foreign").exists()
 
 
 def test_history_json_roundtrip(tiny_data, tmp_path):
