@@ -17,14 +17,14 @@ from typing import Any, Mapping, Sequence
 from .checkpoints import CheckpointError
 from .data.base import DataError
 from .data.registry import DATASETS, plan_data
-from .files import write_atomic
+from .files import orphaned_temp_files, write_atomic
 from .models import BACKBONES
 from .profiles import PROFILES
 from .protocol import N_SELECTED_EPOCHS
 from .recipes import RECIPES
 from .runs.config import (BOOL_FIELDS, FLOAT_FIELDS, INT_FIELDS, METHODS, ExperimentConfig, coerce_field,
                           normalise_method, profile_label)
-from .runs.locks import DEFAULT_STALE_AFTER, LOCK_FILE, lock_age
+from .runs.locks import DEFAULT_STALE_AFTER, LOCK_FILE, stale_reason
 from .runs.store import (CHECKPOINT_FILE, RESULT_FILE, RESULTS_DIR_ENV, SET_ASIDE_MARK, ResultError, corrupt_results,
                          default_results_dir, read_result)
 from .runs.summary import setting_summaries
@@ -314,6 +314,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
     for run_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         for bad in sorted(run_dir.glob(f"{CHECKPOINT_FILE}*.corrupt*")):
             problems.append(f"corrupt checkpoint set aside (kept for inspection): {bad.absolute()}")
+        for bad in sorted(run_dir.glob(f"{CHECKPOINT_FILE}*.foreign*")):
+            problems.append(f"checkpoint of other settings set aside (kept for inspection): {bad.absolute()}")
+        for tmp in orphaned_temp_files(run_dir):
+            size = tmp.stat().st_size if tmp.exists() else 0
+            problems.append(f"temporary file of a killed writer ({size / 2**20:.1f} MiB): {tmp.absolute()}; the next "
+                            f"run of {run_dir.name} removes it")
         result_error = None
         if (run_dir / RESULT_FILE).exists():
             try:
@@ -328,10 +334,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
             state = "corrupt"
             problems.append(f"{result_error}; the sweep re-runs it")
         elif (run_dir / LOCK_FILE).exists():
-            age = lock_age(run_dir / LOCK_FILE)
-            state = "running"
-            if age is not None and age > args.stale_after:
-                state = "interrupted"
+            why = stale_reason(run_dir / LOCK_FILE, args.stale_after)  # the rule run and sweep use to take it over
+            state = "running" if why is None else "interrupted"
+            if why is not None:
+                problems.append(f"lock {(run_dir / LOCK_FILE).absolute()} left by a crashed process ({why}); "
+                                f"the next run or sweep takes it over")
         elif (run_dir / "error.txt").exists():
             state = "failed"
         elif (run_dir / CHECKPOINT_FILE).exists():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from typing import Callable
 from urllib.parse import urlparse
 
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data.base import DataError
+from .files import file_sha256
 from .settings import PAPER_BACKBONES
 
 __all__ = [
@@ -348,15 +350,82 @@ def _weights_error(name: str, weights: object, err: Exception) -> PretrainedWeig
         f"cache; set TORCH_HOME to move it), or build with pretrained=False for a random initialisation.")
 
 
+def _published_hash_prefix(path: str) -> str | None:
+    """The SHA-256 prefix torchvision puts in its weights file names (``resnet18-f37072fd.pth``)."""
+    match = torch.hub.HASH_REGEX.search(os.path.basename(path))
+    return match.group(1) if match and match.group(1) else None
+
+
 def imagenet_state_dict(weights: object, name: str, progress: bool = True) -> dict:
-    """Fetch a torchvision weights enum's state dict (from the torch hub cache, or by download).
+    """A torchvision weights enum's state dict, from the torch hub cache or by download, loaded safely.
+
+    The file's SHA-256 must begin with the prefix in its published name (checked before
+    anything is read from it, also for a file already in the cache), and it is loaded with
+    ``torch.load(..., weights_only=True)``: a file that is not the published one, or that
+    asks to build arbitrary objects, is refused and none of its code runs.
 
     Raises :class:`PretrainedWeightsError` naming the file and the path to place it at.
     """
+    path = weights_cache_path(weights)
+    prefix = _published_hash_prefix(path)
+    if not os.path.exists(path):
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            torch.hub.download_url_to_file(weights.url, path, prefix, progress=progress)  # type: ignore[attr-defined]
+        except (OSError, RuntimeError) as err:  # URLError is an OSError; a hash mismatch raises RuntimeError
+            raise _weights_error(name, weights, err) from err
     try:
-        return weights.get_state_dict(progress=progress)  # type: ignore[attr-defined]
-    except (OSError, RuntimeError) as err:  # URLError is an OSError; a corrupt file raises RuntimeError
+        digest = file_sha256(path)
+    except OSError as err:
         raise _weights_error(name, weights, err) from err
+    if prefix is not None and not digest.startswith(prefix):
+        raise PretrainedWeightsError(
+            f"{path}: not the published weights file for {name} (its SHA-256 begins {digest[:len(prefix)]}, the "
+            f"file name says {prefix}); nothing was loaded from it. Delete it, then download "
+            f"{weights.url} again to that path, or build with pretrained=False.")  # type: ignore[attr-defined]
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - an unpickling refusal, a damaged zip, ...
+        raise PretrainedWeightsError(
+            f"{path}: refused as ImageNet weights for {name} ({type(err).__name__}: not a plain file of tensors); "
+            f"nothing in it ran. Delete it and download {weights.url} again, "  # type: ignore[attr-defined]
+            f"or build with pretrained=False.") from None
+    if not isinstance(state, dict):
+        raise PretrainedWeightsError(f"{path}: holds a {type(state).__name__}, not a state dict; delete it and "
+                                     f"download {weights.url} again")  # type: ignore[attr-defined]
+    return state
+
+
+#: Old DenseNet checkpoints name layers ``norm.1``; torchvision's modules call them ``norm1``.
+_DENSENET_OLD_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|"
+                               r"running_var))$")
+
+
+def _pretrained_network(name: str, builder: Callable, weights: object) -> nn.Module:
+    """What torchvision's ``builder(weights=weights)`` returns, with the weights loaded by :func:`imagenet_state_dict`."""
+    state = imagenet_state_dict(weights, name)
+    categories = getattr(weights, "meta", {}).get("categories")
+    kwargs: dict = {"num_classes": len(categories)} if categories else {}
+    if name == "googlenet":
+        kwargs.update(transform_input=True, aux_logits=True, init_weights=False)
+    if name == "densenet161":
+        state = {(m.group(1) + m.group(2) if (m := _DENSENET_OLD_KEY.match(k)) else k): v for k, v in state.items()}
+    model = builder(weights=None, **kwargs)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise PretrainedWeightsError(f"{weights_cache_path(weights)}: does not fit {name} ({_first_line(err)}); "
+                                     f"delete it and download {weights.url} again") from None  # type: ignore
+    if name == "googlenet":  # as torchvision does without aux_logits: the auxiliary heads are not pretrained
+        model.aux_logits = False
+        model.aux1 = None  # type: ignore[assignment]
+        model.aux2 = None  # type: ignore[assignment]
+    return model
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def build_backbone(name: str, num_classes: int, pretrained: bool, in_channels: int = 3) -> nn.Module:
@@ -380,8 +449,9 @@ def build_backbone(name: str, num_classes: int, pretrained: bool, in_channels: i
     Raises
     ------
     PretrainedWeightsError
-        When the weights can neither be found in the torch hub cache nor downloaded; the
-        message gives the URL and the exact path to place the file at.
+        When the weights can neither be found in the torch hub cache nor downloaded (the
+        message gives the URL and the exact path to place the file at), or the file there is
+        not the published one (SHA-256) or not plain tensors (:func:`imagenet_state_dict`).
 
     Notes
     -----
@@ -405,10 +475,7 @@ def build_backbone(name: str, num_classes: int, pretrained: bool, in_channels: i
         raise ValueError(f"unknown backbone {name!r}; choose one of {list(BACKBONES)}")
     builder, weights, replace_head = builders[name]
     if pretrained:
-        try:
-            model = builder(weights=weights, progress=True)
-        except (OSError, RuntimeError) as err:  # URLError is an OSError; a corrupt file raises RuntimeError
-            raise _weights_error(name, weights, err) from err
+        model = _pretrained_network(name, builder, weights)
     else:
         kwargs = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
         model = builder(weights=None, **kwargs)

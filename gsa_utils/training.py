@@ -15,15 +15,18 @@ import contextlib
 import os
 import random
 import time
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
 from torch import nn
 
-from .checkpoints import load_or_restart, save_checkpoint
+from .checkpoints import CheckpointRecoveryWarning, load_or_restart, previous_path, save_checkpoint
 from .data.base import DataError, validate_images, validate_labels
+from .files import move_aside
 from .history import History
 from .losses import combined_loss
 from .metrics import SATURATION, map_contrast, saturated_fraction
@@ -313,8 +316,9 @@ def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor
     device
         ``None`` picks cuda, mps or cpu.
     checkpoint
-        File to save after every epoch and to resume from when it exists (same settings
-        required; the message names any that differ).
+        File to save after every epoch and to resume from when it exists. One written with
+        other settings is moved aside to ``<name>.foreign`` (``<name>.prev`` is tried, else
+        the run starts from scratch), with a warning naming the settings that differ.
     map_snapshots
         Epochs after which to store the map in ``History.maps`` (0 = before training).
     num_classes
@@ -359,7 +363,7 @@ def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor
                                                   and not native_bf16()))
 
     history = History(config=config)
-    state = load_or_restart(checkpoint, map_location=device) if checkpoint is not None else None
+    state = _resumable_state(checkpoint, device, config) if checkpoint is not None else None
     if state is not None:
         history = _restore(state, checkpoint, learner, config)
     elif 0 in map_snapshots and has_map:
@@ -468,6 +472,30 @@ def _save_checkpoint(path: str | os.PathLike, learner: Learner, history: History
     """Write model, optimiser, scaler and history with a checksum, atomically (resumable after any epoch)."""
     save_checkpoint(path, {"model": learner.model.state_dict(), "optimizer": learner.optimizer.state_dict(),
                            "scaler": learner.scaler.state_dict(), "history": history.to_dict()})
+
+
+def _resumable_state(checkpoint: str | os.PathLike, device: torch.device, config: Mapping) -> dict | None:
+    """The checkpoint state to resume from (:func:`load_or_restart`), skipping good checkpoints of other settings.
+
+    Such a checkpoint (another run's file copied here, say) would block the run on every retry:
+    it is moved aside to ``<name>.foreign`` and ``<name>.prev`` is tried, else the run restarts
+    from scratch; a :class:`~gsa_utils.checkpoints.CheckpointRecoveryWarning` says so.
+    """
+    faults: list[str] = []
+    while True:
+        state = load_or_restart(checkpoint, map_location=device)
+        diffs = [] if state is None else _config_mismatch(state["history"]["config"], config)
+        if not diffs:
+            break
+        source = Path(checkpoint) if Path(checkpoint).exists() else previous_path(checkpoint)
+        moved = move_aside(source, ".foreign")
+        faults.append(f"checkpoint {source.absolute()} was written with other settings ({'; '.join(diffs)}); "
+                      f"moved to {moved.name}")
+    if faults:
+        warnings.warn(f"{'; '.join(faults)}; " + ("resuming from the previous checkpoint" if state is not None
+                                                  else "the run restarts from scratch"),
+                      CheckpointRecoveryWarning, stacklevel=3)
+    return state
 
 
 def _restore(state: Mapping, path: str | os.PathLike, learner: Learner, config: Mapping) -> History:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import finished_history
 import torch
 
 import gsa_utils.runs.locks as locks
@@ -23,7 +24,6 @@ from gsa_utils.runs import (METHODS, PIXEL_METHODS, ExperimentConfig, build_mode
 from gsa_utils.runs.summary import setting_summaries
 from gsa_utils.protocol import stratified_folds
 from gsa_utils.runs.tables import L1_MARKER, VANILLA_MARKER, build_table, table_to_csv, table_to_markdown
-from gsa_utils.training import History
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(profile="smoke", image_size=16, epochs=3, cutoff_epoch=2, n_train=40, n_test=20, n_folds=2,
@@ -176,7 +176,7 @@ def test_shards_partition_the_configs(tmp_path, monkeypatch):
 
     def fake_run(config, results_dir, **kwargs):
         ran.append(config.run_id())
-        save_result(config, results_dir, History(records=[{"epoch": 1, "test_acc": 0.5, "val_acc": 0.5}]))
+        save_result(config, results_dir, finished_history(config, keys=("test_acc", "val_acc")))
 
     monkeypatch.setattr(sweep_module, "run_experiment", fake_run)
     configs = sweep_configs(["fundus", "faces"], ["gsa", "vanilla", "svm"], folds="all", **TINY)
@@ -200,7 +200,7 @@ def test_a_second_processs_lock_is_respected_and_stale_locks_are_removed(tmp_pat
 
     def fake_run(config, results_dir, **kwargs):
         ran.append(config.run_id())
-        save_result(config, results_dir, History(records=[{"epoch": 1, "test_acc": 0.5}]))
+        save_result(config, results_dir, finished_history(config))
 
     monkeypatch.setattr(sweep_module, "run_experiment", fake_run)
     configs = _configs()[:2]
@@ -240,7 +240,7 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
     def fake_run(config, results_dir, **kwargs):
         if config.method == "gsa":
             raise RuntimeError("out of memory")
-        save_result(config, results_dir, History(records=[{"epoch": 1, "test_acc": 0.5}]))
+        save_result(config, results_dir, finished_history(config))
 
     monkeypatch.setattr(sweep_module, "run_experiment", fake_run)
     configs = _configs()
@@ -257,11 +257,10 @@ def _fabricate(root, dataset, method, backbone, val_curves, test_curve, stand_in
     info = {"name": dataset, "source": "synthetic" if stand_in else "real", "stand_in_for": stand_in,
             "statement": f"{dataset}: fabricated"}
     for fold, curve in enumerate(val_curves):
-        save_result(base.replace(fold=fold), root, History(records=[{"epoch": e + 1, "val_acc": float(v)}
-                                                                    for e, v in enumerate(curve)]), dataset=info)
+        cfg = base.replace(fold=fold)
+        save_result(cfg, root, finished_history(cfg, curve), dataset=info)
     if test_curve is not None:
-        save_result(base, root, History(records=[{"epoch": e + 1, "test_acc": float(v)}
-                                                 for e, v in enumerate(test_curve)]), dataset=info)
+        save_result(base, root, finished_history(base, test_curve), dataset=info)
     return base
 
 
@@ -402,7 +401,7 @@ def test_lock_of_a_dead_local_process_is_taken_over(tmp_path):
 
 # ---- one table for every summary: settings never pooled, spread over seeds -----------------------
 def test_two_settings_without_cv_get_one_summary_each_and_the_cli_succeeds(tmp_path, capsys):
-    test_a, test_b = np.full(40, 0.6), np.full(40, 0.8)
+    test_a, test_b = np.full(30, 0.6), np.full(30, 0.8)  # the smoke profile's 30 epochs
     _fabricate(tmp_path, "fundus", "gsa", "small_cnn", [], test_a, profile="smoke", map_warmup_epochs=0)
     _fabricate(tmp_path, "fundus", "gsa", "small_cnn", [], test_b, profile="smoke", map_warmup_epochs=3)
     assert protocol_summary(tmp_path, "fundus", "gsa").mean is None  # the protocol cannot choose without CV
@@ -415,9 +414,9 @@ def test_two_settings_without_cv_get_one_summary_each_and_the_cli_succeeds(tmp_p
 
 
 def test_several_seeds_give_mean_and_spread_over_seeds(tmp_path):
-    val = np.full((5, 40), 0.7)
+    val = np.full((5, 30), 0.7)  # the smoke profile's 30 epochs
     for seed, level in ((0, 0.6), (1, 0.7), (2, 0.8)):
-        _fabricate(tmp_path, "fundus", "gsa", "small_cnn", val, np.full(40, level), profile="smoke", seed=seed)
+        _fabricate(tmp_path, "fundus", "gsa", "small_cnn", val, np.full(30, level), profile="smoke", seed=seed)
     s = protocol_summary(tmp_path, "fundus", "gsa")
     assert s.seeds == [0, 1, 2] and s.samples == pytest.approx([0.6, 0.7, 0.8])
     assert s.mean == pytest.approx(0.7) and s.std == pytest.approx(0.1)

@@ -2,6 +2,7 @@
 import json
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -66,7 +67,8 @@ def test_cli_recipe_and_none_reach_the_config(tmp_path, capsys):
 def _save(root, recipe, seed, acc, collapsed):
     cfg = ExperimentConfig.from_profile("fundus", "gsa", "smoke", recipe=recipe, seed=seed, epochs=2)
     records = [{"epoch": e, "test_acc": acc, "collapsed": collapsed and e == 2} for e in (1, 2)]
-    save_result(cfg, root, History(records=records), dataset={"name": "fundus", "statement": "fundus: test"})
+    history = History(records=records, maps={2: np.zeros((4, 4), dtype=np.float32)})  # a GSA run keeps its map
+    save_result(cfg, root, history, dataset={"name": "fundus", "statement": "fundus: test"})
 
 
 def test_recipe_named_in_table_rows_never_pooled_with_collapse_counts(tmp_path):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import finished_history
 import torch
 
 import gsa_utils.runs.sweeps as sweep_module
@@ -98,8 +99,8 @@ def _fake_complete_run(config, results_dir, **kwargs):
     from gsa_utils.runs import save_result
     from gsa_utils.training import History
 
-    records = [{"epoch": e, "test_acc": 0.5, "val_acc": 0.5} for e in range(1, (config.epochs or 1) + 1)]
-    save_result(config, results_dir, History(records=records), dataset={"name": config.dataset, "source": "synthetic"})
+    save_result(config, results_dir, finished_history(config, keys=("test_acc", "val_acc")),
+                dataset={"name": config.dataset, "source": "synthetic"})
 
 
 def test_truncated_result_is_reported_rerun_and_never_dropped_silently(tmp_path, monkeypatch, capsys):

@@ -20,8 +20,16 @@ Optional fixed split: a CSV (``path,split``) or a text file (``path split`` per 
 with ``train``/``test`` for every image; otherwise a seeded stratified split.
 Supported files: whatever OpenCV or Pillow decodes (png, jpg/jpeg, tif/tiff, bmp, pgm/ppm,
 gif, webp, ...; 8 or 16 bit, grey or colour; files without an extension too, when they
-decode), DICOM through the optional ``pydicom`` (``pip install 'gsa-utils[dicom]'``) and
+decode: one that begins like an image but does not decode is an error, as a damaged
+``.jpg`` is), DICOM through the optional ``pydicom`` (``pip install 'gsa-utils[dicom]'``) and
 ``.npy`` arrays (H x W or H x W x C, e.g. OCT thickness maps in micrometres).
+
+Files whose names mark them as set aside (ending in ``.bad``, ``.bak``, ``.orig``, ``~``,
+``.tmp`` or ``.part``, e.g. the corrupt originals Extended Yale B ships as ``*.pgm.bad``) are
+never read: a class folder skips them with one warning and lists them in
+``meta["ignored_files"]``; a CSV row naming one is an error. A ``.npy`` array or DICOM image
+larger than Pillow's decompression-bomb limit is refused from its header
+(:func:`~gsa_utils.data.formats.max_image_pixels`).
 
 The same file may not count twice: paths are compared after resolving ``..`` and
 symbolic links, and files with identical bytes under two names are an error (or a
@@ -31,7 +39,6 @@ test set would inflate the test accuracy.
 from __future__ import annotations
 
 import csv as _csv
-import hashlib
 import os
 import warnings
 from collections import Counter, defaultdict
@@ -41,9 +48,10 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from ..files import file_sha256
 from .base import DataError, StructuredDataset
 from .cache import cached_arrays
-from .formats import IMAGE_EXTENSIONS, is_dicom, is_image_file
+from .formats import IMAGE_EXTENSIONS, SET_ASIDE_ENDINGS, is_dicom, is_image_file, is_set_aside
 from .real import (as_size, is_hidden, make_real_dataset, peek_image, progress_bar, read_image,
                    resize_image, stack_to_tensor, stratified_split, to_grey, to_rgb)
 
@@ -59,14 +67,6 @@ def _rel(p: Path, root: Path) -> str:
         return p.relative_to(root).as_posix()
     except ValueError:
         return p.as_posix()
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _check_duplicates(files: Sequence[Path], root: Path, lines: Sequence[int] | None, duplicates: str) -> None:
@@ -94,7 +94,7 @@ def _check_duplicates(files: Sequence[Path], root: Path, lines: Sequence[int] | 
             continue
         by_digest: dict[str, int] = {}
         for i in sorted(group):
-            d = _file_digest(files[i])
+            d = file_sha256(files[i])
             if d in by_digest:
                 found.append(f"{name(by_digest[d])} and {name(i)} are byte-identical")
             else:
@@ -109,8 +109,21 @@ def _check_duplicates(files: Sequence[Path], root: Path, lines: Sequence[int] | 
     warnings.warn(message, stacklevel=3)
 
 
+def _walk_files(folder: Path) -> list[Path]:
+    """Every file under ``folder`` (sorted), or DataError naming a sub-folder that cannot be read."""
+    def refuse(err: OSError) -> None:
+        raise DataError(f"{Path(err.filename or folder).absolute()}: folder cannot be read "
+                        f"({err.strerror or type(err).__name__}); fix its permissions")
+
+    out: list[Path] = []
+    for here, dirs, names in os.walk(folder, onerror=refuse):
+        dirs.sort()
+        out.extend(Path(here) / n for n in names)
+    return sorted(out)
+
+
 def _scan_class_folders(root: Path) -> tuple[list[Path], list[str], list[str], list[str]]:
-    """Files, their label names, sorted class names and ignored (non-image) files."""
+    """Files, their label names, sorted class names and ignored (non-image or set-aside) files."""
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not is_hidden(p, root))
     if len(classes) < 2:
         raise DataError(f"{root}: expected one sub-folder per class (at least 2), found {classes}; "
@@ -118,10 +131,14 @@ def _scan_class_folders(root: Path) -> tuple[list[Path], list[str], list[str], l
     files: list[Path] = []
     labels: list[str] = []
     ignored: list[str] = []
+    set_aside: list[str] = []
     for c in classes:
         found = 0
-        for p in sorted((root / c).rglob("*")):
+        for p in _walk_files(root / c):
             if not p.is_file() or is_hidden(p, root):
+                continue
+            if is_set_aside(p):
+                set_aside.append(_rel(p, root))
                 continue
             if not is_image_file(p):
                 ignored.append(_rel(p, root))
@@ -132,7 +149,12 @@ def _scan_class_folders(root: Path) -> tuple[list[Path], list[str], list[str], l
         if found == 0:
             raise DataError(f"{(root / c).absolute()}: class folder holds no images (no file that OpenCV, "
                             f"Pillow or pydicom decodes, e.g. {', '.join(IMAGE_EXTENSIONS)})")
-    return files, labels, classes, ignored
+    if set_aside:
+        more = f" and {len(set_aside) - 3} more" if len(set_aside) > 3 else ""
+        warnings.warn(f"folder {root}: skipped {len(set_aside)} file(s) whose names mark them as set aside "
+                      f"({', '.join(SET_ASIDE_ENDINGS)}): {', '.join(set_aside[:3])}{more}; listed in "
+                      f"meta['ignored_files']", stacklevel=3)
+    return files, labels, classes, ignored + set_aside
 
 
 def _read_rows(path: Path, required: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
@@ -145,6 +167,10 @@ def _read_rows(path: Path, required: Sequence[str]) -> list[tuple[int, dict[str,
     if not rows:
         raise DataError(f"{path}: file is empty (expected a header {','.join(required)})")
     header = [h.strip().lower() for h in rows[0]]
+    twice = sorted({h for h in header if h and header.count(h) > 1})
+    if twice:
+        raise DataError(f"{path}: the header names column {twice[0]!r} twice (columns "
+                        f"{[i + 1 for i, h in enumerate(header) if h == twice[0]]}); keep one")
     missing = [c for c in required if c not in header]
     if missing:
         raise DataError(f"{path}: header must contain columns {list(required)}, found {rows[0]}")
@@ -168,8 +194,13 @@ def _scan_csv(root: Path, csv_path: Path) -> tuple[list[Path], list[str], list[i
             raise DataError(f"{where}: empty label for {rel}")
         p = Path(rel).expanduser()
         p = p if p.is_absolute() else root / p
+        if p.exists() and not p.is_file():
+            raise DataError(f"{where}: {p.absolute()} is not a regular file (a folder, device or pipe)")
         if not p.is_file():
             raise DataError(f"{p.absolute()}: file listed in {csv_path.name} (line {lineno}) not found")
+        if is_set_aside(p):
+            raise DataError(f"{where}: {p.absolute()} has a name that marks it as set aside "
+                            f"({', '.join(SET_ASIDE_ENDINGS)}); remove the row, or rename the file if it is good")
         if not is_image_file(p):
             raise DataError(f"{where}: {p.absolute()} is not an image OpenCV, Pillow or pydicom can read "
                             f"(e.g. {', '.join(IMAGE_EXTENSIONS)})")
@@ -204,6 +235,14 @@ def _encode_labels(labels: Sequence[str], class_names: Sequence[str] | None, sou
             if v < 0:
                 raise DataError(f"{where(i)}: label {v} is negative")
         k = max(as_int) + 1
+        present = sorted(set(as_int))
+        if class_names is None and present != list(range(k)):
+            warnings.warn(f"{source}: integer labels {present} leave classes of 0..{k - 1} empty; the labels are "
+                          f"mapped to their order ({', '.join(f'{v} -> {i}' for i, v in enumerate(present[:6]))}"
+                          f"{', ...' if len(present) > 6 else ''}) and the classes named {[str(v) for v in present]} "
+                          f"(write class names in the CSV to choose the classes yourself)", stacklevel=3)
+            order = {v: i for i, v in enumerate(present)}
+            return np.array([order[v] for v in as_int], dtype=np.int64), [str(v) for v in present]
         names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
         for i, v in enumerate(as_int):
             if v >= len(names):

@@ -32,6 +32,8 @@ BACKBONE_METHODS = tuple(m for m, spec in METHOD_TABLE.items() if spec.uses_back
 EPOCH_METHODS = tuple(m for m, spec in METHOD_TABLE.items() if spec.trained_for_epochs)
 #: Pixel models fitted once with :func:`~gsa_utils.baselines.linear.fit_pixel_baseline` (internal CV).
 PIXEL_METHODS = tuple(m for m, spec in METHOD_TABLE.items() if not spec.trained_for_epochs)
+#: Methods whose finished runs keep their final attention map (``attention_map.npy``).
+MAP_METHODS = tuple(m for m, spec in METHOD_TABLE.items() if spec.makes_map)
 #: Config fields that are hyper-parameters (reported as ``best_params``).
 TUNABLE_FIELDS = ("hidden_channels", "l1_weight", "weight_decay", "lr", "batch_size", "cutoff_epoch",
                   "pixel_cnn_lr", "map_warmup_epochs", "model_width")

@@ -1,8 +1,10 @@
 """File locks that let many processes share one results folder without training a run twice.
 
 A run is claimed with a lock file created atomically (``O_CREAT | O_EXCL``), refreshed after
-every epoch; a lock not refreshed for ``stale_after`` seconds, or whose process on this
-machine is gone, counts as left by a crashed process.
+every epoch. One rule (:func:`stale_reason`), used by ``run``, ``sweep`` and ``status`` alike,
+says when a lock was left by a crashed process: its process on this machine is gone, it was
+not refreshed for ``stale_after`` seconds, or it is empty (a kill between create and write)
+and older than :data:`EMPTY_LOCK_GRACE` seconds.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from pathlib import Path
 
 #: Seconds after which a lock that was not refreshed counts as left by a crashed process.
 DEFAULT_STALE_AFTER = 3 * 3600.0
+#: Seconds an empty (or unreadable) lock may exist: the time between creating and writing it.
+EMPTY_LOCK_GRACE = 10.0
 LOCK_FILE = "lock"
 
 
@@ -37,9 +41,9 @@ def _holder_is_gone(path: Path) -> bool:
     """True when the lock was written on this machine by a process that no longer runs (killed kernel)."""
     try:
         info = json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):
+    except (OSError, ValueError):
         return False
-    if info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
+    if not isinstance(info, dict) or info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
         return False
     try:
         os.kill(info["pid"], 0)
@@ -50,25 +54,42 @@ def _holder_is_gone(path: Path) -> bool:
     return False
 
 
-def _remove_if_stale(path: Path, stale_after: float) -> bool:
-    """Move a stale lock aside and delete it; put it back if it turned out to be fresh.
+def _is_empty(path: Path) -> bool:
+    try:
+        info = json.loads(path.read_text())
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):
+        return True
+    return not isinstance(info, dict) or not info.get("token")
 
-    A lock is stale when it was not refreshed for ``stale_after`` seconds, or at once when
-    its process, on this machine, is gone.
-    """
+
+def stale_reason(path: Path, stale_after: float) -> str | None:
+    """Why the lock at ``path`` counts as left by a crashed process, or ``None`` when it is live (or absent)."""
     age = lock_age(path)
     if age is None:
+        return None
+    if _holder_is_gone(path):
+        return "its process on this machine is gone"
+    if age > stale_after:
+        return f"not refreshed for {age:.0f} s (more than {stale_after:.0f} s)"
+    if _is_empty(path) and age > EMPTY_LOCK_GRACE:
+        return f"empty for {age:.0f} s (its process was killed while creating it)"
+    return None
+
+
+def _remove_if_stale(path: Path, stale_after: float) -> bool:
+    """Move a stale lock (:func:`stale_reason`) aside and delete it; put it back if it turned out to be fresh."""
+    if lock_age(path) is None:
         return True
-    gone = _holder_is_gone(path)
-    if age <= stale_after and not gone:
+    if stale_reason(path, stale_after) is None:
         return False
     aside = path.with_name(f"{path.name}.stale.{uuid.uuid4().hex[:8]}")
     try:
         os.rename(path, aside)
     except FileNotFoundError:
         return True
-    moved_age = lock_age(aside)
-    if moved_age is not None and moved_age <= stale_after and not (gone and _holder_is_gone(aside)):
+    if lock_age(aside) is not None and stale_reason(aside, stale_after) is None:
         # someone refreshed or re-created it meanwhile
         try:
             os.link(aside, path)

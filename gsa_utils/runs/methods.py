@@ -53,6 +53,8 @@ class MethodSpec:
         The paper's hyper-parameter grid for the method (section 4.4).
     min_image_size
         The smallest image side the network accepts.
+    makes_map
+        Learns an attention map, saved with a finished run as ``attention_map.npy``.
     """
 
     name: str
@@ -63,6 +65,7 @@ class MethodSpec:
     l1_reduction: Literal["sum", "mean"] = "sum"
     grid: Mapping[str, tuple] = field(default_factory=dict)
     min_image_size: int = 1
+    makes_map: bool = False
 
     @property
     def trained_for_epochs(self) -> bool:
@@ -109,11 +112,11 @@ _DECAY = {"weight_decay": WEIGHT_DECAY_GRID}
 
 #: Every method, in the order of Table 2's rows.
 METHOD_TABLE: dict[str, MethodSpec] = {spec.name: spec for spec in (
-    MethodSpec("gsa", _gsa, uses_backbone=True, grid=PAPER_GRID,
+    MethodSpec("gsa", _gsa, uses_backbone=True, grid=PAPER_GRID, makes_map=True,
                fields=("hidden_channels", "cutoff_epoch", "pixel_cnn_lr", "map_warmup_epochs", "l1_weight", "recipe",
                        *GSA_DESIGN_FIELDS)),
     MethodSpec("vanilla", _vanilla, uses_backbone=True, grid=_DECAY),
-    MethodSpec("l1", _l1, uses_backbone=True, fields=("l1_weight",), l1_reduction="mean",
+    MethodSpec("l1", _l1, uses_backbone=True, fields=("l1_weight",), l1_reduction="mean", makes_map=True,
                grid={"l1_weight": tuple(L1_COEFFICIENT_GRID), **_DECAY}),
     MethodSpec("lr", None, may_be_pretrained=False),
     MethodSpec("svm", None, may_be_pretrained=False),
