@@ -127,3 +127,21 @@ def test_a_class_folder_that_cannot_be_read_says_so(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "scandir", denied)
     with pytest.raises(DataError, match=r"/b: folder cannot be read \(Permission denied\)"):
         load_folder(tmp_path, progress=False, cache_dir=False)
+
+
+@pytest.mark.parametrize("copy_as", ["png9", "bmp"])
+def test_the_same_image_in_other_bytes_in_another_class_is_refused_or_warned(tmp_path, copy_as):
+    _two_classes(tmp_path)
+    picture = np.asarray(Image.open(tmp_path / "a" / "0.pgm"))
+    Image.fromarray(picture).save(tmp_path / "a" / "0.pgm")  # as it was
+    if copy_as == "png9":  # the same pixels at another compression level
+        Image.fromarray(picture).save(tmp_path / "b" / "copy.png", compress_level=9)
+    else:
+        Image.fromarray(picture).save(tmp_path / "b" / "copy.bmp")
+    copy = next((tmp_path / "b").glob("copy.*"))
+    assert copy.read_bytes() != (tmp_path / "a" / "0.pgm").read_bytes()
+    with pytest.raises(DataError, match="decode to the same pixels"):
+        load_folder(tmp_path, channels=1)
+    with pytest.warns(UserWarning, match="decode to the same pixels"):
+        ds = load_folder(tmp_path, channels=1, duplicates="warn")
+    assert len(ds.meta["files"]) == 9

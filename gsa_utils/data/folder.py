@@ -32,9 +32,10 @@ larger than Pillow's decompression-bomb limit is refused from its header
 (:func:`~gsa_utils.data.formats.max_image_pixels`).
 
 The same file may not count twice: paths are compared after resolving ``..`` and
-symbolic links, and files with identical bytes under two names are an error (or a
-warning, with ``duplicates="warn"``), since one image in both the training and the
-test set would inflate the test accuracy.
+symbolic links, and files with identical bytes under two names, or with other bytes that
+decode to the same pixels (one picture saved twice, as PNG and BMP say), are an error (or
+a warning, with ``duplicates="warn"``), since one image in both the training and the test
+set would inflate the test accuracy.
 """
 from __future__ import annotations
 
@@ -105,7 +106,45 @@ def _check_duplicates(files: Sequence[Path], root: Path, lines: Sequence[int] | 
     message = (f"folder {root.absolute()}: {'; '.join(found[:3])}{more}. The same image under two names "
                f"can land in both the training and the test set")
     if duplicates == "error":
-        raise DataError(message + "; remove the copies, or pass duplicates='warn' to keep them")
+        raise DataError(message + "; remove the copies, or pass duplicates='warn' (--duplicates warn) to keep them")
+    warnings.warn(message, stacklevel=3)
+
+
+def pixel_digest(image: np.ndarray) -> np.ndarray:
+    """SHA-256 (32 bytes, as uint8) of a decoded image's pixels, shape and dtype: equal for the same
+    picture saved as PNG at two compression levels, or as PNG and BMP."""
+    import hashlib
+
+    image = np.ascontiguousarray(image)
+    digest = hashlib.sha256(f"{image.shape}{image.dtype.str}".encode())
+    digest.update(image.tobytes())
+    return np.frombuffer(digest.digest(), dtype=np.uint8)
+
+
+def _check_pixel_duplicates(digests: np.ndarray, files: Sequence[Path], root: Path, lines: Sequence[int] | None,
+                            duplicates: str) -> None:
+    """Refuse (or warn about) files with other bytes that decode to the same pixels.
+
+    Byte-identical files were refused before decoding (:func:`_check_duplicates`); this catches
+    the same image re-encoded, which would leak between training and test sets just the same.
+    """
+    first: dict[bytes, int] = {}
+    found: list[str] = []
+    for i, d in enumerate(digests):
+        key = bytes(d)
+        if key in first:
+            j = first[key]
+            found.append(f"{files[j].absolute()}{f' (line {lines[j]})' if lines else ''} and "
+                         f"{files[i].absolute()}{f' (line {lines[i]})' if lines else ''} decode to the same pixels")
+        else:
+            first[key] = i
+    if not found:
+        return
+    more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
+    message = (f"folder {root.absolute()}: {'; '.join(found[:3])}{more}. The same image in two files "
+               f"can land in both the training and the test set")
+    if duplicates == "error":
+        raise DataError(message + "; remove the copies, or pass duplicates='warn' (--duplicates warn) to keep them")
     warnings.warn(message, stacklevel=3)
 
 
@@ -450,7 +489,7 @@ def load_folder(root: "str | os.PathLike", image_size: "int | tuple[int, int] | 
 
     has_raw = any(f.suffix.lower() == ".npy" or is_dicom(f) for f in files)  # not photographs
     settings = {"size": list(size) if size else ("majority" if resize else "as-is"), "channels": channels,
-                "interpolation": "INTER_AREA", **({"mixed_sizes": True} if resize and size else {})}
+                "interpolation": "INTER_AREA", "pixel_hashes": 1, **({"mixed_sizes": True} if resize and size else {})}
     info: dict = {}
 
     def compute() -> dict[str, np.ndarray]:
@@ -473,10 +512,11 @@ def load_folder(root: "str | os.PathLike", image_size: "int | tuple[int, int] | 
                 i = next(i for i, c in enumerate(eff) if c != eff[0])
                 raise DataError(f"{files[i]}: has {eff[i]} channels but {files[0]} has {eff[0]}; with "
                                 f"channels=None all files must agree (or pass channels=1 or channels=3)")
-        out = []
+        out, hashes = [], []
         for f in progress_bar(files, total=len(files), desc=f"folder {root.name}", enabled=progress):
             img = _convert_channels(read_image(f, cv2.IMREAD_UNCHANGED), None if channels == "auto" else channels, f,
                                     f.suffix.lower() == ".npy")
+            hashes.append(pixel_digest(img))
             if img.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
                 img = img.astype(np.float32)
             out.append(resize_image(img, target, cv2.INTER_AREA))
@@ -484,9 +524,10 @@ def load_folder(root: "str | os.PathLike", image_size: "int | tuple[int, int] | 
             out = _auto_channels(out, files)
         if not all(o.dtype == out[0].dtype for o in out):
             out = [_as_float01(o) for o in out]
-        return {"x": np.stack(out)}
+        return {"x": np.stack(out), "pixel_sha256": np.stack(hashes)}
 
     arrays, cache_info = cached_arrays("folder", files, settings, compute, cache_dir)
+    _check_pixel_duplicates(arrays["pixel_sha256"], files, root, lines, duplicates)
     x = stack_to_tensor(arrays["x"])
     default_mode = "dataset" if has_raw or x.shape[1] not in (1, 3) else "imagenet"
     mode = default_mode if standardize is True else standardize

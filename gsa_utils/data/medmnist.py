@@ -189,9 +189,11 @@ def load_medmnist(flag: str = "retinamnist", root: "str | os.PathLike | None" = 
         if not download:
             elsewhere = [p for p in (Path("~/.medmnist").expanduser() / path.name, Path.cwd() / "data" / "medmnist" /
                                      path.name) if p.is_file() and p.absolute() != path]
-            hint = f"; a copy exists at {elsewhere[0].absolute()}: pass root= or move it" if elsewhere else ""
-            raise DataError(f"{path}: MedMNIST file not found; pass download=True (needs the medmnist package "
-                            f"and internet) or put {path.name} there (see data/README.md){hint}")
+            hint = (f"; a copy exists at {elsewhere[0].absolute()}: move it there, or pass root= to load_medmnist"
+                    if elsewhere else "")
+            raise DataError(f"{path}: MedMNIST file not found; put {path.name} there (see data/README.md; the "
+                            f"command line looks in $GSA_DATA_DIR/medmnist), or pass download=True to load_medmnist "
+                            f"(needs the medmnist package and internet){hint}")
         _download(flag, root, size)
         if not path.is_file():
             raise DataError(f"{path}: still missing after download")
