@@ -191,8 +191,10 @@ def test_map_stability_page_claims_hold_for_the_recorded_runs():
             assert rec.map_auc_mean > 0.95, f"{name}: map ROC-AUC"
         if settings["dataset"] in ("fundus", "oct"):
             assert by["paper"].collapsed > by["paper"].runs / 2, f"{name}: paper mostly healthy"
-        if settings["dataset"] in ("faces", "oct"):
+        if settings["dataset"] == "oct":
             assert rec.map_auc_mean < by["paper"].map_auc_mean, f"{name}: the open gap is closed; update the page"
+        if settings["dataset"] in ("faces", "oct"):
+            assert rec.map_auc_mean < 0.85, f"{name}: the open gap is closed; update the page"
         if settings["dataset"] in ("fundus", "faces", "oct", "digits-clutter"):
             assert rec.accuracy_mean > by["vanilla"].accuracy_mean, f"{name}: above vanilla on average"
         if settings["dataset"] == "retinamnist":
