@@ -444,7 +444,8 @@ def test_method_table_drives_configs_grids_and_networks():
 def test_the_short_run_fallback_never_averages_the_untrained_start(tmp_path, n_epochs, measured):
     curve = np.full(n_epochs, 0.9)
     curve[0] = 0.1  # the first, barely trained epoch
-    _fabricate(tmp_path, "fundus", "gsa", "small_cnn", [], curve, profile="smoke")
+    _fabricate(tmp_path, "fundus", "gsa", "small_cnn", [], curve, profile="smoke", epochs=n_epochs,
+               cutoff_epoch=min(15, n_epochs))
     s = protocol_summary(tmp_path, "fundus", "gsa")
     assert s.epochs == measured
     assert s.mean == pytest.approx(0.9 if n_epochs > 1 else 0.1)
@@ -455,14 +456,15 @@ def test_table_tests_over_seeds_and_never_mixes_seeds_with_epochs(tmp_path):
     rng = np.random.default_rng(0)
     for seed, level in ((0, 0.90), (1, 0.91), (2, 0.92)):
         _fabricate(tmp_path, "fundus", "gsa", "small_cnn", [], _curves(rng, level, 0.01, 40), profile="smoke",
-                   seed=seed)
-    _fabricate(tmp_path, "fundus", "vanilla", "small_cnn", [], _curves(rng, 0.5, 0.01, 40), profile="smoke")
+                   seed=seed, epochs=40)
+    _fabricate(tmp_path, "fundus", "vanilla", "small_cnn", [], _curves(rng, 0.5, 0.01, 40), profile="smoke",
+               epochs=40)
     cell = next(r for r in build_table(tmp_path) if r.method == "gsa").cells["fundus"]
     assert cell.markers == "" and cell.p_vs_vanilla is None  # 3 seed means against 5 epochs of one run: no test
     assert any("no test against vanilla" in n for n in cell.notes)
     for seed, level in ((1, 0.93), (2, 0.88)):
         _fabricate(tmp_path, "fundus", "vanilla", "small_cnn", [], _curves(rng, level, 0.01, 40), profile="smoke",
-                   seed=seed)
+                   seed=seed, epochs=40)
     cell = next(r for r in build_table(tmp_path) if r.method == "gsa").cells["fundus"]
     assert any("over seeds (3 and 3)" in n for n in cell.notes)
     van = protocol_summary(tmp_path, "fundus", "vanilla")
