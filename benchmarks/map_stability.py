@@ -31,11 +31,14 @@ import numpy as np
 import torch
 
 from gsa_utils import build_backbone, seed_everything
+from gsa_utils.attention import AttentionMaps, faithfulness
 from gsa_utils.baselines import L1PixelWeights
 from gsa_utils.data.fingerprint import data_fingerprint
 from gsa_utils.data.registry import describe_source, load_dataset
-from gsa_utils.metrics import map_roc_auc
+from gsa_utils.metrics import map_contrast, map_roc_auc
 from gsa_utils.recipes import Recipe, build_gsa, get_recipe
+from gsa_utils.runs.config import profile_image_size
+from gsa_utils.profiles import get_profile
 from gsa_utils.settings import FitSettings
 from gsa_utils.stability import VariantSummary, collapse_verdict, summarise_stability, verdict_line
 from gsa_utils.training import map_image, two_phase_fit
@@ -72,6 +75,10 @@ def parse_variant(spec: str) -> Variant | str:
     return Variant(spec, replace(recipe, name=spec, **kw) if kw else recipe, fit)
 
 
+#: The default path: every default of this script is the smoke profile's.
+SMOKE = get_profile("smoke")
+
+
 def run_one(variant: Variant | str, ds, args, seed: int) -> dict:
     seed_everything(seed)
     backbone = build_backbone(args.backbone, ds.num_classes, pretrained=False)
@@ -85,10 +92,11 @@ def run_one(variant: Variant | str, ds, args, seed: int) -> dict:
         model = build_gsa(backbone, ds.x_train, variant.recipe, args.hidden_channels)
         fit = variant.fit
     cutoff = args.cutoff if variant not in ("vanilla", "l1") else None
-    hist = two_phase_fit(model, ds.x_train, ds.y_train, eval_sets={"test": (ds.x_test, ds.y_test)},
-                         epochs=args.epochs, cutoff_epoch=cutoff, lr=args.lr, batch_size=args.batch_size,
-                         weight_decay=args.weight_decay, seed=seed, device="cpu", progress=False,
-                         num_classes=ds.num_classes, **fit)
+    # the smoke profile's training options, with this call's sizes: GSA trains as the chapters train it
+    settings = SMOKE.fit.replace(epochs=args.epochs, cutoff_epoch=cutoff, lr=args.lr, batch_size=args.batch_size,
+                                 weight_decay=args.weight_decay)
+    hist = two_phase_fit(model, ds.x_train, ds.y_train, settings, eval_sets={"test": (ds.x_test, ds.y_test)},
+                         seed=seed, device="cpu", progress=False, num_classes=ds.num_classes, **fit)
     steps = math.ceil(len(ds.y_train) / args.batch_size)
     sec = hist["seconds"] / steps
     phase = hist["phase"]
@@ -100,15 +108,36 @@ def run_one(variant: Variant | str, ds, args, seed: int) -> dict:
     amap = map_image(model)
     if amap is not None:
         verdict = collapse_verdict(amap, rec["test_acc"], majority_rate(ds))
-        rec.update(map_mean=float(amap.mean()), map_saturated=verdict.saturated_share, collapsed=verdict.collapsed,
+        rec.update(map_mean=float(amap.mean()), map_contrast=map_contrast(amap),
+                   map_p5=float(np.percentile(amap, 5)), map_p95=float(np.percentile(amap, 95)),
+                   map_saturated=verdict.saturated_share, collapsed=verdict.collapsed,
                    collapse_reason=verdict.reason,
-                   map_saturated_curve=[round(float(s), 3) for s in hist["map_saturated"]])
+                   map_saturated_curve=[round(float(s), 3) for s in hist["map_saturated"]],
+                   map_contrast_curve=[round(float(c), 3) for c in hist["map_contrast"]],
+                   flat=bool(hist.records[-1].get("flat", False)),
+                   map=np.round(amap, 3).tolist())
         if ds.mask is not None:
             rec["map_auc"] = map_roc_auc(amap, ds.mask)
+        rec.update(faithfulness_gaps(model, ds, amap, seed))
     else:
         verdict = collapse_verdict(None, rec["test_acc"], majority_rate(ds))
         rec.update(collapsed=verdict.collapsed, collapse_reason=verdict.reason)
     return rec
+
+
+def faithfulness_gaps(model, ds, amap: np.ndarray, seed: int, n_images: int = 200) -> dict:
+    """Deletion/insertion faithfulness gap of the learned map, a random map and a constant map.
+
+    The gap (:attr:`gsa_utils.attention.Faithfulness.gap`) is > 0 when deleting the pixels a
+    map ranks first hurts the prediction more than deleting those it ranks last; a random or
+    constant map scores about 0. Deleted pixels become the mean training image.
+    """
+    x = ds.x_test[:n_images]
+    rng = np.random.default_rng(seed)
+    maps = {"faith_gap": amap, "faith_gap_random": rng.random(amap.shape),
+            "faith_gap_constant": np.full(amap.shape, 0.5)}
+    return {key: faithfulness(model, x, AttentionMaps("map", m[None], shared=True),
+                              baseline=ds.x_train.mean(0), seed=seed).gap for key, m in maps.items()}
 
 
 def majority_rate(ds) -> float:
@@ -120,12 +149,13 @@ def print_summary(summaries: list[VariantSummary], n_reference: int) -> None:
     def num(v, fmt="8.3f"):
         return f"{v:{fmt}}" if v is not None else f"{'-':>{fmt.split('.')[0]}}"
 
-    print(f"\n{'variant':<28} {'n':>3} {'test acc':>15} {'p vs van':>8} {'map mean':>8} {'saturated':>9} "
-          f"{'collapsed':>9} {'map AUC':>13} {'ph1 x':>6} {'ph2 x':>6}")
+    print(f"\n{'variant':<28} {'n':>3} {'test acc':>15} {'p vs van':>8} {'map mean':>8} {'contrast':>8} "
+          f"{'saturated':>9} {'collapsed':>9} {'flat':>7} {'map AUC':>13} {'ph1 x':>6} {'ph2 x':>6}")
     for s in summaries:
         auc = f"{s.map_auc_mean:.3f} ± {s.map_auc_sd or 0:.3f}" if s.map_auc_mean is not None else "-"
         print(f"{s.variant:<28} {s.runs:>3} {s.accuracy_mean:7.3f} ± {s.accuracy_sd:5.3f} "
-              f"{s.p_vs_reference:8.3f} {num(s.map_mean)} {num(s.saturated, '9.3f')} {s.collapsed:>5} of {s.runs:<2} "
+              f"{s.p_vs_reference:8.3f} {num(s.map_mean)} {num(s.contrast_mean, '8.2f')} {num(s.saturated, '9.3f')} "
+              f"{s.collapsed:>5} of {s.runs:<2} {f'{s.flat:>3} of {s.runs:<2}' if s.map_mean is not None else '-':>7} "
               f"{auc:>13} {num(s.phase1_ratio, '6.2f')} {num(s.phase2_ratio, '6.2f')}")
     print(f"(phase-1/phase-2 step time over vanilla's step, median over seeds; vanilla over {n_reference} seeds)")
 
@@ -152,14 +182,15 @@ def main() -> None:
     ap.add_argument("--backbone", default="small_cnn")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--first-seed", type=int, default=0)
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--cutoff", type=int, default=None, help="E (default: half the epochs)")
-    ap.add_argument("--image-size", type=int, default=28)
+    ap.add_argument("--epochs", type=int, default=SMOKE.fit.epochs)
+    ap.add_argument("--cutoff", type=int, default=None, help="E (default: half the epochs, as the smoke profile)")
+    ap.add_argument("--image-size", type=int, default=SMOKE.image_size,
+                    help="side in pixels (real data is never enlarged: RetinaMNIST stays at 28)")
     ap.add_argument("--variants", nargs="+", default=["vanilla", "paper", "recommended", "l1"])
-    ap.add_argument("--hidden-channels", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--weight-decay", type=float, default=1e-4)
+    ap.add_argument("--hidden-channels", type=int, default=SMOKE.hidden_channels)
+    ap.add_argument("--lr", type=float, default=SMOKE.fit.lr)
+    ap.add_argument("--batch-size", type=int, default=SMOKE.fit.batch_size)
+    ap.add_argument("--weight-decay", type=float, default=SMOKE.fit.weight_decay)
     ap.add_argument("--l1-baseline-weight", type=float, default=1.0, help="coefficient of the L1 baseline (mean)")
     ap.add_argument("--n-train", type=int, default=None, help="use only the first N training images")
     ap.add_argument("--threads", type=int, default=1)
@@ -171,6 +202,7 @@ def main() -> None:
         args.variants = ["vanilla"] + args.variants
     torch.set_num_threads(args.threads)
 
+    args.image_size = profile_image_size(args.image_size, args.dataset)
     ds = load_dataset(args.dataset, args.image_size)
     if args.n_train:
         ds = replace(ds, x_train=ds.x_train[:args.n_train], y_train=ds.y_train[:args.n_train])
@@ -206,7 +238,8 @@ def main() -> None:
             if out:
                 with out.open("a") as f:
                     f.write(json.dumps(rec) + "\n")
-            extra = (f" map mean {rec['map_mean']:.3f} saturated {rec['map_saturated']:.2f}"
+            extra = (f" map mean {rec['map_mean']:.3f} contrast {rec['map_contrast']:.2f}"
+                     f" saturated {rec['map_saturated']:.2f}"
                      + (f" AUC {rec['map_auc']:.3f}" if "map_auc" in rec else "")) if "map_mean" in rec else ""
             print(f"seed {seed} {name:<28} acc {rec['test_acc']:.3f}{extra}"
                   f"{' COLLAPSED (' + rec['collapse_reason'] + ')' if rec['collapsed'] else ''} "

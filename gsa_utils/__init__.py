@@ -19,7 +19,7 @@ from .data import load_folder, load_idrid, load_jaffe, load_medmnist
 from .data.base import DataError, StructuredDataset
 from .data.registry import load_dataset
 from .losses import combined_loss, map_l1
-from .metrics import attention_quality, map_roc_auc, mass_inside, pointing_game, relevance_rank_accuracy
+from .metrics import attention_quality, map_contrast, map_roc_auc, mass_inside, pointing_game, relevance_rank_accuracy
 from .models import (BACKBONES, GlobalSpatialAttention, PixelCNN, PretrainedWeightsError, SmallCNN, build_backbone,
                      count_parameters, pixel_cnn_parameter_count)
 from .pixel import pixel_representation
@@ -30,7 +30,7 @@ from .training import (HasAttentionMap, History, Learner, TwoPhaseModel, algorit
 
 __all__ = [
     "DataError", "StructuredDataset", "load_dataset", "load_folder", "load_idrid", "load_jaffe", "load_medmnist",
-    "combined_loss", "map_l1", "attention_quality", "map_roc_auc", "mass_inside", "pointing_game",
+    "combined_loss", "map_l1", "attention_quality", "map_roc_auc", "map_contrast", "mass_inside", "pointing_game",
     "relevance_rank_accuracy", "BACKBONES",
     "PAPER_BACKBONES", "GlobalSpatialAttention", "PixelCNN", "PretrainedWeightsError", "SmallCNN", "build_backbone",
     "count_parameters", "pixel_cnn_parameter_count", "pixel_representation", "Profile", "get_profile",

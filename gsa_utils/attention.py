@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .metrics import map_roc_auc, mass_inside, pointing_game, relevance_rank_accuracy
+from .metrics import map_contrast, map_roc_auc, mass_inside, pointing_game, relevance_rank_accuracy
 
 __all__ = [
     "AttentionMaps",
@@ -199,7 +199,9 @@ class Localisation:
     """Agreement of maps with a ground-truth mask, averaged over images (a shared map: its own).
 
     ``roc_auc`` (0.5 = chance), ``pointing_game`` (chance: ``mask_fraction``),
-    ``mass_inside`` (chance: ``mask_fraction``), ``rank_accuracy`` (chance: ``mask_fraction``).
+    ``mass_inside`` (chance: ``mask_fraction``), ``rank_accuracy`` (chance: ``mask_fraction``),
+    and ``contrast`` (:func:`~gsa_utils.metrics.map_contrast`, which needs no mask: the rank-based
+    scores cannot tell a map that barely moves from 0.5 from a sharp one).
     """
 
     method: str
@@ -208,9 +210,10 @@ class Localisation:
     mass_inside: float
     rank_accuracy: float
     mask_fraction: float
+    contrast: float = float("nan")
 
     def as_row(self) -> dict[str, float]:
-        return {"ROC-AUC": self.roc_auc, "pointing game": self.pointing_game,
+        return {"ROC-AUC": self.roc_auc, "contrast": self.contrast, "pointing game": self.pointing_game,
                 "mass inside": self.mass_inside, "rank accuracy": self.rank_accuracy}
 
 
@@ -218,10 +221,10 @@ def localisation(maps: AttentionMaps, mask) -> Localisation:
     """ROC-AUC, pointing game, relevance mass inside and rank accuracy of ``maps`` against ``mask``."""
     mask = np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask, dtype=bool)
     per_map = [(map_roc_auc(m, mask), pointing_game(m, mask), mass_inside(m, mask),
-                relevance_rank_accuracy(m, mask)) for m in maps.maps]
-    auc, pg, mass, rank = np.nanmean(np.array(per_map, dtype=float), axis=0)
+                relevance_rank_accuracy(m, mask), map_contrast(m)) for m in maps.maps]
+    auc, pg, mass, rank, contrast = np.nanmean(np.array(per_map, dtype=float), axis=0)
     return Localisation(maps.method, float(auc), float(pg), float(mass), float(rank),
-                        float(mask.mean()))
+                        float(mask.mean()), float(contrast))
 
 
 # --------------------------------------------------------------------------------------

@@ -16,15 +16,15 @@ from typing import Any, Mapping, Sequence
 
 from .checkpoints import CheckpointError
 from .data.base import DataError
-from .data.registry import plan_data
-from .files import write_atomic
+from .data.registry import DATASETS, plan_data
+from .files import orphaned_temp_files, write_atomic
 from .models import BACKBONES
 from .profiles import PROFILES
 from .protocol import N_SELECTED_EPOCHS
 from .recipes import RECIPES
 from .runs.config import (BOOL_FIELDS, FLOAT_FIELDS, INT_FIELDS, METHODS, ExperimentConfig, coerce_field,
                           normalise_method, profile_label)
-from .runs.locks import DEFAULT_STALE_AFTER, LOCK_FILE, lock_age
+from .runs.locks import DEFAULT_STALE_AFTER, LOCK_FILE, stale_reason
 from .runs.store import (CHECKPOINT_FILE, RESULT_FILE, RESULTS_DIR_ENV, SET_ASIDE_MARK, ResultError, corrupt_results,
                          default_results_dir, read_result)
 from .runs.summary import setting_summaries
@@ -54,6 +54,12 @@ examples:
   # the paper's GSA recipe beside the recommended one (the default), 3 seeds each
   python -m gsa_utils sweep --dataset retinamnist --methods gsa vanilla --folds full \
       --grid gsa.recipe=paper,recommended seed=0,1,2 --results results/
+
+  # any single-label 2-D MedMNIST set by its flag (file data/medmnist/pneumoniamnist_64.npz), and your own
+  # images laid out as a path,label CSV with a fixed split (grey images stay grey)
+  python -m gsa_utils sweep --dataset pneumoniamnist --image-size 64 --methods gsa vanilla --results results/
+  python -m gsa_utils sweep --dataset folder:data/my_faces --csv labels.csv --split-file split.csv \
+      --methods gsa vanilla --results results/
 
   # the protocol's number for one cell, and Table 2 next to the paper's
   python -m gsa_utils summary --results results/ --dataset fundus --method gsa --backbone small_cnn
@@ -136,6 +142,17 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
     g.add_argument("--merge-val", action=argparse.BooleanOptionalAction, default=None,
                    help="MedMNIST: join the official validation split to the training set (default) or, with "
                         "--no-merge-val, keep it apart for epoch selection")
+    d = p.add_argument_group("how the data are read (part of the run's identity)")
+    d.add_argument("--channels", type=int, choices=(1, 3),
+                   help="1: colour to grey, 3: grey replicated (default: the images' own; folder: and MedMNIST only)")
+    d.add_argument("--csv", help="folder: a path,label CSV (paths relative to the folder) instead of a folder "
+                                 "per class")
+    d.add_argument("--split-file", help="folder: a fixed train/test split, 'path,split' per line")
+    d.add_argument("--duplicates", choices=("error", "warn"),
+                   help="folder: byte-identical files under two names are an error (default) or a warning")
+    d.add_argument("--resize", action="store_true", default=None,
+                   help="folder: accept images of different sizes and resize them all; without it a folder whose "
+                        "images differ in size is refused, whatever the image size")
     r = p.add_argument_group("where")
     r.add_argument("--results", help=f"results folder (default: ${RESULTS_DIR_ENV} or <repo>/results)")
     r.add_argument("--data-dir", help="folder with idrid/, jaffe/, medmnist/ (default: $GSA_DATA_DIR or data/)")
@@ -166,7 +183,8 @@ def _overrides(args: argparse.Namespace) -> dict:
     """The settings given on the command line (an option given as ``none`` becomes ``None``)."""
     keys = ("image_size", "epochs", "cutoff_epoch", "hidden_channels", "l1_weight", "weight_decay", "lr",
             "batch_size", "pretrained", "seed", "data_seed", "n_folds", "n_train", "n_test", "pixel_cnn_lr",
-            "map_warmup_epochs", "model_width", "merge_val", "recipe")
+            "map_warmup_epochs", "model_width", "merge_val", "recipe", "channels", "csv", "split_file", "duplicates",
+            "resize")
     given = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     return {k: (None if v == _NONE else v) for k, v in given.items()}
 
@@ -314,6 +332,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
     for run_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         for bad in sorted(run_dir.glob(f"{CHECKPOINT_FILE}*.corrupt*")):
             problems.append(f"corrupt checkpoint set aside (kept for inspection): {bad.absolute()}")
+        for bad in sorted(run_dir.glob(f"{CHECKPOINT_FILE}*.foreign*")):
+            problems.append(f"checkpoint of other settings set aside (kept for inspection): {bad.absolute()}")
+        for tmp in orphaned_temp_files(run_dir):
+            size = tmp.stat().st_size if tmp.exists() else 0
+            problems.append(f"temporary file of a killed writer ({size / 2**20:.1f} MiB): {tmp.absolute()}; the next "
+                            f"run of {run_dir.name} removes it")
         result_error = None
         if (run_dir / RESULT_FILE).exists():
             try:
@@ -328,10 +352,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
             state = "corrupt"
             problems.append(f"{result_error}; the sweep re-runs it")
         elif (run_dir / LOCK_FILE).exists():
-            age = lock_age(run_dir / LOCK_FILE)
-            state = "running"
-            if age is not None and age > args.stale_after:
-                state = "interrupted"
+            why = stale_reason(run_dir / LOCK_FILE, args.stale_after)  # the rule run and sweep use to take it over
+            state = "running" if why is None else "interrupted"
+            if why is not None:
+                problems.append(f"lock {(run_dir / LOCK_FILE).absolute()} left by a crashed process ({why}); "
+                                f"the next run or sweep takes it over")
         elif (run_dir / "error.txt").exists():
             state = "failed"
         elif (run_dir / CHECKPOINT_FILE).exists():
@@ -347,6 +372,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 1 if counts["corrupt"] else 0
 
 
+_DATASET_HELP = (f"{', '.join(DATASETS)} (every single-label 2-D MedMNIST set by its flag; --image-size 28, 64, "
+                 f"128 or 224 picks the MedMNIST+ file), or folder:<path>")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m gsa_utils",
@@ -359,8 +388,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="train one config (resumes an interrupted run)", epilog=_EPILOG,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("--dataset", required=True, help="fundus, faces, oct, digits-clutter, idrid-retinopathy, "
-                                                      "idrid-edema, jaffe, retinamnist, glaucoma-oct, folder:<path>")
+    run.add_argument("--dataset", required=True, help=_DATASET_HELP)
     run.add_argument("--method", default="gsa", choices=METHODS)
     run.add_argument("--backbone", choices=BACKBONES, help="image CNN for gsa, vanilla, l1 (default: the profile's)")
     run.add_argument("--fold", help="CV fold 0..n_folds-1 (evaluated on its validation part), or 'full' "
@@ -372,7 +400,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sw = sub.add_parser("sweep", help="run a grid of configs (this shard's share), skipping finished and "
                                       "locked runs", epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sw.add_argument("--dataset", nargs="+", required=True, help="one or more dataset names")
+    sw.add_argument("--dataset", nargs="+", required=True, help="one or more of: " + _DATASET_HELP)
     sw.add_argument("--methods", nargs="+", default=["gsa", "vanilla"], choices=METHODS)
     sw.add_argument("--backbones", nargs="+", choices=BACKBONES, help="image CNNs for gsa, vanilla, l1")
     sw.add_argument("--folds", default="all",

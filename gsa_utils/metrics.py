@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 __all__ = ["map_roc_auc", "pointing_game", "mass_inside", "relevance_rank_accuracy", "attention_quality",
-           "saturated_fraction", "SATURATION"]
+           "saturated_fraction", "SATURATION", "map_contrast", "FLAT_CONTRAST"]
 
 
 def _as_arrays(attention_map, mask) -> tuple[np.ndarray, np.ndarray]:
@@ -107,3 +107,30 @@ def saturated_fraction(attention_map, eps: float = SATURATION) -> float:
     a = attention_map.detach().cpu().float().numpy() if isinstance(attention_map, torch.Tensor) \
         else np.asarray(attention_map, dtype=float)
     return float(((a < eps) | (a > 1 - eps)).mean())
+
+
+#: A map whose contrast (:func:`map_contrast`) is below this at the end of phase 1 counts as flat.
+FLAT_CONTRAST = 0.25
+
+
+def map_contrast(attention_map) -> float:
+    """The map's spread relative to its level: ``(p95 - p5) / mean`` over its pixels.
+
+    Introduced in chapter 5 (``05_two_phase_training``). The image CNN sees ``x * M``; a
+    common scale of ``M`` is undone by its first normalisation or learned away by its
+    first layer, so what the map can change is how much it weights one pixel *relative* to
+    another. Dividing by the mean makes the number scale-free: a map that stays near 0.5
+    everywhere has contrast near 0, however well it ranks the pixels (rank-based scores
+    such as :func:`map_roc_auc` cannot see this), while a map at 0.9 inside a region and
+    0.1 elsewhere has contrast above 1. The 5th and 95th percentiles ignore a few extreme
+    pixels. A map that is zero everywhere has contrast 0.
+    """
+    a = attention_map.detach().cpu().float().numpy() if isinstance(attention_map, torch.Tensor) \
+        else np.asarray(attention_map, dtype=float)
+    if not np.isfinite(a).all():
+        raise ValueError("the attention map contains NaN or infinite values")
+    mean = float(a.mean())
+    if mean <= 0:
+        return 0.0
+    p5, p95 = np.percentile(a, [5, 95])
+    return float((p95 - p5) / mean)

@@ -49,6 +49,8 @@ __all__ = [
     "ProtocolWarning",
     "stratified_folds",
     "select_epochs",
+    "fallback_epochs",
+    "N_FALLBACK_EPOCHS",
     "protocol_accuracy",
     "t_test",
     "select_hyperparameters",
@@ -59,6 +61,8 @@ __all__ = [
 N_FOLDS = 5
 #: Epochs at which the test accuracy is measured (section 4.6).
 N_SELECTED_EPOCHS = 30
+#: Epochs measured without cross-validation in a run shorter than twice :data:`N_SELECTED_EPOCHS`.
+N_FALLBACK_EPOCHS = 5
 #: The paper's significance threshold ("p-values less than 0.01", section 4.6).
 SIGNIFICANCE_LEVEL = 0.01
 
@@ -160,6 +164,33 @@ def select_epochs(val_acc: Any, n: int = N_SELECTED_EPOCHS) -> np.ndarray:
     key = np.where(np.isnan(mean), -np.inf, mean)
     order = np.argsort(-key, kind="stable")  # stable: equal means keep epoch order, so the earlier wins
     return np.sort(order[:n]) + 1
+
+
+def fallback_epochs(n_trained: int, n: int = N_SELECTED_EPOCHS) -> np.ndarray:
+    """The epochs measured when no cross-validation chooses them: the final ones, never the start.
+
+    Introduced in chapter 10 (``10_baselines``). The paper measures 30 CV-chosen epochs of
+    250, far from the untrained start. Without CV runs, the last ``n`` epochs stand in for
+    them only when the run has at least ``2 n`` epochs; a shorter run is measured at its
+    last :data:`N_FALLBACK_EPOCHS` (at most its second half, at least its final epoch), so
+    a 30-epoch run is not averaged from its first, barely trained epoch on.
+
+    Parameters
+    ----------
+    n_trained
+        Epochs the run trained (>= 1).
+    n
+        Epochs the protocol would select (paper: 30).
+
+    Returns
+    -------
+    numpy.ndarray
+        1-based epoch numbers, ascending.
+    """
+    if isinstance(n_trained, bool) or not isinstance(n_trained, (int, np.integer)) or n_trained < 1:
+        raise ValueError(f"fallback_epochs: n_trained must be a positive integer, got {n_trained!r}")
+    k = n if n_trained >= 2 * n else max(1, min(N_FALLBACK_EPOCHS, n, n_trained // 2))
+    return np.arange(n_trained - k + 1, n_trained + 1)
 
 
 def protocol_accuracy(test_acc_per_epoch: Any, epochs: Any) -> tuple[float, float, np.ndarray]:

@@ -1,24 +1,30 @@
-"""Is an attention map collapsed? The saturation share and the collapse rule of issue 12.
+"""Is an attention map collapsed, or flat? The rules training applies after every epoch.
 
 A sigmoid map whose pixels sit below 0.01 or above 0.99 passes almost no gradient back,
 so it has stopped learning; a classifier whose accuracy falls to the majority-class rate
-has stopped using its input. :func:`collapse_verdict` applies both tests.
+has stopped using its input. :func:`collapse_verdict` applies both tests. A map whose
+contrast stays low weights every pixel alike: it does not collapse, but it does nothing
+(:func:`record_collapse` flags it as flat at the end of phase 1).
 """
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
 
-from .metrics import SATURATION, saturated_fraction
+from .metrics import FLAT_CONTRAST, SATURATION, map_contrast, saturated_fraction
 
-__all__ = ["SATURATION", "COLLAPSE_SHARE", "ONE_CLASS_PATIENCE", "CollapseVerdict", "collapse_verdict",
-           "CollapseWarning", "epoch_collapse", "record_collapse", "VariantSummary", "summarise_stability",
-           "verdict_line"]
+__all__ = ["SATURATION", "COLLAPSE_SHARE", "ONE_CLASS_PATIENCE", "CHANCE_MARGIN", "FLAT_CONTRAST", "CollapseVerdict",
+           "collapse_verdict", "CollapseWarning", "FlatMapWarning", "chance_loss", "epoch_collapse", "record_collapse",
+           "VariantSummary", "summarise_stability", "verdict_line", "format_p"]
 
 #: A map with more than this share of saturated pixels counts as collapsed.
 COLLAPSE_SHARE = 0.9
-#: Predictions on a set that stay one class for this many epochs running count as collapsed.
+#: Predictions on a set that stay one class for this many epochs running count as collapsed,
+#: provided the training loss is still at chance level (:data:`CHANCE_MARGIN`).
 ONE_CLASS_PATIENCE = 3
+#: An epoch counts towards the one-class streak only while the training cross-entropy is at
+#: least this share of the chance level (the entropy of the training labels' class shares).
+CHANCE_MARGIN = 0.95
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,22 @@ class CollapseWarning(UserWarning):
     """Issued by :func:`~gsa_utils.training.algorithm_1` at the epoch a run collapses."""
 
 
+class FlatMapWarning(UserWarning):
+    """Issued by :func:`~gsa_utils.training.algorithm_1` when phase 1 ends with a flat map."""
+
+
+def chance_loss(labels) -> float:
+    """The cross-entropy of always predicting the training labels' class shares (their entropy).
+
+    A classifier that has learned nothing from its input can reach this loss and no lower.
+    """
+    import numpy as np
+
+    counts = np.bincount(np.asarray(labels, dtype=np.int64).ravel())
+    shares = counts[counts > 0] / counts.sum()
+    return float(-(shares * np.log(shares)).sum())
+
+
 def epoch_collapse(attention_map, one_class_epochs: dict[str, int] | None = None,
                    share: float = COLLAPSE_SHARE, threshold: float = SATURATION,
                    patience: int = ONE_CLASS_PATIENCE) -> CollapseVerdict:
@@ -62,38 +84,50 @@ def epoch_collapse(attention_map, one_class_epochs: dict[str, int] | None = None
 
     Collapsed when more than ``share`` of the map is saturated (as in
     :func:`collapse_verdict`), or when the predictions on a set have been one class for
-    ``patience`` epochs running. A new classifier often predicts one class for an epoch or
-    two before it learns; a stuck one keeps doing it.
+    ``patience`` epochs running while the training loss stayed at chance level (the
+    streaks that :func:`record_collapse` counts). A new classifier often predicts one class
+    for a few epochs, more often the more classes there are, while its loss already falls
+    below chance; a stuck one stays at chance.
 
     Parameters
     ----------
     attention_map
         The current map, or ``None`` for a model without one.
     one_class_epochs
-        Per set, how many epochs running its predictions have been one class, e.g.
-        ``{"train": 0, "test": 3}``.
+        Per set, how many epochs running its predictions have been one class at chance-level
+        loss, e.g. ``{"train": 0, "test": 3}``.
     """
     verdict = collapse_verdict(attention_map, share=share, threshold=threshold)
     reasons = [verdict.reason] if verdict.reason else []
-    reasons += [f"every {name} prediction is one class, {patience} epochs running"
+    reasons += [f"every {name} prediction is one class at chance-level loss, {patience} epochs running"
                 for name, n in (one_class_epochs or {}).items() if n >= patience]
     return CollapseVerdict(bool(reasons), "; ".join(reasons), verdict.saturated_share)
 
 
-def record_collapse(record: dict, attention_map, previous: dict | None = None) -> str:
-    """Apply :func:`epoch_collapse` to one epoch's training record, in place.
+def record_collapse(record: dict, attention_map, previous: dict | None = None, chance: float | None = None,
+                    phase_1_ends: bool = False) -> str:
+    """Apply :func:`epoch_collapse` and the flat-map rule to one epoch's training record, in place.
 
-    Counts, per set, the epochs running with one predicted class (``<set>_one_class_epochs``,
-    from the record's ``<set>_pred_classes`` and the ``previous`` epoch's record), sets
+    Counts, per set, the epochs running with one predicted class while the training loss
+    ``train_ce`` is at least :data:`CHANCE_MARGIN` of ``chance`` (:func:`chance_loss`;
+    ``None`` counts every one-class epoch), as ``<set>_one_class_epochs``, from the
+    record's ``<set>_pred_classes`` and the ``previous`` epoch's record. Sets
     ``record["collapsed"]`` and ``record["collapse_reason"]``, and issues a
     :class:`CollapseWarning` naming the epoch and the map's numbers when a collapse starts
-    or its reason changes. Returns the reason (empty: healthy).
+    or its reason changes.
+
+    When ``phase_1_ends`` (the map is frozen after this epoch, or the run ends without
+    freezing it), a map whose contrast (:func:`~gsa_utils.metrics.map_contrast`) is below
+    :data:`~gsa_utils.metrics.FLAT_CONTRAST` is *flat*: ``record["flat"]`` is set (and
+    carried into every later record) and a :class:`FlatMapWarning` is issued. Returns the
+    collapse reason (empty: healthy).
     """
     previous = previous or {}
+    at_chance = chance is None or record.get("train_ce", chance) >= CHANCE_MARGIN * chance
     for key in [k for k in record if k.endswith("_pred_classes")]:
         name = key[:-len("_pred_classes")]
-        running = previous.get(f"{name}_one_class_epochs", 0) + 1 if record[key] == 1 else 0
-        record[f"{name}_one_class_epochs"] = running
+        stuck = record[key] == 1 and at_chance
+        record[f"{name}_one_class_epochs"] = previous.get(f"{name}_one_class_epochs", 0) + 1 if stuck else 0
     streaks = {k[:-len("_one_class_epochs")]: n for k, n in record.items()
                if k.endswith("_one_class_epochs")}
     verdict = epoch_collapse(attention_map, streaks)
@@ -103,6 +137,15 @@ def record_collapse(record: dict, attention_map, previous: dict | None = None) -
                             if k in record)
         warnings.warn(f"epoch {record.get('epoch', '?')}: the run collapsed ({verdict.reason}; {numbers})",
                       CollapseWarning, stacklevel=4)
+    if attention_map is not None:
+        record["flat"] = bool(previous.get("flat", False))
+        if phase_1_ends and not record["flat"]:
+            contrast = record.get("map_contrast", map_contrast(attention_map))
+            if contrast < FLAT_CONTRAST:
+                record["flat"] = True
+                warnings.warn(f"epoch {record.get('epoch', '?')}: phase 1 ended with a flat map (contrast "
+                              f"{contrast:.2f} < {FLAT_CONTRAST}: it weights every pixel almost alike; map mean "
+                              f"{record.get('map_mean', float('nan')):.3f})", FlatMapWarning, stacklevel=4)
     return verdict.reason
 
 
@@ -112,6 +155,9 @@ class VariantSummary:
 
     Step ratios are the median over seeds of the variant's time per training step over
     vanilla's (phase 1; phase 2 when the map was frozen), same seed, measured side by side.
+    ``faith_gap_mean`` is the mean deletion/insertion faithfulness gap of the learned map
+    (:attr:`gsa_utils.attention.Faithfulness.gap`), ``faith_gap_random_mean`` that of a random
+    map on the same model (about 0).
     """
 
     variant: str
@@ -120,10 +166,15 @@ class VariantSummary:
     accuracy_sd: float
     p_vs_reference: float
     collapsed: int
+    flat: int = 0
     map_mean: float | None = None
+    contrast_mean: float | None = None
+    contrast_sd: float | None = None
     saturated: float | None = None
     map_auc_mean: float | None = None
     map_auc_sd: float | None = None
+    faith_gap_mean: float | None = None
+    faith_gap_random_mean: float | None = None
     phase1_ratio: float | None = None
     phase2_ratio: float | None = None
 
@@ -163,24 +214,36 @@ def summarise_stability(records: list[dict], variants: list[str] | None = None,
         acc = np.array([r["test_acc"] for r in runs])
         p = t_test(acc, ref_acc) if name != reference else math.nan
         aucs = [r["map_auc"] for r in runs if "map_auc" in r]
+        contrasts = [r["map_contrast"] for r in runs if "map_contrast" in r]
         out.append(VariantSummary(
             variant=name, runs=len(runs), accuracy_mean=float(acc.mean()),
             accuracy_sd=float(acc.std(ddof=1)) if len(acc) > 1 else 0.0, p_vs_reference=p,
-            collapsed=sum(bool(r["collapsed"]) for r in runs),
+            collapsed=sum(bool(r["collapsed"]) for r in runs), flat=sum(bool(r.get("flat")) for r in runs),
+            contrast_mean=mean(contrasts),
+            contrast_sd=float(np.std(contrasts, ddof=1)) if len(contrasts) > 1 else None,
             map_mean=mean([r["map_mean"] for r in runs if "map_mean" in r]),
             saturated=mean([r["map_saturated"] for r in runs if "map_saturated" in r]),
             map_auc_mean=mean(aucs), map_auc_sd=float(np.std(aucs, ddof=1)) if len(aucs) > 1 else None,
+            faith_gap_mean=mean([r["faith_gap"] for r in runs if "faith_gap" in r]),
+            faith_gap_random_mean=mean([r["faith_gap_random"] for r in runs if "faith_gap_random" in r]),
             phase1_ratio=median_ratio(runs, "step_phase1"), phase2_ratio=median_ratio(runs, "step_phase2")))
     return out
 
 
 def verdict_line(summaries: list[VariantSummary], variant: str = "recommended",
                  reference: str = "vanilla") -> str | None:
-    """``recommended recipe: collapsed X of Y seeds; GSA - vanilla = +D.D points (p = P.PPP)``."""
+    """``recommended recipe: collapsed X of Y seeds; flat F of Y; contrast C.CC; GSA - vanilla = +D.D points
+    (p = P.PPP)``, with ``p < 0.001`` written so."""
     by = {s.variant: s for s in summaries}
     if variant not in by or reference not in by:
         return None
     s, ref = by[variant], by[reference]
     points = 100 * (s.accuracy_mean - ref.accuracy_mean)
-    return (f"{variant} recipe: collapsed {s.collapsed} of {s.runs} seeds; "
-            f"GSA - {reference} = {points:+.1f} points (p = {s.p_vs_reference:.3f})")
+    contrast = "-" if s.contrast_mean is None else f"{s.contrast_mean:.2f}"
+    return (f"{variant} recipe: collapsed {s.collapsed} of {s.runs} seeds; flat {s.flat} of {s.runs}; "
+            f"contrast {contrast}; GSA - {reference} = {points:+.1f} points ({format_p(s.p_vs_reference)})")
+
+
+def format_p(p: float) -> str:
+    """``p = 0.012``, ``p < 0.001`` or ``p = nan`` (too few runs)."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"

@@ -15,20 +15,23 @@ import contextlib
 import os
 import random
 import time
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
 from torch import nn
 
-from .checkpoints import load_or_restart, save_checkpoint
+from .checkpoints import CheckpointRecoveryWarning, load_or_restart, previous_path, save_checkpoint
 from .data.base import DataError, validate_images, validate_labels
+from .files import move_aside
 from .history import History
 from .losses import combined_loss
-from .metrics import saturated_fraction
+from .metrics import SATURATION, map_contrast, saturated_fraction
 from .settings import FitSettings
-from .stability import record_collapse
+from .stability import chance_loss, record_collapse
 
 __all__ = [
     "pick_device",
@@ -45,6 +48,7 @@ __all__ = [
     "algorithm_1",
     "train_one_epoch",
     "map_statistics",
+    "check_model_fits",
 ]
 
 
@@ -116,15 +120,16 @@ def map_image(model: nn.Module) -> np.ndarray | None:
 
 
 @torch.no_grad()
-def map_statistics(model: nn.Module, saturation: float = 0.01) -> dict[str, float]:
-    """Mean, min, max of the current map and the share of saturated pixels (:func:`~gsa_utils.metrics.saturated_fraction`).
+def map_statistics(model: nn.Module, saturation: float = SATURATION) -> dict[str, float]:
+    """Mean, min, max, contrast and saturated share of the current map.
 
     A saturated sigmoid passes almost no gradient back, so a map that saturates early
-    stops learning; chapter 5 tracks this.
+    stops learning; a map with low contrast (:func:`~gsa_utils.metrics.map_contrast`)
+    weights every pixel alike and does nothing. Chapter 5 tracks both.
     """
     amap = model.attention_map().detach().float()
     return {"map_mean": amap.mean().item(), "map_min": amap.min().item(), "map_max": amap.max().item(),
-            "map_saturated": saturated_fraction(amap, saturation)}
+            "map_contrast": map_contrast(amap), "map_saturated": saturated_fraction(amap, saturation)}
 
 
 def _check_training_data(x: torch.Tensor, y: torch.Tensor, what: str, num_classes: int | None) -> None:
@@ -192,6 +197,7 @@ def algorithm_1(learner: Learner, x: torch.Tensor, y: torch.Tensor, settings: Fi
     """Algorithm 1 of the paper: learn the map and the image CNN together until E, then the CNN alone."""
     model = learner.model
     two_phase = isinstance(model, TwoPhaseModel) and settings.cutoff_epoch is not None
+    chance = chance_loss(y.cpu())
     for epoch in range(first_epoch, settings.epochs + 1):
         phase = 2 if two_phase and model.frozen else 1
         if isinstance(model, TwoPhaseModel) and phase == 1:
@@ -205,9 +211,12 @@ def algorithm_1(learner: Learner, x: torch.Tensor, y: torch.Tensor, settings: Fi
         if isinstance(model, HasAttentionMap):
             record.update(map_statistics(model))
         amap = model.attention_map().detach() if isinstance(model, HasAttentionMap) else None
-        record_collapse(record, amap, previous=last_record)  # warns when the run collapses
+        freeze_now = two_phase and not model.frozen and epoch >= settings.cutoff_epoch
+        phase_1_ends = freeze_now or (phase == 1 and epoch == settings.epochs)
+        # warns when the run collapses, or when phase 1 ends with a flat map
+        record_collapse(record, amap, previous=last_record, chance=chance, phase_1_ends=phase_1_ends)
         last_record = record
-        if two_phase and not model.frozen and epoch >= settings.cutoff_epoch:
+        if freeze_now:
             model.freeze()  # after epoch E the map is fixed; phase 2 trains the image CNN alone
         if end_of_epoch is not None:
             end_of_epoch(epoch, record)
@@ -307,8 +316,9 @@ def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor
     device
         ``None`` picks cuda, mps or cpu.
     checkpoint
-        File to save after every epoch and to resume from when it exists (same settings
-        required; the message names any that differ).
+        File to save after every epoch and to resume from when it exists. One written with
+        other settings is moved aside to ``<name>.foreign`` (``<name>.prev`` is tried, else
+        the run starts from scratch), with a warning naming the settings that differ.
     map_snapshots
         Epochs after which to store the map in ``History.maps`` (0 = before training).
     num_classes
@@ -341,6 +351,7 @@ def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor
                   recipe=getattr(getattr(model, "recipe", None), "name", None))
 
     model.to(device)
+    check_model_fits(model, x_train, num_classes, device)
     if resident is None:
         free = torch.cuda.mem_get_info(device)[0] if cuda else 0
         resident = cuda and (x_train.element_size() * x_train.numel()) < free / 4
@@ -352,7 +363,7 @@ def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor
                                                   and not native_bf16()))
 
     history = History(config=config)
-    state = load_or_restart(checkpoint, map_location=device) if checkpoint is not None else None
+    state = _resumable_state(checkpoint, device, config) if checkpoint is not None else None
     if state is not None:
         history = _restore(state, checkpoint, learner, config)
     elif 0 in map_snapshots and has_map:
@@ -379,6 +390,53 @@ def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor
     if has_map and map_snapshots and settings.epochs in map_snapshots and settings.epochs not in history.maps:
         history.maps[settings.epochs] = map_image(model)
     return history
+
+
+def _input_channels(model: nn.Module) -> int | None:
+    """The channels the model's image network takes (its first convolution's), or ``None`` if it has none."""
+    from .models import GreyToColour
+
+    for m in getattr(model, "backbone", model).modules():
+        if isinstance(m, GreyToColour):
+            return 1
+        if isinstance(m, nn.Conv2d):
+            return int(m.in_channels)
+    return None
+
+
+def check_model_fits(model: nn.Module, x_train: torch.Tensor, num_classes: int | None,
+                     device: torch.device | str | None = None) -> None:
+    """Before the first step: does the model take these images, with one output per class?
+
+    Checks the images' channels against the model's first convolution, then runs two
+    images through the model (evaluation mode, no gradients, no random numbers drawn)
+    and compares its outputs with ``num_classes``. Label ranges are checked with the data.
+
+    Raises
+    ------
+    DataError
+        One line naming both sides, e.g. "the images have 1 channel(s) (1 x 28 x 28) but
+        the model's first layer takes 3".
+    """
+    c, h, w = (int(v) for v in x_train.shape[1:])
+    takes = _input_channels(model)
+    if takes is not None and takes != c:
+        raise DataError(f"the images have {c} channel(s) ({c} x {h} x {w}) but the model's first layer takes "
+                        f"{takes}: build the model for {c}-channel images (or convert the images)")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x_train[:2].to(device or "cpu"))
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"the model cannot take images of {c} x {h} x {w} (channels x height x width): "
+                        f"{first}") from None
+    finally:
+        model.train(was_training)
+    if num_classes is not None and (out.dim() != 2 or out.shape[1] != num_classes):
+        raise DataError(f"the model gives {tuple(out.shape[1:])} outputs per image but the labels have "
+                        f"{num_classes} classes: build its head for {num_classes} classes")
 
 
 def _checked_data(x_train: torch.Tensor, y_train: torch.Tensor,
@@ -414,6 +472,30 @@ def _save_checkpoint(path: str | os.PathLike, learner: Learner, history: History
     """Write model, optimiser, scaler and history with a checksum, atomically (resumable after any epoch)."""
     save_checkpoint(path, {"model": learner.model.state_dict(), "optimizer": learner.optimizer.state_dict(),
                            "scaler": learner.scaler.state_dict(), "history": history.to_dict()})
+
+
+def _resumable_state(checkpoint: str | os.PathLike, device: torch.device, config: Mapping) -> dict | None:
+    """The checkpoint state to resume from (:func:`load_or_restart`), skipping good checkpoints of other settings.
+
+    Such a checkpoint (another run's file copied here, say) would block the run on every retry:
+    it is moved aside to ``<name>.foreign`` and ``<name>.prev`` is tried, else the run restarts
+    from scratch; a :class:`~gsa_utils.checkpoints.CheckpointRecoveryWarning` says so.
+    """
+    faults: list[str] = []
+    while True:
+        state = load_or_restart(checkpoint, map_location=device)
+        diffs = [] if state is None else _config_mismatch(state["history"]["config"], config)
+        if not diffs:
+            break
+        source = Path(checkpoint) if Path(checkpoint).exists() else previous_path(checkpoint)
+        moved = move_aside(source, ".foreign")
+        faults.append(f"checkpoint {source.absolute()} was written with other settings ({'; '.join(diffs)}); "
+                      f"moved to {moved.name}")
+    if faults:
+        warnings.warn(f"{'; '.join(faults)}; " + ("resuming from the previous checkpoint" if state is not None
+                                                  else "the run restarts from scratch"),
+                      CheckpointRecoveryWarning, stacklevel=3)
+    return state
 
 
 def _restore(state: Mapping, path: str | os.PathLike, learner: Learner, config: Mapping) -> History:

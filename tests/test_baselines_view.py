@@ -1,6 +1,7 @@
 """Views of chapters 10 and 11: local-attention spread and figure, Table 2 report, CSV check, accuracy plot."""
 import numpy as np
 import pytest
+from conftest import finished_history
 import torch
 
 from gsa_utils.chapter_aids.baselines_view import (NO_RESULTS_MESSAGE, across_image_spread, baseline_summary, check_table_csv,
@@ -64,11 +65,9 @@ def _fake_runs(root, profile="smoke", source="synthetic"):
     for method, level in (("gsa", 0.8), ("vanilla", 0.6)):
         for fold in (None, 0, 1):
             cfg = ExperimentConfig.from_profile("fundus", method, profile, epochs=6, n_folds=2, fold=fold)
-            key = "test_acc" if fold is None else "val_acc"
             acc = np.clip(level + 0.02 * rng.standard_normal(6), 0, 1)
-            hist = History(records=[{"epoch": e + 1, "phase": 1, key: float(a)} for e, a in enumerate(acc)])
-            save_result(cfg, root, hist, dataset={"name": "fundus", "source": source, "stand_in_for": None,
-                                                  "statement": "fundus: made-up runs for a test"})
+            save_result(cfg, root, finished_history(cfg, acc), dataset={
+                "name": "fundus", "source": source, "stand_in_for": None, "statement": "fundus: made-up runs for a test"})
 
 
 def test_table_report_empty_and_missing_folder(tmp_path):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "map_stability.py"
-LAST_LINE = re.compile(r"^recommended recipe: collapsed \d+ of \d+ seeds; "
-                       r"GSA - vanilla = [+-]\d+\.\d points \(p = (\d\.\d{3}|nan)\)$")
+LAST_LINE = re.compile(r"^recommended recipe: collapsed \d+ of \d+ seeds; flat \d+ of \d+; contrast \d+\.\d\d; "
+                       r"GSA - vanilla = [+-]\d+\.\d points \((p = \d\.\d{3}|p = nan|p < 0\.001)\)$")
 
 
 def _run(out: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -28,6 +28,8 @@ def test_map_stability_records_resumes_and_refuses_other_settings(tmp_path):
     assert LAST_LINE.match(first.stdout.strip().splitlines()[-1]), first.stdout
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert lines[0]["settings"]["epochs"] == 2 and lines[0]["settings"]["data"]["n_train"] == 24
+    gsa = [r for r in lines[1:] if r["variant"] == "recommended"]
+    assert all(len(r["map"]) == 16 and "map_contrast" in r and "faith_gap_random" in r for r in gsa)
     assert sorted((r["variant"], r["seed"]) for r in lines[1:]) == [
         ("recommended", 0), ("recommended", 1), ("vanilla", 0), ("vanilla", 1)]
 

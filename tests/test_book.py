@@ -174,18 +174,31 @@ def _recorded_stability():
 
 def test_map_stability_page_claims_hold_for_the_recorded_runs():
     # book/map_stability.md states these in prose; a new recorded file must not break them
+    stabilised = "recommended+pixel_cnn_lr=1e-4+map_warmup_epochs=3"
     for name, settings, summaries in _recorded_stability():
         by = {s.variant: s for s in summaries}
-        assert by["recommended"].collapsed == 0, f"{name}: the recommended recipe collapsed"
-        assert by["recommended"].runs >= 10, f"{name}: fewer than 10 seeds"
-        if "paper" in by:
-            assert by["paper"].collapsed > by["paper"].runs / 2, f"{name}: paper mostly healthy"
-        assert by["recommended"].phase1_ratio <= 1.35, f"{name}: phase-1 step ratio"
+        rec = by["recommended"]
+        assert rec.collapsed == 0, f"{name}: the recommended recipe collapsed"
+        assert rec.runs >= 5 and by["vanilla"].runs == rec.runs, f"{name}: seeds"
         assert "source" not in settings and settings["data"]["n_train"] > 0
-        if settings["dataset"] in ("fundus", "digits-clutter"):  # sets with a mask
-            assert by["recommended"].map_auc_mean > 0.9, f"{name}: map ROC-AUC"
-            assert by["recommended"].accuracy_mean > by["vanilla"].accuracy_mean
-            assert by["recommended"].p_vs_reference < 0.05, f"{name}: p vs vanilla"
+        if rec.contrast_mean is None:  # an older file, recorded before contrast was measured
+            continue
+        assert rec.flat == 0 and rec.contrast_mean >= 0.5, f"{name}: the recommended map is flat"
+        assert rec.faith_gap_mean > rec.faith_gap_random_mean + 0.1, f"{name}: faithfulness"
+        if stabilised in by:
+            assert by[stabilised].contrast_mean < 0.5 * rec.contrast_mean, f"{name}: stabilisers"
+        if settings["dataset"] == "fundus":
+            assert rec.map_auc_mean > 0.95, f"{name}: map ROC-AUC"
+        if settings["dataset"] in ("fundus", "oct"):
+            assert by["paper"].collapsed > by["paper"].runs / 2, f"{name}: paper mostly healthy"
+        if settings["dataset"] == "oct":
+            assert rec.map_auc_mean < by["paper"].map_auc_mean, f"{name}: the open gap is closed; update the page"
+        if settings["dataset"] in ("faces", "oct"):
+            assert rec.map_auc_mean < 0.85, f"{name}: the open gap is closed; update the page"
+        if settings["dataset"] in ("fundus", "faces", "oct", "digits-clutter"):
+            assert rec.accuracy_mean > by["vanilla"].accuracy_mean, f"{name}: above vanilla on average"
+        if settings["dataset"] == "retinamnist":
+            assert rec.p_vs_reference >= 0.05 or rec.accuracy_mean < by["vanilla"].accuracy_mean
 
 
 def test_map_stability_page_is_generated_from_every_recorded_file():

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import finished_history
 import torch
 
 import gsa_utils.runs.locks as locks
@@ -23,7 +24,6 @@ from gsa_utils.runs import (METHODS, PIXEL_METHODS, ExperimentConfig, build_mode
 from gsa_utils.runs.summary import setting_summaries
 from gsa_utils.protocol import stratified_folds
 from gsa_utils.runs.tables import L1_MARKER, VANILLA_MARKER, build_table, table_to_csv, table_to_markdown
-from gsa_utils.training import History
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(profile="smoke", image_size=16, epochs=3, cutoff_epoch=2, n_train=40, n_test=20, n_folds=2,
@@ -176,7 +176,7 @@ def test_shards_partition_the_configs(tmp_path, monkeypatch):
 
     def fake_run(config, results_dir, **kwargs):
         ran.append(config.run_id())
-        save_result(config, results_dir, History(records=[{"epoch": 1, "test_acc": 0.5, "val_acc": 0.5}]))
+        save_result(config, results_dir, finished_history(config, keys=("test_acc", "val_acc")))
 
     monkeypatch.setattr(sweep_module, "run_experiment", fake_run)
     configs = sweep_configs(["fundus", "faces"], ["gsa", "vanilla", "svm"], folds="all", **TINY)
@@ -200,7 +200,7 @@ def test_a_second_processs_lock_is_respected_and_stale_locks_are_removed(tmp_pat
 
     def fake_run(config, results_dir, **kwargs):
         ran.append(config.run_id())
-        save_result(config, results_dir, History(records=[{"epoch": 1, "test_acc": 0.5}]))
+        save_result(config, results_dir, finished_history(config))
 
     monkeypatch.setattr(sweep_module, "run_experiment", fake_run)
     configs = _configs()[:2]
@@ -240,7 +240,7 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
     def fake_run(config, results_dir, **kwargs):
         if config.method == "gsa":
             raise RuntimeError("out of memory")
-        save_result(config, results_dir, History(records=[{"epoch": 1, "test_acc": 0.5}]))
+        save_result(config, results_dir, finished_history(config))
 
     monkeypatch.setattr(sweep_module, "run_experiment", fake_run)
     configs = _configs()
@@ -257,11 +257,10 @@ def _fabricate(root, dataset, method, backbone, val_curves, test_curve, stand_in
     info = {"name": dataset, "source": "synthetic" if stand_in else "real", "stand_in_for": stand_in,
             "statement": f"{dataset}: fabricated"}
     for fold, curve in enumerate(val_curves):
-        save_result(base.replace(fold=fold), root, History(records=[{"epoch": e + 1, "val_acc": float(v)}
-                                                                    for e, v in enumerate(curve)]), dataset=info)
+        cfg = base.replace(fold=fold)
+        save_result(cfg, root, finished_history(cfg, curve), dataset=info)
     if test_curve is not None:
-        save_result(base, root, History(records=[{"epoch": e + 1, "test_acc": float(v)}
-                                                 for e, v in enumerate(test_curve)]), dataset=info)
+        save_result(base, root, finished_history(base, test_curve), dataset=info)
     return base
 
 
@@ -402,7 +401,7 @@ def test_lock_of_a_dead_local_process_is_taken_over(tmp_path):
 
 # ---- one table for every summary: settings never pooled, spread over seeds -----------------------
 def test_two_settings_without_cv_get_one_summary_each_and_the_cli_succeeds(tmp_path, capsys):
-    test_a, test_b = np.full(40, 0.6), np.full(40, 0.8)
+    test_a, test_b = np.full(30, 0.6), np.full(30, 0.8)  # the smoke profile's 30 epochs
     _fabricate(tmp_path, "fundus", "gsa", "small_cnn", [], test_a, profile="smoke", map_warmup_epochs=0)
     _fabricate(tmp_path, "fundus", "gsa", "small_cnn", [], test_b, profile="smoke", map_warmup_epochs=3)
     assert protocol_summary(tmp_path, "fundus", "gsa").mean is None  # the protocol cannot choose without CV
@@ -415,9 +414,9 @@ def test_two_settings_without_cv_get_one_summary_each_and_the_cli_succeeds(tmp_p
 
 
 def test_several_seeds_give_mean_and_spread_over_seeds(tmp_path):
-    val = np.full((5, 40), 0.7)
+    val = np.full((5, 30), 0.7)  # the smoke profile's 30 epochs
     for seed, level in ((0, 0.6), (1, 0.7), (2, 0.8)):
-        _fabricate(tmp_path, "fundus", "gsa", "small_cnn", val, np.full(40, level), profile="smoke", seed=seed)
+        _fabricate(tmp_path, "fundus", "gsa", "small_cnn", val, np.full(30, level), profile="smoke", seed=seed)
     s = protocol_summary(tmp_path, "fundus", "gsa")
     assert s.seeds == [0, 1, 2] and s.samples == pytest.approx([0.6, 0.7, 0.8])
     assert s.mean == pytest.approx(0.7) and s.std == pytest.approx(0.1)
@@ -437,3 +436,38 @@ def test_method_table_drives_configs_grids_and_networks():
     assert paper_grid("l1")["l1_weight"] == METHOD_TABLE["l1"].grid["l1_weight"]
     with pytest.raises(ValueError, match="no network"):
         build_model(ExperimentConfig.from_profile("fundus", "svm", "smoke"), 2, torch.rand(4, 3, 16, 16))
+
+
+# ---- short runs without CV: the final epochs, and the right t-test ------------------------------
+@pytest.mark.parametrize("n_epochs, measured", [(30, list(range(26, 31))), (60, list(range(31, 61))),
+                                                (6, [4, 5, 6]), (2, [2]), (1, [1])])
+def test_the_short_run_fallback_never_averages_the_untrained_start(tmp_path, n_epochs, measured):
+    curve = np.full(n_epochs, 0.9)
+    curve[0] = 0.1  # the first, barely trained epoch
+    _fabricate(tmp_path, "fundus", "gsa", "small_cnn", [], curve, profile="smoke", epochs=n_epochs,
+               cutoff_epoch=min(15, n_epochs))
+    s = protocol_summary(tmp_path, "fundus", "gsa")
+    assert s.epochs == measured
+    assert s.mean == pytest.approx(0.9 if n_epochs > 1 else 0.1)
+    assert any(f"last {len(measured)} of {n_epochs} epochs" in n for n in s.notes)
+
+
+def test_table_tests_over_seeds_and_never_mixes_seeds_with_epochs(tmp_path):
+    rng = np.random.default_rng(0)
+    for seed, level in ((0, 0.90), (1, 0.91), (2, 0.92)):
+        _fabricate(tmp_path, "fundus", "gsa", "small_cnn", [], _curves(rng, level, 0.01, 40), profile="smoke",
+                   seed=seed, epochs=40)
+    _fabricate(tmp_path, "fundus", "vanilla", "small_cnn", [], _curves(rng, 0.5, 0.01, 40), profile="smoke",
+               epochs=40)
+    cell = next(r for r in build_table(tmp_path) if r.method == "gsa").cells["fundus"]
+    assert cell.markers == "" and cell.p_vs_vanilla is None  # 3 seed means against 5 epochs of one run: no test
+    assert any("no test against vanilla" in n for n in cell.notes)
+    for seed, level in ((1, 0.93), (2, 0.88)):
+        _fabricate(tmp_path, "fundus", "vanilla", "small_cnn", [], _curves(rng, level, 0.01, 40), profile="smoke",
+                   seed=seed, epochs=40)
+    cell = next(r for r in build_table(tmp_path) if r.method == "gsa").cells["fundus"]
+    assert any("over seeds (3 and 3)" in n for n in cell.notes)
+    van = protocol_summary(tmp_path, "fundus", "vanilla")
+    gsa = protocol_summary(tmp_path, "fundus", "gsa")
+    from gsa_utils.protocol import t_test
+    assert cell.p_vs_vanilla == pytest.approx(t_test(gsa.samples, van.samples)) and len(van.samples) == 3

@@ -2,6 +2,7 @@
 import json
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -28,8 +29,8 @@ def test_profiles_default_to_the_recommended_recipe_and_paper_is_one_switch():
 
 
 def test_none_override_is_applied_not_ignored():
-    cfg = ExperimentConfig.from_profile("fundus", "gsa", "smoke", pixel_cnn_lr=None)
-    assert PROFILES["smoke"].fit.pixel_cnn_lr is not None and cfg.pixel_cnn_lr is None
+    cfg = ExperimentConfig.from_profile("fundus", "gsa", "smoke", cutoff_epoch=None)
+    assert PROFILES["smoke"].fit.cutoff_epoch is not None and cfg.cutoff_epoch is None
 
 
 @pytest.mark.parametrize("recipe", ["paper", "recommended"])
@@ -66,7 +67,8 @@ def test_cli_recipe_and_none_reach_the_config(tmp_path, capsys):
 def _save(root, recipe, seed, acc, collapsed):
     cfg = ExperimentConfig.from_profile("fundus", "gsa", "smoke", recipe=recipe, seed=seed, epochs=2)
     records = [{"epoch": e, "test_acc": acc, "collapsed": collapsed and e == 2} for e in (1, 2)]
-    save_result(cfg, root, History(records=records), dataset={"name": "fundus", "statement": "fundus: test"})
+    history = History(records=records, maps={2: np.zeros((4, 4), dtype=np.float32)})  # a GSA run keeps its map
+    save_result(cfg, root, history, dataset={"name": "fundus", "statement": "fundus: test"})
 
 
 def test_recipe_named_in_table_rows_never_pooled_with_collapse_counts(tmp_path):

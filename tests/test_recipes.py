@@ -64,7 +64,8 @@ def test_stability_summary_known_answers():
                 "step_phase1": 1.0, "step_phase2": float("nan")} for s, a in enumerate(van)]
     records += [{"variant": "recommended", "seed": s, "test_acc": a, "collapsed": s == 2,
                  "step_phase1": 1.0 + s, "step_phase2": 0.5, "map_mean": 0.2,
-                 "map_saturated": 0.1 * s, "map_auc": 0.9} for s, a in enumerate(rec)]
+                 "map_saturated": 0.1 * s, "map_auc": 0.9, "map_contrast": 0.3 * (s + 1), "flat": s == 0}
+                for s, a in enumerate(rec)]
     summaries = summarise_stability(records)
     assert [s.variant for s in summaries] == ["vanilla", "recommended"]
     s = summaries[1]
@@ -72,6 +73,9 @@ def test_stability_summary_known_answers():
     assert (s.collapsed, s.runs, s.phase1_ratio, s.phase2_ratio) == (1, 3, 2.0, 0.5)
     assert s.saturated == pytest.approx(0.1) and s.map_auc_mean == pytest.approx(0.9)
     assert np.isnan(summaries[0].p_vs_reference)
+    assert s.flat == 1 and s.contrast_mean == pytest.approx(0.6)
     line = verdict_line(summaries)
-    assert line == (f"recommended recipe: collapsed 1 of 3 seeds; GSA - vanilla = "
+    assert line == (f"recommended recipe: collapsed 1 of 3 seeds; flat 1 of 3; contrast 0.60; GSA - vanilla = "
                     f"+{100 * (np.mean(rec) - np.mean(van)):.1f} points (p = {s.p_vs_reference:.3f})")
+    far = [dict(r, test_acc=r["test_acc"] + 0.3 + 0.001 * r["seed"]) for r in records if r["variant"] != "vanilla"]
+    assert verdict_line(summarise_stability(records[:3] + far)).endswith("(p < 0.001)")

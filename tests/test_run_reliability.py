@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import finished_history
 import torch
 
 import gsa_utils.runs.sweeps as sweep_module
@@ -20,7 +21,7 @@ from gsa_utils.data.fixtures import make_folder_fixture, make_medmnist_fixture
 from gsa_utils.data.registry import load_dataset
 from gsa_utils.protocol import stratified_folds
 from gsa_utils.runs import ExperimentConfig, load_results, protocol_summary, run_experiment, sweep
-from gsa_utils.runs.config import DESIGN_DEFAULTS
+from gsa_utils.runs.config import DATA_DEFAULTS, DESIGN_DEFAULTS
 from gsa_utils.runs.tables import build_table, table_to_markdown
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,8 +99,8 @@ def _fake_complete_run(config, results_dir, **kwargs):
     from gsa_utils.runs import save_result
     from gsa_utils.training import History
 
-    records = [{"epoch": e, "test_acc": 0.5, "val_acc": 0.5} for e in range(1, (config.epochs or 1) + 1)]
-    save_result(config, results_dir, History(records=records), dataset={"name": config.dataset, "source": "synthetic"})
+    save_result(config, results_dir, finished_history(config, keys=("test_acc", "val_acc")),
+                dataset={"name": config.dataset, "source": "synthetic"})
 
 
 def test_truncated_result_is_reported_rerun_and_never_dropped_silently(tmp_path, monkeypatch, capsys):
@@ -240,7 +241,8 @@ def test_merge_val_false_keeps_the_official_validation_split(tmp_path, monkeypat
     assert kept.run_id() != merged.run_id()
     # the hash of a config written before merge_val (design fields at their paper value are left out too)
     before_the_field = {k: v for k, v in merged.to_dict().items() if k != "merge_val"
-                        and not (k in DESIGN_DEFAULTS and v in (None, DESIGN_DEFAULTS[k]))}
+                        and not (k in DESIGN_DEFAULTS and v in (None, DESIGN_DEFAULTS[k]))
+                        and not (k in DATA_DEFAULTS and v == DATA_DEFAULTS[k])}  # fields added later still
     assert merged.full_hash() == hashlib.sha1(json.dumps(before_the_field, sort_keys=True).encode()).hexdigest()
     r = run_experiment(kept, tmp_path / "results")
     assert r.dataset["n_train"] == 60 and len(r.history["val_acc"]) == 2 and len(r.history["test_acc"]) == 2

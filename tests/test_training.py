@@ -77,12 +77,15 @@ def test_resume_after_interruption_gives_same_weights(tiny_data, tmp_path):
         assert torch.equal(a, b), k
 
 
-def test_resume_refuses_other_settings(tiny_data, tmp_path):
+def test_resume_sets_aside_a_checkpoint_of_other_settings(tiny_data, tmp_path):
+    from gsa_utils.checkpoints import CheckpointRecoveryWarning
+
     x, y = tiny_data
     ckpt = tmp_path / "run.pt"
     two_phase_fit(_model(x), x, y, checkpoint=ckpt, **{**FAST, "epochs": 1})
-    with pytest.raises(ValueError, match=r"lr: checkpoint 0.01 vs now 0.001"):
-        two_phase_fit(_model(x), x, y, checkpoint=ckpt, **{**FAST, "lr": 1e-3})
+    with pytest.warns(CheckpointRecoveryWarning, match=r"lr: checkpoint 0.01 vs now 0.001.*run\.pt\.foreign"):
+        h = two_phase_fit(_model(x), x, y, checkpoint=ckpt, **{**FAST, "lr": 1e-3})
+    assert len(h.records) == FAST["epochs"] and (tmp_path / "run.pt.foreign").exists()
 
 
 def test_history_json_roundtrip(tiny_data, tmp_path):
@@ -141,6 +144,6 @@ def test_fit_settings_one_object_from_profile_to_checkpoint(tiny_data, tmp_path)
     settings = get_profile("smoke").fit.replace(epochs=2, cutoff_epoch=1, batch_size=8)
     h = two_phase_fit(model, x, y, settings, checkpoint=tmp_path / "c.pt", progress=False)
     assert FitSettings.from_mapping(h.config) == settings  # the history records the settings it ran with
-    with pytest.raises(ValueError, match="map_warmup_epochs"):
-        two_phase_fit(_model(x), x, y, settings.replace(map_warmup_epochs=0), checkpoint=tmp_path / "c.pt",
+    with pytest.warns(UserWarning, match="map_warmup_epochs"):  # a checkpoint of other settings is set aside
+        two_phase_fit(_model(x), x, y, settings.replace(map_warmup_epochs=2), checkpoint=tmp_path / "c.pt",
                       progress=False)

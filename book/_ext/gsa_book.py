@@ -79,16 +79,17 @@ def _data_line(data: dict) -> str:
     return f"{data['name']}: {data['source']} data, {data['n_train']} train / {data['n_test']} test images of {shape}"
 
 
-def stability_tables(folder: Path = STABILITY_RESULTS) -> str:
-    """Markdown: one table per recorded ``benchmarks/map_stability.py`` run file.
+def stability_tables(folder: Path = STABILITY_RESULTS, figures: Path = GENERATED) -> str:
+    """Markdown: two tables and a figure of maps per recorded ``benchmarks/map_stability.py`` run file.
 
     Each file's first line holds the settings its runs used; every following line is one
     run. The summary is :func:`gsa_utils.stability.summarise_stability`, as the script
-    prints it.
+    prints it; the figure (written to ``figures``) shows the first seed's final map of every
+    GSA variant on the fixed scale [0, 1] and stretched to its own range.
     """
     import json
 
-    from gsa_utils.stability import summarise_stability, verdict_line
+    from gsa_utils.stability import format_p, summarise_stability, verdict_line
 
     def num(value, digits=3):
         return "-" if value is None else f"{value:.{digits}f}"
@@ -102,19 +103,69 @@ def stability_tables(folder: Path = STABILITY_RESULTS) -> str:
                   f"{_data_line(settings['data'])}. {settings['epochs']} epochs, E = {settings['cutoff']}, "
                   f"{settings['image_size']} px, Adam lr {settings['lr']:g}, K = {settings['hidden_channels']}. "
                   f"File: `{path.relative_to(nbcache.ROOT).as_posix()}`.", "",
-                  "| variant | test accuracy | p vs vanilla | collapsed | saturated share | map ROC-AUC "
-                  "| phase-1 step |",
+                  "| variant | seeds | test accuracy | p vs vanilla | collapsed | flat | phase-1 step |",
                   "|---|---|---|---|---|---|---|"]
         for s in summaries:
-            auc = "-" if s.map_auc_mean is None else f"{s.map_auc_mean:.2f} ± {s.map_auc_sd or 0:.2f}"
-            p = ("-" if s.p_vs_reference != s.p_vs_reference
-                 else "< 0.001" if s.p_vs_reference < 0.001 else f"{s.p_vs_reference:.3f}")
-            parts.append(f"| {s.variant} | {s.accuracy_mean:.3f} ± {s.accuracy_sd:.3f} | {p} "
-                         f"| {s.collapsed} of {s.runs} | {num(s.saturated, 2)} | {auc} "
+            p = "-" if s.p_vs_reference != s.p_vs_reference else format_p(s.p_vs_reference).removeprefix("p = ")
+            p = p.removeprefix("p ")  # "< 0.001"
+            has_map = s.map_mean is not None
+            parts.append(f"| {s.variant} | {s.runs} | {s.accuracy_mean:.3f} ± {s.accuracy_sd:.3f} | {p} "
+                         f"| {s.collapsed} of {s.runs} | {f'{s.flat} of {s.runs}' if has_map else '-'} "
                          f"| {num(s.phase1_ratio, 2)}× |")
+        mapped = [s for s in summaries if s.map_mean is not None]
+        if mapped:
+            parts += ["", "| variant | map contrast | saturated share | map ROC-AUC | faithfulness gap: map "
+                      "/ random map |", "|---|---|---|---|---|"]
+            for s in mapped:
+                contrast = "-" if s.contrast_mean is None else f"{s.contrast_mean:.2f} ± {s.contrast_sd or 0:.2f}"
+                auc = "-" if s.map_auc_mean is None else f"{s.map_auc_mean:.2f} ± {s.map_auc_sd or 0:.2f}"
+                gap = ("-" if s.faith_gap_mean is None
+                       else f"{s.faith_gap_mean:.3f} / {num(s.faith_gap_random_mean)}")
+                parts.append(f"| {s.variant} | {contrast} | {num(s.saturated, 2)} | {auc} | {gap} |")
+        picture = stability_maps_figure(settings, runs, figures / f"map_stability_{path.stem}.png")
+        if picture is not None:
+            parts += ["", f"```{{figure}} {picture.relative_to(figures.parent).as_posix()}",
+                      f":alt: Final attention maps of each GSA variant on {settings['dataset']}, seed "
+                      f"{min(r['seed'] for r in runs)}, on the fixed scale 0 to 1 and "
+                      "stretched to each map's own range", "",
+                      f"{settings['dataset']}: the first seed's final map of every GSA variant. Top row: the "
+                      "fixed scale [0, 1], what the image CNN gets. Bottom row: each map STRETCHED to its own "
+                      "range, which shows the pattern but makes a flat map look sharp.", "```"]
         verdict = verdict_line(summaries)
         parts += ["", f"`{verdict}`" if verdict else "", ""]
     return "\n".join(parts) if parts else "No recorded runs.\n"
+
+
+def stability_maps_figure(settings: dict, runs: list[dict], out: Path) -> Path | None:
+    """Draw the first seed's final map of every variant that recorded one; ``None`` if none did."""
+    import numpy as np
+
+    seed = min(r["seed"] for r in runs)
+    maps = {r["variant"]: np.asarray(r["map"], dtype=float) for r in runs if r["seed"] == seed and "map" in r}
+    if not maps:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(maps), figsize=(2.6 * len(maps) + 1.2, 5.4), squeeze=False)
+    for col, (variant, amap) in enumerate(maps.items()):
+        run = next(r for r in runs if r["seed"] == seed and r["variant"] == variant)
+        stretched = (amap - amap.min()) / max(float(amap.max() - amap.min()), 1e-12)
+        fixed = axes[0, col].imshow(amap, cmap="magma", vmin=0, vmax=1)
+        loose = axes[1, col].imshow(stretched, cmap="magma", vmin=0, vmax=1)
+        auc = f", AUC {run['map_auc']:.2f}" if "map_auc" in run else ""
+        axes[0, col].set_title(f"{variant.replace('+', chr(10) + '+')}\ncontrast {run['map_contrast']:.2f}{auc}",
+                               fontsize=8)
+        for row in (0, 1):
+            axes[row, col].axis("off")
+    fig.colorbar(fixed, ax=axes[0].tolist(), shrink=0.8, label="map value")
+    fig.colorbar(loose, ax=axes[1].tolist(), shrink=0.8, label="STRETCHED: own min-max")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return out
 
 
 def _cpu_model() -> str:

@@ -65,7 +65,8 @@ def show_maps(maps: Mapping[str, np.ndarray], mask=None, size: float = 2.4, cmap
               normalize: bool = False, title: str | None = None):
     """A row of attention maps (dict title -> H x W) on one colour scale [0, 1], with the mask outline.
 
-    ``normalize=True`` rescales each map to its own min-max range, as the paper's figures do.
+    ``normalize=True`` stretches each map to its own min-max range, as the paper's figures do (the
+    colour bar then says so): a nearly flat map then looks as contrasted as a sharp one.
     """
     plt = pyplot()
     fig, axes = plt.subplots(1, len(maps), figsize=(size * len(maps) + 0.6, size + 0.4 * bool(title)), squeeze=False)
@@ -79,7 +80,8 @@ def show_maps(maps: Mapping[str, np.ndarray], mask=None, size: float = 2.4, cmap
             ax.contour(np.asarray(mask, dtype=float), levels=[0.5], colors="cyan", linewidths=0.8)
         ax.set_title(name, fontsize=9)
         ax.axis("off")
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="map value" + (" (rescaled)" if normalize else ""))
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8,
+                 label="STRETCHED: each map to its own min-max" if normalize else "map value")
     if title:
         fig.suptitle(title)
     return fig

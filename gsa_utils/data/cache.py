@@ -7,9 +7,10 @@ preprocess once and store the arrays in a cache folder:
 
 * the folder is ``$GSA_CACHE_DIR`` when that variable is set, else ``~/.cache/gsa_utils``;
   every loader also takes ``cache_dir=`` (a path, or ``False`` to switch caching off);
-* the key is a SHA-256 of the source files (absolute path, size, modification time)
-  and of the preprocessing settings, so editing, replacing or touching any source file,
-  or changing a setting such as ``image_size``, makes a new entry;
+* the key is a SHA-256 of the source files (name, size and the SHA-256 of the bytes of
+  each, in order) and of the preprocessing settings, so changing any source file's content,
+  also when its size and modification time are kept (``cp -p``, ``rsync -a``, ``tar x``), or a
+  setting such as ``image_size``, makes a new entry; moving the folder does not;
 * entries are plain ``.npz`` files (no pickle) written to a temporary file first and
   moved into place with :func:`os.replace`, so an interrupted run never leaves a
   half-written entry behind;
@@ -31,6 +32,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from ..files import file_sha256
+
 __all__ = [
     "CACHE_ENV",
     "CACHE_VERSION",
@@ -45,8 +48,8 @@ __all__ = [
 
 #: Environment variable that overrides the default cache folder.
 CACHE_ENV = "GSA_CACHE_DIR"
-#: Bumped whenever the layout of cached entries changes, so old entries are not reused.
-CACHE_VERSION = 1
+#: Bumped whenever the layout or the key of cached entries changes, so old entries are not reused.
+CACHE_VERSION = 2
 
 
 def default_cache_dir() -> Path:
@@ -74,12 +77,14 @@ def resolve_cache_dir(cache_dir: "str | os.PathLike | bool | None") -> Path | No
 
 
 def _fingerprint(path: Path) -> list:
-    st = path.stat()
-    return [str(path.resolve()), int(st.st_size), int(st.st_mtime_ns)]
+    return [path.name, int(path.stat().st_size), file_sha256(path)]
 
 
 def cache_key(dataset: str, files: Sequence["str | os.PathLike"], settings: Mapping) -> str:
-    """SHA-256 (first 24 hex digits) of the source files' identity and the settings.
+    """SHA-256 (first 24 hex digits) of the source files' names and contents and of the settings.
+
+    Every file is read and hashed (about 1 GB/s), so a file rewritten with its old size and
+    modification time still gets a new key.
 
     Parameters
     ----------

@@ -15,18 +15,10 @@ from pathlib import Path
 
 import torch
 
+from ..files import file_sha256
 from .base import StructuredDataset
 
 __all__ = ["DataFingerprint", "data_fingerprint", "file_sha256"]
-
-
-def file_sha256(path: "str | Path") -> str:
-    """SHA-256 of a file's bytes (read in 1 MiB chunks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _tensor_digest(*tensors: torch.Tensor) -> str:
@@ -50,8 +42,8 @@ class DataFingerprint:
         ``"real"``, ``"stand-in"`` or ``"synthetic"`` (``"embedded"`` for bundled data).
     origin
         ``"sha256:<hex>"`` of the file read (MedMNIST), ``"files:<cache key>"`` for loaders
-        that read many files (the key hashes their absolute paths, sizes and modification
-        times and the preprocessing settings), ``"generator:<name> seed=<s>"`` for synthetic data.
+        that read many files (the key hashes their names and contents, in order, and the
+        preprocessing settings), ``"generator:<name> seed=<s>"`` for synthetic data.
     image_shape
         (C, H, W).
     n_train, n_val, n_test

@@ -23,6 +23,11 @@ from .base import DataError
 __all__ = [
     "IMAGE_EXTENSIONS",
     "DICOM_EXTENSIONS",
+    "SET_ASIDE_ENDINGS",
+    "is_set_aside",
+    "looks_like_image",
+    "max_image_pixels",
+    "check_pixel_count",
     "ImageInfo",
     "is_dicom",
     "is_image_file",
@@ -38,6 +43,13 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pgm", ".
                     ".gif", ".webp", ".npy", ".dcm", ".dicom")
 #: Extensions of DICOM files.
 DICOM_EXTENSIONS = (".dcm", ".dicom")
+#: Name endings of files set aside by people or tools (quarantined, backups, partial downloads, temporary
+#: files): never read as images, e.g. the corrupt originals Extended Yale B ships as ``*.pgm.bad``.
+SET_ASIDE_ENDINGS = (".bad", ".bak", ".orig", "~", ".tmp", ".part")
+
+#: How image files begin (PNG, JPEG, GIF, BMP, TIFF both byte orders, WebP, JPEG 2000, PNM, ``.npy``).
+_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*",
+          b"\x00\x00\x00\x0cjP  ", b"\x93NUMPY")
 
 _PIL_CHANNELS = {"1": 1, "L": 1, "P": 3, "I": 1, "F": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "I;16N": 1,
                  "LA": 4, "La": 4, "PA": 4, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "RGBA": 4,
@@ -72,10 +84,34 @@ def is_dicom(path: "str | os.PathLike") -> bool:
         return False
 
 
+def is_set_aside(path: "str | os.PathLike") -> bool:
+    """True for a name ending in one of :data:`SET_ASIDE_ENDINGS` (``x.pgm.bad``, ``x.png~``, ...)."""
+    return Path(path).name.lower().endswith(SET_ASIDE_ENDINGS)
+
+
+def looks_like_image(path: "str | os.PathLike") -> bool:
+    """True when the file begins as an image file does (PNG, JPEG, GIF, BMP, TIFF, WebP, PNM, ``.npy``),
+    whether or not the rest decodes."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return False
+    if head.startswith(_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return True
+    if head[:2] == b"BM" and head[6:10] == b"\x00\x00\x00\x00":  # BMP: size, then 4 reserved zero bytes
+        return True
+    return len(head) > 2 and head[:1] == b"P" and head[1:2] in b"1234567" and head[2:3] in b" \t\r\n"
+
+
 def is_image_file(path: "str | os.PathLike") -> bool:
-    """A known image extension, a DICOM file, or any other file whose header Pillow recognises."""
+    """A known image extension, a DICOM file, or any other file whose header Pillow recognises or that
+    begins as an image file does (:func:`looks_like_image`; a truncated one is then refused when read).
+    Names of files set aside (:func:`is_set_aside`) never count."""
     path = Path(path)
-    if path.suffix.lower() in IMAGE_EXTENSIONS or is_dicom(path):
+    if is_set_aside(path):
+        return False
+    if path.suffix.lower() in IMAGE_EXTENSIONS or is_dicom(path) or looks_like_image(path):
         return True
     try:
         from PIL import Image
@@ -87,6 +123,32 @@ def is_image_file(path: "str | os.PathLike") -> bool:
         return True
     except Exception:
         return False
+
+
+def max_image_pixels() -> int | None:
+    """The most pixels (height x width) an image or ``.npy`` array may have, or ``None`` for no limit.
+
+    The limit at which Pillow refuses a decompression bomb: twice ``PIL.Image.MAX_IMAGE_PIXELS``
+    (about 179 million pixels by default). Set ``PIL.Image.MAX_IMAGE_PIXELS`` to change it for
+    every format (``None``: no limit).
+    """
+    try:
+        from PIL import Image
+    except ImportError:
+        return 2 * 89_478_485
+    return None if Image.MAX_IMAGE_PIXELS is None else 2 * int(Image.MAX_IMAGE_PIXELS)
+
+
+def check_pixel_count(path: "str | os.PathLike", info: ImageInfo) -> ImageInfo:
+    """``info`` when the image is within :func:`max_image_pixels` (channels up to 4 count as one pixel), else
+    DataError naming the file, its size and the limit, before anything is decoded."""
+    limit = max_image_pixels()
+    if limit is not None and info.height * info.width * max(1, info.channels / 4) > limit:
+        raise DataError(f"{path}: {info.height} x {info.width} x {info.channels} ({info.format}) is larger than the "
+                        f"limit of {limit} pixels for one image (decoding it would take "
+                        f"{info.height * info.width * info.channels * 4 / 2**30:.1f} GiB or more); shrink the file, or "
+                        f"raise PIL.Image.MAX_IMAGE_PIXELS (the limit is twice it) if it is meant to be this large")
+    return info
 
 
 def peek_pillow(path: Path) -> ImageInfo:
@@ -157,7 +219,7 @@ def peek_dicom(path: Path) -> ImageInfo:
         raise DataError(f"{path}: not a readable DICOM image ({type(exc).__name__}: {exc})") from None
     if frames > 1:
         raise DataError(f"{path}: multi-frame DICOM ({frames} frames); export one 2-D image per file")
-    return ImageInfo(h, w, c, "DICOM")
+    return check_pixel_count(path, ImageInfo(h, w, c, "DICOM"))
 
 
 def read_dicom(path: Path) -> np.ndarray:

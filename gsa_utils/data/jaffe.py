@@ -225,10 +225,11 @@ def _find_ratings_file(root: Path) -> Path:
             continue
     if not candidates:
         raise DataError(f"{root}: no JAFFE ratings file found (a text file such as README_FIRST.txt with a line "
-                        f"'#  HAP  SAD  SUR  ANG  DIS  FEA  PIC'); pass ratings_file=")
+                        f"'#  HAP  SAD  SUR  ANG  DIS  FEA  PIC'); put it in the folder, or pass ratings_file= to load_jaffe")
     if len(candidates) > 1:
         raise DataError(f"{root}: several files look like JAFFE ratings: {[str(c) for c in candidates]}; "
-                        f"choose one with ratings_file=")
+                        f"keep one of them in the folder (the command line reads the single one), or choose one "
+                        f"with load_jaffe(..., ratings_file=...)")
     return candidates[0]
 
 

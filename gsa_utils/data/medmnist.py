@@ -30,12 +30,40 @@ from ..paths import data_dir
 from .base import DataError, StructuredDataset
 from .real import as_size, make_real_dataset, resize_image, stack_to_tensor, standardize_pair, to_grey
 
-__all__ = ["load_medmnist", "medmnist_filename", "MEDMNIST_SIZES", "MEDMNIST_KEYS"]
+__all__ = ["load_medmnist", "medmnist_filename", "medmnist_info", "MEDMNIST_SIZES", "MEDMNIST_KEYS", "MEDMNIST_SETS",
+           "MULTI_LABEL_SETS"]
 
 #: Image sizes MedMNIST+ provides.
 MEDMNIST_SIZES = (28, 64, 128, 224)
 #: Arrays every MedMNIST ``.npz`` holds.
 MEDMNIST_KEYS = ("train_images", "train_labels", "val_images", "val_labels", "test_images", "test_labels")
+
+#: The 2-D MedMNIST sets by flag: (name as printed, classes, channels, licence), as MedMNIST v3
+#: publishes them (``medmnist.INFO``); kept here so that the names, stand-ins and data/README.md
+#: work without the medmnist package. The loader takes the classes and channels from the file.
+MEDMNIST_SETS: dict[str, tuple[str, int, int, str]] = {
+    "pathmnist": ("PathMNIST", 9, 3, "CC BY 4.0"),
+    "chestmnist": ("ChestMNIST", 14, 1, "CC BY 4.0"),
+    "dermamnist": ("DermaMNIST", 7, 3, "CC BY-NC 4.0"),
+    "octmnist": ("OCTMNIST", 4, 1, "CC BY 4.0"),
+    "pneumoniamnist": ("PneumoniaMNIST", 2, 1, "CC BY 4.0"),
+    "retinamnist": ("RetinaMNIST", 5, 3, "CC BY 4.0"),
+    "breastmnist": ("BreastMNIST", 2, 1, "CC BY 4.0"),
+    "bloodmnist": ("BloodMNIST", 8, 3, "CC BY 4.0"),
+    "tissuemnist": ("TissueMNIST", 8, 1, "CC BY 4.0"),
+    "organamnist": ("OrganAMNIST", 11, 1, "CC BY 4.0"),
+    "organcmnist": ("OrganCMNIST", 11, 1, "CC BY 4.0"),
+    "organsmnist": ("OrganSMNIST", 11, 1, "CC BY 4.0"),
+}
+#: Sets whose images carry several labels at once; a single-label classifier cannot learn them.
+MULTI_LABEL_SETS = ("chestmnist",)
+
+
+def medmnist_info(flag: str) -> dict | None:
+    """``medmnist.INFO[flag]`` (task, labels, licence, checksums) with the medmnist package installed, else ``None``."""
+    mm = _import_medmnist()
+    info = getattr(mm, "INFO", {}).get(flag) if mm is not None else None
+    return dict(info) if info else None
 
 
 def medmnist_filename(flag: str, size: int = 28) -> str:
@@ -161,15 +189,20 @@ def load_medmnist(flag: str = "retinamnist", root: "str | os.PathLike | None" = 
         if not download:
             elsewhere = [p for p in (Path("~/.medmnist").expanduser() / path.name, Path.cwd() / "data" / "medmnist" /
                                      path.name) if p.is_file() and p.absolute() != path]
-            hint = f"; a copy exists at {elsewhere[0].absolute()}: pass root= or move it" if elsewhere else ""
-            raise DataError(f"{path}: MedMNIST file not found; pass download=True (needs the medmnist package "
-                            f"and internet) or put {path.name} there (see data/README.md){hint}")
+            hint = (f"; a copy exists at {elsewhere[0].absolute()}: move it there, or pass root= to load_medmnist"
+                    if elsewhere else "")
+            raise DataError(f"{path}: MedMNIST file not found; put {path.name} there (see data/README.md; the "
+                            f"command line looks in $GSA_DATA_DIR/medmnist), or pass download=True to load_medmnist "
+                            f"(needs the medmnist package and internet){hint}")
         _download(flag, root, size)
         if not path.is_file():
             raise DataError(f"{path}: still missing after download")
 
-    mm = _import_medmnist()
-    info = getattr(mm, "INFO", {}).get(flag) if mm is not None else None
+    info = medmnist_info(flag)
+    if info and "multi-label" in str(info.get("task", "")) or flag in MULTI_LABEL_SETS:
+        raise DataError(f"{path}: {flag} is a multi-label task ({(info or {}).get('task', 'multi-label')}): every "
+                        f"image has several labels at once, and gsa_utils trains single-label classifiers; "
+                        f"choose a single-label MedMNIST set")
     if verify_md5:
         key = "MD5" if size == 28 else f"MD5_{size}"
         expected = info.get(key) if info else None
@@ -231,7 +264,7 @@ def load_medmnist(flag: str = "retinamnist", root: "str | os.PathLike | None" = 
         "official_counts": {s: int(labels[s].shape[0]) for s in labels},
         "merge_val": merge_val,
         "task": info.get("task") if info else None,
-        "license": info.get("license") if info else "CC BY 4.0",
+        "license": info.get("license") if info else (MEDMNIST_SETS[flag][3] if flag in MEDMNIST_SETS else None),
     }
     if merge_val:
         n = x_train.shape[0]

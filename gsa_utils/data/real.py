@@ -24,7 +24,8 @@ import torch
 
 from .base import DataError, StructuredDataset
 from .standardization import GREY_MEAN, GREY_STD, fit_standardization
-from .formats import IMAGE_EXTENSIONS, ImageInfo, is_dicom, peek_dicom, peek_pillow, read_dicom, read_pillow
+from .formats import (IMAGE_EXTENSIONS, ImageInfo, check_pixel_count, is_dicom, peek_dicom, peek_pillow, read_dicom,
+                      read_pillow)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -77,7 +78,9 @@ def peek_image(path: "str | os.PathLike") -> ImageInfo:
     Raises
     ------
     DataError
-        Naming the file if it is missing, empty, not an image, or truncated.
+        Naming the file if it is missing, empty, not an image, truncated, or larger than
+        :func:`~gsa_utils.data.formats.max_image_pixels` (as Pillow refuses bombs, so for
+        ``.npy`` arrays and DICOM too).
 
     Introduced in chapter 1 (``01_structured_images``).
     """
@@ -95,7 +98,8 @@ def peek_image(path: "str | os.PathLike") -> ImageInfo:
             raise DataError(f"{path}: .npy array must be H x W or H x W x C, got shape {arr.shape}")
         if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
             raise DataError(f"{path}: .npy array must be numeric, got dtype {arr.dtype}")
-        return ImageInfo(int(arr.shape[0]), int(arr.shape[1]), 1 if arr.ndim == 2 else int(arr.shape[2]), "NPY")
+        return check_pixel_count(path, ImageInfo(int(arr.shape[0]), int(arr.shape[1]),
+                                                 1 if arr.ndim == 2 else int(arr.shape[2]), "NPY"))
     if is_dicom(path):
         return peek_dicom(path)
     if path.suffix.lower() in _JPEG:

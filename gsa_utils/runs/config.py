@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..data.medmnist import MEDMNIST_SIZES
-from ..data.registry import DATASETS, NATIVE_SIZES, REAL_NAMES, normalise_dataset_name
+from ..data.registry import MEDMNIST_NAMES, NATIVE_SIZES, REAL_NAMES, check_dataset_name, normalise_dataset_name
 from ..models import BACKBONES
 from ..profiles import PROFILES, get_profile
 from ..protocol import N_FOLDS
@@ -32,6 +32,8 @@ BACKBONE_METHODS = tuple(m for m, spec in METHOD_TABLE.items() if spec.uses_back
 EPOCH_METHODS = tuple(m for m, spec in METHOD_TABLE.items() if spec.trained_for_epochs)
 #: Pixel models fitted once with :func:`~gsa_utils.baselines.linear.fit_pixel_baseline` (internal CV).
 PIXEL_METHODS = tuple(m for m, spec in METHOD_TABLE.items() if not spec.trained_for_epochs)
+#: Methods whose finished runs keep their final attention map (``attention_map.npy``).
+MAP_METHODS = tuple(m for m, spec in METHOD_TABLE.items() if spec.makes_map)
 #: Config fields that are hyper-parameters (reported as ``best_params``).
 TUNABLE_FIELDS = ("hidden_channels", "l1_weight", "weight_decay", "lr", "batch_size", "cutoff_epoch",
                   "pixel_cnn_lr", "map_warmup_epochs", "model_width")
@@ -42,14 +44,20 @@ SMOKE_RESATTNET_WIDTH = 8
 
 INT_FIELDS = {"image_size", "epochs", "cutoff_epoch", "hidden_channels", "batch_size", "fold", "seed", "n_folds",
                "data_seed", "n_train", "n_test", "model_width",
-               "map_warmup_epochs", "kernel_size", "num_hidden_layers", "last_kernel_size", "pixel_rank"}
+               "map_warmup_epochs", "kernel_size", "num_hidden_layers", "last_kernel_size", "pixel_rank", "channels"}
 FLOAT_FIELDS = {"l1_weight", "weight_decay", "lr", "pixel_cnn_lr"}
-BOOL_FIELDS = {"pretrained", "merge_val", "dense"}
+BOOL_FIELDS = {"pretrained", "merge_val", "dense", "resize"}
 #: GSA's pixel-CNN design fields (paper section 4.10) and their paper values. Added after the
 #: first results were written: a field at its paper value (or unused, ``None``) is left out of
 #: the run's hash, so the folders of earlier runs keep their names.
 DESIGN_DEFAULTS: dict[str, Any] = {"kernel_size": 3, "num_hidden_layers": 1, "last_kernel_size": 1,
                                    "dense": False, "pixel_rank": None}
+#: How the data are read (``folder:`` options; channels for ``folder:`` and MedMNIST), at their
+#: defaults: left out of the run's hash like :data:`DESIGN_DEFAULTS`, so earlier run ids stay valid.
+DATA_DEFAULTS: dict[str, Any] = {"channels": None, "csv": None, "split_file": None, "duplicates": "error",
+                                 "resize": False}
+#: The data fields that only ``folder:`` datasets take.
+FOLDER_FIELDS = ("csv", "split_file", "duplicates", "resize")
 
 
 _METHOD_ALIASES = {"global_attention": "gsa", "vggatt3": "vgg_att3", "resattnet_92": "resattnet92"}
@@ -161,6 +169,13 @@ class ExperimentConfig:
     pixel_rank
         ``None``: the paper's full pixel representation. An integer r: its top r principal
         components, whitened (the ``recommended`` recipe of :mod:`gsa_utils.recipes`, r = 16).
+    channels
+        ``None``: the images' own channels (grey stays grey); 1 or 3 convert. ``folder:``
+        and MedMNIST datasets only.
+    csv, split_file, duplicates, resize
+        ``folder:`` datasets only: a ``path,label`` CSV, a fixed train/test split file,
+        ``"error"`` or ``"warn"`` for byte-identical files, and whether images of different
+        sizes may be resized to one (:func:`~gsa_utils.data.folder.load_folder`).
 
     Notes
     -----
@@ -199,6 +214,11 @@ class ExperimentConfig:
     last_kernel_size: int | None = 1
     dense: bool | None = False
     pixel_rank: int | None = None
+    channels: int | None = None
+    csv: str | None = None
+    split_file: str | None = None
+    duplicates: str = "error"
+    resize: bool = False
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
@@ -206,9 +226,7 @@ class ExperimentConfig:
 
         for f in fields(self):
             put(f.name, coerce_field(f.name, getattr(self, f.name)))
-        put("dataset", normalise_dataset_name(self.dataset))
-        if self.dataset not in DATASETS and not self.dataset.startswith("folder:"):
-            raise ValueError(f"unknown dataset {self.dataset!r}; known: {', '.join(DATASETS)}, or 'folder:<path>'")
+        put("dataset", check_dataset_name(self.dataset))
         m = normalise_method(self.method)
         put("method", m)
         spec = METHOD_TABLE[m]
@@ -269,6 +287,14 @@ class ExperimentConfig:
                  f"{self.pixel_rank}")
         if "model_width" in uses:
             need(self.model_width is None or self.model_width >= 1, "model_width must be >= 1")
+        folder = self.dataset.startswith("folder:")
+        for name in FOLDER_FIELDS:
+            need(folder or getattr(self, name) == DATA_DEFAULTS[name],
+                 f"{name}={getattr(self, name)!r} applies to 'folder:<path>' datasets only")
+        need(self.channels in (None, 1, 3), f"channels must be 1, 3 or None (the images' own), got {self.channels!r}")
+        need(self.channels is None or folder or self.dataset in MEDMNIST_NAMES,
+             f"channels={self.channels} applies to 'folder:<path>' and MedMNIST datasets only")
+        need(self.duplicates in ("error", "warn"), f"duplicates must be 'error' or 'warn', got {self.duplicates!r}")
         min_size = METHOD_TABLE[self.method].min_image_size
         need(self.image_size >= min_size, f"{self.method} needs image_size >= {min_size}, got {self.image_size}")
 
@@ -293,7 +319,8 @@ class ExperimentConfig:
     def _hashed_fields(self) -> dict:
         """:meth:`to_dict` without the design fields at their paper value or unused (see :data:`DESIGN_DEFAULTS`)."""
         return {k: v for k, v in self.to_dict().items()
-                if not (k in DESIGN_DEFAULTS and (v is None or v == DESIGN_DEFAULTS[k]))}
+                if not (k in DESIGN_DEFAULTS and (v is None or v == DESIGN_DEFAULTS[k]))
+                and not (k in DATA_DEFAULTS and v == DATA_DEFAULTS[k])}
 
     def full_hash(self) -> str:
         """SHA-1 of every field (hex); design fields at their paper value are left out, and
@@ -367,12 +394,12 @@ def profile_image_size(size: int, dataset: str) -> int:
     Synthetic and ``folder:`` sets get ``size``; the paper's real datasets (and their
     stand-ins) never more than their native size (:data:`~gsa_utils.data.registry.NATIVE_SIZES`):
     a profile may shrink large images to save time, but never enlarges small ones. MedMNIST
-    is stored at several sizes, so RetinaMNIST gets the largest stored size not above
+    is stored at several sizes, so a MedMNIST set gets the largest stored size not above
     ``size`` (``smoke``, 32: its 28 px; ``full``, 224: ``retinamnist_224.npz``). An explicit
     ``image_size`` override still resizes, and the data statement says so.
     """
     name = normalise_dataset_name(dataset)
-    if name == "retinamnist":
+    if name in MEDMNIST_NAMES:
         return max([s for s in MEDMNIST_SIZES if s <= size] or [min(MEDMNIST_SIZES)])
     native = NATIVE_SIZES.get(name) if name in REAL_NAMES else None
     return size if native is None else min(size, native)

@@ -1,8 +1,10 @@
 """File locks that let many processes share one results folder without training a run twice.
 
 A run is claimed with a lock file created atomically (``O_CREAT | O_EXCL``), refreshed after
-every epoch; a lock not refreshed for ``stale_after`` seconds, or whose process on this
-machine is gone, counts as left by a crashed process. A claim may name its ``owner`` (a Ray task
+every epoch. One rule (:func:`stale_reason`), used by ``run``, ``sweep`` and ``status`` alike,
+says when a lock was left by a crashed process: its process on this machine is gone, it was
+not refreshed for ``stale_after`` seconds, or it is empty (a kill between create and write)
+and older than :data:`EMPTY_LOCK_GRACE` seconds. A claim may name its ``owner`` (a Ray task
 id, which stays the same when Ray retries the task): a lock left by the same owner is taken over
 at once, whichever machine the earlier attempt ran on.
 """
@@ -17,6 +19,8 @@ from pathlib import Path
 
 #: Seconds after which a lock that was not refreshed counts as left by a crashed process.
 DEFAULT_STALE_AFTER = 3 * 3600.0
+#: Seconds an empty (or unreadable) lock may exist: the time between creating and writing it.
+EMPTY_LOCK_GRACE = 10.0
 LOCK_FILE = "lock"
 
 
@@ -34,9 +38,10 @@ def _left_by(path: Path, owner: str | None) -> bool:
     if owner is None:
         return False
     try:
-        return json.loads(path.read_text()).get("owner") == owner
-    except (FileNotFoundError, ValueError, AttributeError):
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
         return False
+    return isinstance(info, dict) and info.get("owner") == owner
 
 
 def lock_age(path: Path) -> float | None:
@@ -50,9 +55,9 @@ def _holder_is_gone(path: Path) -> bool:
     """True when the lock was written on this machine by a process that no longer runs (killed kernel)."""
     try:
         info = json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):
+    except (OSError, ValueError):
         return False
-    if info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
+    if not isinstance(info, dict) or info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
         return False
     try:
         os.kill(info["pid"], 0)
@@ -63,25 +68,42 @@ def _holder_is_gone(path: Path) -> bool:
     return False
 
 
-def _remove_if_stale(path: Path, stale_after: float) -> bool:
-    """Move a stale lock aside and delete it; put it back if it turned out to be fresh.
+def _is_empty(path: Path) -> bool:
+    try:
+        info = json.loads(path.read_text())
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):
+        return True
+    return not isinstance(info, dict) or not info.get("token")
 
-    A lock is stale when it was not refreshed for ``stale_after`` seconds, or at once when
-    its process, on this machine, is gone.
-    """
+
+def stale_reason(path: Path, stale_after: float) -> str | None:
+    """Why the lock at ``path`` counts as left by a crashed process, or ``None`` when it is live (or absent)."""
     age = lock_age(path)
     if age is None:
+        return None
+    if _holder_is_gone(path):
+        return "its process on this machine is gone"
+    if age > stale_after:
+        return f"not refreshed for {age:.0f} s (more than {stale_after:.0f} s)"
+    if _is_empty(path) and age > EMPTY_LOCK_GRACE:
+        return f"empty for {age:.0f} s (its process was killed while creating it)"
+    return None
+
+
+def _remove_if_stale(path: Path, stale_after: float) -> bool:
+    """Move a stale lock (:func:`stale_reason`) aside and delete it; put it back if it turned out to be fresh."""
+    if lock_age(path) is None:
         return True
-    gone = _holder_is_gone(path)
-    if age <= stale_after and not gone:
+    if stale_reason(path, stale_after) is None:
         return False
     aside = path.with_name(f"{path.name}.stale.{uuid.uuid4().hex[:8]}")
     try:
         os.rename(path, aside)
     except FileNotFoundError:
         return True
-    moved_age = lock_age(aside)
-    if moved_age is not None and moved_age <= stale_after and not (gone and _holder_is_gone(aside)):
+    if lock_age(aside) is not None and stale_reason(aside, stale_after) is None:
         # someone refreshed or re-created it meanwhile
         try:
             os.link(aside, path)

@@ -53,6 +53,8 @@ class MethodSpec:
         The paper's hyper-parameter grid for the method (section 4.4).
     min_image_size
         The smallest image side the network accepts.
+    makes_map
+        Learns an attention map, saved with a finished run as ``attention_map.npy``.
     """
 
     name: str
@@ -63,6 +65,7 @@ class MethodSpec:
     l1_reduction: Literal["sum", "mean"] = "sum"
     grid: Mapping[str, tuple] = field(default_factory=dict)
     min_image_size: int = 1
+    makes_map: bool = False
 
     @property
     def trained_for_epochs(self) -> bool:
@@ -70,25 +73,26 @@ class MethodSpec:
         return self.build is not None
 
 
-def _backbone(config, num_classes: int) -> nn.Module:
-    return build_backbone(config.backbone, num_classes, pretrained=config.pretrained)
+def _backbone(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
+    # as many input channels as the images have: grey stays grey (GSA's P has N channels, not 3N)
+    return build_backbone(config.backbone, num_classes, pretrained=config.pretrained, in_channels=int(x_train.shape[1]))
 
 
 def _gsa(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
     # The recipe named by the config, with the design fields on top; x_train: the run's own
     # training images only. ``pixel_rank`` set: the low-rank whitened representation of that rank.
     rank = {} if config.pixel_rank is None else {"pixel_rep": "lowrank", "rank": config.pixel_rank}
-    return build_gsa(_backbone(config, num_classes), x_train, config.recipe, config.hidden_channels,
+    return build_gsa(_backbone(config, num_classes, x_train), x_train, config.recipe, config.hidden_channels,
                      kernel_size=config.kernel_size, num_hidden_layers=config.num_hidden_layers,
                      last_kernel_size=config.last_kernel_size, dense=config.dense, **rank)
 
 
 def _vanilla(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
-    return _backbone(config, num_classes)
+    return _backbone(config, num_classes, x_train)
 
 
 def _l1(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
-    return L1PixelWeights(_backbone(config, num_classes), tuple(x_train.shape[-2:]))
+    return L1PixelWeights(_backbone(config, num_classes, x_train), tuple(x_train.shape[-2:]))
 
 
 def _vgg_att3(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
@@ -108,11 +112,11 @@ _DECAY = {"weight_decay": WEIGHT_DECAY_GRID}
 
 #: Every method, in the order of Table 2's rows.
 METHOD_TABLE: dict[str, MethodSpec] = {spec.name: spec for spec in (
-    MethodSpec("gsa", _gsa, uses_backbone=True, grid=PAPER_GRID,
+    MethodSpec("gsa", _gsa, uses_backbone=True, grid=PAPER_GRID, makes_map=True,
                fields=("hidden_channels", "cutoff_epoch", "pixel_cnn_lr", "map_warmup_epochs", "l1_weight", "recipe",
                        *GSA_DESIGN_FIELDS)),
     MethodSpec("vanilla", _vanilla, uses_backbone=True, grid=_DECAY),
-    MethodSpec("l1", _l1, uses_backbone=True, fields=("l1_weight",), l1_reduction="mean",
+    MethodSpec("l1", _l1, uses_backbone=True, fields=("l1_weight",), l1_reduction="mean", makes_map=True,
                grid={"l1_weight": tuple(L1_COEFFICIENT_GRID), **_DECAY}),
     MethodSpec("lr", None, may_be_pretrained=False),
     MethodSpec("svm", None, may_be_pretrained=False),

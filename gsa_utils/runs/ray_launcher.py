@@ -185,7 +185,7 @@ def ray_sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLik
                               "resumed": [], "n_configs": len(configs), "runs_per_hour": None}
     todo = []
     for cfg in configs:
-        if reusable_result(cfg, results, data_dir) is not None:
+        if reusable_result(cfg, results, data_dir, cache_dir) is not None:
             report["finished_before"].append(cfg.run_id())
         else:
             todo.append(cfg)

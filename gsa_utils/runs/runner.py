@@ -4,6 +4,7 @@ Introduced in chapter 10 (``10_baselines``).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import warnings
@@ -40,13 +41,14 @@ def _load(config: ExperimentConfig, data_dir: str | os.PathLike | None,
     """The run's unstandardised dataset and its fingerprint (both kept in memory for the next runs of a sweep),
     capped by n_train/n_test."""
     plan = plan_data(config.dataset, config.image_size, data_dir)  # a file put in place changes the key
-    found = plan.path.stat() if plan.path is not None and plan.path.exists() else None
+    reading = {"channels": config.channels, "csv": config.csv, "split_file": config.split_file,
+               "duplicates": config.duplicates, "resize": config.resize}
     key = (config.dataset, config.image_size, config.data_seed, config.merge_val, plan.kind, str(plan.path),
-           None if found is None else (found.st_size, found.st_mtime_ns), _where(cache_dir))
+           _tree_state(plan.path), _where(cache_dir), *reading.values())
     hit = _DATA_CACHE.get(key)
     if hit is None:
         ds = load_dataset(config.dataset, config.image_size, seed=config.data_seed, data_dir=data_dir,
-                          standardize=False, cache_dir=cache_dir, merge_val=config.merge_val)
+                          standardize=False, cache_dir=cache_dir, merge_val=config.merge_val, **reading)
         fp = data_fingerprint(ds)
         hit = (ds, dict(fp.as_dict(), key=fp.key))
         if len(_DATA_CACHE) >= _DATA_CACHE_SIZE:
@@ -73,21 +75,46 @@ def _split(config: ExperimentConfig, raw: StructuredDataset):
     return ds, ds.x_train[tr_t], ds.y_train[tr_t], "val", ds.x_train[va_t], ds.y_train[va_t]
 
 
+def _stat_key(st: os.stat_result) -> tuple:
+    """What changes when a file is replaced or rewritten, also with its old size and mtime (its ctime, inode)."""
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _tree_state(path: Path | None) -> str | None:
+    """A cheap summary (no file is read) of a data file or folder tree, that changes when any file in it does."""
+    if path is None or not path.exists():
+        return None
+    if path.is_file():
+        return repr(_stat_key(path.stat()))
+    h = hashlib.sha256()
+    for folder, dirs, names in os.walk(path):
+        dirs.sort()
+        for name in sorted(names):
+            try:
+                h.update(repr((os.path.join(folder, name), _stat_key(os.stat(os.path.join(folder, name))))).encode())
+            except OSError:
+                h.update(f"{folder}/{name}: unreadable".encode())
+    return h.hexdigest()
+
+
 def _current_file_hash(path: Path) -> str:
-    st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime_ns)
+    key = (str(path), _stat_key(path.stat()))
     if key not in _FILE_HASHES:
         _FILE_HASHES[key] = file_sha256(path)
     return _FILE_HASHES[key]
 
 
-def data_mismatch(record: RunRecord, data_dir: str | os.PathLike | None = None) -> str | None:
+def data_mismatch(record: RunRecord, data_dir: str | os.PathLike | None = None,
+                  cache_dir: str | os.PathLike | bool | None = None) -> str | None:
     """Why a finished run was made on other data than ``record.config`` would load now, or ``None``.
 
-    Decided without loading the data (:func:`~gsa_utils.data.registry.plan_data`): a run on a
-    synthetic stand-in never counts for real data and vice versa, and a run on a MedMNIST
-    file counts only for a file with the same SHA-256. Results written before data
-    fingerprints are judged by the ``stand_in_for`` they recorded.
+    A run on a synthetic stand-in never counts for real data and vice versa
+    (:func:`~gsa_utils.data.registry.plan_data`, nothing loaded); a run on a MedMNIST file
+    counts only for a file with the same SHA-256; any other run (folders, IDRiD, JAFFE,
+    synthetic sets) only when the images and labels loaded now (through the cache of decoded
+    images, ``cache_dir``) have the content fingerprint it recorded, so a replaced, added or
+    removed image makes it stale. Results written before data fingerprints are judged by the
+    ``stand_in_for`` they recorded.
     """
     config = record.config
     plan = plan_data(config.dataset, config.image_size, data_dir)
@@ -99,11 +126,21 @@ def data_mismatch(record: RunRecord, data_dir: str | os.PathLike | None = None) 
     if now == "real" and origin.startswith("sha256:") and plan.path is not None and plan.path.is_file():
         if origin != f"sha256:{_current_file_hash(plan.path)}":
             return f"it was made on another version of {plan.path} (SHA-256 differs)"
+        return None
+    made_on = (record.dataset.get("fingerprint") or {}).get("content")
+    if made_on:
+        _, now_fp = _load(config, data_dir, cache_dir)
+        if now_fp.get("content") != made_on:
+            where = f" in {plan.path}" if plan.path is not None else ""
+            return (f"the data{where} changed since it was made (an image or label was replaced, added or removed: "
+                    f"data fingerprint {(record.dataset.get('fingerprint') or {}).get('key')} then, "
+                    f"{now_fp.get('key')} now)")
     return None
 
 
 def reusable_result(config: ExperimentConfig, results_dir: str | os.PathLike,
-                    data_dir: str | os.PathLike | None = None) -> RunRecord | None:
+                    data_dir: str | os.PathLike | None = None,
+                    cache_dir: str | os.PathLike | bool | None = None) -> RunRecord | None:
     """The finished run of ``config`` when it may be reused for the data found now, else ``None``.
 
     A corrupt ``history.json`` is renamed ``history.json.corrupt``; the result files of a run
@@ -122,7 +159,7 @@ def reusable_result(config: ExperimentConfig, results_dir: str | os.PathLike,
         if moved is not None:
             warnings.warn(f"{err}; moved to {moved.name}: the run is trained again", stacklevel=2)
         return None
-    why = data_mismatch(record, data_dir)
+    why = data_mismatch(record, data_dir, cache_dir)
     if why is None:
         return record
     key = (record.dataset.get("fingerprint") or {}).get("key", "made-before-fingerprints")
@@ -205,7 +242,7 @@ def run_experiment(config: ExperimentConfig, results_dir: str | os.PathLike, *,
     if not isinstance(config, ExperimentConfig):
         raise TypeError(f"config must be an ExperimentConfig, got {type(config).__name__}")
     run_dir = Path(results_dir) / config.run_id()
-    done = reusable_result(config, results_dir, data_dir)
+    done = reusable_result(config, results_dir, data_dir, cache_dir)
     if done is not None:
         return done
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -7,9 +7,11 @@ Introduced in chapter 10 (``10_baselines``). A run's folder::
     <results_dir>/<run_id>/attention_map.npy  GSA and L1 runs: the final map (H x W float32)
     <results_dir>/<run_id>/history.json       written last, atomically: the run is finished
 
-A run counts as finished only when its ``history.json`` parses and is complete (a config and
-at least one epoch record); a damaged one raises :class:`ResultError` naming the file,
-and :func:`set_aside_corrupt` renames it ``history.json.corrupt`` so the run is trained again.
+A run counts as finished only when its ``history.json`` parses and is complete (a config, one
+record for every epoch ``1..config.epochs``, one for LR and SVM, and for GSA and L1 the
+``attention_map.npy`` beside it); a damaged or incomplete one raises :class:`ResultError`
+naming the file, and :func:`set_aside_corrupt` renames it ``history.json.corrupt`` so the run
+is trained again.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from ..data.registry import describe_source, normalise_dataset_name
 from ..files import move_aside, write_atomic, write_json
 from ..paths import repo_folder
 from ..training import History
-from .config import BACKBONE_METHODS, ExperimentConfig, profile_label
+from .config import BACKBONE_METHODS, EPOCH_METHODS, MAP_METHODS, ExperimentConfig, profile_label
 
 CONFIG_FILE = "config.json"
 RESULT_FILE = "history.json"
@@ -165,7 +167,35 @@ def _parse_result(path: Path) -> tuple[dict, ExperimentConfig, History]:
         raise ResultError(path, f"incomplete or damaged ({type(exc).__name__}: {exc})") from None
     if not history.records or not all(isinstance(r, dict) for r in history.records):
         raise ResultError(path, "incomplete: no epoch records")
+    fault = missing_parts(config, history, path.parent / MAP_FILE)
+    if fault:
+        raise ResultError(path, f"incomplete: {fault}")
     return data, config, history
+
+
+def missing_parts(config: ExperimentConfig, history: History, map_file: Path | None = None) -> str | None:
+    """What a finished run of ``config`` lacks (epoch records, its map file), or ``None`` when it is complete.
+
+    ``map_file``: where the map of a GSA or L1 run should be (``None``: look for it in ``history.maps``).
+    """
+    epochs = [r.get("epoch") for r in history.records]
+    want = list(range(1, config.epochs + 1)) if config.method in EPOCH_METHODS and config.epochs else [1]
+    if epochs != want:
+        return (f"epoch records {_span(epochs)} but the config asks for {_span(want)} (records lost or "
+                f"out of order)")
+    if config.method in MAP_METHODS:
+        if map_file is None and want[-1] not in history.maps:
+            return f"no attention map after the last epoch ({want[-1]})"
+        if map_file is not None and not map_file.is_file():
+            return f"its attention map {map_file.absolute()} is missing"
+    return None
+
+
+def _span(epochs: list) -> str:
+    """``[1..5]``, or the list itself when it is not a run of consecutive integers from 1."""
+    if epochs and epochs == list(range(1, len(epochs) + 1)):
+        return f"1..{len(epochs)}" if len(epochs) > 1 else "1"
+    return repr(epochs[:8])[:-1] + (", ...]" if len(epochs) > 8 else "]")
 
 
 def read_result(run_dir: Path) -> RunRecord:
@@ -200,7 +230,9 @@ def save_result(config: ExperimentConfig, results_dir: str | os.PathLike, histor
         The run's config (decides the folder).
     history
         Its :class:`~gsa_utils.training.History`: ``test_acc`` per epoch for ``fold=None``,
-        ``val_acc`` for a CV fold. A map at the last epoch goes to ``attention_map.npy``.
+        ``val_acc`` for a CV fold, a record for every epoch ``1..config.epochs`` (one for LR
+        and SVM). GSA and L1 need the map after the last epoch (``history.maps``), which goes
+        to ``attention_map.npy``; an incomplete history raises ValueError.
     dataset
         What :func:`load_results` reports as ``dataset`` (name, source, ``stand_in_for``,
         ``statement``, sizes).
@@ -212,6 +244,9 @@ def save_result(config: ExperimentConfig, results_dir: str | os.PathLike, histor
     pathlib.Path
         The run folder.
     """
+    fault = missing_parts(config, history)
+    if fault:
+        raise ValueError(f"{config.run_id()}: not a finished run, so no result is written: {fault}")
     run_dir = Path(results_dir) / config.run_id()
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / CONFIG_FILE).exists():
@@ -318,6 +353,9 @@ def _config_of(run_dir: Path) -> ExperimentConfig | None:
 
 def load_attention_map(result: RunRecord) -> np.ndarray | None:
     """The final attention map (H x W) of a GSA or L1 run from :func:`load_results`, else ``None``.
+
+    A finished GSA or L1 run always has one (a run without it counts as incomplete and is
+    trained again); ``None`` only for methods without a map.
 
     Introduced in chapter 10 (``10_baselines``).
     """

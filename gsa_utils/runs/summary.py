@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from ..data.registry import normalise_dataset_name
-from ..protocol import N_SELECTED_EPOCHS, protocol_accuracy, select_hyperparameters
+from ..protocol import N_SELECTED_EPOCHS, fallback_epochs, protocol_accuracy, select_hyperparameters
 from .config import BACKBONE_METHODS, PIXEL_METHODS, differing_fields, normalise_method, variant_label
 from .store import RunRecord, load_results
 
@@ -282,9 +282,10 @@ def _summarise(results_dir: str | os.PathLike, dataset: str, method: str, backbo
             best = with_full[0]
             full = best["full"]
             n_available = len(full.history["test_acc"])
-            epochs = np.arange(max(1, n_available - n_epochs + 1), n_available + 1)
-            notes.append(f"no cross-validation runs: measured at the last {len(epochs)} epochs instead of "
-                         "CV-selected ones (not the paper's protocol)")
+            epochs = fallback_epochs(n_available, n_epochs)
+            notes.append(f"no cross-validation runs: measured at the last {len(epochs)} of {n_available} epochs "
+                         f"(the last {n_epochs} only in runs of at least {2 * n_epochs}), not at CV-selected ones "
+                         "(not the paper's protocol)")
             summary.update(best_params=best["config"].tuning_params(), epochs=[int(e) for e in epochs])
     used = {(r.dataset.get("source"), r.dataset.get("stand_in_for"))
             for r in [full, *best["folds"].values()]}

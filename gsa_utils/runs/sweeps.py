@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..files import write_atomic
+from ..files import orphaned_temp_files, write_atomic
 from ..protocol import N_FOLDS
 from .config import BACKBONE_METHODS, PIXEL_METHODS, ExperimentConfig, normalise_method
 from .methods import METHOD_TABLE
@@ -174,7 +174,7 @@ def run_locked(config: ExperimentConfig, results_dir: Path, stale_after: float, 
     (complete result, same kind of data); a corrupt or mismatched one is set aside and run again.
     ``owner``: see :func:`~gsa_utils.runs.locks.claim`.
     """
-    if reusable_result(config, results_dir, data_dir) is not None:
+    if reusable_result(config, results_dir, data_dir, cache_dir) is not None:
         return "finished", None
     run_dir = results_dir / config.run_id()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -185,6 +185,8 @@ def run_locked(config: ExperimentConfig, results_dir: Path, stale_after: float, 
     try:
         if is_finished(results_dir, config):  # finished by another process between our check and our claim
             return "finished", None
+        for tmp in orphaned_temp_files(run_dir):  # left by a killed writer (a checkpoint can be hundreds of MB)
+            tmp.unlink(missing_ok=True)
 
         def heartbeat(epoch: int, record: dict) -> None:
             if not holds(lock, token):
@@ -228,7 +230,8 @@ def sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLike, s
         Passed to :func:`run_experiment`.
     raise_errors
         Re-raise the first failing run's exception; by default the error is recorded in
-        the report (and in ``<run_dir>/error.txt``) and the sweep goes on.
+        the report (and in ``<run_dir>/error.txt``) and the sweep goes on. An :class:`OSError`
+        (a read-only or full results folder, ...) always ends the sweep: every run would fail alike.
     on_epoch_end
         ``on_epoch_end(config, epoch, record)`` after every epoch of every run.
 
@@ -262,6 +265,8 @@ def sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLike, s
         except KeyboardInterrupt:
             if progress:
                 print(f"interrupted during {rid}: its checkpoint is kept; run the sweep again to resume", flush=True)
+            raise
+        except OSError:  # a read-only, full or vanished folder fails every run alike: stop, as `run` does
             raise
         except Exception as err:  # noqa: BLE001 - one failing run must not end a long sweep
             message = f"{type(err).__name__}: {err}"

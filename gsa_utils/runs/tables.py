@@ -7,9 +7,11 @@ exactly as printed.
 
 :func:`build_table` applies the protocol (:func:`gsa_utils.runs.summary.protocol_summary`)
 to every (method, backbone) x dataset of a results folder and marks the GSA cells: ``†``
-where GSA differs from the vanilla CNN with the same backbone (Welch t-test on the 30
-per-epoch test accuracies, p < 0.01; the paper's bold) and ``*`` where it differs from the
-L1 baseline. :func:`table_to_markdown` renders it for a notebook
+where GSA differs from the vanilla CNN with the same backbone (Welch t-test, p < 0.01; the
+paper's bold) and ``*`` where it differs from the L1 baseline. The test compares one
+protocol number per seed where both methods have several seeds, else the 30 per-epoch test
+accuracies of one run each (the paper's design; optimistic, as epochs are not independent);
+the cell's notes say which. :func:`table_to_markdown` renders it for a notebook
 (``IPython.display.Markdown(table_to_markdown(rows))``) with the paper's figure in a parallel
 column and footnotes naming the profile of every result and any synthetic stand-in: results
 of the ``smoke`` profile or on stand-in data are labelled as such and never as a reproduction.
@@ -26,6 +28,7 @@ from typing import Any, Sequence
 
 from ..data.registry import normalise_dataset_name
 from ..files import write_atomic
+from ..metrics import FLAT_CONTRAST
 from .config import BACKBONE_METHODS
 from .paper_table import DATASET_COLUMNS, PAPER_COLUMNS, PAPER_ROWS, PAPER_TABLE2, PaperCell
 from .store import RunRecord, corrupt_results, data_source, load_results
@@ -86,9 +89,10 @@ class TableCell:
         The protocol's choices and its deviations from the paper, in words.
     paper, paper_text
         The paper's figure (:class:`PaperCell`, or ``None``) and its printed form.
-    collapsed, checked
+    collapsed, flat, checked
         Of the ``checked`` full-training runs that recorded it, how many ended collapsed
-        (final epoch's ``collapsed``: :func:`~gsa_utils.stability.epoch_collapse`).
+        (final epoch's ``collapsed``: :func:`~gsa_utils.stability.epoch_collapse`) and how
+        many ended phase 1 with a flat map (``flat``: :func:`~gsa_utils.stability.record_collapse`).
     """
 
     mean: float | None = None
@@ -108,6 +112,7 @@ class TableCell:
     paper: PaperCell | None = None
     paper_text: str = ""
     collapsed: int = 0
+    flat: int = 0
     checked: int = 0
 
 
@@ -131,11 +136,11 @@ class TableRow:
         return self.label + (f" [recipe: {self.recipe}]" if self.recipe else "")
 
 
-def _collapse_count(runs: Sequence[RunRecord]) -> tuple[int, int]:
-    """(collapsed, checked) over the full-training runs whose history records ``collapsed``."""
-    flags = [r.history.records[-1]["collapsed"] for r in runs
-             if r.config.fold is None and r.history.records and "collapsed" in r.history.records[-1]]
-    return sum(bool(f) for f in flags), len(flags)
+def _collapse_count(runs: Sequence[RunRecord]) -> tuple[int, int, int]:
+    """(collapsed, flat, checked) over the full-training runs whose history records ``collapsed``."""
+    last = [r.history.records[-1] for r in runs
+            if r.config.fold is None and r.history.records and "collapsed" in r.history.records[-1]]
+    return sum(bool(rec["collapsed"]) for rec in last), sum(bool(rec.get("flat")) for rec in last), len(last)
 
 
 def row_label(method: str, backbone: str | None = None) -> str:
@@ -261,11 +266,18 @@ def _source_rows(results_dir: str | os.PathLike, pool: list[RunRecord], cols: li
         for ds in cols:
             s = summaries[(method, backbone, ds)]
             markers, p_van, p_l1 = "", None, None
+            test_notes: list[str] = []
             if method == "gsa" and s.mean is not None:
                 for other, marker in (("vanilla", VANILLA_MARKER), ("l1", L1_MARKER)):
                     o = summaries.get((other, backbone, ds))
                     if o is None or o.mean is None or len(o.samples) < 2 or len(s.samples) < 2:
                         continue
+                    over = _test_kind(s, o)
+                    if over is None:
+                        test_notes.append(f"no test against {other}: one side has several seeds "
+                                          f"({len(s.seeds)} and {len(o.seeds)}), the other one")
+                        continue
+                    test_notes.append(f"{marker} vs {other}: {over}")
                     p = t_test(s.samples, o.samples)
                     if other == "vanilla":
                         p_van = p
@@ -275,15 +287,16 @@ def _source_rows(results_dir: str | os.PathLike, pool: list[RunRecord], cols: li
                         markers += marker
             mean, std = _to_percent(s.mean), _to_percent(s.std)
             paper = PAPER_TABLE2.get(base_label, {}).get(DATASET_COLUMNS.get(ds, ""))
-            collapsed, checked = _collapse_count(
+            collapsed, flat, checked = _collapse_count(
                 [r for r in runs_of(method, backbone, recipe) if r.config.dataset == ds and r.config.method == method
                  and (backbone is None or r.config.backbone == backbone)])
             cells[ds] = TableCell(mean=mean, std=std, n=len(s.samples), markers=markers,
                                   text=_cell_text(mean, std, markers), p_vs_vanilla=p_van, p_vs_l1=p_l1,
                                   profile=s.profile, source=s.dataset_source, stand_in_for=s.stand_in_for,
                                   statement=s.dataset_statement, best_params=s.best_params, epochs=s.epochs,
-                                  notes=list(s.notes), paper=paper, paper_text="" if paper is None else str(paper),
-                                  collapsed=collapsed, checked=checked)
+                                  notes=list(s.notes) + test_notes, paper=paper,
+                                  paper_text="" if paper is None else str(paper),
+                                  collapsed=collapsed, flat=flat, checked=checked)
         rows.append(TableRow(label=label, method=method, backbone=backbone, cells=cells, recipe=recipe))
     for run_dir, config, err in corrupt:
         row = next((r for r in rows if config is not None and (r.method, r.backbone) == _key_of(config)), None)
@@ -291,6 +304,21 @@ def _source_rows(results_dir: str | os.PathLike, pool: list[RunRecord], cols: li
         note = f"corrupt result left out: {err.path} ({err.fault}); running the sweep again re-runs it"
         (cell.notes if cell is not None else rows[0].cells[cols[0]].notes if rows and cols else []).append(note)
     return rows
+
+
+def _test_kind(a: Any, b: Any) -> str | None:
+    """Which samples the t-test of two summaries compares, in words; ``None`` when they are not alike.
+
+    With several seeds on both sides the samples are one protocol number per seed (the test
+    the map-stability benchmark uses); with one seed each they are the selected epochs of one
+    run, which are not independent draws, so the p-value is optimistic.
+    """
+    if len(a.seeds) > 1 and len(b.seeds) > 1:
+        return f"Welch t-test over seeds ({len(a.seeds)} and {len(b.seeds)})"
+    if len(a.seeds) <= 1 and len(b.seeds) <= 1:
+        return ("Welch t-test over the measured epochs of one run each (epochs are not independent draws: the "
+                "p-value is optimistic; several seeds give a test over seeds)")
+    return None
 
 
 def _columns(rows: Sequence[TableRow]) -> list[str]:
@@ -307,7 +335,8 @@ def table_to_csv(rows: Sequence[TableRow], path: str | os.PathLike) -> Path:
     header = ["method"]
     for ds in cols:
         header += [f"{ds} mean", f"{ds} std", f"{ds} n", f"{ds} markers", f"{ds} p vs vanilla", f"{ds} p vs L1",
-                   f"{ds} profile", f"{ds} data", f"{ds} paper", f"{ds} collapsed", f"{ds} runs checked"]
+                   f"{ds} profile", f"{ds} data", f"{ds} paper", f"{ds} collapsed", f"{ds} flat",
+                   f"{ds} runs checked"]
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(header + ["recipe"])
@@ -322,7 +351,8 @@ def table_to_csv(rows: Sequence[TableRow], path: str | os.PathLike) -> Path:
             data = ("" if c.source is None else
                     f"synthetic stand-in for {c.stand_in_for}" if c.stand_in_for else c.source)
             line += [num(c.mean), num(c.std), str(c.n), c.markers, num(c.p_vs_vanilla),
-                     num(c.p_vs_l1), c.profile or "", data, c.paper_text, str(c.collapsed), str(c.checked)]
+                     num(c.p_vs_l1), c.profile or "", data, c.paper_text, str(c.collapsed), str(c.flat),
+                     str(c.checked)]
         w.writerow(line + [row.recipe or ""])
     path = Path(path)
     write_atomic(path, buf.getvalue().encode())
@@ -373,6 +403,7 @@ def table_to_markdown(rows: Sequence[TableRow], *, paper: bool = True, footnotes
             tagged = tag_cells and c.profile and c.mean is not None
             text = c.text + (f" [{_profile_base(c.profile)}]" if tagged else "")
             text += f" (collapsed {c.collapsed}/{c.checked})" if c.collapsed else ""
+            text += f" (flat {c.flat}/{c.checked})" if c.flat else ""
             cells.append(_md_escape(text))
             if paper and ds in DATASET_COLUMNS:
                 cells.append(_md_escape(c.paper_text or "—"))
@@ -398,13 +429,17 @@ def table_to_markdown(rows: Sequence[TableRow], *, paper: bool = True, footnotes
         head.append(f"**Not a reproduction of the paper**: {'; '.join(why)}. Compare the numbers only with each "
                     "other, not with the paper's column.")
     notes = [f"{VANILLA_MARKER}: global attention differs from the vanilla CNN with the same backbone, "
-             f"{L1_MARKER}: from the L1 baseline (Welch t-test on the per-epoch test accuracies at the "
-             f"CV-selected epochs, p < {SIGNIFICANCE_LEVEL:g}). In the paper's columns, * is the paper's own "
-             "marker (global attention vs L1); its bold marks (global attention vs vanilla) are lost in the text "
-             "version of the paper. Mean (sample std) over the selected epochs; LR and SVM give one number."]
+             f"{L1_MARKER}: from the L1 baseline (Welch t-test, p < {SIGNIFICANCE_LEVEL:g}: over seeds where both "
+             f"have several, else over the measured epochs of one run each; each cell's notes say which). In the "
+             "paper's columns, * is the paper's own marker (global attention vs L1); its bold marks (global "
+             "attention vs vanilla) are lost in the text version of the paper. Mean (sample std) over the selected "
+             "epochs; LR and SVM give one number."]
     if any(c.collapsed for c in used):
         notes.append("(collapsed k/n): k of the n full-training runs ended collapsed (map more than 90% "
-                     "saturated, or predictions of one class three epochs running).")
+                     "saturated, or predictions of one class at chance-level loss three epochs running).")
+    if any(c.flat for c in used):
+        notes.append(f"(flat k/n): k of the n full-training runs ended phase 1 with a flat map (contrast "
+                     f"(p95 - p5) / mean below {FLAT_CONTRAST}: it weights every pixel almost alike).")
     if tag_cells:
         notes.append(f"Results come from different profiles ({', '.join(bases)}): each cell names its own.")
     by_label: dict[str, list[str]] = {}
