@@ -77,7 +77,7 @@ def _check_duplicates(files: Sequence[Path], root: Path, lines: Sequence[int] | 
     size collision at most.
     """
     def name(i: int) -> str:
-        return f"{files[i].absolute()}" + (f" (line {lines[i]})" if lines else "")
+        return _file_name(files, lines, i)
 
     found: list[str] = []
     first_of: dict[Path, int] = {}
@@ -100,14 +100,23 @@ def _check_duplicates(files: Sequence[Path], root: Path, lines: Sequence[int] | 
                 found.append(f"{name(by_digest[d])} and {name(i)} are byte-identical")
             else:
                 by_digest[d] = i
+    _report_duplicates(found, root, duplicates)
+
+
+def _report_duplicates(found: Sequence[str], root: Path, duplicates: str) -> None:
+    """Raise (``duplicates="error"``) or warn about the duplicate pairs ``found``, if any."""
     if not found:
         return
     more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
-    message = (f"folder {root.absolute()}: {'; '.join(found[:3])}{more}. The same image under two names "
+    message = (f"folder {root.absolute()}: {'; '.join(found[:3])}{more}. The same image in two files "
                f"can land in both the training and the test set")
     if duplicates == "error":
         raise DataError(message + "; remove the copies, or pass duplicates='warn' (--duplicates warn) to keep them")
-    warnings.warn(message, stacklevel=3)
+    warnings.warn(message, stacklevel=4)
+
+
+def _file_name(files: Sequence[Path], lines: Sequence[int] | None, i: int) -> str:
+    return f"{files[i].absolute()}" + (f" (line {lines[i]})" if lines else "")
 
 
 def pixel_digest(image: np.ndarray) -> np.ndarray:
@@ -131,21 +140,10 @@ def _check_pixel_duplicates(digests: np.ndarray, files: Sequence[Path], root: Pa
     first: dict[bytes, int] = {}
     found: list[str] = []
     for i, d in enumerate(digests):
-        key = bytes(d)
-        if key in first:
-            j = first[key]
-            found.append(f"{files[j].absolute()}{f' (line {lines[j]})' if lines else ''} and "
-                         f"{files[i].absolute()}{f' (line {lines[i]})' if lines else ''} decode to the same pixels")
-        else:
-            first[key] = i
-    if not found:
-        return
-    more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
-    message = (f"folder {root.absolute()}: {'; '.join(found[:3])}{more}. The same image in two files "
-               f"can land in both the training and the test set")
-    if duplicates == "error":
-        raise DataError(message + "; remove the copies, or pass duplicates='warn' (--duplicates warn) to keep them")
-    warnings.warn(message, stacklevel=3)
+        j = first.setdefault(bytes(d), i)
+        if j != i:
+            found.append(f"{_file_name(files, lines, j)} and {_file_name(files, lines, i)} decode to the same pixels")
+    _report_duplicates(found, root, duplicates)
 
 
 def _walk_files(folder: Path) -> list[Path]:
