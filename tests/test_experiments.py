@@ -16,6 +16,7 @@ import gsa_utils.runs.sweeps as sweep_module
 from gsa_utils.cli import main as cli_main
 from gsa_utils.data import DataError
 from gsa_utils.data.registry import DATASETS, describe_source, load_dataset
+from gsa_utils.paths import shown_path
 from gsa_utils.profiles import get_profile
 from gsa_utils.runs import (METHODS, PIXEL_METHODS, ExperimentConfig, build_model, configs_from_grid, load_results,
                             paper_grid, profile_label, protocol_summary, run_experiment, save_result, sweep,
@@ -39,7 +40,8 @@ def test_registry_stand_ins_are_marked(tmp_path):
     edema = load_dataset("idrid-edema", 16, data_dir=tmp_path)
     assert edema.source == "synthetic" and edema.meta["stand_in_for"] == "idrid-edema"
     assert edema.name == "idrid-edema" and edema.num_classes == 3
-    assert describe_source(edema).startswith(f"IDRiD not found under {tmp_path / 'idrid'}: using the synthetic fundus")
+    assert describe_source(edema).startswith(f"IDRiD not found under {shown_path(tmp_path / 'idrid')}: using the "
+                                             "synthetic fundus")
     retino = load_dataset("idrid-retinopathy", 16, data_dir=tmp_path)
     assert "has 5" in describe_source(retino)  # says it cannot match the 5 grades
     jaffe = load_dataset("jaffe", 16, data_dir=tmp_path)
