@@ -213,7 +213,8 @@ class DataPlan:
         Absolute path of the folder or file that will be read, or for a stand-in the one
         that was looked for (``None`` for synthetic sets and the private glaucoma OCT set).
     reason
-        Why a stand-in is used (empty otherwise), with the absolute path looked at.
+        Why a stand-in is used (empty otherwise), with the path looked at (as
+        :func:`gsa_utils.paths.shown_path` writes it).
     hint
         For a stand-in: which rule chose the data folder, and where a copy was seen if one
         lies in another usual place.
