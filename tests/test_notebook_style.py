@@ -112,5 +112,14 @@ def test_figures_are_drawn_inline_whatever_the_backend(path):
         "%matplotlib inline")
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_page_helper_is_loaded_first(path):
+    # warnings once per kind without module paths, alt text on figures (chapter_aids.page)
+    first = next(c for c in code_cells(path) if "colab-install" not in c.metadata.get("tags", []))
+    assert first.source.splitlines()[1:2] == ["%load_ext gsa_utils.chapter_aids.page"], (
+        f"{path.name}: the second line of the first code cell must be "
+        "%load_ext gsa_utils.chapter_aids.page")
+
+
 def test_colab_badge_image_is_in_the_book():
     assert (ROOT / "book/_static/colab-badge.svg").read_text(encoding="utf8").startswith("<svg")

@@ -13,6 +13,8 @@ At the start of a build it
 * writes ``book/_generated/course.md``, the session plan of ``book/course.md``, with each
   chapter's time as measured for this build (the times the status page shows).
 
+Figures get the alt text their output carries (``_alt_from_output``).
+
 MathJax 3 is served from the book (``.mathjax/``, installed from npm by ``make book``), not
 from a CDN that CI and offline readers cannot reach. At the end of a build it is copied into
 ``_static/mathjax``, and notebooks the build executed itself are stamped with the build's
@@ -310,7 +312,9 @@ def _page_fixes(app, pagename, templatename, context, doctree) -> None:
 
     sphinx-thebe adds its configuration script twice, and the second ``const
     THEBE_JS_URL`` is a SyntaxError; the theme's light/dark switch logs "Got invalid theme
-    mode" because its template variable ``default_mode`` is empty.
+    mode" because its template variable ``default_mode`` is empty. The script list is
+    edited in place: a new list would lose the scripts added after this handler, MathJax's
+    among them, and leave every equation as raw LaTeX.
     """
     if not context.get("default_mode"):
         context["default_mode"] = "auto"
@@ -322,7 +326,28 @@ def _page_fixes(app, pagename, templatename, context, doctree) -> None:
         if key not in seen:
             seen.add(key)
             unique.append(script)
-    context["script_files"] = unique
+    # In place: handlers that run later (Sphinx's MathJax) add their scripts to this list.
+    context.get("script_files", [])[:] = unique
+
+
+def _alt_from_output(render_image):
+    """Wrap myst-nb's image renderer: an output's own ``alt`` (its metadata) becomes the alt text.
+
+    myst-nb reads only width and height from an output's metadata; the chapters' figures
+    carry an alt text there (``gsa_utils.chapter_aids.page``). A cell's ``mystnb`` image
+    options still win.
+    """
+
+    def render_image_with_alt(self, data):
+        rendered = render_image(self, data)
+        alt = data.output_metadata.get(data.mime_type, {}).get("alt")
+        for node in rendered:
+            if alt and "alt" not in node.attributes:
+                node["alt"] = str(alt)
+        return rendered
+
+    render_image_with_alt.gsa_alt = True
+    return render_image_with_alt
 
 
 def _builder_inited(app) -> None:
@@ -351,6 +376,10 @@ def _build_finished(app, exception) -> None:
 
 
 def setup(app):
+    from myst_nb.core.render import NbElementRenderer
+
+    if not getattr(NbElementRenderer.render_image, "gsa_alt", False):
+        NbElementRenderer.render_image = _alt_from_output(NbElementRenderer.render_image)
     app.connect("config-inited", _config_inited)
     app.connect("builder-inited", _builder_inited)
     app.connect("build-finished", _build_finished)
