@@ -204,7 +204,9 @@ def algorithm_1(learner: Learner, x: torch.Tensor, y: torch.Tensor, settings: Fi
             record.update({f"{name}_{key}": value for key, value in scores.items()})
         if isinstance(model, HasAttentionMap):
             record.update(map_statistics(model))
-        amap = model.attention_map().detach() if isinstance(model, HasAttentionMap) else None
+        # saturation is judged on sigmoid maps only; an unbounded map at 1 has not saturated
+        saturates = isinstance(model, HasAttentionMap) and getattr(model, "map_saturates", True)
+        amap = model.attention_map().detach() if saturates else None
         record_collapse(record, amap, previous=last_record)  # warns when the run collapses
         last_record = record
         if two_phase and not model.frozen and epoch >= settings.cutoff_epoch:
