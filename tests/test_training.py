@@ -158,5 +158,5 @@ def test_l1_weights_starting_at_one_are_no_collapse(tiny_data):
     model = L1PixelWeights(SmallCNN(2, width=4), tuple(x.shape[-2:]))
     with warnings.catch_warnings():
         warnings.simplefilter("error", CollapseWarning)
-        history = two_phase_fit(model, x, y, **{**FAST, "epochs": 1, "l1_weight": 0.0})
+        history = two_phase_fit(model, x, y, **{**FAST, "epochs": 1, "l1_weight": 0.0, "lr": 1e-6})
     assert not history.records[-1]["collapsed"]
