@@ -439,3 +439,15 @@ def test_method_table_drives_configs_grids_and_networks():
     assert paper_grid("l1")["l1_weight"] == METHOD_TABLE["l1"].grid["l1_weight"]
     with pytest.raises(ValueError, match="no network"):
         build_model(ExperimentConfig.from_profile("fundus", "svm", "smoke"), 2, torch.rand(4, 3, 16, 16))
+
+
+def test_paper_figures_stand_beside_real_data_only(tmp_path):
+    # a row of stand-in results must not carry the paper's number for the real data set
+    rng = np.random.default_rng(1)
+    val = np.full((5, 250), 0.6)
+    _fabricate(tmp_path, "idrid-edema", "lr", None, val, _curves(rng, 0.6, 0.01), stand_in="idrid-edema")
+    _fabricate(tmp_path, "idrid-edema", "svm", None, val, _curves(rng, 0.6, 0.01))
+    rows = {r.label: r.cells["idrid-edema"] for r in build_table(tmp_path)}
+    assert rows["LR [stand-in data]"].mean is not None
+    assert rows["LR [stand-in data]"].paper is None and rows["LR [stand-in data]"].paper_text == ""
+    assert rows["LR [real data]"].paper_text == "66.99" and rows["SVM [real data]"].paper_text != ""

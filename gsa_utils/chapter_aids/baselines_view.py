@@ -384,7 +384,7 @@ def plot_table(rows: Sequence[Mapping[str, Any]], *, paper: bool = True, ncols: 
                 lo, hi = min(lo, p.mean - (p.std or 0)), max(hi, p.mean + (p.std or 0))
         ax.set_ylim(-0.7, len(shown) - 0.4)
         ax.set_xlim(max(0.0, lo - 5), min(100.0, hi + 5))
-        short = [r.label.replace(" (with global attention)", " + GSA").replace(" (with L1)", " + L1")
+        short = [r.shown_label.replace(" (with global attention)", " + GSA").replace(" (with L1)", " + L1")
                  for r in reversed(shown)]
         ax.set_yticks(range(len(shown)), short, fontsize=8)
         ax.set_xlabel("test accuracy %", fontsize=8)

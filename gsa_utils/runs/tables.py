@@ -208,6 +208,7 @@ def build_table(results_dir: str | os.PathLike, datasets: Sequence[str] | None =
         :func:`~gsa_utils.runs.store.data_source`) never share a row: each kind gets its own
         rows, labelled e.g. ``"SmallCNN [stand-in data]"`` (``TableRow.data``). A run found
         with a corrupt result file is named in a note of its cell (its path and the fault).
+        The paper's figure of a cell (``TableCell.paper``) is given on rows of real data only.
     """
     pool = list(results) if results is not None else load_results(results_dir)
     corrupt = corrupt_results(results_dir) if results is None else []
@@ -222,8 +223,10 @@ def build_table(results_dir: str | os.PathLike, datasets: Sequence[str] | None =
     order = sorted(by_source, key=lambda k: (["real", "synthetic", "stand-in"] + [k]).index(k)) or ["real"]
     rows: list[TableRow] = []
     for i, source in enumerate(order):
+        # the paper's figures stand beside results on the real data only, never beside a stand-in's
         part = _source_rows(results_dir, by_source.get(source, []), cols, n_epochs=n_epochs, alpha=alpha,
-                            paper_rows=paper_rows and i == 0, corrupt=corrupt if i == 0 else [])
+                            paper_rows=paper_rows and i == 0, corrupt=corrupt if i == 0 else [],
+                            paper_figures=source in ("real", "unknown") or not by_source)
         for row in part:
             row.data = source if by_source else None
             if len(order) > 1:
@@ -237,7 +240,8 @@ def _key_of(config: Any) -> tuple[str, str | None]:
 
 
 def _source_rows(results_dir: str | os.PathLike, pool: list[RunRecord], cols: list[str], *, n_epochs: int,
-                 alpha: float, paper_rows: bool, corrupt: Sequence[tuple[Path, Any, Exception]]) -> list[TableRow]:
+                 alpha: float, paper_rows: bool, corrupt: Sequence[tuple[Path, Any, Exception]],
+                 paper_figures: bool = True) -> list[TableRow]:
     """:func:`build_table`'s rows for runs on one kind of data."""
     present = {_key_of(r.config) for r in pool if r.config.dataset in cols}
     present |= {_key_of(c) for _, c, _ in corrupt if c is not None and c.dataset in cols}
@@ -274,7 +278,7 @@ def _source_rows(results_dir: str | os.PathLike, pool: list[RunRecord], cols: li
                     if not math.isnan(p) and p < alpha:
                         markers += marker
             mean, std = _to_percent(s.mean), _to_percent(s.std)
-            paper = PAPER_TABLE2.get(base_label, {}).get(DATASET_COLUMNS.get(ds, ""))
+            paper = PAPER_TABLE2.get(base_label, {}).get(DATASET_COLUMNS.get(ds, "")) if paper_figures else None
             collapsed, checked = _collapse_count(
                 [r for r in runs_of(method, backbone, recipe) if r.config.dataset == ds and r.config.method == method
                  and (backbone is None or r.config.backbone == backbone)])
