@@ -451,3 +451,15 @@ def test_paper_figures_stand_beside_real_data_only(tmp_path):
     assert rows["LR [stand-in data]"].mean is not None
     assert rows["LR [stand-in data]"].paper is None and rows["LR [stand-in data]"].paper_text == ""
     assert rows["LR [real data]"].paper_text == "66.99" and rows["SVM [real data]"].paper_text != ""
+
+
+def test_tables_carry_captions_and_split_by_data_set(fabricated):
+    from gsa_utils.runs.tables import PAPER_TABLE_CAPTION, paper_table_to_markdown, rows_of_dataset
+
+    root, _, _ = fabricated
+    rows = build_table(root)
+    one = rows_of_dataset(rows, "jaffe")
+    assert one and all(list(r.cells) == ["jaffe"] for r in one) and len(rows[0].cells) > 1
+    md = table_to_markdown(one, caption="Ours, jaffe")
+    assert md.startswith("**Ours, jaffe**\n\n| Accuracy % (std) | jaffe: ours | JAFFE: paper |")
+    assert paper_table_to_markdown().startswith(f"**{PAPER_TABLE_CAPTION}**\n\n|")

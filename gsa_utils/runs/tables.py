@@ -20,7 +20,7 @@ import csv
 import io
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -49,6 +49,8 @@ __all__ = [
     "table_to_csv",
     "table_to_markdown",
     "paper_table_to_markdown",
+    "PAPER_TABLE_CAPTION",
+    "rows_of_dataset",
     "display_table",
 ]
 
@@ -346,7 +348,8 @@ def _shorten(items: Sequence[str], n: int = 4) -> str:
     return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
-def table_to_markdown(rows: Sequence[TableRow], *, paper: bool = True, footnotes: bool = True) -> str:
+def table_to_markdown(rows: Sequence[TableRow], *, paper: bool = True, footnotes: bool = True,
+                      caption: str | None = None) -> str:
     """Render :func:`build_table` rows as a Markdown table with footnotes (for ``IPython.display.Markdown``).
 
     Introduced in chapter 10 (``10_baselines``).
@@ -355,11 +358,13 @@ def table_to_markdown(rows: Sequence[TableRow], *, paper: bool = True, footnotes
     The first line says plainly when the table is not a reproduction (any result outside
     the ``full`` profile, or on a synthetic stand-in); footnotes give the markers, the
     profile of the results (tagged per cell when they differ), the data source of every
-    column and the protocol's notes.
+    column and the protocol's notes. ``caption``, when given, comes first, in bold.
     """
     cols = _columns(rows)
     if not rows:
         return "_No results._"
+    if caption:
+        return f"**{_md_escape(caption)}**\n\n" + table_to_markdown(rows, paper=paper, footnotes=footnotes)
     profiles = sorted({c.profile for r in rows for c in r.cells.values() if c.profile})
     bases = sorted({_profile_base(p) for p in profiles})
     tag_cells = len(bases) > 1
@@ -438,16 +443,25 @@ def table_to_markdown(rows: Sequence[TableRow], *, paper: bool = True, footnotes
     return "\n\n".join(head + [table, body])
 
 
+#: The caption of :func:`paper_table_to_markdown`.
+PAPER_TABLE_CAPTION = "The paper's Table 2 (Xu et al. 2020): test accuracy %, standard deviation in parentheses"
+
+
 def paper_table_to_markdown() -> str:
-    """The paper's Table 2 alone, as Markdown (``*`` as printed; bold marks lost).
+    """The paper's Table 2 alone, as Markdown, under its caption (``*`` as printed; bold marks lost).
 
     Introduced in chapter 10 (``10_baselines``).
     """
     header = ["Accuracy % (std)"] + list(PAPER_COLUMNS)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [f"**{PAPER_TABLE_CAPTION}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, cells in PAPER_TABLE2.items():
         lines.append("| " + " | ".join([label] + [_md_escape(str(cells[c])) for c in PAPER_COLUMNS]) + " |")
     return "\n".join(lines)
+
+
+def rows_of_dataset(rows: Sequence[TableRow], dataset: str) -> list[TableRow]:
+    """The rows of one column (``dataset``), for a table narrow enough for a page."""
+    return [replace(row, cells={dataset: row.cells[dataset]}) for row in rows if dataset in row.cells]
 
 
 def display_table(rows: Sequence[TableRow], **kwargs: Any) -> Any:
