@@ -47,10 +47,29 @@ MATH_WAIT_S = 20.0
 SHOT_WIDTH, SHOT_TILE = 1280, 4000  # whole pages, in tiles of this height
 CLONE = Path(__file__).resolve().parents[1]
 
+_COLLAPSE = ("a CollapseWarning, shown once (chapter_aids.page): the chapter trains runs that the collapse "
+             "rule flags, ")
 #: Warning lines a page's cell outputs may show, above the default of 0, and why.
-WARNING_LINES: dict[str, tuple[int, str]] = {}
+WARNING_LINES: dict[str, tuple[int, str]] = {
+    "notebooks/04_combined_loss.html": (1, _COLLAPSE + "section 4.5's paper-options run, whose map saturates"),
+    "notebooks/05_two_phase_training.html": (2, _COLLAPSE + "the paper recipe's saturated maps and a run that "
+                                             "predicts one class: the chapter's subject"),
+    "notebooks/06_idrid.html": (1, _COLLAPSE + "a smoke run on the stand-in that predicts one class for 3 epochs"),
+    "notebooks/07_jaffe.html": (1, _COLLAPSE + "a smoke run that predicts one class for 3 epochs"),
+    "notebooks/09_retinamnist.html": (1, _COLLAPSE + "the paper recipe's map saturating on RetinaMNIST"),
+    "notebooks/12_attention_maps.html": (1, _COLLAPSE + "the paper recipe's runs, compared with the recommended one"),
+    "notebooks/13_sensitivity_and_design.html": (1, _COLLAPSE + "a sweep setting whose run predicts one class "
+                                                  "for 3 epochs, which the sweep exists to find"),
+}
 #: Figures a chapter must show, by a phrase of their alt text (their titles).
-REQUIRED_FIGURES: dict[str, tuple[str, ...]] = {}
+REQUIRED_FIGURES: dict[str, tuple[str, ...]] = {
+    "notebooks/01_structured_images.html": ("training images (relevant region in cyan)",),
+    "notebooks/04_combined_loss.html": ("learned maps on the scale [0, 1]",),
+    "notebooks/05_two_phase_training.html": ("train loss against epoch", "final maps"),
+    "notebooks/09_retinamnist.html": ("GSA, paper recipe", "GSA, recommended recipe"),
+    "notebooks/12_attention_maps.html": ("Grad-CAM, Grad-CAM++ and the ResAttNet mask on the same test images",),
+    "notebooks/13_sensitivity_and_design.html": ("against K, λ and E",),
+}
 
 WARNING_LINE = re.compile(r"\b[A-Z]\w*Warning\b:|^\s*warnings\.warn\(|\.py:\d+: ", re.MULTILINE)
 FILE_NAME = re.compile(r"^\S*\.(png|jpe?g|gif|svg|webp)$|^[0-9a-f]{32,}$", re.IGNORECASE)
