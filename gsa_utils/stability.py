@@ -176,11 +176,16 @@ def summarise_stability(records: list[dict], variants: list[str] | None = None,
 
 def verdict_line(summaries: list[VariantSummary], variant: str = "recommended",
                  reference: str = "vanilla") -> str | None:
-    """``recommended recipe: collapsed X of Y seeds; GSA - vanilla = +D.D points (p = P.PPP)``."""
+    """``recommended recipe: collapsed X of Y seeds; GSA - vanilla = +D.D points (p = P.PPP)``.
+
+    The p-value is written by :func:`~gsa_utils.protocol.format_p` (``p < 0.001`` when smaller).
+    """
+    from .protocol import format_p
+
     by = {s.variant: s for s in summaries}
     if variant not in by or reference not in by:
         return None
     s, ref = by[variant], by[reference]
     points = 100 * (s.accuracy_mean - ref.accuracy_mean)
     return (f"{variant} recipe: collapsed {s.collapsed} of {s.runs} seeds; "
-            f"GSA - {reference} = {points:+.1f} points (p = {s.p_vs_reference:.3f})")
+            f"GSA - {reference} = {points:+.1f} points ({format_p(s.p_vs_reference)})")

@@ -100,6 +100,7 @@ def stability_tables(folder: Path = STABILITY_RESULTS) -> str:
     """
     import json
 
+    from gsa_utils.protocol import format_p
     from gsa_utils.stability import summarise_stability, verdict_line
 
     def num(value, digits=3):
@@ -119,8 +120,7 @@ def stability_tables(folder: Path = STABILITY_RESULTS) -> str:
                   "|---|---|---|---|---|---|---|"]
         for s in summaries:
             auc = "-" if s.map_auc_mean is None else f"{s.map_auc_mean:.2f} ± {s.map_auc_sd or 0:.2f}"
-            p = ("-" if s.p_vs_reference != s.p_vs_reference
-                 else "< 0.001" if s.p_vs_reference < 0.001 else f"{s.p_vs_reference:.3f}")
+            p = "-" if s.p_vs_reference != s.p_vs_reference else format_p(s.p_vs_reference).removeprefix("p = ")
             parts.append(f"| {s.variant} | {s.accuracy_mean:.3f} ± {s.accuracy_sd:.3f} | {p} "
                          f"| {s.collapsed} of {s.runs} | {num(s.saturated, 2)} | {auc} "
                          f"| {num(s.phase1_ratio, 2)}× |")
