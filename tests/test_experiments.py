@@ -463,3 +463,10 @@ def test_tables_carry_captions_and_split_by_data_set(fabricated):
     md = table_to_markdown(one, caption="Ours, jaffe")
     assert md.startswith("**Ours, jaffe**\n\n| Accuracy % (std) | jaffe: ours | JAFFE: paper |")
     assert paper_table_to_markdown().startswith(f"**{PAPER_TABLE_CAPTION}**\n\n|")
+
+
+def test_markdown_tables_escape_dollar_signs(fabricated):
+    # MyST reads $...$ as maths: "$GSA_DATA_DIR/idrid ... $GSA_DATA_DIR" became one equation
+    root, _, _ = fabricated
+    md = table_to_markdown(build_table(root), caption="data in $GSA_DATA_DIR and $GSA_RESULTS_DIR")
+    assert "$GSA" not in md.replace("\\$GSA", "") and "\\$GSA_DATA_DIR" in md

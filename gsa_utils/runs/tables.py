@@ -336,7 +336,8 @@ def table_to_csv(rows: Sequence[TableRow], path: str | os.PathLike) -> Path:
 
 
 def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("*", "\\*")
+    """Text for a Markdown table cell or line: ``|``, ``*`` and ``$`` (MyST reads ``$...$`` as maths) escaped."""
+    return text.replace("|", "\\|").replace("*", "\\*").replace("$", "\\$")
 
 
 def _profile_base(label: str | None) -> str:
@@ -439,7 +440,7 @@ def table_to_markdown(rows: Sequence[TableRow], *, paper: bool = True, footnotes
                 seen.setdefault(note, []).append(f"{r.label} / {ds}")
     for note, where in seen.items():
         notes.append(f"Protocol note ({_shorten(where)}): {note}.")
-    body = "\n".join("- " + n.replace("|", "\\|").replace("*", "\\*") for n in notes)
+    body = "\n".join("- " + _md_escape(n) for n in notes)
     return "\n\n".join(head + [table, body])
 
 
