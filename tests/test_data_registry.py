@@ -151,3 +151,12 @@ def test_shown_path_names_the_folders_never_the_machine(tmp_path, monkeypatch):
     if repo_root() is not None:
         assert shown_path(repo_root() / "results" / "run") == "results/run"
         assert shown_path(repo_root() / "notebooks") == "notebooks"
+
+
+def test_shown_text_rewrites_every_known_folder_in_a_message(tmp_path, monkeypatch):
+    from gsa_utils.paths import shown_text
+
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "d"))
+    message = f"{tmp_path / 'd' / 'idrid'}: not found; copy in {tmp_path / 'x.png'}"
+    assert shown_text(message) == f"${DATA_DIR_ENV}/idrid: not found; copy in {shown_path(tmp_path / 'x.png')}"
+    assert str(tmp_path) not in shown_text(message)
