@@ -187,3 +187,20 @@ def test_install_cell_check_sees_a_missing_extra():
     assert needed_extras('from gsa_utils.data.medmnist import load_medmnist') == {"medmnist"}
     assert needed_extras('ds = load_dataset("retinamnist", 28)') == {"medmnist"}
     assert needed_extras('import numpy as np') == set()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_cell_ends_with_a_multi_line_call_silenced_by_a_semicolon(path):
+    # IPython shows the value of a call spanning several lines even after ';', and the
+    # inline backend shows its figure again: the chapter showed its figures twice
+    import ast
+
+    for i, cell in enumerate(code_cells(path)):
+        if "colab-install" in cell.metadata.get("tags", []):
+            continue  # its %pip line sits inside an if: not Python once the magic is removed
+        code = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        body = ast.parse(code).body if code.strip() else []
+        last = body[-1] if body else None
+        assert not (isinstance(last, ast.Expr) and last.end_lineno > last.lineno
+                    and code.rstrip().endswith(";")), (
+            f"{path.name}, code cell {i}: end with plt.show() or an assignment instead of ';'")
