@@ -6,8 +6,10 @@ PY     := $(VENV)/bin/python
 UV     := $(VENV)/bin/uv
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+MATHJAX_VERSION := 3.2.2
+MATHJAX := .mathjax/node_modules/mathjax/es5/tex-mml-chtml.js
 
-.PHONY: env test test-lib test-notebooks book browser-test lock clean
+.PHONY: env test test-lib test-notebooks book mathjax browser-test lock clean
 
 env: $(STAMP)
 
@@ -34,8 +36,16 @@ test-notebooks: env
 # -W: Sphinx warnings are errors; notebooks execute in the profile that fits the machine,
 # unless `make test` already executed them under the same profile, library and torch.
 # Progress bars are switched off: in a rendered page they are noise.
-book: env
+book: env $(MATHJAX)
 	TQDM_DISABLE=1 $(VENV)/bin/jupyter-book build . -W -n --keep-going
+
+# MathJax 3 from npm into the git-ignored .mathjax; the build copies it into the site
+# (book/_ext/gsa_book.py), so equations render offline and in CI, without a CDN.
+mathjax: $(MATHJAX)
+
+$(MATHJAX):
+	@command -v npm >/dev/null || { echo "make mathjax: npm is needed to install MathJax (e.g. apt-get install npm)"; exit 1; }
+	npm install --prefix .mathjax mathjax@$(MATHJAX_VERSION) --no-audit --no-fund --loglevel=error
 
 # Every page of _build/html in headless Chromium (Debian's chromium + chromium-driver);
 # screenshots in _build/screenshots. See .ci/browser_test.py.

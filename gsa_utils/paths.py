@@ -7,17 +7,25 @@ absolute, so that messages can print exactly where something was looked for.
 
 Data: ``$GSA_DATA_DIR``, else ``<repo>/data``, else ``./data``; each real dataset has a
 sub-folder there (``idrid/``, ``jaffe/``, ``medmnist/``), and every loader of the book,
-:func:`gsa_utils.data.medmnist.load_medmnist` included, defaults to it.
+:func:`gsa_utils.data.medmnist.load_medmnist` included, defaults to it. Results:
+``$GSA_RESULTS_DIR``, else ``<repo>/results``, else ``./results``.
+
+What the chapters print names these folders, not the machine's paths: :func:`shown_path`.
 """
 from __future__ import annotations
 
 import os
+import re
+import tempfile
 from pathlib import Path
 
-__all__ = ["repo_root", "repo_folder", "DATA_DIR_ENV", "data_dir", "data_dir_rule"]
+__all__ = ["repo_root", "repo_folder", "DATA_DIR_ENV", "RESULTS_DIR_ENV", "data_dir", "data_dir_rule",
+           "shown_path", "shown_text"]
 
 #: Environment variable that overrides the default data folder.
 DATA_DIR_ENV = "GSA_DATA_DIR"
+#: Environment variable that moves the default results folder.
+RESULTS_DIR_ENV = "GSA_RESULTS_DIR"
 
 
 def repo_root() -> Path | None:
@@ -46,3 +54,45 @@ def data_dir_rule() -> str:
     if repo_root() is not None:
         return f"the repository's data folder (${DATA_DIR_ENV} is not set)"
     return f"./data in the working directory (${DATA_DIR_ENV} is not set)"
+
+
+def _shown_folders() -> list[tuple[Path, str]]:
+    """(folder, label) pairs for :func:`shown_path`, the most specific (longest) first."""
+    folders = [(repo_folder(env, name), f"${env}" if os.environ.get(env, "").strip() else name)
+               for env, name in ((DATA_DIR_ENV, "data"), (RESULTS_DIR_ENV, "results"))]
+    repo = repo_root()
+    if repo is not None:
+        folders.append((repo, "."))
+    folders += [(Path(os.path.abspath(tempfile.gettempdir())), "<tmp>"), (Path.home(), "~")]
+    return sorted(folders, key=lambda pair: len(str(pair[0])), reverse=True)
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """``path`` as a page or a message may print it, without the machine's folders.
+
+    A path inside the data or results folder is written from that folder's name
+    (``$GSA_DATA_DIR/medmnist`` when the variable is set, else ``data/medmnist``); one
+    inside the repository, relative to it (``notebooks/x.png``); one in the temporary
+    folder, from ``<tmp>``; one in the home folder, from ``~``. Any other path is returned
+    as it is.
+    """
+    target = Path(os.path.abspath(Path(path).expanduser()))
+    for folder, label in _shown_folders():
+        if target == folder or folder in target.parents:
+            relative = target.relative_to(folder).as_posix()
+            if label == ".":
+                return relative
+            return label if relative == "." else f"{label}/{relative}"
+    return str(target)
+
+
+def shown_text(text: str) -> str:
+    """``text`` (a message, say) with the paths of those folders written as :func:`shown_path` does."""
+    for folder, label in _shown_folders():
+        prefix = re.escape(str(folder))
+        if label == ".":
+            text = re.sub(prefix + "/", "", text)
+            text = re.sub(prefix + r"(?![\w.-])", ".", text)
+        else:
+            text = re.sub(prefix + r"(?![\w.-])", lambda _: label, text)
+    return text

@@ -53,6 +53,7 @@ __all__ = [
     "N_FALLBACK_EPOCHS",
     "protocol_accuracy",
     "t_test",
+    "format_p",
     "select_hyperparameters",
     "params_key",
 ]
@@ -262,6 +263,16 @@ def t_test(a: Any, b: Any) -> float:
         warnings.simplefilter("ignore", RuntimeWarning)
         p = stats.ttest_ind(a, b, equal_var=False).pvalue
     return float(p)
+
+
+def format_p(p: float) -> str:
+    """A p-value as the book writes it: ``"p < 0.001"``, ``"p = 0.031"`` or ``"p = nan"``.
+
+    Three decimals would print a p-value below 0.0005 as ``p = 0.000``, which no test gives.
+    """
+    if p != p:
+        return "p = nan"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def params_key(params: Mapping[str, Any]) -> tuple:

@@ -15,7 +15,7 @@ from .metrics import FLAT_CONTRAST, SATURATION, map_contrast, saturated_fraction
 
 __all__ = ["SATURATION", "COLLAPSE_SHARE", "ONE_CLASS_PATIENCE", "CHANCE_MARGIN", "FLAT_CONTRAST", "CollapseVerdict",
            "collapse_verdict", "CollapseWarning", "FlatMapWarning", "chance_loss", "epoch_collapse", "record_collapse",
-           "VariantSummary", "summarise_stability", "verdict_line", "format_p"]
+           "VariantSummary", "summarise_stability", "verdict_line"]
 
 #: A map with more than this share of saturated pixels counts as collapsed.
 COLLAPSE_SHARE = 0.9
@@ -105,7 +105,7 @@ def epoch_collapse(attention_map, one_class_epochs: dict[str, int] | None = None
 
 
 def record_collapse(record: dict, attention_map, previous: dict | None = None, chance: float | None = None,
-                    phase_1_ends: bool = False) -> str:
+                    phase_1_ends: bool = False, saturates: bool = True) -> str:
     """Apply :func:`epoch_collapse` and the flat-map rule to one epoch's training record, in place.
 
     Counts, per set, the epochs running with one predicted class while the training loss
@@ -119,8 +119,9 @@ def record_collapse(record: dict, attention_map, previous: dict | None = None, c
     When ``phase_1_ends`` (the map is frozen after this epoch, or the run ends without
     freezing it), a map whose contrast (:func:`~gsa_utils.metrics.map_contrast`) is below
     :data:`~gsa_utils.metrics.FLAT_CONTRAST` is *flat*: ``record["flat"]`` is set (and
-    carried into every later record) and a :class:`FlatMapWarning` is issued. Returns the
-    collapse reason (empty: healthy).
+    carried into every later record) and a :class:`FlatMapWarning` is issued. A map that is
+    not a sigmoid (``saturates=False``, the L1 baseline's free weights) is never judged
+    saturated, only flat. Returns the collapse reason (empty: healthy).
     """
     previous = previous or {}
     at_chance = chance is None or record.get("train_ce", chance) >= CHANCE_MARGIN * chance
@@ -130,7 +131,7 @@ def record_collapse(record: dict, attention_map, previous: dict | None = None, c
         record[f"{name}_one_class_epochs"] = previous.get(f"{name}_one_class_epochs", 0) + 1 if stuck else 0
     streaks = {k[:-len("_one_class_epochs")]: n for k, n in record.items()
                if k.endswith("_one_class_epochs")}
-    verdict = epoch_collapse(attention_map, streaks)
+    verdict = epoch_collapse(attention_map if saturates else None, streaks)
     record.update(collapsed=verdict.collapsed, collapse_reason=verdict.reason)
     if verdict.collapsed and verdict.reason != previous.get("collapse_reason", ""):
         numbers = ", ".join(f"{k} {record[k]:.3f}" for k in ("map_mean", "map_saturated", "train_acc")
@@ -233,7 +234,12 @@ def summarise_stability(records: list[dict], variants: list[str] | None = None,
 def verdict_line(summaries: list[VariantSummary], variant: str = "recommended",
                  reference: str = "vanilla") -> str | None:
     """``recommended recipe: collapsed X of Y seeds; flat F of Y; contrast C.CC; GSA - vanilla = +D.D points
-    (p = P.PPP)``, with ``p < 0.001`` written so."""
+    (p = P.PPP)``.
+
+    The p-value is written by :func:`~gsa_utils.protocol.format_p` (``p < 0.001`` when smaller).
+    """
+    from .protocol import format_p
+
     by = {s.variant: s for s in summaries}
     if variant not in by or reference not in by:
         return None
@@ -242,8 +248,3 @@ def verdict_line(summaries: list[VariantSummary], variant: str = "recommended",
     contrast = "-" if s.contrast_mean is None else f"{s.contrast_mean:.2f}"
     return (f"{variant} recipe: collapsed {s.collapsed} of {s.runs} seeds; flat {s.flat} of {s.runs}; "
             f"contrast {contrast}; GSA - {reference} = {points:+.1f} points ({format_p(s.p_vs_reference)})")
-
-
-def format_p(p: float) -> str:
-    """``p = 0.012``, ``p < 0.001`` or ``p = nan`` (too few runs)."""
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"

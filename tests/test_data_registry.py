@@ -15,7 +15,7 @@ from gsa_utils.data.idrid import load_idrid
 from gsa_utils.data.medmnist import load_medmnist
 from gsa_utils.data.registry import describe_source, load_dataset, plan_data
 from gsa_utils.data.standardization import standardize_dataset
-from gsa_utils.paths import DATA_DIR_ENV, data_dir
+from gsa_utils.paths import DATA_DIR_ENV, RESULTS_DIR_ENV, data_dir, repo_root, shown_path
 
 pytestmark = pytest.mark.filterwarnings("ignore:IDRiD .* official set")
 
@@ -29,7 +29,7 @@ def _isolated(tmp_path, monkeypatch):
 
 # -- item 10: one rule, absolute paths, known before training -----------------------------------
 
-def test_plan_says_stand_in_before_loading_with_absolute_paths_and_hint(tmp_path, monkeypatch):
+def test_plan_says_stand_in_before_loading_with_shown_paths_and_hint(tmp_path, monkeypatch):
     work = tmp_path / "work"
     make_medmnist_fixture(work / "data" / "medmnist")  # the user put the file in ./data/medmnist
     monkeypatch.chdir(work)
@@ -38,11 +38,12 @@ def test_plan_says_stand_in_before_loading_with_absolute_paths_and_hint(tmp_path
     monkeypatch.setenv(DATA_DIR_ENV, str(official))
     plan = plan_data("retinamnist")
     assert plan.uses_stand_in and plan.path == official / "medmnist"
-    assert f"not found under {official / 'medmnist'}/retinamnist*.npz" in plan.reason
-    assert f"${DATA_DIR_ENV}" in plan.hint and f"set {DATA_DIR_ENV}={work / 'data'}" in plan.hint
+    assert f"not found under ${DATA_DIR_ENV}/medmnist/retinamnist*.npz" in plan.reason
+    assert f"${DATA_DIR_ENV}" in plan.hint and f"set {DATA_DIR_ENV}={shown_path(work / 'data')}" in plan.hint
+    assert str(tmp_path) not in plan.reason + plan.hint, "a machine path in what the chapters print"
     assert plan.statement().startswith("retinamnist: STAND-IN")
-    ds = load_dataset("retinamnist", data_dir="../official")  # a relative data_dir is printed absolute
-    assert str(official / "medmnist") in describe_source(ds) and ds.meta["stand_in_for"] == "retinamnist"
+    ds = load_dataset("retinamnist", data_dir="../official")  # a relative data_dir is printed resolved
+    assert shown_path(official / "medmnist") in describe_source(ds) and ds.meta["stand_in_for"] == "retinamnist"
     monkeypatch.setenv(DATA_DIR_ENV, str(work / "data"))
     real = plan_data("retinamnist")
     assert not real.uses_stand_in and real.kind == "real" and real.path == work / "data" / "medmnist" / "retinamnist.npz"
@@ -138,3 +139,24 @@ def test_fingerprint_separates_stand_in_real_and_changed_files(tmp_path):
     own = data_fingerprint(load_dataset("folder:mine", data_dir=tmp_path, cache_dir=False))
     assert own.origin.startswith("files:") and own.source == "real"
     assert set(real.as_dict()) >= {"source", "origin", "image_shape", "n_train", "n_val", "n_test"}
+
+
+def test_shown_path_names_the_folders_never_the_machine(tmp_path, monkeypatch):
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "d"))
+    monkeypatch.setenv(RESULTS_DIR_ENV, str(tmp_path / "r"))
+    assert shown_path(tmp_path / "d" / "medmnist" / "x.npz") == f"${DATA_DIR_ENV}/medmnist/x.npz"
+    assert shown_path(tmp_path / "r") == f"${RESULTS_DIR_ENV}"
+    assert shown_path(tmp_path / "other").startswith("<tmp>/") and str(tmp_path) not in shown_path(tmp_path)
+    monkeypatch.delenv(RESULTS_DIR_ENV)
+    if repo_root() is not None:
+        assert shown_path(repo_root() / "results" / "run") == "results/run"
+        assert shown_path(repo_root() / "notebooks") == "notebooks"
+
+
+def test_shown_text_rewrites_every_known_folder_in_a_message(tmp_path, monkeypatch):
+    from gsa_utils.paths import shown_text
+
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "d"))
+    message = f"{tmp_path / 'd' / 'idrid'}: not found; copy in {tmp_path / 'x.png'}"
+    assert shown_text(message) == f"${DATA_DIR_ENV}/idrid: not found; copy in {shown_path(tmp_path / 'x.png')}"
+    assert str(tmp_path) not in shown_text(message)

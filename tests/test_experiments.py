@@ -17,6 +17,7 @@ import gsa_utils.runs.sweeps as sweep_module
 from gsa_utils.cli import main as cli_main
 from gsa_utils.data import DataError
 from gsa_utils.data.registry import DATASETS, describe_source, load_dataset
+from gsa_utils.paths import shown_path
 from gsa_utils.profiles import get_profile
 from gsa_utils.runs import (METHODS, PIXEL_METHODS, ExperimentConfig, build_model, configs_from_grid, load_results,
                             paper_grid, profile_label, protocol_summary, run_experiment, save_result, sweep,
@@ -39,7 +40,8 @@ def test_registry_stand_ins_are_marked(tmp_path):
     edema = load_dataset("idrid-edema", 16, data_dir=tmp_path)
     assert edema.source == "synthetic" and edema.meta["stand_in_for"] == "idrid-edema"
     assert edema.name == "idrid-edema" and edema.num_classes == 3
-    assert describe_source(edema).startswith(f"IDRiD not found under {tmp_path / 'idrid'}: using the synthetic fundus")
+    assert describe_source(edema).startswith(f"IDRiD not found under {shown_path(tmp_path / 'idrid')}: using the "
+                                             "synthetic fundus")
     retino = load_dataset("idrid-retinopathy", 16, data_dir=tmp_path)
     assert "has 5" in describe_source(retino)  # says it cannot match the 5 grades
     jaffe = load_dataset("jaffe", 16, data_dir=tmp_path)
@@ -471,3 +473,34 @@ def test_table_tests_over_seeds_and_never_mixes_seeds_with_epochs(tmp_path):
     gsa = protocol_summary(tmp_path, "fundus", "gsa")
     from gsa_utils.protocol import t_test
     assert cell.p_vs_vanilla == pytest.approx(t_test(gsa.samples, van.samples)) and len(van.samples) == 3
+
+
+def test_paper_figures_stand_beside_real_data_only(tmp_path):
+    # a row of stand-in results must not carry the paper's number for the real data set
+    rng = np.random.default_rng(1)
+    val = np.full((5, 250), 0.6)
+    _fabricate(tmp_path, "idrid-edema", "lr", None, val, _curves(rng, 0.6, 0.01), stand_in="idrid-edema")
+    _fabricate(tmp_path, "idrid-edema", "svm", None, val, _curves(rng, 0.6, 0.01))
+    rows = {r.label: r.cells["idrid-edema"] for r in build_table(tmp_path)}
+    assert rows["LR [stand-in data]"].mean is not None
+    assert rows["LR [stand-in data]"].paper is None and rows["LR [stand-in data]"].paper_text == ""
+    assert rows["LR [real data]"].paper_text == "66.99" and rows["SVM [real data]"].paper_text != ""
+
+
+def test_tables_carry_captions_and_split_by_data_set(fabricated):
+    from gsa_utils.runs.tables import PAPER_TABLE_CAPTION, paper_table_to_markdown, rows_of_dataset
+
+    root, _, _ = fabricated
+    rows = build_table(root)
+    one = rows_of_dataset(rows, "jaffe")
+    assert one and all(list(r.cells) == ["jaffe"] for r in one) and len(rows[0].cells) > 1
+    md = table_to_markdown(one, caption="Ours, jaffe")
+    assert md.startswith("**Ours, jaffe**\n\n| Accuracy % (std) | jaffe: ours | JAFFE: paper |")
+    assert paper_table_to_markdown().startswith(f"**{PAPER_TABLE_CAPTION}**\n\n|")
+
+
+def test_markdown_tables_escape_dollar_signs(fabricated):
+    # MyST reads $...$ as maths: "$GSA_DATA_DIR/idrid ... $GSA_DATA_DIR" became one equation
+    root, _, _ = fabricated
+    md = table_to_markdown(build_table(root), caption="data in $GSA_DATA_DIR and $GSA_RESULTS_DIR")
+    assert "$GSA" not in md.replace("\\$GSA", "") and "\\$GSA_DATA_DIR" in md

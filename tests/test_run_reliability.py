@@ -262,7 +262,7 @@ def test_cli_says_before_training_that_it_will_use_a_stand_in_and_can_refuse(tmp
     args = ["run", "--dataset", "retinamnist", "--method", "vanilla", "--epochs", "1", "--results", str(tmp_path)]
     assert cli_main(args + ["--no-stand-in", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "STAND-IN" in err[0] and str(tmp_path / "no-data") in err[0] and trained == []
+    assert len(err) == 1 and "STAND-IN" in err[0] and "$GSA_DATA_DIR/medmnist" in err[0] and trained == []
     with pytest.raises(Exception):  # the fake run returns nothing; what matters is what was printed before it
         from gsa_utils.cli import _cmd_run, _parser
         _cmd_run(_parser().parse_args(args))

@@ -147,3 +147,19 @@ def test_fit_settings_one_object_from_profile_to_checkpoint(tiny_data, tmp_path)
     with pytest.warns(UserWarning, match="map_warmup_epochs"):  # a checkpoint of other settings is set aside
         two_phase_fit(_model(x), x, y, settings.replace(map_warmup_epochs=2), checkpoint=tmp_path / "c.pt",
                       progress=False)
+
+
+def test_l1_weights_starting_at_one_are_no_collapse(tiny_data):
+    # the L1 baseline's weights start at 1 by design: no saturated sigmoid, no warning
+    import warnings
+
+    from gsa_utils.baselines import L1PixelWeights
+    from gsa_utils.stability import CollapseWarning
+
+    x, y = tiny_data
+    seed_everything(0)
+    model = L1PixelWeights(SmallCNN(2, width=4), tuple(x.shape[-2:]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CollapseWarning)
+        history = two_phase_fit(model, x, y, **{**FAST, "epochs": 1, "l1_weight": 0.0, "lr": 1e-6})
+    assert not history.records[-1]["collapsed"]

@@ -9,23 +9,35 @@ At the start of a build it
   ``book/map_stability.md`` are those files, summarised at build time);
 * removes cached notebooks that ran under another profile, library or torch
   (``nbcache.prune_stale``), then writes ``book/_generated/status.md``: the build's profile,
-  where each chapter's outputs come from, package versions and the hardware.
+  where each chapter's outputs and data come from, package versions and the hardware;
+* writes ``book/_generated/course.md``, the session plan of ``book/course.md``, with each
+  chapter's time as measured for this build (the times the status page shows).
 
-At the end it stamps notebooks the build executed itself with the build's fingerprint.
-It also removes two console errors every page had (``_page_fixes``); ``make
+Figures get the alt text their output carries (``_alt_from_output``).
+
+MathJax 3 is served from the book (``.mathjax/``, installed from npm by ``make book``), not
+from a CDN that CI and offline readers cannot reach. At the end of a build it is copied into
+``_static/mathjax``, and notebooks the build executed itself are stamped with the build's
+fingerprint. It also removes two console errors every page had (``_page_fixes``); ``make
 browser-test`` checks that pages have none.
 """
 from __future__ import annotations
 
 import os
 import platform
+import shutil
 import sys
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 import nbcache
 
 GENERATED = nbcache.ROOT / "book" / "_generated"
+#: MathJax 3 as npm installs it (``make mathjax``; the Makefile pins the version), and the
+#: parts of it the book serves.
+MATHJAX = nbcache.ROOT / ".mathjax" / "node_modules" / "mathjax" / "es5"
+MATHJAX_PARTS = ("tex-mml-chtml.js", "input/tex/extensions", "output/chtml/fonts/woff-v2", "ui", "a11y")
 STATUS_PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn", "matplotlib",
                    "jupyter-book", "myst-nb", "jupyter-cache", "sphinx", "nbval")
 
@@ -89,7 +101,8 @@ def stability_tables(folder: Path = STABILITY_RESULTS, figures: Path = GENERATED
     """
     import json
 
-    from gsa_utils.stability import format_p, summarise_stability, verdict_line
+    from gsa_utils.protocol import format_p
+    from gsa_utils.stability import summarise_stability, verdict_line
 
     def num(value, digits=3):
         return "-" if value is None else f"{value:.{digits}f}"
@@ -211,9 +224,8 @@ def status_page(prints: dict[str, str], cached: dict[str, float], chapters: list
         else:
             source = "executed by this book build"
         lines.append(f"| `{chapter.name}` | {source} |")
-    data_dir = prints["GSA_DATA_DIR"] or "not set (chapters use what `data/` holds, or stand-ins)"
-    lines += ["", f"`GSA_DATA_DIR`: {data_dir}. Library source digest (`gsa_utils`): "
-              f"`{prints['gsa_utils'][:12]}`.", "",
+    lines += ["", f"Library source digest (`gsa_utils`): `{prints['gsa_utils'][:12]}`.", "",
+              *data_sources(), "",
               "| package | version |", "|---|---|",
               f"| Python | {platform.python_version()} |"]
     for package in STATUS_PACKAGES:
@@ -226,6 +238,89 @@ def status_page(prints: dict[str, str], cached: dict[str, float], chapters: list
               f"| CPU | {_cpu_model()}, {os.cpu_count()} logical cores |",
               f"| memory | {_memory_gib()} |",
               f"| GPU | {_gpu()} |"]
+    return "\n".join(lines) + "\n"
+
+
+def data_sources() -> list[str]:
+    """Markdown lines: the data folder's rule and, per real data set, what the chapters read.
+
+    Paths are written from the data folder (:func:`gsa_utils.paths.shown_path`), never as
+    the build machine's folders.
+    """
+    from gsa_utils.data.registry import REAL_NAMES, plan_data
+    from gsa_utils.paths import data_dir_rule, shown_path
+
+    lines = [f"Data folder: {data_dir_rule()}.", "", "| data set | what the chapters read |", "|---|---|"]
+    for name in REAL_NAMES:
+        plan = plan_data(name)
+        if plan.kind == "real":
+            source = f"the real data, from `{shown_path(plan.path)}`"
+        else:
+            source = f"a synthetic stand-in: {plan.reason}"
+        lines.append(f"| {name} | {source} |")
+    return lines
+
+
+@dataclass(frozen=True)
+class Session:
+    """One session of the course plan: its chapters and pages, what is learned, what it needs."""
+
+    title: str
+    docs: tuple[str, ...]
+    learn: str
+    prerequisites: str
+
+
+#: The course plan of ``book/course.md``: every chapter and page of the book, in order.
+SESSIONS = (
+    Session("1. The idea", ("notebooks/01_structured_images", "notebooks/02_pixel_representation",
+                            "notebooks/03_pixel_cnn"),
+            "{term}`structured image`s, the {term}`pixel representation`, the {term}`pixel CNN` and its "
+            "{term}`map`", "Python, PyTorch tensors, convolutions"),
+    Session("2. Training it", ("notebooks/04_combined_loss", "notebooks/05_two_phase_training"),
+            "the {term}`combined loss`, {term}`lambda`, {term}`saturation` and {term}`collapse`, "
+            "{term}`two-phase training`, the {term}`cut-off epoch E` and the {term}`recipe`",
+            "session 1; cross-entropy, gradient descent"),
+    Session("3. Real data", ("notebooks/06_idrid", "notebooks/07_jaffe", "notebooks/08_your_own_data",
+                             "notebooks/09_retinamnist", "book/map_stability"),
+            "the method on IDRiD, JAFFE, OCT-style maps and RetinaMNIST; bringing your own data set; "
+            "how often the map collapses over many seeds", "sessions 1-2 (chapter 6 introduces the helpers 7-9 use)"),
+    Session("4. Reproducing the paper", ("notebooks/10_baselines", "notebooks/11_results"),
+            "pixel models, the {term}`L1 baseline`, local attention; the paper's {term}`protocol`, "
+            "{term}`Welch's t-test`, Table 2", "sessions 1-3"),
+    Session("5. Reading attention maps", ("notebooks/12_attention_maps", "notebooks/13_sensitivity_and_design"),
+            "GSA maps beside {term}`Grad-CAM`, Grad-CAM++ and ResAttNet masks; the {term}`pointing game`, "
+            "{term}`faithfulness`; how K, lambda and E change the map", "sessions 1-4"),
+)
+#: Pages outside the sessions: read before the first one, or kept at hand.
+REFERENCE_PAGES = ("book/running", "book/course", "book/troubleshooting", "book/glossary", "book/status",
+                   "book/bibliography")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def course_table(times: dict[str, float]) -> str:
+    """Markdown: the course plan, with each chapter's measured time.
+
+    ``times`` holds seconds by document name (``"notebooks/05_two_phase_training"``), as the
+    status page shows them; a chapter without one is marked as not measured in this build.
+    """
+    lines = ["| session | chapters and pages | what students learn | CPU time, measured for this build "
+             "| prerequisites |", "|---|---|---|---|---|"]
+    for session in SESSIONS:
+        links, parts, total = [], [], 0.0  # total: None once a chapter has no time
+        for doc in session.docs:
+            number = Path(doc).name.split("_", 1)[0]
+            links.append(f"{{doc}}`{int(number) if number.isdigit() else 'map stability'} <../{doc}>`")
+            if doc.startswith("notebooks/"):
+                seconds = times.get(doc)
+                parts.append(f"{number}: {_duration(seconds)}" if seconds is not None else f"{number}: not measured")
+                total = None if seconds is None or total is None else total + seconds
+        measured = "; ".join(parts) + (f" (total {_duration(total)})" if len(parts) > 1 and total else "")
+        lines.append(f"| {session.title} | {', '.join(links)} | {session.learn} | {measured} "
+                     f"| {session.prerequisites} |")
     return "\n".join(lines) + "\n"
 
 
@@ -244,6 +339,24 @@ def _chapters(app) -> list[Path]:
 def _config_inited(app, config) -> None:
     # One cache folder for the tests and the build, named in _config.yml, made absolute.
     config.nb_execution_cache_path = str(nbcache.cache_dir())
+    if not (MATHJAX / MATHJAX_PARTS[0]).exists():
+        from sphinx.errors import ConfigError
+
+        raise ConfigError(f"MathJax is not installed in {MATHJAX.relative_to(nbcache.ROOT)}: run `make mathjax` "
+                          "(npm's mathjax package); the book serves it itself, without a CDN")
+    # A path relative to _static: the copy _build_finished makes.
+    config.mathjax_path = "mathjax/" + MATHJAX_PARTS[0]
+
+
+def copy_mathjax(static: Path) -> None:
+    """Copy the parts of MathJax the pages load into ``static``/mathjax."""
+    for part in MATHJAX_PARTS:
+        source, target = MATHJAX / part, static / "mathjax" / part
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, dirs_exist_ok=True)
+        else:
+            shutil.copy2(source, target)
 
 
 def _page_fixes(app, pagename, templatename, context, doctree) -> None:
@@ -251,7 +364,9 @@ def _page_fixes(app, pagename, templatename, context, doctree) -> None:
 
     sphinx-thebe adds its configuration script twice, and the second ``const
     THEBE_JS_URL`` is a SyntaxError; the theme's light/dark switch logs "Got invalid theme
-    mode" because its template variable ``default_mode`` is empty.
+    mode" because its template variable ``default_mode`` is empty. The script list is
+    edited in place: a new list would lose the scripts added after this handler, MathJax's
+    among them, and leave every equation as raw LaTeX.
     """
     if not context.get("default_mode"):
         context["default_mode"] = "auto"
@@ -263,7 +378,28 @@ def _page_fixes(app, pagename, templatename, context, doctree) -> None:
         if key not in seen:
             seen.add(key)
             unique.append(script)
-    context["script_files"] = unique
+    # In place: handlers that run later (Sphinx's MathJax) add their scripts to this list.
+    context.get("script_files", [])[:] = unique
+
+
+def _alt_from_output(render_image):
+    """Wrap myst-nb's image renderer: an output's own ``alt`` (its metadata) becomes the alt text.
+
+    myst-nb reads only width and height from an output's metadata; the chapters' figures
+    carry an alt text there (``gsa_utils.chapter_aids.page``). A cell's ``mystnb`` image
+    options still win.
+    """
+
+    def render_image_with_alt(self, data):
+        rendered = render_image(self, data)
+        alt = data.output_metadata.get(data.mime_type, {}).get("alt")
+        for node in rendered:
+            if alt and "alt" not in node.attributes:
+                node["alt"] = str(alt)
+        return rendered
+
+    render_image_with_alt.gsa_alt = True
+    return render_image_with_alt
 
 
 def _builder_inited(app) -> None:
@@ -278,14 +414,24 @@ def _builder_inited(app) -> None:
     cached = nbcache.cached_uris(prints) if app.config.nb_execution_mode == "cache" else {}
     _write_if_changed(GENERATED / "status.md", status_page(prints, cached, _chapters(app),
                                                               app.config.nb_execution_mode))
+    source = Path(app.srcdir).resolve()
+    times = {Path(uri).relative_to(source).with_suffix("").as_posix(): seconds for uri, seconds in cached.items()
+             if Path(uri).is_relative_to(source)}
+    _write_if_changed(GENERATED / "course.md", course_table(times))
 
 
 def _build_finished(app, exception) -> None:
+    if exception is None and app.builder.format == "html":
+        copy_mathjax(Path(app.outdir) / "_static")
     if exception is None and app.config.nb_execution_mode == "cache":
         nbcache.stamp_unmarked(app.env.gsa_fingerprint)
 
 
 def setup(app):
+    from myst_nb.core.render import NbElementRenderer
+
+    if not getattr(NbElementRenderer.render_image, "gsa_alt", False):
+        NbElementRenderer.render_image = _alt_from_output(NbElementRenderer.render_image)
     app.connect("config-inited", _config_inited)
     app.connect("builder-inited", _builder_inited)
     app.connect("build-finished", _build_finished)

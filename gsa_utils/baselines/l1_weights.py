@@ -23,8 +23,13 @@ class L1PixelWeights(nn.Module):
     It exposes the same ``attention_map()`` / ``forward(x, attention_map)`` interface as
     :class:`gsa_utils.models.GlobalSpatialAttention`, so the same training loop adds the
     L1 term (train it with ``l1_reduction="mean"`` as the paper does). It has no
-    ``freeze``: the weights train for all epochs.
+    ``freeze``: the weights train for all epochs. Its map is no sigmoid: weights at 1 are its
+    starting point, not saturation, so the collapse rule's saturation test does not apply
+    to it (``map_saturates``).
     """
+
+    #: Whether the map is a sigmoid output that saturation can freeze (GSA's is; these weights are not).
+    map_saturates = False
 
     def __init__(self, backbone: nn.Module, image_size: tuple[int, int]) -> None:
         super().__init__()

@@ -29,6 +29,7 @@ import torch
 
 from ..attention import AttentionMaps, upsample_maps, variability
 
+from ..paths import shown_path
 from ..runs.config import BACKBONE_METHODS, PIXEL_METHODS
 from ..runs.store import load_results
 from .plotting import pyplot, to_display
@@ -233,7 +234,8 @@ def table_report(results_dir: str | os.PathLike, datasets: Sequence[str] | None 
     results = load_results(results_dir)
     if not results:
         return {"rows": [], "n_runs": 0, "results": [], "markdown": None, "profiles": {},
-                "message": f"{NO_RESULTS_MESSAGE} (nothing finished in {results_dir}).", "statements": []}
+                "message": f"{NO_RESULTS_MESSAGE} (nothing finished in {shown_path(results_dir)}).",
+                "statements": []}
     rows = build_table(results_dir, datasets, n_epochs=n_epochs, results=results)
     profiles: dict[str, list[str]] = {}
     sources: dict[str, set[str]] = {}
@@ -250,7 +252,7 @@ def table_report(results_dir: str | os.PathLike, datasets: Sequence[str] | None 
     stand_in = sorted(ds for ds, kinds in sources.items() if any(k.startswith("a synthetic") for k in kinds))
     not_paper = sorted(ds for ds in sources if ds not in DATASET_COLUMNS)
     if n_cells == 0:
-        message = (f"{len(results)} finished run(s) in {results_dir}, but no table cell could be computed "
+        message = (f"{len(results)} finished run(s) in {shown_path(results_dir)}, but no table cell could be computed "
                    "(see the protocol notes).")
     elif not_full and all(_profile_base(p) == "smoke" for p in not_full) and len(not_full) == len(profiles):
         stand_ins = f", and synthetic stand-ins instead of the real data for {', '.join(stand_in)}" if stand_in else ""
@@ -384,7 +386,7 @@ def plot_table(rows: Sequence[Mapping[str, Any]], *, paper: bool = True, ncols: 
                 lo, hi = min(lo, p.mean - (p.std or 0)), max(hi, p.mean + (p.std or 0))
         ax.set_ylim(-0.7, len(shown) - 0.4)
         ax.set_xlim(max(0.0, lo - 5), min(100.0, hi + 5))
-        short = [r.label.replace(" (with global attention)", " + GSA").replace(" (with L1)", " + L1")
+        short = [r.shown_label.replace(" (with global attention)", " + GSA").replace(" (with L1)", " + L1")
                  for r in reversed(shown)]
         ax.set_yticks(range(len(shown)), short, fontsize=8)
         ax.set_xlabel("test accuracy %", fontsize=8)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.base import StructuredDataset
+from ..paths import shown_path
 from ..data.registry import describe_source, is_stand_in
 from ..runs.store import RESULTS_DIR_ENV, default_results_dir
 from ..runs.config import ExperimentConfig
@@ -189,7 +190,7 @@ class ChapterResults:
 
     def describe(self) -> str:
         """Where the runs are and how many were trained now or reused."""
-        return (f"{len(self.runs)} runs in {self.results_dir}: {len(self.trained)} trained now, "
+        return (f"{len(self.runs)} runs in {shown_path(self.results_dir)}: {len(self.trained)} trained now, "
                 f"{len(self.reused)} already finished (read back)")
 
 

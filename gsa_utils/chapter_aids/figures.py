@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..data.base import DataError, StructuredDataset
 from ..metrics import attention_quality, map_roc_auc
+from ..paths import shown_text
 from .chapters import ChapterResults
 from .plotting import pyplot, to_display
 from .summaries import METHOD_LABELS
@@ -241,6 +242,8 @@ def expect_data_error(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
     """Call ``fn`` expecting a :class:`~gsa_utils.data.DataError`; print and return its message.
 
     Introduced in chapter 8 (``08_your_own_data``) to show what a loader says about bad input.
+    The printed message names its paths as :func:`gsa_utils.paths.shown_text` writes them
+    (``<tmp>/...``, ``data/...``); the returned one is the error's own.
 
     Raises
     ------
@@ -251,7 +254,7 @@ def expect_data_error(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
         fn(*args, **kwargs)
     except DataError as err:
         msg = str(err)
-        print(f"DataError: {msg}")
+        print(f"DataError: {shown_text(msg)}")
         return msg
     raise AssertionError(f"{getattr(fn, '__name__', fn)} accepted the input: expected a DataError")
 

@@ -69,7 +69,9 @@ def show_maps(maps: Mapping[str, np.ndarray], mask=None, size: float = 2.4, cmap
     colour bar then says so): a nearly flat map then looks as contrasted as a sharp one.
     """
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(maps), figsize=(size * len(maps) + 0.6, size + 0.4 * bool(title)), squeeze=False)
+    # constrained layout keeps the title, the panels' titles and the colour bar apart
+    fig, axes = plt.subplots(1, len(maps), figsize=(size * len(maps) + 0.6, size + 0.4 * bool(title)), squeeze=False,
+                             layout="constrained")
     im = None
     for ax, (name, m) in zip(axes[0], maps.items()):
         m = np.squeeze(np.asarray(m, dtype=float))

@@ -39,9 +39,10 @@ own size (:data:`NATIVE_SIZES`; a ``folder:`` set as its files are), a number re
 A stand-in is an ordinary synthetic dataset whose ``source`` is ``"synthetic"``, with
 ``meta["stand_in_for"]`` set to the requested name; :func:`describe_source` gives the
 one-line statement notebooks print at the top, e.g. *"IDRiD not found under
-/home/me/gsa-book/data/idrid: using the synthetic fundus stand-in (3 classes; IDRiD
-retinopathy has 5, more than the fundus generator makes) (the data folder is
-/home/me/gsa-book/data: the repository's data folder ($GSA_DATA_DIR is not set))"*.
+data/idrid: using the synthetic fundus stand-in (3 classes; IDRiD retinopathy has 5, more
+than the fundus generator makes) (the data folder is data: the repository's data folder
+($GSA_DATA_DIR is not set))"*. Its paths are written by :func:`gsa_utils.paths.shown_path`:
+from the data folder, never the machine's folders.
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..paths import DATA_DIR_ENV, data_dir as _rule_data_dir, data_dir_rule
+from ..paths import DATA_DIR_ENV, data_dir as _rule_data_dir, data_dir_rule, shown_path
 from .base import IMAGENET_MEAN, IMAGENET_STD, DataError, StructuredDataset, standardize as _standardize
 from .medmnist import MEDMNIST_SETS, MULTI_LABEL_SETS
 
@@ -224,7 +225,8 @@ class DataPlan:
         Absolute path of the folder or file that will be read, or for a stand-in the one
         that was looked for (``None`` for synthetic sets and the private glaucoma OCT set).
     reason
-        Why a stand-in is used (empty otherwise), with the absolute path looked at.
+        Why a stand-in is used (empty otherwise), with the path looked at (as
+        :func:`gsa_utils.paths.shown_path` writes it).
     hint
         For a stand-in: which rule chose the data folder, and where a copy was seen if one
         lies in another usual place.
@@ -302,18 +304,19 @@ def plan_data(name: str, image_size: int | None = None, data_dir: str | os.PathL
         found = _medmnist_file(folder, key, image_size) if folder.is_dir() else None
         if found is not None:
             return DataPlan(key, "real", found[0], file_size=found[1])
-        looked = f"{folder}/{key}*.npz"
+        looked = f"{shown_path(folder)}/{key}*.npz"
     else:
         if _has_files(folder):
             return DataPlan(key, "real", folder)
-        looked = str(folder)
+        looked = shown_path(folder)
     what = {"idrid-retinopathy": "IDRiD", "idrid-edema": "IDRiD", "jaffe": "JAFFE"}.get(key) or MEDMNIST_SETS[key][0]
-    hint = f"the data folder is {folder_root}: {rule}"
+    shown_root = shown_path(folder_root)
+    hint = f"the data folder is {shown_root}" + ("" if shown_root == rule else f": {rule}")
     elsewhere = _copies_elsewhere(key, folder)
     if elsewhere:
-        hint += (f"; a copy exists in {elsewhere[0]}: set {DATA_DIR_ENV}={elsewhere[0].parent}"
+        hint += (f"; a copy exists in {shown_path(elsewhere[0])}: set {DATA_DIR_ENV}={shown_path(elsewhere[0].parent)}"
                  if elsewhere[0].name == REAL_SUBFOLDERS[key] else
-                 f"; a copy exists in {elsewhere[0]}: move it to {folder}")
+                 f"; a copy exists in {shown_path(elsewhere[0])}: move it to {shown_path(folder)}")
     return DataPlan(key, "stand-in", folder, f"{what} not found under {looked}", hint)
 
 
@@ -404,9 +407,9 @@ def load_dataset(name: str, image_size: int | None = None, seed: int = 0, data_d
 
         ds = load_folder(plan.path, image_size=image_size, seed=seed, standardize=standardize, progress=False,
                          cache_dir=cache_dir, channels="auto" if channels is None else channels, **folder_options)
-        return finish(ds, f"{key}: your own images from {plan.path} ({len(ds.y_train)} train / {len(ds.y_test)} "
-                          f"test, {ds.num_classes} classes, {ds.image_shape[1]}x{ds.image_shape[2]} px, "
-                          f"{ds.image_shape[0]} channel(s))", False)
+        return finish(ds, f"{key}: your own images from {shown_path(plan.path)} ({len(ds.y_train)} train / "
+                          f"{len(ds.y_test)} test, {ds.num_classes} classes, {ds.image_shape[1]}x{ds.image_shape[2]} "
+                          f"px, {ds.image_shape[0]} channel(s))", False)
     if plan.kind == "synthetic":
         ds = _synthetic(key, image_size, seed)
         origin = "synthetic data generated" if ds.source == "synthetic" else "built from bundled data"
@@ -439,7 +442,7 @@ def load_dataset(name: str, image_size: int | None = None, seed: int = 0, data_d
         what = (f"{MEDMNIST_SETS[key][0]} ({plan.path.name}{', grey' if ds.image_shape[0] == 1 else ''}"
                 f"{f', resized from {size} to {image_size} px' if scaled else ''})")
     val = f" / {len(ds.meta['y_val'])} val" if "y_val" in ds.meta else ""
-    where = plan.path.parent if key in MEDMNIST_NAMES else plan.path
+    where = shown_path(plan.path.parent if key in MEDMNIST_NAMES else plan.path)
     return finish(ds, f"{what} loaded from {where} ({len(ds.y_train)} train{val} / {len(ds.y_test)} test, "
                       f"{ds.num_classes} classes)", False)
 
@@ -457,9 +460,9 @@ def describe_source(ds: StructuredDataset) -> str:
 
     Introduced in chapter 10 (``10_baselines``).
 
-    Examples: ``"IDRiD not found under /home/me/gsa-book/data/idrid (...): using the synthetic
+    Examples: ``"IDRiD not found under data/idrid (...): using the synthetic
     fundus stand-in (3 classes; IDRiD macular edema has 3)"``, ``"JAFFE loaded from
-    /home/me/gsa-book/data/jaffe (170 train / 43 test, 6 classes)"``, ``"fundus: synthetic data
+    $GSA_DATA_DIR/jaffe (170 train / 43 test, 6 classes)"``, ``"fundus: synthetic data
     generated by gsa_utils (seed 0, 32 px, ...)"``.
     """
     statement = ds.meta.get("source_statement")

@@ -32,7 +32,7 @@ from ..data.base import StructuredDataset
 from ..data.fingerprint import data_fingerprint
 from ..data.registry import describe_source, normalise_dataset_name
 from ..files import move_aside, write_atomic, write_json
-from ..paths import repo_folder
+from ..paths import RESULTS_DIR_ENV, repo_folder
 from ..training import History
 from .config import BACKBONE_METHODS, EPOCH_METHODS, MAP_METHODS, ExperimentConfig, profile_label
 
@@ -44,9 +44,6 @@ MAP_FILE = "attention_map.npy"
 #: (``<run_id>~<source>-<fingerprint key>``); such folders are kept but not read by :func:`load_results`.
 SET_ASIDE_MARK = "~"
 RESULT_FORMAT = 1
-
-#: Environment variable that moves the default results folder.
-RESULTS_DIR_ENV = "GSA_RESULTS_DIR"
 
 
 def default_results_dir() -> Path:

@@ -22,7 +22,7 @@ import csv
 import io
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -52,6 +52,8 @@ __all__ = [
     "table_to_csv",
     "table_to_markdown",
     "paper_table_to_markdown",
+    "PAPER_TABLE_CAPTION",
+    "rows_of_dataset",
     "display_table",
 ]
 
@@ -213,6 +215,7 @@ def build_table(results_dir: str | os.PathLike, datasets: Sequence[str] | None =
         :func:`~gsa_utils.runs.store.data_source`) never share a row: each kind gets its own
         rows, labelled e.g. ``"SmallCNN [stand-in data]"`` (``TableRow.data``). A run found
         with a corrupt result file is named in a note of its cell (its path and the fault).
+        The paper's figure of a cell (``TableCell.paper``) is given on rows of real data only.
     """
     pool = list(results) if results is not None else load_results(results_dir)
     corrupt = corrupt_results(results_dir) if results is None else []
@@ -227,8 +230,10 @@ def build_table(results_dir: str | os.PathLike, datasets: Sequence[str] | None =
     order = sorted(by_source, key=lambda k: (["real", "synthetic", "stand-in"] + [k]).index(k)) or ["real"]
     rows: list[TableRow] = []
     for i, source in enumerate(order):
+        # the paper's figures stand beside results on the real data only, never beside a stand-in's
         part = _source_rows(results_dir, by_source.get(source, []), cols, n_epochs=n_epochs, alpha=alpha,
-                            paper_rows=paper_rows and i == 0, corrupt=corrupt if i == 0 else [])
+                            paper_rows=paper_rows and i == 0, corrupt=corrupt if i == 0 else [],
+                            paper_figures=source in ("real", "unknown") or not by_source)
         for row in part:
             row.data = source if by_source else None
             if len(order) > 1:
@@ -242,7 +247,8 @@ def _key_of(config: Any) -> tuple[str, str | None]:
 
 
 def _source_rows(results_dir: str | os.PathLike, pool: list[RunRecord], cols: list[str], *, n_epochs: int,
-                 alpha: float, paper_rows: bool, corrupt: Sequence[tuple[Path, Any, Exception]]) -> list[TableRow]:
+                 alpha: float, paper_rows: bool, corrupt: Sequence[tuple[Path, Any, Exception]],
+                 paper_figures: bool = True) -> list[TableRow]:
     """:func:`build_table`'s rows for runs on one kind of data."""
     present = {_key_of(r.config) for r in pool if r.config.dataset in cols}
     present |= {_key_of(c) for _, c, _ in corrupt if c is not None and c.dataset in cols}
@@ -286,7 +292,7 @@ def _source_rows(results_dir: str | os.PathLike, pool: list[RunRecord], cols: li
                     if not math.isnan(p) and p < alpha:
                         markers += marker
             mean, std = _to_percent(s.mean), _to_percent(s.std)
-            paper = PAPER_TABLE2.get(base_label, {}).get(DATASET_COLUMNS.get(ds, ""))
+            paper = PAPER_TABLE2.get(base_label, {}).get(DATASET_COLUMNS.get(ds, "")) if paper_figures else None
             collapsed, flat, checked = _collapse_count(
                 [r for r in runs_of(method, backbone, recipe) if r.config.dataset == ds and r.config.method == method
                  and (backbone is None or r.config.backbone == backbone)])
@@ -360,7 +366,8 @@ def table_to_csv(rows: Sequence[TableRow], path: str | os.PathLike) -> Path:
 
 
 def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("*", "\\*")
+    """Text for a Markdown table cell or line: ``|``, ``*`` and ``$`` (MyST reads ``$...$`` as maths) escaped."""
+    return text.replace("|", "\\|").replace("*", "\\*").replace("$", "\\$")
 
 
 def _profile_base(label: str | None) -> str:
@@ -372,7 +379,8 @@ def _shorten(items: Sequence[str], n: int = 4) -> str:
     return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
-def table_to_markdown(rows: Sequence[TableRow], *, paper: bool = True, footnotes: bool = True) -> str:
+def table_to_markdown(rows: Sequence[TableRow], *, paper: bool = True, footnotes: bool = True,
+                      caption: str | None = None) -> str:
     """Render :func:`build_table` rows as a Markdown table with footnotes (for ``IPython.display.Markdown``).
 
     Introduced in chapter 10 (``10_baselines``).
@@ -381,11 +389,13 @@ def table_to_markdown(rows: Sequence[TableRow], *, paper: bool = True, footnotes
     The first line says plainly when the table is not a reproduction (any result outside
     the ``full`` profile, or on a synthetic stand-in); footnotes give the markers, the
     profile of the results (tagged per cell when they differ), the data source of every
-    column and the protocol's notes.
+    column and the protocol's notes. ``caption``, when given, comes first, in bold.
     """
     cols = _columns(rows)
     if not rows:
         return "_No results._"
+    if caption:
+        return f"**{_md_escape(caption)}**\n\n" + table_to_markdown(rows, paper=paper, footnotes=footnotes)
     profiles = sorted({c.profile for r in rows for c in r.cells.values() if c.profile})
     bases = sorted({_profile_base(p) for p in profiles})
     tag_cells = len(bases) > 1
@@ -465,20 +475,29 @@ def table_to_markdown(rows: Sequence[TableRow], *, paper: bool = True, footnotes
                 seen.setdefault(note, []).append(f"{r.label} / {ds}")
     for note, where in seen.items():
         notes.append(f"Protocol note ({_shorten(where)}): {note}.")
-    body = "\n".join("- " + n.replace("|", "\\|").replace("*", "\\*") for n in notes)
+    body = "\n".join("- " + _md_escape(n) for n in notes)
     return "\n\n".join(head + [table, body])
 
 
+#: The caption of :func:`paper_table_to_markdown`.
+PAPER_TABLE_CAPTION = "The paper's Table 2 (Xu et al. 2020): test accuracy %, standard deviation in parentheses"
+
+
 def paper_table_to_markdown() -> str:
-    """The paper's Table 2 alone, as Markdown (``*`` as printed; bold marks lost).
+    """The paper's Table 2 alone, as Markdown, under its caption (``*`` as printed; bold marks lost).
 
     Introduced in chapter 10 (``10_baselines``).
     """
     header = ["Accuracy % (std)"] + list(PAPER_COLUMNS)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [f"**{PAPER_TABLE_CAPTION}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, cells in PAPER_TABLE2.items():
         lines.append("| " + " | ".join([label] + [_md_escape(str(cells[c])) for c in PAPER_COLUMNS]) + " |")
     return "\n".join(lines)
+
+
+def rows_of_dataset(rows: Sequence[TableRow], dataset: str) -> list[TableRow]:
+    """The rows of one column (``dataset``), for a table narrow enough for a page."""
+    return [replace(row, cells={dataset: row.cells[dataset]}) for row in rows if dataset in row.cells]
 
 
 def display_table(rows: Sequence[TableRow], **kwargs: Any) -> Any:
