@@ -293,8 +293,8 @@ SESSIONS = (
             "{term}`faithfulness`; how K, lambda and E change the map", "sessions 1-4"),
 )
 #: Pages outside the sessions: read before the first one, or kept at hand.
-REFERENCE_PAGES = ("book/running", "book/course", "book/troubleshooting", "book/glossary", "book/status",
-                   "book/bibliography")
+REFERENCE_PAGES = ("book/running", "book/many_machines", "book/course", "book/troubleshooting", "book/glossary",
+                   "book/status", "book/bibliography")
 
 
 def _duration(seconds: float) -> str:

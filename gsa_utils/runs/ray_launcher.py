@@ -229,7 +229,8 @@ def _collect(ray: Any, pending: dict, report: dict, progress: bool, total: int) 
     done = 0
     try:
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
+            # a timeout brings the driver back to Python every second, where Ctrl-C is delivered
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             for ref in ready:
                 cfg = pending.pop(ref)
                 try:
