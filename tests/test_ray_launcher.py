@@ -192,20 +192,33 @@ def test_two_ray_sweeps_sharing_a_folder_never_train_a_run_twice(tmp_path, local
 def _slow_down(run_id: str, started: str, config, epoch: int, record: dict) -> None:
     if config.run_id() == run_id:
         Path(started).touch()
-        time.sleep(1.0)
+        time.sleep(2.0)
 
 
 def test_ctrl_c_cancels_the_tasks_cleanly_and_a_rerun_continues(tmp_path, local_ray, capsys):
     from gsa_utils.runs.ray_launcher import ray_sweep
 
     configs = _configs(epochs=6)
-    started = tmp_path / "started"
-    watcher = threading.Thread(target=lambda: (_wait_for(started), _thread.interrupt_main()))
+    started, stopped = tmp_path / "started", threading.Event()
+
+    def press_ctrl_c() -> None:  # as a user would, again after a while if the first press found no Python frame
+        _wait_for(started)
+        while not stopped.is_set():
+            _thread.interrupt_main()
+            stopped.wait(5.0)  # the cancellation itself takes well under that
+
+    # Python's own SIGINT handler, whatever earlier tests or libraries left installed
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    watcher = threading.Thread(target=press_ctrl_c, daemon=True)
     watcher.start()
-    with pytest.raises(KeyboardInterrupt):
-        ray_sweep(configs, tmp_path / "ray", on_epoch_end=functools.partial(_slow_down, configs[1].run_id(),
-                                                                             str(started)))
-    watcher.join()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ray_sweep(configs, tmp_path / "ray", on_epoch_end=functools.partial(_slow_down, configs[1].run_id(),
+                                                                                 str(started)))
+    finally:
+        stopped.set()
+        watcher.join()
+        signal.signal(signal.SIGINT, previous)
     assert "interrupted:" in capsys.readouterr().out
     assert not list((tmp_path / "ray").glob("*/lock"))  # the cancelled run released its claim
     assert (tmp_path / "ray" / configs[1].run_id() / "checkpoint.pt").exists()
