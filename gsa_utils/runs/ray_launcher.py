@@ -208,8 +208,14 @@ def ray_sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLik
         task = ray.remote(run_task).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=max_retries,
                                             retry_exceptions=False)
         threads = max(1, int(cpus_per_run))
-        pending = {task.remote(cfg, str(results), stale_after, _absolute(data_dir), _absolute(cache_dir), device,
-                               threads, on_epoch_end): cfg for cfg in todo}
+        pending: dict = {}
+        try:  # Ctrl-C while tasks are still being submitted cancels those already running too
+            for cfg in todo:
+                pending[task.remote(cfg, str(results), stale_after, _absolute(data_dir), _absolute(cache_dir), device,
+                                    threads, on_epoch_end)] = cfg
+        except KeyboardInterrupt:
+            _cancel(ray, pending, progress)
+            raise
         _collect(ray, pending, report, progress, len(todo))
     finally:
         if started:
@@ -248,13 +254,19 @@ def _collect(ray: Any, pending: dict, report: dict, progress: bool, total: int) 
                 if progress:
                     print(f"[{done}/{total}] {_line(outcome)}", flush=True)
     except KeyboardInterrupt:
-        for ref in pending:
-            ray.cancel(ref)  # raises KeyboardInterrupt in a running task: its lock is released, its checkpoint kept
-        ray.wait(list(pending), num_returns=len(pending), timeout=60)
-        if progress:
-            print(f"interrupted: {len(pending)} run(s) cancelled, their checkpoints kept; run the sweep again to "
-                  f"resume", flush=True)
+        _cancel(ray, pending, progress)
         raise
+
+
+def _cancel(ray: Any, pending: dict, progress: bool) -> None:
+    """Cancel the pending tasks and wait (up to a minute) until they have stopped."""
+    for ref in pending:
+        ray.cancel(ref)  # raises KeyboardInterrupt in a running task: its lock is released, its checkpoint kept
+    if pending:
+        ray.wait(list(pending), num_returns=len(pending), timeout=60)
+    if progress:
+        print(f"interrupted: {len(pending)} run(s) cancelled, their checkpoints kept; run the sweep again to "
+              f"resume", flush=True)
 
 
 def _first_line(err: BaseException) -> str:
