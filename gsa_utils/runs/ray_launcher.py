@@ -197,6 +197,7 @@ def ray_sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLik
     started = not ray.is_initialized()
     if started:
         init_ray(address)
+    pending: dict = {}  # task -> config, until its outcome is collected
     try:
         if gpus_per_run is None:
             gpus_per_run = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
@@ -208,15 +209,13 @@ def ray_sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLik
         task = ray.remote(run_task).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=max_retries,
                                             retry_exceptions=False)
         threads = max(1, int(cpus_per_run))
-        pending: dict = {}
-        try:  # Ctrl-C while tasks are still being submitted cancels those already running too
-            for cfg in todo:
-                pending[task.remote(cfg, str(results), stale_after, _absolute(data_dir), _absolute(cache_dir), device,
-                                    threads, on_epoch_end)] = cfg
-        except KeyboardInterrupt:
-            _cancel(ray, pending, progress)
-            raise
+        for cfg in todo:
+            pending[task.remote(cfg, str(results), stale_after, _absolute(data_dir), _absolute(cache_dir), device,
+                                threads, on_epoch_end)] = cfg
         _collect(ray, pending, report, progress, len(todo))
+    except KeyboardInterrupt:  # wherever it lands: while submitting, waiting or recording
+        _cancel(ray, pending, progress)
+        raise
     finally:
         if started:
             ray.shutdown()
@@ -231,31 +230,27 @@ def _absolute(path: str | os.PathLike | bool | None) -> str | bool | None:
 
 
 def _collect(ray: Any, pending: dict, report: dict, progress: bool, total: int) -> None:
-    """Wait for the tasks one by one, recording each outcome; on Ctrl-C cancel the rest and re-raise."""
+    """Wait for the tasks one by one, recording each outcome (and removing it from ``pending``)."""
     done = 0
-    try:
-        while pending:
-            # a timeout brings the driver back to Python every second, where Ctrl-C is delivered
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-            for ref in ready:
-                cfg = pending.pop(ref)
-                try:
-                    outcome = ray.get(ref)
-                except ray.exceptions.RayError as err:  # its worker died more than max_retries times
-                    outcome = RunOutcome(cfg.run_id(), "failed", error=f"{type(err).__name__}: {_first_line(err)}")
-                done += 1
-                key = {"finished": "finished_before"}.get(outcome.status, outcome.status)
-                if key == "failed":
-                    report["failed"][outcome.run_id] = outcome.error
-                else:
-                    report[key].append(outcome.run_id)
-                if outcome.resumed:
-                    report["resumed"].append(outcome.run_id)
-                if progress:
-                    print(f"[{done}/{total}] {_line(outcome)}", flush=True)
-    except KeyboardInterrupt:
-        _cancel(ray, pending, progress)
-        raise
+    while pending:
+        # a timeout brings the driver back to Python every second, where Ctrl-C is delivered
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+        for ref in ready:
+            cfg = pending.pop(ref)
+            try:
+                outcome = ray.get(ref)
+            except ray.exceptions.RayError as err:  # its worker died more than max_retries times
+                outcome = RunOutcome(cfg.run_id(), "failed", error=f"{type(err).__name__}: {_first_line(err)}")
+            done += 1
+            key = {"finished": "finished_before"}.get(outcome.status, outcome.status)
+            if key == "failed":
+                report["failed"][outcome.run_id] = outcome.error
+            else:
+                report[key].append(outcome.run_id)
+            if outcome.resumed:
+                report["resumed"].append(outcome.run_id)
+            if progress:
+                print(f"[{done}/{total}] {_line(outcome)}", flush=True)
 
 
 def _cancel(ray: Any, pending: dict, progress: bool) -> None:
