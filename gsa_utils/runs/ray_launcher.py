@@ -255,13 +255,13 @@ def _collect(ray: Any, pending: dict, report: dict, progress: bool, total: int) 
 
 def _cancel(ray: Any, pending: dict, progress: bool) -> None:
     """Cancel the pending tasks and wait (up to a minute) until they have stopped."""
+    if progress:
+        print(f"interrupted: cancelling {len(pending)} run(s), their checkpoints kept; run the sweep again to "
+              f"resume", flush=True)
     for ref in pending:
         ray.cancel(ref)  # raises KeyboardInterrupt in a running task: its lock is released, its checkpoint kept
     if pending:
         ray.wait(list(pending), num_returns=len(pending), timeout=60)
-    if progress:
-        print(f"interrupted: {len(pending)} run(s) cancelled, their checkpoints kept; run the sweep again to "
-              f"resume", flush=True)
 
 
 def _first_line(err: BaseException) -> str:
