@@ -277,3 +277,13 @@ def test_makefile_installs_the_mathjax_the_book_serves():
     target = re.search(r"^MATHJAX := (\S+)$", makefile, re.MULTILINE)
     assert target and ROOT / target.group(1) == gsa_book.MATHJAX / gsa_book.MATHJAX_PARTS[0]
     assert re.search(r"^book: env \$\(MATHJAX\)", makefile, re.MULTILINE), "make book must install MathJax first"
+
+
+def test_many_machines_page_ratios_are_the_recorded_ones():
+    measured = json.loads((ROOT / "benchmarks/results/grid_throughput.json").read_text())
+    median = measured["median"]
+    ray = next(v for k, v in median.items() if k.startswith("Ray"))
+    one, two = median["sequential, 1 thread"], median["sequential, 2 threads"]
+    page = " ".join((ROOT / "book/many_machines.md").read_text().split())
+    assert measured["identical"]
+    assert f"the grid {ray / one:.1f} times as fast as one process with one torch thread, and {ray / two:.1f}" in page

@@ -189,23 +189,26 @@ def test_two_ray_sweeps_sharing_a_folder_never_train_a_run_twice(tmp_path, local
     assert second["ran"] == [] and not second["failed"]
 
 
-def _slow_down(run_id: str, started: str, config, epoch: int, record: dict) -> None:
-    if config.run_id() == run_id:
+def _hold_after_epoch_1(run_id: str, started: str, config, epoch: int, record: dict) -> None:
+    """Hold one run after its first checkpoint until it is cancelled (at most 5 minutes): no race with its end."""
+    if config.run_id() == run_id and epoch == 1:
         Path(started).touch()
-        time.sleep(2.0)
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            time.sleep(0.1)  # the cancel's KeyboardInterrupt lands between two sleeps
 
 
-@pytest.mark.xfail(reason="in the full suite on a loaded 2-core machine the cancelled run has sometimes kept no "
-                          "checkpoint; alone it passes: open in issue 17", strict=False)
 def test_ctrl_c_cancels_the_tasks_cleanly_and_a_rerun_continues(tmp_path, local_ray, capsys):
     from gsa_utils.runs.ray_launcher import ray_sweep
 
     configs = _configs(epochs=6)
-    started, stopped = tmp_path / "started", threading.Event()
+    started, stopped, pressed = tmp_path / "started", threading.Event(), threading.Event()
 
     def press_ctrl_c() -> None:
-        _wait_for(started)
-        if not stopped.is_set():
+        # a cold Ray on a loaded 2-core machine can take minutes to start its workers
+        _wait_for(started, timeout=600)
+        if started.exists() and not stopped.is_set():
+            pressed.set()
             _thread.interrupt_main()
 
     # Python's own SIGINT handler, whatever earlier tests or libraries left installed
@@ -214,17 +217,17 @@ def test_ctrl_c_cancels_the_tasks_cleanly_and_a_rerun_continues(tmp_path, local_
     watcher.start()
     try:
         with pytest.raises(KeyboardInterrupt):
-            ray_sweep(configs, tmp_path / "ray", on_epoch_end=functools.partial(_slow_down, configs[1].run_id(),
-                                                                                 str(started)))
+            ray_sweep(configs, tmp_path / "ray",
+                      on_epoch_end=functools.partial(_hold_after_epoch_1, configs[1].run_id(), str(started)))
     finally:
         stopped.set()
         watcher.join(timeout=5)
         signal.signal(signal.SIGINT, previous)
-    assert "interrupted:" in capsys.readouterr().out
+    assert pressed.is_set(), "the held run never finished its first epoch: Ctrl-C was not pressed"
+    out = capsys.readouterr().out
+    assert "interrupted:" in out
     assert not list((tmp_path / "ray").glob("*/lock"))  # the cancelled run released its claim
-    # its last checkpoint is kept (as .prev when the cancel came while the next one was being written)
-    kept = [tmp_path / "ray" / configs[1].run_id() / name for name in ("checkpoint.pt", "checkpoint.pt.prev")]
-    assert any(path.exists() for path in kept)
+    assert (tmp_path / "ray" / configs[1].run_id() / "checkpoint.pt").exists()  # its epoch-1 checkpoint is kept
     report = ray_sweep(configs, tmp_path / "ray", progress=False)
     assert configs[1].run_id() in report["resumed"] and not report["failed"]
     assert len(report["ran"]) + len(report["finished_before"]) == len(configs)
