@@ -11,31 +11,89 @@ Where each piece is introduced:
 * chapter 4: :func:`combined_loss`
 * chapter 5: :class:`GlobalSpatialAttention`, :class:`FitSettings`, :func:`algorithm_1`,
   :func:`two_phase_fit`, :func:`build_backbone`, :mod:`gsa_utils.metrics`
+* chapters 6-12: :func:`build_model` (a method's network from its config)
 * chapters 10-11: :mod:`gsa_utils.runs` (experiments as files) and :mod:`gsa_utils.cli`
 
 Chapter presentation helpers live in :mod:`gsa_utils.chapter_aids`, which the method never imports.
 """
+
 from .data import load_folder, load_idrid, load_jaffe, load_medmnist
 from .data.base import DataError, StructuredDataset
 from .data.registry import load_dataset
 from .losses import combined_loss, map_l1
 from .metrics import attention_quality, map_contrast, map_roc_auc, mass_inside, pointing_game, relevance_rank_accuracy
-from .models import (BACKBONES, GlobalSpatialAttention, PixelCNN, PretrainedWeightsError, SmallCNN, build_backbone,
-                     count_parameters, pixel_cnn_parameter_count)
+from .models import (
+    BACKBONES,
+    GlobalSpatialAttention,
+    PixelCNN,
+    PretrainedWeightsError,
+    SmallCNN,
+    build_backbone,
+    count_parameters,
+    pixel_cnn_parameter_count,
+)
 from .pixel import pixel_representation
 from .profiles import Profile, get_profile
+from .runs.runner import build_model
 from .settings import PAPER_BACKBONES, PAPER_FIT, FitSettings
-from .training import (HasAttentionMap, History, Learner, TwoPhaseModel, algorithm_1, evaluate, map_image,
-                       pick_device, predict, seed_everything, train_one_epoch, two_phase_fit)
+from .training import (
+    HasAttentionMap,
+    History,
+    Learner,
+    TwoPhaseModel,
+    algorithm_1,
+    evaluate,
+    map_image,
+    pick_device,
+    predict,
+    seed_everything,
+    train_one_epoch,
+    two_phase_fit,
+)
 
 __all__ = [
-    "DataError", "StructuredDataset", "load_dataset", "load_folder", "load_idrid", "load_jaffe", "load_medmnist",
-    "combined_loss", "map_l1", "attention_quality", "map_roc_auc", "map_contrast", "mass_inside", "pointing_game",
-    "relevance_rank_accuracy", "BACKBONES",
-    "PAPER_BACKBONES", "GlobalSpatialAttention", "PixelCNN", "PretrainedWeightsError", "SmallCNN", "build_backbone",
-    "count_parameters", "pixel_cnn_parameter_count", "pixel_representation", "Profile", "get_profile",
-    "FitSettings", "PAPER_FIT", "HasAttentionMap", "TwoPhaseModel", "History", "Learner", "algorithm_1",
-    "evaluate", "map_image", "pick_device", "predict", "seed_everything", "train_one_epoch", "two_phase_fit",
+    "DataError",
+    "StructuredDataset",
+    "load_dataset",
+    "load_folder",
+    "load_idrid",
+    "load_jaffe",
+    "load_medmnist",
+    "combined_loss",
+    "map_l1",
+    "attention_quality",
+    "map_roc_auc",
+    "map_contrast",
+    "mass_inside",
+    "pointing_game",
+    "relevance_rank_accuracy",
+    "BACKBONES",
+    "PAPER_BACKBONES",
+    "GlobalSpatialAttention",
+    "PixelCNN",
+    "PretrainedWeightsError",
+    "SmallCNN",
+    "build_backbone",
+    "build_model",
+    "count_parameters",
+    "pixel_cnn_parameter_count",
+    "pixel_representation",
+    "Profile",
+    "get_profile",
+    "FitSettings",
+    "PAPER_FIT",
+    "HasAttentionMap",
+    "TwoPhaseModel",
+    "History",
+    "Learner",
+    "algorithm_1",
+    "evaluate",
+    "map_image",
+    "pick_device",
+    "predict",
+    "seed_everything",
+    "train_one_epoch",
+    "two_phase_fit",
 ]
 
 __version__ = "0.1.0"
