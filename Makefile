@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 MATHJAX_VERSION := 3.2.2
 MATHJAX := .mathjax/node_modules/mathjax/es5/tex-mml-chtml.js
 
-.PHONY: env test test-lib test-notebooks book mathjax browser-test lock clean
+.PHONY: env test lint test-lib test-notebooks book mathjax browser-test lock clean
 
 env: $(STAMP)
 
@@ -23,7 +23,13 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	$(PY) -c "import torch, torchvision, gsa_utils; print('torch', torch.__version__, '| torchvision', torchvision.__version__, '| cuda', torch.cuda.is_available())"
 	touch $(STAMP)
 
-test: test-lib test-notebooks
+test: lint test-lib test-notebooks
+
+# ruff: lint, and formatting as `ruff format` writes it (settings in pyproject.toml;
+# notebooks/ruff.toml keeps notebook cells at 88 columns). `ruff format .` fixes the latter.
+lint: env
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test-lib: env
 	$(PY) -m pytest tests $(PYTEST_ARGS)

@@ -26,6 +26,7 @@ under ``_build/screenshots/``. The browser is Debian's ``chromium`` with its
 ``chromedriver`` (Selenium); set ``CHROMIUM`` and ``CHROMEDRIVER`` to use another Chrome
 (GitHub's runners ship ``google-chrome``). No browser is downloaded.
 """
+
 from __future__ import annotations
 
 import functools
@@ -47,11 +48,12 @@ MATH_WAIT_S = 20.0
 SHOT_WIDTH, SHOT_TILE = 1280, 4000  # whole pages, in tiles of this height
 CLONE = Path(__file__).resolve().parents[1]
 
-_COLLAPSE = ("a CollapseWarning, shown once (chapter_aids.page): the chapter trains runs that the collapse "
-             "rule flags, ")
-_FLAT = ("a FlatMapWarning per place that trains, shown once: a smoke run whose map ends phase 1 with a contrast "
-         "below 0.25 (the paper recipe's saturated map, the L1 baseline's barely moving weights, or a map with only "
-         "a few epochs to learn), which the chapters count and chapter 5 explains")
+_COLLAPSE = "a CollapseWarning, shown once (chapter_aids.page): the chapter trains runs that the collapse rule flags, "
+_FLAT = (
+    "a FlatMapWarning per place that trains, shown once: a smoke run whose map ends phase 1 with a contrast "
+    "below 0.25 (the paper recipe's saturated map, the L1 baseline's barely moving weights, or a map with only "
+    "a few epochs to learn), which the chapters count and chapter 5 explains"
+)
 
 
 def _allow(collapse: int, flat: int, why: str) -> tuple[int, str]:
@@ -62,8 +64,9 @@ def _allow(collapse: int, flat: int, why: str) -> tuple[int, str]:
 #: Warning lines a page's cell outputs may show, above the default of 0, and why.
 WARNING_LINES: dict[str, tuple[int, str]] = {
     "notebooks/04_combined_loss.html": _allow(1, 1, "section 4.5's paper-options run, whose map saturates"),
-    "notebooks/05_two_phase_training.html": _allow(2, 2, "the paper recipe's saturated maps and a run that "
-                                                   "predicts one class: the chapter's subject"),
+    "notebooks/05_two_phase_training.html": _allow(
+        2, 2, "the paper recipe's saturated maps and a run that predicts one class: the chapter's subject"
+    ),
     "notebooks/06_idrid.html": _allow(1, 1, "a smoke run on the stand-in that predicts one class for 3 epochs"),
     "notebooks/07_jaffe.html": _allow(1, 1, "a smoke run that predicts one class for 3 epochs"),
     "notebooks/08_your_own_data.html": _allow(0, 1, ""),
@@ -71,8 +74,9 @@ WARNING_LINES: dict[str, tuple[int, str]] = {
     "notebooks/10_baselines.html": _allow(0, 1, ""),
     "notebooks/11_results.html": _allow(0, 1, ""),
     "notebooks/12_attention_maps.html": _allow(1, 1, "the paper recipe's runs, compared with the recommended one"),
-    "notebooks/13_sensitivity_and_design.html": _allow(1, 1, "a sweep setting whose run predicts one class "
-                                                        "for 3 epochs, which the sweep exists to find"),
+    "notebooks/13_sensitivity_and_design.html": _allow(
+        1, 1, "a sweep setting whose run predicts one class for 3 epochs, which the sweep exists to find"
+    ),
 }
 #: Figures a chapter must show, by a phrase of their alt text (their titles).
 REQUIRED_FIGURES: dict[str, tuple[str, ...]] = {
@@ -129,7 +133,7 @@ class _Anchors(HTMLParser):
                 self.anchors.add(value)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def anchors_of(path: Path) -> frozenset[str]:
     parser = _Anchors()
     parser.feed(path.read_text(encoding="utf8", errors="replace"))
@@ -157,13 +161,21 @@ def browser():
     binary = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     driver_path = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
     if not binary or not driver_path:
-        sys.exit("browser test: no chromium/chromedriver found; install Debian's `chromium` and "
-                 "`chromium-driver` (apt-get install -y chromium chromium-driver) or set "
-                 "CHROMIUM and CHROMEDRIVER")
+        sys.exit(
+            "browser test: no chromium/chromedriver found; install Debian's `chromium` and "
+            "`chromium-driver` (apt-get install -y chromium chromium-driver) or set "
+            "CHROMIUM and CHROMEDRIVER"
+        )
     options = webdriver.ChromeOptions()
     options.binary_location = binary
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     f"--window-size={SHOT_WIDTH},1000", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        f"--window-size={SHOT_WIDTH},1000",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
@@ -219,7 +231,8 @@ def wait_for_math(driver) -> None:
         "const done = arguments[arguments.length - 1];"
         "if (window.MathJax && MathJax.startup && MathJax.startup.promise)"
         "  MathJax.startup.promise.then(() => done(true), () => done(false));"
-        "else done(null);")
+        "else done(null);"
+    )
 
 
 def check_page(driver, root: Path, html_file: Path, base: str, shots: Path) -> PageReport:
@@ -229,8 +242,8 @@ def check_page(driver, root: Path, html_file: Path, base: str, shots: Path) -> P
     driver.get(url)
     deadline = time.monotonic() + IMAGE_WAIT_S
     while time.monotonic() < deadline and not driver.execute_script(
-            "return document.readyState === 'complete' && "
-            "Array.from(document.images).every(i => i.complete)"):
+        "return document.readyState === 'complete' && Array.from(document.images).every(i => i.complete)"
+    ):
         time.sleep(0.1)
     wait_for_math(driver)
     for entry in driver.get_log("browser"):
@@ -239,15 +252,17 @@ def check_page(driver, root: Path, html_file: Path, base: str, shots: Path) -> P
             report.problems.append(f"console: {problem}")
     broken = driver.execute_script(
         "return Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)"
-        ".map(i => i.currentSrc || i.src || i.outerHTML.slice(0, 120))")
+        ".map(i => i.currentSrc || i.src || i.outerHTML.slice(0, 120))"
+    )
     report.problems += [f"image did not load: {src[:160]}" for src in broken]
     hrefs = driver.execute_script("return Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
     report.problems += check_links(html_file, root, url, hrefs, base)
     facts = driver.execute_script(PAGE_FACTS)
     report.problems += [f"equation not typeset: {m}" for m in facts["untypeset"]]
     report.problems += [f"a paragraph starts with '|' (a table not rendered): {p}" for p in facts["pipes"]]
-    report.problems += [f"machine path in the page: {p}"
-                        for p in sorted(set(machine_paths(facts["text"] + "\n".join(facts["alts"]))))]
+    report.problems += [
+        f"machine path in the page: {p}" for p in sorted(set(machine_paths(facts["text"] + "\n".join(facts["alts"]))))
+    ]
     report.problems += check_figures(relative, facts["figures"], facts["outputs"])
     if "n.d." in facts["text"]:
         report.problems.append("a citation without a year ('n.d.'): check book/references.bib")
@@ -257,11 +272,17 @@ def check_page(driver, root: Path, html_file: Path, base: str, shots: Path) -> P
 
 def check_figures(relative: str, figures: list[dict], outputs: str) -> list[str]:
     """Alt texts, duplicates, required figures and warning lines of one page's cell outputs."""
-    problems = [f"figure alt text is a file name or empty: {f['alt']!r} ({f['src']})"
-                for f in figures if file_name_alt(f["alt"])]
+    problems = [
+        f"figure alt text is a file name or empty: {f['alt']!r} ({f['src']})"
+        for f in figures
+        if file_name_alt(f["alt"])
+    ]
     sources = [f["src"] for f in figures]
-    problems += [f"the same figure twice: {src} (alt {f['alt']!r})"
-                 for src, f in {f["src"]: f for f in figures}.items() if sources.count(src) > 1]
+    problems += [
+        f"the same figure twice: {src} (alt {f['alt']!r})"
+        for src, f in {f["src"]: f for f in figures}.items()
+        if sources.count(src) > 1
+    ]
     if relative.startswith("notebooks/"):
         if not any(f["ok"] for f in figures):
             problems.append("chapter page without a figure in its cell outputs")
@@ -271,8 +292,10 @@ def check_figures(relative: str, figures: list[dict], outputs: str) -> list[str]
     lines = warning_lines(outputs)
     allowed, _why = WARNING_LINES.get(relative, (0, ""))
     if len(lines) > allowed:
-        problems.append(f"{len(lines)} warning lines in the cell outputs (allowed: {allowed}; "
-                        "WARNING_LINES):\n    " + "\n    ".join(line[:160] for line in lines))
+        problems.append(
+            f"{len(lines)} warning lines in the cell outputs (allowed: {allowed}; "
+            "WARNING_LINES):\n    " + "\n    ".join(line[:160] for line in lines)
+        )
     return problems
 
 
@@ -291,8 +314,7 @@ def save_screenshots(driver, stem: Path) -> None:
 
 
 def pages(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*.html")
-                  if not set(p.relative_to(root).parts[:-1]) & set(SKIPPED_FOLDERS))
+    return sorted(p for p in root.rglob("*.html") if not set(p.relative_to(root).parts[:-1]) & set(SKIPPED_FOLDERS))
 
 
 def main(argv: list[str]) -> int:
@@ -315,8 +337,7 @@ def main(argv: list[str]) -> int:
         print(f"\n{report.path}:")
         for problem in report.problems:
             print(f"  {problem}")
-    print(f"\nbrowser test: {len(reports)} pages, {len(failed)} with problems; "
-          f"screenshots in {shots}")
+    print(f"\nbrowser test: {len(reports)} pages, {len(failed)} with problems; screenshots in {shots}")
     return 1 if failed else 0
 
 

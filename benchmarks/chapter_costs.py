@@ -26,6 +26,7 @@ training set on the GPU, plus 0.5 GiB of CUDA context. Treat every number as +-5
     python benchmarks/chapter_costs.py               # the table the chapters quote
     python benchmarks/chapter_costs.py --t4-tflops 5 # a more pessimistic T4
 """
+
 from __future__ import annotations
 
 import argparse
@@ -93,7 +94,8 @@ def backbone_costs(name: str, size: int, batch: int, num_classes: int) -> Costs:
         flops = _forward_flops(model.eval(), torch.empty(1, 3, size, size))
         saved = []
         with torch.autograd.graph.saved_tensors_hooks(
-                lambda t: saved.append(t.numel() * t.element_size()) or t, lambda t: t):
+            lambda t: saved.append(t.numel() * t.element_size()) or t, lambda t: t
+        ):
             model.train()(torch.empty(batch, 3, size, size))
     params = sum(p.numel() * p.element_size() for p in model.parameters())
     return Costs(flops, 4 * params + sum(saved))
@@ -106,8 +108,7 @@ def pixel_cnn_flops(n_train: int, size: int, hidden: int) -> float:
         return _forward_flops(net, torch.empty(1, 3 * n_train, size, size))
 
 
-def chapter_cost(chapter: Chapter, profile: Profile, seeds: int, tflops: float,
-                 cache: dict) -> tuple[float, float]:
+def chapter_cost(chapter: Chapter, profile: Profile, seeds: int, tflops: float, cache: dict) -> tuple[float, float]:
     """Hours and peak GiB of a chapter: tasks x backbones x (vanilla, GSA) x seeds."""
     fit, size = profile.fit, profile.image_size
     steps = -(-chapter.n_train // fit.batch_size)
@@ -131,8 +132,7 @@ def chapter_cost(chapter: Chapter, profile: Profile, seeds: int, tflops: float,
 def chapter10_cost(profile: Profile, tflops: float, cache: dict) -> tuple[float, float, int]:
     """Hours, peak GiB and runs of chapter 10 outside the smoke profile (60 GPU runs)."""
     fit, size, folds = profile.fit, profile.image_size, 6  # whole training set + 5 folds
-    per_run = {"gsa": folds, "vanilla": folds, "l1": 6 * folds, "vgg_att3": folds,
-               "resattnet92": folds}
+    per_run = {"gsa": folds, "vanilla": folds, "l1": 6 * folds, "vgg_att3": folds, "resattnet92": folds}
     chapter = Chapter("10_baselines", 1, IDRID_N_TRAIN, IDRID_N_TEST, 5)
     total, peak = 0.0, 0.0
     for method, runs in per_run.items():
@@ -146,11 +146,11 @@ def chapter10_cost(profile: Profile, tflops: float, cache: dict) -> tuple[float,
         if method == "gsa":
             steps = -(-chapter.n_train // fit.batch_size)
             cutoff = min(fit.cutoff_epoch or fit.epochs, fit.epochs)
-            flops += cutoff * steps * TRAIN_OVER_FORWARD * pixel_cnn_flops(
-                chapter.n_train, size, profile.hidden_channels)
+            flops += (
+                cutoff * steps * TRAIN_OVER_FORWARD * pixel_cnn_flops(chapter.n_train, size, profile.hidden_channels)
+            )
         total += runs * flops
-        peak = max(peak, cost.train_bytes + 4 * 3 * size * size * (2 * chapter.n_train
-                                                                   + chapter.n_test))
+        peak = max(peak, cost.train_bytes + 4 * 3 * size * size * (2 * chapter.n_train + chapter.n_test))
     return total / (tflops * 1e12) / 3600, peak / 2**30 + CUDA_CONTEXT_GIB, sum(per_run.values())
 
 
@@ -161,8 +161,7 @@ def minutes(hours: float) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--t4-tflops", type=float, default=8.0)
     ap.add_argument("--a100-tflops", type=float, default=60.0)
     args = ap.parse_args()
@@ -176,13 +175,11 @@ def main() -> None:
             t4, gib = chapter_cost(chapter, profile, seeds, args.t4_tflops, cache)
             a100, _ = chapter_cost(chapter, profile, seeds, args.a100_tflops, cache)
             runs = chapter.tasks * len(profile.backbones) * 2 * seeds
-            print(f"| {chapter.name} | {name} | {runs} | about {gib:.0f} GiB "
-                  f"| {minutes(t4)} | {minutes(a100)} |")
+            print(f"| {chapter.name} | {name} | {runs} | about {gib:.0f} GiB | {minutes(t4)} | {minutes(a100)} |")
     for name in ("colab", "full"):
         t4, gib, runs = chapter10_cost(PROFILES[name], args.t4_tflops, cache)
         a100, _, _ = chapter10_cost(PROFILES[name], args.a100_tflops, cache)
-        print(f"| 10_baselines | {name} | {runs} | about {gib:.0f} GiB "
-              f"| {minutes(t4)} | {minutes(a100)} |")
+        print(f"| 10_baselines | {name} | {runs} | about {gib:.0f} GiB | {minutes(t4)} | {minutes(a100)} |")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ replace by a measurement on the GPU at hand.
     python benchmarks/grid_gpu_hours.py --markdown benchmarks/results/grid_gpu_hours.md   # the book's figures
     python benchmarks/grid_gpu_hours.py --peak-tflops 989 --alone 0.03 --packed 0.12   # against the bf16 peak
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,11 +56,21 @@ def main() -> None:
     ap.add_argument("--markdown", help="also write the book's table to this file")
     args = ap.parse_args()
 
-    configs = sweep_configs(list(DATASETS), list(METHODS), backbones=list(PAPER_BACKBONES), folds="all",
-                            use_paper_grid=True, profile="full", image_size=SIZE, pretrained=False)
+    configs = sweep_configs(
+        list(DATASETS),
+        list(METHODS),
+        backbones=list(PAPER_BACKBONES),
+        folds="all",
+        use_paper_grid=True,
+        profile="full",
+        image_size=SIZE,
+        pretrained=False,
+    )
     gpu_configs = [c for c in configs if c.method not in PIXEL_METHODS]
-    print(f"Table 2 grid: {len(configs)} runs, {len(gpu_configs)} on the GPU "
-          f"({len(configs) - len(gpu_configs)} LR/SVM runs on the CPU)")
+    print(
+        f"Table 2 grid: {len(configs)} runs, {len(gpu_configs)} on the GPU "
+        f"({len(configs) - len(gpu_configs)} LR/SVM runs on the CPU)"
+    )
     per_image: dict[tuple, tuple[float, float]] = {}
     pixel_step: dict[tuple, float] = {}
     total = 0.0
@@ -81,9 +92,14 @@ def main() -> None:
             pkey = (n_train, c.hidden_channels)
             if pkey not in pixel_step:
                 with torch.device("meta"):
-                    cnn = PixelCNN(n_train * CHANNELS, c.hidden_channels, kernel_size=c.kernel_size,
-                                   num_hidden_layers=c.num_hidden_layers, last_kernel_size=c.last_kernel_size,
-                                   dense=c.dense)
+                    cnn = PixelCNN(
+                        n_train * CHANNELS,
+                        c.hidden_channels,
+                        kernel_size=c.kernel_size,
+                        num_hidden_layers=c.num_hidden_layers,
+                        last_kernel_size=c.last_kernel_size,
+                        dense=c.dense,
+                    )
                     pixel_step[pkey] = flops(cnn, torch.empty(1, n_train * CHANNELS, SIZE, SIZE), backward=True)
             run += min(c.cutoff_epoch or PAPER_CUTOFF_EPOCH, c.epochs) * math.ceil(n_train / BATCH) * pixel_step[pkey]
         total += run
@@ -93,18 +109,31 @@ def main() -> None:
     for method, f in by_method.most_common():
         n = sum(1 for c in gpu_configs if c.method == method)
         lines.append(f"| {method} | {n} | {f / 1e18:.2f} | {100 * f / total:.1f} % |")
-    lines += [f"| all | {len(gpu_configs)} | {total / 1e18:.1f} | 100 % |", "",
-              "| how the runs share the GPUs | fraction of the peak | GPU-hours |", "| --- | ---: | ---: |"]
-    for label, frac in (("one run per GPU", args.alone), ("runs packed per GPU", args.packed),
-                        ("lower bound: the peak itself", 1.0)):
-        lines.append(f"| {label} | {100 * frac:.0f} % of {args.peak_tflops:g} TFLOP/s | "
-                     f"{total / (peak * frac) / 3600:.0f} |")
-    lines += ["", f"{len(configs)} runs in the grid, {len(gpu_configs)} of them on the GPU (LR and SVM on the CPU); "
-                  f"{PAPER_EPOCHS} epochs each at {SIZE} px.", ""]
+    lines += [
+        f"| all | {len(gpu_configs)} | {total / 1e18:.1f} | 100 % |",
+        "",
+        "| how the runs share the GPUs | fraction of the peak | GPU-hours |",
+        "| --- | ---: | ---: |",
+    ]
+    for label, frac in (
+        ("one run per GPU", args.alone),
+        ("runs packed per GPU", args.packed),
+        ("lower bound: the peak itself", 1.0),
+    ):
+        lines.append(
+            f"| {label} | {100 * frac:.0f} % of {args.peak_tflops:g} TFLOP/s | {total / (peak * frac) / 3600:.0f} |"
+        )
+    lines += [
+        "",
+        f"{len(configs)} runs in the grid, {len(gpu_configs)} of them on the GPU (LR and SVM on the CPU); "
+        f"{PAPER_EPOCHS} epochs each at {SIZE} px.",
+        "",
+    ]
     text = "\n".join(lines)
     print(text)
     if args.markdown:
         Path(args.markdown).write_text(text)
+
 
 if __name__ == "__main__":
     main()

@@ -17,6 +17,7 @@ script itself with ``nice`` to yield to the other jobs).
         --markdown benchmarks/results/grid_throughput.md  # the figures of the book's page
     python benchmarks/grid_throughput.py --from-json benchmarks/results/grid_throughput.json --markdown table.md
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,10 +49,14 @@ def to_markdown(result: dict) -> str:
         ratio = "" if name == ray_name else f"{med[ray_name] / m:.2f}x"
         lines.append(f"| {name} | {', '.join(f'{r:.0f}' for r in rates[name])} | {m:.0f} | {ratio} |")
     a = result["args"]
-    lines += ["", f"{result['runs']} runs per round at {a['image_size']} px, {a['epochs']} epochs, {a['n_train']} "
-                  f"training images; {a['rounds']} rounds, interleaved; Ray's start "
-                  f"({result['ray_start_seconds']:.0f} s) not counted, its workers' start counted in round 1. "
-                  f"Ray's results equal the sequential ones bit for bit: {'yes' if result['identical'] else 'NO'}.", ""]
+    lines += [
+        "",
+        f"{result['runs']} runs per round at {a['image_size']} px, {a['epochs']} epochs, {a['n_train']} "
+        f"training images; {a['rounds']} rounds, interleaved; Ray's start "
+        f"({result['ray_start_seconds']:.0f} s) not counted, its workers' start counted in round 1. "
+        f"Ray's results equal the sequential ones bit for bit: {'yes' if result['identical'] else 'NO'}.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -59,8 +64,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2, help="Ray CPUs, one run (one torch thread) each")
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                    help="torch threads of the second sequential variant (default: the machine's cores; 1: none)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="torch threads of the second sequential variant (default: the machine's cores; 1: none)",
+    )
     ap.add_argument("--image-size", type=int, default=32)
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--n-train", type=int, default=160)
@@ -76,17 +85,31 @@ def main() -> None:
         return
 
     os.environ.setdefault("RAY_worker_niceness", "0")  # Ray's workers at this process's priority
-    configs = sweep_configs(["fundus"], ["gsa", "vanilla"], folds="all", profile="smoke", image_size=args.image_size,
-                            epochs=args.epochs, cutoff_epoch=max(1, args.epochs // 2), n_train=args.n_train,
-                            n_test=args.n_train // 4)
+    configs = sweep_configs(
+        ["fundus"],
+        ["gsa", "vanilla"],
+        folds="all",
+        profile="smoke",
+        image_size=args.image_size,
+        epochs=args.epochs,
+        cutoff_epoch=max(1, args.epochs // 2),
+        n_train=args.n_train,
+        n_test=args.n_train // 4,
+    )
     n = len(configs)
     t0 = time.perf_counter()
     ray = init_ray(num_cpus=args.workers, num_gpus=0)
     ray_start = time.perf_counter() - t0
-    print(f"grid: {n} runs ({configs[0].dataset}, {args.image_size} px, {args.epochs} epochs, {args.n_train} training "
-          f"images); {os.cpu_count()} cores; Ray started in {ray_start:.1f} s", flush=True)
-    variants = {"sequential, 1 thread": 1, f"sequential, {args.threads} threads": args.threads,
-                f"Ray, {args.workers} workers": None}
+    print(
+        f"grid: {n} runs ({configs[0].dataset}, {args.image_size} px, {args.epochs} epochs, {args.n_train} training "
+        f"images); {os.cpu_count()} cores; Ray started in {ray_start:.1f} s",
+        flush=True,
+    )
+    variants = {
+        "sequential, 1 thread": 1,
+        f"sequential, {args.threads} threads": args.threads,
+        f"Ray, {args.workers} workers": None,
+    }
     if args.threads <= 1:
         del variants[f"sequential, {args.threads} threads"]
     rates: dict[str, list[float]] = {name: [] for name in variants}
@@ -124,9 +147,15 @@ def main() -> None:
     for name, m in med.items():
         print(f"  {name:24s} {m:7.0f}" + ("" if name == ray_name else f"   Ray / this = {med[ray_name] / m:.2f}x"))
     print(f"Ray results equal the sequential (1 thread) ones bit for bit: {identical}")
-    result = {"runs": n, "args": {k: v for k, v in vars(args).items() if k not in ("json", "markdown", "from_json")},
-              "cores": os.cpu_count(), "ray_start_seconds": ray_start, "runs_per_hour": rates, "median": med,
-              "identical": identical}
+    result = {
+        "runs": n,
+        "args": {k: v for k, v in vars(args).items() if k not in ("json", "markdown", "from_json")},
+        "cores": os.cpu_count(),
+        "ray_start_seconds": ray_start,
+        "runs_per_hour": rates,
+        "median": med,
+        "identical": identical,
+    }
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     if args.markdown:

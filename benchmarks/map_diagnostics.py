@@ -14,6 +14,7 @@ the training loss (cross-entropy + the recipe's L1 term), printing
 
     python benchmarks/map_diagnostics.py --dataset retinamnist --image-size 28
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,9 +25,9 @@ import torch.nn.functional as F
 from gsa_utils import build_backbone, seed_everything
 from gsa_utils.data.registry import describe_source, load_dataset
 from gsa_utils.losses import combined_loss
+from gsa_utils.metrics import saturated_fraction
 from gsa_utils.recipes import build_gsa, get_recipe
 from gsa_utils.settings import PAPER_L1_WEIGHT
-from gsa_utils.metrics import saturated_fraction
 
 
 def first_layer_preactivation(model) -> torch.Tensor:
@@ -50,7 +51,7 @@ def probe(recipe, ds, args, seed: int, l1_weight: float = PAPER_L1_WEIGHT, label
     line = f"{label or recipe.name:<22} fan-in {fan_in:>6} (scale {pc.first_layer_scale:.4f})"
     model.train()
     for step in range(1, len(order) // args.batch_size + 1):
-        idx = order[(step - 1) * args.batch_size:step * args.batch_size]
+        idx = order[(step - 1) * args.batch_size : step * args.batch_size]
         amap = model.attention_map()
         parts = combined_loss(model(ds.x_train[idx], amap), ds.y_train[idx], amap, l1_weight, "sum")
         opt.zero_grad()
@@ -73,8 +74,9 @@ def main() -> None:
     ap.add_argument("--dataset", default="retinamnist")
     ap.add_argument("--image-size", type=int, default=28)
     ap.add_argument("--backbone", default="small_cnn")
-    ap.add_argument("--recipes", nargs="+", default=["paper", "fan_in", "hidden_norm", "map_norm", "lowrank_mapnorm",
-                                                     "recommended"])
+    ap.add_argument(
+        "--recipes", nargs="+", default=["paper", "fan_in", "hidden_norm", "map_norm", "lowrank_mapnorm", "recommended"]
+    )
     ap.add_argument("--hidden-channels", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--batch-size", type=int, default=32)
@@ -98,8 +100,10 @@ def main() -> None:
     with torch.no_grad():
         ref = bb(x)
         diffs = ", ".join(f"{c:g}: {(bb(c * x) - ref).abs().max().item():.1e}" for c in (0.5, 0.1, 0.03, 0.01))
-    print(f"{args.backbone} (BN in training mode), mean |logit| {ref.abs().mean().item():.3f}; max |logits(x) - "
-          f"logits(c x)| for a map level c = {diffs} (0 = blind to the map's overall level)")
+    print(
+        f"{args.backbone} (BN in training mode), mean |logit| {ref.abs().mean().item():.3f}; max |logits(x) - "
+        f"logits(c x)| for a map level c = {diffs} (0 = blind to the map's overall level)"
+    )
 
 
 if __name__ == "__main__":

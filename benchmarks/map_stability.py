@@ -18,6 +18,7 @@ Variants: ``vanilla``, ``l1`` (the L1 pixel-weights baseline), any name in
 options (``FitSettings``), e.g. ``paper+l1_weight=0`` or ``paper+pixel_cnn_lr=1e-4+map_warmup_epochs=3``
 (the former "smoke" options).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,9 +37,9 @@ from gsa_utils.baselines import L1PixelWeights
 from gsa_utils.data.fingerprint import data_fingerprint
 from gsa_utils.data.registry import describe_source, load_dataset
 from gsa_utils.metrics import map_contrast, map_roc_auc
+from gsa_utils.profiles import get_profile
 from gsa_utils.recipes import Recipe, build_gsa, get_recipe
 from gsa_utils.runs.config import profile_image_size
-from gsa_utils.profiles import get_profile
 from gsa_utils.settings import FitSettings
 from gsa_utils.stability import VariantSummary, collapse_verdict, summarise_stability, verdict_line
 from gsa_utils.training import map_image, two_phase_fit
@@ -66,11 +67,21 @@ def parse_variant(spec: str) -> Variant | str:
     for change in changes:
         key, _, raw = change.partition("=")
         if key not in recipe_fields | fit_fields:
-            raise SystemExit(f"variant {spec!r}: unknown field {key!r}; recipe fields: {sorted(recipe_fields)}; "
-                             f"training options: {sorted(fit_fields)}")
-        value = None if raw.lower() == "none" else (raw.lower() == "true" if raw.lower() in ("true", "false")
-                                                    else json.loads(raw) if raw[:1].isdigit() or raw[:1] in "-."
-                                                    else raw)
+            raise SystemExit(
+                f"variant {spec!r}: unknown field {key!r}; recipe fields: {sorted(recipe_fields)}; "
+                f"training options: {sorted(fit_fields)}"
+            )
+        value = (
+            None
+            if raw.lower() == "none"
+            else (
+                raw.lower() == "true"
+                if raw.lower() in ("true", "false")
+                else json.loads(raw)
+                if raw[:1].isdigit() or raw[:1] in "-."
+                else raw
+            )
+        )
         (kw if key in recipe_fields else fit)[key] = value
     return Variant(spec, replace(recipe, name=spec, **kw) if kw else recipe, fit)
 
@@ -93,29 +104,49 @@ def run_one(variant: Variant | str, ds, args, seed: int) -> dict:
         fit = variant.fit
     cutoff = args.cutoff if variant not in ("vanilla", "l1") else None
     # the smoke profile's training options, with this call's sizes: GSA trains as the chapters train it
-    settings = SMOKE.fit.replace(epochs=args.epochs, cutoff_epoch=cutoff, lr=args.lr, batch_size=args.batch_size,
-                                 weight_decay=args.weight_decay)
-    hist = two_phase_fit(model, ds.x_train, ds.y_train, settings, eval_sets={"test": (ds.x_test, ds.y_test)},
-                         seed=seed, device="cpu", progress=False, num_classes=ds.num_classes, **fit)
+    settings = SMOKE.fit.replace(
+        epochs=args.epochs, cutoff_epoch=cutoff, lr=args.lr, batch_size=args.batch_size, weight_decay=args.weight_decay
+    )
+    hist = two_phase_fit(
+        model,
+        ds.x_train,
+        ds.y_train,
+        settings,
+        eval_sets={"test": (ds.x_test, ds.y_test)},
+        seed=seed,
+        device="cpu",
+        progress=False,
+        num_classes=ds.num_classes,
+        **fit,
+    )
     steps = math.ceil(len(ds.y_train) / args.batch_size)
     sec = hist["seconds"] / steps
     phase = hist["phase"]
-    rec = {"variant": variant if isinstance(variant, str) else variant.name, "seed": seed,
-           "test_acc": float(hist["test_acc"][-1]), "test_acc_curve": [round(float(a), 4) for a in hist["test_acc"]],
-           "step_phase1": float(np.mean(sec[phase == 1][1:] if (phase == 1).sum() > 1 else sec[phase == 1])),
-           "step_phase2": float(np.mean(sec[phase == 2])) if (phase == 2).any() else float("nan"),
-           "step_all": sec.tolist()}
+    rec = {
+        "variant": variant if isinstance(variant, str) else variant.name,
+        "seed": seed,
+        "test_acc": float(hist["test_acc"][-1]),
+        "test_acc_curve": [round(float(a), 4) for a in hist["test_acc"]],
+        "step_phase1": float(np.mean(sec[phase == 1][1:] if (phase == 1).sum() > 1 else sec[phase == 1])),
+        "step_phase2": float(np.mean(sec[phase == 2])) if (phase == 2).any() else float("nan"),
+        "step_all": sec.tolist(),
+    }
     amap = map_image(model)
     if amap is not None:
         verdict = collapse_verdict(amap, rec["test_acc"], majority_rate(ds))
-        rec.update(map_mean=float(amap.mean()), map_contrast=map_contrast(amap),
-                   map_p5=float(np.percentile(amap, 5)), map_p95=float(np.percentile(amap, 95)),
-                   map_saturated=verdict.saturated_share, collapsed=verdict.collapsed,
-                   collapse_reason=verdict.reason,
-                   map_saturated_curve=[round(float(s), 3) for s in hist["map_saturated"]],
-                   map_contrast_curve=[round(float(c), 3) for c in hist["map_contrast"]],
-                   flat=bool(hist.records[-1].get("flat", False)),
-                   map=np.round(amap, 3).tolist())
+        rec.update(
+            map_mean=float(amap.mean()),
+            map_contrast=map_contrast(amap),
+            map_p5=float(np.percentile(amap, 5)),
+            map_p95=float(np.percentile(amap, 95)),
+            map_saturated=verdict.saturated_share,
+            collapsed=verdict.collapsed,
+            collapse_reason=verdict.reason,
+            map_saturated_curve=[round(float(s), 3) for s in hist["map_saturated"]],
+            map_contrast_curve=[round(float(c), 3) for c in hist["map_contrast"]],
+            flat=bool(hist.records[-1].get("flat", False)),
+            map=np.round(amap, 3).tolist(),
+        )
         if ds.mask is not None:
             rec["map_auc"] = map_roc_auc(amap, ds.mask)
         rec.update(faithfulness_gaps(model, ds, amap, seed))
@@ -134,10 +165,17 @@ def faithfulness_gaps(model, ds, amap: np.ndarray, seed: int, n_images: int = 20
     """
     x = ds.x_test[:n_images]
     rng = np.random.default_rng(seed)
-    maps = {"faith_gap": amap, "faith_gap_random": rng.random(amap.shape),
-            "faith_gap_constant": np.full(amap.shape, 0.5)}
-    return {key: faithfulness(model, x, AttentionMaps("map", m[None], shared=True),
-                              baseline=ds.x_train.mean(0), seed=seed).gap for key, m in maps.items()}
+    maps = {
+        "faith_gap": amap,
+        "faith_gap_random": rng.random(amap.shape),
+        "faith_gap_constant": np.full(amap.shape, 0.5),
+    }
+    return {
+        key: faithfulness(
+            model, x, AttentionMaps("map", m[None], shared=True), baseline=ds.x_train.mean(0), seed=seed
+        ).gap
+        for key, m in maps.items()
+    }
 
 
 def majority_rate(ds) -> float:
@@ -149,14 +187,18 @@ def print_summary(summaries: list[VariantSummary], n_reference: int) -> None:
     def num(v, fmt="8.3f"):
         return f"{v:{fmt}}" if v is not None else f"{'-':>{fmt.split('.')[0]}}"
 
-    print(f"\n{'variant':<28} {'n':>3} {'test acc':>15} {'p vs van':>8} {'map mean':>8} {'contrast':>8} "
-          f"{'saturated':>9} {'collapsed':>9} {'flat':>7} {'map AUC':>13} {'ph1 x':>6} {'ph2 x':>6}")
+    print(
+        f"\n{'variant':<28} {'n':>3} {'test acc':>15} {'p vs van':>8} {'map mean':>8} {'contrast':>8} "
+        f"{'saturated':>9} {'collapsed':>9} {'flat':>7} {'map AUC':>13} {'ph1 x':>6} {'ph2 x':>6}"
+    )
     for s in summaries:
         auc = f"{s.map_auc_mean:.3f} ± {s.map_auc_sd or 0:.3f}" if s.map_auc_mean is not None else "-"
-        print(f"{s.variant:<28} {s.runs:>3} {s.accuracy_mean:7.3f} ± {s.accuracy_sd:5.3f} "
-              f"{s.p_vs_reference:8.3f} {num(s.map_mean)} {num(s.contrast_mean, '8.2f')} {num(s.saturated, '9.3f')} "
-              f"{s.collapsed:>5} of {s.runs:<2} {f'{s.flat:>3} of {s.runs:<2}' if s.map_mean is not None else '-':>7} "
-              f"{auc:>13} {num(s.phase1_ratio, '6.2f')} {num(s.phase2_ratio, '6.2f')}")
+        print(
+            f"{s.variant:<28} {s.runs:>3} {s.accuracy_mean:7.3f} ± {s.accuracy_sd:5.3f} "
+            f"{s.p_vs_reference:8.3f} {num(s.map_mean)} {num(s.contrast_mean, '8.2f')} {num(s.saturated, '9.3f')} "
+            f"{s.collapsed:>5} of {s.runs:<2} {f'{s.flat:>3} of {s.runs:<2}' if s.map_mean is not None else '-':>7} "
+            f"{auc:>13} {num(s.phase1_ratio, '6.2f')} {num(s.phase2_ratio, '6.2f')}"
+        )
     print(f"(phase-1/phase-2 step time over vanilla's step, median over seeds; vanilla over {n_reference} seeds)")
 
 
@@ -171,8 +213,8 @@ def read_results(out: Path, settings: dict, check: bool = True) -> list[dict]:
         raise SystemExit(f"{out}: no settings line first; not a file this script wrote")
     differ = {k: (v, settings.get(k)) for k, v in lines[0]["settings"].items() if check and settings.get(k) != v}
     if differ:
-        raise SystemExit(f"{out}: its runs used other settings ({'; '.join(f'{k}: file {a!r}, now {b!r}' for k, (a, b) in differ.items())}); "
-                         "choose another --out")
+        found = "; ".join(f"{k}: file {a!r}, now {b!r}" for k, (a, b) in differ.items())
+        raise SystemExit(f"{out}: its runs used other settings ({found}); choose another --out")
     return lines[1:]
 
 
@@ -184,8 +226,12 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=SMOKE.fit.epochs)
     ap.add_argument("--cutoff", type=int, default=None, help="E (default: half the epochs, as the smoke profile)")
-    ap.add_argument("--image-size", type=int, default=SMOKE.image_size,
-                    help="side in pixels (real data is never enlarged: RetinaMNIST stays at 28)")
+    ap.add_argument(
+        "--image-size",
+        type=int,
+        default=SMOKE.image_size,
+        help="side in pixels (real data is never enlarged: RetinaMNIST stays at 28)",
+    )
     ap.add_argument("--variants", nargs="+", default=["vanilla", "paper", "recommended", "l1"])
     ap.add_argument("--hidden-channels", type=int, default=SMOKE.hidden_channels)
     ap.add_argument("--lr", type=float, default=SMOKE.fit.lr)
@@ -205,19 +251,31 @@ def main() -> None:
     args.image_size = profile_image_size(args.image_size, args.dataset)
     ds = load_dataset(args.dataset, args.image_size)
     if args.n_train:
-        ds = replace(ds, x_train=ds.x_train[:args.n_train], y_train=ds.y_train[:args.n_train])
+        ds = replace(ds, x_train=ds.x_train[: args.n_train], y_train=ds.y_train[: args.n_train])
     print(describe_source(ds), f"| majority rate {majority_rate(ds):.3f}", flush=True)
-    print(f"backbone={args.backbone} epochs={args.epochs} E={args.cutoff} lr={args.lr} K={args.hidden_channels} "
-          f"seeds={args.first_seed}..{args.first_seed + args.seeds - 1}", flush=True)
+    print(
+        f"backbone={args.backbone} epochs={args.epochs} E={args.cutoff} lr={args.lr} K={args.hidden_channels} "
+        f"seeds={args.first_seed}..{args.first_seed + args.seeds - 1}",
+        flush=True,
+    )
     variants = [parse_variant(v) for v in args.variants]
     names = [v if isinstance(v, str) else v.name for v in variants]
     out = Path(args.out) if args.out else None
     # the data's fingerprint (source, file hash, shapes, content hash), never its path
-    settings = {"dataset": args.dataset, "data": data_fingerprint(ds).as_dict(), "backbone": args.backbone,
-                "epochs": args.epochs, "cutoff": args.cutoff, "image_size": args.image_size,
-                "hidden_channels": args.hidden_channels, "lr": args.lr, "batch_size": args.batch_size,
-                "weight_decay": args.weight_decay, "l1_baseline_weight": args.l1_baseline_weight,
-                "n_train": args.n_train}
+    settings = {
+        "dataset": args.dataset,
+        "data": data_fingerprint(ds).as_dict(),
+        "backbone": args.backbone,
+        "epochs": args.epochs,
+        "cutoff": args.cutoff,
+        "image_size": args.image_size,
+        "hidden_channels": args.hidden_channels,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+        "weight_decay": args.weight_decay,
+        "l1_baseline_weight": args.l1_baseline_weight,
+        "n_train": args.n_train,
+    }
     results: list[dict] = []
     if out and out.exists():
         results = read_results(out, settings, check=not args.summary_only)
@@ -238,12 +296,21 @@ def main() -> None:
             if out:
                 with out.open("a") as f:
                     f.write(json.dumps(rec) + "\n")
-            extra = (f" map mean {rec['map_mean']:.3f} contrast {rec['map_contrast']:.2f}"
-                     f" saturated {rec['map_saturated']:.2f}"
-                     + (f" AUC {rec['map_auc']:.3f}" if "map_auc" in rec else "")) if "map_mean" in rec else ""
-            print(f"seed {seed} {name:<28} acc {rec['test_acc']:.3f}{extra}"
-                  f"{' COLLAPSED (' + rec['collapse_reason'] + ')' if rec['collapsed'] else ''} "
-                  f"[{time.time() - t0:.0f}s]", flush=True)
+            extra = (
+                (
+                    f" map mean {rec['map_mean']:.3f} contrast {rec['map_contrast']:.2f}"
+                    f" saturated {rec['map_saturated']:.2f}"
+                    + (f" AUC {rec['map_auc']:.3f}" if "map_auc" in rec else "")
+                )
+                if "map_mean" in rec
+                else ""
+            )
+            print(
+                f"seed {seed} {name:<28} acc {rec['test_acc']:.3f}{extra}"
+                f"{' COLLAPSED (' + rec['collapse_reason'] + ')' if rec['collapsed'] else ''} "
+                f"[{time.time() - t0:.0f}s]",
+                flush=True,
+            )
     seeds = set(range(args.first_seed, args.first_seed + args.seeds))
     summaries = summarise_stability([r for r in results if r["seed"] in seeds], names)
     print_summary(summaries, sum(r["variant"] == "vanilla" and r["seed"] in seeds for r in results))

@@ -9,6 +9,7 @@ one-off cost of the principal components (an SVD, once before training) is print
 
     python benchmarks/pixel_cnn_cost.py --image-size 28 --rank 16
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,11 +45,17 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     s, c = args.image_size, args.channels
-    print(f"CPU, {args.threads} thread(s), {s}x{s}x{c} images, K={args.hidden_channels}, rank r={args.rank}; "
-          "ms per pixel-CNN step (forward + backward), median of "
-          f"{args.repeats}", flush=True)
-    print(f"{'N':>6} {'full ms':>9} {'x N=' + str(args.sizes[0]):>8} {'low-rank ms':>12} "
-          f"{'x N=' + str(args.sizes[0]):>8} {'PCA once s':>11}", flush=True)
+    print(
+        f"CPU, {args.threads} thread(s), {s}x{s}x{c} images, K={args.hidden_channels}, rank r={args.rank}; "
+        "ms per pixel-CNN step (forward + backward), median of "
+        f"{args.repeats}",
+        flush=True,
+    )
+    print(
+        f"{'N':>6} {'full ms':>9} {'x N=' + str(args.sizes[0]):>8} {'low-rank ms':>12} "
+        f"{'x N=' + str(args.sizes[0]):>8} {'PCA once s':>11}",
+        flush=True,
+    )
     base_full = base_low = None
     for n in args.sizes:
         x = torch.randn(n, c, s, s)
@@ -65,8 +72,9 @@ def main() -> None:
         tf_m, tl_m = statistics.median(tf), statistics.median(tl)
         base_full = base_full or tf_m
         base_low = base_low or tl_m
-        print(f"{n:>6} {tf_m:9.2f} {tf_m / base_full:8.2f} {tl_m:12.3f} {tl_m / base_low:8.2f} {pca_s:11.3f}",
-              flush=True)
+        print(
+            f"{n:>6} {tf_m:9.2f} {tf_m / base_full:8.2f} {tl_m:12.3f} {tl_m / base_low:8.2f} {pca_s:11.3f}", flush=True
+        )
         del x, full, low, m_full, m_low
 
 

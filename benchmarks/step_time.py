@@ -9,6 +9,7 @@ script prints median seconds per step and the ratios to vanilla.
     python benchmarks/step_time.py --image-size 224 --n-train 413 --backbone resnet152
     python benchmarks/step_time.py --image-size 28 --n-train 1200 --recipes paper recommended
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,7 +44,7 @@ def main() -> None:
     device = pick_device(args.device)
     seed_everything(0)
     n, s = args.n_train, args.image_size
-    x, y = torch.rand(n, 3, s, s), torch.randint(0, 2, (n,))
+    x, _y = torch.rand(n, 3, s, s), torch.randint(0, 2, (n,))  # _y: same random stream as before
     backbone = build_backbone(args.backbone, 2, pretrained=False)
     variants = {"vanilla": copy.deepcopy(backbone)}
     for recipe in args.recipes:
@@ -66,8 +67,14 @@ def main() -> None:
 
     def run(name: str, epoch: int) -> float:
         model, opt, scaler = state[name]
-        rec = train_one_epoch(Learner(model, opt, scaler, device, mixed_precision=cuda), xs, ys, epoch=epoch,
-                              seed=0, settings=FitSettings(batch_size=args.batch_size, l1_weight=1e-4))
+        rec = train_one_epoch(
+            Learner(model, opt, scaler, device, mixed_precision=cuda),
+            xs,
+            ys,
+            epoch=epoch,
+            seed=0,
+            settings=FitSettings(batch_size=args.batch_size, l1_weight=1e-4),
+        )
         return rec["seconds"] / args.steps
 
     times = {k: [] for k in variants}
@@ -79,13 +86,17 @@ def main() -> None:
             for name in order:
                 times[name].append(run(name, r + 1))
 
-    print(f"device={device} backbone={args.backbone} image={s}px N={n} K={args.hidden_channels} "
-          f"batch={args.batch_size} steps/round={args.steps} rounds={args.rounds} ({profile.name} profile defaults)")
+    print(
+        f"device={device} backbone={args.backbone} image={s}px N={n} K={args.hidden_channels} "
+        f"batch={args.batch_size} steps/round={args.steps} rounds={args.rounds} ({profile.name} profile defaults)"
+    )
     base = statistics.median(times["vanilla"])
     for name, ts in times.items():
         med = statistics.median(ts)
-        print(f"{name:22s} {med * 1e3:9.2f} ms/step   ratio to vanilla {med / base:6.3f}   "
-              f"(min {min(ts) * 1e3:.2f}, max {max(ts) * 1e3:.2f})")
+        print(
+            f"{name:22s} {med * 1e3:9.2f} ms/step   ratio to vanilla {med / base:6.3f}   "
+            f"(min {min(ts) * 1e3:.2f}, max {max(ts) * 1e3:.2f})"
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Entry point of ``python -m gsa_utils`` (the command line of :mod:`gsa_utils.cli`)."""
+
 import sys
 
 from .cli import main

@@ -14,6 +14,7 @@ from :mod:`gsa_utils.metrics`), :func:`faithfulness` (deletion and insertion cur
 and least relevant first) and :func:`variability` (how much per-image maps differ, and how
 much of that follows the image content or the label).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -82,8 +83,9 @@ def upsample_maps(maps, size) -> np.ndarray:
     ``size`` is ``H`` or ``(H, W)``. Used to lay coarse per-image maps (VGG-att3's levels,
     Grad-CAM) over the images.
     """
-    t = torch.as_tensor(np.asarray(maps.detach().cpu() if isinstance(maps, torch.Tensor) else maps),
-                        dtype=torch.float32)
+    t = torch.as_tensor(
+        np.asarray(maps.detach().cpu() if isinstance(maps, torch.Tensor) else maps), dtype=torch.float32
+    )
     if t.dim() != 3:
         raise ValueError(f"upsample_maps: expected N x h x w maps, got shape {tuple(t.shape)}")
     hw = (int(size), int(size)) if isinstance(size, (int, np.integer)) else tuple(int(s) for s in size)
@@ -100,8 +102,7 @@ def global_map(model: nn.Module, method: str = "GSA") -> AttentionMaps:
 
 
 @torch.no_grad()
-def vgg_att_maps(model: nn.Module, x: torch.Tensor, batch_size: int = 64,
-                 method: str = "VGG-att3") -> AttentionMaps:
+def vgg_att_maps(model: nn.Module, x: torch.Tensor, batch_size: int = 64, method: str = "VGG-att3") -> AttentionMaps:
     """VGG-att3's per-image attention: the three levels up-sampled to H x W and averaged.
 
     Each level sums to 1 over its positions; it is multiplied by its number of positions
@@ -111,7 +112,7 @@ def vgg_att_maps(model: nn.Module, x: torch.Tensor, batch_size: int = 64,
     model.eval()
     out = []
     for i in range(0, len(x), batch_size):
-        levels = model.attention_maps(x[i:i + batch_size].to(_device(model)))
+        levels = model.attention_maps(x[i : i + batch_size].to(_device(model)))
         ups = [_to_image_size(a[:, None] * a[0].numel(), tuple(x.shape[-2:])) for a in levels]
         out.append(torch.stack(ups).mean(0)[:, 0].cpu())
     model.train(was_training)
@@ -119,8 +120,7 @@ def vgg_att_maps(model: nn.Module, x: torch.Tensor, batch_size: int = 64,
 
 
 @torch.no_grad()
-def resattnet_maps(model: nn.Module, x: torch.Tensor, batch_size: int = 64,
-                   method: str = "ResAttNet") -> AttentionMaps:
+def resattnet_maps(model: nn.Module, x: torch.Tensor, batch_size: int = 64, method: str = "ResAttNet") -> AttentionMaps:
     """ResAttNet's soft masks read out per image: mean over channels, up-sampled, mean over modules.
 
     The masks act on feature maps at 1/4 to 1/16 of the image size; this is the read-out
@@ -130,7 +130,7 @@ def resattnet_maps(model: nn.Module, x: torch.Tensor, batch_size: int = 64,
     model.eval()
     out = []
     for i in range(0, len(x), batch_size):
-        masks = model.soft_masks(x[i:i + batch_size].to(_device(model)))
+        masks = model.soft_masks(x[i : i + batch_size].to(_device(model)))
         ups = [_to_image_size(m.mean(1, keepdim=True), tuple(x.shape[-2:])) for m in masks]
         out.append(torch.stack(ups).mean(0)[:, 0].cpu())
     model.train(was_training)
@@ -145,9 +145,14 @@ def last_conv_layer(model: nn.Module) -> nn.Module:
     return convs[-1]
 
 
-def grad_cam_maps(model: nn.Module, x: torch.Tensor, plus_plus: bool = False,
-                  target_layer: nn.Module | None = None, targets: torch.Tensor | None = None,
-                  batch_size: int = 64) -> AttentionMaps:
+def grad_cam_maps(
+    model: nn.Module,
+    x: torch.Tensor,
+    plus_plus: bool = False,
+    target_layer: nn.Module | None = None,
+    targets: torch.Tensor | None = None,
+    batch_size: int = 64,
+) -> AttentionMaps:
     """Grad-CAM (or Grad-CAM++) per image, from the ``grad-cam`` package.
 
     Parameters
@@ -178,9 +183,8 @@ def grad_cam_maps(model: nn.Module, x: torch.Tensor, plus_plus: bool = False,
     out = []
     with cam_class(model=model, target_layers=[layer]) as cam:
         for i in range(0, len(x), batch_size):
-            xb = x[i:i + batch_size].to(_device(model))
-            cls = None if targets is None else [ClassifierOutputTarget(int(t))
-                                                for t in targets[i:i + batch_size]]
+            xb = x[i : i + batch_size].to(_device(model))
+            cls = None if targets is None else [ClassifierOutputTarget(int(t)) for t in targets[i : i + batch_size]]
             out.append(np.asarray(cam(input_tensor=xb, targets=cls), dtype=np.float32))
     model.train(was_training)
     return AttentionMaps("Grad-CAM++" if plus_plus else "Grad-CAM", np.concatenate(out), shared=False)
@@ -213,18 +217,32 @@ class Localisation:
     contrast: float = float("nan")
 
     def as_row(self) -> dict[str, float]:
-        return {"ROC-AUC": self.roc_auc, "contrast": self.contrast, "pointing game": self.pointing_game,
-                "mass inside": self.mass_inside, "rank accuracy": self.rank_accuracy}
+        return {
+            "ROC-AUC": self.roc_auc,
+            "contrast": self.contrast,
+            "pointing game": self.pointing_game,
+            "mass inside": self.mass_inside,
+            "rank accuracy": self.rank_accuracy,
+        }
 
 
 def localisation(maps: AttentionMaps, mask) -> Localisation:
     """ROC-AUC, pointing game, relevance mass inside and rank accuracy of ``maps`` against ``mask``."""
     mask = np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask, dtype=bool)
-    per_map = [(map_roc_auc(m, mask), pointing_game(m, mask), mass_inside(m, mask),
-                relevance_rank_accuracy(m, mask), map_contrast(m)) for m in maps.maps]
+    per_map = [
+        (
+            map_roc_auc(m, mask),
+            pointing_game(m, mask),
+            mass_inside(m, mask),
+            relevance_rank_accuracy(m, mask),
+            map_contrast(m),
+        )
+        for m in maps.maps
+    ]
     auc, pg, mass, rank, contrast = np.nanmean(np.array(per_map, dtype=float), axis=0)
-    return Localisation(maps.method, float(auc), float(pg), float(mass), float(rank),
-                        float(mask.mean()), float(contrast))
+    return Localisation(
+        maps.method, float(auc), float(pg), float(mass), float(rank), float(mask.mean()), float(contrast)
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -271,22 +289,27 @@ class Faithfulness:
         return self.area("deletion_least") - self.area("deletion_most")
 
 
-def _class_probability(model: nn.Module, x: torch.Tensor, classes: torch.Tensor,
-                       batch_size: int) -> torch.Tensor:
+def _class_probability(model: nn.Module, x: torch.Tensor, classes: torch.Tensor, batch_size: int) -> torch.Tensor:
     device = _device(model)
     probs = []
     for i in range(0, len(x), batch_size):
-        logits = model(x[i:i + batch_size].to(device)).float()
+        logits = model(x[i : i + batch_size].to(device)).float()
         p = torch.softmax(logits, 1)
-        probs.append(p.gather(1, classes[i:i + batch_size, None].to(device))[:, 0].cpu())
+        probs.append(p.gather(1, classes[i : i + batch_size, None].to(device))[:, 0].cpu())
     return torch.cat(probs)
 
 
 @torch.no_grad()
-def faithfulness(model: nn.Module, x: torch.Tensor, maps: AttentionMaps,
-                 baseline: torch.Tensor | float = 0.0, steps: int = 10,
-                 classes: torch.Tensor | None = None, seed: int = 0,
-                 batch_size: int = 128) -> Faithfulness:
+def faithfulness(
+    model: nn.Module,
+    x: torch.Tensor,
+    maps: AttentionMaps,
+    baseline: torch.Tensor | float = 0.0,
+    steps: int = 10,
+    classes: torch.Tensor | None = None,
+    seed: int = 0,
+    batch_size: int = 128,
+) -> Faithfulness:
     """Deletion and insertion curves of ``model`` on ``x`` in the pixel order of ``maps``.
 
     Parameters
@@ -328,14 +351,14 @@ def faithfulness(model: nn.Module, x: torch.Tensor, maps: AttentionMaps,
             curve.append(float(_class_probability(model, xc, classes, batch_size).mean()))
     model.train(was_training)
     deletion_most, insertion_most = np.array(deletion), np.array(insertion)
-    return Faithfulness(maps.method, fractions, deletion_most, insertion_most[::-1].copy(),
-                        insertion_most, deletion_most[::-1].copy())
+    return Faithfulness(
+        maps.method, fractions, deletion_most, insertion_most[::-1].copy(), insertion_most, deletion_most[::-1].copy()
+    )
 
 
 def _class_probability_argmax(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     device = _device(model)
-    return torch.cat([model(x[i:i + batch_size].to(device)).argmax(1).cpu()
-                      for i in range(0, len(x), batch_size)])
+    return torch.cat([model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)])
 
 
 # --------------------------------------------------------------------------------------
@@ -397,9 +420,13 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a[ok], b[ok]).statistic)
 
 
-def variability(maps: AttentionMaps, images: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, top_fraction: float = 0.2,
-                seed: int = 0) -> MapVariability:
+def variability(
+    maps: AttentionMaps,
+    images: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+    top_fraction: float = 0.2,
+    seed: int = 0,
+) -> MapVariability:
     """Pairwise similarity of per-image maps, and whether it follows the images or the labels.
 
     A shared map gives correlation and IoU 1 by construction and no content/label
@@ -432,5 +459,4 @@ def variability(maps: AttentionMaps, images: torch.Tensor | None = None,
     if not maps.shared and labels is not None:
         y = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
         label = _spearman(corr, (y[:, None] == y[None, :])[iu].astype(float))
-    return MapVariability(maps.method, float(np.nanmean(corr)), float(iou.mean()), content, label,
-                          top_fraction, n)
+    return MapVariability(maps.method, float(np.nanmean(corr)), float(iou.mean()), content, label, top_fraction, n)

@@ -19,6 +19,7 @@ A checkpoint file is a short text header followed by the bytes of :func:`torch.s
   moved aside to ``<name>.corrupt``, and the run resumes from ``<name>.prev`` when that one
   is good, else from scratch; a :class:`CheckpointRecoveryWarning` says which.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -53,7 +54,7 @@ _MAX_HEADER = 256
 class CheckpointError(RuntimeError):
     """A checkpoint file is unusable; ``path`` names it and ``fault`` says what is wrong."""
 
-    def __init__(self, path: "str | os.PathLike", fault: str) -> None:
+    def __init__(self, path: str | os.PathLike, fault: str) -> None:
         self.path = Path(path)
         self.fault = fault
         super().__init__(f"checkpoint {self.path.absolute()}: {fault}")
@@ -63,7 +64,7 @@ class CheckpointRecoveryWarning(UserWarning):
     """A bad checkpoint was moved aside and the run resumes from an older state or from scratch."""
 
 
-def previous_path(path: "str | os.PathLike") -> Path:
+def previous_path(path: str | os.PathLike) -> Path:
     """Where :func:`save_checkpoint` keeps the checkpoint it replaced: ``<name>.prev``."""
     path = Path(path)
     return path.with_name(path.name + ".prev")
@@ -94,11 +95,13 @@ def to_plain(obj: Any, where: str = "state") -> Any:
     if isinstance(obj, (list, tuple)):
         items = [to_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
         return items if isinstance(obj, list) else tuple(items)
-    raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}; checkpoints hold only "
-                    f"tensors and plain data (dict, list, tuple, str, int, float, bool, None)")
+    raise TypeError(
+        f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}; checkpoints hold only "
+        f"tensors and plain data (dict, list, tuple, str, int, float, bool, None)"
+    )
 
 
-def save_checkpoint(path: "str | os.PathLike", state: dict, keep_previous: bool = True) -> Path:
+def save_checkpoint(path: str | os.PathLike, state: dict, keep_previous: bool = True) -> Path:
     """Write ``state`` (tensors and plain data) with a SHA-256 checksum, atomically.
 
     Parameters
@@ -134,8 +137,11 @@ def _split_header(path: Path, data: bytes) -> bytes:
         raise CheckpointError(path, "file is empty (0 bytes)")
     if not data.startswith(CHECKPOINT_MAGIC):
         if data[:2] == b"PK" or data[:1] == b"\x80":
-            raise CheckpointError(path, "no checksum header: written by plain torch.save (an older gsa_utils or "
-                                        "another program), so its integrity cannot be checked")
+            raise CheckpointError(
+                path,
+                "no checksum header: written by plain torch.save (an older gsa_utils or "
+                "another program), so its integrity cannot be checked",
+            )
         raise CheckpointError(path, "not a gsa_utils checkpoint (unknown header)")
     lines = data[:_MAX_HEADER].split(b"\n", 3)
     if len(lines) < 4:
@@ -148,19 +154,20 @@ def _split_header(path: Path, data: bytes) -> bytes:
         raise CheckpointError(path, "damaged header (checksum or length line unreadable)") from None
     if algo != "sha256" or word != "bytes" or len(digest) != 64:
         raise CheckpointError(path, "damaged header (checksum or length line unreadable)")
-    payload = data[len(lines[0]) + len(lines[1]) + len(lines[2]) + 3:]
+    payload = data[len(lines[0]) + len(lines[1]) + len(lines[2]) + 3 :]
     if len(payload) < expected_len:
         raise CheckpointError(path, f"truncated: {len(payload)} of {expected_len} payload bytes present")
     if len(payload) > expected_len:
         raise CheckpointError(path, f"{len(payload) - expected_len} unexpected bytes after the payload")
     got = hashlib.sha256(payload).hexdigest()
     if got != digest:
-        raise CheckpointError(path, f"checksum mismatch (sha256 {got[:12]}... but the header says "
-                                    f"{digest[:12]}...): the file is corrupt")
+        raise CheckpointError(
+            path, f"checksum mismatch (sha256 {got[:12]}... but the header says {digest[:12]}...): the file is corrupt"
+        )
     return payload
 
 
-def load_checkpoint(path: "str | os.PathLike", map_location: "str | torch.device | None" = None) -> dict:
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | None = None) -> dict:
     """Read a checkpoint written by :func:`save_checkpoint`, after verifying its checksum.
 
     Raises
@@ -188,7 +195,7 @@ def load_checkpoint(path: "str | os.PathLike", map_location: "str | torch.device
     return state
 
 
-def load_or_restart(path: "str | os.PathLike", map_location: "str | torch.device | None" = None) -> dict | None:
+def load_or_restart(path: str | os.PathLike, map_location: str | torch.device | None = None) -> dict | None:
     """The state to resume from, or ``None`` to start from scratch; bad files are moved aside.
 
     The recovery policy of a training loop:
@@ -217,16 +224,22 @@ def load_or_restart(path: "str | os.PathLike", map_location: "str | torch.device
             faults.append(f"{exc} (moved to {moved.name})")
             continue
         if faults:
-            warnings.warn(f"{'; '.join(faults)}; resuming from the previous checkpoint {candidate.absolute()}",
-                          CheckpointRecoveryWarning, stacklevel=2)
+            warnings.warn(
+                f"{'; '.join(faults)}; resuming from the previous checkpoint {candidate.absolute()}",
+                CheckpointRecoveryWarning,
+                stacklevel=2,
+            )
         return state
     if faults:
-        warnings.warn(f"{'; '.join(faults)}; no good checkpoint left: the run restarts from scratch",
-                      CheckpointRecoveryWarning, stacklevel=2)
+        warnings.warn(
+            f"{'; '.join(faults)}; no good checkpoint left: the run restarts from scratch",
+            CheckpointRecoveryWarning,
+            stacklevel=2,
+        )
     return None
 
 
-def remove_checkpoint(path: "str | os.PathLike") -> None:
+def remove_checkpoint(path: str | os.PathLike) -> None:
     """Delete a finished run's checkpoint and its ``<name>.prev``; ``.corrupt`` files are kept for inspection."""
     path = Path(path)
     path.unlink(missing_ok=True)

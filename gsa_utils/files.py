@@ -1,4 +1,5 @@
 """Atomic file writes: a file is either its old content or its new one, never half written."""
+
 from __future__ import annotations
 
 import hashlib
@@ -15,7 +16,7 @@ import numpy as np
 __all__ = ["write_atomic", "write_json", "move_aside", "file_sha256", "orphaned_temp_files"]
 
 
-def file_sha256(path: "str | os.PathLike") -> str:
+def file_sha256(path: str | os.PathLike) -> str:
     """SHA-256 of a file's bytes (read in 1 MiB chunks)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -88,7 +89,7 @@ def orphaned_temp_files(folder: Path, older_than: float = ORPHAN_AFTER) -> list[
     except OSError:
         return out
     for p in candidates:
-        parts = p.name[:-len(".tmp")].split(".")
+        parts = p.name[: -len(".tmp")].split(".")
         try:
             age = time.time() - p.stat().st_mtime
         except OSError:
@@ -113,7 +114,6 @@ def _process_runs(pid: int) -> bool:
 
 def write_json(path: Path, obj: Any) -> None:
     write_atomic(path, json.dumps(obj, indent=1, default=json_default).encode())
-
 
 
 def move_aside(path: Path, suffix: str = ".corrupt") -> Path:

@@ -3,13 +3,14 @@
 Written by :func:`~gsa_utils.training.two_phase_fit` (chapter 5) and read back by
 :mod:`gsa_utils.runs`.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -51,18 +52,24 @@ class History:
         return len(self.records)
 
     def to_dict(self) -> dict:
-        return {"records": self.records, "config": self.config,
-                "maps": {str(k): v.tolist() for k, v in self.maps.items()}}
+        return {
+            "records": self.records,
+            "config": self.config,
+            "maps": {str(k): v.tolist() for k, v in self.maps.items()},
+        }
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "History":
-        return cls(records=list(d["records"]), config=dict(d.get("config", {})),
-                   maps={int(k): np.asarray(v, dtype=np.float32) for k, v in d.get("maps", {}).items()})
+    def from_dict(cls, d: Mapping) -> History:
+        return cls(
+            records=list(d["records"]),
+            config=dict(d.get("config", {})),
+            maps={int(k): np.asarray(v, dtype=np.float32) for k, v in d.get("maps", {}).items()},
+        )
 
     def save_json(self, path: str | os.PathLike) -> None:
         """Write atomically as JSON (machine-readable results for later chapters)."""
         write_atomic(Path(path), json.dumps(self.to_dict()).encode())
 
     @classmethod
-    def load_json(cls, path: str | os.PathLike) -> "History":
+    def load_json(cls, path: str | os.PathLike) -> History:
         return cls.from_dict(json.loads(Path(path).read_text()))

@@ -2,6 +2,7 @@
 
 Introduced in chapter 4 (``04_combined_loss``).
 """
+
 from __future__ import annotations
 
 from typing import Literal, NamedTuple
@@ -47,8 +48,13 @@ def map_l1(attention_map: torch.Tensor, reduction: Reduction = "sum") -> torch.T
     raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
 
 
-def combined_loss(logits: torch.Tensor, targets: torch.Tensor, attention_map: torch.Tensor | None = None,
-                  l1_weight: float = 0.0, reduction: Reduction = "sum") -> LossParts:
+def combined_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    attention_map: torch.Tensor | None = None,
+    l1_weight: float = 0.0,
+    reduction: Reduction = "sum",
+) -> LossParts:
     """Mean cross-entropy over the batch plus ``l1_weight * map_l1(attention_map, reduction)``.
 
     With ``attention_map=None`` (a vanilla CNN) the L1 term is zero.

@@ -4,18 +4,31 @@ Introduced in chapter 5 (``05_two_phase_training``). Synthetic datasets and
 digits-in-clutter come with a mask of the pixels that decide the label, so the quality of
 a learned map can be measured rather than eyeballed.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-__all__ = ["map_roc_auc", "pointing_game", "mass_inside", "relevance_rank_accuracy", "attention_quality",
-           "saturated_fraction", "SATURATION", "map_contrast", "FLAT_CONTRAST"]
+__all__ = [
+    "map_roc_auc",
+    "pointing_game",
+    "mass_inside",
+    "relevance_rank_accuracy",
+    "attention_quality",
+    "saturated_fraction",
+    "SATURATION",
+    "map_contrast",
+    "FLAT_CONTRAST",
+]
 
 
 def _as_arrays(attention_map, mask) -> tuple[np.ndarray, np.ndarray]:
-    a = attention_map.detach().cpu().float().numpy() if isinstance(attention_map, torch.Tensor) \
+    a = (
+        attention_map.detach().cpu().float().numpy()
+        if isinstance(attention_map, torch.Tensor)
         else np.asarray(attention_map, dtype=float)
+    )
     m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
     a, m = np.squeeze(a), np.squeeze(m).astype(bool)
     if a.shape != m.shape:
@@ -89,8 +102,12 @@ def relevance_rank_accuracy(attention_map, mask) -> float:
 def attention_quality(attention_map, mask) -> dict[str, float]:
     """All three metrics plus the chance level of :func:`mass_inside` (the mask's area share)."""
     a, m = _as_arrays(attention_map, mask)
-    return {"roc_auc": map_roc_auc(a, m), "pointing_game": pointing_game(a, m),
-            "mass_inside": mass_inside(a, m), "mask_fraction": float(m.mean())}
+    return {
+        "roc_auc": map_roc_auc(a, m),
+        "pointing_game": pointing_game(a, m),
+        "mass_inside": mass_inside(a, m),
+        "mask_fraction": float(m.mean()),
+    }
 
 
 #: A map value below this or above 1 - this counts as saturated (the sigmoid's slope is < 0.0099).
@@ -104,8 +121,11 @@ def saturated_fraction(attention_map, eps: float = SATURATION) -> float:
     below 0.0099 for such pixels, so the loss can hardly move them any more. Training
     records it after every epoch as ``map_saturated``.
     """
-    a = attention_map.detach().cpu().float().numpy() if isinstance(attention_map, torch.Tensor) \
+    a = (
+        attention_map.detach().cpu().float().numpy()
+        if isinstance(attention_map, torch.Tensor)
         else np.asarray(attention_map, dtype=float)
+    )
     return float(((a < eps) | (a > 1 - eps)).mean())
 
 
@@ -125,8 +145,11 @@ def map_contrast(attention_map) -> float:
     0.1 elsewhere has contrast above 1. The 5th and 95th percentiles ignore a few extreme
     pixels. A map that is zero everywhere has contrast 0.
     """
-    a = attention_map.detach().cpu().float().numpy() if isinstance(attention_map, torch.Tensor) \
+    a = (
+        attention_map.detach().cpu().float().numpy()
+        if isinstance(attention_map, torch.Tensor)
         else np.asarray(attention_map, dtype=float)
+    )
     if not np.isfinite(a).all():
         raise ValueError("the attention map contains NaN or infinite values")
     mean = float(a.mean())

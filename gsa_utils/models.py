@@ -3,12 +3,13 @@
 * :class:`PixelCNN` is introduced in chapter 3 (``03_pixel_cnn``).
 * :class:`GlobalSpatialAttention` and :func:`build_backbone` in chapter 5 (``05_two_phase_training``).
 """
+
 from __future__ import annotations
 
 import math
 import os
 import re
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urlparse
 
 import torch
@@ -112,11 +113,22 @@ class PixelCNN(nn.Module):
     equals :func:`pixel_cnn_parameter_count`.
     """
 
-    def __init__(self, in_channels: int, hidden_channels: int = 32, kernel_size: int = 3,
-                 num_hidden_layers: int = 1, last_kernel_size: int = 1, dense: bool = False,
-                 output_bias: float | None = None, flat_start: bool = False,
-                 fan_in_reference: int | None = None, hidden_norm: bool = False, map_norm: str = "none",
-                 map_gain: float = 2.0, map_level: float = 0.5) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        hidden_channels: int = 32,
+        kernel_size: int = 3,
+        num_hidden_layers: int = 1,
+        last_kernel_size: int = 1,
+        dense: bool = False,
+        output_bias: float | None = None,
+        flat_start: bool = False,
+        fan_in_reference: int | None = None,
+        hidden_norm: bool = False,
+        map_norm: str = "none",
+        map_gain: float = 2.0,
+        map_level: float = 0.5,
+    ) -> None:
         super().__init__()
         if map_norm not in MAP_NORMS:
             raise ValueError(f"PixelCNN: map_norm must be one of {MAP_NORMS}, got {map_norm!r}")
@@ -128,8 +140,10 @@ class PixelCNN(nn.Module):
             if k < 1 or k % 2 == 0:
                 raise ValueError(f"PixelCNN: {name} must be a positive odd number to keep H x W, got {k}")
         if in_channels < 1 or hidden_channels < 1 or num_hidden_layers < 1:
-            raise ValueError("PixelCNN: in_channels, hidden_channels and num_hidden_layers must be >= 1, got "
-                             f"{in_channels}, {hidden_channels}, {num_hidden_layers}")
+            raise ValueError(
+                "PixelCNN: in_channels, hidden_channels and num_hidden_layers must be >= 1, got "
+                f"{in_channels}, {hidden_channels}, {num_hidden_layers}"
+            )
         self.in_channels = in_channels
         self.dense = dense
         self.hidden = nn.ModuleList()
@@ -142,13 +156,14 @@ class PixelCNN(nn.Module):
             nn.init.constant_(self.output.bias, float(output_bias))
         if flat_start:
             nn.init.zeros_(self.output.weight)
-        fan_in = in_channels * kernel_size ** 2
+        fan_in = in_channels * kernel_size**2
         self.first_layer_scale = 1.0 if fan_in_reference is None else min(1.0, fan_in_reference / fan_in)
         if self.first_layer_scale != 1.0:
             with torch.no_grad():
                 self.hidden[0].weight.div_(self.first_layer_scale)
-        self.norms = nn.ModuleList(nn.InstanceNorm2d(hidden_channels, affine=True) for _ in self.hidden) \
-            if hidden_norm else None
+        self.norms = (
+            nn.ModuleList(nn.InstanceNorm2d(hidden_channels, affine=True) for _ in self.hidden) if hidden_norm else None
+        )
         self.map_norm = map_norm
         self.map_gain = float(map_gain)
         self.map_level_logit = math.log(map_level / (1.0 - map_level))
@@ -156,8 +171,10 @@ class PixelCNN(nn.Module):
     def logits(self, pixel_rep: torch.Tensor) -> torch.Tensor:
         """The 1 x 1 x H x W pre-sigmoid output ``z`` (before any map normalisation)."""
         if pixel_rep.dim() != 4 or pixel_rep.shape[:2] != (1, self.in_channels):
-            raise DataError(f"PixelCNN expects a pixel representation of shape 1 x {self.in_channels} x H x W, "
-                            f"got {tuple(pixel_rep.shape)}")
+            raise DataError(
+                f"PixelCNN expects a pixel representation of shape 1 x {self.in_channels} x H x W, "
+                f"got {tuple(pixel_rep.shape)}"
+            )
         features: list[torch.Tensor] = []
         h = pixel_rep
         for i, layer in enumerate(self.hidden):
@@ -207,14 +224,21 @@ class GlobalSpatialAttention(nn.Module):
     Algorithm 1. Introduced in chapter 5 (``05_two_phase_training``).
     """
 
-    def __init__(self, backbone: nn.Module, pixel_cnn: PixelCNN, pixel_rep: torch.Tensor | None,
-                 image_size: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        pixel_cnn: PixelCNN,
+        pixel_rep: torch.Tensor | None,
+        image_size: tuple[int, int] | None = None,
+    ) -> None:
         super().__init__()
         if pixel_rep is None and image_size is None:
             raise ValueError("GlobalSpatialAttention: give pixel_rep, or image_size to load a saved model")
         if pixel_rep is not None and pixel_rep.shape[1] != pixel_cnn.in_channels:
-            raise DataError(f"GlobalSpatialAttention: pixel_rep has {pixel_rep.shape[1]} channels but the pixel "
-                            f"CNN expects NC = {pixel_cnn.in_channels}")
+            raise DataError(
+                f"GlobalSpatialAttention: pixel_rep has {pixel_rep.shape[1]} channels but the pixel "
+                f"CNN expects NC = {pixel_cnn.in_channels}"
+            )
         h, w = tuple(pixel_rep.shape[2:]) if pixel_rep is not None else image_size  # type: ignore[misc]
         self.backbone = backbone
         self.pixel_cnn = pixel_cnn
@@ -274,12 +298,20 @@ class SmallCNN(nn.Module):
         super().__init__()
 
         def block(c_in: int, c_out: int, pool: bool) -> list[nn.Module]:
-            layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
-                                       nn.ReLU(inplace=True)]
+            layers: list[nn.Module] = [
+                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+            ]
             return layers + ([nn.MaxPool2d(2)] if pool else [])
 
-        self.features = nn.Sequential(*block(in_channels, width, True), *block(width, 2 * width, True),
-                                      *block(2 * width, 4 * width, False), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.features = nn.Sequential(
+            *block(in_channels, width, True),
+            *block(width, 2 * width, True),
+            *block(2 * width, 4 * width, False),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(4 * width, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -319,6 +351,7 @@ def _torchvision_builders() -> dict[str, tuple[Callable, object, Callable[[nn.Mo
     def set_attr(attr: str) -> Callable[[nn.Module, int], None]:
         def replace(m: nn.Module, k: int) -> None:
             setattr(m, attr, nn.Linear(getattr(m, attr).in_features, k))
+
         return replace
 
     def vgg_head(m: nn.Module, k: int) -> None:
@@ -347,7 +380,8 @@ def _weights_error(name: str, weights: object, err: Exception) -> PretrainedWeig
     return PretrainedWeightsError(
         f"could not load ImageNet weights for {name} from {weights.url} ({err!r}). On a machine with "  # type: ignore[attr-defined]
         f"internet, download that file and place it at {weights_cache_path(weights)} (the torch hub "
-        f"cache; set TORCH_HOME to move it), or build with pretrained=False for a random initialisation.")
+        f"cache; set TORCH_HOME to move it), or build with pretrained=False for a random initialisation."
+    )
 
 
 def _published_hash_prefix(path: str) -> str | None:
@@ -380,29 +414,34 @@ def imagenet_state_dict(weights: object, name: str, progress: bool = True) -> di
         raise _weights_error(name, weights, err) from err
     if prefix is not None and not digest.startswith(prefix):
         raise PretrainedWeightsError(
-            f"{path}: not the published weights file for {name} (its SHA-256 begins {digest[:len(prefix)]}, the "
+            f"{path}: not the published weights file for {name} (its SHA-256 begins {digest[: len(prefix)]}, the "
             f"file name says {prefix}); nothing was loaded from it. Delete it, then download "
-            f"{weights.url} again to that path, or build with pretrained=False.")  # type: ignore[attr-defined]
+            f"{weights.url} again to that path, or build with pretrained=False."
+        )  # type: ignore[attr-defined]
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - an unpickling refusal, a damaged zip, ...
         raise PretrainedWeightsError(
             f"{path}: refused as ImageNet weights for {name} ({type(err).__name__}: not a plain file of tensors); "
             f"nothing in it ran. Delete it and download {weights.url} again, "  # type: ignore[attr-defined]
-            f"or build with pretrained=False.") from None
+            f"or build with pretrained=False."
+        ) from None
     if not isinstance(state, dict):
-        raise PretrainedWeightsError(f"{path}: holds a {type(state).__name__}, not a state dict; delete it and "
-                                     f"download {weights.url} again")  # type: ignore[attr-defined]
+        raise PretrainedWeightsError(
+            f"{path}: holds a {type(state).__name__}, not a state dict; delete it and download {weights.url} again"
+        )  # type: ignore[attr-defined]
     return state
 
 
 #: Old DenseNet checkpoints name layers ``norm.1``; torchvision's modules call them ``norm1``.
-_DENSENET_OLD_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|"
-                               r"running_var))$")
+_DENSENET_OLD_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|"
+    r"running_var))$"
+)
 
 
 def _pretrained_network(name: str, builder: Callable, weights: object) -> nn.Module:
-    """What torchvision's ``builder(weights=weights)`` returns, with the weights loaded by :func:`imagenet_state_dict`."""
+    """What torchvision's ``builder(weights=weights)`` returns, its weights loaded by :func:`imagenet_state_dict`."""
     state = imagenet_state_dict(weights, name)
     categories = getattr(weights, "meta", {}).get("categories")
     kwargs: dict = {"num_classes": len(categories)} if categories else {}
@@ -414,8 +453,10 @@ def _pretrained_network(name: str, builder: Callable, weights: object) -> nn.Mod
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
-        raise PretrainedWeightsError(f"{weights_cache_path(weights)}: does not fit {name} ({_first_line(err)}); "
-                                     f"delete it and download {weights.url} again") from None  # type: ignore
+        raise PretrainedWeightsError(
+            f"{weights_cache_path(weights)}: does not fit {name} ({_first_line(err)}); "
+            f"delete it and download {weights.url} again"
+        ) from None  # type: ignore
     if name == "googlenet":  # as torchvision does without aux_logits: the auxiliary heads are not pretrained
         model.aux_logits = False
         model.aux1 = None  # type: ignore[assignment]
@@ -468,8 +509,10 @@ def build_backbone(name: str, num_classes: int, pretrained: bool, in_channels: i
             raise PretrainedWeightsError("small_cnn has no ImageNet weights; use pretrained=False")
         return SmallCNN(num_classes, in_channels=in_channels)
     if in_channels not in (1, 3):
-        raise DataError(f"backbone {name} takes images of 3 channels (or 1, repeated), but the images have "
-                        f"{in_channels}; use small_cnn, or convert the images (channels=1 or 3)")
+        raise DataError(
+            f"backbone {name} takes images of 3 channels (or 1, repeated), but the images have "
+            f"{in_channels}; use small_cnn, or convert the images (channels=1 or 3)"
+        )
     builders = _torchvision_builders()
     if name not in builders:
         raise ValueError(f"unknown backbone {name!r}; choose one of {list(BACKBONES)}")

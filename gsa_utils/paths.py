@@ -12,6 +12,7 @@ sub-folder there (``idrid/``, ``jaffe/``, ``medmnist/``), and every loader of th
 
 What the chapters print names these folders, not the machine's paths: :func:`shown_path`.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,16 @@ import re
 import tempfile
 from pathlib import Path
 
-__all__ = ["repo_root", "repo_folder", "DATA_DIR_ENV", "RESULTS_DIR_ENV", "data_dir", "data_dir_rule",
-           "shown_path", "shown_text"]
+__all__ = [
+    "repo_root",
+    "repo_folder",
+    "DATA_DIR_ENV",
+    "RESULTS_DIR_ENV",
+    "data_dir",
+    "data_dir_rule",
+    "shown_path",
+    "shown_text",
+]
 
 #: Environment variable that overrides the default data folder.
 DATA_DIR_ENV = "GSA_DATA_DIR"
@@ -58,8 +67,10 @@ def data_dir_rule() -> str:
 
 def _shown_folders() -> list[tuple[Path, str]]:
     """(folder, label) pairs for :func:`shown_path`, the most specific (longest) first."""
-    folders = [(repo_folder(env, name), f"${env}" if os.environ.get(env, "").strip() else name)
-               for env, name in ((DATA_DIR_ENV, "data"), (RESULTS_DIR_ENV, "results"))]
+    folders = [
+        (repo_folder(env, name), f"${env}" if os.environ.get(env, "").strip() else name)
+        for env, name in ((DATA_DIR_ENV, "data"), (RESULTS_DIR_ENV, "results"))
+    ]
     repo = repo_root()
     if repo is not None:
         folders.append((repo, "."))
@@ -94,5 +105,5 @@ def shown_text(text: str) -> str:
             text = re.sub(prefix + "/", "", text)
             text = re.sub(prefix + r"(?![\w.-])", ".", text)
         else:
-            text = re.sub(prefix + r"(?![\w.-])", lambda _: label, text)
+            text = re.sub(prefix + r"(?![\w.-])", lambda _, label=label: label, text)
     return text

@@ -2,6 +2,7 @@
 
 Introduced in chapter 2 (``02_pixel_representation``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,8 +11,12 @@ import torch
 
 from .data.base import DataError, validate_images
 
-__all__ = ["pixel_representation", "pixel_representation_bytes", "LowRankPixelRepresentation",
-           "lowrank_pixel_representation"]
+__all__ = [
+    "pixel_representation",
+    "pixel_representation_bytes",
+    "LowRankPixelRepresentation",
+    "lowrank_pixel_representation",
+]
 
 
 def pixel_representation(images: torch.Tensor) -> torch.Tensor:
@@ -44,11 +49,15 @@ def pixel_representation(images: torch.Tensor) -> torch.Tensor:
         ref = tuple(images[0].shape)
         for i, im in enumerate(images):
             if not isinstance(im, torch.Tensor) or im.dim() != 3:
-                raise DataError(f"pixel_representation: image {i} must be a C x H x W tensor, "
-                                f"got {getattr(im, 'shape', type(im).__name__)}")
+                raise DataError(
+                    f"pixel_representation: image {i} must be a C x H x W tensor, "
+                    f"got {getattr(im, 'shape', type(im).__name__)}"
+                )
             if tuple(im.shape) != ref:
-                raise DataError(f"pixel_representation: image {i} has size {tuple(im.shape)} but image 0 has {ref}; "
-                                "structured images must all share one size")
+                raise DataError(
+                    f"pixel_representation: image {i} has size {tuple(im.shape)} but image 0 has {ref}; "
+                    "structured images must all share one size"
+                )
         images = torch.stack(list(images))
     validate_images(images, "pixel_representation input")
     n, c, h, w = images.shape
@@ -91,8 +100,9 @@ class LowRankPixelRepresentation:
         return int(self.rep.shape[1])
 
 
-def lowrank_pixel_representation(images: torch.Tensor, rank: int, whiten: bool = True,
-                                 eps: float = 1e-6) -> LowRankPixelRepresentation:
+def lowrank_pixel_representation(
+    images: torch.Tensor, rank: int, whiten: bool = True, eps: float = 1e-6
+) -> LowRankPixelRepresentation:
     """Project P's NC channels onto their top ``rank`` principal components (optionally whitened).
 
     Every pixel of P is a point with NC features (its intensity in every training image
@@ -145,8 +155,13 @@ def lowrank_pixel_representation(images: torch.Tensor, rank: int, whiten: bool =
         u = centred @ v / s_r
     scores = u * (h * w) ** 0.5 if whiten else u * s_r  # whitened: unit variance over pixels
     components = v / s_r * (h * w) ** 0.5 if whiten else v
-    total = float((s ** 2).sum())
-    explained = float((s_r ** 2).sum()) / total if total > 0 else 1.0
+    total = float((s**2).sum())
+    explained = float((s_r**2).sum()) / total if total > 0 else 1.0
     rep = scores.t().reshape(1, keep, h, w).float().contiguous()
-    return LowRankPixelRepresentation(rep=rep, channel_mean=mean.float(), components=components.float(),
-                                      singular_values=s_r.float(), explained_variance=explained)
+    return LowRankPixelRepresentation(
+        rep=rep,
+        channel_mean=mean.float(),
+        components=components.float(),
+        singular_values=s_r.float(),
+        explained_variance=explained,
+    )

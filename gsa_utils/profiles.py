@@ -30,6 +30,7 @@ The profile is chosen by the environment variable ``GSA_PROFILE`` (``smoke``, ``
 :data:`COLAB_GPU_MEMORY_GIB` GiB (a T4 or another small card, where the full profile would
 take days), ``full`` on a larger CUDA GPU and ``smoke`` otherwise.
 """
+
 from __future__ import annotations
 
 import os
@@ -92,36 +93,66 @@ class Profile:
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
-            raise ValueError(f"Profile {self.name!r}: unknown recipe {self.recipe!r}; choose one of "
-                             f"{sorted(RECIPES)}")
+            raise ValueError(f"Profile {self.name!r}: unknown recipe {self.recipe!r}; choose one of {sorted(RECIPES)}")
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     def describe(self) -> str:
         fit = self.fit
-        return (f"Profile '{self.name}' ({self.reason}): {self.image_size}px, {fit.epochs} epochs, "
-                f"E={fit.cutoff_epoch}, GSA recipe '{self.recipe}', backbone={self.backbone} "
-                f"({'ImageNet-pretrained' if self.pretrained else 'random init'}), K={self.hidden_channels}, "
-                f"lambda={fit.l1_weight}, batch={fit.batch_size}, lr={fit.lr}, seeds={list(self.seeds)}"
-                + ("" if fit.pixel_cnn_lr is None and not fit.map_warmup_epochs else
-                   f", map stabilised (pixel-CNN lr={fit.pixel_cnn_lr}, map warm-up={fit.map_warmup_epochs} epochs)"))
+        return (
+            f"Profile '{self.name}' ({self.reason}): {self.image_size}px, {fit.epochs} epochs, "
+            f"E={fit.cutoff_epoch}, GSA recipe '{self.recipe}', backbone={self.backbone} "
+            f"({'ImageNet-pretrained' if self.pretrained else 'random init'}), K={self.hidden_channels}, "
+            f"lambda={fit.l1_weight}, batch={fit.batch_size}, lr={fit.lr}, seeds={list(self.seeds)}"
+            + (
+                ""
+                if fit.pixel_cnn_lr is None and not fit.map_warmup_epochs
+                else f", map stabilised (pixel-CNN lr={fit.pixel_cnn_lr}, map warm-up={fit.map_warmup_epochs} epochs)"
+            )
+        )
 
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
-        name="smoke", reason="", image_size=32, backbone="small_cnn", pretrained=False,
-        backbones=("small_cnn",), hidden_channels=16, n_train=None, seeds=(0, 1, 2),
+        name="smoke",
+        reason="",
+        image_size=32,
+        backbone="small_cnn",
+        pretrained=False,
+        backbones=("small_cnn",),
+        hidden_channels=16,
+        n_train=None,
+        seeds=(0, 1, 2),
         fit=FitSettings(epochs=30, cutoff_epoch=15, lr=1e-3, weight_decay=1e-4),
-        recipe=RECOMMENDED_RECIPE),
+        recipe=RECOMMENDED_RECIPE,
+    ),
     "colab": Profile(
-        name="colab", reason="", image_size=224, backbone="resnet18", pretrained=True,
-        backbones=("resnet18",), hidden_channels=32, n_train=None, seeds=(0, 1),
-        fit=PAPER_FIT.replace(epochs=100, cutoff_epoch=25, weight_decay=1e-4), recipe=RECOMMENDED_RECIPE),
+        name="colab",
+        reason="",
+        image_size=224,
+        backbone="resnet18",
+        pretrained=True,
+        backbones=("resnet18",),
+        hidden_channels=32,
+        n_train=None,
+        seeds=(0, 1),
+        fit=PAPER_FIT.replace(epochs=100, cutoff_epoch=25, weight_decay=1e-4),
+        recipe=RECOMMENDED_RECIPE,
+    ),
     "full": Profile(
-        name="full", reason="", image_size=224, backbone="resnet152", pretrained=True,
-        backbones=PAPER_BACKBONES, hidden_channels=32, n_train=None, seeds=(0, 1, 2, 3, 4),
-        fit=PAPER_FIT.replace(weight_decay=1e-4), recipe=RECOMMENDED_RECIPE),
+        name="full",
+        reason="",
+        image_size=224,
+        backbone="resnet152",
+        pretrained=True,
+        backbones=PAPER_BACKBONES,
+        hidden_channels=32,
+        n_train=None,
+        seeds=(0, 1, 2, 3, 4),
+        fit=PAPER_FIT.replace(weight_decay=1e-4),
+        recipe=RECOMMENDED_RECIPE,
+    ),
 }
 
 

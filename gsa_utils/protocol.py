@@ -27,11 +27,13 @@ setting (the epochs belong to the setting whose curve they come from) and use th
 epochs for the test run, so the test set never influences any choice.
 :func:`gsa_utils.runs.summary.protocol_summary` runs steps 3-5 on a results folder.
 """
+
 from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -114,8 +116,10 @@ def stratified_folds(y: Any, k: int = N_FOLDS, seed: int = 0) -> list[tuple[np.n
     splitter = StratifiedKFold(n_splits=int(k), shuffle=True, random_state=int(seed))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-        return [(np.sort(tr).astype(np.int64), np.sort(va).astype(np.int64))
-                for tr, va in splitter.split(np.zeros(len(y)), y)]
+        return [
+            (np.sort(tr).astype(np.int64), np.sort(va).astype(np.int64))
+            for tr, va in splitter.split(np.zeros(len(y)), y)
+        ]
 
 
 def _curve_matrix(val_acc: Any, what: str = "val_acc") -> np.ndarray:
@@ -123,14 +127,17 @@ def _curve_matrix(val_acc: Any, what: str = "val_acc") -> np.ndarray:
     if isinstance(val_acc, (list, tuple)) and val_acc and not np.isscalar(val_acc[0]):
         lengths = {len(c) for c in val_acc}
         if len(lengths) > 1:
-            raise ValueError(f"{what}: the folds' curves have different lengths {sorted(lengths)}; "
-                             "every fold must have trained for the same number of epochs")
+            raise ValueError(
+                f"{what}: the folds' curves have different lengths {sorted(lengths)}; "
+                "every fold must have trained for the same number of epochs"
+            )
     arr = np.asarray(val_acc, dtype=float)
     if arr.ndim == 1:
         arr = arr[None, :]
     if arr.ndim != 2 or arr.shape[1] == 0:
-        raise ValueError(f"{what} must be a folds x epochs array or a 1-D curve with at least one epoch, "
-                         f"got shape {arr.shape}")
+        raise ValueError(
+            f"{what} must be a folds x epochs array or a 1-D curve with at least one epoch, got shape {arr.shape}"
+        )
     return arr
 
 
@@ -159,8 +166,12 @@ def select_epochs(val_acc: Any, n: int = N_SELECTED_EPOCHS) -> np.ndarray:
     mean = _curve_matrix(val_acc).mean(axis=0)
     n_epochs = len(mean)
     if n_epochs < n:
-        warnings.warn(f"only {n_epochs} epochs were trained, fewer than the {n} to select: using all of them "
-                      "(the paper selects 30 of 250)", ProtocolWarning, stacklevel=2)
+        warnings.warn(
+            f"only {n_epochs} epochs were trained, fewer than the {n} to select: using all of them "
+            "(the paper selects 30 of 250)",
+            ProtocolWarning,
+            stacklevel=2,
+        )
         return np.arange(1, n_epochs + 1)
     key = np.where(np.isnan(mean), -np.inf, mean)
     order = np.argsort(-key, kind="stable")  # stable: equal means keep epoch order, so the earlier wins
@@ -224,8 +235,10 @@ def protocol_accuracy(test_acc_per_epoch: Any, epochs: Any) -> tuple[float, floa
         ep = ep.astype(np.int64)
     bad = ep[(ep < 1) | (ep > len(acc))]
     if bad.size:
-        raise ValueError(f"protocol_accuracy: epoch {int(bad[0])} is outside the {len(acc)} epochs of the test "
-                         "curve (epochs are 1-based)")
+        raise ValueError(
+            f"protocol_accuracy: epoch {int(bad[0])} is outside the {len(acc)} epochs of the test "
+            "curve (epochs are 1-based)"
+        )
     samples = acc[ep - 1]
     std = float(np.std(samples, ddof=1)) if samples.size > 1 else float("nan")
     return float(np.mean(samples)), std, samples
@@ -322,8 +335,15 @@ def select_hyperparameters(cv_results: Any, n: int = N_SELECTED_EPOCHS) -> dict:
             warnings.simplefilter("ignore", ProtocolWarning)
             epochs = select_epochs(curves, n)
         score = float(np.mean(curves[:, epochs - 1]))
-        ranking.append({"params": entry.get("params"), "score": score, "epochs": epochs,
-                        "n_folds": int(curves.shape[0]), "_order": i})
+        ranking.append(
+            {
+                "params": entry.get("params"),
+                "score": score,
+                "epochs": epochs,
+                "n_folds": int(curves.shape[0]),
+                "_order": i,
+            }
+        )
     ranking.sort(key=lambda r: (-(r["score"] if not math.isnan(r["score"]) else -math.inf), r["_order"]))
     for r in ranking:
         del r["_order"]
@@ -332,5 +352,11 @@ def select_hyperparameters(cv_results: Any, n: int = N_SELECTED_EPOCHS) -> dict:
     n_available = min(len(r["epochs"]) for r in ranking)
     if n_available < n:
         notes.append(f"only {n_available} epochs trained: all used instead of the best {n}")
-    return {"params": best["params"], "score": best["score"], "epochs": best["epochs"],
-            "n_folds": best["n_folds"], "ranking": ranking, "notes": notes}
+    return {
+        "params": best["params"],
+        "score": best["score"],
+        "epochs": best["epochs"],
+        "n_folds": best["n_folds"],
+        "ranking": ranking,
+        "notes": notes,
+    }

@@ -10,6 +10,7 @@ those options live in one place only, :class:`~gsa_utils.settings.FitSettings`, 
 two can never disagree. A run names its recipe by the ``recipe`` field of
 :class:`~gsa_utils.profiles.Profile` and :class:`~gsa_utils.runs.ExperimentConfig`.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
@@ -78,17 +79,32 @@ class Recipe:
 #: by the measurements of ``benchmarks/map_stability.py`` (see the issue 12 report). The
 #: former "smoke" options (pixel-CNN lr 1e-4, map held still 3 epochs) are training options:
 #: ``FitSettings(pixel_cnn_lr=1e-4, map_warmup_epochs=3)`` with any recipe.
-RECIPES: dict[str, Recipe] = {r.name: r for r in (
-    Recipe("paper", "the paper: full P, sigmoid map, L1 (sum), one learning rate"),
-    Recipe("fan_in", "full P, first layer scaled to the fan-in of a rank-16 layer (144)", fan_in_reference=144),
-    Recipe("hidden_norm", "full P, instance normalisation of the hidden channels", hidden_norm=True),
-    Recipe("map_norm", "full P, level- and contrast-normalised map (standardised logit, gain 2)",
-           map_norm="standardize"),
-    Recipe("lowrank_mapnorm", "whitened top-16 principal components of P and a level- and contrast-normalised "
-           "map", pixel_rep="lowrank", rank=16, map_norm="standardize"),
-    Recipe("recommended", "whitened top-16 principal components of P (training images only); otherwise the "
-           "paper", pixel_rep="lowrank", rank=16),
-)}
+RECIPES: dict[str, Recipe] = {
+    r.name: r
+    for r in (
+        Recipe("paper", "the paper: full P, sigmoid map, L1 (sum), one learning rate"),
+        Recipe("fan_in", "full P, first layer scaled to the fan-in of a rank-16 layer (144)", fan_in_reference=144),
+        Recipe("hidden_norm", "full P, instance normalisation of the hidden channels", hidden_norm=True),
+        Recipe(
+            "map_norm",
+            "full P, level- and contrast-normalised map (standardised logit, gain 2)",
+            map_norm="standardize",
+        ),
+        Recipe(
+            "lowrank_mapnorm",
+            "whitened top-16 principal components of P and a level- and contrast-normalised map",
+            pixel_rep="lowrank",
+            rank=16,
+            map_norm="standardize",
+        ),
+        Recipe(
+            "recommended",
+            "whitened top-16 principal components of P (training images only); otherwise the paper",
+            pixel_rep="lowrank",
+            rank=16,
+        ),
+    )
+}
 
 
 def get_recipe(name: str | Recipe) -> Recipe:
@@ -100,9 +116,17 @@ def get_recipe(name: str | Recipe) -> Recipe:
     return RECIPES[name]
 
 
-def build_gsa(backbone: nn.Module, x_train: torch.Tensor, recipe: str | Recipe, hidden_channels: int,
-              kernel_size: int = 3, num_hidden_layers: int = 1, last_kernel_size: int = 1, dense: bool = False,
-              **overrides) -> GlobalSpatialAttention:
+def build_gsa(
+    backbone: nn.Module,
+    x_train: torch.Tensor,
+    recipe: str | Recipe,
+    hidden_channels: int,
+    kernel_size: int = 3,
+    num_hidden_layers: int = 1,
+    last_kernel_size: int = 1,
+    dense: bool = False,
+    **overrides,
+) -> GlobalSpatialAttention:
     """Wrap ``backbone`` in global spatial attention built as ``recipe`` says.
 
     Parameters
@@ -128,11 +152,21 @@ def build_gsa(backbone: nn.Module, x_train: torch.Tensor, recipe: str | Recipe, 
         rep = lowrank_pixel_representation(x_train, recipe.rank).rep
     else:
         rep = pixel_representation(x_train)
-    pixel_cnn = PixelCNN(rep.shape[1], hidden_channels, kernel_size=kernel_size, num_hidden_layers=num_hidden_layers,
-                         last_kernel_size=last_kernel_size, dense=dense, output_bias=recipe.output_bias,
-                         flat_start=recipe.flat_start, fan_in_reference=recipe.fan_in_reference,
-                         hidden_norm=recipe.hidden_norm, map_norm=recipe.map_norm, map_gain=recipe.map_gain,
-                         map_level=recipe.map_level)
+    pixel_cnn = PixelCNN(
+        rep.shape[1],
+        hidden_channels,
+        kernel_size=kernel_size,
+        num_hidden_layers=num_hidden_layers,
+        last_kernel_size=last_kernel_size,
+        dense=dense,
+        output_bias=recipe.output_bias,
+        flat_start=recipe.flat_start,
+        fan_in_reference=recipe.fan_in_reference,
+        hidden_norm=recipe.hidden_norm,
+        map_norm=recipe.map_norm,
+        map_gain=recipe.map_gain,
+        map_level=recipe.map_level,
+    )
     model = GlobalSpatialAttention(backbone, pixel_cnn, rep)
     model.recipe = recipe  # type: ignore[assignment]  # plain attribute: not part of the state
     return model

@@ -14,6 +14,7 @@ The paper's values (Xu et al., section 4.4) are :data:`PAPER_FIT`, the defaults 
 :class:`FitSettings`; its search grids are :data:`PAPER_GRID` and
 :data:`WEIGHT_DECAY_GRID`; its four image CNNs are :data:`PAPER_BACKBONES`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -93,15 +94,17 @@ class FitSettings:
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"FitSettings: epochs and batch_size must be >= 1, got {self.epochs} and "
-                             f"{self.batch_size}")
+            raise ValueError(
+                f"FitSettings: epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}"
+            )
         if self.lr <= 0 or (self.pixel_cnn_lr is not None and self.pixel_cnn_lr <= 0):
-            raise ValueError(f"FitSettings: learning rates must be > 0, got lr={self.lr}, "
-                             f"pixel_cnn_lr={self.pixel_cnn_lr}")
+            raise ValueError(
+                f"FitSettings: learning rates must be > 0, got lr={self.lr}, pixel_cnn_lr={self.pixel_cnn_lr}"
+            )
         if self.l1_reduction not in ("sum", "mean"):
             raise ValueError(f"FitSettings: l1_reduction must be 'sum' or 'mean', got {self.l1_reduction!r}")
 
-    def replace(self, **changes: Any) -> "FitSettings":
+    def replace(self, **changes: Any) -> FitSettings:
         """A copy with some fields changed; an unknown name raises ``TypeError`` naming it."""
         unknown = sorted(set(changes) - set(self.names()))
         if unknown:
@@ -118,7 +121,7 @@ class FitSettings:
         return {name: getattr(self, name) for name in self.names()}
 
     @classmethod
-    def from_mapping(cls, values: Any) -> "FitSettings":
+    def from_mapping(cls, values: Any) -> FitSettings:
         """The settings among ``values`` (a mapping or an object with these attributes); others ignored."""
         get = values.get if isinstance(values, dict) else (lambda k, d=None: getattr(values, k, d))
         defaults = cls()

@@ -6,6 +6,7 @@ has stopped using its input. :func:`collapse_verdict` applies both tests. A map 
 contrast stays low weights every pixel alike: it does not collapse, but it does nothing
 (:func:`record_collapse` flags it as flat at the end of phase 1).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -13,9 +14,23 @@ from dataclasses import dataclass
 
 from .metrics import FLAT_CONTRAST, SATURATION, map_contrast, saturated_fraction
 
-__all__ = ["SATURATION", "COLLAPSE_SHARE", "ONE_CLASS_PATIENCE", "CHANCE_MARGIN", "FLAT_CONTRAST", "CollapseVerdict",
-           "collapse_verdict", "CollapseWarning", "FlatMapWarning", "chance_loss", "epoch_collapse", "record_collapse",
-           "VariantSummary", "summarise_stability", "verdict_line"]
+__all__ = [
+    "SATURATION",
+    "COLLAPSE_SHARE",
+    "ONE_CLASS_PATIENCE",
+    "CHANCE_MARGIN",
+    "FLAT_CONTRAST",
+    "CollapseVerdict",
+    "collapse_verdict",
+    "CollapseWarning",
+    "FlatMapWarning",
+    "chance_loss",
+    "epoch_collapse",
+    "record_collapse",
+    "VariantSummary",
+    "summarise_stability",
+    "verdict_line",
+]
 
 #: A map with more than this share of saturated pixels counts as collapsed.
 COLLAPSE_SHARE = 0.9
@@ -36,8 +51,13 @@ class CollapseVerdict:
     saturated_share: float
 
 
-def collapse_verdict(attention_map, accuracy: float | None = None, majority_rate: float | None = None,
-                     share: float = COLLAPSE_SHARE, threshold: float = SATURATION) -> CollapseVerdict:
+def collapse_verdict(
+    attention_map,
+    accuracy: float | None = None,
+    majority_rate: float | None = None,
+    share: float = COLLAPSE_SHARE,
+    threshold: float = SATURATION,
+) -> CollapseVerdict:
     """A run is collapsed when more than ``share`` of its map is saturated, or when its
     accuracy is at or below the majority-class rate.
 
@@ -77,9 +97,13 @@ def chance_loss(labels) -> float:
     return float(-(shares * np.log(shares)).sum())
 
 
-def epoch_collapse(attention_map, one_class_epochs: dict[str, int] | None = None,
-                   share: float = COLLAPSE_SHARE, threshold: float = SATURATION,
-                   patience: int = ONE_CLASS_PATIENCE) -> CollapseVerdict:
+def epoch_collapse(
+    attention_map,
+    one_class_epochs: dict[str, int] | None = None,
+    share: float = COLLAPSE_SHARE,
+    threshold: float = SATURATION,
+    patience: int = ONE_CLASS_PATIENCE,
+) -> CollapseVerdict:
     """The collapse rule during training, after one epoch.
 
     Collapsed when more than ``share`` of the map is saturated (as in
@@ -99,13 +123,22 @@ def epoch_collapse(attention_map, one_class_epochs: dict[str, int] | None = None
     """
     verdict = collapse_verdict(attention_map, share=share, threshold=threshold)
     reasons = [verdict.reason] if verdict.reason else []
-    reasons += [f"every {name} prediction is one class at chance-level loss, {patience} epochs running"
-                for name, n in (one_class_epochs or {}).items() if n >= patience]
+    reasons += [
+        f"every {name} prediction is one class at chance-level loss, {patience} epochs running"
+        for name, n in (one_class_epochs or {}).items()
+        if n >= patience
+    ]
     return CollapseVerdict(bool(reasons), "; ".join(reasons), verdict.saturated_share)
 
 
-def record_collapse(record: dict, attention_map, previous: dict | None = None, chance: float | None = None,
-                    phase_1_ends: bool = False, saturates: bool = True) -> str:
+def record_collapse(
+    record: dict,
+    attention_map,
+    previous: dict | None = None,
+    chance: float | None = None,
+    phase_1_ends: bool = False,
+    saturates: bool = True,
+) -> str:
     """Apply :func:`epoch_collapse` and the flat-map rule to one epoch's training record, in place.
 
     Counts, per set, the epochs running with one predicted class while the training loss
@@ -126,27 +159,32 @@ def record_collapse(record: dict, attention_map, previous: dict | None = None, c
     previous = previous or {}
     at_chance = chance is None or record.get("train_ce", chance) >= CHANCE_MARGIN * chance
     for key in [k for k in record if k.endswith("_pred_classes")]:
-        name = key[:-len("_pred_classes")]
+        name = key[: -len("_pred_classes")]
         stuck = record[key] == 1 and at_chance
         record[f"{name}_one_class_epochs"] = previous.get(f"{name}_one_class_epochs", 0) + 1 if stuck else 0
-    streaks = {k[:-len("_one_class_epochs")]: n for k, n in record.items()
-               if k.endswith("_one_class_epochs")}
+    streaks = {k[: -len("_one_class_epochs")]: n for k, n in record.items() if k.endswith("_one_class_epochs")}
     verdict = epoch_collapse(attention_map if saturates else None, streaks)
     record.update(collapsed=verdict.collapsed, collapse_reason=verdict.reason)
     if verdict.collapsed and verdict.reason != previous.get("collapse_reason", ""):
-        numbers = ", ".join(f"{k} {record[k]:.3f}" for k in ("map_mean", "map_saturated", "train_acc")
-                            if k in record)
-        warnings.warn(f"epoch {record.get('epoch', '?')}: the run collapsed ({verdict.reason}; {numbers})",
-                      CollapseWarning, stacklevel=4)
+        numbers = ", ".join(f"{k} {record[k]:.3f}" for k in ("map_mean", "map_saturated", "train_acc") if k in record)
+        warnings.warn(
+            f"epoch {record.get('epoch', '?')}: the run collapsed ({verdict.reason}; {numbers})",
+            CollapseWarning,
+            stacklevel=4,
+        )
     if attention_map is not None:
         record["flat"] = bool(previous.get("flat", False))
         if phase_1_ends and not record["flat"]:
             contrast = record.get("map_contrast", map_contrast(attention_map))
             if contrast < FLAT_CONTRAST:
                 record["flat"] = True
-                warnings.warn(f"epoch {record.get('epoch', '?')}: phase 1 ended with a flat map (contrast "
-                              f"{contrast:.2f} < {FLAT_CONTRAST}: it weights every pixel almost alike; map mean "
-                              f"{record.get('map_mean', float('nan')):.3f})", FlatMapWarning, stacklevel=4)
+                warnings.warn(
+                    f"epoch {record.get('epoch', '?')}: phase 1 ended with a flat map (contrast "
+                    f"{contrast:.2f} < {FLAT_CONTRAST}: it weights every pixel almost alike; map mean "
+                    f"{record.get('map_mean', float('nan')):.3f})",
+                    FlatMapWarning,
+                    stacklevel=4,
+                )
     return verdict.reason
 
 
@@ -180,8 +218,9 @@ class VariantSummary:
     phase2_ratio: float | None = None
 
 
-def summarise_stability(records: list[dict], variants: list[str] | None = None,
-                        reference: str = "vanilla") -> list[VariantSummary]:
+def summarise_stability(
+    records: list[dict], variants: list[str] | None = None, reference: str = "vanilla"
+) -> list[VariantSummary]:
     """Summarise stability-benchmark records (one dict per run: ``variant``, ``seed``,
     ``test_acc``, ``collapsed``, step times and map figures) per variant.
 
@@ -204,8 +243,11 @@ def summarise_stability(records: list[dict], variants: list[str] | None = None,
         return float(np.mean(values)) if values else None
 
     def median_ratio(runs, key):
-        ratios = [r[key] / ref[r["seed"]]["step_phase1"] for r in runs
-                  if r["seed"] in ref and not math.isnan(r.get(key, math.nan))]
+        ratios = [
+            r[key] / ref[r["seed"]]["step_phase1"]
+            for r in runs
+            if r["seed"] in ref and not math.isnan(r.get(key, math.nan))
+        ]
         return float(np.median(ratios)) if ratios else None
 
     out = []
@@ -216,23 +258,33 @@ def summarise_stability(records: list[dict], variants: list[str] | None = None,
         p = t_test(acc, ref_acc) if name != reference else math.nan
         aucs = [r["map_auc"] for r in runs if "map_auc" in r]
         contrasts = [r["map_contrast"] for r in runs if "map_contrast" in r]
-        out.append(VariantSummary(
-            variant=name, runs=len(runs), accuracy_mean=float(acc.mean()),
-            accuracy_sd=float(acc.std(ddof=1)) if len(acc) > 1 else 0.0, p_vs_reference=p,
-            collapsed=sum(bool(r["collapsed"]) for r in runs), flat=sum(bool(r.get("flat")) for r in runs),
-            contrast_mean=mean(contrasts),
-            contrast_sd=float(np.std(contrasts, ddof=1)) if len(contrasts) > 1 else None,
-            map_mean=mean([r["map_mean"] for r in runs if "map_mean" in r]),
-            saturated=mean([r["map_saturated"] for r in runs if "map_saturated" in r]),
-            map_auc_mean=mean(aucs), map_auc_sd=float(np.std(aucs, ddof=1)) if len(aucs) > 1 else None,
-            faith_gap_mean=mean([r["faith_gap"] for r in runs if "faith_gap" in r]),
-            faith_gap_random_mean=mean([r["faith_gap_random"] for r in runs if "faith_gap_random" in r]),
-            phase1_ratio=median_ratio(runs, "step_phase1"), phase2_ratio=median_ratio(runs, "step_phase2")))
+        out.append(
+            VariantSummary(
+                variant=name,
+                runs=len(runs),
+                accuracy_mean=float(acc.mean()),
+                accuracy_sd=float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
+                p_vs_reference=p,
+                collapsed=sum(bool(r["collapsed"]) for r in runs),
+                flat=sum(bool(r.get("flat")) for r in runs),
+                contrast_mean=mean(contrasts),
+                contrast_sd=float(np.std(contrasts, ddof=1)) if len(contrasts) > 1 else None,
+                map_mean=mean([r["map_mean"] for r in runs if "map_mean" in r]),
+                saturated=mean([r["map_saturated"] for r in runs if "map_saturated" in r]),
+                map_auc_mean=mean(aucs),
+                map_auc_sd=float(np.std(aucs, ddof=1)) if len(aucs) > 1 else None,
+                faith_gap_mean=mean([r["faith_gap"] for r in runs if "faith_gap" in r]),
+                faith_gap_random_mean=mean([r["faith_gap_random"] for r in runs if "faith_gap_random" in r]),
+                phase1_ratio=median_ratio(runs, "step_phase1"),
+                phase2_ratio=median_ratio(runs, "step_phase2"),
+            )
+        )
     return out
 
 
-def verdict_line(summaries: list[VariantSummary], variant: str = "recommended",
-                 reference: str = "vanilla") -> str | None:
+def verdict_line(
+    summaries: list[VariantSummary], variant: str = "recommended", reference: str = "vanilla"
+) -> str | None:
     """``recommended recipe: collapsed X of Y seeds; flat F of Y; contrast C.CC; GSA - vanilla = +D.D points
     (p = P.PPP)``.
 
@@ -246,5 +298,7 @@ def verdict_line(summaries: list[VariantSummary], variant: str = "recommended",
     s, ref = by[variant], by[reference]
     points = 100 * (s.accuracy_mean - ref.accuracy_mean)
     contrast = "-" if s.contrast_mean is None else f"{s.contrast_mean:.2f}"
-    return (f"{variant} recipe: collapsed {s.collapsed} of {s.runs} seeds; flat {s.flat} of {s.runs}; "
-            f"contrast {contrast}; GSA - {reference} = {points:+.1f} points ({format_p(s.p_vs_reference)})")
+    return (
+        f"{variant} recipe: collapsed {s.collapsed} of {s.runs} seeds; flat {s.flat} of {s.runs}; "
+        f"contrast {contrast}; GSA - {reference} = {points:+.1f} points ({format_p(s.p_vs_reference)})"
+    )

@@ -9,6 +9,7 @@ pixel-weights baseline) the loss gets the L1 term on the map; when it is a
 :class:`TwoPhaseModel` (GSA), the map is frozen after the cut-off epoch E. A plain backbone
 trains as a vanilla CNN with the same loop.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -16,9 +17,10 @@ import os
 import random
 import time
 import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -128,8 +130,13 @@ def map_statistics(model: nn.Module, saturation: float = SATURATION) -> dict[str
     weights every pixel alike and does nothing. Chapter 5 tracks both.
     """
     amap = model.attention_map().detach().float()
-    return {"map_mean": amap.mean().item(), "map_min": amap.min().item(), "map_max": amap.max().item(),
-            "map_contrast": map_contrast(amap), "map_saturated": saturated_fraction(amap, saturation)}
+    return {
+        "map_mean": amap.mean().item(),
+        "map_min": amap.min().item(),
+        "map_max": amap.max().item(),
+        "map_contrast": map_contrast(amap),
+        "map_saturated": saturated_fraction(amap, saturation),
+    }
 
 
 def _check_training_data(x: torch.Tensor, y: torch.Tensor, what: str, num_classes: int | None) -> None:
@@ -153,8 +160,13 @@ def native_bf16() -> bool:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256, device: torch.device | None = None,
-            mixed_precision: bool = False) -> torch.Tensor:
+def predict(
+    model: nn.Module,
+    x: torch.Tensor,
+    batch_size: int = 256,
+    device: torch.device | None = None,
+    mixed_precision: bool = False,
+) -> torch.Tensor:
     """Logits for ``x`` in eval mode; an attention map is computed once for all batches."""
     device = device or next(model.parameters()).device
     was_training = model.training
@@ -162,22 +174,22 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256, device: to
     amap = model.attention_map() if isinstance(model, HasAttentionMap) else None
     out = []
     for i in range(0, len(x), batch_size):
-        xb = x[i:i + batch_size].to(device, non_blocking=True)
+        xb = x[i : i + batch_size].to(device, non_blocking=True)
         with _autocast(device, mixed_precision):
             out.append((model(xb, amap) if amap is not None else model(xb)).float())
     model.train(was_training)
     return torch.cat(out)
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256,
-             mixed_precision: bool = False) -> dict[str, float]:
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256, mixed_precision: bool = False
+) -> dict[str, float]:
     """Mean cross-entropy, accuracy and number of distinct predicted classes of ``model`` on (x, y)."""
     logits = predict(model, x, batch_size, mixed_precision=mixed_precision)
     y = y.to(logits.device)
     loss = nn.functional.cross_entropy(logits, y).item()
     pred = logits.argmax(1)
-    return {"loss": loss, "acc": (pred == y).float().mean().item(),
-            "pred_classes": int(torch.unique(pred).numel())}
+    return {"loss": loss, "acc": (pred == y).float().mean().item(), "pred_classes": int(torch.unique(pred).numel())}
 
 
 @dataclass
@@ -191,9 +203,18 @@ class Learner:
     mixed_precision: bool = False
 
 
-def algorithm_1(learner: Learner, x: torch.Tensor, y: torch.Tensor, settings: FitSettings, *, seed: int = 0,
-                eval_sets: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None, first_epoch: int = 1,
-                last_record: dict | None = None, end_of_epoch: Callable[[int, dict], None] | None = None) -> None:
+def algorithm_1(
+    learner: Learner,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    settings: FitSettings,
+    *,
+    seed: int = 0,
+    eval_sets: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+    first_epoch: int = 1,
+    last_record: dict | None = None,
+    end_of_epoch: Callable[[int, dict], None] | None = None,
+) -> None:
     """Algorithm 1 of the paper: learn the map and the image CNN together until E, then the CNN alone."""
     model = learner.model
     two_phase = isinstance(model, TwoPhaseModel) and settings.cutoff_epoch is not None
@@ -203,8 +224,11 @@ def algorithm_1(learner: Learner, x: torch.Tensor, y: torch.Tensor, settings: Fi
         if isinstance(model, TwoPhaseModel) and phase == 1:
             # a warm-up holds the map still (no gradient): the image CNN starts learning first
             model.pixel_cnn.requires_grad_(epoch > settings.map_warmup_epochs)
-        record = {"epoch": epoch, "phase": phase,
-                  **train_one_epoch(learner, x, y, epoch=epoch, seed=seed, settings=settings)}
+        record = {
+            "epoch": epoch,
+            "phase": phase,
+            **train_one_epoch(learner, x, y, epoch=epoch, seed=seed, settings=settings),
+        }
         for name, (x_eval, y_eval) in (eval_sets or {}).items():
             scores = evaluate(model, x_eval, y_eval, mixed_precision=learner.mixed_precision)
             record.update({f"{name}_{key}": value for key, value in scores.items()})
@@ -215,8 +239,14 @@ def algorithm_1(learner: Learner, x: torch.Tensor, y: torch.Tensor, settings: Fi
         phase_1_ends = freeze_now or (phase == 1 and epoch == settings.epochs)
         # warns when the run collapses, or when phase 1 ends with a flat map; saturation is judged on
         # sigmoid maps only (an unbounded map at 1 has not saturated)
-        record_collapse(record, amap, previous=last_record, chance=chance, phase_1_ends=phase_1_ends,
-                        saturates=getattr(model, "map_saturates", True))
+        record_collapse(
+            record,
+            amap,
+            previous=last_record,
+            chance=chance,
+            phase_1_ends=phase_1_ends,
+            saturates=getattr(model, "map_saturates", True),
+        )
         last_record = record
         if freeze_now:
             model.freeze()  # after epoch E the map is fixed; phase 2 trains the image CNN alone
@@ -224,8 +254,9 @@ def algorithm_1(learner: Learner, x: torch.Tensor, y: torch.Tensor, settings: Fi
             end_of_epoch(epoch, record)
 
 
-def train_one_epoch(learner: Learner, x: torch.Tensor, y: torch.Tensor, *, epoch: int, seed: int,
-                    settings: FitSettings) -> dict[str, float]:
+def train_one_epoch(
+    learner: Learner, x: torch.Tensor, y: torch.Tensor, *, epoch: int, seed: int, settings: FitSettings
+) -> dict[str, float]:
     """One pass over (x, y) in shuffled mini-batches, minimising :func:`~gsa_utils.losses.combined_loss`.
 
     The shuffling and any randomness (dropout) depend only on ``(seed, epoch)``, so a resumed
@@ -250,7 +281,7 @@ def train_one_epoch(learner: Learner, x: torch.Tensor, y: torch.Tensor, *, epoch
     predicted = torch.zeros(0, dtype=torch.long)
     t0 = time.perf_counter()
     for i in range(0, len(order), batch_size):
-        idx = order[i:i + batch_size]
+        idx = order[i : i + batch_size]
         xb = x[idx.to(x.device)].to(device, non_blocking=True)
         yb = y[idx.to(y.device)].to(device, non_blocking=True)
         with _autocast(device, learner.mixed_precision):
@@ -271,9 +302,14 @@ def train_one_epoch(learner: Learner, x: torch.Tensor, y: torch.Tensor, *, epoch
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seen = max(totals["seen"], 1)
-    return {"train_loss": totals["loss"] / seen, "train_ce": totals["ce"] / seen,
-            "train_l1": totals["l1"] / seen, "train_acc": totals["correct"] / seen,
-            "train_pred_classes": int(predicted.numel()), "seconds": time.perf_counter() - t0}
+    return {
+        "train_loss": totals["loss"] / seen,
+        "train_ce": totals["ce"] / seen,
+        "train_l1": totals["l1"] / seen,
+        "train_acc": totals["correct"] / seen,
+        "train_pred_classes": int(predicted.numel()),
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 #: Besides the :class:`FitSettings`, what a checkpoint must share with the run that resumes it.
@@ -284,17 +320,31 @@ def _config_mismatch(saved: Mapping, current: Mapping) -> list[str]:
     """The settings (all but ``epochs``) in which a checkpoint differs from the run resuming it."""
     defaults = FitSettings().to_dict()
     keys = [k for k in FitSettings.names() if k != "epochs"] + list(_RESUME_KEYS)
-    return [f"{k}: checkpoint {saved.get(k, defaults.get(k))!r} vs now {current.get(k)!r}" for k in keys
-            if saved.get(k, defaults.get(k)) != current.get(k)]
+    return [
+        f"{k}: checkpoint {saved.get(k, defaults.get(k))!r} vs now {current.get(k)!r}"
+        for k in keys
+        if saved.get(k, defaults.get(k)) != current.get(k)
+    ]
 
 
-def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor,
-                  settings: FitSettings | None = None, *,
-                  eval_sets: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None, seed: int = 0,
-                  device: str | torch.device | None = None, checkpoint: str | os.PathLike | None = None,
-                  map_snapshots: Sequence[int] = (), num_classes: int | None = None,
-                  mixed_precision: bool | None = None, resident: bool | None = None, progress: bool = True,
-                  on_epoch_end: Callable[[int, dict], None] | None = None, **overrides: Any) -> History:
+def two_phase_fit(
+    model: nn.Module,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    settings: FitSettings | None = None,
+    *,
+    eval_sets: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    map_snapshots: Sequence[int] = (),
+    num_classes: int | None = None,
+    mixed_precision: bool | None = None,
+    resident: bool | None = None,
+    progress: bool = True,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+    **overrides: Any,
+) -> History:
     """Train with Algorithm 1 (:func:`algorithm_1`), with checks, devices, checkpoints and progress.
 
     Parameters
@@ -346,11 +396,19 @@ def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor
     cuda = device.type == "cuda"
     mixed_precision = cuda if mixed_precision is None else mixed_precision
     has_map = isinstance(model, HasAttentionMap)
-    settings = settings.replace(cutoff_epoch=settings.cutoff_epoch if isinstance(model, TwoPhaseModel) else None,
-                                l1_weight=settings.l1_weight if has_map else 0.0)
-    config = dict(settings.to_dict(), seed=seed, n_train=len(y_train), device=str(device),
-                  mixed_precision=bool(mixed_precision), model=type(model).__name__,
-                  recipe=getattr(getattr(model, "recipe", None), "name", None))
+    settings = settings.replace(
+        cutoff_epoch=settings.cutoff_epoch if isinstance(model, TwoPhaseModel) else None,
+        l1_weight=settings.l1_weight if has_map else 0.0,
+    )
+    config = dict(
+        settings.to_dict(),
+        seed=seed,
+        n_train=len(y_train),
+        device=str(device),
+        mixed_precision=bool(mixed_precision),
+        model=type(model).__name__,
+        recipe=getattr(getattr(model, "recipe", None), "name", None),
+    )
 
     model.to(device)
     check_model_fits(model, x_train, num_classes, device)
@@ -360,9 +418,13 @@ def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor
     if resident:
         x_train, y_train = x_train.to(device), y_train.to(device)
         eval_sets = {k: (v[0].to(device), v[1].to(device)) for k, v in eval_sets.items()}
-    learner = Learner(model, _optimizer(model, settings), device=device, mixed_precision=bool(mixed_precision),
-                      scaler=torch.amp.GradScaler("cuda", enabled=cuda and mixed_precision
-                                                  and not native_bf16()))
+    learner = Learner(
+        model,
+        _optimizer(model, settings),
+        device=device,
+        mixed_precision=bool(mixed_precision),
+        scaler=torch.amp.GradScaler("cuda", enabled=cuda and mixed_precision and not native_bf16()),
+    )
 
     history = History(config=config)
     state = _resumable_state(checkpoint, device, config) if checkpoint is not None else None
@@ -379,15 +441,24 @@ def two_phase_fit(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor
         if checkpoint is not None:
             _save_checkpoint(checkpoint, learner, history)
         bar.update(1)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k.endswith("acc") or k == "train_loss"},
-                        refresh=False)
+        bar.set_postfix(
+            {k: f"{v:.3f}" for k, v in record.items() if k.endswith("acc") or k == "train_loss"}, refresh=False
+        )
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)
 
     with flush_denormals():
-        algorithm_1(learner, x_train, y_train, settings, seed=seed, eval_sets=eval_sets,
-                    first_epoch=history.epochs_done + 1,
-                    last_record=history.records[-1] if history.records else None, end_of_epoch=end_of_epoch)
+        algorithm_1(
+            learner,
+            x_train,
+            y_train,
+            settings,
+            seed=seed,
+            eval_sets=eval_sets,
+            first_epoch=history.epochs_done + 1,
+            last_record=history.records[-1] if history.records else None,
+            end_of_epoch=end_of_epoch,
+        )
     bar.close()
     if has_map and map_snapshots and settings.epochs in map_snapshots and settings.epochs not in history.maps:
         history.maps[settings.epochs] = map_image(model)
@@ -406,8 +477,9 @@ def _input_channels(model: nn.Module) -> int | None:
     return None
 
 
-def check_model_fits(model: nn.Module, x_train: torch.Tensor, num_classes: int | None,
-                     device: torch.device | str | None = None) -> None:
+def check_model_fits(
+    model: nn.Module, x_train: torch.Tensor, num_classes: int | None, device: torch.device | str | None = None
+) -> None:
     """Before the first step: does the model take these images, with one output per class?
 
     Checks the images' channels against the model's first convolution, then runs two
@@ -423,8 +495,10 @@ def check_model_fits(model: nn.Module, x_train: torch.Tensor, num_classes: int |
     c, h, w = (int(v) for v in x_train.shape[1:])
     takes = _input_channels(model)
     if takes is not None and takes != c:
-        raise DataError(f"the images have {c} channel(s) ({c} x {h} x {w}) but the model's first layer takes "
-                        f"{takes}: build the model for {c}-channel images (or convert the images)")
+        raise DataError(
+            f"the images have {c} channel(s) ({c} x {h} x {w}) but the model's first layer takes "
+            f"{takes}: build the model for {c}-channel images (or convert the images)"
+        )
     was_training = model.training
     model.eval()
     try:
@@ -432,18 +506,24 @@ def check_model_fits(model: nn.Module, x_train: torch.Tensor, num_classes: int |
             out = model(x_train[:2].to(device or "cpu"))
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DataError(f"the model cannot take images of {c} x {h} x {w} (channels x height x width): "
-                        f"{first}") from None
+        raise DataError(
+            f"the model cannot take images of {c} x {h} x {w} (channels x height x width): {first}"
+        ) from None
     finally:
         model.train(was_training)
     if num_classes is not None and (out.dim() != 2 or out.shape[1] != num_classes):
-        raise DataError(f"the model gives {tuple(out.shape[1:])} outputs per image but the labels have "
-                        f"{num_classes} classes: build its head for {num_classes} classes")
+        raise DataError(
+            f"the model gives {tuple(out.shape[1:])} outputs per image but the labels have "
+            f"{num_classes} classes: build its head for {num_classes} classes"
+        )
 
 
-def _checked_data(x_train: torch.Tensor, y_train: torch.Tensor,
-                  eval_sets: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None,
-                  num_classes: int | None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def _checked_data(
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    eval_sets: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None,
+    num_classes: int | None,
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Validate the training and evaluation data; DataError or ValueError naming what is wrong."""
     _check_training_data(x_train, y_train, "training", num_classes)
     if len(torch.unique(y_train)) < 2:
@@ -454,8 +534,9 @@ def _checked_data(x_train: torch.Tensor, y_train: torch.Tensor,
             raise ValueError("eval set name 'train' is reserved for the training metrics; use e.g. 'train_eval'")
         _check_training_data(xe, ye, f"eval set {name!r}", num_classes)
         if xe.shape[1:] != x_train.shape[1:]:
-            raise DataError(f"eval set {name!r} images are {tuple(xe.shape[1:])}, training images are "
-                            f"{tuple(x_train.shape[1:])}")
+            raise DataError(
+                f"eval set {name!r} images are {tuple(xe.shape[1:])}, training images are {tuple(x_train.shape[1:])}"
+            )
     return eval_sets
 
 
@@ -472,8 +553,15 @@ def _optimizer(model: nn.Module, settings: FitSettings) -> torch.optim.Optimizer
 
 def _save_checkpoint(path: str | os.PathLike, learner: Learner, history: History) -> None:
     """Write model, optimiser, scaler and history with a checksum, atomically (resumable after any epoch)."""
-    save_checkpoint(path, {"model": learner.model.state_dict(), "optimizer": learner.optimizer.state_dict(),
-                           "scaler": learner.scaler.state_dict(), "history": history.to_dict()})
+    save_checkpoint(
+        path,
+        {
+            "model": learner.model.state_dict(),
+            "optimizer": learner.optimizer.state_dict(),
+            "scaler": learner.scaler.state_dict(),
+            "history": history.to_dict(),
+        },
+    )
 
 
 def _resumable_state(checkpoint: str | os.PathLike, device: torch.device, config: Mapping) -> dict | None:
@@ -491,12 +579,17 @@ def _resumable_state(checkpoint: str | os.PathLike, device: torch.device, config
             break
         source = Path(checkpoint) if Path(checkpoint).exists() else previous_path(checkpoint)
         moved = move_aside(source, ".foreign")
-        faults.append(f"checkpoint {source.absolute()} was written with other settings ({'; '.join(diffs)}); "
-                      f"moved to {moved.name}")
+        faults.append(
+            f"checkpoint {source.absolute()} was written with other settings ({'; '.join(diffs)}); "
+            f"moved to {moved.name}"
+        )
     if faults:
-        warnings.warn(f"{'; '.join(faults)}; " + ("resuming from the previous checkpoint" if state is not None
-                                                  else "the run restarts from scratch"),
-                      CheckpointRecoveryWarning, stacklevel=3)
+        warnings.warn(
+            f"{'; '.join(faults)}; "
+            + ("resuming from the previous checkpoint" if state is not None else "the run restarts from scratch"),
+            CheckpointRecoveryWarning,
+            stacklevel=3,
+        )
     return state
 
 
@@ -504,8 +597,9 @@ def _restore(state: Mapping, path: str | os.PathLike, learner: Learner, config: 
     """Restore ``learner`` from a verified checkpoint state written with the same settings; return its history."""
     diffs = _config_mismatch(state["history"]["config"], config)
     if diffs:
-        raise ValueError(f"checkpoint {path} was written with other settings ({'; '.join(diffs)}); "
-                         "delete it or use another path")
+        raise ValueError(
+            f"checkpoint {path} was written with other settings ({'; '.join(diffs)}); delete it or use another path"
+        )
     learner.model.load_state_dict(state["model"])
     if isinstance(learner.model, TwoPhaseModel) and learner.model.frozen:
         learner.model.freeze()

@@ -1,4 +1,5 @@
-"""pytest hooks for the notebook run: cache what nbval executed for the book, time each notebook.
+"""pytest hooks for the notebook run: cache what nbval executed for the book, time each
+notebook.
 
 nbval executes every code cell of a notebook in one kernel. These hooks record the
 kernel's output messages, and when every cell of a notebook has passed they store the
@@ -7,6 +8,7 @@ executed notebook in the book's jupyter-cache (``book/_ext/nbcache.py``), so tha
 cell is not cached (the book build would execute it). At the end, the terminal summary
 lists each notebook's execution time.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,7 +22,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "book" / "_ext"))
 import nbcache  # noqa: E402
 
-# Progress bars are noise in a test log and in a rendered page (the book build sets the same).
+# Progress bars are noise in a test log and in a rendered page (the book build sets the
+# same).
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 
@@ -48,7 +51,9 @@ def _run_for(item: pytest.Item) -> _NotebookRun:
     notebook = item.parent
     key = notebook.nodeid
     if key not in _runs:
-        run = _runs[key] = _NotebookRun(path=Path(notebook.path), started=time.perf_counter())
+        run = _runs[key] = _NotebookRun(
+            path=Path(notebook.path), started=time.perf_counter()
+        )
         read_message = notebook.get_kernel_message
 
         def recording(timeout=None, stream="iopub"):
@@ -76,10 +81,16 @@ def pytest_runtest_call(item: pytest.Item):
     first = len(run.messages)
     yield
     messages = run.messages[first:]
-    request_ids = {m["parent_header"].get("msg_id") for m in messages
-                   if m["msg_type"] == "execute_input" and m["content"]["code"] == item.cell.source}
-    run.cell_outputs.append(nbcache.outputs_from_messages(
-        m for m in messages if m["parent_header"].get("msg_id") in request_ids))
+    request_ids = {
+        m["parent_header"].get("msg_id")
+        for m in messages
+        if m["msg_type"] == "execute_input" and m["content"]["code"] == item.cell.source
+    }
+    run.cell_outputs.append(
+        nbcache.outputs_from_messages(
+            m for m in messages if m["parent_header"].get("msg_id") in request_ids
+        )
+    )
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -101,7 +112,9 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return
     if _fingerprint is None:
         _fingerprint = nbcache.fingerprint()
-    nbcache.store(nbcache.ExecutedNotebook(run.path, run.cell_outputs, run.seconds), _fingerprint)
+    nbcache.store(
+        nbcache.ExecutedNotebook(run.path, run.cell_outputs, run.seconds), _fingerprint
+    )
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
@@ -109,6 +122,14 @@ def pytest_terminal_summary(terminalreporter) -> None:
         return
     terminalreporter.section("notebook execution times")
     for key, run in _runs.items():
-        status = "FAILED or skipped cells: not cached" if key in _failed else "cached for the book"
-        terminalreporter.write_line(f"{run.seconds:8.1f} s  {run.path.name}  ({status})")
-    terminalreporter.write_line(f"{sum(r.seconds for r in _runs.values()):8.1f} s  in all")
+        status = (
+            "FAILED or skipped cells: not cached"
+            if key in _failed
+            else "cached for the book"
+        )
+        terminalreporter.write_line(
+            f"{run.seconds:8.1f} s  {run.path.name}  ({status})"
+        )
+    terminalreporter.write_line(
+        f"{sum(r.seconds for r in _runs.values()):8.1f} s  in all"
+    )

@@ -1,12 +1,21 @@
 """Known answers for gsa_utils.attention and the relevance rank accuracy in gsa_utils.metrics."""
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from gsa_utils import GlobalSpatialAttention, PixelCNN, build_backbone, pixel_representation
-from gsa_utils.attention import (AttentionMaps, faithfulness, global_map, grad_cam_maps, localisation,
-                                 resattnet_maps, variability, vgg_att_maps)
+from gsa_utils.attention import (
+    AttentionMaps,
+    faithfulness,
+    global_map,
+    grad_cam_maps,
+    localisation,
+    resattnet_maps,
+    variability,
+    vgg_att_maps,
+)
 from gsa_utils.baselines import L1PixelWeights, ResAttNet92, VGGAtt3
 from gsa_utils.metrics import relevance_rank_accuracy
 
@@ -79,8 +88,7 @@ def test_gsa_model_ignores_pixels_its_map_zeroes():
     torch.manual_seed(0)
     x = torch.rand(6, 3, 32, 32)
     rep = pixel_representation(x)
-    model = GlobalSpatialAttention(build_backbone("small_cnn", 2, pretrained=False),
-                                   PixelCNN(rep.shape[1], 4), rep)
+    model = GlobalSpatialAttention(build_backbone("small_cnn", 2, pretrained=False), PixelCNN(rep.shape[1], 4), rep)
     model.freeze()
     mask = np.zeros((32, 32), bool)
     mask[8:20, 8:20] = True

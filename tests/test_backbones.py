@@ -1,4 +1,5 @@
 """build_backbone: the paper's four CNNs plus quick ones, and pretrained-weight handling."""
+
 import hashlib
 import re
 import urllib.error
@@ -123,8 +124,11 @@ def test_pretrained_networks_are_built_as_torchvision_builds_them(name, tmp_path
         published = reference
     else:
         reference = torchvision.models.densenet161().state_dict()
-        published = {re.sub(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.", r"\1.\2.", k): v
-                     for k, v in reference.items() if not k.endswith("num_batches_tracked")}  # as published
+        published = {
+            re.sub(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.", r"\1.\2.", k): v
+            for k, v in reference.items()
+            if not k.endswith("num_batches_tracked")
+        }  # as published
         assert published.keys() != reference.keys()
     weights = _publish(tmp_path, published, stem=name)
     builders = gsa_models._torchvision_builders()
@@ -132,7 +136,10 @@ def test_pretrained_networks_are_built_as_torchvision_builds_them(name, tmp_path
     monkeypatch.setattr(gsa_models, "_torchvision_builders", lambda: {**builders, name: (builder, weights, head)})
     model = build_backbone(name, num_classes=2, pretrained=True)
     state = model.state_dict()
-    assert all(torch.equal(state[k], reference[k]) for k in state
-               if not k.startswith(("fc.", "classifier.")) and not k.endswith("num_batches_tracked"))
+    assert all(
+        torch.equal(state[k], reference[k])
+        for k in state
+        if not k.startswith(("fc.", "classifier.")) and not k.endswith("num_batches_tracked")
+    )
     if name == "googlenet":
         assert model.transform_input and model.aux1 is None and not model.aux_logits

@@ -1,4 +1,5 @@
 """Tests of the paper's baselines (chapter 10): LR/SVM on pixels, VGG-att3, ResAttNet-92."""
+
 from __future__ import annotations
 
 import hashlib
@@ -8,14 +9,22 @@ import urllib.error
 import numpy as np
 import pytest
 import torch
-import torchvision
 from torch import nn
 
-from gsa_utils.baselines import (PARAMETER_TOLERANCE, PUBLISHED_PARAMETERS, ResAttNet56, ResAttNet92,
-                                 SoftMaskBranch, VGGAtt3, evaluate_pixel_baseline, fit_pixel_baseline,
-                                 vgg16_conv_parameter_count, vgg16_weights_file)
-from gsa_utils.baselines.resattnet import PreActBottleneck
 from gsa_utils import models as gsa_models
+from gsa_utils.baselines import (
+    PARAMETER_TOLERANCE,
+    PUBLISHED_PARAMETERS,
+    ResAttNet56,
+    ResAttNet92,
+    SoftMaskBranch,
+    VGGAtt3,
+    evaluate_pixel_baseline,
+    fit_pixel_baseline,
+    vgg16_conv_parameter_count,
+    vgg16_weights_file,
+)
+from gsa_utils.baselines.resattnet import PreActBottleneck
 from gsa_utils.data import DataError
 
 
@@ -24,6 +33,7 @@ def n_params(module: nn.Module) -> int:
 
 
 # --------------------------------------------------------------------------- LR / SVM on pixels
+
 
 def pixel_problem(n_per_class: int, seed: int, shift: float = 0.0):
     """3 classes of 1 x 6 x 6 images; class k brightens row k (plus noise)."""
@@ -50,8 +60,10 @@ def test_pixel_baseline_grid_search_beats_chance(kind, pixel_data):
     result = evaluate_pixel_baseline(model, x_te, y_te)
     assert result["accuracy"] >= 0.9  # chance is 1/3
     assert result["n_test"] == 30
-    grid = {"lr": {"C": [1e-3, 1e-2, 0.1, 1.0, 10.0]},
-            "svm": {"kernel": ["linear", "rbf"], "C": [0.1, 1.0, 10.0], "gamma": ["scale"]}}[kind]
+    grid = {
+        "lr": {"C": [1e-3, 1e-2, 0.1, 1.0, 10.0]},
+        "svm": {"kernel": ["linear", "rbf"], "C": [0.1, 1.0, 10.0], "gamma": ["scale"]},
+    }[kind]
     assert set(result["best_params"]) == set(grid)
     assert all(result["best_params"][k] in v for k, v in grid.items())
     n_settings = int(np.prod([len(v) for v in grid.values()]))
@@ -104,6 +116,7 @@ def test_pixel_baseline_cv_shrinks_for_small_classes(pixel_data):
 
 
 # --------------------------------------------------------------------------- VGG-att3
+
 
 def vgg_att3_parameter_formula(num_classes: int, image_size: int, global_dim: int = 512) -> int:
     """VGG-16 conv part + projection of conv3_3 (256 -> 512) + three u vectors + global FC + classifier."""
@@ -201,13 +214,14 @@ def test_vgg_att3_pretrained_loads_conv_weights_from_hub_cache(monkeypatch, tmp_
     monkeypatch.setattr(gsa_models, "_published_hash_prefix", lambda path: planted)
     model = VGGAtt3(num_classes=2, pretrained=True, image_size=32)
     loaded = model.features.state_dict()
-    assert set(loaded) == {k[len("features."):] for k in state if k.startswith("features.")}
+    assert set(loaded) == {k[len("features.") :] for k in state if k.startswith("features.")}
     for key, value in loaded.items():
         assert torch.equal(value, state[f"features.{key}"]), key
     assert model(torch.randn(1, 3, 32, 32)).shape == (1, 2)
 
 
 # --------------------------------------------------------------------------- ResAttNet-92
+
 
 @pytest.mark.parametrize("cls,name", [(ResAttNet92, "ResAttNet-92"), (ResAttNet56, "ResAttNet-56")])
 def test_resattnet_parameter_count_close_to_published(cls, name):

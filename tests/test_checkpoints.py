@@ -1,4 +1,5 @@
 """Checkpoints: no code runs from a planted file, corruption is detected and recovered from."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,9 +10,16 @@ import pytest
 import torch
 from torch import nn
 
-from gsa_utils.checkpoints import (CHECKPOINT_MAGIC, CheckpointError, CheckpointRecoveryWarning, load_checkpoint,
-                                   load_or_restart, previous_path, remove_checkpoint,
-                                   save_checkpoint)
+from gsa_utils.checkpoints import (
+    CHECKPOINT_MAGIC,
+    CheckpointError,
+    CheckpointRecoveryWarning,
+    load_checkpoint,
+    load_or_restart,
+    previous_path,
+    remove_checkpoint,
+    save_checkpoint,
+)
 
 
 class _Planted:
@@ -30,9 +38,16 @@ def _state(seed: int = 0) -> dict:
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     model(torch.randn(4, 64)).sum().backward()
     opt.step()
-    return {"model": model.state_dict(), "optimizer": opt.state_dict(), "scaler": {},
-            "history": {"records": [{"epoch": 1, "train_loss": 0.5}], "config": {"lr": 1e-3, "n_train": None},
-                        "maps": {"0": [[0.5, 0.25]]}}}
+    return {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scaler": {},
+        "history": {
+            "records": [{"epoch": 1, "train_loss": 0.5}],
+            "config": {"lr": 1e-3, "n_train": None},
+            "maps": {"0": [[0.5, 0.25]]},
+        },
+    }
 
 
 def _with_header(payload: bytes) -> bytes:
@@ -89,17 +104,20 @@ def _flip_bit(data: bytes, offset: int) -> bytes:
     return bytes(b)
 
 
-@pytest.mark.parametrize("fault, match", [
-    ("flip-payload", "checksum mismatch"),
-    ("flip-weight", "checksum mismatch"),
-    ("flip-header", "checksum mismatch|damaged header"),
-    ("truncate", "truncated"),
-    ("truncate-header", "truncated|damaged"),
-    ("zero-bytes", "empty"),
-    ("appended", "unexpected bytes"),
-    ("plain-torch-save", "no checksum header"),
-    ("garbage", "not a gsa_utils checkpoint"),
-])
+@pytest.mark.parametrize(
+    "fault, match",
+    [
+        ("flip-payload", "checksum mismatch"),
+        ("flip-weight", "checksum mismatch"),
+        ("flip-header", "checksum mismatch|damaged header"),
+        ("truncate", "truncated"),
+        ("truncate-header", "truncated|damaged"),
+        ("zero-bytes", "empty"),
+        ("appended", "unexpected bytes"),
+        ("plain-torch-save", "no checksum header"),
+        ("garbage", "not a gsa_utils checkpoint"),
+    ],
+)
 def test_corrupt_checkpoints_raise_naming_file_and_fault(tmp_path, fault, match):
     state = _state()
     path = save_checkpoint(tmp_path / "ckpt.pt", state)
@@ -160,7 +178,11 @@ def test_recovery_from_scratch_when_both_bad_and_nothing_overwritten(tmp_path):
     with pytest.warns(CheckpointRecoveryWarning, match="restarts from scratch"):
         assert load_or_restart(path) is None
     assert (tmp_path / "ckpt.pt.corrupt").read_bytes() == b"an older corrupt file"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt.corrupt", "ckpt.pt.corrupt-2", "ckpt.pt.prev.corrupt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "ckpt.pt.corrupt",
+        "ckpt.pt.corrupt-2",
+        "ckpt.pt.prev.corrupt",
+    ]
 
 
 def test_fresh_run_and_interrupted_rename(tmp_path):
@@ -180,8 +202,15 @@ def test_two_phase_fit_resume_does_not_run_planted_checkpoint(tmp_path):
 
     marker = tmp_path / "payload-ran"
     path = tmp_path / "ckpt.pt"
-    torch.save({"model": {}, "optimizer": {}, "scaler": {},
-                "history": {"records": [], "config": _Planted(marker), "maps": {}}}, path)
+    torch.save(
+        {
+            "model": {},
+            "optimizer": {},
+            "scaler": {},
+            "history": {"records": [], "config": _Planted(marker), "maps": {}},
+        },
+        path,
+    )
     x, y = torch.rand(8, 3, 8, 8), torch.arange(8) % 2
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 64, 2))
     with warnings.catch_warnings():

@@ -1,4 +1,5 @@
 """Any MedMNIST set and your own folder from the command line: grey kept grey, checks before training, one size."""
+
 from __future__ import annotations
 
 import json
@@ -40,9 +41,26 @@ def _results(root: Path) -> list[dict]:
 # ---- MedMNIST by name -----------------------------------------------------------------------------
 def test_grey_pneumoniamnist_trains_from_the_cli_with_a_two_class_head_and_a_one_channel_p(tmp_path):
     make_medmnist_fixture(tmp_path / "data" / "medmnist", "pneumoniamnist", channels=1, n_classes=2)
-    code = cli_main(["sweep", "--dataset", "pneumoniamnist", "--methods", "gsa", "vanilla", "--folds", "full",
-                     "--recipe", "paper", *QUICK, "--data-dir", str(tmp_path / "data"), "--results",
-                     str(tmp_path / "res"), "--no-stand-in"])
+    code = cli_main(
+        [
+            "sweep",
+            "--dataset",
+            "pneumoniamnist",
+            "--methods",
+            "gsa",
+            "vanilla",
+            "--folds",
+            "full",
+            "--recipe",
+            "paper",
+            *QUICK,
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--results",
+            str(tmp_path / "res"),
+            "--no-stand-in",
+        ]
+    )
     assert code == 0
     done = _results(tmp_path / "res")
     assert len(done) == 2
@@ -77,11 +95,15 @@ def test_the_offline_table_of_medmnist_sets_agrees_with_the_medmnist_package():
     medmnist = pytest.importorskip("medmnist")
     for flag, (name, classes, channels, licence) in MEDMNIST_SETS.items():
         info = medmnist.INFO[flag]
-        assert (info["python_class"], len(info["label"]), info["n_channels"], info["license"]) == \
-            (name, classes, channels, licence)
+        assert (info["python_class"], len(info["label"]), info["n_channels"], info["license"]) == (
+            name,
+            classes,
+            channels,
+            licence,
+        )
     assert "pneumoniamnist" in MEDMNIST_NAMES and "chestmnist" not in MEDMNIST_NAMES
     readme = (Path(__file__).resolve().parents[1] / "data" / "README.md").read_text()
-    for flag, (_, _, _, licence) in MEDMNIST_SETS.items():
+    for flag in MEDMNIST_SETS:
         assert f"`{flag}`" in readme or flag == "chestmnist", flag
     assert "CC BY-NC 4.0" in readme  # DermaMNIST's licence differs
 
@@ -107,8 +129,9 @@ def test_a_model_that_does_not_fit_the_data_is_refused_before_the_first_step():
 
 # ---- folder: options, one size unless asked --------------------------------------------------------------
 def _write_split(root: Path, files: list[Path]) -> Path:
-    lines = ["path,split"] + [f"{p.relative_to(root).as_posix()},{'test' if i % 4 == 0 else 'train'}"
-                              for i, p in enumerate(files)]
+    lines = ["path,split"] + [
+        f"{p.relative_to(root).as_posix()},{'test' if i % 4 == 0 else 'train'}" for i, p in enumerate(files)
+    ]
     (root / "split.csv").write_text("\n".join(lines) + "\n")
     return root / "split.csv"
 
@@ -117,8 +140,20 @@ def test_a_csv_layout_with_a_split_file_runs_from_the_cli_and_is_part_of_the_run
     root = tmp_path / "faces"
     files = [p for p, _ in make_folder_fixture(root, layout="csv", colour=False, ext=".pgm", n_per_class=8)]
     _write_split(root, files)
-    args = ["run", "--dataset", f"folder:{root}", "--method", "gsa", "--recipe", "paper", *QUICK,
-            "--image-size", "16", "--results", str(tmp_path / "res")]
+    args = [
+        "run",
+        "--dataset",
+        f"folder:{root}",
+        "--method",
+        "gsa",
+        "--recipe",
+        "paper",
+        *QUICK,
+        "--image-size",
+        "16",
+        "--results",
+        str(tmp_path / "res"),
+    ]
     assert cli_main(args) == 2  # a CSV layout without --csv: no class folders
     assert cli_main([*args, "--csv", "labels.csv", "--split-file", "split.csv"]) == 0
     (result,) = _results(tmp_path / "res")
@@ -126,8 +161,10 @@ def test_a_csv_layout_with_a_split_file_runs_from_the_cli_and_is_part_of_the_run
     assert result["dataset"]["image_shape"] == [1, 16, 16] and result["pixel_channels"] == 12  # grey PGM stays grey
     cfg = ExperimentConfig.from_profile(f"folder:{root}", "gsa", "smoke", csv="labels.csv", split_file="split.csv")
     assert cfg.run_id() != cfg.replace(duplicates="warn").run_id() != cfg.replace(resize=True).run_id()
-    assert cfg.replace(csv=None, split_file=None).run_id() == ExperimentConfig.from_profile(
-        f"folder:{root}", "gsa", "smoke").run_id()  # defaults leave earlier run ids as they were
+    assert (
+        cfg.replace(csv=None, split_file=None).run_id()
+        == ExperimentConfig.from_profile(f"folder:{root}", "gsa", "smoke").run_id()
+    )  # defaults leave earlier run ids as they were
 
 
 def test_grey_gif_faces_stay_grey_on_the_folder_route(tmp_path):
@@ -138,7 +175,8 @@ def test_grey_gif_faces_stay_grey_on_the_folder_route(tmp_path):
         (tmp_path / "gif" / cls).mkdir(parents=True)
         for j in range(5):
             Image.fromarray(rng.integers(0, 256, (20, 18), dtype=np.uint8)).convert("P").save(
-                tmp_path / "gif" / cls / f"{j}.gif")
+                tmp_path / "gif" / cls / f"{j}.gif"
+            )
     ds = load_dataset(f"folder:{tmp_path / 'gif'}", 16, cache_dir=False)
     assert ds.image_shape == (1, 16, 16)
     assert load_dataset(f"folder:{tmp_path / 'gif'}", 16, cache_dir=False, channels=3).image_shape == (3, 16, 16)
@@ -150,8 +188,19 @@ def test_a_mixed_size_folder_is_refused_even_with_an_image_size_unless_resize(tm
     rng = np.random.default_rng(1)
     for odd in files[:2]:
         cv2.imwrite(str(odd.with_name("uncropped_" + odd.name)), rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
-    args = ["run", "--dataset", f"folder:{root}", "--method", "vanilla", *QUICK, "--image-size", "16",
-            "--results", str(tmp_path / "res"), "--no-cache"]
+    args = [
+        "run",
+        "--dataset",
+        f"folder:{root}",
+        "--method",
+        "vanilla",
+        *QUICK,
+        "--image-size",
+        "16",
+        "--results",
+        str(tmp_path / "res"),
+        "--no-cache",
+    ]
     assert cli_main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:")

@@ -1,4 +1,5 @@
 """Registry reliability: where data are looked for, stand-ins known before training, sizes, splits, identity."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,8 +10,8 @@ import torch
 
 from gsa_utils.data import IMAGENET_MEAN, IMAGENET_STD, DataError
 from gsa_utils.data.cache import CACHE_ENV
-from gsa_utils.data.fixtures import make_folder_fixture, make_idrid_fixture, make_medmnist_fixture, write_idrid_csv
 from gsa_utils.data.fingerprint import data_fingerprint
+from gsa_utils.data.fixtures import make_folder_fixture, make_idrid_fixture, make_medmnist_fixture, write_idrid_csv
 from gsa_utils.data.idrid import load_idrid
 from gsa_utils.data.medmnist import load_medmnist
 from gsa_utils.data.registry import describe_source, load_dataset, plan_data
@@ -29,6 +30,7 @@ def _isolated(tmp_path, monkeypatch):
 
 # -- item 10: one rule, absolute paths, known before training -----------------------------------
 
+
 def test_plan_says_stand_in_before_loading_with_shown_paths_and_hint(tmp_path, monkeypatch):
     work = tmp_path / "work"
     make_medmnist_fixture(work / "data" / "medmnist")  # the user put the file in ./data/medmnist
@@ -46,7 +48,9 @@ def test_plan_says_stand_in_before_loading_with_shown_paths_and_hint(tmp_path, m
     assert shown_path(official / "medmnist") in describe_source(ds) and ds.meta["stand_in_for"] == "retinamnist"
     monkeypatch.setenv(DATA_DIR_ENV, str(work / "data"))
     real = plan_data("retinamnist")
-    assert not real.uses_stand_in and real.kind == "real" and real.path == work / "data" / "medmnist" / "retinamnist.npz"
+    assert (
+        not real.uses_stand_in and real.kind == "real" and real.path == work / "data" / "medmnist" / "retinamnist.npz"
+    )
     assert plan_data("fundus").kind == "synthetic" and plan_data("glaucoma-oct").uses_stand_in
     with pytest.raises(DataError, match="unknown dataset"):
         plan_data("idrid")
@@ -64,6 +68,7 @@ def test_load_medmnist_default_root_is_the_data_folder(tmp_path, monkeypatch):
 
 # -- item 7: cache options on the registry --------------------------------------------------------
 
+
 def test_registry_cache_options(tmp_path):
     make_folder_fixture(tmp_path / "mine", n_per_class=4)
     load_dataset(f"folder:{tmp_path / 'mine'}", cache_dir=False)
@@ -75,6 +80,7 @@ def test_registry_cache_options(tmp_path):
 
 
 # -- item 11: native size unless asked, official validation split -----------------------------------
+
 
 def test_native_sizes_unless_asked(tmp_path):
     make_medmnist_fixture(tmp_path / "medmnist", size=28)
@@ -104,13 +110,17 @@ def test_official_validation_split_kept_apart(tmp_path):
 
 # -- item 8: IDRiD's other task -------------------------------------------------------------------------
 
+
 def test_idrid_other_tasks_column_is_checked(tmp_path):
     fx = make_idrid_fixture(tmp_path / "d", n_train=6, n_test=3, height=16)
     rows = [(f"IDRiD_{i + 1:03d}", i % 5, i % 3) for i in range(6)]
     rows[3] = ("IDRiD_004", 3, 7)
     write_idrid_csv(fx.train_csv, rows)
-    with pytest.warns(UserWarning, match=r"Training Labels\.csv: 'Risk of macular edema'.*not used for task "
-                                         r"'retinopathy'.*line 5 \(IDRiD_004\): '7'"):
+    with pytest.warns(
+        UserWarning,
+        match=r"Training Labels\.csv: 'Risk of macular edema'.*not used for task "
+        r"'retinopathy'.*line 5 \(IDRiD_004\): '7'",
+    ):
         load_idrid(fx.parent, image_size=8, cache_dir=False, progress=False)
     write_idrid_csv(fx.train_csv, [(r[0], r[1]) for r in rows], header=["Image name", "Retinopathy grade"])
     with pytest.warns(UserWarning, match=r"Training Labels\.csv: no 'Risk of macular edema' column"):
@@ -123,6 +133,7 @@ def test_idrid_other_tasks_column_is_checked(tmp_path):
 
 
 # -- item 9 (data side): a fingerprint that separates stand-in and real data ------------------------------
+
 
 def test_fingerprint_separates_stand_in_real_and_changed_files(tmp_path):
     stand_in = data_fingerprint(load_dataset("retinamnist", data_dir=tmp_path))

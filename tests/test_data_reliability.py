@@ -1,4 +1,5 @@
 """Data reliability: duplicates under two names, formats users have, standardisation on training folds."""
+
 from __future__ import annotations
 
 import importlib
@@ -23,6 +24,7 @@ def _no_default_cache(tmp_path, monkeypatch):
 
 # -- item 5: the same image under two names ------------------------------------------------
 
+
 def _csv_set(tmp_path, n_per_class=6):
     make_folder_fixture(tmp_path, layout="csv", n_per_class=n_per_class)
     return tmp_path / "labels.csv"
@@ -33,8 +35,11 @@ def test_csv_path_alias_is_caught(tmp_path):
     lines = csv.read_text().splitlines()
     lines.append("images/../images/glaucoma_03.png,glaucoma")
     csv.write_text("\n".join(lines) + "\n")
-    with pytest.raises(DataError, match=r"line 14.*images/\.\./images/glaucoma_03\.png.*same file as "
-                                         r"'images/glaucoma_03\.png'.*line 5") as err:
+    with pytest.raises(
+        DataError,
+        match=r"line 14.*images/\.\./images/glaucoma_03\.png.*same file as "
+        r"'images/glaucoma_03\.png'.*line 5",
+    ) as err:
         load_folder(tmp_path, csv="labels.csv", progress=False)
     assert str((tmp_path / "images" / "glaucoma_03.png").resolve()) in str(err.value)
 
@@ -67,14 +72,16 @@ def test_byte_identical_copies_rejected_or_warned_naming_both(tmp_path, layout):
 def test_split_file_alias_matches_the_same_image(tmp_path):
     make_folder_fixture(tmp_path, n_per_class=4)
     files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png"))
-    rows = [f"{cls}/../{f},{'test' if i % 4 == 0 else 'train'}" for i, f in enumerate(files)
-            for cls in [f.split("/")[0]]]
+    rows = [
+        f"{cls}/../{f},{'test' if i % 4 == 0 else 'train'}" for i, f in enumerate(files) for cls in [f.split("/")[0]]
+    ]
     (tmp_path / "split.csv").write_text("path,split\n" + "\n".join(rows) + "\n")
     ds = load_folder(tmp_path, split_file="split.csv", progress=False, cache_dir=False)
     assert len(ds.y_test) == 2 and len(ds.y_train) == 6
 
 
 # -- item 6: formats ------------------------------------------------------------------------
+
 
 def _write_pil(path, arr, **kw):
     Image.fromarray(arr).save(path, **kw)
@@ -87,7 +94,7 @@ def test_folder_of_pgm_files_loads(tmp_path):
         (tmp_path / cls).mkdir()
         for j in range(5):
             img = rng.integers(0, 100, (28, 23), dtype=np.uint8)
-            img[5:10, 5 + 8 * k: 10 + 8 * k] = 250
+            img[5:10, 5 + 8 * k : 10 + 8 * k] = 250
             _write_pil(tmp_path / cls / f"{j + 1}.pgm", img)
     ds = load_folder(tmp_path, channels=1, standardize=False, progress=False, test_fraction=0.4)
     assert ds.image_shape == (1, 28, 23) and ds.class_names == ["s1", "s2"]
@@ -109,7 +116,9 @@ def test_sixteen_bit_pgm_keeps_depth(tmp_path):
     assert vals == [1000, 2000, 3000, 31000, 32000, 33000]
 
 
-@pytest.mark.parametrize("ext, save", [(".ppm", {}), (".gif", {}), (".webp", {"lossless": True}), ("", {"format": "PNG"})])
+@pytest.mark.parametrize(
+    "ext, save", [(".ppm", {}), (".gif", {}), (".webp", {"lossless": True}), ("", {"format": "PNG"})]
+)
 def test_pillow_formats_and_files_without_extension(tmp_path, ext, save):
     rng = np.random.default_rng(1)
     pictures = {}
@@ -158,8 +167,9 @@ def _write_dicom(path, arr, monochrome1=False):
     ds.PhotometricInterpretation = "MONOCHROME1" if monochrome1 else "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
     ds.PixelData = arr.astype(np.uint16).tobytes()
-    ds.save_as(str(path), enforce_file_format=True) if int(pydicom.__version__[0]) >= 3 else \
-        ds.save_as(str(path), write_like_original=False)
+    ds.save_as(str(path), enforce_file_format=True) if int(pydicom.__version__[0]) >= 3 else ds.save_as(
+        str(path), write_like_original=False
+    )
 
 
 def test_dicom_folder_with_and_without_extension(tmp_path):
@@ -197,6 +207,7 @@ def test_dicom_without_pydicom_names_file_and_extra(tmp_path, monkeypatch):
 
 
 # -- item 7: statistics from the images a run trains on --------------------------------------
+
 
 def test_dataset_statistics_come_from_given_training_indices(tmp_path):
     make_folder_fixture(tmp_path, ext=".npy", colour=False, n_per_class=8)

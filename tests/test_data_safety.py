@@ -1,9 +1,9 @@
 """Data that must not be read, or not be read twice: stale cache entries, quarantined files, pixel
 bombs, the same picture in other bytes, files that look like images but do not decode, CSV and label slips."""
+
 from __future__ import annotations
 
 import os
-import shutil
 
 import numpy as np
 import pytest
@@ -70,8 +70,11 @@ def test_an_npy_array_above_the_pixel_limit_is_refused_from_its_header(tmp_path,
             np.save(tmp_path / cls / f"{j}.npy", np.full((8, 8), j + 10 * (cls == "b"), dtype=np.float32))
     big = np.lib.format.open_memmap(tmp_path / "a" / "huge.npy", mode="w+", dtype=np.uint8, shape=(20000, 20000))
     del big  # a sparse 400-Mpixel file: its header alone must refuse it
-    with pytest.raises(DataError, match=r"huge\.npy: 20000 x 20000 x 1 \(NPY\) is larger than the limit of "
-                                        r"178956970 pixels.*PIL.Image.MAX_IMAGE_PIXELS"):
+    with pytest.raises(
+        DataError,
+        match=r"huge\.npy: 20000 x 20000 x 1 \(NPY\) is larger than the limit of "
+        r"178956970 pixels.*PIL.Image.MAX_IMAGE_PIXELS",
+    ):
         load_folder(tmp_path, progress=False, cache_dir=False, channels=None)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # the same, configurable limit as for images
     (tmp_path / "a" / "huge.npy").unlink()

@@ -1,4 +1,5 @@
 """The pixel-CNN design fields of ExperimentConfig (section 4.10) and the low-rank rank r."""
+
 import pytest
 import torch
 
@@ -10,8 +11,16 @@ def _x(n=12, size=8):
 
 
 def test_design_fields_reach_the_pixel_cnn():
-    cfg = ExperimentConfig("oct", "gsa", image_size=8, hidden_channels=4, kernel_size=5, num_hidden_layers=3,
-                           last_kernel_size=3, dense=True)
+    cfg = ExperimentConfig(
+        "oct",
+        "gsa",
+        image_size=8,
+        hidden_channels=4,
+        kernel_size=5,
+        num_hidden_layers=3,
+        last_kernel_size=3,
+        dense=True,
+    )
     net = build_model(cfg, 2, _x())
     pc = net.pixel_cnn
     assert len(pc.hidden) == 3 and pc.dense
@@ -28,12 +37,27 @@ def test_pixel_rank_builds_the_low_rank_representation():
 
 def test_paper_design_keeps_earlier_run_ids_and_new_designs_get_new_ones():
     base = ExperimentConfig("oct", "gsa")
-    fields = {k: v for k, v in base.to_dict().items()
-              if k not in ("kernel_size", "num_hidden_layers", "last_kernel_size", "dense", "pixel_rank",
-                           "channels", "csv", "split_file", "duplicates", "resize")  # added later still
-              and not (k == "merge_val" and v is True)}  # merge_val enters the hash only when False
+    fields = {
+        k: v
+        for k, v in base.to_dict().items()
+        if k
+        not in (
+            "kernel_size",
+            "num_hidden_layers",
+            "last_kernel_size",
+            "dense",
+            "pixel_rank",
+            "channels",
+            "csv",
+            "split_file",
+            "duplicates",
+            "resize",
+        )  # added later still
+        and not (k == "merge_val" and v is True)
+    }  # merge_val enters the hash only when False
     import hashlib
     import json
+
     old_hash = hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
     assert base.full_hash() == old_hash  # the hash before the design fields existed
     ids = {c.run_id() for c in configs_from_grid(base.to_dict(), {"kernel_size": [3, 5, 7], "pixel_rank": [None, 16]})}
@@ -46,8 +70,9 @@ def test_other_methods_ignore_the_design_fields():
     assert v.run_id() == ExperimentConfig("oct", "vanilla").run_id()
 
 
-@pytest.mark.parametrize("bad", [dict(kernel_size=4), dict(last_kernel_size=0), dict(num_hidden_layers=0),
-                                 dict(pixel_rank=0)])
+@pytest.mark.parametrize(
+    "bad", [dict(kernel_size=4), dict(last_kernel_size=0), dict(num_hidden_layers=0), dict(pixel_rank=0)]
+)
 def test_invalid_design_is_refused(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         ExperimentConfig("oct", "gsa", **bad)

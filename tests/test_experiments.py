@@ -1,4 +1,5 @@
 """Datasets by name, runs as folders, resumable sharded sweeps, the protocol summary, Table 2 (chapter 10)."""
+
 import json
 import os
 import subprocess
@@ -8,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import finished_history
 import torch
+from conftest import finished_history
 
 import gsa_utils.runs.locks as locks
 import gsa_utils.runs.methods as methods
@@ -19,16 +20,37 @@ from gsa_utils.data import DataError
 from gsa_utils.data.registry import DATASETS, describe_source, load_dataset
 from gsa_utils.paths import shown_path
 from gsa_utils.profiles import get_profile
-from gsa_utils.runs import (METHODS, PIXEL_METHODS, ExperimentConfig, build_model, configs_from_grid, load_results,
-                            paper_grid, profile_label, protocol_summary, run_experiment, save_result, sweep,
-                            sweep_configs)
-from gsa_utils.runs.summary import setting_summaries
 from gsa_utils.protocol import stratified_folds
+from gsa_utils.runs import (
+    METHODS,
+    PIXEL_METHODS,
+    ExperimentConfig,
+    build_model,
+    configs_from_grid,
+    load_results,
+    paper_grid,
+    profile_label,
+    protocol_summary,
+    run_experiment,
+    save_result,
+    sweep,
+    sweep_configs,
+)
+from gsa_utils.runs.summary import setting_summaries
 from gsa_utils.runs.tables import L1_MARKER, VANILLA_MARKER, build_table, table_to_csv, table_to_markdown
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = dict(profile="smoke", image_size=16, epochs=3, cutoff_epoch=2, n_train=40, n_test=20, n_folds=2,
-            hidden_channels=4, batch_size=16)
+TINY = dict(
+    profile="smoke",
+    image_size=16,
+    epochs=3,
+    cutoff_epoch=2,
+    n_train=40,
+    n_test=20,
+    n_folds=2,
+    hidden_channels=4,
+    batch_size=16,
+)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -40,8 +62,9 @@ def test_registry_stand_ins_are_marked(tmp_path):
     edema = load_dataset("idrid-edema", 16, data_dir=tmp_path)
     assert edema.source == "synthetic" and edema.meta["stand_in_for"] == "idrid-edema"
     assert edema.name == "idrid-edema" and edema.num_classes == 3
-    assert describe_source(edema).startswith(f"IDRiD not found under {shown_path(tmp_path / 'idrid')}: using the "
-                                             "synthetic fundus")
+    assert describe_source(edema).startswith(
+        f"IDRiD not found under {shown_path(tmp_path / 'idrid')}: using the synthetic fundus"
+    )
     retino = load_dataset("idrid-retinopathy", 16, data_dir=tmp_path)
     assert "has 5" in describe_source(retino)  # says it cannot match the 5 grades
     jaffe = load_dataset("jaffe", 16, data_dir=tmp_path)
@@ -88,14 +111,17 @@ def test_config_normalises_unused_fields_and_ids_are_stable():
     with pytest.raises(ValueError, match="unknown dataset"):
         ExperimentConfig("idrid")
     assert ExperimentConfig("IDRiD_Edema").dataset == "idrid-edema"
-    grid = configs_from_grid(ExperimentConfig("fundus", method="vanilla").to_dict(),
-                             {"hidden_channels": [8, 16], "weight_decay": [1e-4, 1e-5]})
+    grid = configs_from_grid(
+        ExperimentConfig("fundus", method="vanilla").to_dict(),
+        {"hidden_channels": [8, 16], "weight_decay": [1e-4, 1e-5]},
+    )
     assert len(grid) == 2  # K does not multiply vanilla runs
     mixed = configs_from_grid({"dataset": "fundus", "method": "l1"}, {"l1.l1_weight": [1, 10], "gsa.l1_weight": [0.1]})
     assert sorted(c.l1_weight for c in mixed) == [1.0, 10.0]
     assert profile_label(ExperimentConfig.from_profile("fundus", "gsa", "smoke")) == "smoke"
-    assert profile_label(ExperimentConfig.from_profile("fundus", "gsa", "full", epochs=5)) == \
-        "full (modified: epochs=5)"
+    assert (
+        profile_label(ExperimentConfig.from_profile("fundus", "gsa", "full", epochs=5)) == "full (modified: epochs=5)"
+    )
 
 
 # ---- one run ---------------------------------------------------------------------------------
@@ -137,8 +163,7 @@ def _configs():
 
 
 def _cells(rows):
-    return {(r.label, ds): (c.mean, c.std, c.markers, c.epochs) for r in rows
-            for ds, c in r.cells.items()}
+    return {(r.label, ds): (c.mean, c.std, c.markers, c.epochs) for r in rows for ds, c in r.cells.items()}
 
 
 def test_interrupted_sweep_resumed_gives_the_same_table(tmp_path):
@@ -163,8 +188,10 @@ def test_interrupted_sweep_resumed_gives_the_same_table(tmp_path):
     assert not (run_dir / "checkpoint.pt").exists()
 
     def records(root, cfg):
-        return [{k: v for k, v in r.items() if k != "seconds"} for r in
-                json.loads((root / cfg.run_id() / "history.json").read_text())["history"]["records"]]
+        return [
+            {k: v for k, v in r.items() if k != "seconds"}
+            for r in json.loads((root / cfg.run_id() / "history.json").read_text())["history"]["records"]
+        ]
 
     assert records(b, configs[1]) == records(tmp_path / "a", configs[1])
     table_a, table_b = build_table(tmp_path / "a"), build_table(b)
@@ -209,8 +236,10 @@ def test_a_second_processs_lock_is_respected_and_stale_locks_are_removed(tmp_pat
     lock = tmp_path / configs[0].run_id() / "lock"
     lock.parent.mkdir(parents=True)
     # another process claims the first run the way sweep() does: an exclusively created lock file
-    code = ("import json, os, sys; fd = os.open(sys.argv[1], os.O_CREAT | os.O_EXCL | os.O_WRONLY); "
-            "os.write(fd, json.dumps({'token': 'other', 'pid': os.getpid()}).encode())")
+    code = (
+        "import json, os, sys; fd = os.open(sys.argv[1], os.O_CREAT | os.O_EXCL | os.O_WRONLY); "
+        "os.write(fd, json.dumps({'token': 'other', 'pid': os.getpid()}).encode())"
+    )
     subprocess.run([sys.executable, "-S", "-c", code, str(lock)], check=True)
     held = lock.read_text()
     assert locks.claim(lock, 3600) is None  # our own claim fails while theirs is fresh
@@ -256,8 +285,12 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
 # ---- protocol summary and table on fabricated results -------------------------------------------
 def _fabricate(root, dataset, method, backbone, val_curves, test_curve, stand_in=None, profile="full", **settings):
     base = ExperimentConfig.from_profile(dataset, method, profile, backbone=backbone, **settings)
-    info = {"name": dataset, "source": "synthetic" if stand_in else "real", "stand_in_for": stand_in,
-            "statement": f"{dataset}: fabricated"}
+    info = {
+        "name": dataset,
+        "source": "synthetic" if stand_in else "real",
+        "stand_in_for": stand_in,
+        "statement": f"{dataset}: fabricated",
+    }
     for fold, curve in enumerate(val_curves):
         cfg = base.replace(fold=fold)
         save_result(cfg, root, finished_history(cfg, curve), dataset=info)
@@ -280,8 +313,7 @@ def fabricated(tmp_path):
     test_gsa[100:130] = 0.85 + rng.normal(0, 0.01, 30)
     # GSA, two settings: K=64 wins the CV; K=32's full run is better on the test set but must not be chosen
     _fabricate(tmp_path, "idrid-edema", "gsa", "resnet152", good_val, test_gsa, hidden_channels=64)
-    _fabricate(tmp_path, "idrid-edema", "gsa", "resnet152", np.full((5, n), 0.7), np.full(n, 0.99),
-               hidden_channels=32)
+    _fabricate(tmp_path, "idrid-edema", "gsa", "resnet152", np.full((5, n), 0.7), np.full(n, 0.99), hidden_channels=32)
     van_val = np.full((5, n), 0.5)
     van_val[:, :30] = 0.7  # epochs 1..30
     test_van = _curves(rng, 0.60, 0.02)
@@ -336,14 +368,25 @@ def test_table_cells_markers_and_paper_figures(fabricated, tmp_path):
     path = table_to_csv(rows, tmp_path / "t.csv")
     lines = path.read_text().splitlines()
     assert lines[0].startswith("method,idrid-edema mean,idrid-edema std")
-    assert any(line.startswith("ResNet-152 (with global attention),") and ",full,real,*82.13(0.70)" in line
-               for line in lines)
+    assert any(
+        line.startswith("ResNet-152 (with global attention),") and ",full,real,*82.13(0.70)" in line for line in lines
+    )
 
 
 def test_smoke_and_stand_in_results_are_never_presented_as_a_reproduction(tmp_path):
     rng = np.random.default_rng(0)
-    _fabricate(tmp_path, "idrid-edema", "vanilla", "small_cnn", rng.random((2, 12)), rng.random(12),
-               stand_in="idrid-edema", profile="smoke", n_folds=2, epochs=12)
+    _fabricate(
+        tmp_path,
+        "idrid-edema",
+        "vanilla",
+        "small_cnn",
+        rng.random((2, 12)),
+        rng.random(12),
+        stand_in="idrid-edema",
+        profile="smoke",
+        n_folds=2,
+        epochs=12,
+    )
     md = table_to_markdown(build_table(tmp_path))
     assert md.startswith("**Not a reproduction of the paper**")
     assert "with the 'smoke' profile" in md and "stand-ins instead of the real data for idrid-edema" in md
@@ -353,14 +396,35 @@ def test_smoke_and_stand_in_results_are_never_presented_as_a_reproduction(tmp_pa
 # ---- command line -------------------------------------------------------------------------------
 def _cli(*args, cwd):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GSA_PROFILE": "smoke"}
-    return subprocess.run([sys.executable, "-m", "gsa_utils", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "gsa_utils", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_cli_tiny_run_in_a_subprocess(tmp_path):
-    out = _cli("run", "--dataset", "fundus", "--method", "gsa", "--backbone", "small_cnn", "--epochs", "2",
-               "--image-size", "16", "--n-train", "30", "--n-test", "10", "--hidden-channels", "4",
-               "--results", str(tmp_path / "results"), "--quiet", cwd=REPO)
+    out = _cli(
+        "run",
+        "--dataset",
+        "fundus",
+        "--method",
+        "gsa",
+        "--backbone",
+        "small_cnn",
+        "--epochs",
+        "2",
+        "--image-size",
+        "16",
+        "--n-train",
+        "30",
+        "--n-test",
+        "10",
+        "--hidden-channels",
+        "4",
+        "--results",
+        str(tmp_path / "results"),
+        "--quiet",
+        cwd=REPO,
+    )
     assert out.returncode == 0, out.stderr
     [result] = load_results(tmp_path / "results")
     assert result.config.epochs == 2 and len(result.history["test_acc"]) == 2
@@ -391,7 +455,6 @@ def test_lock_of_a_dead_local_process_is_taken_over(tmp_path):
     import subprocess
     import sys
 
-
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     lock = tmp_path / "lock"
     lock.write_text(_json.dumps({"token": "x", "host": socket.gethostname(), "pid": int(dead.stdout), "started": 0}))
@@ -408,8 +471,10 @@ def test_two_settings_without_cv_get_one_summary_each_and_the_cli_succeeds(tmp_p
     _fabricate(tmp_path, "fundus", "gsa", "small_cnn", [], test_b, profile="smoke", map_warmup_epochs=3)
     assert protocol_summary(tmp_path, "fundus", "gsa").mean is None  # the protocol cannot choose without CV
     per_setting = setting_summaries(tmp_path, "fundus", "gsa")
-    assert {k: s.mean for k, s in per_setting.items()} == {"gsa (map_warmup_epochs=0)": pytest.approx(0.6),
-                                                          "gsa (map_warmup_epochs=3)": pytest.approx(0.8)}
+    assert {k: s.mean for k, s in per_setting.items()} == {
+        "gsa (map_warmup_epochs=0)": pytest.approx(0.6),
+        "gsa (map_warmup_epochs=3)": pytest.approx(0.8),
+    }
     assert cli_main(["summary", "--results", str(tmp_path), "--dataset", "fundus", "--method", "gsa"]) == 0
     out = capsys.readouterr().out
     assert "map_warmup_epochs=0): 60.00%" in out and "map_warmup_epochs=3): 80.00%" in out
@@ -441,13 +506,23 @@ def test_method_table_drives_configs_grids_and_networks():
 
 
 # ---- short runs without CV: the final epochs, and the right t-test ------------------------------
-@pytest.mark.parametrize("n_epochs, measured", [(30, list(range(26, 31))), (60, list(range(31, 61))),
-                                                (6, [4, 5, 6]), (2, [2]), (1, [1])])
+@pytest.mark.parametrize(
+    "n_epochs, measured", [(30, list(range(26, 31))), (60, list(range(31, 61))), (6, [4, 5, 6]), (2, [2]), (1, [1])]
+)
 def test_the_short_run_fallback_never_averages_the_untrained_start(tmp_path, n_epochs, measured):
     curve = np.full(n_epochs, 0.9)
     curve[0] = 0.1  # the first, barely trained epoch
-    _fabricate(tmp_path, "fundus", "gsa", "small_cnn", [], curve, profile="smoke", epochs=n_epochs,
-               cutoff_epoch=min(15, n_epochs))
+    _fabricate(
+        tmp_path,
+        "fundus",
+        "gsa",
+        "small_cnn",
+        [],
+        curve,
+        profile="smoke",
+        epochs=n_epochs,
+        cutoff_epoch=min(15, n_epochs),
+    )
     s = protocol_summary(tmp_path, "fundus", "gsa")
     assert s.epochs == measured
     assert s.mean == pytest.approx(0.9 if n_epochs > 1 else 0.1)
@@ -457,21 +532,39 @@ def test_the_short_run_fallback_never_averages_the_untrained_start(tmp_path, n_e
 def test_table_tests_over_seeds_and_never_mixes_seeds_with_epochs(tmp_path):
     rng = np.random.default_rng(0)
     for seed, level in ((0, 0.90), (1, 0.91), (2, 0.92)):
-        _fabricate(tmp_path, "fundus", "gsa", "small_cnn", [], _curves(rng, level, 0.01, 40), profile="smoke",
-                   seed=seed, epochs=40)
-    _fabricate(tmp_path, "fundus", "vanilla", "small_cnn", [], _curves(rng, 0.5, 0.01, 40), profile="smoke",
-               epochs=40)
+        _fabricate(
+            tmp_path,
+            "fundus",
+            "gsa",
+            "small_cnn",
+            [],
+            _curves(rng, level, 0.01, 40),
+            profile="smoke",
+            seed=seed,
+            epochs=40,
+        )
+    _fabricate(tmp_path, "fundus", "vanilla", "small_cnn", [], _curves(rng, 0.5, 0.01, 40), profile="smoke", epochs=40)
     cell = next(r for r in build_table(tmp_path) if r.method == "gsa").cells["fundus"]
     assert cell.markers == "" and cell.p_vs_vanilla is None  # 3 seed means against 5 epochs of one run: no test
     assert any("no test against vanilla" in n for n in cell.notes)
     for seed, level in ((1, 0.93), (2, 0.88)):
-        _fabricate(tmp_path, "fundus", "vanilla", "small_cnn", [], _curves(rng, level, 0.01, 40), profile="smoke",
-                   seed=seed, epochs=40)
+        _fabricate(
+            tmp_path,
+            "fundus",
+            "vanilla",
+            "small_cnn",
+            [],
+            _curves(rng, level, 0.01, 40),
+            profile="smoke",
+            seed=seed,
+            epochs=40,
+        )
     cell = next(r for r in build_table(tmp_path) if r.method == "gsa").cells["fundus"]
     assert any("over seeds (3 and 3)" in n for n in cell.notes)
     van = protocol_summary(tmp_path, "fundus", "vanilla")
     gsa = protocol_summary(tmp_path, "fundus", "gsa")
     from gsa_utils.protocol import t_test
+
     assert cell.p_vs_vanilla == pytest.approx(t_test(gsa.samples, van.samples)) and len(van.samples) == 3
 
 

@@ -1,4 +1,5 @@
 """Loaders of real data (IDRiD, JAFFE, own folder, MedMNIST) and their cache, on layout-exact fixtures."""
+
 from __future__ import annotations
 
 import os
@@ -16,11 +17,16 @@ from gsa_utils.data import folder as folder_mod
 from gsa_utils.data import idrid as idrid_mod
 from gsa_utils.data import jaffe as jaffe_mod
 from gsa_utils.data.cache import CACHE_ENV, cache_key, default_cache_dir, resolve_cache_dir
-from gsa_utils.data.fixtures import (make_folder_fixture, make_idrid_fixture, make_jaffe_fixture,
-                                     make_medmnist_fixture, write_idrid_csv, write_jaffe_ratings)
+from gsa_utils.data.fixtures import (
+    make_folder_fixture,
+    make_idrid_fixture,
+    make_jaffe_fixture,
+    make_medmnist_fixture,
+    write_idrid_csv,
+    write_jaffe_ratings,
+)
 from gsa_utils.data.folder import load_folder
-from gsa_utils.data.idrid import (IDRID_CROP_START, IDRID_CROP_STOP, IDRID_FLIP_TEST, IDRID_FLIP_TRAIN,
-                                  load_idrid)
+from gsa_utils.data.idrid import IDRID_CROP_START, IDRID_CROP_STOP, IDRID_FLIP_TEST, IDRID_FLIP_TRAIN, load_idrid
 from gsa_utils.data.jaffe import JAFFE_CLASSES, jaffe_picture_id, load_jaffe, read_jaffe_ratings
 from gsa_utils.data.medmnist import load_medmnist
 
@@ -55,6 +61,7 @@ def count_reads(monkeypatch, module):
 
 def copy_tree(src: Path, dst: Path) -> Path:
     import shutil
+
     shutil.copytree(src, dst)
     return dst
 
@@ -106,15 +113,16 @@ def test_idrid_flips_exactly_listed_images_and_crops(idrid_fx, tmp_path):
     for x in (ds.x_train, ds.x_test):
         assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
         green = x[:, 1]  # the yellow disc is bright in green, the dark-red retina is not
-        left, right = green[:, :, : SMALL // 2].mean(dim=(1, 2)), green[:, :, SMALL // 2:].mean(dim=(1, 2))
+        left, right = green[:, :, : SMALL // 2].mean(dim=(1, 2)), green[:, :, SMALL // 2 :].mean(dim=(1, 2))
         assert bool((left > right + 0.1).all()), (left, right)
         # outside-crop columns are white (1, 1, 1); the edge columns (retina, no disc) have dark blue
         assert float(x[:, 2, :, 0].max()) < 0.2 and float(x[:, 2, :, -1].max()) < 0.2
     # without flips the right eyes keep their disc on the right
-    raw = load_idrid(idrid_fx.parent, image_size=SMALL, standardize=False, flip=False, cache_dir=tmp_path,
-                     progress=False)
+    raw = load_idrid(
+        idrid_fx.parent, image_size=SMALL, standardize=False, flip=False, cache_dir=tmp_path, progress=False
+    )
     g = raw.x_train[:, 1]
-    disc_right = (g[:, :, SMALL // 2:].mean(dim=(1, 2)) > g[:, :, : SMALL // 2].mean(dim=(1, 2))).nonzero()
+    disc_right = (g[:, :, SMALL // 2 :].mean(dim=(1, 2)) > g[:, :, : SMALL // 2].mean(dim=(1, 2))).nonzero()
     assert disc_right.flatten().tolist() == idrid_fx.right_eye["train"] == [0, 6, 8, 9]
     assert raw.meta["flipped_train"] == []
 
@@ -191,9 +199,22 @@ def _break_idrid(fx, case: str) -> tuple[Path, str]:
     raise AssertionError(case)
 
 
-@pytest.mark.parametrize("case", ["csv_missing", "image_absent", "truncated", "corrupt", "grey", "narrow",
-                                  "label_out_of_range", "label_not_int", "duplicate_name", "missing_name",
-                                  "wrong_header"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "csv_missing",
+        "image_absent",
+        "truncated",
+        "corrupt",
+        "grey",
+        "narrow",
+        "label_out_of_range",
+        "label_not_int",
+        "duplicate_name",
+        "missing_name",
+        "wrong_header",
+    ],
+)
 def test_idrid_bad_input_raises_dataerror_before_decoding(tmp_path, monkeypatch, case):
     fx = make_idrid_fixture(tmp_path / "d", n_train=10, n_test=3, height=16)
     root, needle = _break_idrid(fx, case)
@@ -219,8 +240,13 @@ def test_idrid_label_range_depends_on_task(tmp_path):
 def test_idrid_header_whitespace_and_bom_tolerated(tmp_path):
     fx = make_idrid_fixture(tmp_path / "d", n_train=4, n_test=2, height=16)
     rows = [(f"IDRiD_{i + 1:03d}", i % 5, i % 3) for i in range(4)]
-    write_idrid_csv(fx.train_csv, rows, header=["\ufeffImage name ", " Retinopathy  grade", "Risk of macular edema   "],
-                    trailing_columns=0, trailing_blank_rows=3)
+    write_idrid_csv(
+        fx.train_csv,
+        rows,
+        header=["\ufeffImage name ", " Retinopathy  grade", "Risk of macular edema   "],
+        trailing_columns=0,
+        trailing_blank_rows=3,
+    )
     ds = load_idrid(fx.parent, task="edema", image_size=8, cache_dir=False, progress=False)
     assert ds.y_train.tolist() == [0, 1, 2, 0]
 
@@ -239,7 +265,7 @@ def test_idrid_garbage_scan_data_names_file(tmp_path):
     p = fx.train_files[1]
     data = bytearray(p.read_bytes())
     sos = data.find(b"\xff\xda")
-    data[sos + 2: len(data) - 2] = b"\xff" * (len(data) - 2 - sos - 2)  # keep SOI ... SOS marker and EOI
+    data[sos + 2 : len(data) - 2] = b"\xff" * (len(data) - 2 - sos - 2)  # keep SOI ... SOS marker and EOI
     p.write_bytes(bytes(data))
     with pytest.raises(DataError, match="IDRiD_002.jpg"):
         load_idrid(fx.parent, image_size=8, cache_dir=False, progress=False)
@@ -360,8 +386,7 @@ def test_jaffe_bare_table_without_fear_column_and_loose_header(tmp_path):
 def test_jaffe_second_table_fills_pictures_missing_from_first(tmp_path, second_header):
     rows = [("KA-AN1", [1, 1, 1, 4, 1, 1])]
     second = [("KA-AN1", [5, 1, 1, 1, 1]), ("KA-HA1", [4.5, 1, 1, 1, 1])]
-    path = write_jaffe_ratings(tmp_path / "README_FIRST.txt", rows, second_table=second,
-                               second_header=second_header)
+    path = write_jaffe_ratings(tmp_path / "README_FIRST.txt", rows, second_table=second, second_header=second_header)
     r = read_jaffe_ratings(path)
     assert r.label("KA-AN1") == 3 and r.label("KA-HA1") == 0 and np.isnan(r.ratings["KA-HA1"][5])
     assert [t["implicit_header"] for t in r.tables] == [False, not second_header]
@@ -374,9 +399,11 @@ def test_jaffe_second_table_fills_pictures_missing_from_first(tmp_path, second_h
 def test_jaffe_ratings_text_around_tables(tmp_path):
     """Numbered documentation lines end a table instead of being taken for rows."""
     path = tmp_path / "README_FIRST.txt"
-    path.write_text("1 Introduction\n#  HAP  SAD  SUR  ANG  DIS  FEA  PIC\n"
-                    "1 2.87 2.52 2.10 1.97 1.97 2.06 KA-NE1\n\n2  3.10 1.00 1.2 1.1 1.0 1.0   KA-HA1\n"
-                    "3 subjects were excluded from the analysis\n4 5.0 1 1 1 1 1 KL-HA1\n")
+    path.write_text(
+        "1 Introduction\n#  HAP  SAD  SUR  ANG  DIS  FEA  PIC\n"
+        "1 2.87 2.52 2.10 1.97 1.97 2.06 KA-NE1\n\n2  3.10 1.00 1.2 1.1 1.0 1.0   KA-HA1\n"
+        "3 subjects were excluded from the analysis\n4 5.0 1 1 1 1 1 KL-HA1\n"
+    )
     r = read_jaffe_ratings(path)
     assert sorted(r.ratings) == ["KA-HA1", "KA-NE1"] and r.label("KA-NE1") == 0 and r.source_line["KA-HA1"] == 5
     (tmp_path / "empty.txt").write_text("no table here\n")
@@ -484,16 +511,23 @@ def test_folder_csv_names_ints_and_split_file(tmp_path):
     ds = load_folder(tmp_path / "a", csv="labels.csv", cache_dir=False, progress=False)
     assert ds.class_names == ["glaucoma", "normal"] and ds.meta["layout"] == "csv"
     make_folder_fixture(tmp_path / "b", layout="csv", label_style="ints", n_per_class=5)
-    ds = load_folder(tmp_path / "b", csv=tmp_path / "b" / "labels.csv", class_names=["healthy", "sick"],
-                     cache_dir=False, progress=False)
+    ds = load_folder(
+        tmp_path / "b",
+        csv=tmp_path / "b" / "labels.csv",
+        class_names=["healthy", "sick"],
+        cache_dir=False,
+        progress=False,
+    )
     assert ds.class_names == ["healthy", "sick"]
-    lines = ["path,split"] + [f"{p.relative_to(tmp_path / 'a').as_posix()},{'test' if i % 5 == 0 else 'train'}"
-                               for i, (p, _) in enumerate(items)]
+    lines = ["path,split"] + [
+        f"{p.relative_to(tmp_path / 'a').as_posix()},{'test' if i % 5 == 0 else 'train'}"
+        for i, (p, _) in enumerate(items)
+    ]
     (tmp_path / "a" / "split.csv").write_text("\n".join(lines) + "\n")
     ds = load_folder(tmp_path / "a", csv="labels.csv", split_file="split.csv", cache_dir=False, progress=False)
     assert ds.meta["test_files"] == ["images/glaucoma_00.png", "images/normal_00.png"]
     assert ds.y_test.tolist() == [0, 1] and len(ds.y_train) == 8
-    (tmp_path / "a" / "split.txt").write_text("\n".join(l.replace(",", " ") for l in lines[1:4]) + "\n")
+    (tmp_path / "a" / "split.txt").write_text("\n".join(line.replace(",", " ") for line in lines[1:4]) + "\n")
     with pytest.raises(DataError, match="no entry in split file"):
         load_folder(tmp_path / "a", csv="labels.csv", split_file="split.txt", cache_dir=False, progress=False)
     (tmp_path / "a" / "split.txt").write_text("images/glaucoma_00.png validation\n")
@@ -544,9 +578,10 @@ def test_folder_unreadable_file_named(tmp_path):
     cv2.imwrite(str(bad), np.random.default_rng(0).integers(0, 255, (24, 32, 3), dtype=np.uint8))
     data = bytearray(bad.read_bytes())
     i = data.find(b"IDAT")
-    data[i + 20: i + 60] = b"\0" * 40
+    data[i + 20 : i + 60] = b"\0" * 40
     bad.write_bytes(bytes(data))
     from gsa_utils.data.real import peek_image
+
     assert peek_image(bad).size == (24, 32)  # passes the header check ...
     with pytest.raises(DataError, match="glaucoma_02.png.*cannot decode"):  # ... fails at decoding
         load_folder(tmp_path / "f", cache_dir=tmp_path / "c", progress=False)
@@ -617,9 +652,16 @@ def test_medmnist_download_uses_package(tmp_path, monkeypatch):
             calls.append((split, download, root, size))
             make_medmnist_fixture(root, size=size, counts=(6, 2, 4))
 
-    fake = types.SimpleNamespace(INFO={"retinamnist": {"python_class": "RetinaMNIST", "task": "ordinal-regression",
-                                                       "label": {str(i): f"grade {i}" for i in range(5)}}},
-                                 RetinaMNIST=RetinaMNIST)
+    fake = types.SimpleNamespace(
+        INFO={
+            "retinamnist": {
+                "python_class": "RetinaMNIST",
+                "task": "ordinal-regression",
+                "label": {str(i): f"grade {i}" for i in range(5)},
+            }
+        },
+        RetinaMNIST=RetinaMNIST,
+    )
     monkeypatch.setitem(sys.modules, "medmnist", fake)
     ds = load_medmnist(root=tmp_path / "dl", size=64, download=True)
     assert calls == [("train", True, str(tmp_path / "dl"), 64)]

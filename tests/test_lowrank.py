@@ -1,4 +1,5 @@
 """The whitened low-rank pixel representation and the new pixel-CNN options."""
+
 import pytest
 import torch
 import torch.nn.functional as F

@@ -1,4 +1,5 @@
 """Map contrast, the flat-map flag and the chance-level one-class rule."""
+
 import math
 import warnings
 

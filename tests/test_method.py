@@ -1,9 +1,19 @@
 """Pixel representation, pixel CNN, attention wrapper and loss (chapters 2-5)."""
+
 import pytest
 import torch
 
-from gsa_utils import (DataError, GlobalSpatialAttention, PixelCNN, SmallCNN, combined_loss, count_parameters,
-                       map_l1, pixel_cnn_parameter_count, pixel_representation)
+from gsa_utils import (
+    DataError,
+    GlobalSpatialAttention,
+    PixelCNN,
+    SmallCNN,
+    combined_loss,
+    count_parameters,
+    map_l1,
+    pixel_cnn_parameter_count,
+    pixel_representation,
+)
 
 
 def test_pixel_representation_layout():
@@ -25,12 +35,15 @@ def test_pixel_representation_from_list_and_bad_sizes():
         pixel_representation(ims)
 
 
-@pytest.mark.parametrize("bad, msg", [
-    (torch.rand(0, 3, 4, 4), "empty"),
-    (torch.rand(3, 4, 4), "4-D"),
-    (torch.randint(0, 255, (2, 3, 4, 4), dtype=torch.uint8), "floating point"),
-    ([], "empty list"),
-])
+@pytest.mark.parametrize(
+    "bad, msg",
+    [
+        (torch.rand(0, 3, 4, 4), "empty"),
+        (torch.rand(3, 4, 4), "4-D"),
+        (torch.randint(0, 255, (2, 3, 4, 4), dtype=torch.uint8), "floating point"),
+        ([], "empty list"),
+    ],
+)
 def test_pixel_representation_rejects(bad, msg):
     with pytest.raises(DataError, match=msg):
         pixel_representation(bad)
@@ -54,8 +67,16 @@ def test_pixel_cnn_map_shape_and_range():
     assert float(m.min()) >= 0 and float(m.max()) <= 1
 
 
-@pytest.mark.parametrize("kwargs", [dict(kernel_size=5), dict(kernel_size=7), dict(num_hidden_layers=3),
-                                    dict(last_kernel_size=3), dict(dense=True, num_hidden_layers=3)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(kernel_size=5),
+        dict(kernel_size=7),
+        dict(num_hidden_layers=3),
+        dict(last_kernel_size=3),
+        dict(dense=True, num_hidden_layers=3),
+    ],
+)
 def test_pixel_cnn_variants_keep_size(kwargs):
     net = PixelCNN(6, 4, **kwargs)
     assert net(torch.rand(1, 6, 9, 9)).shape == (1, 1, 9, 9)

@@ -30,11 +30,14 @@ def test_accepts_tensors_of_map_shape_and_reports_chance():
     assert q["mask_fraction"] == pytest.approx(0.09)
 
 
-@pytest.mark.parametrize("amap, mask, msg", [
-    (np.ones((4, 4)), np.ones((5, 5), bool), "differs"),
-    (np.ones((4, 4)), np.ones((4, 4), bool), "both relevant and irrelevant"),
-    (np.full((10, 10), np.nan), _mask(), "NaN"),
-])
+@pytest.mark.parametrize(
+    "amap, mask, msg",
+    [
+        (np.ones((4, 4)), np.ones((5, 5), bool), "differs"),
+        (np.ones((4, 4)), np.ones((4, 4), bool), "both relevant and irrelevant"),
+        (np.full((10, 10), np.nan), _mask(), "NaN"),
+    ],
+)
 def test_metric_input_errors(amap, mask, msg):
     with pytest.raises(ValueError, match=msg):
         map_roc_auc(amap, mask)
@@ -63,8 +66,7 @@ def test_profile_on_a_cuda_gpu_depends_on_its_memory(monkeypatch, gib, expected)
     monkeypatch.delenv("GSA_PROFILE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "a test GPU")
-    monkeypatch.setattr(torch.cuda, "get_device_properties",
-                        lambda i=0: SimpleNamespace(total_memory=int(gib * 2**30)))
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i=0: SimpleNamespace(total_memory=int(gib * 2**30)))
     p = get_profile()
     assert p.name == expected and "a test GPU" in p.reason
 
@@ -106,5 +108,4 @@ def test_map_roc_auc_equals_sklearn_with_and_without_ties(levels):
     if levels:  # few distinct values: many ties, as in a saturated map
         scores = np.round(scores * (levels - 1))
     mask = rng.random((16, 16)) < 0.3
-    assert map_roc_auc(scores, mask) == pytest.approx(roc_auc_score(mask.ravel(),
-                                                                    scores.ravel()))
+    assert map_roc_auc(scores, mask) == pytest.approx(roc_auc_score(mask.ravel(), scores.ravel()))

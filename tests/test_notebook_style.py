@@ -3,6 +3,7 @@
 Code width, the hidden install cell, the Open-in-Colab badge and a worked solution per
 exercise: they state what the chapters must satisfy, so that the next edit cannot regress.
 """
+
 from __future__ import annotations
 
 import re
@@ -27,9 +28,12 @@ def code_cells(path: Path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_code_lines_fit_the_page(path):
-    wide = [f"cell {i}: {len(line)} chars: {line[:60]}..."
-            for i, cell in enumerate(code_cells(path))
-            for line in cell.source.splitlines() if len(line) > MAX_CODE_LINE]
+    wide = [
+        f"cell {i}: {len(line)} chars: {line[:60]}..."
+        for i, cell in enumerate(code_cells(path))
+        for line in cell.source.splitlines()
+        if len(line) > MAX_CODE_LINE
+    ]
     assert not wide, f"{path.name}: code lines over {MAX_CODE_LINE} characters:\n" + "\n".join(wide)
 
 
@@ -39,7 +43,8 @@ def test_colab_install_cell_is_hidden_from_the_page(path):
     assert install, f"{path.name}: no cell tagged colab-install"
     assert all("remove-cell" in c.metadata["tags"] for c in install), (
         f"{path.name}: the Colab install cell must also be tagged remove-cell "
-        "(the notebook keeps it; the page does not show it)")
+        "(the notebook keeps it; the page does not show it)"
+    )
 
 
 def colab_badge(notebook: Path) -> str:
@@ -47,9 +52,11 @@ def colab_badge(notebook: Path) -> str:
     repository = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf8"))["repository"]
     address = repository["url"].removeprefix("https://github.com/").rstrip("/")
     # the badge image is served from the book (an external one cannot load offline)
-    return ("[![Open in Colab](../book/_static/colab-badge.svg)]"
-            f"(https://colab.research.google.com/github/{address}/blob/{repository['branch']}/"
-            f"notebooks/{notebook.name})")
+    return (
+        "[![Open in Colab](../book/_static/colab-badge.svg)]"
+        f"(https://colab.research.google.com/github/{address}/blob/{repository['branch']}/"
+        f"notebooks/{notebook.name})"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -60,36 +67,41 @@ def test_open_in_colab_badge_under_the_title(path):
     lines = title.source.splitlines()
     assert len(lines) > 1 and lines[1] == colab_badge(path), (
         f"{path.name}: the second line of the title cell must be the Colab badge\n"
-        f"{colab_badge(path)}\nfound: {lines[1] if len(lines) > 1 else '(nothing)'}")
+        f"{colab_badge(path)}\nfound: {lines[1] if len(lines) > 1 else '(nothing)'}"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_exercise_has_a_worked_solution(path):
     cells = nbformat.read(path, as_version=4).cells
-    starts = [i for i, c in enumerate(cells)
-              if c.cell_type == "markdown" and c.source.startswith("## Exercises")]
+    starts = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and c.source.startswith("## Exercises")]
     assert starts, f"{path.name}: no markdown cell starting with '## Exercises'"
     for start in starts:
         exercises = [int(n) for n in EXERCISE_ITEM.findall(cells[start].source)]
         assert exercises == list(range(1, len(exercises) + 1)) and exercises, (
-            f"{path.name}: the Exercises cell must number its exercises 1, 2, ...; found {exercises}")
-        solved, after = [], cells[start + 1:]
+            f"{path.name}: the Exercises cell must number its exercises 1, 2, ...; found {exercises}"
+        )
+        solved, after = [], cells[start + 1 :]
         for k, cell in enumerate(after):
             if cell.cell_type == "markdown":
                 found = SOLUTION.findall(cell.source)
                 if not found:
                     break
                 assert cell.source.rstrip().endswith(":::"), (
-                    f"{path.name}: solution {found} does not close its dropdown with ':::'")
+                    f"{path.name}: solution {found} does not close its dropdown with ':::'"
+                )
                 solved += [int(n) for n in found]
             else:
                 assert k > 0 and after[k - 1].cell_type == "markdown", (
-                    f"{path.name}: a solution code cell must follow its solution dropdown")
+                    f"{path.name}: a solution code cell must follow its solution dropdown"
+                )
                 assert "hide-cell" in cell.metadata.get("tags", []), (
-                    f"{path.name}: the code cell after solution {solved[-1]} must be tagged hide-cell")
+                    f"{path.name}: the code cell after solution {solved[-1]} must be tagged hide-cell"
+                )
         assert solved == exercises, (
             f"{path.name}: exercises {exercises} need one ':::{{dropdown}} Solution to exercise N' "
-            f"cell each, right after the list, in order; found {solved}")
+            f"cell each, right after the list, in order; found {solved}"
+        )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -108,8 +120,8 @@ def test_figures_are_drawn_inline_whatever_the_backend(path):
     # CI sets MPLBACKEND=Agg: without the magic a chapter's figures vanish from the book
     first = next(c for c in code_cells(path) if "colab-install" not in c.metadata.get("tags", []))
     assert first.source.startswith("%matplotlib inline"), (
-        f"{path.name}: the first code cell after the install cell must start with "
-        "%matplotlib inline")
+        f"{path.name}: the first code cell after the install cell must start with %matplotlib inline"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -117,8 +129,8 @@ def test_page_helper_is_loaded_first(path):
     # warnings once per kind without module paths, alt text on figures (chapter_aids.page)
     first = next(c for c in code_cells(path) if "colab-install" not in c.metadata.get("tags", []))
     assert first.source.splitlines()[1:2] == ["%load_ext gsa_utils.chapter_aids.page"], (
-        f"{path.name}: the second line of the first code cell must be "
-        "%load_ext gsa_utils.chapter_aids.page")
+        f"{path.name}: the second line of the first code cell must be %load_ext gsa_utils.chapter_aids.page"
+    )
 
 
 def test_colab_badge_image_is_in_the_book():
@@ -127,8 +139,21 @@ def test_colab_badge_image_is_in_the_book():
 
 #: Modules a chapter may import without an extra: gsa-utils' own dependencies (pyproject.toml)
 #: by module name, and what Colab's Python always has.
-DEPENDENCY_MODULES = {"torch", "torchvision", "numpy", "scipy", "sklearn", "matplotlib", "seaborn", "cv2",
-                      "tqdm", "pandas", "pytorch_grad_cam", "gsa_utils", "IPython"}
+DEPENDENCY_MODULES = {
+    "torch",
+    "torchvision",
+    "numpy",
+    "scipy",
+    "sklearn",
+    "matplotlib",
+    "seaborn",
+    "cv2",
+    "tqdm",
+    "pandas",
+    "pytorch_grad_cam",
+    "gsa_utils",
+    "IPython",
+}
 #: What a chapter's code needs beyond those, and the extra of gsa-utils that installs it.
 EXTRA_FOR_MODULE = {"medmnist": "medmnist", "gsa_utils.data.medmnist": "medmnist", "pydicom": "dicom"}
 
@@ -137,8 +162,11 @@ def chapter_code(path: Path) -> tuple[str, str]:
     """(the install cell's source, every other code cell's source without magics)."""
     cells = code_cells(path)
     install = "\n".join(c.source for c in cells if "colab-install" in c.metadata.get("tags", []))
-    code = "\n".join("\n".join(line for line in c.source.splitlines() if not line.lstrip().startswith(("%", "!")))
-                     for c in cells if "colab-install" not in c.metadata.get("tags", []))
+    code = "\n".join(
+        "\n".join(line for line in c.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        for c in cells
+        if "colab-install" not in c.metadata.get("tags", [])
+    )
     return install, code
 
 
@@ -156,8 +184,12 @@ def imported_modules(code: str) -> set[str]:
 
 def needed_extras(code: str) -> set[str]:
     """The extras a chapter's code needs: by its imports, and medmnist to load RetinaMNIST."""
-    extras = {extra for module in imported_modules(code) for prefix, extra in EXTRA_FOR_MODULE.items()
-              if module == prefix or module.startswith(prefix + ".")}
+    extras = {
+        extra
+        for module in imported_modules(code)
+        for prefix, extra in EXTRA_FOR_MODULE.items()
+        if module == prefix or module.startswith(prefix + ".")
+    }
     if '"retinamnist"' in code:
         extras.add("medmnist")
     return extras
@@ -180,13 +212,14 @@ def test_colab_install_cell_installs_what_the_chapter_imports(path):
     assert spec.group(2) == repository, f"{path.name}: installs from {spec.group(2)}, _config.yml says {repository}"
     if "medmnist" in needed_extras(code):
         assert re.search(r'load_medmnist\("retinamnist".*download=True', install), (
-            f"{path.name} uses RetinaMNIST: its install cell must download it on Colab")
+            f"{path.name} uses RetinaMNIST: its install cell must download it on Colab"
+        )
 
 
 def test_install_cell_check_sees_a_missing_extra():
-    assert needed_extras('from gsa_utils.data.medmnist import load_medmnist') == {"medmnist"}
+    assert needed_extras("from gsa_utils.data.medmnist import load_medmnist") == {"medmnist"}
     assert needed_extras('ds = load_dataset("retinamnist", 28)') == {"medmnist"}
-    assert needed_extras('import numpy as np') == set()
+    assert needed_extras("import numpy as np") == set()
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -201,6 +234,6 @@ def test_no_cell_ends_with_a_multi_line_call_silenced_by_a_semicolon(path):
         code = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
         body = ast.parse(code).body if code.strip() else []
         last = body[-1] if body else None
-        assert not (isinstance(last, ast.Expr) and last.end_lineno > last.lineno
-                    and code.rstrip().endswith(";")), (
-            f"{path.name}, code cell {i}: end with plt.show() or an assignment instead of ';'")
+        assert not (isinstance(last, ast.Expr) and last.end_lineno > last.lineno and code.rstrip().endswith(";")), (
+            f"{path.name}, code cell {i}: end with plt.show() or an assignment instead of ';'"
+        )

@@ -1,4 +1,5 @@
 """The paper's evaluation protocol (section 4.6) and its Table 2 (chapter 10)."""
+
 import re
 import warnings
 from pathlib import Path
@@ -9,8 +10,15 @@ from scipy import stats
 
 from gsa_utils.baselines.l1_weights import L1_COEFFICIENT_GRID
 from gsa_utils.data import DataError
-from gsa_utils.protocol import (PAPER_GRID, ProtocolWarning, protocol_accuracy, select_epochs,
-                                select_hyperparameters, stratified_folds, t_test)
+from gsa_utils.protocol import (
+    PAPER_GRID,
+    ProtocolWarning,
+    protocol_accuracy,
+    select_epochs,
+    select_hyperparameters,
+    stratified_folds,
+    t_test,
+)
 from gsa_utils.runs.tables import PAPER_COLUMNS, PAPER_ROWS, PAPER_TABLE2, PaperCell, paper_table_to_markdown
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "global-spatial-attention.txt"
@@ -119,8 +127,11 @@ def test_t_test_sanity():
 
 # ---- hyper-parameters ------------------------------------------------------------------------
 def test_paper_grid():
-    assert PAPER_GRID == {"hidden_channels": (32, 64, 128, 256), "l1_weight": (0.1, 0.01, 0.001, 0.0001),
-                          "weight_decay": (1e-3, 1e-4, 1e-5)}
+    assert PAPER_GRID == {
+        "hidden_channels": (32, 64, 128, 256),
+        "l1_weight": (0.1, 0.01, 0.001, 0.0001),
+        "weight_decay": (1e-3, 1e-4, 1e-5),
+    }
     import gsa_utils.settings as settings
 
     src = Path(settings.__file__).read_text()

@@ -1,5 +1,6 @@
 """Sweeps on Ray (``sweep --launcher ray``): the same runs and tables as the sequential sweep, killed workers
 resumed, reruns that train nothing, sweeps sharing a folder; on a local Ray with 2 CPUs."""
+
 import _thread
 import functools
 import json
@@ -16,10 +17,37 @@ from gsa_utils.cli import main as cli_main
 from gsa_utils.runs import locks, run_experiment, sweep, sweep_configs
 from gsa_utils.runs.tables import build_table, table_to_markdown
 
-TINY = dict(profile="smoke", image_size=16, epochs=3, cutoff_epoch=2, n_train=40, n_test=20, n_folds=2,
-            hidden_channels=4, batch_size=16)
-TINY_ARGS = ["--profile", "smoke", "--image-size", "16", "--epochs", "3", "--cutoff-epoch", "2", "--n-train", "40",
-             "--n-test", "20", "--n-folds", "2", "--hidden-channels", "4", "--batch-size", "16"]
+TINY = dict(
+    profile="smoke",
+    image_size=16,
+    epochs=3,
+    cutoff_epoch=2,
+    n_train=40,
+    n_test=20,
+    n_folds=2,
+    hidden_channels=4,
+    batch_size=16,
+)
+TINY_ARGS = [
+    "--profile",
+    "smoke",
+    "--image-size",
+    "16",
+    "--epochs",
+    "3",
+    "--cutoff-epoch",
+    "2",
+    "--n-train",
+    "40",
+    "--n-test",
+    "20",
+    "--n-folds",
+    "2",
+    "--hidden-channels",
+    "4",
+    "--batch-size",
+    "16",
+]
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py; each Ray task also trains on one thread
 
@@ -64,8 +92,10 @@ def _configs(epochs=3):
 
 
 def _records(root: Path, cfg) -> list[dict]:
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in
-            json.loads((root / cfg.run_id() / "history.json").read_text())["history"]["records"]]
+    return [
+        {k: v for k, v in r.items() if k != "seconds"}
+        for r in json.loads((root / cfg.run_id() / "history.json").read_text())["history"]["records"]
+    ]
 
 
 def _same_runs(a: Path, b: Path, configs) -> None:
@@ -80,13 +110,43 @@ def _same_runs(a: Path, b: Path, configs) -> None:
 # ---- without Ray --------------------------------------------------------------------------------
 def test_without_ray_the_launcher_ends_with_one_error_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
-    code = cli_main(["sweep", "--dataset", "fundus", "--methods", "vanilla", "--folds", "full", *TINY_ARGS,
-                     "--launcher", "ray", "--results", str(tmp_path), "--quiet"])
+    code = cli_main(
+        [
+            "sweep",
+            "--dataset",
+            "fundus",
+            "--methods",
+            "vanilla",
+            "--folds",
+            "full",
+            *TINY_ARGS,
+            "--launcher",
+            "ray",
+            "--results",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error:") and "gsa-utils[ray]" in err[0]
     assert not list(tmp_path.glob("*/history.json"))
-    code = cli_main(["sweep", "--dataset", "fundus", "--methods", "vanilla", *TINY_ARGS, "--launcher", "ray",
-                     "--shard", "1/2", "--results", str(tmp_path), "--quiet"])
+    code = cli_main(
+        [
+            "sweep",
+            "--dataset",
+            "fundus",
+            "--methods",
+            "vanilla",
+            *TINY_ARGS,
+            "--launcher",
+            "ray",
+            "--shard",
+            "1/2",
+            "--results",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("error: --shard")
 
@@ -142,8 +202,12 @@ def test_a_killed_worker_is_retried_and_its_run_resumes_bit_identically(tmp_path
     victim = configs[0]  # GSA's full run: its map must come out the same too
     marker = tmp_path / "killed"
     lock = tmp_path / "ray" / victim.run_id() / "lock"
-    report = ray_sweep(configs, tmp_path / "ray", progress=False,
-                       on_epoch_end=functools.partial(_kill_once, victim.run_id(), str(marker), str(lock)))
+    report = ray_sweep(
+        configs,
+        tmp_path / "ray",
+        progress=False,
+        on_epoch_end=functools.partial(_kill_once, victim.run_id(), str(marker), str(lock)),
+    )
     assert marker.exists()  # the first attempt died by SIGKILL after epoch 2, its lock left behind
     assert sorted(report["ran"]) == sorted(c.run_id() for c in configs) and not report["failed"]
     assert report["resumed"] == [victim.run_id()]
@@ -168,15 +232,28 @@ def test_two_ray_sweeps_sharing_a_folder_never_train_a_run_twice(tmp_path, local
     first = {}
     # the first sweep holds both its runs after their first epoch until the second sweep has ended, so the
     # second sweep meets both runs while they are being trained (half a CPU per run: all four tasks fit at once)
-    thread = threading.Thread(target=lambda: first.update(ray_sweep(
-        configs, tmp_path / "shared", progress=False, cpus_per_run=0.5,
-        on_epoch_end=functools.partial(_log_epoch, str(log), str(second_done)))))
+    thread = threading.Thread(
+        target=lambda: first.update(
+            ray_sweep(
+                configs,
+                tmp_path / "shared",
+                progress=False,
+                cpus_per_run=0.5,
+                on_epoch_end=functools.partial(_log_epoch, str(log), str(second_done)),
+            )
+        )
+    )
     thread.start()
     deadline = time.time() + 120
     while time.time() < deadline and not (log.exists() and len(log.read_text().splitlines()) >= 2):
         time.sleep(0.05)
-    second = ray_sweep(configs[::-1], tmp_path / "shared", progress=False, cpus_per_run=0.5,
-                       on_epoch_end=functools.partial(_log_epoch, str(log), None))
+    second = ray_sweep(
+        configs[::-1],
+        tmp_path / "shared",
+        progress=False,
+        cpus_per_run=0.5,
+        on_epoch_end=functools.partial(_log_epoch, str(log), None),
+    )
     second_done.touch()
     thread.join()
     lines = [line.split() for line in log.read_text().splitlines()]
@@ -217,8 +294,11 @@ def test_ctrl_c_cancels_the_tasks_cleanly_and_a_rerun_continues(tmp_path, local_
     watcher.start()
     try:
         with pytest.raises(KeyboardInterrupt):
-            ray_sweep(configs, tmp_path / "ray",
-                      on_epoch_end=functools.partial(_hold_after_epoch_1, configs[1].run_id(), str(started)))
+            ray_sweep(
+                configs,
+                tmp_path / "ray",
+                on_epoch_end=functools.partial(_hold_after_epoch_1, configs[1].run_id(), str(started)),
+            )
     finally:
         stopped.set()
         watcher.join(timeout=5)

@@ -1,4 +1,5 @@
 """Recipes by name end to end (config, run name, table row, CLI) and the collapse warning."""
+
 import json
 import warnings
 
@@ -40,11 +41,29 @@ def test_config_recipe_reaches_build_gsa_unchanged(recipe, monkeypatch):
     seen = []
     real = methods.build_gsa
 
-    def spy(backbone, x_train, name, hidden_channels, kernel_size=3, num_hidden_layers=1, last_kernel_size=1,
-            dense=False, **overrides):  # the pixel-CNN design at the paper's values; overrides: recipe fields
+    def spy(
+        backbone,
+        x_train,
+        name,
+        hidden_channels,
+        kernel_size=3,
+        num_hidden_layers=1,
+        last_kernel_size=1,
+        dense=False,
+        **overrides,
+    ):  # the pixel-CNN design at the paper's values; overrides: recipe fields
         seen.append((name, overrides))
-        return real(backbone, x_train, name, hidden_channels, kernel_size, num_hidden_layers, last_kernel_size,
-                    dense, **overrides)
+        return real(
+            backbone,
+            x_train,
+            name,
+            hidden_channels,
+            kernel_size,
+            num_hidden_layers,
+            last_kernel_size,
+            dense,
+            **overrides,
+        )
 
     monkeypatch.setattr(methods, "build_gsa", spy)
     cfg = ExperimentConfig.from_profile("fundus", "gsa", "smoke", recipe=recipe)
@@ -54,12 +73,46 @@ def test_config_recipe_reaches_build_gsa_unchanged(recipe, monkeypatch):
 
 
 def test_cli_recipe_and_none_reach_the_config(tmp_path, capsys):
-    code = cli_main(["sweep", "--dataset", "fundus", "--methods", "gsa", "--folds", "full", "--profile", "smoke",
-                     "--recipe", "paper", "--pixel-cnn-lr", "none", "--dry-run", "--results", str(tmp_path)])
+    code = cli_main(
+        [
+            "sweep",
+            "--dataset",
+            "fundus",
+            "--methods",
+            "gsa",
+            "--folds",
+            "full",
+            "--profile",
+            "smoke",
+            "--recipe",
+            "paper",
+            "--pixel-cnn-lr",
+            "none",
+            "--dry-run",
+            "--results",
+            str(tmp_path),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "fundus_gsa-paper_small_cnn_full_s0_" in out
-    code = cli_main(["sweep", "--dataset", "fundus", "--methods", "gsa", "--folds", "full", "--profile", "smoke",
-                     "--grid", "gsa.recipe=paper,recommended", "--dry-run", "--results", str(tmp_path)])
+    code = cli_main(
+        [
+            "sweep",
+            "--dataset",
+            "fundus",
+            "--methods",
+            "gsa",
+            "--folds",
+            "full",
+            "--profile",
+            "smoke",
+            "--grid",
+            "gsa.recipe=paper,recommended",
+            "--dry-run",
+            "--results",
+            str(tmp_path),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "gsa-paper_" in out and "gsa-recommended_" in out
 
@@ -131,15 +184,14 @@ class _OneClass(nn.Module):
 # a saturated map is flagged at once; one predicted class only once it has lasted
 # ONE_CLASS_PATIENCE (3) epochs, since a new classifier often starts that way; a new
 # warning only when the reason changes (the zero map's constant input adds one class)
-@pytest.mark.parametrize("model, reason, first, count", [(_ZeroMap, "saturated", 1, 2),
-                                                         (_OneClass, "one class", 3, 1)])
-def test_collapse_warns_when_it_starts_and_is_recorded(tiny_data, model, reason, first,
-                                                       count):
+@pytest.mark.parametrize("model, reason, first, count", [(_ZeroMap, "saturated", 1, 2), (_OneClass, "one class", 3, 1)])
+def test_collapse_warns_when_it_starts_and_is_recorded(tiny_data, model, reason, first, count):
     x, y = tiny_data
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        hist = two_phase_fit(model(), x, y, epochs=4, lr=1e-4, batch_size=20, progress=False,
-                             eval_sets={"test": (x, y)})
+        hist = two_phase_fit(
+            model(), x, y, epochs=4, lr=1e-4, batch_size=20, progress=False, eval_sets={"test": (x, y)}
+        )
     ours = [w for w in caught if issubclass(w.category, CollapseWarning)]
     assert len(ours) == count and f"epoch {first}:" in str(ours[0].message)
     assert reason in str(ours[0].message)
@@ -152,10 +204,28 @@ def test_one_class_streak_survives_a_resume(tiny_data, tmp_path):
     ckpt = tmp_path / "one_class.ckpt"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CollapseWarning)
-        two_phase_fit(_OneClass(), x, y, epochs=2, lr=1e-4, batch_size=20, progress=False,
-                      eval_sets={"test": (x, y)}, checkpoint=ckpt)
-        resumed = two_phase_fit(_OneClass(), x, y, epochs=3, lr=1e-4, batch_size=20,
-                                progress=False, eval_sets={"test": (x, y)}, checkpoint=ckpt)
+        two_phase_fit(
+            _OneClass(),
+            x,
+            y,
+            epochs=2,
+            lr=1e-4,
+            batch_size=20,
+            progress=False,
+            eval_sets={"test": (x, y)},
+            checkpoint=ckpt,
+        )
+        resumed = two_phase_fit(
+            _OneClass(),
+            x,
+            y,
+            epochs=3,
+            lr=1e-4,
+            batch_size=20,
+            progress=False,
+            eval_sets={"test": (x, y)},
+            checkpoint=ckpt,
+        )
     assert [r["test_one_class_epochs"] for r in resumed.records] == [1, 2, 3]
     assert resumed.records[-1]["collapsed"]
 
@@ -166,6 +236,5 @@ def test_healthy_run_is_not_flagged(tiny_data):
     linear = nn.Sequential(nn.Flatten(), nn.Linear(3 * 12 * 12, 2))
     with warnings.catch_warnings():
         warnings.simplefilter("error", CollapseWarning)
-        hist = two_phase_fit(linear, x, y, epochs=3, lr=1e-2, batch_size=8,
-                             progress=False, eval_sets={"test": (x, y)})
+        hist = two_phase_fit(linear, x, y, epochs=3, lr=1e-2, batch_size=8, progress=False, eval_sets={"test": (x, y)})
     assert hist.records[-1]["collapsed"] is False and hist.records[-1]["test_pred_classes"] == 2

@@ -1,11 +1,12 @@
 """Named recipes, the one GSA factory, and the collapse rule."""
+
 import numpy as np
 import pytest
 import torch
 
 from gsa_utils import build_backbone
-from gsa_utils.recipes import RECIPES, Recipe, build_gsa, get_recipe
 from gsa_utils.metrics import saturated_fraction
+from gsa_utils.recipes import RECIPES, Recipe, build_gsa, get_recipe
 from gsa_utils.stability import collapse_verdict
 from gsa_utils.training import two_phase_fit
 
@@ -61,12 +62,33 @@ def test_stability_summary_known_answers():
 
     van = [0.50, 0.52, 0.54]
     rec = [0.60, 0.61, 0.65]
-    records = [{"variant": "vanilla", "seed": s, "test_acc": a, "collapsed": False,
-                "step_phase1": 1.0, "step_phase2": float("nan")} for s, a in enumerate(van)]
-    records += [{"variant": "recommended", "seed": s, "test_acc": a, "collapsed": s == 2,
-                 "step_phase1": 1.0 + s, "step_phase2": 0.5, "map_mean": 0.2,
-                 "map_saturated": 0.1 * s, "map_auc": 0.9, "map_contrast": 0.3 * (s + 1), "flat": s == 0}
-                for s, a in enumerate(rec)]
+    records = [
+        {
+            "variant": "vanilla",
+            "seed": s,
+            "test_acc": a,
+            "collapsed": False,
+            "step_phase1": 1.0,
+            "step_phase2": float("nan"),
+        }
+        for s, a in enumerate(van)
+    ]
+    records += [
+        {
+            "variant": "recommended",
+            "seed": s,
+            "test_acc": a,
+            "collapsed": s == 2,
+            "step_phase1": 1.0 + s,
+            "step_phase2": 0.5,
+            "map_mean": 0.2,
+            "map_saturated": 0.1 * s,
+            "map_auc": 0.9,
+            "map_contrast": 0.3 * (s + 1),
+            "flat": s == 0,
+        }
+        for s, a in enumerate(rec)
+    ]
     summaries = summarise_stability(records)
     assert [s.variant for s in summaries] == ["vanilla", "recommended"]
     s = summaries[1]
@@ -76,8 +98,10 @@ def test_stability_summary_known_answers():
     assert np.isnan(summaries[0].p_vs_reference)
     assert s.flat == 1 and s.contrast_mean == pytest.approx(0.6)
     line = verdict_line(summaries)
-    assert line == (f"recommended recipe: collapsed 1 of 3 seeds; flat 1 of 3; contrast 0.60; GSA - vanilla = "
-                    f"+{100 * (np.mean(rec) - np.mean(van)):.1f} points ({format_p(s.p_vs_reference)})")
+    assert line == (
+        f"recommended recipe: collapsed 1 of 3 seeds; flat 1 of 3; contrast 0.60; GSA - vanilla = "
+        f"+{100 * (np.mean(rec) - np.mean(van)):.1f} points ({format_p(s.p_vs_reference)})"
+    )
     far = [dict(r, test_acc=r["test_acc"] + 0.3 + 0.001 * r["seed"]) for r in records if r["variant"] != "vanilla"]
     assert verdict_line(summarise_stability(records[:3] + far)).endswith("(p < 0.001)")
 

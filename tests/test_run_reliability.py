@@ -1,4 +1,5 @@
 """Runs survive corrupt state: checkpoints, result files, data that changed, and errors on the command line."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,10 +10,9 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
-from conftest import finished_history
 import torch
+from conftest import finished_history
 
 import gsa_utils.runs.sweeps as sweep_module
 from gsa_utils.checkpoints import CheckpointError, CheckpointRecoveryWarning
@@ -25,8 +25,17 @@ from gsa_utils.runs.config import DATA_DEFAULTS, DESIGN_DEFAULTS
 from gsa_utils.runs.tables import build_table, table_to_markdown
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = dict(profile="smoke", image_size=16, epochs=3, cutoff_epoch=2, n_train=40, n_test=20, n_folds=2,
-            hidden_channels=4, batch_size=16)
+TINY = dict(
+    profile="smoke",
+    image_size=16,
+    epochs=3,
+    cutoff_epoch=2,
+    n_train=40,
+    n_test=20,
+    n_folds=2,
+    hidden_channels=4,
+    batch_size=16,
+)
 # a profile's own image size: leave image_size out (None would set it to None)
 NATIVE_SIZE = {k: v for k, v in TINY.items() if k != "image_size"}
 
@@ -50,6 +59,7 @@ class _Stop(Exception):
 
 def _interrupted(config, root, after_epoch):
     """Train ``config`` until ``after_epoch`` and stop, as a killed process would (the checkpoint stays)."""
+
     def stop(epoch, record):
         if epoch == after_epoch:
             raise _Stop
@@ -63,8 +73,15 @@ def test_planted_pickle_in_a_runs_checkpoint_is_not_executed(tmp_path):
     marker = tmp_path / "payload-ran"
     run_dir = tmp_path / "results" / cfg.run_id()
     run_dir.mkdir(parents=True)
-    torch.save({"model": {}, "optimizer": {}, "scaler": {},
-                "history": {"records": [], "config": _Planted(marker), "maps": {}}}, run_dir / "checkpoint.pt")
+    torch.save(
+        {
+            "model": {},
+            "optimizer": {},
+            "scaler": {},
+            "history": {"records": [], "config": _Planted(marker), "maps": {}},
+        },
+        run_dir / "checkpoint.pt",
+    )
     with pytest.warns(CheckpointRecoveryWarning, match=r"checkpoint\.pt.*restarts from scratch"):
         record = run_experiment(cfg, tmp_path / "results")
     assert not marker.exists(), "the planted payload ran"
@@ -97,10 +114,13 @@ def test_corrupt_checkpoint_in_a_run_is_detected_and_the_run_recovers(tmp_path, 
 
 def _fake_complete_run(config, results_dir, **kwargs):
     from gsa_utils.runs import save_result
-    from gsa_utils.training import History
 
-    save_result(config, results_dir, finished_history(config, keys=("test_acc", "val_acc")),
-                dataset={"name": config.dataset, "source": "synthetic"})
+    save_result(
+        config,
+        results_dir,
+        finished_history(config, keys=("test_acc", "val_acc")),
+        dataset={"name": config.dataset, "source": "synthetic"},
+    )
 
 
 def test_truncated_result_is_reported_rerun_and_never_dropped_silently(tmp_path, monkeypatch, capsys):
@@ -131,14 +151,27 @@ def test_truncated_result_is_reported_rerun_and_never_dropped_silently(tmp_path,
 
 
 def test_cli_ends_any_failure_with_one_line_and_nonzero_exit(tmp_path, monkeypatch, capsys):
-    args = ["run", "--dataset", "fundus", "--method", "vanilla", "--epochs", "1", "--image-size", "16",
-            "--results", str(tmp_path), "--quiet"]
+    args = [
+        "run",
+        "--dataset",
+        "fundus",
+        "--method",
+        "vanilla",
+        "--epochs",
+        "1",
+        "--image-size",
+        "16",
+        "--results",
+        str(tmp_path),
+        "--quiet",
+    ]
     failures = {
         "checkpoint": (CheckpointError(tmp_path / "x" / "checkpoint.pt", "checksum mismatch"), 2, "checkpoint.pt"),
         "disk": (OSError(28, "No space left on device", str(tmp_path / "x")), 4, "No space left"),
         "bug": (RuntimeError("something odd\nwith two lines"), 1, "--traceback"),
     }
     for name, (exc, code, words) in failures.items():
+
         def boom(*a, _exc=exc, **k):
             raise _exc
 
@@ -155,10 +188,40 @@ def test_cli_on_a_corrupt_checkpoint_recovers_and_says_so(tmp_path):
     run_dir.mkdir(parents=True)
     (run_dir / "checkpoint.pt").write_bytes(b"PK\x03\x04 not really a zip")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GSA_PROFILE": "smoke", "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-m", "gsa_utils", "run", "--dataset", "fundus", "--method", "vanilla",
-                          "--epochs", "2", "--cutoff-epoch", "2", "--image-size", "16", "--n-train", "40",
-                          "--n-test", "20", "--n-folds", "2", "--batch-size", "16", "--results", str(tmp_path),
-                          "--quiet"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gsa_utils",
+            "run",
+            "--dataset",
+            "fundus",
+            "--method",
+            "vanilla",
+            "--epochs",
+            "2",
+            "--cutoff-epoch",
+            "2",
+            "--image-size",
+            "16",
+            "--n-train",
+            "40",
+            "--n-test",
+            "20",
+            "--n-folds",
+            "2",
+            "--batch-size",
+            "16",
+            "--results",
+            str(tmp_path),
+            "--quiet",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert "Traceback" not in out.stderr
     assert f"warning: checkpoint {run_dir / 'checkpoint.pt'}" in out.stderr and "from scratch" in out.stderr
@@ -217,8 +280,9 @@ def test_result_made_before_fingerprints_is_judged_by_its_stand_in_label(tmp_pat
 def test_standardisation_statistics_come_from_the_training_fold_only(tmp_path):
     make_folder_fixture(tmp_path / "maps", ext=".npy", n_per_class=8, size=(16, 16), colour=False)
     name = f"folder:{tmp_path / 'maps'}"
-    cfg = ExperimentConfig.from_profile(name, "vanilla", **dict(TINY, n_train=None, n_test=None, epochs=1,
-                                                                fold=0, n_folds=2))
+    cfg = ExperimentConfig.from_profile(
+        name, "vanilla", **dict(TINY, n_train=None, n_test=None, epochs=1, fold=0, n_folds=2)
+    )
     record = run_experiment(cfg, tmp_path / "results", cache_dir=False)
     raw = load_dataset(name, 16, standardize=False, cache_dir=False)
     assert raw.meta["standardize_default"] == "dataset"
@@ -235,20 +299,24 @@ def test_merge_val_false_keeps_the_official_validation_split(tmp_path, monkeypat
     data = tmp_path / "data"
     make_medmnist_fixture(data / "medmnist", size=28, counts=(60, 10, 30))
     monkeypatch.setenv("GSA_DATA_DIR", str(data))
-    merged = ExperimentConfig.from_profile("retinamnist", "vanilla", **dict(NATIVE_SIZE, epochs=2,
-                                                                            n_train=None, n_test=None))
+    merged = ExperimentConfig.from_profile(
+        "retinamnist", "vanilla", **dict(NATIVE_SIZE, epochs=2, n_train=None, n_test=None)
+    )
     kept = merged.replace(merge_val=False)
     assert kept.run_id() != merged.run_id()
     # the hash of a config written before merge_val (design fields at their paper value are left out too)
-    before_the_field = {k: v for k, v in merged.to_dict().items() if k != "merge_val"
-                        and not (k in DESIGN_DEFAULTS and v in (None, DESIGN_DEFAULTS[k]))
-                        and not (k in DATA_DEFAULTS and v == DATA_DEFAULTS[k])}  # fields added later still
+    before_the_field = {
+        k: v
+        for k, v in merged.to_dict().items()
+        if k != "merge_val"
+        and not (k in DESIGN_DEFAULTS and v in (None, DESIGN_DEFAULTS[k]))
+        and not (k in DATA_DEFAULTS and v == DATA_DEFAULTS[k])
+    }  # fields added later still
     assert merged.full_hash() == hashlib.sha1(json.dumps(before_the_field, sort_keys=True).encode()).hexdigest()
     r = run_experiment(kept, tmp_path / "results")
     assert r.dataset["n_train"] == 60 and len(r.history["val_acc"]) == 2 and len(r.history["test_acc"]) == 2
     assert run_experiment(merged, tmp_path / "results").dataset["n_train"] == 70
-    summary = protocol_summary(tmp_path / "results", "retinamnist", "vanilla", "small_cnn", n_epochs=1,
-                               results=[r])
+    summary = protocol_summary(tmp_path / "results", "retinamnist", "vanilla", "small_cnn", n_epochs=1, results=[r])
     assert any("official validation split" in n for n in summary.notes)
     val = r.history["val_acc"]
     [chosen] = summary.epochs  # the epoch chosen on the official val split, measured on test
@@ -263,8 +331,9 @@ def test_cli_says_before_training_that_it_will_use_a_stand_in_and_can_refuse(tmp
     assert cli_main(args + ["--no-stand-in", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "STAND-IN" in err[0] and "$GSA_DATA_DIR/medmnist" in err[0] and trained == []
-    with pytest.raises(Exception):  # the fake run returns nothing; what matters is what was printed before it
+    with pytest.raises(Exception):  # noqa: B017 - the fake run returns nothing; what matters is what was printed before it
         from gsa_utils.cli import _cmd_run, _parser
+
         _cmd_run(_parser().parse_args(args))
     out = capsys.readouterr().out
     assert out.index("STAND-IN") < out.index("run retinamnist_vanilla") and trained == [1]

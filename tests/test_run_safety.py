@@ -1,5 +1,6 @@
 """Runs that must not count as finished: made on data that changed since, with lost epoch records or a
 missing map; and what the command line and the run folders do about dead processes and full disks."""
+
 from __future__ import annotations
 
 import errno
@@ -46,8 +47,23 @@ def test_a_finished_folder_run_is_not_reused_after_an_image_changed(tmp_path, ca
         warnings.simplefilter("error")
         assert run_experiment(cfg, root).finished == first.finished  # unchanged data: reused
     Image.fromarray(np.full((24, 32, 3), 200, dtype=np.uint8)).save(data / "normal" / "normal_03.png")
-    args = ["run", "--dataset", f"folder:{data}", "--method", "vanilla", "--backbone", "small_cnn", "--epochs", "1",
-            "--image-size", "16", "--profile", "smoke", "--results", str(root)]
+    args = [
+        "run",
+        "--dataset",
+        f"folder:{data}",
+        "--method",
+        "vanilla",
+        "--backbone",
+        "small_cnn",
+        "--epochs",
+        "1",
+        "--image-size",
+        "16",
+        "--profile",
+        "smoke",
+        "--results",
+        str(root),
+    ]
     assert cli_main(args) == 0
     out, err = capsys.readouterr()
     assert "already finished" not in out and "changed since it was made" in err
@@ -148,8 +164,25 @@ def test_sweep_on_a_full_disk_ends_with_one_error_line_naming_the_file(tmp_path,
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", full)
-    code = cli_main(["sweep", "--dataset", "fundus", "--methods", "vanilla", "lr", "--folds", "full",
-                     "--profile", "smoke", "--epochs", "1", "--results", str(tmp_path), "--quiet"])
+    code = cli_main(
+        [
+            "sweep",
+            "--dataset",
+            "fundus",
+            "--methods",
+            "vanilla",
+            "lr",
+            "--folds",
+            "full",
+            "--profile",
+            "smoke",
+            "--epochs",
+            "1",
+            "--results",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 4 and len(err) == 1, err
     assert err[0].startswith("error: OSError (") and "config.json): No space left on device" in err[0]
@@ -171,8 +204,11 @@ def test_a_checkpoint_of_other_settings_is_set_aside_and_the_run_goes_on(tmp_pat
     run_dir = tmp_path / "results" / cfg.run_id()
     run_dir.mkdir(parents=True)
     shutil.copy(tmp_path / "other" / other.run_id() / "checkpoint.pt", run_dir / "checkpoint.pt")
-    with pytest.warns(CheckpointRecoveryWarning, match=r"checkpoint\.pt was written with other settings \(lr: "
-                                                       r".*moved to checkpoint\.pt\.foreign.*from scratch"):
+    with pytest.warns(
+        CheckpointRecoveryWarning,
+        match=r"checkpoint\.pt was written with other settings \(lr: "
+        r".*moved to checkpoint\.pt\.foreign.*from scratch",
+    ):
         resumed = run_experiment(cfg, tmp_path / "results")
     assert [r["train_loss"] for r in resumed.history.records] == [r["train_loss"] for r in straight.history.records]
     assert (run_dir / "checkpoint.pt.foreign").exists()

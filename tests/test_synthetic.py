@@ -1,4 +1,5 @@
 """Tests for the embedded synthetic datasets (gsa_utils.data.synthetic)."""
+
 import warnings
 
 import cv2
@@ -7,14 +8,26 @@ import pytest
 import torch
 
 from gsa_utils.data import DataError, StructuredDataset
+from gsa_utils.data.synthetic import (
+    SYNTHETIC_DATASETS,
+    drawing,
+    faces,
+    fundus,
+    load_synthetic,
+    make_digits_in_clutter,
+    make_faces,
+    make_fundus,
+    make_oct_thickness,
+)
 from gsa_utils.data.synthetic import digits as digits_in_clutter
-from gsa_utils.data.synthetic import drawing, faces, fundus
 from gsa_utils.data.synthetic import oct as oct_maps
-from gsa_utils.data.synthetic import (SYNTHETIC_DATASETS, load_synthetic, make_digits_in_clutter, make_faces,
-                                      make_fundus, make_oct_thickness)
 
-GENERATORS = {"fundus": make_fundus, "faces": make_faces, "oct": make_oct_thickness,
-              "digits-clutter": make_digits_in_clutter}
+GENERATORS = {
+    "fundus": make_fundus,
+    "faces": make_faces,
+    "oct": make_oct_thickness,
+    "digits-clutter": make_digits_in_clutter,
+}
 NUM_CLASSES = {"fundus": 2, "faces": 3, "oct": 3, "digits-clutter": 10}
 SMALL = dict(n_train=20, n_test=10, image_size=32)
 
@@ -27,7 +40,7 @@ def small():
 
 def test_names_match_generators():
     assert SYNTHETIC_DATASETS == ("fundus", "faces", "oct", "digits-clutter")
-    for name, gen in GENERATORS.items():
+    for _name, gen in GENERATORS.items():
         assert gen.__doc__ and "Introduced in chapter 1 (``01_structured_images``)" in gen.__doc__
 
 
@@ -153,12 +166,15 @@ def _local_contrast(x: torch.Tensor) -> np.ndarray:
     return np.abs(x - gaussian_filter(x, (0, 0, 1.5, 1.5)))
 
 
-@pytest.mark.parametrize("name,kwargs", [
-    ("fundus", dict(n_train=300, n_test=200)),
-    ("faces", dict(n_train=120, n_test=150)),
-    ("oct", dict(n_train=120, n_test=150)),
-    ("digits-clutter", dict(n_train=200, n_test=200, num_classes=4)),
-])
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [
+        ("fundus", dict(n_train=300, n_test=200)),
+        ("faces", dict(n_train=120, n_test=150)),
+        ("oct", dict(n_train=120, n_test=150)),
+        ("digits-clutter", dict(n_train=200, n_test=200, num_classes=4)),
+    ],
+)
 def test_label_is_readable_inside_the_mask_only(name, kwargs):
     """Logistic regression on the masked pixels beats one on all the other pixels by far.
 
@@ -176,9 +192,15 @@ def test_label_is_readable_inside_the_mask_only(name, kwargs):
     else:
         x_train, x_test = ds.x_train.numpy(), ds.x_test.numpy()
 
-    acc = {where: _logistic_accuracy(x_train[:, :, region].reshape(len(x_train), -1), ds.y_train.numpy(),
-                                     x_test[:, :, region].reshape(len(x_test), -1), ds.y_test.numpy())
-           for where, region in (("inside", mask), ("outside", ~mask))}
+    acc = {
+        where: _logistic_accuracy(
+            x_train[:, :, region].reshape(len(x_train), -1),
+            ds.y_train.numpy(),
+            x_test[:, :, region].reshape(len(x_test), -1),
+            ds.y_test.numpy(),
+        )
+        for where, region in (("inside", mask), ("outside", ~mask))
+    }
     assert acc["inside"] >= chance + 0.25, acc
     assert acc["inside"] >= acc["outside"] + 0.25, acc
     assert acc["outside"] <= chance + 0.15, acc
@@ -199,7 +221,7 @@ def test_digits_targets_are_real_sklearn_digits():
     bunch = load_digits()
     ds = make_digits_in_clutter(n_train=20, n_test=10, image_size=32, num_classes=2)
     off, side = ds.meta["paste_box"]["offset"], ds.meta["paste_box"]["side"]
-    crops = ds.x_train[:, 0, off:off + side, off:off + side].reshape(20, -1).numpy()
+    crops = ds.x_train[:, 0, off : off + side, off : off + side].reshape(20, -1).numpy()
     templates = np.stack([bunch.images[bunch.target == c].mean(0) for c in (0, 1)])
     templates = np.stack([cv2.resize(t.astype(np.float32), (side, side)).ravel() for t in templates])
     crops = crops - crops.mean(1, keepdims=True)
@@ -226,24 +248,29 @@ def test_load_synthetic_dispatch_and_errors():
 
 
 @pytest.mark.parametrize("name", SYNTHETIC_DATASETS)
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(image_size=15), "image_size must be between 16 and 256"),
-    (dict(image_size=257), "image_size must be between 16 and 256"),
-    (dict(image_size=32.0), "image_size must be an integer"),
-    (dict(n_train=1), "n_train=1 is smaller than"),
-    (dict(n_test=0), "n_test must be >= 1"),
-    (dict(n_train=True), "n_train must be an integer"),
-    (dict(seed=-1), "seed must be >= 0"),
-    (dict(n_train=100_000, image_size=256), "GiB"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(image_size=15), "image_size must be between 16 and 256"),
+        (dict(image_size=257), "image_size must be between 16 and 256"),
+        (dict(image_size=32.0), "image_size must be an integer"),
+        (dict(n_train=1), "n_train=1 is smaller than"),
+        (dict(n_test=0), "n_test must be >= 1"),
+        (dict(n_train=True), "n_train must be an integer"),
+        (dict(seed=-1), "seed must be >= 0"),
+        (dict(n_train=100_000, image_size=256), "GiB"),
+    ],
+)
 def test_bad_arguments_raise(name, kwargs, match):
     with pytest.raises(DataError, match=match) as info:
         GENERATORS[name](**kwargs)
     assert name in str(info.value)
 
 
-@pytest.mark.parametrize("gen,value", [(make_fundus, 4), (make_fundus, 1), (make_fundus, "2"),
-                                       (make_digits_in_clutter, 1), (make_digits_in_clutter, 11)])
+@pytest.mark.parametrize(
+    "gen,value",
+    [(make_fundus, 4), (make_fundus, 1), (make_fundus, "2"), (make_digits_in_clutter, 1), (make_digits_in_clutter, 11)],
+)
 def test_bad_num_classes(gen, value):
     with pytest.raises(DataError, match="num_classes"):
         gen(num_classes=value)

@@ -1,4 +1,5 @@
 """Helpers of the teaching chapters 1-4 (gsa_utils.chapter_aids.teaching)."""
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -110,7 +111,7 @@ def test_untrained_maps_reproducible_and_in_range():
     assert maps.shape == (3, 8, 8) and maps.min() >= 0 and maps.max() <= 1
     assert np.array_equal(maps[0], maps[2]) and not np.array_equal(maps[0], maps[1])
     dim = teaching.untrained_maps(p, seeds=[0], hidden_channels=4, output_bias=-2.0)
-    assert abs(dim.mean() - 1 / (1 + np.e ** 2)) < 0.05
+    assert abs(dim.mean() - 1 / (1 + np.e**2)) < 0.05
 
 
 def test_saturated_fraction():
@@ -125,8 +126,16 @@ def test_lambda_sweep_records(tiny_data):
     ds = StructuredDataset("tiny", x[:30], y[:30], x[30:], y[30:], ["a", "b"], mask=mask)
     settings = FitSettings(epochs=2, cutoff_epoch=1, lr=1e-3, batch_size=16, weight_decay=0.0)
     threads = torch.get_num_threads()
-    recs = teaching.lambda_sweep(ds, [0.0, 1.0], seeds=[0], settings=settings, hidden_channels=4, backbone_width=4,
-                                 map_snapshots=(0, 2), device="cpu")
+    recs = teaching.lambda_sweep(
+        ds,
+        [0.0, 1.0],
+        seeds=[0],
+        settings=settings,
+        hidden_channels=4,
+        backbone_width=4,
+        map_snapshots=(0, 2),
+        device="cpu",
+    )
     assert torch.get_num_threads() == threads  # the thread cap is lifted afterwards
     assert [r["l1_weight"] for r in recs] == [0.0, 1.0]
     for r in recs:
@@ -134,18 +143,30 @@ def test_lambda_sweep_records(tiny_data):
         assert r["history"].epochs_done == 2 and set(r["history"].maps) == {0, 2}
     assert recs[1]["map_mean"] < recs[0]["map_mean"]  # a strong L1 term dims the map
     with pytest.raises(DataError, match="mask"):
-        teaching.lambda_sweep(StructuredDataset("nomask", x[:30], y[:30], x[30:], y[30:], ["a", "b"]), [0.0], [0],
-                              settings=settings, hidden_channels=4)
+        teaching.lambda_sweep(
+            StructuredDataset("nomask", x[:30], y[:30], x[30:], y[30:], ["a", "b"]),
+            [0.0],
+            [0],
+            settings=settings,
+            hidden_channels=4,
+        )
 
 
-@pytest.mark.parametrize("draw", [
-    lambda x, y, m: structure.plot_pixel_distributions(x, y, {"in": (3, 3), "out": (8, 8)}, ["a", "b", "c"], mask=m),
-    lambda x, y, m: structure.show_panel_grid({"r1": {"mean": x.mean(0), "map": x[0, 0]}, "r2": {"x": x[1, 0]}},
-                                             masks={"r1": m}),
-    lambda x, y, m: teaching.plot_pixel_vectors(pixel_representation(x), y, {"in": (3, 3), "out": (8, 8)}, 1,
-                                                ["a", "b", "c"]),
-    lambda x, y, m: teaching.plot_pixel_representation_memory(max_images=100),
-])
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda x, y, m: structure.plot_pixel_distributions(
+            x, y, {"in": (3, 3), "out": (8, 8)}, ["a", "b", "c"], mask=m
+        ),
+        lambda x, y, m: structure.show_panel_grid(
+            {"r1": {"mean": x.mean(0), "map": x[0, 0]}, "r2": {"x": x[1, 0]}}, masks={"r1": m}
+        ),
+        lambda x, y, m: teaching.plot_pixel_vectors(
+            pixel_representation(x), y, {"in": (3, 3), "out": (8, 8)}, 1, ["a", "b", "c"]
+        ),
+        lambda x, y, m: teaching.plot_pixel_representation_memory(max_images=100),
+    ],
+)
 def test_figures_draw(patch_data, draw):
     x, y, mask = patch_data
     fig = draw(x, y, mask)
@@ -168,8 +189,11 @@ def test_ce_map_gradient_leaves_model_untouched(tiny_data):
 
 
 def test_plot_lambda_sweep_draws_one_panel_per_key():
-    recs = [{"l1_weight": lam, "seed": s, "map_mean": 0.5 - lam, "roc_auc": 0.6, "saturated": 0.1, "test_acc": 0.7}
-            for lam in (0.0, 0.01, 0.1) for s in (0, 1)]
+    recs = [
+        {"l1_weight": lam, "seed": s, "map_mean": 0.5 - lam, "roc_auc": 0.6, "saturated": 0.1, "test_acc": 0.7}
+        for lam in (0.0, 0.01, 0.1)
+        for s in (0, 1)
+    ]
     fig = teaching.plot_lambda_sweep(recs, chance={"roc_auc": 0.5})
     assert len(fig.axes) == 4
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["0", "0.01", "0.1"]

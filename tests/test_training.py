@@ -1,9 +1,19 @@
 """two_phase_fit: Algorithm 1, checkpoints, resuming, validation (chapter 5)."""
+
 import pytest
 import torch
 
-from gsa_utils import (DataError, GlobalSpatialAttention, History, PixelCNN, SmallCNN, evaluate, pixel_representation,
-                       seed_everything, two_phase_fit)
+from gsa_utils import (
+    DataError,
+    GlobalSpatialAttention,
+    History,
+    PixelCNN,
+    SmallCNN,
+    evaluate,
+    pixel_representation,
+    seed_everything,
+    two_phase_fit,
+)
 
 FAST = dict(epochs=4, cutoff_epoch=2, lr=1e-2, batch_size=8, l1_weight=1e-3, progress=False)
 
@@ -39,8 +49,9 @@ def test_no_pixel_cnn_forward_after_freeze(tiny_data):
     calls = []
     model.pixel_cnn.register_forward_hook(lambda *a: calls.append(1))
     epochs_seen = []
-    two_phase_fit(model, x, y, eval_sets={"test": (x, y)},
-                  on_epoch_end=lambda e, r: epochs_seen.append((e, len(calls))), **FAST)
+    two_phase_fit(
+        model, x, y, eval_sets={"test": (x, y)}, on_epoch_end=lambda e, r: epochs_seen.append((e, len(calls))), **FAST
+    )
     after_phase1 = epochs_seen[1][1]
     assert after_phase1 > 0  # the map was computed while learning it...
     assert epochs_seen[-1][1] == after_phase1  # ...and never again in phase 2 (freeze computes it once)
@@ -96,15 +107,25 @@ def test_history_json_roundtrip(tiny_data, tmp_path):
     assert back.records == h.records and (back.maps[4] == h.maps[4]).all()
 
 
-@pytest.mark.parametrize("mutate, msg", [
-    (lambda x, y: (x, y + 5), r"training labels\[\d+\] = \d+ is outside"),
-    (lambda x, y: (x, torch.zeros_like(y)), "single class"),
-    (lambda x, y: (x, y.float()), "integer"),
-    (lambda x, y: (x[:10], y), "has 40 entries but there are 10 images"),
-    (lambda x, y: (x.double().masked_fill(torch.zeros_like(x, dtype=torch.bool).index_fill_(0, torch.tensor([3]), True),
-                                          float("nan")), y), r"training images\[3\] contains NaN"),
-    (lambda x, y: ((x * 255).to(torch.uint8), y), "floating point"),
-])
+@pytest.mark.parametrize(
+    "mutate, msg",
+    [
+        (lambda x, y: (x, y + 5), r"training labels\[\d+\] = \d+ is outside"),
+        (lambda x, y: (x, torch.zeros_like(y)), "single class"),
+        (lambda x, y: (x, y.float()), "integer"),
+        (lambda x, y: (x[:10], y), "has 40 entries but there are 10 images"),
+        (
+            lambda x, y: (
+                x.double().masked_fill(
+                    torch.zeros_like(x, dtype=torch.bool).index_fill_(0, torch.tensor([3]), True), float("nan")
+                ),
+                y,
+            ),
+            r"training images\[3\] contains NaN",
+        ),
+        (lambda x, y: ((x * 255).to(torch.uint8), y), "floating point"),
+    ],
+)
 def test_bad_training_input_is_named(tiny_data, mutate, msg, tmp_path):
     x, y = tiny_data
     bx, by = mutate(x, y)
@@ -123,8 +144,7 @@ def test_eval_set_of_other_size_is_rejected(tiny_data):
 def test_map_warmup_holds_the_map_then_learns(tiny_data):
     x, y = tiny_data
     model = _model(x)
-    h = two_phase_fit(model, x, y, map_snapshots=(0, 1, 2, 3), map_warmup_epochs=2,
-                      **{**FAST, "cutoff_epoch": 3})
+    h = two_phase_fit(model, x, y, map_snapshots=(0, 1, 2, 3), map_warmup_epochs=2, **{**FAST, "cutoff_epoch": 3})
     assert (h.maps[0] == h.maps[1]).all() and (h.maps[1] == h.maps[2]).all()
     assert not (h.maps[2] == h.maps[3]).all()
     assert h.config["map_warmup_epochs"] == 2
@@ -145,8 +165,9 @@ def test_fit_settings_one_object_from_profile_to_checkpoint(tiny_data, tmp_path)
     h = two_phase_fit(model, x, y, settings, checkpoint=tmp_path / "c.pt", progress=False)
     assert FitSettings.from_mapping(h.config) == settings  # the history records the settings it ran with
     with pytest.warns(UserWarning, match="map_warmup_epochs"):  # a checkpoint of other settings is set aside
-        two_phase_fit(_model(x), x, y, settings.replace(map_warmup_epochs=2), checkpoint=tmp_path / "c.pt",
-                      progress=False)
+        two_phase_fit(
+            _model(x), x, y, settings.replace(map_warmup_epochs=2), checkpoint=tmp_path / "c.pt", progress=False
+        )
 
 
 def test_l1_weights_starting_at_one_are_no_collapse(tiny_data):

@@ -21,6 +21,7 @@ from a CDN that CI and offline readers cannot reach. At the end of a build it is
 fingerprint. It also removes two console errors every page had (``_page_fixes``); ``make
 browser-test`` checks that pages have none.
 """
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,18 @@ GENERATED = nbcache.ROOT / "book" / "_generated"
 #: parts of it the book serves.
 MATHJAX = nbcache.ROOT / ".mathjax" / "node_modules" / "mathjax" / "es5"
 MATHJAX_PARTS = ("tex-mml-chtml.js", "input/tex/extensions", "output/chtml/fonts/woff-v2", "ui", "a11y")
-STATUS_PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn", "matplotlib",
-                   "jupyter-book", "myst-nb", "jupyter-cache", "sphinx", "nbval")
+STATUS_PACKAGES = (
+    "torch",
+    "torchvision",
+    "numpy",
+    "scikit-learn",
+    "matplotlib",
+    "jupyter-book",
+    "myst-nb",
+    "jupyter-cache",
+    "sphinx",
+    "nbval",
+)
 
 
 def profile_settings() -> dict[str, list[str]]:
@@ -55,20 +66,24 @@ def profile_settings() -> dict[str, list[str]]:
         "image size": row(f"{p.image_size} px" for p in profiles),
         "epochs": row(p.fit.epochs for p in profiles),
         "cut-off epoch E": row(p.fit.cutoff_epoch for p in profiles),
-        "backbone": row(f"`{p.backbone}` ({'ImageNet-pretrained' if p.pretrained else 'from scratch'})"
-                        for p in profiles),
+        "backbone": row(
+            f"`{p.backbone}` ({'ImageNet-pretrained' if p.pretrained else 'from scratch'})" for p in profiles
+        ),
         "backbones compared": row(", ".join(f"`{b}`" for b in p.backbones) for p in profiles),
         "K (pixel-CNN channels)": row(p.hidden_channels for p in profiles),
         "lambda (L1 weight)": row(f"{p.fit.l1_weight:g}" for p in profiles),
-        "batch, Adam lr, weight decay": row(f"{p.fit.batch_size}, {p.fit.lr:g}, {p.fit.weight_decay:g}"
-                                            for p in profiles),
+        "batch, Adam lr, weight decay": row(
+            f"{p.fit.batch_size}, {p.fit.lr:g}, {p.fit.weight_decay:g}" for p in profiles
+        ),
         "training images": row("all" if p.n_train is None else p.n_train for p in profiles),
         "seeds": row(len(p.seeds) for p in profiles),
         "GSA recipe (how the map is built)": row(f"`{p.recipe}`" for p in profiles),
         "map training options": row(
-            "none (the paper's schedule)" if p.fit.pixel_cnn_lr is None and not p.fit.map_warmup_epochs
+            "none (the paper's schedule)"
+            if p.fit.pixel_cnn_lr is None and not p.fit.map_warmup_epochs
             else f"pixel-CNN lr {p.fit.pixel_cnn_lr:g}, map held {p.fit.map_warmup_epochs} epochs"
-            for p in profiles),
+            for p in profiles
+        ),
     }
 
 
@@ -76,10 +91,8 @@ def profile_table() -> str:
     """Markdown table: one column per profile of ``gsa_utils.profiles.PROFILES``."""
     from gsa_utils.profiles import PROFILES
 
-    lines = ["| setting | " + " | ".join(f"`{name}`" for name in PROFILES) + " |",
-             "|---|" + "---|" * len(PROFILES)]
-    lines += [f"| {setting} | " + " | ".join(values) + " |"
-              for setting, values in profile_settings().items()]
+    lines = ["| setting | " + " | ".join(f"`{name}`" for name in PROFILES) + " |", "|---|" + "---|" * len(PROFILES)]
+    lines += [f"| {setting} | " + " | ".join(values) + " |" for setting, values in profile_settings().items()]
     return "\n".join(lines) + "\n"
 
 
@@ -112,38 +125,51 @@ def stability_tables(folder: Path = STABILITY_RESULTS, figures: Path = GENERATED
         lines = [json.loads(line) for line in path.read_text(encoding="utf8").splitlines() if line.strip()]
         settings, runs = lines[0]["settings"], lines[1:]
         summaries = summarise_stability(runs)
-        parts += [f"### {settings['dataset']}, `{settings['backbone']}`", "",
-                  f"{_data_line(settings['data'])}. {settings['epochs']} epochs, E = {settings['cutoff']}, "
-                  f"{settings['image_size']} px, Adam lr {settings['lr']:g}, K = {settings['hidden_channels']}. "
-                  f"File: `{path.relative_to(nbcache.ROOT).as_posix()}`.", "",
-                  "| variant | seeds | test accuracy | p vs vanilla | collapsed | flat | phase-1 step |",
-                  "|---|---|---|---|---|---|---|"]
+        parts += [
+            f"### {settings['dataset']}, `{settings['backbone']}`",
+            "",
+            f"{_data_line(settings['data'])}. {settings['epochs']} epochs, E = {settings['cutoff']}, "
+            f"{settings['image_size']} px, Adam lr {settings['lr']:g}, K = {settings['hidden_channels']}. "
+            f"File: `{path.relative_to(nbcache.ROOT).as_posix()}`.",
+            "",
+            "| variant | seeds | test accuracy | p vs vanilla | collapsed | flat | phase-1 step |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for s in summaries:
             p = "-" if s.p_vs_reference != s.p_vs_reference else format_p(s.p_vs_reference).removeprefix("p = ")
             p = p.removeprefix("p ")  # "< 0.001"
             has_map = s.map_mean is not None
-            parts.append(f"| {s.variant} | {s.runs} | {s.accuracy_mean:.3f} ± {s.accuracy_sd:.3f} | {p} "
-                         f"| {s.collapsed} of {s.runs} | {f'{s.flat} of {s.runs}' if has_map else '-'} "
-                         f"| {num(s.phase1_ratio, 2)}× |")
+            parts.append(
+                f"| {s.variant} | {s.runs} | {s.accuracy_mean:.3f} ± {s.accuracy_sd:.3f} | {p} "
+                f"| {s.collapsed} of {s.runs} | {f'{s.flat} of {s.runs}' if has_map else '-'} "
+                f"| {num(s.phase1_ratio, 2)}× |"
+            )
         mapped = [s for s in summaries if s.map_mean is not None]
         if mapped:
-            parts += ["", "| variant | map contrast | saturated share | map ROC-AUC | faithfulness gap: map "
-                      "/ random map |", "|---|---|---|---|---|"]
+            parts += [
+                "",
+                "| variant | map contrast | saturated share | map ROC-AUC | faithfulness gap: map / random map |",
+                "|---|---|---|---|---|",
+            ]
             for s in mapped:
                 contrast = "-" if s.contrast_mean is None else f"{s.contrast_mean:.2f} ± {s.contrast_sd or 0:.2f}"
                 auc = "-" if s.map_auc_mean is None else f"{s.map_auc_mean:.2f} ± {s.map_auc_sd or 0:.2f}"
-                gap = ("-" if s.faith_gap_mean is None
-                       else f"{s.faith_gap_mean:.3f} / {num(s.faith_gap_random_mean)}")
+                gap = "-" if s.faith_gap_mean is None else f"{s.faith_gap_mean:.3f} / {num(s.faith_gap_random_mean)}"
                 parts.append(f"| {s.variant} | {contrast} | {num(s.saturated, 2)} | {auc} | {gap} |")
         picture = stability_maps_figure(settings, runs, figures / f"map_stability_{path.stem}.png")
         if picture is not None:
-            parts += ["", f"```{{figure}} {picture.relative_to(figures.parent).as_posix()}",
-                      f":alt: Final attention maps of each GSA variant on {settings['dataset']}, seed "
-                      f"{min(r['seed'] for r in runs)}, on the fixed scale 0 to 1 and "
-                      "stretched to each map's own range", "",
-                      f"{settings['dataset']}: the first seed's final map of every GSA variant. Top row: the "
-                      "fixed scale [0, 1], what the image CNN gets. Bottom row: each map STRETCHED to its own "
-                      "range, which shows the pattern but makes a flat map look sharp.", "```"]
+            parts += [
+                "",
+                f"```{{figure}} {picture.relative_to(figures.parent).as_posix()}",
+                f":alt: Final attention maps of each GSA variant on {settings['dataset']}, seed "
+                f"{min(r['seed'] for r in runs)}, on the fixed scale 0 to 1 and "
+                "stretched to each map's own range",
+                "",
+                f"{settings['dataset']}: the first seed's final map of every GSA variant. Top row: the "
+                "fixed scale [0, 1], what the image CNN gets. Bottom row: each map STRETCHED to its own "
+                "range, which shows the pattern but makes a flat map look sharp.",
+                "```",
+            ]
         verdict = verdict_line(summaries)
         parts += ["", f"`{verdict}`" if verdict else "", ""]
     return "\n".join(parts) if parts else "No recorded runs.\n"
@@ -169,8 +195,9 @@ def stability_maps_figure(settings: dict, runs: list[dict], out: Path) -> Path |
         fixed = axes[0, col].imshow(amap, cmap="magma", vmin=0, vmax=1)
         loose = axes[1, col].imshow(stretched, cmap="magma", vmin=0, vmax=1)
         auc = f", AUC {run['map_auc']:.2f}" if "map_auc" in run else ""
-        axes[0, col].set_title(f"{variant.replace('+', chr(10) + '+')}\ncontrast {run['map_contrast']:.2f}{auc}",
-                               fontsize=8)
+        axes[0, col].set_title(
+            f"{variant.replace('+', chr(10) + '+')}\ncontrast {run['map_contrast']:.2f}{auc}", fontsize=8
+        )
         for row in (0, 1):
             axes[row, col].axis("off")
     fig.colorbar(fixed, ax=axes[0].tolist(), shrink=0.8, label="map value")
@@ -207,14 +234,16 @@ def _gpu() -> str:
     return f"{props.name}, {props.total_memory / 2**30:.0f} GiB"
 
 
-def status_page(prints: dict[str, str], cached: dict[str, float], chapters: list[Path],
-                mode: str = "cache") -> str:
+def status_page(prints: dict[str, str], cached: dict[str, float], chapters: list[Path], mode: str = "cache") -> str:
     """Markdown for the status page's generated part."""
     from gsa_utils.profiles import get_profile
 
-    lines = [f"This build ran every chapter in the **`{prints['profile']}`** profile: "
-             f"{get_profile().describe()}.", "",
-             "| chapter | outputs from |", "|---|---|"]
+    lines = [
+        f"This build ran every chapter in the **`{prints['profile']}`** profile: {get_profile().describe()}.",
+        "",
+        "| chapter | outputs from |",
+        "|---|---|",
+    ]
     for chapter in chapters:
         seconds = cached.get(str(chapter.resolve()))
         if seconds is not None:
@@ -224,20 +253,30 @@ def status_page(prints: dict[str, str], cached: dict[str, float], chapters: list
         else:
             source = "executed by this book build"
         lines.append(f"| `{chapter.name}` | {source} |")
-    lines += ["", f"Library source digest (`gsa_utils`): `{prints['gsa_utils'][:12]}`.", "",
-              *data_sources(), "",
-              "| package | version |", "|---|---|",
-              f"| Python | {platform.python_version()} |"]
+    lines += [
+        "",
+        f"Library source digest (`gsa_utils`): `{prints['gsa_utils'][:12]}`.",
+        "",
+        *data_sources(),
+        "",
+        "| package | version |",
+        "|---|---|",
+        f"| Python | {platform.python_version()} |",
+    ]
     for package in STATUS_PACKAGES:
         try:
             lines.append(f"| {package} | {metadata.version(package)} |")
         except metadata.PackageNotFoundError:
             lines.append(f"| {package} | not installed |")
-    lines += ["", "| hardware | |", "|---|---|",
-              f"| system | {platform.system()} {platform.release()} ({platform.machine()}) |",
-              f"| CPU | {_cpu_model()}, {os.cpu_count()} logical cores |",
-              f"| memory | {_memory_gib()} |",
-              f"| GPU | {_gpu()} |"]
+    lines += [
+        "",
+        "| hardware | |",
+        "|---|---|",
+        f"| system | {platform.system()} {platform.release()} ({platform.machine()}) |",
+        f"| CPU | {_cpu_model()}, {os.cpu_count()} logical cores |",
+        f"| memory | {_memory_gib()} |",
+        f"| GPU | {_gpu()} |",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -273,28 +312,57 @@ class Session:
 
 #: The course plan of ``book/course.md``: every chapter and page of the book, in order.
 SESSIONS = (
-    Session("1. The idea", ("notebooks/01_structured_images", "notebooks/02_pixel_representation",
-                            "notebooks/03_pixel_cnn"),
-            "{term}`structured image`s, the {term}`pixel representation`, the {term}`pixel CNN` and its "
-            "{term}`map`", "Python, PyTorch tensors, convolutions"),
-    Session("2. Training it", ("notebooks/04_combined_loss", "notebooks/05_two_phase_training"),
-            "the {term}`combined loss`, {term}`lambda`, {term}`saturation` and {term}`collapse`, "
-            "{term}`two-phase training`, the {term}`cut-off epoch E` and the {term}`recipe`",
-            "session 1; cross-entropy, gradient descent"),
-    Session("3. Real data", ("notebooks/06_idrid", "notebooks/07_jaffe", "notebooks/08_your_own_data",
-                             "notebooks/09_retinamnist", "book/map_stability"),
-            "the method on IDRiD, JAFFE, OCT-style maps and RetinaMNIST; bringing your own data set; "
-            "how often the map collapses over many seeds", "sessions 1-2 (chapter 6 introduces the helpers 7-9 use)"),
-    Session("4. Reproducing the paper", ("notebooks/10_baselines", "notebooks/11_results"),
-            "pixel models, the {term}`L1 baseline`, local attention; the paper's {term}`protocol`, "
-            "{term}`Welch's t-test`, Table 2", "sessions 1-3"),
-    Session("5. Reading attention maps", ("notebooks/12_attention_maps", "notebooks/13_sensitivity_and_design"),
-            "GSA maps beside {term}`Grad-CAM`, Grad-CAM++ and ResAttNet masks; the {term}`pointing game`, "
-            "{term}`faithfulness`; how K, lambda and E change the map", "sessions 1-4"),
+    Session(
+        "1. The idea",
+        ("notebooks/01_structured_images", "notebooks/02_pixel_representation", "notebooks/03_pixel_cnn"),
+        "{term}`structured image`s, the {term}`pixel representation`, the {term}`pixel CNN` and its {term}`map`",
+        "Python, PyTorch tensors, convolutions",
+    ),
+    Session(
+        "2. Training it",
+        ("notebooks/04_combined_loss", "notebooks/05_two_phase_training"),
+        "the {term}`combined loss`, {term}`lambda`, {term}`saturation` and {term}`collapse`, "
+        "{term}`two-phase training`, the {term}`cut-off epoch E` and the {term}`recipe`",
+        "session 1; cross-entropy, gradient descent",
+    ),
+    Session(
+        "3. Real data",
+        (
+            "notebooks/06_idrid",
+            "notebooks/07_jaffe",
+            "notebooks/08_your_own_data",
+            "notebooks/09_retinamnist",
+            "book/map_stability",
+        ),
+        "the method on IDRiD, JAFFE, OCT-style maps and RetinaMNIST; bringing your own data set; "
+        "how often the map collapses over many seeds",
+        "sessions 1-2 (chapter 6 introduces the helpers 7-9 use)",
+    ),
+    Session(
+        "4. Reproducing the paper",
+        ("notebooks/10_baselines", "notebooks/11_results"),
+        "pixel models, the {term}`L1 baseline`, local attention; the paper's {term}`protocol`, "
+        "{term}`Welch's t-test`, Table 2",
+        "sessions 1-3",
+    ),
+    Session(
+        "5. Reading attention maps",
+        ("notebooks/12_attention_maps", "notebooks/13_sensitivity_and_design"),
+        "GSA maps beside {term}`Grad-CAM`, Grad-CAM++ and ResAttNet masks; the {term}`pointing game`, "
+        "{term}`faithfulness`; how K, lambda and E change the map",
+        "sessions 1-4",
+    ),
 )
 #: Pages outside the sessions: read before the first one, or kept at hand.
-REFERENCE_PAGES = ("book/running", "book/many_machines", "book/course", "book/troubleshooting", "book/glossary",
-                   "book/status", "book/bibliography")
+REFERENCE_PAGES = (
+    "book/running",
+    "book/many_machines",
+    "book/course",
+    "book/troubleshooting",
+    "book/glossary",
+    "book/status",
+    "book/bibliography",
+)
 
 
 def _duration(seconds: float) -> str:
@@ -307,8 +375,10 @@ def course_table(times: dict[str, float]) -> str:
     ``times`` holds seconds by document name (``"notebooks/05_two_phase_training"``), as the
     status page shows them; a chapter without one is marked as not measured in this build.
     """
-    lines = ["| session | chapters and pages | what students learn | CPU time, measured for this build "
-             "| prerequisites |", "|---|---|---|---|---|"]
+    lines = [
+        "| session | chapters and pages | what students learn | CPU time, measured for this build | prerequisites |",
+        "|---|---|---|---|---|",
+    ]
     for session in SESSIONS:
         links, parts, total = [], [], 0.0  # total: None once a chapter has no time
         for doc in session.docs:
@@ -319,8 +389,9 @@ def course_table(times: dict[str, float]) -> str:
                 parts.append(f"{number}: {_duration(seconds)}" if seconds is not None else f"{number}: not measured")
                 total = None if seconds is None or total is None else total + seconds
         measured = "; ".join(parts) + (f" (total {_duration(total)})" if len(parts) > 1 and total else "")
-        lines.append(f"| {session.title} | {', '.join(links)} | {session.learn} | {measured} "
-                     f"| {session.prerequisites} |")
+        lines.append(
+            f"| {session.title} | {', '.join(links)} | {session.learn} | {measured} | {session.prerequisites} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -332,8 +403,9 @@ def _write_if_changed(path: Path, text: str) -> None:
 
 def _chapters(app) -> list[Path]:
     source = Path(app.srcdir)
-    return sorted(source.joinpath(doc + ".ipynb") for doc in app.project.docnames
-                  if source.joinpath(doc + ".ipynb").exists())
+    return sorted(
+        source.joinpath(doc + ".ipynb") for doc in app.project.docnames if source.joinpath(doc + ".ipynb").exists()
+    )
 
 
 def _config_inited(app, config) -> None:
@@ -342,8 +414,10 @@ def _config_inited(app, config) -> None:
     if not (MATHJAX / MATHJAX_PARTS[0]).exists():
         from sphinx.errors import ConfigError
 
-        raise ConfigError(f"MathJax is not installed in {MATHJAX.relative_to(nbcache.ROOT)}: run `make mathjax` "
-                          "(npm's mathjax package); the book serves it itself, without a CDN")
+        raise ConfigError(
+            f"MathJax is not installed in {MATHJAX.relative_to(nbcache.ROOT)}: run `make mathjax` "
+            "(npm's mathjax package); the book serves it itself, without a CDN"
+        )
     # A path relative to _static: the copy _build_finished makes.
     config.mathjax_path = "mathjax/" + MATHJAX_PARTS[0]
 
@@ -373,8 +447,10 @@ def _page_fixes(app, pagename, templatename, context, doctree) -> None:
     seen, unique = set(), []
     for script in context.get("script_files", []):
         # An inline script's filename is None or "" depending on who added it.
-        key = (getattr(script, "filename", str(script)) or "",
-               tuple(sorted((k, str(v)) for k, v in getattr(script, "attributes", {}).items())))
+        key = (
+            getattr(script, "filename", str(script)) or "",
+            tuple(sorted((k, str(v)) for k, v in getattr(script, "attributes", {}).items())),
+        )
         if key not in seen:
             seen.add(key)
             unique.append(script)
@@ -409,14 +485,20 @@ def _builder_inited(app) -> None:
     app.env.gsa_fingerprint = prints
     if app.config.nb_execution_mode == "cache":
         for uri in nbcache.prune_stale(prints):
-            print(f"gsa_book: cached outputs of {uri} ran under another fingerprint; "
-                  "it will be executed again", file=sys.stderr)
+            print(
+                f"gsa_book: cached outputs of {uri} ran under another fingerprint; it will be executed again",
+                file=sys.stderr,
+            )
     cached = nbcache.cached_uris(prints) if app.config.nb_execution_mode == "cache" else {}
-    _write_if_changed(GENERATED / "status.md", status_page(prints, cached, _chapters(app),
-                                                              app.config.nb_execution_mode))
+    _write_if_changed(
+        GENERATED / "status.md", status_page(prints, cached, _chapters(app), app.config.nb_execution_mode)
+    )
     source = Path(app.srcdir).resolve()
-    times = {Path(uri).relative_to(source).with_suffix("").as_posix(): seconds for uri, seconds in cached.items()
-             if Path(uri).is_relative_to(source)}
+    times = {
+        Path(uri).relative_to(source).with_suffix("").as_posix(): seconds
+        for uri, seconds in cached.items()
+        if Path(uri).is_relative_to(source)
+    }
     _write_if_changed(GENERATED / "course.md", course_table(times))
 
 

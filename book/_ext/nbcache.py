@@ -10,14 +10,15 @@ the same profile, the same ``gsa_utils`` source, the same data folder and the sa
 torch. The book build removes every cached notebook whose :func:`fingerprint` differs
 (:func:`prune_stale`), so a changed library or profile is never shown with old outputs.
 """
+
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Iterable
 
 import nbformat
 
@@ -58,8 +59,7 @@ def fingerprint(root: Path = ROOT) -> dict[str, str]:
     prints = {
         "profile": get_profile().name,
         "gsa_utils": library_digest(root),
-        "GSA_DATA_DIR": os.path.abspath(os.environ["GSA_DATA_DIR"])
-        if os.environ.get("GSA_DATA_DIR") else "",
+        "GSA_DATA_DIR": os.path.abspath(os.environ["GSA_DATA_DIR"]) if os.environ.get("GSA_DATA_DIR") else "",
     }
     for package in _VERSIONED:
         prints[package] = metadata.version(package)
@@ -80,8 +80,7 @@ def outputs_from_messages(messages: Iterable[dict]) -> list[nbformat.NotebookNod
         elif kind in ("stream", "display_data", "execute_result", "error"):
             output = nbformat.v4.output_from_msg(message)
             last = outputs[-1] if outputs else None
-            if (kind == "stream" and last is not None and last.output_type == "stream"
-                    and last.name == output.name):
+            if kind == "stream" and last is not None and last.output_type == "stream" and last.name == output.name:
                 last.text += output.text
             else:
                 outputs.append(output)
@@ -111,8 +110,9 @@ def store(run: ExecutedNotebook, prints: dict[str, str], folder: Path | None = N
     notebook = nbformat.read(run.path, as_version=4)
     code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
     if len(code_cells) != len(run.cell_outputs):
-        raise ValueError(f"{run.path}: {len(code_cells)} code cells but "
-                         f"{len(run.cell_outputs)} were executed; not cached")
+        raise ValueError(
+            f"{run.path}: {len(code_cells)} code cells but {len(run.cell_outputs)} were executed; not cached"
+        )
     for count, (cell, outputs) in enumerate(zip(code_cells, run.cell_outputs), start=1):
         cell.execution_count = count
         cell.outputs = outputs
@@ -122,9 +122,12 @@ def store(run: ExecutedNotebook, prints: dict[str, str], folder: Path | None = N
     nbformat.validate(notebook)
     cache = get_cache(str(folder or cache_dir()))
     record = cache.cache_notebook_bundle(
-        CacheBundleIn(notebook, str(run.path.resolve()),
-                      data={"execution_seconds": run.seconds, FINGERPRINT_KEY: prints}),
-        check_validity=True, overwrite=True)
+        CacheBundleIn(
+            notebook, str(run.path.resolve()), data={"execution_seconds": run.seconds, FINGERPRINT_KEY: prints}
+        ),
+        check_validity=True,
+        overwrite=True,
+    )
     return record.pk
 
 
@@ -155,9 +158,11 @@ def cached_uris(prints: dict[str, str], folder: Path | None = None) -> dict[str,
         return {}
     from jupyter_cache import get_cache
 
-    return {record.uri: float(record.data.get("execution_seconds") or 0.0)
-            for record in get_cache(str(folder)).list_cache_records()
-            if (record.data or {}).get(FINGERPRINT_KEY) == prints}
+    return {
+        record.uri: float(record.data.get("execution_seconds") or 0.0)
+        for record in get_cache(str(folder)).list_cache_records()
+        if (record.data or {}).get(FINGERPRINT_KEY) == prints
+    }
 
 
 def stamp_unmarked(prints: dict[str, str], folder: Path | None = None) -> int:

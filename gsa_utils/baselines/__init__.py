@@ -11,10 +11,19 @@ Introduced in chapter 10 (``10_baselines``):
 
 Importing this package has no side effects (no downloads).
 """
+
 from .l1_weights import L1_COEFFICIENT_GRID, L1PixelWeights
 from .linear import DEFAULT_PARAM_GRIDS, evaluate_pixel_baseline, fit_pixel_baseline, make_pixel_pipeline
-from .resattnet import (PARAMETER_TOLERANCE, PUBLISHED_PARAMETERS, AttentionModule, PreActBottleneck,
-                        ResAttNet56, ResAttNet92, ResidualAttentionNetwork, SoftMaskBranch)
+from .resattnet import (
+    PARAMETER_TOLERANCE,
+    PUBLISHED_PARAMETERS,
+    AttentionModule,
+    PreActBottleneck,
+    ResAttNet56,
+    ResAttNet92,
+    ResidualAttentionNetwork,
+    SoftMaskBranch,
+)
 from .vgg_att import VGG16_CONV_CONFIG, VGGAtt3, vgg16_conv_parameter_count, vgg16_weights_file
 
 __all__ = [

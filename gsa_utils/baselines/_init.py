@@ -1,4 +1,5 @@
 """The weight initialisation both CNN baselines use (as torchvision's VGG and ResNet do)."""
+
 from __future__ import annotations
 
 from torch import nn

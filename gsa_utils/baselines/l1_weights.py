@@ -5,6 +5,7 @@ L1 penalty averaged over pixels pushes weights to zero. It is GSA without the pi
 the map is free parameters instead of a function of the pixel representation.
 Introduced in chapter 10 (``10_baselines``).
 """
+
 from __future__ import annotations
 
 import torch

@@ -18,10 +18,12 @@ L. Xu, J. Huang, A. Nitanda, R. Asaoka and K. Yamanishi, "A Novel Global Spatial
 Mechanism in Convolutional Neural Network for Medical Image Classification" (the book's paper),
 sections 4.3-4.4 and Table 2 (rows LR and SVM).
 """
+
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,8 +63,7 @@ def _as_pixel_array(x: Any, what: str) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
     if not isinstance(x, np.ndarray):
-        raise DataError(f"{what} must be a torch.Tensor or numpy array of shape N x C x H x W, "
-                        f"got {type(x).__name__}")
+        raise DataError(f"{what} must be a torch.Tensor or numpy array of shape N x C x H x W, got {type(x).__name__}")
     if x.ndim != 4:
         raise DataError(f"{what} must be 4-D (N x C x H x W), got shape {tuple(x.shape)}")
     if x.shape[0] == 0:
@@ -120,16 +121,24 @@ def make_pixel_pipeline(kind: str, seed: int = 0) -> Pipeline:
         clf = SVC(random_state=seed)
     else:
         raise ValueError(f"kind must be 'lr' or 'svm', got {kind!r}")
-    return Pipeline([
-        ("flatten", FunctionTransformer(_flatten)),
-        ("scale", StandardScaler()),
-        ("clf", clf),
-    ])
+    return Pipeline(
+        [
+            ("flatten", FunctionTransformer(_flatten)),
+            ("scale", StandardScaler()),
+            ("clf", clf),
+        ]
+    )
 
 
-def fit_pixel_baseline(kind: str, x_train: Any, y_train: Any,
-                       param_grid: Mapping[str, Sequence] | Sequence[Mapping[str, Sequence]] | None = None,
-                       cv: int = 5, seed: int = 0, n_jobs: int = 1) -> GridSearchCV:
+def fit_pixel_baseline(
+    kind: str,
+    x_train: Any,
+    y_train: Any,
+    param_grid: Mapping[str, Sequence] | Sequence[Mapping[str, Sequence]] | None = None,
+    cv: int = 5,
+    seed: int = 0,
+    n_jobs: int = 1,
+) -> GridSearchCV:
     """Fit LR or SVM on raw pixels, choosing hyper-parameters by cross-validation on the training set.
 
     Introduced in chapter 10 (``10_baselines``).
@@ -179,13 +188,16 @@ def fit_pixel_baseline(kind: str, x_train: Any, y_train: Any,
         raise DataError(f"y_train holds a single class ({int(classes[0])}); a classifier needs at least 2")
     if counts.min() < 2:
         rare = int(classes[np.argmin(counts)])
-        raise DataError(f"class {rare} has only {int(counts.min())} training image(s); cross-validated "
-                        f"grid search needs at least 2 per class")
+        raise DataError(
+            f"class {rare} has only {int(counts.min())} training image(s); cross-validated "
+            f"grid search needs at least 2 per class"
+        )
     n_splits = int(min(cv, counts.min()))
     folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     grid = _prefixed_grid(DEFAULT_PARAM_GRIDS[kind] if param_grid is None else param_grid)
-    search = GridSearchCV(make_pixel_pipeline(kind, seed), grid, cv=folds, scoring="accuracy",
-                          n_jobs=n_jobs, refit=True)
+    search = GridSearchCV(
+        make_pixel_pipeline(kind, seed), grid, cv=folds, scoring="accuracy", n_jobs=n_jobs, refit=True
+    )
     with warnings.catch_warnings():
         # Small-C / unscaled corners of the grid may stop at LR_MAX_ITER; that is expected there.
         warnings.simplefilter("ignore", category=ConvergenceWarning)
@@ -220,5 +232,9 @@ def evaluate_pixel_baseline(model: GridSearchCV, x_test: Any, y_test: Any) -> di
     if params is not None:
         params = {k.split("__", 1)[1] if k.startswith("clf__") else k: v for k, v in params.items()}
     cv_accuracy = getattr(model, "best_score_", None)
-    return {"accuracy": accuracy, "best_params": params,
-            "cv_accuracy": None if cv_accuracy is None else float(cv_accuracy), "n_test": int(len(y))}
+    return {
+        "accuracy": accuracy,
+        "best_params": params,
+        "cv_accuracy": None if cv_accuracy is None else float(cv_accuracy),
+        "n_test": int(len(y)),
+    }

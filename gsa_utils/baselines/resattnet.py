@@ -69,9 +69,10 @@ Small models
 base_width``. ``base_width=4`` gives a ~0.2 M-parameter network for CPU smoke runs and tests;
 it is not a model to report results with.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -120,8 +121,11 @@ class PreActBottleneck(nn.Module):
         self.conv2 = nn.Conv2d(width, width, kernel_size=3, stride=stride, padding=1, bias=False)
         self.bn3 = nn.BatchNorm2d(width)
         self.conv3 = nn.Conv2d(width, out_channels, kernel_size=1, bias=False)
-        self.shortcut = (nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False)
-                         if stride != 1 or in_channels != out_channels else None)
+        self.shortcut = (
+            nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False)
+            if stride != 1 or in_channels != out_channels
+            else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pre = F.relu(self.bn1(x))
@@ -162,9 +166,11 @@ class SoftMaskBranch(nn.Module):
         self.bottom = _units(channels, r)
         self.up = nn.ModuleList([_units(channels, r) for _ in range(num_downsamples - 1)])
         self.head = nn.Sequential(
-            nn.BatchNorm2d(channels), nn.ReLU(),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(),
             nn.Conv2d(channels, channels, kernel_size=1, bias=False),
-            nn.BatchNorm2d(channels), nn.ReLU(),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(),
             nn.Conv2d(channels, channels, kernel_size=1, bias=True),
             nn.Sigmoid(),
         )
@@ -236,9 +242,17 @@ class ResidualAttentionNetwork(nn.Module):
         Image channels.
     """
 
-    def __init__(self, num_classes: int, modules_per_stage: Sequence[int] = (1, 2, 3), base_width: int = 64,
-                 p: int = 1, t: int = 2, r: int = 1, mask_downsamples: Sequence[int] = (3, 2, 1),
-                 in_channels: int = 3) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        modules_per_stage: Sequence[int] = (1, 2, 3),
+        base_width: int = 64,
+        p: int = 1,
+        t: int = 2,
+        r: int = 1,
+        mask_downsamples: Sequence[int] = (3, 2, 1),
+        in_channels: int = 3,
+    ) -> None:
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be at least 1, got {num_classes}")
@@ -247,10 +261,11 @@ class ResidualAttentionNetwork(nn.Module):
         if len(modules_per_stage) != 3 or len(mask_downsamples) != 3:
             raise ValueError("modules_per_stage and mask_downsamples need one entry per attention stage (3)")
         self.num_classes = num_classes
-        widths = [4 * base_width * 2 ** i for i in range(4)]
+        widths = [4 * base_width * 2**i for i in range(4)]
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, base_width, kernel_size=7, stride=2, padding=3, bias=False),
-            nn.BatchNorm2d(base_width), nn.ReLU(),
+            nn.BatchNorm2d(base_width),
+            nn.ReLU(),
             nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
         )
         stages: list[nn.Module] = []
@@ -260,9 +275,13 @@ class ResidualAttentionNetwork(nn.Module):
             blocks += [AttentionModule(widths[i], mask_downsamples[i], p, t, r) for _ in range(modules_per_stage[i])]
             stages.append(nn.Sequential(*blocks))
             c_in = widths[i]
-        stages.append(nn.Sequential(PreActBottleneck(c_in, widths[3], stride=2),
-                                    PreActBottleneck(widths[3], widths[3]),
-                                    PreActBottleneck(widths[3], widths[3])))
+        stages.append(
+            nn.Sequential(
+                PreActBottleneck(c_in, widths[3], stride=2),
+                PreActBottleneck(widths[3], widths[3]),
+                PreActBottleneck(widths[3], widths[3]),
+            )
+        )
         self.stages = nn.Sequential(*stages)
         self.head = nn.Sequential(nn.BatchNorm2d(widths[3]), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.fc = nn.Linear(widths[3], num_classes)
@@ -299,8 +318,11 @@ class ResidualAttentionNetwork(nn.Module):
         running statistics and its masks may saturate at 0 or 1.
         """
         masks: list[torch.Tensor] = []
-        hooks = [m.register_forward_hook(lambda _m, _inp, out: masks.append(out.detach()))
-                 for m in self.modules() if isinstance(m, SoftMaskBranch)]
+        hooks = [
+            m.register_forward_hook(lambda _m, _inp, out: masks.append(out.detach()))
+            for m in self.modules()
+            if isinstance(m, SoftMaskBranch)
+        ]
         try:
             self.forward(x)
         finally:
@@ -335,10 +357,19 @@ class ResAttNet92(ResidualAttentionNetwork):
     torch.Size([2, 3])
     """
 
-    def __init__(self, num_classes: int, base_width: int = 64, p: int = 1, t: int = 2, r: int = 1,
-                 in_channels: int = 3) -> None:
-        super().__init__(num_classes, modules_per_stage=(1, 2, 3), base_width=base_width,
-                         p=p, t=t, r=r, mask_downsamples=(3, 2, 1), in_channels=in_channels)
+    def __init__(
+        self, num_classes: int, base_width: int = 64, p: int = 1, t: int = 2, r: int = 1, in_channels: int = 3
+    ) -> None:
+        super().__init__(
+            num_classes,
+            modules_per_stage=(1, 2, 3),
+            base_width=base_width,
+            p=p,
+            t=t,
+            r=r,
+            mask_downsamples=(3, 2, 1),
+            in_channels=in_channels,
+        )
 
 
 class ResAttNet56(ResidualAttentionNetwork):
@@ -349,7 +380,16 @@ class ResAttNet56(ResidualAttentionNetwork):
     Arguments as for :class:`ResAttNet92`.
     """
 
-    def __init__(self, num_classes: int, base_width: int = 64, p: int = 1, t: int = 2, r: int = 1,
-                 in_channels: int = 3) -> None:
-        super().__init__(num_classes, modules_per_stage=(1, 1, 1), base_width=base_width,
-                         p=p, t=t, r=r, mask_downsamples=(3, 2, 1), in_channels=in_channels)
+    def __init__(
+        self, num_classes: int, base_width: int = 64, p: int = 1, t: int = 2, r: int = 1, in_channels: int = 3
+    ) -> None:
+        super().__init__(
+            num_classes,
+            modules_per_stage=(1, 1, 1),
+            base_width=base_width,
+            p=p,
+            t=t,
+            r=r,
+            mask_downsamples=(3, 2, 1),
+            in_channels=in_channels,
+        )

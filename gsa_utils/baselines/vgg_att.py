@@ -54,23 +54,21 @@ should be data-dependent"). Like every torchvision ImageNet model, the pre-train
 expect images in [0, 1] standardised with :data:`gsa_utils.data.IMAGENET_MEAN` / ``IMAGENET_STD``
 (:func:`gsa_utils.data.standardize`).
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ._init import init_cnn_weights
-
 from ..models import imagenet_state_dict, weights_cache_path
+from ._init import init_cnn_weights
 
 __all__ = ["VGGAtt3", "VGG16_CONV_CONFIG", "vgg16_conv_parameter_count", "vgg16_weights_file"]
 
 #: VGG-16 convolutional configuration (channels of each 3x3 conv; "M" = 2x2 max pool).
-VGG16_CONV_CONFIG: tuple = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
-                            512, 512, 512, "M", 512, 512, 512, "M")
+VGG16_CONV_CONFIG: tuple = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
 # Indices into ``features`` (torchvision's layout) of the ReLUs after conv3_3, conv4_3, conv5_3,
 # i.e. the last layer of blocks 3, 4 and 5 before their max pools, and of pool5.
@@ -122,8 +120,9 @@ class _AttentionEstimator(nn.Module):
 
     def __init__(self, local_channels: int, global_dim: int, compatibility: str) -> None:
         super().__init__()
-        self.project = (nn.Conv2d(local_channels, global_dim, kernel_size=1, bias=False)
-                        if local_channels != global_dim else None)
+        self.project = (
+            nn.Conv2d(local_channels, global_dim, kernel_size=1, bias=False) if local_channels != global_dim else None
+        )
         # u of c_i = <u, l_i + g>; a bias would be constant over positions and cancel in the softmax.
         self.u = nn.Conv2d(global_dim, 1, kernel_size=1, bias=False) if compatibility == "pc" else None
 
@@ -176,9 +175,16 @@ class VGGAtt3(nn.Module):
     torch.Size([2, 5])
     """
 
-    def __init__(self, num_classes: int, pretrained: bool = False, image_size: int | Sequence[int] = 224,
-                 in_channels: int = 3, global_dim: int = 512, compatibility: str = "pc",
-                 progress: bool = False) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        pretrained: bool = False,
+        image_size: int | Sequence[int] = 224,
+        in_channels: int = 3,
+        global_dim: int = 512,
+        compatibility: str = "pc",
+        progress: bool = False,
+    ) -> None:
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be at least 1, got {num_classes}")
@@ -195,8 +201,7 @@ class VGGAtt3(nn.Module):
         self.compatibility = compatibility
         self.features = _make_vgg16_features(in_channels)
         self.global_fc = nn.Linear(512 * self.pool5_size[0] * self.pool5_size[1], global_dim)
-        self.attention = nn.ModuleList(
-            [_AttentionEstimator(c, global_dim, compatibility) for c in _LOCAL_CHANNELS])
+        self.attention = nn.ModuleList([_AttentionEstimator(c, global_dim, compatibility) for c in _LOCAL_CHANNELS])
         self.classifier = nn.Linear(len(_LOCAL_CHANNELS) * global_dim, num_classes)
         init_cnn_weights(self)
         if pretrained:
@@ -206,7 +211,7 @@ class VGGAtt3(nn.Module):
         from torchvision.models import VGG16_Weights
 
         state = imagenet_state_dict(VGG16_Weights.IMAGENET1K_V1, "VGGAtt3(pretrained=True)", progress)
-        conv_state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+        conv_state = {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
         self.features.load_state_dict(conv_state, strict=True)
 
     def _local_and_global(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -222,7 +227,8 @@ class VGGAtt3(nn.Module):
         if tuple(x.shape[-2:]) != self.pool5_size:
             raise ValueError(
                 f"VGGAtt3 was built for image_size={self.image_size} (pool5 {self.pool5_size}); an input of "
-                f"{tuple(x.shape[-2:])} after pool5 does not fit its global layer. Build it with the input's size.")
+                f"{tuple(x.shape[-2:])} after pool5 does not fit its global layer. Build it with the input's size."
+            )
         g = self.global_fc(torch.flatten(x, 1))
         return locals_, g
 

@@ -15,26 +15,27 @@ Introduced in chapter 10 (``10_baselines``); chapter 11 (``11_results``) uses :f
 
 Nothing here changes global state; figures are returned, not shown.
 """
+
 from __future__ import annotations
 
 import csv
 import math
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
 from ..attention import AttentionMaps, upsample_maps, variability
-
 from ..paths import shown_path
+from ..protocol import N_SELECTED_EPOCHS
 from ..runs.config import BACKBONE_METHODS, PIXEL_METHODS
 from ..runs.store import load_results
-from .plotting import pyplot, to_display
-from ..protocol import N_SELECTED_EPOCHS
 from ..runs.tables import DATASET_COLUMNS, build_table, table_to_markdown
+from .plotting import pyplot, to_display
 
 __all__ = [
     "NO_RESULTS_MESSAGE",
@@ -88,9 +89,17 @@ def across_image_spread(maps: Any) -> dict[str, float]:
     return {"mean_correlation": spread.mean_correlation, "relative_std": rel, "n_images": int(len(a))}
 
 
-def plot_local_attention(images: Any, level_maps: Sequence[Any], shared_map: Any | None = None, mask: Any | None = None,
-                         *, level_names: Sequence[str] | None = None, labels: Sequence[str] | None = None,
-                         cmap: str = "magma", size: float = 1.7):
+def plot_local_attention(
+    images: Any,
+    level_maps: Sequence[Any],
+    shared_map: Any | None = None,
+    mask: Any | None = None,
+    *,
+    level_names: Sequence[str] | None = None,
+    labels: Sequence[str] | None = None,
+    cmap: str = "magma",
+    size: float = 1.7,
+):
     """Per-image attention of a local-attention network next to one shared (GSA) map.
 
     Introduced in chapter 10 (``10_baselines``).
@@ -193,20 +202,27 @@ def baseline_summary(rows: Sequence[Mapping[str, Any]], dataset: str) -> pd.Data
         c = row.cells.get(dataset)
         if c is None or c.mean is None:
             continue
-        out.append({"method": row.shown_label, "accuracy %": c.mean,
-                    "std": np.nan if c.std is None else c.std, "epochs": c.n,
-                    "chosen setting": _format_params(c.best_params,
-                                                     None if row.method in PIXEL_METHODS else _SEARCHED),
-                    "p vs vanilla": np.nan if c.p_vs_vanilla is None else c.p_vs_vanilla,
-                    "profile": c.profile, "notes": "; ".join(c.notes)})
+        out.append(
+            {
+                "method": row.shown_label,
+                "accuracy %": c.mean,
+                "std": np.nan if c.std is None else c.std,
+                "epochs": c.n,
+                "chosen setting": _format_params(c.best_params, None if row.method in PIXEL_METHODS else _SEARCHED),
+                "p vs vanilla": np.nan if c.p_vs_vanilla is None else c.p_vs_vanilla,
+                "profile": c.profile,
+                "notes": "; ".join(c.notes),
+            }
+        )
     cols = ["accuracy %", "std", "epochs", "chosen setting", "p vs vanilla", "profile", "notes"]
     if not out:
         return pd.DataFrame(columns=cols)
     return pd.DataFrame(out).set_index("method")[cols]
 
 
-def table_report(results_dir: str | os.PathLike, datasets: Sequence[str] | None = None, *,
-                 n_epochs: int = N_SELECTED_EPOCHS) -> dict:
+def table_report(
+    results_dir: str | os.PathLike, datasets: Sequence[str] | None = None, *, n_epochs: int = N_SELECTED_EPOCHS
+) -> dict:
     """Table 2 from whatever ``results_dir`` holds, and plain sentences on what it is.
 
     Introduced in chapter 10 (``10_baselines``) and used by chapter 11 (``11_results``).
@@ -233,9 +249,15 @@ def table_report(results_dir: str | os.PathLike, datasets: Sequence[str] | None 
     """
     results = load_results(results_dir)
     if not results:
-        return {"rows": [], "n_runs": 0, "results": [], "markdown": None, "profiles": {},
-                "message": f"{NO_RESULTS_MESSAGE} (nothing finished in {shown_path(results_dir)}).",
-                "statements": []}
+        return {
+            "rows": [],
+            "n_runs": 0,
+            "results": [],
+            "markdown": None,
+            "profiles": {},
+            "message": f"{NO_RESULTS_MESSAGE} (nothing finished in {shown_path(results_dir)}).",
+            "statements": [],
+        }
     rows = build_table(results_dir, datasets, n_epochs=n_epochs, results=results)
     profiles: dict[str, list[str]] = {}
     sources: dict[str, set[str]] = {}
@@ -244,22 +266,31 @@ def table_report(results_dir: str | os.PathLike, datasets: Sequence[str] | None 
             if c.mean is None:
                 continue
             profiles.setdefault(c.profile or "unknown", []).append(f"{row.label} / {ds}")
-            kind = (f"a synthetic stand-in for {c.stand_in_for}" if c.stand_in_for else
-                    "files on disk" if c.source == "real" else f"{c.source} data")
+            kind = (
+                f"a synthetic stand-in for {c.stand_in_for}"
+                if c.stand_in_for
+                else "files on disk"
+                if c.source == "real"
+                else f"{c.source} data"
+            )
             sources.setdefault(ds, set()).add(kind)
     n_cells = sum(len(v) for v in profiles.values())
     not_full = {label: cells for label, cells in profiles.items() if label != "full"}
     stand_in = sorted(ds for ds, kinds in sources.items() if any(k.startswith("a synthetic") for k in kinds))
     not_paper = sorted(ds for ds in sources if ds not in DATASET_COLUMNS)
     if n_cells == 0:
-        message = (f"{len(results)} finished run(s) in {shown_path(results_dir)}, but no table cell could be computed "
-                   "(see the protocol notes).")
+        message = (
+            f"{len(results)} finished run(s) in {shown_path(results_dir)}, but no table cell could be computed "
+            "(see the protocol notes)."
+        )
     elif not_full and all(_profile_base(p) == "smoke" for p in not_full) and len(not_full) == len(profiles):
         stand_ins = f", and synthetic stand-ins instead of the real data for {', '.join(stand_in)}" if stand_in else ""
-        message = (f"Only smoke-profile results ({n_cells} cells from {len(results)} runs): tiny images, a few "
-                   f"epochs, small untrained networks{stand_ins}"
-                   + ". They show that the pipeline runs end to end; they do not reproduce the paper, and their "
-                   "numbers say nothing about it.")
+        message = (
+            f"Only smoke-profile results ({n_cells} cells from {len(results)} runs): tiny images, a few "
+            f"epochs, small untrained networks{stand_ins}"
+            + ". They show that the pipeline runs end to end; they do not reproduce the paper, and their "
+            "numbers say nothing about it."
+        )
     elif not_full or stand_in:
         n_bad = sum(len(v) for v in not_full.values())
         why = []
@@ -269,20 +300,34 @@ def table_report(results_dir: str | os.PathLike, datasets: Sequence[str] | None 
             why.append(f"synthetic stand-ins replace the real data for {', '.join(stand_in)}")
         message = f"Not a reproduction of the paper: {'; '.join(why)}."
     elif not_paper and len(not_paper) == len(sources):
-        message = (f"Full-profile results ({n_cells} cells), on datasets the paper did not use "
-                   f"({', '.join(not_paper)}): there is no paper figure to compare them with.")
+        message = (
+            f"Full-profile results ({n_cells} cells), on datasets the paper did not use "
+            f"({', '.join(not_paper)}): there is no paper figure to compare them with."
+        )
     else:
-        message = (f"Full-profile results on real data ({n_cells} cells): comparable with the paper's columns, "
-                   "bearing in mind the grid and seeds each cell was run with (see the notes).")
-    statements = [f"{label}: {len(cells)} cell(s) ({', '.join(cells[:4])}{' and more' if len(cells) > 4 else ''})"
-                  for label, cells in sorted(profiles.items())]
+        message = (
+            f"Full-profile results on real data ({n_cells} cells): comparable with the paper's columns, "
+            "bearing in mind the grid and seeds each cell was run with (see the notes)."
+        )
+    statements = [
+        f"{label}: {len(cells)} cell(s) ({', '.join(cells[:4])}{' and more' if len(cells) > 4 else ''})"
+        for label, cells in sorted(profiles.items())
+    ]
     statements += [f"{ds}: {', '.join(sorted(kinds))}" for ds, kinds in sorted(sources.items())]
-    return {"rows": rows, "n_runs": len(results), "results": results, "markdown": table_to_markdown(rows),
-            "profiles": profiles, "message": message, "statements": statements}
+    return {
+        "rows": rows,
+        "n_runs": len(results),
+        "results": results,
+        "markdown": table_to_markdown(rows),
+        "profiles": profiles,
+        "message": message,
+        "statements": statements,
+    }
 
 
-def check_table_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]], results: Sequence[Mapping[str, Any]]
-                    ) -> dict[str, int]:
+def check_table_csv(
+    path: str | os.PathLike, rows: Sequence[Mapping[str, Any]], results: Sequence[Mapping[str, Any]]
+) -> dict[str, int]:
     """Check the CSV of :func:`gsa_utils.runs.tables.table_to_csv` against the runs it came from.
 
     Introduced in chapter 10 (``10_baselines``) and used by chapter 11 (``11_results``).
@@ -322,21 +367,27 @@ def check_table_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]], 
             label = line[f"{ds} profile"]
             if not (label):
                 raise ValueError(f"{path}: {line['method']} / {ds} has a number but no profile")
-            runs = [r for r in results if r.config.dataset == ds and r.config.method == row.method
-                    and (row.method not in BACKBONE_METHODS or r.config.backbone == row.backbone)]
+            runs = [
+                r
+                for r in results
+                if r.config.dataset == ds
+                and r.config.method == row.method
+                and (row.method not in BACKBONE_METHODS or r.config.backbone == row.backbone)
+            ]
             if runs and all(r.config.profile == "smoke" for r in runs):
                 counts["smoke_cells"] += 1
                 if not (label.startswith("smoke")):
                     raise ValueError(f"{path}: {line['method']} / {ds} is a smoke result labelled {label!r}")
             if runs and all(r.dataset.get("source") == "synthetic" for r in runs):
                 data = line[f"{ds} data"]
-                if not ("synthetic" in data):
+                if "synthetic" not in data:
                     raise ValueError(f"{path}: {line['method']} / {ds} uses synthetic data labelled {data!r}")
     return counts
 
 
-def plot_table(rows: Sequence[Mapping[str, Any]], *, paper: bool = True, ncols: int = 3,
-               size: tuple[float, float] = (5.2, 0.34)):
+def plot_table(
+    rows: Sequence[Mapping[str, Any]], *, paper: bool = True, ncols: int = 3, size: tuple[float, float] = (5.2, 0.34)
+):
     """Accuracy (mean, error bar = std over the selected epochs) per method, one panel per dataset.
 
     Introduced in chapter 10 (``10_baselines``) and used by chapter 11 (``11_results``).
@@ -362,10 +413,15 @@ def plot_table(rows: Sequence[Mapping[str, Any]], *, paper: bool = True, ncols: 
     ncols = max(1, min(ncols, len(panels)))
     nrows = math.ceil(len(panels) / ncols)
     counts = [sum(r.cells[ds].mean is not None for r in rows) for ds in panels]
-    heights = [max(counts[i * ncols:(i + 1) * ncols]) for i in range(nrows)]
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, sum(1.3 + size[1] * h for h in heights) + 0.4),
-                             squeeze=False, gridspec_kw={"height_ratios": [1.3 + size[1] * h for h in heights]})
-    for ax in axes.ravel()[len(panels):]:
+    heights = [max(counts[i * ncols : (i + 1) * ncols]) for i in range(nrows)]
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(size[0] * ncols, sum(1.3 + size[1] * h for h in heights) + 0.4),
+        squeeze=False,
+        gridspec_kw={"height_ratios": [1.3 + size[1] * h for h in heights]},
+    )
+    for ax in axes.ravel()[len(panels) :]:
         ax.set_visible(False)
     seen: dict[str, Any] = {}
     for ax, ds in zip(axes.ravel(), panels):
@@ -380,14 +436,17 @@ def plot_table(rows: Sequence[Mapping[str, Any]], *, paper: bool = True, ncols: 
             lo, hi = min(lo, c.mean - (std or 0)), max(hi, c.mean + (std or 0))
             p = c.paper if paper else None
             if p is not None:
-                hp = ax.errorbar(p.mean, y - 0.3, xerr=p.std, fmt="D", mfc="none", color="black", capsize=2,
-                                 ms=5, lw=0.8)
+                hp = ax.errorbar(
+                    p.mean, y - 0.3, xerr=p.std, fmt="D", mfc="none", color="black", capsize=2, ms=5, lw=0.8
+                )
                 seen.setdefault("paper (Table 2)", hp)
                 lo, hi = min(lo, p.mean - (p.std or 0)), max(hi, p.mean + (p.std or 0))
         ax.set_ylim(-0.7, len(shown) - 0.4)
         ax.set_xlim(max(0.0, lo - 5), min(100.0, hi + 5))
-        short = [r.shown_label.replace(" (with global attention)", " + GSA").replace(" (with L1)", " + L1")
-                 for r in reversed(shown)]
+        short = [
+            r.shown_label.replace(" (with global attention)", " + GSA").replace(" (with L1)", " + L1")
+            for r in reversed(shown)
+        ]
         ax.set_yticks(range(len(shown)), short, fontsize=8)
         ax.set_xlabel("test accuracy %", fontsize=8)
         ax.set_title(ds + (f" (paper: {DATASET_COLUMNS[ds]})" if ds in DATASET_COLUMNS else ""), fontsize=9)

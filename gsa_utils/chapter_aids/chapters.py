@@ -11,25 +11,26 @@ sentence computed from the numbers rather than written in advance.
 
 Nothing here changes global state; figures are returned, not shown.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..data.base import StructuredDataset
-from ..paths import shown_path
 from ..data.registry import describe_source, is_stand_in
-from ..runs.store import RESULTS_DIR_ENV, default_results_dir
+from ..paths import shown_path
+from ..profiles import Profile
 from ..runs.config import ExperimentConfig
-from ..runs.store import RunRecord, load_attention_map, load_results
+from ..runs.store import RESULTS_DIR_ENV, RunRecord, default_results_dir, load_attention_map, load_results
 from ..runs.sweeps import sweep
 from .summaries import results_table
-from ..profiles import Profile
 
 __all__ = [
     "RESULTS_DIR_ENV",
@@ -41,7 +42,6 @@ __all__ = [
     "run_chapter",
     "initial_attention_map",
 ]
-
 
 
 # --------------------------------------------------------------------------------------
@@ -88,9 +88,16 @@ def chapter_seeds(profile: Profile, smoke_seeds: int, full_seeds: int | None = N
     return tuple(profile.seeds[:n])
 
 
-def chapter_configs(datasets: Sequence[str] | str, profile: Profile, seeds: Sequence[int], *,
-                    backbones: Sequence[str] | None = None, methods: Sequence[str] = ("vanilla", "gsa"),
-                    data_seeds: Mapping[str, int] | None = None, **overrides: Any) -> list[ExperimentConfig]:
+def chapter_configs(
+    datasets: Sequence[str] | str,
+    profile: Profile,
+    seeds: Sequence[int],
+    *,
+    backbones: Sequence[str] | None = None,
+    methods: Sequence[str] = ("vanilla", "gsa"),
+    data_seeds: Mapping[str, int] | None = None,
+    **overrides: Any,
+) -> list[ExperimentConfig]:
     """The runs of a dataset chapter: datasets x backbones x methods x seeds, trained on the whole training set.
 
     Introduced in chapter 6 (``06_idrid``).
@@ -134,8 +141,18 @@ def chapter_configs(datasets: Sequence[str] | str, profile: Profile, seeds: Sequ
         for bb in backbones:
             for seed in seeds:
                 for m in methods:
-                    out.append(ExperimentConfig.from_profile(ds, m, profile.name, backbone=bb, seed=int(seed),
-                                                             data_seed=data_seed, fold=None, **overrides))
+                    out.append(
+                        ExperimentConfig.from_profile(
+                            ds,
+                            m,
+                            profile.name,
+                            backbone=bb,
+                            seed=int(seed),
+                            data_seed=data_seed,
+                            fold=None,
+                            **overrides,
+                        )
+                    )
     return out
 
 
@@ -164,20 +181,33 @@ class ChapterResults:
     trained: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
 
-    def select(self, dataset: str | None = None, backbone: str | None = None, method: str | None = None,
-               seed: int | None = None) -> list[dict]:
+    def select(
+        self,
+        dataset: str | None = None,
+        backbone: str | None = None,
+        method: str | None = None,
+        seed: int | None = None,
+    ) -> list[dict]:
         """The runs matching every given field."""
+
         def keep(r: RunRecord) -> bool:
             c = r.config
-            return ((dataset is None or c.dataset == dataset) and (backbone is None or c.backbone == backbone)
-                    and (method is None or c.method == method) and (seed is None or c.seed == seed))
+            return (
+                (dataset is None or c.dataset == dataset)
+                and (backbone is None or c.backbone == backbone)
+                and (method is None or c.method == method)
+                and (seed is None or c.seed == seed)
+            )
+
         return [r for r in self.runs if keep(r)]
 
     def attention_map(self, dataset: str, backbone: str, seed: int | None = None) -> np.ndarray:
         """The final GSA map (H x W) of one run (the smallest seed when ``seed`` is None)."""
         runs = sorted(self.select(dataset, backbone, "gsa", seed), key=lambda r: r.config.seed)
         if not runs:
-            raise KeyError(f"no finished GSA run for {dataset} / {backbone}" + (f" / seed {seed}" if seed is not None else ""))
+            raise KeyError(
+                f"no finished GSA run for {dataset} / {backbone}" + (f" / seed {seed}" if seed is not None else "")
+            )
         amap = load_attention_map(runs[0])
         if amap is None:
             raise FileNotFoundError(f"{runs[0]['run_dir']}: the GSA run has no attention_map.npy")
@@ -190,13 +220,21 @@ class ChapterResults:
 
     def describe(self) -> str:
         """Where the runs are and how many were trained now or reused."""
-        return (f"{len(self.runs)} runs in {shown_path(self.results_dir)}: {len(self.trained)} trained now, "
-                f"{len(self.reused)} already finished (read back)")
+        return (
+            f"{len(self.runs)} runs in {shown_path(self.results_dir)}: {len(self.trained)} trained now, "
+            f"{len(self.reused)} already finished (read back)"
+        )
 
 
-def run_chapter(configs: Sequence[ExperimentConfig], results_dir: str | os.PathLike | None = None, *,
-                data_dir: str | os.PathLike | None = None, device: str | None = None,
-                progress: bool = False, verbose: bool = True) -> ChapterResults:
+def run_chapter(
+    configs: Sequence[ExperimentConfig],
+    results_dir: str | os.PathLike | None = None,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    device: str | None = None,
+    progress: bool = False,
+    verbose: bool = True,
+) -> ChapterResults:
     """Train every config through :func:`gsa_utils.runs.sweeps` and read the results back.
 
     Introduced in chapter 6 (``06_idrid``).
@@ -231,22 +269,26 @@ def run_chapter(configs: Sequence[ExperimentConfig], results_dir: str | os.PathL
     report = sweep(configs, root, progress=progress, data_dir=data_dir, device=device, raise_errors=True)
     busy = report["locked"] + report["lost"]
     if busy:
-        raise RuntimeError(f"{len(busy)} run(s) are being trained by another process sharing {root} "
-                           f"({', '.join(busy)}); wait for it and run this cell again")
+        raise RuntimeError(
+            f"{len(busy)} run(s) are being trained by another process sharing {root} "
+            f"({', '.join(busy)}); wait for it and run this cell again"
+        )
     wanted = {c.run_id(): i for i, c in enumerate(configs)}
     found = {r.run_id: r for r in load_results(root) if r.run_id in wanted}
     missing = [rid for rid in wanted if rid not in found]
     if missing:
         raise RuntimeError(f"runs not finished in {root}: {', '.join(missing)}")
     runs = [found[c.run_id()] for c in configs]
-    out = ChapterResults(runs=runs, results_dir=root, trained=list(report["ran"]),
-                         reused=list(report["finished_before"]))
+    out = ChapterResults(
+        runs=runs, results_dir=root, trained=list(report["ran"]), reused=list(report["finished_before"])
+    )
     if verbose:
         for r in runs:
             state = "trained" if r.run_id in out.trained else "reused "
             acc = np.asarray(r.eval_curve, dtype=float)
-            print(f"{state} {r.run_id}: {r.seconds or 0:6.1f} s, last test acc "
-                  f"{100 * acc[-1]:.1f}%  [{r.profile_label}]")
+            print(
+                f"{state} {r.run_id}: {r.seconds or 0:6.1f} s, last test acc {100 * acc[-1]:.1f}%  [{r.profile_label}]"
+            )
         print(out.describe())
     return out
 
@@ -266,8 +308,9 @@ def initial_attention_map(config: ExperimentConfig, data_dir: str | os.PathLike 
     from ..training import map_image, seed_everything
 
     if config.method != "gsa" or config.fold is not None:
-        raise ValueError(f"initial_attention_map needs a GSA run with fold=None, got {config.method!r}, "
-                         f"fold={config.fold!r}")
+        raise ValueError(
+            f"initial_attention_map needs a GSA run with fold=None, got {config.method!r}, fold={config.fold!r}"
+        )
     ds = load_dataset(config.dataset, config.image_size, seed=config.data_seed, data_dir=data_dir)
     if config.n_train is not None or config.n_test is not None:
         ds = ds.subset(config.n_train, config.n_test, seed=config.data_seed)

@@ -2,14 +2,16 @@
 
 Introduced in chapter 6 (``06_idrid``) and used by chapters 7-9. Figures are returned, not shown.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -22,15 +24,28 @@ from .chapters import ChapterResults
 from .plotting import pyplot, to_display
 from .summaries import METHOD_LABELS
 
-__all__ = ["plot_accuracy", "plot_training_curves", "show_attention", "check_attention_map", "map_verdict",
-           "expect_data_error", "folder_tree", "write_oct_folder", "plot_idrid_fixture"]
+__all__ = [
+    "plot_accuracy",
+    "plot_training_curves",
+    "show_attention",
+    "check_attention_map",
+    "map_verdict",
+    "expect_data_error",
+    "folder_tree",
+    "write_oct_folder",
+    "plot_idrid_fixture",
+]
 
 
 _COLOURS = {"vanilla": "tab:blue", "gsa": "tab:orange"}
 
 
-def plot_accuracy(table: pd.DataFrame, chance: float | Mapping[str, float] | None = None,
-                  value: str = "tail_acc", size: tuple[float, float] = (4.2, 3.2)):
+def plot_accuracy(
+    table: pd.DataFrame,
+    chance: float | Mapping[str, float] | None = None,
+    value: str = "tail_acc",
+    size: tuple[float, float] = (4.2, 3.2),
+):
     """Test accuracy per backbone and method: one dot per seed, a bar for the mean; a panel per dataset.
 
     Introduced in chapter 6 (``06_idrid``).
@@ -49,10 +64,21 @@ def plot_accuracy(table: pd.DataFrame, chance: float | Mapping[str, float] | Non
                 if vals.size == 0:
                     continue
                 x = i - 0.4 + width * (j + 0.5)
-                ax.bar(x, vals.mean(), width * 0.9, color=_COLOURS.get(m), alpha=0.35,
-                       label=METHOD_LABELS.get(m, m) if i == 0 else None)
-                ax.scatter(np.full(vals.size, x) + np.linspace(-0.1, 0.1, vals.size) * width, vals,
-                           color=_COLOURS.get(m), s=14, zorder=3)
+                ax.bar(
+                    x,
+                    vals.mean(),
+                    width * 0.9,
+                    color=_COLOURS.get(m),
+                    alpha=0.35,
+                    label=METHOD_LABELS.get(m, m) if i == 0 else None,
+                )
+                ax.scatter(
+                    np.full(vals.size, x) + np.linspace(-0.1, 0.1, vals.size) * width,
+                    vals,
+                    color=_COLOURS.get(m),
+                    s=14,
+                    zorder=3,
+                )
         c = chance.get(ds) if isinstance(chance, Mapping) else chance
         if c is not None:
             ax.axhline(c, color="gray", ls=":", lw=1, label="chance")
@@ -66,9 +92,14 @@ def plot_accuracy(table: pd.DataFrame, chance: float | Mapping[str, float] | Non
     return fig
 
 
-def plot_training_curves(results: ChapterResults, dataset: str, backbone: str | None = None,
-                         keys: Sequence[str] = ("train_acc", "test_acc", "train_ce"),
-                         cutoff_epoch: int | None = None, size: tuple[float, float] = (4.2, 3.0)):
+def plot_training_curves(
+    results: ChapterResults,
+    dataset: str,
+    backbone: str | None = None,
+    keys: Sequence[str] = ("train_acc", "test_acc", "train_ce"),
+    cutoff_epoch: int | None = None,
+    size: tuple[float, float] = (4.2, 3.0),
+):
     """Training curves of GSA and vanilla for one dataset and backbone: mean over seeds, min-max band.
 
     Introduced in chapter 6 (``06_idrid``). The dashed line marks the cut-off epoch E after
@@ -126,8 +157,16 @@ def check_attention_map(amap, image_shape: Sequence[int]) -> np.ndarray:
     return a
 
 
-def show_attention(maps: Mapping[str, np.ndarray], image=None, mask=None, *, product: str | None = None,
-                   cmap: str = "magma", size: float = 3.0, title: str | None = None):
+def show_attention(
+    maps: Mapping[str, np.ndarray],
+    image=None,
+    mask=None,
+    *,
+    product: str | None = None,
+    cmap: str = "magma",
+    size: float = 3.0,
+    title: str | None = None,
+):
     """The learned map(s) next to a sample image, and the image as the CNN sees it (image x map).
 
     Introduced in chapter 6 (``06_idrid``).
@@ -216,16 +255,20 @@ def map_verdict(amap, mask=None) -> str:
     a = np.squeeze(np.asarray(amap, dtype=float))
     top = float(a.max())
     blank = float((a < 0.05 * top).mean()) if top > 0 else 1.0
-    s = (f"values {a.min():.3g} to {top:.3g} (mean {a.mean():.3g}); {100 * blank:.0f}% of the pixels get less "
-         f"than 5% of the largest weight")
+    s = (
+        f"values {a.min():.3g} to {top:.3g} (mean {a.mean():.3g}); {100 * blank:.0f}% of the pixels get less "
+        f"than 5% of the largest weight"
+    )
     if blank > 0.95:
         s += ", so the image CNN sees little more than a few pixels of each image"
     if mask is None:
         return s + "."
     q = attention_quality(a, mask)
     share, area = q["mass_inside"], q["mask_fraction"]
-    s += (f". ROC-AUC {q['roc_auc']:.2f} against the relevant region; {100 * share:.0f}% of the map's weight lies "
-          f"in that region, which covers {100 * area:.0f}% of the image: ")
+    s += (
+        f". ROC-AUC {q['roc_auc']:.2f} against the relevant region; {100 * share:.0f}% of the map's weight lies "
+        f"in that region, which covers {100 * area:.0f}% of the image: "
+    )
     if share >= 1.5 * area and q["roc_auc"] >= 0.6:
         s += "the map concentrates on the relevant region."
     elif share > 1.1 * area:
@@ -268,8 +311,9 @@ def folder_tree(root: str | os.PathLike, max_files: int = 3) -> str:
     lines = [f"{root.name}/"]
 
     def walk(folder: Path, prefix: str) -> None:
-        entries = sorted((p for p in folder.iterdir() if not p.name.startswith(".")),
-                         key=lambda p: (p.is_file(), p.name))
+        entries = sorted(
+            (p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: (p.is_file(), p.name)
+        )
         dirs = [p for p in entries if p.is_dir()]
         files = [p for p in entries if p.is_file()]
         shown: list[Path | str] = dirs + files[:max_files]
@@ -290,8 +334,14 @@ def folder_tree(root: str | os.PathLike, max_files: int = 3) -> str:
     return "\n".join(lines)
 
 
-def write_oct_folder(root: str | os.PathLike, image_size: int, n_train: int = 160, n_test: int = 80,
-                     seed: int = 0, layout: str = "folders") -> dict:
+def write_oct_folder(
+    root: str | os.PathLike,
+    image_size: int,
+    n_train: int = 160,
+    n_test: int = 80,
+    seed: int = 0,
+    layout: str = "folders",
+) -> dict:
     """Write the synthetic OCT thickness maps as PNG files in a layout :func:`load_folder` reads.
 
     Introduced in chapter 8 (``08_your_own_data``).
@@ -315,8 +365,16 @@ def write_oct_folder(root: str | os.PathLike, image_size: int, n_train: int = 16
     if layout not in ("folders", "csv"):
         raise ValueError(f"layout must be 'folders' or 'csv', got {layout!r}")
     root = Path(root)
-    settings = {"generator": "make_oct_thickness", "image_size": int(image_size), "n_train": int(n_train),
-                "n_test": int(n_test), "seed": int(seed), "layout": layout, "format": "png", "version": 1}
+    settings = {
+        "generator": "make_oct_thickness",
+        "image_size": int(image_size),
+        "n_train": int(n_train),
+        "n_test": int(n_test),
+        "seed": int(seed),
+        "layout": layout,
+        "format": "png",
+        "version": 1,
+    }
     marker = root / ".settings.json"
     try:
         same = json.loads(marker.read_text()) == settings
@@ -342,8 +400,15 @@ def write_oct_folder(root: str | os.PathLike, image_size: int, n_train: int = 16
     else:
         labels = [line.rsplit(",", 1)[1] for line in (root / "labels.csv").read_text().splitlines()[1:] if line]
         counts = {name: labels.count(name) for name in ds.class_names}
-    return {"root": root, "class_names": list(ds.class_names), "n_files": sum(counts.values()), "counts": counts,
-            "mask": ds.mask.numpy().copy(), "settings": settings, "rewritten": not same}
+    return {
+        "root": root,
+        "class_names": list(ds.class_names),
+        "n_files": sum(counts.values()),
+        "counts": counts,
+        "mask": ds.mask.numpy().copy(),
+        "settings": settings,
+        "rewritten": not same,
+    }
 
 
 def _write_oct_files(root: Path, ds: StructuredDataset, layout: str) -> None:
@@ -395,14 +460,19 @@ def plot_idrid_fixture(fixture, ds: StructuredDataset, n: int = 8, split: str = 
     top.imshow(raw, aspect="auto")
     for col in (IDRID_CROP_START, IDRID_CROP_STOP):
         top.axvline(col, color="cyan", lw=1.5)
-    top.set_title(f"raw file {files[0].name}: {raw.shape[1]} x {raw.shape[0]} px; columns "
-                  f"{IDRID_CROP_START}..{IDRID_CROP_STOP - 1} (between the cyan lines) are kept", fontsize=9)
+    top.set_title(
+        f"raw file {files[0].name}: {raw.shape[1]} x {raw.shape[0]} px; columns "
+        f"{IDRID_CROP_START}..{IDRID_CROP_STOP - 1} (between the cyan lines) are kept",
+        fontsize=9,
+    )
     top.set_yticks([])
     for i in range(n):
         ax = fig.add_subplot(2, n, n + i + 1)
         ax.imshow(to_display(x[i]), vmin=0, vmax=1)
-        ax.set_title(f"{ds.meta[split + '_files'][i].split('.')[0]}\ngrade {int(y[i])}"
-                     f"{', flipped' if i in flipped else ''}", fontsize=7)
+        ax.set_title(
+            f"{ds.meta[split + '_files'][i].split('.')[0]}\ngrade {int(y[i])}{', flipped' if i in flipped else ''}",
+            fontsize=7,
+        )
         ax.axis("off")
     fig.tight_layout()
     return fig

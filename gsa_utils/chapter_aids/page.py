@@ -9,6 +9,7 @@ Each chapter loads it in its first code cell, after ``%matplotlib inline``, with
 * every matplotlib figure's PNG output carries an alt text that says what it shows, built
   from its titles and axis labels (:func:`figure_alt_text`); the book puts it on the image.
 """
+
 from __future__ import annotations
 
 import sys
@@ -63,8 +64,11 @@ def figure_alt_text(figure) -> str:
             continue
         text = ax.get_title().strip() or ax.get_title(loc="left").strip()
         if not text and (ax.get_xlabel() or ax.get_ylabel()):
-            text = (f"{ax.get_ylabel()} against {ax.get_xlabel()}" if ax.get_xlabel() and ax.get_ylabel()
-                    else ax.get_ylabel() or ax.get_xlabel())
+            text = (
+                f"{ax.get_ylabel()} against {ax.get_xlabel()}"
+                if ax.get_xlabel() and ax.get_ylabel()
+                else ax.get_ylabel() or ax.get_xlabel()
+            )
         if not text:
             text = "an image" if ax.images else "a plot" if ax.lines or ax.collections or ax.patches else ""
         if text and text not in panels:
@@ -73,7 +77,7 @@ def figure_alt_text(figure) -> str:
         alt = f"Figure: {panels[0]}."
     else:
         alt = f"Figure: {title or f'{len(panels)} panels'}." + (f" Panels: {'; '.join(panels)}." if panels else "")
-    return alt if len(alt) <= MAX_ALT else alt[:MAX_ALT - 1].rstrip() + "…"
+    return alt if len(alt) <= MAX_ALT else alt[: MAX_ALT - 1].rstrip() + "…"
 
 
 def _with_alt(render):

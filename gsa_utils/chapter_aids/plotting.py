@@ -1,12 +1,22 @@
 """Figures used across the chapters: images, maps, curves; each draws into new or given axes and returns them."""
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 
-__all__ = ["pyplot", "as_numpy", "to_display", "show_images", "show_maps", "plot_curves", "plot_seed_comparison", "draw_pixel_cnn"]
+__all__ = [
+    "pyplot",
+    "as_numpy",
+    "to_display",
+    "show_images",
+    "show_maps",
+    "plot_curves",
+    "plot_seed_comparison",
+    "draw_pixel_cnn",
+]
 
 
 def pyplot():
@@ -37,14 +47,22 @@ def to_display(image) -> np.ndarray:
     return a
 
 
-def show_images(images, labels=None, class_names: Sequence[str] | None = None, mask=None, ncols: int = 8,
-                size: float = 1.6, title: str | None = None):
+def show_images(
+    images,
+    labels=None,
+    class_names: Sequence[str] | None = None,
+    mask=None,
+    ncols: int = 8,
+    size: float = 1.6,
+    title: str | None = None,
+):
     """A grid of images with their class names and, optionally, the mask's outline in cyan."""
     plt = pyplot()
     n = len(images)
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, min(n, ncols), figsize=(size * min(n, ncols), size * nrows + 0.3 * bool(title)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, min(n, ncols), figsize=(size * min(n, ncols), size * nrows + 0.3 * bool(title)), squeeze=False
+    )
     for ax in axes.ravel():
         ax.axis("off")
     for i, ax in enumerate(axes.ravel()[:n]):
@@ -61,8 +79,14 @@ def show_images(images, labels=None, class_names: Sequence[str] | None = None, m
     return fig
 
 
-def show_maps(maps: Mapping[str, np.ndarray], mask=None, size: float = 2.4, cmap: str = "magma",
-              normalize: bool = False, title: str | None = None):
+def show_maps(
+    maps: Mapping[str, np.ndarray],
+    mask=None,
+    size: float = 2.4,
+    cmap: str = "magma",
+    normalize: bool = False,
+    title: str | None = None,
+):
     """A row of attention maps (dict title -> H x W) on one colour scale [0, 1], with the mask outline.
 
     ``normalize=True`` stretches each map to its own min-max range, as the paper's figures do (the
@@ -70,8 +94,9 @@ def show_maps(maps: Mapping[str, np.ndarray], mask=None, size: float = 2.4, cmap
     """
     plt = pyplot()
     # constrained layout keeps the title, the panels' titles and the colour bar apart
-    fig, axes = plt.subplots(1, len(maps), figsize=(size * len(maps) + 0.6, size + 0.4 * bool(title)), squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        1, len(maps), figsize=(size * len(maps) + 0.6, size + 0.4 * bool(title)), squeeze=False, layout="constrained"
+    )
     im = None
     for ax, (name, m) in zip(axes[0], maps.items()):
         m = np.squeeze(np.asarray(m, dtype=float))
@@ -82,15 +107,23 @@ def show_maps(maps: Mapping[str, np.ndarray], mask=None, size: float = 2.4, cmap
             ax.contour(np.asarray(mask, dtype=float), levels=[0.5], colors="cyan", linewidths=0.8)
         ax.set_title(name, fontsize=9)
         ax.axis("off")
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8,
-                 label="STRETCHED: each map to its own min-max" if normalize else "map value")
+    fig.colorbar(
+        im,
+        ax=axes[0].tolist(),
+        shrink=0.8,
+        label="STRETCHED: each map to its own min-max" if normalize else "map value",
+    )
     if title:
         fig.suptitle(title)
     return fig
 
 
-def plot_curves(histories: Mapping[str, object], keys: Sequence[str] = ("train_acc", "test_acc"),
-                cutoff_epoch: int | None = None, size: tuple[float, float] = (5.0, 3.2)):
+def plot_curves(
+    histories: Mapping[str, object],
+    keys: Sequence[str] = ("train_acc", "test_acc"),
+    cutoff_epoch: int | None = None,
+    size: tuple[float, float] = (5.0, 3.2),
+):
     """One panel per metric, one line per run (dict label -> :class:`~gsa_utils.training.History`)."""
     plt = pyplot()
     fig, axes = plt.subplots(1, len(keys), figsize=(size[0] * len(keys), size[1]), squeeze=False)
@@ -108,12 +141,16 @@ def plot_curves(histories: Mapping[str, object], keys: Sequence[str] = ("train_a
     return fig
 
 
-def plot_seed_comparison(results: Mapping[str, Sequence[float]], ylabel: str = "test accuracy",
-                         chance: float | None = None, size: tuple[float, float] = (5.0, 3.2)):
+def plot_seed_comparison(
+    results: Mapping[str, Sequence[float]],
+    ylabel: str = "test accuracy",
+    chance: float | None = None,
+    size: tuple[float, float] = (5.0, 3.2),
+):
     """One column of dots per method (one dot per seed) with the mean and a one-std bar."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=size)
-    for i, (name, vals) in enumerate(results.items()):
+    for i, (_name, vals) in enumerate(results.items()):
         v = np.asarray(vals, dtype=float)
         ax.scatter(np.full(len(v), i) + np.linspace(-0.08, 0.08, len(v)), v, alpha=0.7, zorder=3)
         ax.errorbar(i + 0.2, v.mean(), yerr=v.std(), fmt="o", color="black", capsize=4, zorder=4)
@@ -149,13 +186,26 @@ def draw_pixel_cnn(n_images: int = 3, channels: int = 3, hidden: int = 32, kerne
     stack(6.2, 1, "#a1d99b", "pre-activation", "1 x 1 x H x W")
     stack(8.4, 1, "#f7f7f7", "attention map", "sigmoid -> [0, 1]")
     ax.add_patch(Rectangle((0.55, 1.05), 0.3, 0.3, fc="none", ec="red", lw=1.5))
-    for (x0, x1, text) in [(1.7, 3.3, f"conv {kernel}x{kernel}, K={hidden}\nstride 1, pad {kernel // 2}\n+ ReLU"),
-                           (4.8, 6.1, "conv 1x1\nK -> 1"), (7.5, 8.3, "sigmoid")]:
+    for x0, x1, text in [
+        (1.7, 3.3, f"conv {kernel}x{kernel}, K={hidden}\nstride 1, pad {kernel // 2}\n+ ReLU"),
+        (4.8, 6.1, "conv 1x1\nK -> 1"),
+        (7.5, 8.3, "sigmoid"),
+    ]:
         ax.add_patch(FancyArrowPatch((x0, 1.3), (x1, 1.3), arrowstyle="-|>", mutation_scale=15))
         ax.text((x0 + x1) / 2, 1.55, text, ha="center", va="bottom", fontsize=8)
-    ax.text(0.2, 2.9, f"each pixel: NC = {nc} intensities, plus its {kernel}x{kernel} neighbourhood (red square)",
-            fontsize=8, color="red")
+    ax.text(
+        0.2,
+        2.9,
+        f"each pixel: NC = {nc} intensities, plus its {kernel}x{kernel} neighbourhood (red square)",
+        fontsize=8,
+        color="red",
+    )
     params = hidden * (kernel * kernel * nc + 1) + hidden + 1
-    ax.text(9.9, 2.9, f"parameters: K(9NC+1)+(K+1) = {params:,}" if kernel == 3 else f"parameters: {params:,}",
-            fontsize=8, ha="right")
+    ax.text(
+        9.9,
+        2.9,
+        f"parameters: K(9NC+1)+(K+1) = {params:,}" if kernel == 3 else f"parameters: {params:,}",
+        fontsize=8,
+        ha="right",
+    )
     return fig

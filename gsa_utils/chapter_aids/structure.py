@@ -3,10 +3,11 @@
 Introduced in chapter 1 (``01_structured_images``). Nothing here changes matplotlib's or
 torch's global settings; figures are drawn into new figures and returned.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -96,8 +97,14 @@ def most_relevant_pixels(relevance, mask) -> dict[str, tuple[int, int]]:
     return out
 
 
-def plot_pixel_distributions(images: torch.Tensor, labels: torch.Tensor, pixels: Mapping[str, tuple[int, int]],
-                             class_names: Sequence[str], mask=None, title: str | None = None):
+def plot_pixel_distributions(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    pixels: Mapping[str, tuple[int, int]],
+    class_names: Sequence[str],
+    mask=None,
+    title: str | None = None,
+):
     """The mean image with the chosen pixels marked, then one violin plot per pixel, split by class.
 
     Introduced in chapter 1 (``01_structured_images``). Each violin shows the grey
@@ -120,8 +127,12 @@ def plot_pixel_distributions(images: torch.Tensor, labels: torch.Tensor, pixels:
     y = labels.numpy()
     k = len(class_names)
     colours = plt.get_cmap("tab10")(np.arange(k) % 10)
-    fig, axes = plt.subplots(1, 1 + len(pixels), figsize=(2.6 + 2.8 * len(pixels), 2.8),
-                             gridspec_kw={"width_ratios": [1] + [1.2] * len(pixels)})
+    fig, axes = plt.subplots(
+        1,
+        1 + len(pixels),
+        figsize=(2.6 + 2.8 * len(pixels), 2.8),
+        gridspec_kw={"width_ratios": [1] + [1.2] * len(pixels)},
+    )
     axes[0].imshow(to_display(images.float().mean(0)), cmap="gray")
     if mask is not None:
         axes[0].contour(as_numpy(mask), levels=[0.5], colors="cyan", linewidths=0.8)
@@ -132,8 +143,7 @@ def plot_pixel_distributions(images: torch.Tensor, labels: torch.Tensor, pixels:
         ax = axes[1 + i]
         data = [grey[y == j, r, c] for j in range(k)]
         keep = [j for j in range(k) if len(data[j])]
-        parts = ax.violinplot([data[j] for j in keep], positions=keep, showmedians=True, showextrema=False,
-                              widths=0.8)
+        parts = ax.violinplot([data[j] for j in keep], positions=keep, showmedians=True, showextrema=False, widths=0.8)
         parts["cmedians"].set_color("black")
         for body, j in zip(parts["bodies"], keep):
             body.set_facecolor(colours[j])
@@ -153,8 +163,9 @@ def plot_pixel_distributions(images: torch.Tensor, labels: torch.Tensor, pixels:
     return fig
 
 
-def random_misalign(images: torch.Tensor, mask=None, max_shift: float = 0.15, max_degrees: float = 15.0,
-                    seed: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
+def random_misalign(
+    images: torch.Tensor, mask=None, max_shift: float = 0.15, max_degrees: float = 15.0, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Shift and rotate every image by its own random amount: a structured set made unstructured.
 
     Introduced in chapter 1 (``01_structured_images``). Each image is rotated about its
@@ -183,8 +194,10 @@ def random_misalign(images: torch.Tensor, mask=None, max_shift: float = 0.15, ma
     """
     validate_images(images, "random_misalign images")
     if not 0 <= max_shift <= 0.5 or not 0 <= max_degrees <= 180:
-        raise ValueError(f"random_misalign: need 0 <= max_shift <= 0.5 and 0 <= max_degrees <= 180, "
-                         f"got {max_shift} and {max_degrees}")
+        raise ValueError(
+            f"random_misalign: need 0 <= max_shift <= 0.5 and 0 <= max_degrees <= 180, "
+            f"got {max_shift} and {max_degrees}"
+        )
     n, c, h, w = images.shape
     g = torch.Generator().manual_seed(seed)
     angle = (torch.rand(n, generator=g) * 2 - 1) * math.radians(max_degrees)
@@ -200,8 +213,14 @@ def random_misalign(images: torch.Tensor, mask=None, max_shift: float = 0.15, ma
     return moved, masks
 
 
-def show_panel_grid(rows: Mapping[str, Mapping[str, object]], masks: Mapping[str, object] | None = None,
-                    size: float = 2.1, cmap: str = "viridis", colorbar: bool = True, title: str | None = None):
+def show_panel_grid(
+    rows: Mapping[str, Mapping[str, object]],
+    masks: Mapping[str, object] | None = None,
+    size: float = 2.1,
+    cmap: str = "viridis",
+    colorbar: bool = True,
+    title: str | None = None,
+):
     """A grid of images: one row per entry of ``rows``, one column per entry of each row.
 
     Introduced in chapter 1 (``01_structured_images``). Colour images (3 x H x W) are
@@ -228,8 +247,12 @@ def show_panel_grid(rows: Mapping[str, Mapping[str, object]], masks: Mapping[str
 
     plt = pyplot()
     ncols = max(len(r) for r in rows.values())
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(size * ncols * (1.2 if colorbar else 1.0) + 0.4,
-                                                        size * len(rows) + 0.3 * bool(title)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows),
+        ncols,
+        figsize=(size * ncols * (1.2 if colorbar else 1.0) + 0.4, size * len(rows) + 0.3 * bool(title)),
+        squeeze=False,
+    )
     for ax in axes.ravel():
         ax.axis("off")
     for i, (row_name, panels) in enumerate(rows.items()):
@@ -248,8 +271,16 @@ def show_panel_grid(rows: Mapping[str, Mapping[str, object]], masks: Mapping[str
                 ax.contour(as_numpy(m), levels=[0.5], colors="cyan", linewidths=0.8)
             ax.set_title(col_name, fontsize=9)
             if j == 0 and len(rows) > 1:
-                ax.annotate(row_name, xy=(-0.08, 0.5), xycoords="axes fraction", rotation=90, ha="right",
-                            va="center", fontsize=9, weight="bold")
+                ax.annotate(
+                    row_name,
+                    xy=(-0.08, 0.5),
+                    xycoords="axes fraction",
+                    rotation=90,
+                    ha="right",
+                    va="center",
+                    fontsize=9,
+                    weight="bold",
+                )
     if title:
         fig.suptitle(title)
     fig.tight_layout()

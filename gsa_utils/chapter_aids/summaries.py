@@ -4,9 +4,10 @@ Introduced in chapter 6 (``06_idrid``) and used by chapters 7-9. Runs whose sett
 (two GSA recipes, say) are separate variants (:func:`~gsa_utils.runs.config.variant_label`),
 never pooled; the spread is over seeds.
 """
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,11 +16,21 @@ from ..runs.config import ExperimentConfig, differing_fields, profile_label, var
 from ..runs.store import RunRecord
 from ..settings import PAPER_BACKBONES
 
-__all__ = ["METHOD_LABELS", "tail_epochs", "results_table", "summary_table", "format_summary", "compare_methods",
-           "paper_reference", "chance_accuracy", "train_test_warnings"]
+__all__ = [
+    "METHOD_LABELS",
+    "tail_epochs",
+    "results_table",
+    "summary_table",
+    "format_summary",
+    "compare_methods",
+    "paper_reference",
+    "chance_accuracy",
+    "train_test_warnings",
+]
 
 #: How the methods are called in tables and legends.
 METHOD_LABELS = {"vanilla": "vanilla", "gsa": "GSA"}
+
 
 def tail_epochs(epochs: int) -> int:
     """How many final epochs the chapters average the test accuracy over: a quarter, at most 30.
@@ -52,13 +63,26 @@ def results_table(runs: Sequence[RunRecord]) -> pd.DataFrame:
         acc = np.asarray(r.eval_curve, dtype=float)
         k = tail_epochs(len(acc))
         info = r.dataset
-        rows.append({"dataset": c.dataset, "source": info.get("source"),
-                     "stand_in": bool(info.get("stand_in_for")), "backbone": c.backbone, "method": c.method,
-                     "variant": variants[c.run_id()], "seed": c.seed, "data_seed": c.data_seed, "epochs": len(acc),
-                     "final_acc": float(acc[-1]),
-                     "tail_acc": float(np.mean(acc[-k:])), "tail_epochs": k, "best_acc": float(np.max(acc)),
-                     "seconds": float(r.seconds or 0.0),
-                     "profile": r.profile_label or profile_label(c), "run_id": r.run_id})
+        rows.append(
+            {
+                "dataset": c.dataset,
+                "source": info.get("source"),
+                "stand_in": bool(info.get("stand_in_for")),
+                "backbone": c.backbone,
+                "method": c.method,
+                "variant": variants[c.run_id()],
+                "seed": c.seed,
+                "data_seed": c.data_seed,
+                "epochs": len(acc),
+                "final_acc": float(acc[-1]),
+                "tail_acc": float(np.mean(acc[-k:])),
+                "tail_epochs": k,
+                "best_acc": float(np.max(acc)),
+                "seconds": float(r.seconds or 0.0),
+                "profile": r.profile_label or profile_label(c),
+                "run_id": r.run_id,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -151,8 +175,14 @@ def paper_reference(dataset: str) -> pd.DataFrame | None:
     rows = []
     for bb in PAPER_BACKBONES:
         v, g = PAPER_TABLE2[row_label("vanilla", bb)][col], PAPER_TABLE2[row_label("gsa", bb)][col]
-        rows.append({"backbone": bb, "vanilla": f"{v.mean:.2f} ({v.std:.2f})", "GSA": f"{g.mean:.2f} ({g.std:.2f})",
-                     "GSA - vanilla (points)": f"{g.mean - v.mean:+.2f}"})
+        rows.append(
+            {
+                "backbone": bb,
+                "vanilla": f"{v.mean:.2f} ({v.std:.2f})",
+                "GSA": f"{g.mean:.2f} ({g.std:.2f})",
+                "GSA - vanilla (points)": f"{g.mean - v.mean:+.2f}",
+            }
+        )
     return pd.DataFrame(rows).set_index("backbone")
 
 
@@ -171,8 +201,9 @@ def _percent_text(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def compare_methods(table: pd.DataFrame, chance: float | Mapping[str, float] | None = None,
-                    value: str = "tail_acc") -> list[str]:
+def compare_methods(
+    table: pd.DataFrame, chance: float | Mapping[str, float] | None = None, value: str = "tail_acc"
+) -> list[str]:
     """One sentence per (dataset, backbone) saying, from the numbers, whether GSA beat vanilla.
 
     Introduced in chapter 6 (``06_idrid``).
@@ -205,13 +236,15 @@ def compare_methods(table: pd.DataFrame, chance: float | Mapping[str, float] | N
     return out
 
 
-def _compare(where: str, g: pd.DataFrame, v: pd.DataFrame, chance: float | Mapping[str, float] | None, ds: str,
-             value: str) -> str:
+def _compare(
+    where: str, g: pd.DataFrame, v: pd.DataFrame, chance: float | Mapping[str, float] | None, ds: str, value: str
+) -> str:
     """The sentence of :func:`compare_methods` for one GSA variant against vanilla."""
     mg, mv = g[value].mean(), v[value].mean()
     diff = 100 * (mg - mv)
-    paired = g.set_index("seed")[value].to_frame("gsa").join(v.set_index("seed")[value].to_frame("vanilla"),
-                                                             how="inner")
+    paired = (
+        g.set_index("seed")[value].to_frame("gsa").join(v.set_index("seed")[value].to_frame("vanilla"), how="inner")
+    )
     n = len(paired)
     wins = int((paired.gsa > paired.vanilla).sum())
     losses = int((paired.gsa < paired.vanilla).sum())
@@ -227,7 +260,10 @@ def _compare(where: str, g: pd.DataFrame, v: pd.DataFrame, chance: float | Mappi
         elif n == 1:
             s += " One seed cannot tell a real gain from luck."
     else:
-        s = f"{where}: GSA did not beat vanilla: it scored {-diff:.1f} points lower ({_percent_text(mg)} vs {_percent_text(mv)}"
+        s = (
+            f"{where}: GSA did not beat vanilla: it scored {-diff:.1f} points lower "
+            f"({_percent_text(mg)} vs {_percent_text(mv)}"
+        )
         s += f"; behind on {losses} of {n} seeds)." if n > 1 else ", a single seed)."
         if spread is not None and -diff <= spread:
             s += f" The gap is within the spread over seeds ({spread:.1f} points)."
@@ -239,8 +275,9 @@ def _compare(where: str, g: pd.DataFrame, v: pd.DataFrame, chance: float | Mappi
     return s
 
 
-def train_test_warnings(runs: Sequence[RunRecord], chance: float | Mapping[str, float], margin: float = 0.05,
-                        train_gain: float = 0.25) -> list[str]:
+def train_test_warnings(
+    runs: Sequence[RunRecord], chance: float | Mapping[str, float], margin: float = 0.05, train_gain: float = 0.25
+) -> list[str]:
     """Sentences for runs that learned the training set but stayed near chance on the test set.
 
     Introduced in chapter 6 (``06_idrid``).
@@ -258,15 +295,20 @@ def train_test_warnings(runs: Sequence[RunRecord], chance: float | Mapping[str, 
             continue
         train = float(np.asarray(r.history["train_acc"], dtype=float)[-1])
         acc = np.asarray(r.eval_curve, dtype=float)
-        test = float(acc[-tail_epochs(len(acc)):].mean())
+        test = float(acc[-tail_epochs(len(acc)) :].mean())
         if train >= ch + train_gain and test <= ch + margin:
-            s = (f"{c.dataset} / {c.backbone} / {METHOD_LABELS.get(c.method, c.method)} / seed {c.seed}: training "
-                 f"accuracy {_percent_text(train)} but test accuracy {_percent_text(test)}, about chance ({_percent_text(ch)}). Either it "
-                 f"overfitted")
+            s = (
+                f"{c.dataset} / {c.backbone} / {METHOD_LABELS.get(c.method, c.method)} / seed {c.seed}: training "
+                f"accuracy {_percent_text(train)} but test accuracy {_percent_text(test)}, "
+                f"about chance ({_percent_text(ch)}). Either it "
+                f"overfitted"
+            )
             if c.method == "gsa":
-                s += (", or the test-time evaluation is off: the CNN's batch normalisation normalises test images "
-                      "with running averages collected during training, and if the map's overall scale shrank a "
-                      "lot during phase 1, averages still dominated by the early, larger inputs make the test "
-                      "activations far too small")
+                s += (
+                    ", or the test-time evaluation is off: the CNN's batch normalisation normalises test images "
+                    "with running averages collected during training, and if the map's overall scale shrank a "
+                    "lot during phase 1, averages still dominated by the early, larger inputs make the test "
+                    "activations far too small"
+                )
             out.append(s + ".")
     return out

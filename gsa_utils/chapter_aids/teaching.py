@@ -7,13 +7,14 @@ matplotlib's or torch's global settings; figures are drawn into new figures and 
   :func:`plot_pixel_representation_memory`, :data:`PAPER_TRAIN_SIZES`
 * chapter 3 (``03_pixel_cnn``): :data:`PIXEL_CNN_VARIANTS`, :func:`pixel_cnn_variant_table`,
   :func:`backbone_parameter_counts`, :func:`untrained_maps`
-* chapter 4 (``04_combined_loss``): :func:`~gsa_utils.metrics.saturated_fraction`, :func:`ce_map_gradient`, :func:`train_gsa`,
-  :func:`lambda_sweep`, :func:`plot_lambda_sweep`
+* chapter 4 (``04_combined_loss``): :func:`~gsa_utils.metrics.saturated_fraction`, :func:`ce_map_gradient`,
+  :func:`train_gsa`, :func:`lambda_sweep`, :func:`plot_lambda_sweep`
 """
+
 from __future__ import annotations
 
 import contextlib
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -24,8 +25,8 @@ from ..metrics import map_roc_auc, saturated_fraction
 from ..models import GlobalSpatialAttention, PixelCNN, SmallCNN, build_backbone, count_parameters
 from ..pixel import pixel_representation, pixel_representation_bytes
 from ..settings import FitSettings
-from .plotting import as_numpy, pyplot, to_display
 from ..training import History, evaluate, map_image, pick_device, seed_everything, two_phase_fit
+from .plotting import as_numpy, pyplot, to_display
 
 __all__ = [
     "PAPER_TRAIN_SIZES",
@@ -50,7 +51,9 @@ PAPER_TRAIN_SIZES: dict[str, int] = {"JAFFE": 170, "IDRiD": 413, "glaucoma": 473
 # --------------------------------------------------------------------------------------
 # chapter 2: the pixel representation
 # --------------------------------------------------------------------------------------
-def pixel_vectors(pixel_rep: torch.Tensor, pixels: Mapping[str, tuple[int, int]], channels: int) -> dict[str, np.ndarray]:
+def pixel_vectors(
+    pixel_rep: torch.Tensor, pixels: Mapping[str, tuple[int, int]], channels: int
+) -> dict[str, np.ndarray]:
     """The feature vector of each chosen pixel, read from the pixel representation, as N x C arrays.
 
     Introduced in chapter 2 (``02_pixel_representation``). The vector of pixel (h, w) is
@@ -58,15 +61,24 @@ def pixel_vectors(pixel_rep: torch.Tensor, pixels: Mapping[str, tuple[int, int]]
     reshaping it to N x C gives one row per training image.
     """
     if pixel_rep.dim() != 4 or pixel_rep.shape[0] != 1 or pixel_rep.shape[1] % channels:
-        raise DataError(f"pixel_vectors: expected a 1 x NC x H x W pixel representation with NC divisible by "
-                        f"C = {channels}, got {tuple(pixel_rep.shape)}")
-    return {name: pixel_rep[0, :, r, c].reshape(-1, channels).detach().cpu().numpy()
-            for name, (r, c) in pixels.items()}
+        raise DataError(
+            f"pixel_vectors: expected a 1 x NC x H x W pixel representation with NC divisible by "
+            f"C = {channels}, got {tuple(pixel_rep.shape)}"
+        )
+    return {name: pixel_rep[0, :, r, c].reshape(-1, channels).detach().cpu().numpy() for name, (r, c) in pixels.items()}
 
 
-def plot_pixel_vectors(pixel_rep: torch.Tensor, labels: torch.Tensor, pixels: Mapping[str, tuple[int, int]],
-                       channels: int, class_names: Sequence[str], background=None, mask=None, ncols: int = 4,
-                       size: tuple[float, float] = (3.0, 2.4)):
+def plot_pixel_vectors(
+    pixel_rep: torch.Tensor,
+    labels: torch.Tensor,
+    pixels: Mapping[str, tuple[int, int]],
+    channels: int,
+    class_names: Sequence[str],
+    background=None,
+    mask=None,
+    ncols: int = 4,
+    size: tuple[float, float] = (3.0, 2.4),
+):
     """One panel per pixel: its NC-dim feature vector as N dots (mean over C), sorted and coloured by class.
 
     Introduced in chapter 2 (``02_pixel_representation``). A dashed line marks each
@@ -110,8 +122,9 @@ def plot_pixel_vectors(pixel_rep: torch.Tensor, labels: torch.Tensor, pixels: Ma
             ax.contour(as_numpy(mask), levels=[0.5], colors="cyan", linewidths=0.8)
         for i, (r, c) in enumerate(pixels.values()):
             ax.plot(c, r, "o", mfc="none", mec="red", mew=1.2, ms=7)
-            ax.annotate(str(i + 1), (c, r), textcoords="offset points", xytext=(5, 3), color="red", fontsize=8,
-                        weight="bold")
+            ax.annotate(
+                str(i + 1), (c, r), textcoords="offset points", xytext=(5, 3), color="red", fontsize=8, weight="bold"
+            )
         ax.set_title("where the pixels are", fontsize=9)
         ax.axis("off")
     lo = min(v.mean(1).min() for v in vectors.values())
@@ -136,8 +149,13 @@ def plot_pixel_vectors(pixel_rep: torch.Tensor, labels: torch.Tensor, pixels: Ma
     return fig
 
 
-def plot_pixel_representation_memory(max_images: int = 1000, image_sizes: Sequence[int] = (32, 224), channels: int = 3,
-                                     marks: Mapping[str, int] = PAPER_TRAIN_SIZES, size: tuple[float, float] = (6.0, 3.6)):
+def plot_pixel_representation_memory(
+    max_images: int = 1000,
+    image_sizes: Sequence[int] = (32, 224),
+    channels: int = 3,
+    marks: Mapping[str, int] = PAPER_TRAIN_SIZES,
+    size: tuple[float, float] = (6.0, 3.6),
+):
     """Memory of the pixel representation (float32) against the number of training images N (log-log axes).
 
     Introduced in chapter 2 (``02_pixel_representation``). One line per image size, computed
@@ -149,14 +167,23 @@ def plot_pixel_representation_memory(max_images: int = 1000, image_sizes: Sequen
     ns = np.unique(np.geomspace(1, max_images, 200).astype(int))
     for s in image_sizes:
         b = np.array([pixel_representation_bytes(int(n), channels, s, s) for n in ns]) / 2**20
-        line, = ax.plot(ns, b, label=f"{s} x {s} px")
+        (line,) = ax.plot(ns, b, label=f"{s} x {s} px")
         for n in marks.values():
             ax.plot(n, pixel_representation_bytes(n, channels, s, s) / 2**20, "o", color=line.get_color(), ms=5)
     ordered = sorted(marks.items(), key=lambda item: item[1])
     for i, (name, n) in enumerate(ordered):
         ax.axvline(n, color="gray", ls=":", lw=1)
-        ax.text(n, 0.03, f"{name} (N={n})", transform=ax.get_xaxis_transform(), rotation=90, va="bottom",
-                ha="left" if i == len(ordered) - 1 else "right", fontsize=7, color="dimgray")
+        ax.text(
+            n,
+            0.03,
+            f"{name} (N={n})",
+            transform=ax.get_xaxis_transform(),
+            rotation=90,
+            va="bottom",
+            ha="left" if i == len(ordered) - 1 else "right",
+            fontsize=7,
+            color="dimgray",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("training images N")
@@ -186,8 +213,9 @@ PIXEL_CNN_VARIANTS: dict[str, dict] = {
 }
 
 
-def pixel_cnn_variant_table(n_images: int, channels: int, hidden_channels: int,
-                            variants: Mapping[str, dict] = PIXEL_CNN_VARIANTS) -> list[dict]:
+def pixel_cnn_variant_table(
+    n_images: int, channels: int, hidden_channels: int, variants: Mapping[str, dict] = PIXEL_CNN_VARIANTS
+) -> list[dict]:
     """Parameter counts of the pixel-CNN variants for N images of C channels and K hidden channels.
 
     Introduced in chapter 3 (``03_pixel_cnn``). Each row holds the variant's name, its
@@ -202,9 +230,20 @@ def pixel_cnn_variant_table(n_images: int, channels: int, hidden_channels: int,
             model = PixelCNN(n_images * channels, hidden_channels, **kwargs)
         params = count_parameters(model)
         base = params if base is None else base
-        k, layers, last = kwargs.get("kernel_size", 3), kwargs.get("num_hidden_layers", 1), kwargs.get("last_kernel_size", 1)
-        rows.append({"variant": name, "settings": kwargs, "parameters": params, "vs paper": params / base,
-                     "receptive field": f"{layers * (k - 1) + last}x{layers * (k - 1) + last}"})
+        k, layers, last = (
+            kwargs.get("kernel_size", 3),
+            kwargs.get("num_hidden_layers", 1),
+            kwargs.get("last_kernel_size", 1),
+        )
+        rows.append(
+            {
+                "variant": name,
+                "settings": kwargs,
+                "parameters": params,
+                "vs paper": params / base,
+                "receptive field": f"{layers * (k - 1) + last}x{layers * (k - 1) + last}",
+            }
+        )
     return rows
 
 
@@ -222,7 +261,9 @@ def backbone_parameter_counts(names: Sequence[str], num_classes: int) -> dict[st
 
 
 @torch.no_grad()
-def untrained_maps(pixel_rep: torch.Tensor, seeds: Sequence[int], hidden_channels: int, **pixel_cnn_kwargs) -> np.ndarray:
+def untrained_maps(
+    pixel_rep: torch.Tensor, seeds: Sequence[int], hidden_channels: int, **pixel_cnn_kwargs
+) -> np.ndarray:
     """The maps of freshly initialised pixel CNNs, one per seed, as an S x H x W array.
 
     Introduced in chapter 3 (``03_pixel_cnn``). ``torch.manual_seed(seed)`` is set before
@@ -258,10 +299,21 @@ def _cpu_threads(n: int | None):
         torch.set_num_threads(before)
 
 
-def train_gsa(x_train: torch.Tensor, y_train: torch.Tensor, num_classes: int, *, l1_weight: float, seed: int,
-              settings: FitSettings, hidden_channels: int, eval_sets: Mapping | None = None, backbone_width: int = 16,
-              map_snapshots: Sequence[int] = (), device: str | torch.device | None = None,
-              **fit_kwargs) -> tuple[GlobalSpatialAttention, History]:
+def train_gsa(
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    num_classes: int,
+    *,
+    l1_weight: float,
+    seed: int,
+    settings: FitSettings,
+    hidden_channels: int,
+    eval_sets: Mapping | None = None,
+    backbone_width: int = 16,
+    map_snapshots: Sequence[int] = (),
+    device: str | torch.device | None = None,
+    **fit_kwargs,
+) -> tuple[GlobalSpatialAttention, History]:
     """Build a pixel CNN + :class:`SmallCNN` with global spatial attention and train it with Algorithm 1.
 
     Introduced in chapter 4 (``04_combined_loss``). The pixel representation is built from
@@ -288,18 +340,40 @@ def train_gsa(x_train: torch.Tensor, y_train: torch.Tensor, num_classes: int, *,
     """
     seed_everything(seed)
     rep = pixel_representation(x_train)
-    model = GlobalSpatialAttention(SmallCNN(num_classes, in_channels=x_train.shape[1], width=backbone_width),
-                                   PixelCNN(rep.shape[1], hidden_channels), rep)
+    model = GlobalSpatialAttention(
+        SmallCNN(num_classes, in_channels=x_train.shape[1], width=backbone_width),
+        PixelCNN(rep.shape[1], hidden_channels),
+        rep,
+    )
     fit_kwargs.setdefault("progress", False)
-    history = two_phase_fit(model, x_train, y_train, settings.replace(l1_weight=l1_weight), eval_sets=eval_sets,
-                            seed=seed, map_snapshots=map_snapshots, num_classes=num_classes, device=device,
-                            **fit_kwargs)
+    history = two_phase_fit(
+        model,
+        x_train,
+        y_train,
+        settings.replace(l1_weight=l1_weight),
+        eval_sets=eval_sets,
+        seed=seed,
+        map_snapshots=map_snapshots,
+        num_classes=num_classes,
+        device=device,
+        **fit_kwargs,
+    )
     return model, history
 
 
-def lambda_sweep(dataset: StructuredDataset, l1_weights: Sequence[float], seeds: Sequence[int], *, settings: FitSettings,
-                 hidden_channels: int, backbone_width: int = 16, map_snapshots: Sequence[int] = (),
-                 device: str | torch.device | None = None, cpu_threads: int | None = 1, **fit_kwargs) -> list[dict]:
+def lambda_sweep(
+    dataset: StructuredDataset,
+    l1_weights: Sequence[float],
+    seeds: Sequence[int],
+    *,
+    settings: FitSettings,
+    hidden_channels: int,
+    backbone_width: int = 16,
+    map_snapshots: Sequence[int] = (),
+    device: str | torch.device | None = None,
+    cpu_threads: int | None = 1,
+    **fit_kwargs,
+) -> list[dict]:
     """Train one small GSA model per (lambda, seed) with :func:`train_gsa` and measure its map.
 
     Introduced in chapter 4 (``04_combined_loss``). ``dataset`` must have a ``mask``.
@@ -321,24 +395,52 @@ def lambda_sweep(dataset: StructuredDataset, l1_weights: Sequence[float], seeds:
         raise DataError(f"lambda_sweep: dataset {dataset.name!r} has no mask to measure the maps against")
     on_cpu = pick_device(str(device) if device else None).type == "cpu"
     with _cpu_threads(cpu_threads if on_cpu else None):
-        return _sweep(dataset, l1_weights, seeds, settings=settings, hidden_channels=hidden_channels,
-                      backbone_width=backbone_width, map_snapshots=map_snapshots, device=device, **fit_kwargs)
+        return _sweep(
+            dataset,
+            l1_weights,
+            seeds,
+            settings=settings,
+            hidden_channels=hidden_channels,
+            backbone_width=backbone_width,
+            map_snapshots=map_snapshots,
+            device=device,
+            **fit_kwargs,
+        )
 
 
-def _sweep(dataset, l1_weights, seeds, *, settings, hidden_channels, backbone_width, map_snapshots, device,
-           **fit_kwargs) -> list[dict]:
+def _sweep(
+    dataset, l1_weights, seeds, *, settings, hidden_channels, backbone_width, map_snapshots, device, **fit_kwargs
+) -> list[dict]:
     records = []
     for l1_weight in l1_weights:
         for seed in seeds:
-            model, history = train_gsa(dataset.x_train, dataset.y_train, dataset.num_classes, l1_weight=l1_weight,
-                                       seed=seed, settings=settings, hidden_channels=hidden_channels,
-                                       backbone_width=backbone_width, map_snapshots=map_snapshots, device=device,
-                                       **fit_kwargs)
+            model, history = train_gsa(
+                dataset.x_train,
+                dataset.y_train,
+                dataset.num_classes,
+                l1_weight=l1_weight,
+                seed=seed,
+                settings=settings,
+                hidden_channels=hidden_channels,
+                backbone_width=backbone_width,
+                map_snapshots=map_snapshots,
+                device=device,
+                **fit_kwargs,
+            )
             amap = map_image(model)
             test_acc = evaluate(model, dataset.x_test, dataset.y_test)["acc"]
-            records.append({"l1_weight": l1_weight, "seed": seed, "map": amap, "map_mean": float(amap.mean()),
-                            "roc_auc": map_roc_auc(amap, dataset.mask), "saturated": saturated_fraction(amap),
-                            "test_acc": float(test_acc), "history": history})
+            records.append(
+                {
+                    "l1_weight": l1_weight,
+                    "seed": seed,
+                    "map": amap,
+                    "map_mean": float(amap.mean()),
+                    "roc_auc": map_roc_auc(amap, dataset.mask),
+                    "saturated": saturated_fraction(amap),
+                    "test_acc": float(test_acc),
+                    "history": history,
+                }
+            )
     return records
 
 
@@ -360,8 +462,12 @@ def ce_map_gradient(model: GlobalSpatialAttention, x: torch.Tensor, y: torch.Ten
     return amap.grad[0, 0].detach().cpu().numpy()
 
 
-def plot_lambda_sweep(records: Sequence[Mapping], keys: Sequence[str] = ("map_mean", "roc_auc", "saturated", "test_acc"),
-                      chance: Mapping[str, float] | None = None, size: tuple[float, float] = (3.0, 2.6)):
+def plot_lambda_sweep(
+    records: Sequence[Mapping],
+    keys: Sequence[str] = ("map_mean", "roc_auc", "saturated", "test_acc"),
+    chance: Mapping[str, float] | None = None,
+    size: tuple[float, float] = (3.0, 2.6),
+):
     """One panel per measured quantity against lambda (log axis; lambda = 0 drawn at the left edge).
 
     Introduced in chapter 4 (``04_combined_loss``). Takes the records of :func:`lambda_sweep`;
@@ -373,8 +479,12 @@ def plot_lambda_sweep(records: Sequence[Mapping], keys: Sequence[str] = ("map_me
     positive = [v for v in lambdas if v > 0]
     zero_at = (min(positive) / 10) if positive else 1.0
     xpos = {v: (v if v > 0 else zero_at) for v in lambdas}
-    labels = {"map_mean": "map mean", "roc_auc": "ROC-AUC vs mask", "saturated": "saturated share",
-              "test_acc": "test accuracy"}
+    labels = {
+        "map_mean": "map mean",
+        "roc_auc": "ROC-AUC vs mask",
+        "saturated": "saturated share",
+        "test_acc": "test accuracy",
+    }
     fig, axes = plt.subplots(1, len(keys), figsize=(size[0] * len(keys), size[1]), squeeze=False)
     for ax, key in zip(axes[0], keys):
         means = []
@@ -386,8 +496,9 @@ def plot_lambda_sweep(records: Sequence[Mapping], keys: Sequence[str] = ("map_me
         if chance and key in chance:
             ax.axhline(chance[key], color="gray", ls=":", lw=1)
         ax.set_xscale("log")
-        ax.set_xticks([xpos[v] for v in lambdas], ["0" if v == 0 else f"{v:g}" for v in lambdas], fontsize=7,
-                      rotation=45)
+        ax.set_xticks(
+            [xpos[v] for v in lambdas], ["0" if v == 0 else f"{v:g}" for v in lambdas], fontsize=7, rotation=45
+        )
         ax.minorticks_off()
         ax.set_xlabel("lambda")
         ax.set_title(labels.get(key, key), fontsize=9)

@@ -5,10 +5,11 @@ stack of equally sized, aligned images. Every loader in :mod:`gsa_utils.data`
 (synthetic, digits in clutter, IDRiD, JAFFE, your own folder, MedMNIST) returns a
 :class:`StructuredDataset`, so chapters and experiments never care where data came from.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -68,8 +69,9 @@ def validate_images(images: torch.Tensor, what: str = "images") -> torch.Tensor:
     return images
 
 
-def validate_labels(labels: torch.Tensor, num_classes: int | None = None, what: str = "labels",
-                    n_expected: int | None = None) -> torch.Tensor:
+def validate_labels(
+    labels: torch.Tensor, num_classes: int | None = None, what: str = "labels", n_expected: int | None = None
+) -> torch.Tensor:
     """Check that ``labels`` is a 1-D integer tensor with values in ``[0, num_classes)``.
 
     Raises
@@ -93,8 +95,9 @@ def validate_labels(labels: torch.Tensor, num_classes: int | None = None, what: 
     return labels
 
 
-def standardize(images: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN,
-                std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
+def standardize(
+    images: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+) -> torch.Tensor:
     """Per-channel ``(x - mean) / std`` for images in [0, 1] (paper, supplement 1.1)."""
     c = images.shape[1]
     m = torch.as_tensor(mean[:c] if len(mean) >= c else mean * c, dtype=images.dtype).view(1, c, 1, 1)
@@ -145,13 +148,17 @@ class StructuredDataset:
         validate_images(self.x_train, f"{self.name}.x_train")
         validate_images(self.x_test, f"{self.name}.x_test")
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
-            raise DataError(f"dataset {self.name!r}: train images are {tuple(self.x_train.shape[1:])} "
-                            f"but test images are {tuple(self.x_test.shape[1:])}")
+            raise DataError(
+                f"dataset {self.name!r}: train images are {tuple(self.x_train.shape[1:])} "
+                f"but test images are {tuple(self.x_test.shape[1:])}"
+            )
         validate_labels(self.y_train, k, f"{self.name}.y_train", self.x_train.shape[0])
         validate_labels(self.y_test, k, f"{self.name}.y_test", self.x_test.shape[0])
         if self.mask is not None and tuple(self.mask.shape) != tuple(self.x_train.shape[2:]):
-            raise DataError(f"dataset {self.name!r}: mask shape {tuple(self.mask.shape)} differs from "
-                            f"image size {tuple(self.x_train.shape[2:])}")
+            raise DataError(
+                f"dataset {self.name!r}: mask shape {tuple(self.mask.shape)} differs from "
+                f"image size {tuple(self.x_train.shape[2:])}"
+            )
 
     @property
     def num_classes(self) -> int:
@@ -166,7 +173,7 @@ class StructuredDataset:
         y = self.y_train if split == "train" else self.y_test
         return np.bincount(y.numpy(), minlength=self.num_classes)
 
-    def subset(self, n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> "StructuredDataset":
+    def subset(self, n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> StructuredDataset:
         """A stratified-at-random smaller copy (for quick runs); ``None`` keeps a split whole."""
         g = np.random.default_rng(seed)
 
@@ -176,11 +183,19 @@ class StructuredDataset:
             return torch.as_tensor(np.sort(g.permutation(len(y))[:n]))
 
         i, j = pick(self.y_train, n_train), pick(self.y_test, n_test)
-        return replace(self, x_train=self.x_train[i], y_train=self.y_train[i],
-                       x_test=self.x_test[j], y_test=self.y_test[j], meta=dict(self.meta))
+        return replace(
+            self,
+            x_train=self.x_train[i],
+            y_train=self.y_train[i],
+            x_test=self.x_test[j],
+            y_test=self.y_test[j],
+            meta=dict(self.meta),
+        )
 
     def __repr__(self) -> str:
         c, h, w = self.image_shape
-        return (f"StructuredDataset({self.name!r}, source={self.source!r}, train={len(self.y_train)}, "
-                f"test={len(self.y_test)}, image={c}x{h}x{w}, classes={self.class_names}, "
-                f"mask={'yes' if self.mask is not None else 'no'})")
+        return (
+            f"StructuredDataset({self.name!r}, source={self.source!r}, train={len(self.y_train)}, "
+            f"test={len(self.y_test)}, image={c}x{h}x{w}, classes={self.class_names}, "
+            f"mask={'yes' if self.mask is not None else 'no'})"
+        )

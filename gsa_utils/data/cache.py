@@ -20,6 +20,7 @@ What is cached is the deterministic, expensive part (decode, crop, resize, flip)
 ``uint8`` where possible; standardisation and the train/test split are cheap and are
 applied after reading, so they are not part of the key.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,8 +28,8 @@ import json
 import os
 import tempfile
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -61,7 +62,7 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path("~/.cache/gsa_utils").expanduser()
 
 
-def resolve_cache_dir(cache_dir: "str | os.PathLike | bool | None") -> Path | None:
+def resolve_cache_dir(cache_dir: str | os.PathLike | bool | None) -> Path | None:
     """Turn a loader's ``cache_dir`` argument into a folder, or ``None`` (no caching).
 
     ``None`` or ``True`` -> :func:`default_cache_dir`; ``False`` -> caching off;
@@ -80,7 +81,7 @@ def _fingerprint(path: Path) -> list:
     return [path.name, int(path.stat().st_size), file_sha256(path)]
 
 
-def cache_key(dataset: str, files: Sequence["str | os.PathLike"], settings: Mapping) -> str:
+def cache_key(dataset: str, files: Sequence[str | os.PathLike], settings: Mapping) -> str:
     """SHA-256 (first 24 hex digits) of the source files' names and contents and of the settings.
 
     Every file is read and hashed (about 1 GB/s), so a file rewritten with its old size and
@@ -107,7 +108,7 @@ def cache_key(dataset: str, files: Sequence["str | os.PathLike"], settings: Mapp
     return h.hexdigest()[:24]
 
 
-def load_arrays(path: "str | os.PathLike") -> dict[str, np.ndarray] | None:
+def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray] | None:
     """Read a cache entry; ``None`` (with a warning) if it is missing keys or unreadable.
 
     Introduced in chapter 1 (``01_structured_images``).
@@ -123,7 +124,7 @@ def load_arrays(path: "str | os.PathLike") -> dict[str, np.ndarray] | None:
         return None
 
 
-def save_arrays(path: "str | os.PathLike", arrays: Mapping[str, np.ndarray]) -> Path:
+def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> Path:
     """Write ``arrays`` to ``path`` (``.npz``) atomically: temp file, then :func:`os.replace`.
 
     Introduced in chapter 1 (``01_structured_images``).
@@ -144,9 +145,13 @@ def save_arrays(path: "str | os.PathLike", arrays: Mapping[str, np.ndarray]) -> 
     return path
 
 
-def cached_arrays(dataset: str, files: Sequence["str | os.PathLike"], settings: Mapping,
-                  compute: Callable[[], Mapping[str, np.ndarray]],
-                  cache_dir: "str | os.PathLike | bool | None" = None) -> tuple[dict[str, np.ndarray], dict]:
+def cached_arrays(
+    dataset: str,
+    files: Sequence[str | os.PathLike],
+    settings: Mapping,
+    compute: Callable[[], Mapping[str, np.ndarray]],
+    cache_dir: str | os.PathLike | bool | None = None,
+) -> tuple[dict[str, np.ndarray], dict]:
     """Return ``compute()``'s arrays, from the cache when an entry for these files and settings exists.
 
     Parameters
@@ -184,7 +189,7 @@ def cached_arrays(dataset: str, files: Sequence["str | os.PathLike"], settings: 
     return arrays, {"cache_file": str(entry), "cache_hit": False, "cache_key": key}
 
 
-def clear_cache(dataset: str | None = None, cache_dir: "str | os.PathLike | bool | None" = None) -> int:
+def clear_cache(dataset: str | None = None, cache_dir: str | os.PathLike | bool | None = None) -> int:
     """Delete cache entries (all, or those of one loader); returns how many were removed.
 
     Introduced in chapter 1 (``01_structured_images``).

@@ -6,6 +6,7 @@ for a run on the real data, nor averaged with one. :func:`data_fingerprint` summ
 loaded :class:`~gsa_utils.data.StructuredDataset` as a :class:`DataFingerprint` whose
 ``key`` a runner can put into run ids or compare when it reuses a finished run.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -98,6 +99,14 @@ def data_fingerprint(ds: StructuredDataset) -> DataFingerprint:
     if isinstance(meta.get("x_val"), torch.Tensor) and isinstance(meta.get("y_val"), torch.Tensor):
         tensors += [meta["x_val"], meta["y_val"]]
         n_val = int(len(meta["y_val"]))
-    return DataFingerprint(name=ds.name, source=source, origin=origin, image_shape=tuple(ds.image_shape),
-                           n_train=int(len(ds.y_train)), n_val=n_val, n_test=int(len(ds.y_test)),
-                           standardize=str(meta.get("standardize", "none")), content=_tensor_digest(*tensors))
+    return DataFingerprint(
+        name=ds.name,
+        source=source,
+        origin=origin,
+        image_shape=tuple(ds.image_shape),
+        n_train=int(len(ds.y_train)),
+        n_val=n_val,
+        n_test=int(len(ds.y_test)),
+        standardize=str(meta.get("standardize", "none")),
+        content=_tensor_digest(*tensors),
+    )

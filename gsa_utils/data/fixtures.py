@@ -11,12 +11,13 @@ The images are synthetic (no real photograph or face is involved) and small: IDR
 images keep the real width (4288 px, because the paper's crop is on columns) but are
 only a few dozen pixels high by default.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -90,12 +91,17 @@ def idrid_image_array(right_eye: bool, height: int = 48, width: int = 4288, seed
     disc = slice(int(0.05 * w), int(0.25 * w))
     if right_eye:
         disc = slice(w - disc.stop, w - disc.start)
-    inner[height // 4: 3 * height // 4, disc] = (60, 230, 250)  # BGR: yellow
+    inner[height // 4 : 3 * height // 4, disc] = (60, 230, 250)  # BGR: yellow
     return img
 
 
-def write_idrid_csv(path: Path, rows: Sequence[Sequence], header: Sequence[str] = IDRID_HEADER,
-                    trailing_columns: int = 8, trailing_blank_rows: int = 1) -> Path:
+def write_idrid_csv(
+    path: Path,
+    rows: Sequence[Sequence],
+    header: Sequence[str] = IDRID_HEADER,
+    trailing_columns: int = 8,
+    trailing_blank_rows: int = 1,
+) -> Path:
     """Write a grading CSV like the official one (header with trailing space, empty trailing columns)."""
     pad = "," * trailing_columns
     lines = [",".join(header) + pad]
@@ -106,8 +112,15 @@ def write_idrid_csv(path: Path, rows: Sequence[Sequence], header: Sequence[str] 
     return path
 
 
-def make_idrid_fixture(root: "str | os.PathLike", n_train: int = 10, n_test: int = 6, height: int = 48,
-                       width: int = 4288, nest: bool = True, quality: int = 95) -> IdridFixture:
+def make_idrid_fixture(
+    root: str | os.PathLike,
+    n_train: int = 10,
+    n_test: int = 6,
+    height: int = 48,
+    width: int = 4288,
+    nest: bool = True,
+    quality: int = 95,
+) -> IdridFixture:
     """Write a miniature IDRiD "B. Disease Grading" tree under ``root``.
 
     Layout (``nest=True``; with ``nest=False`` the grading folder is ``root`` itself)::
@@ -124,12 +137,18 @@ def make_idrid_fixture(root: "str | os.PathLike", n_train: int = 10, n_test: int
     """
     parent = Path(root)
     grading = parent / IDRID_LAYOUT["grading"] if nest else parent
-    fx = IdridFixture(parent=parent, grading_dir=grading, train_files=[], test_files=[],
-                      train_csv=grading / IDRID_LAYOUT["groundtruths"] / IDRID_LAYOUT["train_csv"],
-                      test_csv=grading / IDRID_LAYOUT["groundtruths"] / IDRID_LAYOUT["test_csv"])
+    fx = IdridFixture(
+        parent=parent,
+        grading_dir=grading,
+        train_files=[],
+        test_files=[],
+        train_csv=grading / IDRID_LAYOUT["groundtruths"] / IDRID_LAYOUT["train_csv"],
+        test_csv=grading / IDRID_LAYOUT["groundtruths"] / IDRID_LAYOUT["test_csv"],
+    )
     for split, n, folder_key, csv_path, flips in (
-            ("train", n_train, "train_images", fx.train_csv, IDRID_FLIP_TRAIN),
-            ("test", n_test, "test_images", fx.test_csv, IDRID_FLIP_TEST)):
+        ("train", n_train, "train_images", fx.train_csv, IDRID_FLIP_TRAIN),
+        ("test", n_test, "test_images", fx.test_csv, IDRID_FLIP_TEST),
+    ):
         folder = grading / IDRID_LAYOUT["images"] / IDRID_LAYOUT[folder_key]
         folder.mkdir(parents=True, exist_ok=True)
         rows, files = [], []
@@ -164,10 +183,14 @@ def _face(label: int, seed: int, size: int = 256) -> np.ndarray:
     return np.clip(img.astype(int) + noise, 0, 255).astype(np.uint8)
 
 
-def write_jaffe_ratings(path: Path, rows: Sequence[tuple[str, Sequence[float]]],
-                        columns: Sequence[str] = JAFFE_RATING_COLUMNS, layout: str = "readme",
-                        second_table: Sequence[tuple[str, Sequence[float]]] | None = None,
-                        second_header: bool = True) -> Path:
+def write_jaffe_ratings(
+    path: Path,
+    rows: Sequence[tuple[str, Sequence[float]]],
+    columns: Sequence[str] = JAFFE_RATING_COLUMNS,
+    layout: str = "readme",
+    second_table: Sequence[tuple[str, Sequence[float]]] | None = None,
+    second_header: bool = True,
+) -> Path:
     """Write JAFFE semantic ratings: ``#  HAP  SAD  SUR  ANG  DIS  FEA  PIC`` then numbered rows.
 
     ``layout="readme"`` surrounds the table(s) with documentation text as in the
@@ -175,6 +198,7 @@ def write_jaffe_ratings(path: Path, rows: Sequence[tuple[str, Sequence[float]]],
     ``second_table`` (rows with the columns minus FEA) adds a "fear excluded" table, with
     or without its own header line (``second_header``).
     """
+
     def table(cols: Sequence[str], body: Sequence[tuple[str, Sequence[float]]], header: bool = True) -> list[str]:
         out = ["#  " + "  ".join(cols) + "  PIC"] if header else []
         for k, (pic, vals) in enumerate(body, start=1):
@@ -183,10 +207,16 @@ def write_jaffe_ratings(path: Path, rows: Sequence[tuple[str, Sequence[float]]],
 
     lines: list[str] = []
     if layout == "readme":
-        lines += ["The Japanese Female Facial Expression (JAFFE) Database (synthetic test fixture)", "",
-                  "Images are 256x256 gray level, in .tiff format, with no compression.", "",
-                  "Semantic Ratings Data", "",
-                  "Averaged over the subjects; 1 = low, 5 = high.", ""]
+        lines += [
+            "The Japanese Female Facial Expression (JAFFE) Database (synthetic test fixture)",
+            "",
+            "Images are 256x256 gray level, in .tiff format, with no compression.",
+            "",
+            "Semantic Ratings Data",
+            "",
+            "Averaged over the subjects; 1 = low, 5 = high.",
+            "",
+        ]
     lines += table(columns, rows)
     if second_table is not None:
         lines += ["", "Semantic Ratings Data (Fear Excluded)", ""]
@@ -198,9 +228,15 @@ def write_jaffe_ratings(path: Path, rows: Sequence[tuple[str, Sequence[float]]],
     return path
 
 
-def make_jaffe_fixture(root: "str | os.PathLike", n_images: int = 30, layout: str = "readme",
-                       fear_column: bool = True, subfolder: str = "jaffe", seed: int = 0,
-                       fear_excluded_table: bool = True) -> JaffeFixture:
+def make_jaffe_fixture(
+    root: str | os.PathLike,
+    n_images: int = 30,
+    layout: str = "readme",
+    fear_column: bool = True,
+    subfolder: str = "jaffe",
+    seed: int = 0,
+    fear_excluded_table: bool = True,
+) -> JaffeFixture:
     """Write ``n_images`` grey 256 x 256 uncompressed TIFFs named like ``KA.AN1.39.tiff`` and a ratings file.
 
     Labels cycle through the six emotions (``i % 6``; without the FEA column through the
@@ -241,17 +277,34 @@ def make_jaffe_fixture(root: "str | os.PathLike", n_images: int = 30, layout: st
         alt[(label + 1) % 5] = 4.8  # deliberately a different winner
         second.append((pic, alt))
     name = "README_FIRST.txt" if layout == "readme" else "ratings.txt"
-    rfile = write_jaffe_ratings(root / name, rows, columns, layout,
-                                second if (layout == "readme" and fear_excluded_table and fear_column) else None)
+    rfile = write_jaffe_ratings(
+        root / name,
+        rows,
+        columns,
+        layout,
+        second if (layout == "readme" and fear_excluded_table and fear_column) else None,
+    )
     order = sorted(range(n_images), key=lambda j: tiffs[j].name)
-    return JaffeFixture(root=root, tiffs=[tiffs[j] for j in order], ratings_file=rfile,
-                        picture_ids=[pics[j] for j in order], labels=[labels[j] for j in order])
+    return JaffeFixture(
+        root=root,
+        tiffs=[tiffs[j] for j in order],
+        ratings_file=rfile,
+        picture_ids=[pics[j] for j in order],
+        labels=[labels[j] for j in order],
+    )
 
 
-def make_folder_fixture(root: "str | os.PathLike", classes: Sequence[str] = ("glaucoma", "normal"),
-                        n_per_class: int = 6, size: tuple[int, int] = (24, 32), ext: str = ".png",
-                        layout: str = "folders", colour: bool = True, label_style: str = "names",
-                        seed: int = 0) -> list[tuple[Path, int]]:
+def make_folder_fixture(
+    root: str | os.PathLike,
+    classes: Sequence[str] = ("glaucoma", "normal"),
+    n_per_class: int = 6,
+    size: tuple[int, int] = (24, 32),
+    ext: str = ".png",
+    layout: str = "folders",
+    colour: bool = True,
+    label_style: str = "names",
+    seed: int = 0,
+) -> list[tuple[Path, int]]:
     """Write a small structured set: ``root/<class>/<class>_NN<ext>`` or ``root/images/*`` + ``root/labels.csv``.
 
     ``ext`` may be ``.png``, ``.jpg``, ``.tif``, ``.bmp`` or ``.npy`` (float32 "thickness
@@ -273,7 +326,7 @@ def make_folder_fixture(root: "str | os.PathLike", classes: Sequence[str] = ("gl
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{cls}_{j:02d}{ext}"
             base = rng.integers(20, 60, size=(h, w, 3) if colour else (h, w))
-            base[h // 3: 2 * h // 3, (w // 4) * (1 + label): (w // 4) * (2 + label)] += 150
+            base[h // 3 : 2 * h // 3, (w // 4) * (1 + label) : (w // 4) * (2 + label)] += 150
             if ext == ".npy":
                 np.save(path, (base * 1.5).astype(np.float32))  # "thickness" in micrometres
             else:
@@ -287,9 +340,16 @@ def make_folder_fixture(root: "str | os.PathLike", classes: Sequence[str] = ("gl
     return out
 
 
-def make_medmnist_fixture(root: "str | os.PathLike", flag: str = "retinamnist", size: int = 28,
-                          counts: tuple[int, int, int] = (20, 5, 10), n_classes: int = 5, channels: int = 3,
-                          seed: int = 0, multilabel: bool = False) -> Path:
+def make_medmnist_fixture(
+    root: str | os.PathLike,
+    flag: str = "retinamnist",
+    size: int = 28,
+    counts: tuple[int, int, int] = (20, 5, 10),
+    n_classes: int = 5,
+    channels: int = 3,
+    seed: int = 0,
+    multilabel: bool = False,
+) -> Path:
     """Write ``{flag}.npz`` (or ``{flag}_{size}.npz``) with the official keys and (n, 1) uint8 labels.
 
     Introduced in chapter 1 (``01_structured_images``).

@@ -37,14 +37,15 @@ decode to the same pixels (one picture saved twice, as PNG and BMP say), are an 
 a warning, with ``duplicates="warn"``), since one image in both the training and the test
 set would inflate the test accuracy.
 """
+
 from __future__ import annotations
 
 import csv as _csv
 import os
 import warnings
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -53,8 +54,19 @@ from ..files import file_sha256
 from .base import DataError, StructuredDataset
 from .cache import cached_arrays
 from .formats import IMAGE_EXTENSIONS, SET_ASIDE_ENDINGS, is_dicom, is_image_file, is_set_aside
-from .real import (as_size, is_hidden, make_real_dataset, peek_image, progress_bar, read_image,
-                   resize_image, stack_to_tensor, stratified_split, to_grey, to_rgb)
+from .real import (
+    as_size,
+    is_hidden,
+    make_real_dataset,
+    peek_image,
+    progress_bar,
+    read_image,
+    resize_image,
+    stack_to_tensor,
+    stratified_split,
+    to_grey,
+    to_rgb,
+)
 
 __all__ = ["load_folder"]
 
@@ -76,6 +88,7 @@ def _check_duplicates(files: Sequence[Path], root: Path, lines: Sequence[int] | 
     Only files of equal size are hashed, so a folder without duplicates is read once per
     size collision at most.
     """
+
     def name(i: int) -> str:
         return _file_name(files, lines, i)
 
@@ -108,8 +121,10 @@ def _report_duplicates(found: Sequence[str], root: Path, duplicates: str) -> Non
     if not found:
         return
     more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
-    message = (f"folder {root.absolute()}: {'; '.join(found[:3])}{more}. The same image in two files "
-               f"can land in both the training and the test set")
+    message = (
+        f"folder {root.absolute()}: {'; '.join(found[:3])}{more}. The same image in two files "
+        f"can land in both the training and the test set"
+    )
     if duplicates == "error":
         raise DataError(message + "; remove the copies, or pass duplicates='warn' (--duplicates warn) to keep them")
     warnings.warn(message, stacklevel=4)
@@ -130,8 +145,9 @@ def pixel_digest(image: np.ndarray) -> np.ndarray:
     return np.frombuffer(digest.digest(), dtype=np.uint8)
 
 
-def _check_pixel_duplicates(digests: np.ndarray, files: Sequence[Path], root: Path, lines: Sequence[int] | None,
-                            duplicates: str) -> None:
+def _check_pixel_duplicates(
+    digests: np.ndarray, files: Sequence[Path], root: Path, lines: Sequence[int] | None, duplicates: str
+) -> None:
     """Refuse (or warn about) files with other bytes that decode to the same pixels.
 
     Byte-identical files were refused before decoding (:func:`_check_duplicates`); this catches
@@ -148,9 +164,12 @@ def _check_pixel_duplicates(digests: np.ndarray, files: Sequence[Path], root: Pa
 
 def _walk_files(folder: Path) -> list[Path]:
     """Every file under ``folder`` (sorted), or DataError naming a sub-folder that cannot be read."""
+
     def refuse(err: OSError) -> None:
-        raise DataError(f"{Path(err.filename or folder).absolute()}: folder cannot be read "
-                        f"({err.strerror or type(err).__name__}); fix its permissions")
+        raise DataError(
+            f"{Path(err.filename or folder).absolute()}: folder cannot be read "
+            f"({err.strerror or type(err).__name__}); fix its permissions"
+        )
 
     out: list[Path] = []
     for here, dirs, names in os.walk(folder, onerror=refuse):
@@ -163,8 +182,10 @@ def _scan_class_folders(root: Path) -> tuple[list[Path], list[str], list[str], l
     """Files, their label names, sorted class names and ignored (non-image or set-aside) files."""
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not is_hidden(p, root))
     if len(classes) < 2:
-        raise DataError(f"{root}: expected one sub-folder per class (at least 2), found {classes}; "
-                        f"or pass csv= with columns path,label")
+        raise DataError(
+            f"{root}: expected one sub-folder per class (at least 2), found {classes}; "
+            f"or pass csv= with columns path,label"
+        )
     files: list[Path] = []
     labels: list[str] = []
     ignored: list[str] = []
@@ -184,13 +205,18 @@ def _scan_class_folders(root: Path) -> tuple[list[Path], list[str], list[str], l
             labels.append(c)
             found += 1
         if found == 0:
-            raise DataError(f"{(root / c).absolute()}: class folder holds no images (no file that OpenCV, "
-                            f"Pillow or pydicom decodes, e.g. {', '.join(IMAGE_EXTENSIONS)})")
+            raise DataError(
+                f"{(root / c).absolute()}: class folder holds no images (no file that OpenCV, "
+                f"Pillow or pydicom decodes, e.g. {', '.join(IMAGE_EXTENSIONS)})"
+            )
     if set_aside:
         more = f" and {len(set_aside) - 3} more" if len(set_aside) > 3 else ""
-        warnings.warn(f"folder {root}: skipped {len(set_aside)} file(s) whose names mark them as set aside "
-                      f"({', '.join(SET_ASIDE_ENDINGS)}): {', '.join(set_aside[:3])}{more}; listed in "
-                      f"meta['ignored_files']", stacklevel=3)
+        warnings.warn(
+            f"folder {root}: skipped {len(set_aside)} file(s) whose names mark them as set aside "
+            f"({', '.join(SET_ASIDE_ENDINGS)}): {', '.join(set_aside[:3])}{more}; listed in "
+            f"meta['ignored_files']",
+            stacklevel=3,
+        )
     return files, labels, classes, ignored + set_aside
 
 
@@ -206,8 +232,10 @@ def _read_rows(path: Path, required: Sequence[str]) -> list[tuple[int, dict[str,
     header = [h.strip().lower() for h in rows[0]]
     twice = sorted({h for h in header if h and header.count(h) > 1})
     if twice:
-        raise DataError(f"{path}: the header names column {twice[0]!r} twice (columns "
-                        f"{[i + 1 for i, h in enumerate(header) if h == twice[0]]}); keep one")
+        raise DataError(
+            f"{path}: the header names column {twice[0]!r} twice (columns "
+            f"{[i + 1 for i, h in enumerate(header) if h == twice[0]]}); keep one"
+        )
     missing = [c for c in required if c not in header]
     if missing:
         raise DataError(f"{path}: header must contain columns {list(required)}, found {rows[0]}")
@@ -236,11 +264,15 @@ def _scan_csv(root: Path, csv_path: Path) -> tuple[list[Path], list[str], list[i
         if not p.is_file():
             raise DataError(f"{p.absolute()}: file listed in {csv_path.name} (line {lineno}) not found")
         if is_set_aside(p):
-            raise DataError(f"{where}: {p.absolute()} has a name that marks it as set aside "
-                            f"({', '.join(SET_ASIDE_ENDINGS)}); remove the row, or rename the file if it is good")
+            raise DataError(
+                f"{where}: {p.absolute()} has a name that marks it as set aside "
+                f"({', '.join(SET_ASIDE_ENDINGS)}); remove the row, or rename the file if it is good"
+            )
         if not is_image_file(p):
-            raise DataError(f"{where}: {p.absolute()} is not an image OpenCV, Pillow or pydicom can read "
-                            f"(e.g. {', '.join(IMAGE_EXTENSIONS)})")
+            raise DataError(
+                f"{where}: {p.absolute()} is not an image OpenCV, Pillow or pydicom can read "
+                f"(e.g. {', '.join(IMAGE_EXTENSIONS)})"
+            )
         key = p.resolve()
         if key in seen:
             first_line, first_rel = seen[key]
@@ -255,8 +287,9 @@ def _scan_csv(root: Path, csv_path: Path) -> tuple[list[Path], list[str], list[i
     return files, labels, lines
 
 
-def _encode_labels(labels: Sequence[str], class_names: Sequence[str] | None, source: str,
-                   lines: Sequence[int] | None) -> tuple[np.ndarray, list[str]]:
+def _encode_labels(
+    labels: Sequence[str], class_names: Sequence[str] | None, source: str, lines: Sequence[int] | None
+) -> tuple[np.ndarray, list[str]]:
     def where(i: int) -> str:
         return f"{source}, line {lines[i]}" if lines else source
 
@@ -274,10 +307,13 @@ def _encode_labels(labels: Sequence[str], class_names: Sequence[str] | None, sou
         k = max(as_int) + 1
         present = sorted(set(as_int))
         if class_names is None and present != list(range(k)):
-            warnings.warn(f"{source}: integer labels {present} leave classes of 0..{k - 1} empty; the labels are "
-                          f"mapped to their order ({', '.join(f'{v} -> {i}' for i, v in enumerate(present[:6]))}"
-                          f"{', ...' if len(present) > 6 else ''}) and the classes named {[str(v) for v in present]} "
-                          f"(write class names in the CSV to choose the classes yourself)", stacklevel=3)
+            warnings.warn(
+                f"{source}: integer labels {present} leave classes of 0..{k - 1} empty; the labels are "
+                f"mapped to their order ({', '.join(f'{v} -> {i}' for i, v in enumerate(present[:6]))}"
+                f"{', ...' if len(present) > 6 else ''}) and the classes named {[str(v) for v in present]} "
+                f"(write class names in the CSV to choose the classes yourself)",
+                stacklevel=3,
+            )
             order = {v: i for i, v in enumerate(present)}
             return np.array([order[v] for v in as_int], dtype=np.int64), [str(v) for v in present]
         names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
@@ -317,8 +353,7 @@ def _read_split(split_file: Path, root: Path, files: Sequence[Path]) -> tuple[np
         p = Path(path).expanduser()
         key = (p if p.is_absolute() else root / p).resolve()
         if key in entries:
-            raise DataError(f"{split_file}, line {lineno}: {path} is the same file as line {entries[key][1]} "
-                            f"({key})")
+            raise DataError(f"{split_file}, line {lineno}: {path} is the same file as line {entries[key][1]} ({key})")
         entries[key] = (split, lineno)
     keys = [f.resolve() for f in files]
     known = set(keys)
@@ -372,8 +407,10 @@ def _auto_channels(images: list[np.ndarray], files: Sequence[Path]) -> list[np.n
         return images
     odd = next((i for i, c in enumerate(counts) if c not in (1, 3)), None)
     if odd is not None:
-        raise DataError(f"{files[odd]}: has {counts[odd]} channels; channels='auto' mixes only grey and RGB images "
-                        f"(pass channels=None to keep every file's channels when all agree)")
+        raise DataError(
+            f"{files[odd]}: has {counts[odd]} channels; channels='auto' mixes only grey and RGB images "
+            f"(pass channels=None to keep every file's channels when all agree)"
+        )
     return [np.repeat(im.reshape(*im.shape[:2], 1), 3, axis=2) if c == 1 else im for im, c in zip(images, counts)]
 
 
@@ -385,12 +422,22 @@ def _as_float01(img: np.ndarray) -> np.ndarray:
     return img.astype(np.float32)
 
 
-def load_folder(root: "str | os.PathLike", image_size: "int | tuple[int, int] | None" = None, resize: bool = False,
-                test_fraction: float = 0.2, seed: int = 0, split_file: "str | os.PathLike | None" = None,
-                csv: "str | os.PathLike | None" = None, channels: "int | str | None" = 3,
-                standardize: "bool | str" = True, class_names: Sequence[str] | None = None,
-                cache_dir: "str | os.PathLike | bool | None" = None, progress: bool = True,
-                name: str | None = None, duplicates: str = "error") -> StructuredDataset:
+def load_folder(
+    root: str | os.PathLike,
+    image_size: int | tuple[int, int] | None = None,
+    resize: bool = False,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    split_file: str | os.PathLike | None = None,
+    csv: str | os.PathLike | None = None,
+    channels: int | str | None = 3,
+    standardize: bool | str = True,
+    class_names: Sequence[str] | None = None,
+    cache_dir: str | os.PathLike | bool | None = None,
+    progress: bool = True,
+    name: str | None = None,
+    duplicates: str = "error",
+) -> StructuredDataset:
     """Load your own structured image set from a folder per class or a ``path,label`` CSV.
 
     Parameters
@@ -486,8 +533,13 @@ def load_folder(root: "str | os.PathLike", image_size: "int | tuple[int, int] | 
         tr, te = stratified_split(y, test_fraction, seed, names, f"folder {root}")
 
     has_raw = any(f.suffix.lower() == ".npy" or is_dicom(f) for f in files)  # not photographs
-    settings = {"size": list(size) if size else ("majority" if resize else "as-is"), "channels": channels,
-                "interpolation": "INTER_AREA", "pixel_hashes": 1, **({"mixed_sizes": True} if resize and size else {})}
+    settings = {
+        "size": list(size) if size else ("majority" if resize else "as-is"),
+        "channels": channels,
+        "interpolation": "INTER_AREA",
+        "pixel_hashes": 1,
+        **({"mixed_sizes": True} if resize and size else {}),
+    }
     info: dict = {}
 
     def compute() -> dict[str, np.ndarray]:
@@ -499,21 +551,29 @@ def load_folder(root: "str | os.PathLike", image_size: "int | tuple[int, int] | 
             bad = [i for i, h in enumerate(headers) if h.size != majority]
             hb, wb = headers[bad[0]].size
             more = f" and {len(bad) - 1} more ({_shorten([_rel(files[i], root) for i in bad[1:]])})" if bad[1:] else ""
-            raise DataError(f"{files[bad[0]]}: image is {hb} x {wb} (height x width){more}, but most images "
-                            f"({counts[majority]} of {len(files)}) are {majority[0]} x {majority[1]}; structured "
-                            f"images must share one size: fix or remove the odd files, or pass resize=True to "
-                            f"resize them all{' (image_size= alone resizes only a set of one size)' if size else ''}")
+            raise DataError(
+                f"{files[bad[0]]}: image is {hb} x {wb} (height x width){more}, but most images "
+                f"({counts[majority]} of {len(files)}) are {majority[0]} x {majority[1]}; structured "
+                f"images must share one size: fix or remove the odd files, or pass resize=True to "
+                f"resize them all{' (image_size= alone resizes only a set of one size)' if size else ''}"
+            )
         target = size or majority
         if channels is None:  # "auto" decides after decoding
             eff = [h.channels if h.format == "NPY" else min(h.channels, 3) for h in headers]
             if len(set(eff)) > 1:
                 i = next(i for i, c in enumerate(eff) if c != eff[0])
-                raise DataError(f"{files[i]}: has {eff[i]} channels but {files[0]} has {eff[0]}; with "
-                                f"channels=None all files must agree (or pass channels=1 or channels=3)")
+                raise DataError(
+                    f"{files[i]}: has {eff[i]} channels but {files[0]} has {eff[0]}; with "
+                    f"channels=None all files must agree (or pass channels=1 or channels=3)"
+                )
         out, hashes = [], []
         for f in progress_bar(files, total=len(files), desc=f"folder {root.name}", enabled=progress):
-            img = _convert_channels(read_image(f, cv2.IMREAD_UNCHANGED), None if channels == "auto" else channels, f,
-                                    f.suffix.lower() == ".npy")
+            img = _convert_channels(
+                read_image(f, cv2.IMREAD_UNCHANGED),
+                None if channels == "auto" else channels,
+                f,
+                f.suffix.lower() == ".npy",
+            )
             hashes.append(pixel_digest(img))
             if img.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
                 img = img.astype(np.float32)
@@ -549,5 +609,15 @@ def load_folder(root: "str | os.PathLike", image_size: "int | tuple[int, int] | 
     if "sizes" in info:
         meta["original_sizes"] = info["sizes"]
     description = f"Structured images from {root} ({layout}), {len(files)} images, {len(names)} classes."
-    return make_real_dataset(name or f"folder-{root.name}", x[tr], y[tr], x[te], y[te], names, mode,
-                             description, meta, default_mode=default_mode)
+    return make_real_dataset(
+        name or f"folder-{root.name}",
+        x[tr],
+        y[tr],
+        x[te],
+        y[te],
+        names,
+        mode,
+        description,
+        meta,
+        default_mode=default_mode,
+    )

@@ -8,6 +8,7 @@ marker at byte 128) needs the optional ``pydicom`` package
 (``pip install 'gsa-utils[dicom]'``); without it, a DICOM file raises a
 :class:`~gsa_utils.data.DataError` naming the file and the extra.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -39,8 +40,23 @@ __all__ = [
 
 #: Extensions accepted by name (lower case). Files with other or no extensions are
 #: accepted too when Pillow or pydicom decodes them (:func:`is_image_file`).
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pgm", ".ppm", ".pbm", ".pnm",
-                    ".gif", ".webp", ".npy", ".dcm", ".dicom")
+IMAGE_EXTENSIONS = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".tif",
+    ".tiff",
+    ".bmp",
+    ".pgm",
+    ".ppm",
+    ".pbm",
+    ".pnm",
+    ".gif",
+    ".webp",
+    ".npy",
+    ".dcm",
+    ".dicom",
+)
 #: Extensions of DICOM files.
 DICOM_EXTENSIONS = (".dcm", ".dicom")
 #: Name endings of files set aside by people or tools (quarantined, backups, partial downloads, temporary
@@ -48,12 +64,39 @@ DICOM_EXTENSIONS = (".dcm", ".dicom")
 SET_ASIDE_ENDINGS = (".bad", ".bak", ".orig", "~", ".tmp", ".part")
 
 #: How image files begin (PNG, JPEG, GIF, BMP, TIFF both byte orders, WebP, JPEG 2000, PNM, ``.npy``).
-_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*",
-          b"\x00\x00\x00\x0cjP  ", b"\x93NUMPY")
+_MAGIC = (
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff",
+    b"GIF87a",
+    b"GIF89a",
+    b"II*\x00",
+    b"MM\x00*",
+    b"\x00\x00\x00\x0cjP  ",
+    b"\x93NUMPY",
+)
 
-_PIL_CHANNELS = {"1": 1, "L": 1, "P": 3, "I": 1, "F": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "I;16N": 1,
-                 "LA": 4, "La": 4, "PA": 4, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "RGBA": 4,
-                 "RGBa": 4, "RGBX": 3, "CMYK": 3}
+_PIL_CHANNELS = {
+    "1": 1,
+    "L": 1,
+    "P": 3,
+    "I": 1,
+    "F": 1,
+    "I;16": 1,
+    "I;16B": 1,
+    "I;16L": 1,
+    "I;16N": 1,
+    "LA": 4,
+    "La": 4,
+    "PA": 4,
+    "RGB": 3,
+    "YCbCr": 3,
+    "LAB": 3,
+    "HSV": 3,
+    "RGBA": 4,
+    "RGBa": 4,
+    "RGBX": 3,
+    "CMYK": 3,
+}
 
 
 @dataclass(frozen=True)
@@ -71,7 +114,7 @@ class ImageInfo:
         return (self.height, self.width)
 
 
-def is_dicom(path: "str | os.PathLike") -> bool:
+def is_dicom(path: str | os.PathLike) -> bool:
     """True for a ``.dcm``/``.dicom`` name or a file with the DICOM marker ``DICM`` at byte 128."""
     path = Path(path)
     if path.suffix.lower() in DICOM_EXTENSIONS:
@@ -84,12 +127,12 @@ def is_dicom(path: "str | os.PathLike") -> bool:
         return False
 
 
-def is_set_aside(path: "str | os.PathLike") -> bool:
+def is_set_aside(path: str | os.PathLike) -> bool:
     """True for a name ending in one of :data:`SET_ASIDE_ENDINGS` (``x.pgm.bad``, ``x.png~``, ...)."""
     return Path(path).name.lower().endswith(SET_ASIDE_ENDINGS)
 
 
-def looks_like_image(path: "str | os.PathLike") -> bool:
+def looks_like_image(path: str | os.PathLike) -> bool:
     """True when the file begins as an image file does (PNG, JPEG, GIF, BMP, TIFF, WebP, PNM, ``.npy``),
     whether or not the rest decodes."""
     try:
@@ -104,7 +147,7 @@ def looks_like_image(path: "str | os.PathLike") -> bool:
     return len(head) > 2 and head[:1] == b"P" and head[1:2] in b"1234567" and head[2:3] in b" \t\r\n"
 
 
-def is_image_file(path: "str | os.PathLike") -> bool:
+def is_image_file(path: str | os.PathLike) -> bool:
     """A known image extension, a DICOM file, or any other file whose header Pillow recognises or that
     begins as an image file does (:func:`looks_like_image`; a truncated one is then refused when read).
     Names of files set aside (:func:`is_set_aside`) never count."""
@@ -139,15 +182,17 @@ def max_image_pixels() -> int | None:
     return None if Image.MAX_IMAGE_PIXELS is None else 2 * int(Image.MAX_IMAGE_PIXELS)
 
 
-def check_pixel_count(path: "str | os.PathLike", info: ImageInfo) -> ImageInfo:
+def check_pixel_count(path: str | os.PathLike, info: ImageInfo) -> ImageInfo:
     """``info`` when the image is within :func:`max_image_pixels` (channels up to 4 count as one pixel), else
     DataError naming the file, its size and the limit, before anything is decoded."""
     limit = max_image_pixels()
     if limit is not None and info.height * info.width * max(1, info.channels / 4) > limit:
-        raise DataError(f"{path}: {info.height} x {info.width} x {info.channels} ({info.format}) is larger than the "
-                        f"limit of {limit} pixels for one image (decoding it would take "
-                        f"{info.height * info.width * info.channels * 4 / 2**30:.1f} GiB or more); shrink the file, or "
-                        f"raise PIL.Image.MAX_IMAGE_PIXELS (the limit is twice it) if it is meant to be this large")
+        raise DataError(
+            f"{path}: {info.height} x {info.width} x {info.channels} ({info.format}) is larger than the "
+            f"limit of {limit} pixels for one image (decoding it would take "
+            f"{info.height * info.width * info.channels * 4 / 2**30:.1f} GiB or more); shrink the file, or "
+            f"raise PIL.Image.MAX_IMAGE_PIXELS (the limit is twice it) if it is meant to be this large"
+        )
     return info
 
 
@@ -203,8 +248,10 @@ def _pydicom(path: Path):
     try:
         return importlib.import_module("pydicom")
     except ImportError:
-        raise DataError(f"{path}: DICOM file, and reading DICOM needs the optional 'pydicom' package: "
-                        f"pip install 'gsa-utils[dicom]' (or pip install pydicom)") from None
+        raise DataError(
+            f"{path}: DICOM file, and reading DICOM needs the optional 'pydicom' package: "
+            f"pip install 'gsa-utils[dicom]' (or pip install pydicom)"
+        ) from None
 
 
 def peek_dicom(path: Path) -> ImageInfo:

@@ -22,23 +22,34 @@ expression joined by a dash, without the image number). The documentation may ho
 than one table (a second rating study excluded the fear adjective); :func:`read_jaffe_ratings`
 reads every table with such a header, and the first table that rates a picture wins.
 """
+
 from __future__ import annotations
 
 import math
 import os
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
 
 from .base import DataError, StructuredDataset
 from .cache import cached_arrays
-from .real import (as_size, is_hidden, make_real_dataset, peek_image, progress_bar, read_image, resize_image,
-                   stack_to_tensor, stratified_split, to_grey)
+from .real import (
+    as_size,
+    is_hidden,
+    make_real_dataset,
+    peek_image,
+    progress_bar,
+    read_image,
+    resize_image,
+    stack_to_tensor,
+    stratified_split,
+    to_grey,
+)
 
 __all__ = [
     "load_jaffe",
@@ -108,7 +119,7 @@ def _header_columns(line: str) -> list[str] | None:
     return body
 
 
-def read_jaffe_ratings(path: "str | os.PathLike") -> JaffeRatings:
+def read_jaffe_ratings(path: str | os.PathLike) -> JaffeRatings:
     """Parse the JAFFE semantic-ratings table(s) of a text file.
 
     Lenient about layout: any text may surround the tables; a table starts at a header
@@ -151,14 +162,24 @@ def read_jaffe_ratings(path: "str | os.PathLike") -> JaffeRatings:
         head = _header_columns(stripped) if stripped else None
         if head is not None:
             columns, implicit = head, False
-            tables.append({"line": lineno, "columns": list(head), "rows": 0, "implicit_header": False,
-                           "fear_excluded": fear_excluded})
+            tables.append(
+                {
+                    "line": lineno,
+                    "columns": list(head),
+                    "rows": 0,
+                    "implicit_header": False,
+                    "fear_excluded": fear_excluded,
+                }
+            )
             continue
         if not stripped:
             continue
         tokens = stripped.split()
-        is_row = bool(_INT_RE.match(tokens[0])) and len(tokens) >= 3 and (
-            bool(_LOOSE_PIC_RE.match(tokens[-1])) or 2 * sum(map(_is_number, tokens[1:-1])) >= len(tokens) - 2)
+        is_row = (
+            bool(_INT_RE.match(tokens[0]))
+            and len(tokens) >= 3
+            and (bool(_LOOSE_PIC_RE.match(tokens[-1])) or 2 * sum(map(_is_number, tokens[1:-1])) >= len(tokens) - 2)
+        )
         if not is_row:
             columns = None  # text after a table ends it
             if "fear excluded" in " ".join(tokens).casefold():
@@ -168,8 +189,9 @@ def read_jaffe_ratings(path: "str | os.PathLike") -> JaffeRatings:
             if not fear_excluded or len(tokens) != 7 or not _PIC_RE.match(tokens[-1]):
                 continue  # a numbered line of documentation text, not a ratings row
             columns, implicit = [c for c in JAFFE_RATING_COLUMNS if c != "FEA"], True
-            tables.append({"line": lineno, "columns": list(columns), "rows": 0, "implicit_header": True,
-                           "fear_excluded": True})
+            tables.append(
+                {"line": lineno, "columns": list(columns), "rows": 0, "implicit_header": True, "fear_excluded": True}
+            )
         where = f"{path}, line {lineno}"
         pic = tokens[-1]
         values = tokens[1:-1]
@@ -179,11 +201,14 @@ def read_jaffe_ratings(path: "str | os.PathLike") -> JaffeRatings:
         if implicit and (not _PIC_RE.match(pic) or len(values) != len(cols)):
             continue
         if not _PIC_RE.match(pic):
-            raise DataError(f"{where}: expected a picture id like 'KA-AN1' at the end of the row, got "
-                            f"{pic!r} (row: {stripped!r})")
+            raise DataError(
+                f"{where}: expected a picture id like 'KA-AN1' at the end of the row, got {pic!r} (row: {stripped!r})"
+            )
         if len(values) != len(cols):
-            raise DataError(f"{where}: expected {len(cols)} ratings ({' '.join(cols)}) for {pic}, got "
-                            f"{len(values)} (row: {stripped!r})")
+            raise DataError(
+                f"{where}: expected {len(cols)} ratings ({' '.join(cols)}) for {pic}, got "
+                f"{len(values)} (row: {stripped!r})"
+            )
         row = np.full(len(JAFFE_RATING_COLUMNS), np.nan)
         for col, raw in zip(cols, values):
             try:
@@ -197,16 +222,19 @@ def read_jaffe_ratings(path: "str | os.PathLike") -> JaffeRatings:
         pic = pic.upper()
         if pic in ratings:
             if table_of[pic] == len(tables) - 1:
-                raise DataError(f"{where}: picture {pic} is rated twice in the same table "
-                                f"(first on line {source[pic]})")
+                raise DataError(
+                    f"{where}: picture {pic} is rated twice in the same table (first on line {source[pic]})"
+                )
             continue  # an earlier table already rates it
         ratings[pic] = row
         source[pic] = lineno
         table_of[pic] = len(tables) - 1
     if not ratings:
-        raise DataError(f"{path}: no JAFFE ratings table found (expected a header line like "
-                        f"'#  HAP  SAD  SUR  ANG  DIS  FEA  PIC' followed by rows like "
-                        f"'1 2.87 2.52 2.10 1.97 1.97 2.06 KA-NE1')")
+        raise DataError(
+            f"{path}: no JAFFE ratings table found (expected a header line like "
+            f"'#  HAP  SAD  SUR  ANG  DIS  FEA  PIC' followed by rows like "
+            f"'1 2.87 2.52 2.10 1.97 1.97 2.06 KA-NE1')"
+        )
     return JaffeRatings(path, ratings, source, tables)
 
 
@@ -224,18 +252,28 @@ def _find_ratings_file(root: Path) -> Path:
         except OSError:
             continue
     if not candidates:
-        raise DataError(f"{root}: no JAFFE ratings file found (a text file such as README_FIRST.txt with a line "
-                        f"'#  HAP  SAD  SUR  ANG  DIS  FEA  PIC'); put it in the folder, or pass ratings_file= to load_jaffe")
+        raise DataError(
+            f"{root}: no JAFFE ratings file found (a text file such as README_FIRST.txt with a line "
+            f"'#  HAP  SAD  SUR  ANG  DIS  FEA  PIC'); put it in the folder, or pass ratings_file= to load_jaffe"
+        )
     if len(candidates) > 1:
-        raise DataError(f"{root}: several files look like JAFFE ratings: {[str(c) for c in candidates]}; "
-                        f"keep one of them in the folder (the command line reads the single one), or choose one "
-                        f"with load_jaffe(..., ratings_file=...)")
+        raise DataError(
+            f"{root}: several files look like JAFFE ratings: {[str(c) for c in candidates]}; "
+            f"keep one of them in the folder (the command line reads the single one), or choose one "
+            f"with load_jaffe(..., ratings_file=...)"
+        )
     return candidates[0]
 
 
 def _find_tiffs(root: Path) -> list[Path]:
-    tiffs = sorted((p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in {".tif", ".tiff"}
-                    and not is_hidden(p, root)), key=lambda p: p.name)
+    tiffs = sorted(
+        (
+            p
+            for p in root.rglob("*")
+            if p.is_file() and p.suffix.lower() in {".tif", ".tiff"} and not is_hidden(p, root)
+        ),
+        key=lambda p: p.name,
+    )
     if not tiffs:
         raise DataError(f"{root}: no .tiff images found (expected the 213 JAFFE files such as KA.AN1.39.tiff)")
     return tiffs
@@ -255,10 +293,18 @@ def _preprocess(paths: Sequence[Path], size: tuple[int, int], progress: bool) ->
     return out
 
 
-def load_jaffe(root: "str | os.PathLike", image_size: "int | tuple[int, int]" = 224, test_fraction: float = 0.2,
-               seed: int = 0, cache_dir: "str | os.PathLike | bool | None" = None, progress: bool = True,
-               channels: int = 3, standardize: bool = True, ratings_file: "str | os.PathLike | None" = None,
-               missing_ratings: str = "error") -> StructuredDataset:
+def load_jaffe(
+    root: str | os.PathLike,
+    image_size: int | tuple[int, int] = 224,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    cache_dir: str | os.PathLike | bool | None = None,
+    progress: bool = True,
+    channels: int = 3,
+    standardize: bool = True,
+    ratings_file: str | os.PathLike | None = None,
+    missing_ratings: str = "error",
+) -> StructuredDataset:
     """Load JAFFE with the paper's labels (argmax of the averaged ratings, supplement 1.2).
 
     Parameters
@@ -357,8 +403,9 @@ def load_jaffe(root: "str | os.PathLike", image_size: "int | tuple[int, int]" = 
     if channels == 3:
         x = x.expand(-1, 3, -1, -1).contiguous()
     if ties:
-        warnings.warn(f"JAFFE: {len(ties)} pictures have tied top ratings (first column wins): {ties[:5]}",
-                      stacklevel=2)
+        warnings.warn(
+            f"JAFFE: {len(ties)} pictures have tied top ratings (first column wins): {ties[:5]}", stacklevel=2
+        )
     meta = {
         "dataset": "JAFFE",
         "root": str(root),
@@ -383,7 +430,10 @@ def load_jaffe(root: "str | os.PathLike", image_size: "int | tuple[int, int]" = 
         "skipped_unrated": skipped,
         **cache_info,
     }
-    description = (f"JAFFE faces, {len(paths)} images, labels = emotion with the largest averaged rating; "
-                   f"resized to {size[0]}x{size[1]}, {'grey replicated to 3 channels' if channels == 3 else 'grey'}.")
-    return make_real_dataset("jaffe", x[tr], y[tr], x[te], y[te], JAFFE_CLASSES,
-                             "imagenet" if standardize else False, description, meta)
+    description = (
+        f"JAFFE faces, {len(paths)} images, labels = emotion with the largest averaged rating; "
+        f"resized to {size[0]}x{size[1]}, {'grey replicated to 3 channels' if channels == 3 else 'grey'}."
+    )
+    return make_real_dataset(
+        "jaffe", x[tr], y[tr], x[te], y[te], JAFFE_CLASSES, "imagenet" if standardize else False, description, meta
+    )

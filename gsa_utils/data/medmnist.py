@@ -15,6 +15,7 @@ two-way protocol on the official test set (RetinaMNIST: 1200/400 = 75/25 %); wit
 ``merge_val=False`` they are kept apart in ``meta["x_val"]``/``meta["y_val"]`` (for early
 stopping or hyper-parameter choice).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,15 @@ from ..paths import data_dir
 from .base import DataError, StructuredDataset
 from .real import as_size, make_real_dataset, resize_image, stack_to_tensor, standardize_pair, to_grey
 
-__all__ = ["load_medmnist", "medmnist_filename", "medmnist_info", "MEDMNIST_SIZES", "MEDMNIST_KEYS", "MEDMNIST_SETS",
-           "MULTI_LABEL_SETS"]
+__all__ = [
+    "load_medmnist",
+    "medmnist_filename",
+    "medmnist_info",
+    "MEDMNIST_SIZES",
+    "MEDMNIST_KEYS",
+    "MEDMNIST_SETS",
+    "MULTI_LABEL_SETS",
+]
 
 #: Image sizes MedMNIST+ provides.
 MEDMNIST_SIZES = (28, 64, 128, 224)
@@ -84,9 +92,11 @@ def _import_medmnist():
 def _download(flag: str, root: Path, size: int) -> None:
     mm = _import_medmnist()
     if mm is None:
-        raise DataError("download=True needs the 'medmnist' package: pip install 'medmnist>=3' "
-                        "(or pip install 'gsa-utils[medmnist]'), or download the .npz by hand "
-                        "(see data/README.md)")
+        raise DataError(
+            "download=True needs the 'medmnist' package: pip install 'medmnist>=3' "
+            "(or pip install 'gsa-utils[medmnist]'), or download the .npz by hand "
+            "(see data/README.md)"
+        )
     info = getattr(mm, "INFO", {}).get(flag)
     if info is None:
         raise DataError(f"unknown MedMNIST flag {flag!r}; known: {sorted(getattr(mm, 'INFO', {}))}")
@@ -126,10 +136,17 @@ def _channels(images: np.ndarray, channels: int | None) -> np.ndarray:
     return images
 
 
-def load_medmnist(flag: str = "retinamnist", root: "str | os.PathLike | None" = None, size: int = 28,
-                  download: bool = False, merge_val: bool = True, image_size: "int | tuple[int, int] | None" = None,
-                  channels: int | None = None, standardize: bool = True,
-                  verify_md5: bool = False) -> StructuredDataset:
+def load_medmnist(
+    flag: str = "retinamnist",
+    root: str | os.PathLike | None = None,
+    size: int = 28,
+    download: bool = False,
+    merge_val: bool = True,
+    image_size: int | tuple[int, int] | None = None,
+    channels: int | None = None,
+    standardize: bool = True,
+    verify_md5: bool = False,
+) -> StructuredDataset:
     """Load a 2-D single-label MedMNIST dataset (default RetinaMNIST) as a StructuredDataset.
 
     Parameters
@@ -187,22 +204,32 @@ def load_medmnist(flag: str = "retinamnist", root: "str | os.PathLike | None" = 
     path = root / medmnist_filename(flag, size)
     if not path.is_file():
         if not download:
-            elsewhere = [p for p in (Path("~/.medmnist").expanduser() / path.name, Path.cwd() / "data" / "medmnist" /
-                                     path.name) if p.is_file() and p.absolute() != path]
-            hint = (f"; a copy exists at {elsewhere[0].absolute()}: move it there, or pass root= to load_medmnist"
-                    if elsewhere else "")
-            raise DataError(f"{path}: MedMNIST file not found; put {path.name} there (see data/README.md; the "
-                            f"command line looks in $GSA_DATA_DIR/medmnist), or pass download=True to load_medmnist "
-                            f"(needs the medmnist package and internet){hint}")
+            elsewhere = [
+                p
+                for p in (Path("~/.medmnist").expanduser() / path.name, Path.cwd() / "data" / "medmnist" / path.name)
+                if p.is_file() and p.absolute() != path
+            ]
+            hint = (
+                f"; a copy exists at {elsewhere[0].absolute()}: move it there, or pass root= to load_medmnist"
+                if elsewhere
+                else ""
+            )
+            raise DataError(
+                f"{path}: MedMNIST file not found; put {path.name} there (see data/README.md; the "
+                f"command line looks in $GSA_DATA_DIR/medmnist), or pass download=True to load_medmnist "
+                f"(needs the medmnist package and internet){hint}"
+            )
         _download(flag, root, size)
         if not path.is_file():
             raise DataError(f"{path}: still missing after download")
 
     info = medmnist_info(flag)
     if info and "multi-label" in str(info.get("task", "")) or flag in MULTI_LABEL_SETS:
-        raise DataError(f"{path}: {flag} is a multi-label task ({(info or {}).get('task', 'multi-label')}): every "
-                        f"image has several labels at once, and gsa_utils trains single-label classifiers; "
-                        f"choose a single-label MedMNIST set")
+        raise DataError(
+            f"{path}: {flag} is a multi-label task ({(info or {}).get('task', 'multi-label')}): every "
+            f"image has several labels at once, and gsa_utils trains single-label classifiers; "
+            f"choose a single-label MedMNIST set"
+        )
     if verify_md5:
         key = "MD5" if size == 28 else f"MD5_{size}"
         expected = info.get(key) if info else None
@@ -231,8 +258,10 @@ def load_medmnist(flag: str = "retinamnist", root: "str | os.PathLike | None" = 
         if im.shape[1:3] != (size, size):
             raise DataError(f"{path}: {split}_images are {im.shape[1]} x {im.shape[2]} but size={size}")
         if lab.ndim == 2 and lab.shape[1] != 1 or lab.ndim not in (1, 2):
-            raise DataError(f"{path}: {split}_labels has shape {lab.shape}; only single-label tasks (N x 1) "
-                            f"are supported (multi-label flags such as chestmnist are not)")
+            raise DataError(
+                f"{path}: {split}_labels has shape {lab.shape}; only single-label tasks (N x 1) "
+                f"are supported (multi-label flags such as chestmnist are not)"
+            )
         lab = lab.reshape(-1)
         if lab.shape[0] != im.shape[0]:
             raise DataError(f"{path}: {split}_labels has {lab.shape[0]} entries but {split}_images has {im.shape[0]}")
@@ -275,8 +304,19 @@ def load_medmnist(flag: str = "retinamnist", root: "str | os.PathLike | None" = 
         _, x_val_std, _ = standardize_pair(x_train, x_val, "imagenet" if standardize else False)
         meta["x_val"] = x_val_std
         meta["y_val"] = torch.as_tensor(y_val)
-    description = (f"MedMNIST {flag} ({size} px{', resized to %dx%d' % out_size if out_size else ''}), "
-                   f"{len(class_names)} classes, official test split"
-                   f"{', validation merged into training' if merge_val else ''}.")
-    return make_real_dataset(f"medmnist-{flag}", x_train, y_train, x_test, labels["test"], class_names,
-                             "imagenet" if standardize else False, description, meta)
+    description = (
+        f"MedMNIST {flag} ({size} px{f', resized to {out_size[0]}x{out_size[1]}' if out_size else ''}), "
+        f"{len(class_names)} classes, official test split"
+        f"{', validation merged into training' if merge_val else ''}."
+    )
+    return make_real_dataset(
+        f"medmnist-{flag}",
+        x_train,
+        y_train,
+        x_test,
+        labels["test"],
+        class_names,
+        "imagenet" if standardize else False,
+        description,
+        meta,
+    )

@@ -12,20 +12,30 @@ Introduced in chapter 1 (``01_structured_images``). The loaders (:mod:`.idrid`,
 Images are read with OpenCV (as the paper did). OpenCV returns colour images in
 **BGR** order; :func:`to_rgb` converts them.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence, TypeVar
+from typing import TypeVar
 
 import cv2
 import numpy as np
 import torch
 
 from .base import DataError, StructuredDataset
+from .formats import (
+    IMAGE_EXTENSIONS,
+    ImageInfo,
+    check_pixel_count,
+    is_dicom,
+    peek_dicom,
+    peek_pillow,
+    read_dicom,
+    read_pillow,
+)
 from .standardization import GREY_MEAN, GREY_STD, fit_standardization
-from .formats import (IMAGE_EXTENSIONS, ImageInfo, check_pixel_count, is_dicom, peek_dicom, peek_pillow, read_dicom,
-                      read_pillow)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -65,11 +75,10 @@ def _check_jpeg_end(path: Path) -> None:
         fh.seek(max(0, size - 4096))
         tail = fh.read()
     if b"\xff\xd9" not in tail:
-        raise DataError(f"{path}: JPEG file is truncated (no end-of-image marker); "
-                        f"download or extract it again")
+        raise DataError(f"{path}: JPEG file is truncated (no end-of-image marker); download or extract it again")
 
 
-def peek_image(path: "str | os.PathLike") -> ImageInfo:
+def peek_image(path: str | os.PathLike) -> ImageInfo:
     """Read only the header of an image (or ``.npy`` array) and return its size and channels.
 
     Also detects truncated JPEG files (cheaply, from the last bytes). Does not decode
@@ -98,8 +107,9 @@ def peek_image(path: "str | os.PathLike") -> ImageInfo:
             raise DataError(f"{path}: .npy array must be H x W or H x W x C, got shape {arr.shape}")
         if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
             raise DataError(f"{path}: .npy array must be numeric, got dtype {arr.dtype}")
-        return check_pixel_count(path, ImageInfo(int(arr.shape[0]), int(arr.shape[1]),
-                                                 1 if arr.ndim == 2 else int(arr.shape[2]), "NPY"))
+        return check_pixel_count(
+            path, ImageInfo(int(arr.shape[0]), int(arr.shape[1]), 1 if arr.ndim == 2 else int(arr.shape[2]), "NPY")
+        )
     if is_dicom(path):
         return peek_dicom(path)
     if path.suffix.lower() in _JPEG:
@@ -112,7 +122,7 @@ def peek_image(path: "str | os.PathLike") -> ImageInfo:
     return peek_pillow(path)
 
 
-def read_image(path: "str | os.PathLike", flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
+def read_image(path: str | os.PathLike, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
     """Decode an image with OpenCV (BGR order for colour) or load a ``.npy`` array.
 
     Formats OpenCV does not decode are read with Pillow (``.gif``, ...), DICOM with pydicom
@@ -158,8 +168,7 @@ def read_image(path: "str | os.PathLike", flags: int = cv2.IMREAD_UNCHANGED) -> 
     if path.suffix.lower() in _JPEG:
         tail = data[-4096:].tobytes()
         if b"\xff\xd9" not in tail:
-            raise DataError(f"{path}: JPEG file is truncated (no end-of-image marker); "
-                            f"download or extract it again")
+            raise DataError(f"{path}: JPEG file is truncated (no end-of-image marker); download or extract it again")
     try:
         img = cv2.imdecode(data, flags)
     except cv2.error:
@@ -172,7 +181,7 @@ def read_image(path: "str | os.PathLike", flags: int = cv2.IMREAD_UNCHANGED) -> 
     return img
 
 
-def to_rgb(img: np.ndarray, path: "str | os.PathLike" = "image") -> np.ndarray:
+def to_rgb(img: np.ndarray, path: str | os.PathLike = "image") -> np.ndarray:
     """OpenCV BGR/BGRA -> RGB; grey (H x W) is returned unchanged.
 
     Introduced in chapter 1 (``01_structured_images``).
@@ -201,15 +210,18 @@ def to_grey(img: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(img[:, :, :3]), cv2.COLOR_RGB2GRAY)
 
 
-def as_size(image_size: "int | Sequence[int]", what: str = "image_size") -> tuple[int, int]:
+def as_size(image_size: int | Sequence[int], what: str = "image_size") -> tuple[int, int]:
     """``224`` -> ``(224, 224)``; ``(h, w)`` -> ``(h, w)``; anything else -> DataError.
 
     Introduced in chapter 1 (``01_structured_images``).
     """
     if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
         size = (int(image_size), int(image_size))
-    elif isinstance(image_size, (tuple, list)) and len(image_size) == 2 and all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in image_size):
+    elif (
+        isinstance(image_size, (tuple, list))
+        and len(image_size) == 2
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in image_size)
+    ):
         size = (int(image_size[0]), int(image_size[1]))
     else:
         raise DataError(f"{what} must be an int or a (height, width) pair, got {image_size!r}")
@@ -252,8 +264,9 @@ def stack_to_tensor(stack: np.ndarray) -> torch.Tensor:
     return t / scale if scale != 1.0 else t
 
 
-def standardize_pair(x_train: torch.Tensor, x_test: torch.Tensor, mode: "str | bool | None") -> tuple[
-        torch.Tensor, torch.Tensor, dict]:
+def standardize_pair(
+    x_train: torch.Tensor, x_test: torch.Tensor, mode: str | bool | None
+) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """Standardise train and test stacks the same way; returns them and a description.
 
     ``mode``: ``"imagenet"`` (ImageNet means/stds, paper supplement 1.1; one-channel
@@ -266,8 +279,9 @@ def standardize_pair(x_train: torch.Tensor, x_test: torch.Tensor, mode: "str | b
     return fitted.apply(x_train), fitted.apply(x_test), fitted.as_meta()
 
 
-def stratified_split(y: np.ndarray, test_fraction: float, seed: int, class_names: Sequence[str],
-                     what: str) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    y: np.ndarray, test_fraction: float, seed: int, class_names: Sequence[str], what: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Seeded stratified train/test split of ``range(len(y))`` (sklearn ``train_test_split``).
 
     Returns sorted index arrays. Raises DataError (naming the class) when a class has
@@ -281,16 +295,20 @@ def stratified_split(y: np.ndarray, test_fraction: float, seed: int, class_names
     counts = np.bincount(y, minlength=len(class_names))
     for k, n in enumerate(counts):
         if n == 1:
-            raise DataError(f"{what}: class {class_names[k]!r} has only 1 image; a stratified split needs at "
-                            f"least 2 per class (add images, drop the class, or give a fixed split)")
+            raise DataError(
+                f"{what}: class {class_names[k]!r} has only 1 image; a stratified split needs at "
+                f"least 2 per class (add images, drop the class, or give a fixed split)"
+            )
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(y))
     try:
         tr, te = train_test_split(idx, test_size=float(test_fraction), random_state=seed, stratify=y)
     except ValueError as exc:
-        raise DataError(f"{what}: cannot make a stratified split with test_fraction={test_fraction} "
-                        f"of {len(y)} images in {int((counts > 0).sum())} classes ({exc})") from None
+        raise DataError(
+            f"{what}: cannot make a stratified split with test_fraction={test_fraction} "
+            f"of {len(y)} images in {int((counts > 0).sum())} classes ({exc})"
+        ) from None
     return np.sort(tr), np.sort(te)
 
 
@@ -308,9 +326,18 @@ def progress_bar(items: Iterable[T], total: int | None = None, desc: str = "", e
     return iter(tqdm(items, total=total, desc=desc, leave=False))
 
 
-def make_real_dataset(name: str, x_train: torch.Tensor, y_train: np.ndarray, x_test: torch.Tensor,
-                      y_test: np.ndarray, class_names: Sequence[str], standardize_mode: "str | bool | None",
-                      description: str, meta: dict, default_mode: str = "imagenet") -> StructuredDataset:
+def make_real_dataset(
+    name: str,
+    x_train: torch.Tensor,
+    y_train: np.ndarray,
+    x_test: torch.Tensor,
+    y_test: np.ndarray,
+    class_names: Sequence[str],
+    standardize_mode: str | bool | None,
+    description: str,
+    meta: dict,
+    default_mode: str = "imagenet",
+) -> StructuredDataset:
     """Standardise, wrap labels as int64 and build a ``source="real"`` :class:`StructuredDataset`.
 
     ``default_mode`` (the mode ``standardize=True`` means for these data) is recorded as

@@ -44,14 +44,17 @@ than the fundus generator makes) (the data folder is data: the repository's data
 ($GSA_DATA_DIR is not set))"*. Its paths are written by :func:`gsa_utils.paths.shown_path`:
 from the data folder, never the machine's folders.
 """
+
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..paths import DATA_DIR_ENV, data_dir as _rule_data_dir, data_dir_rule, shown_path
-from .base import IMAGENET_MEAN, IMAGENET_STD, DataError, StructuredDataset, standardize as _standardize
+from ..paths import DATA_DIR_ENV, data_dir_rule, shown_path
+from ..paths import data_dir as _rule_data_dir
+from .base import IMAGENET_MEAN, IMAGENET_STD, DataError, StructuredDataset
+from .base import standardize as _standardize
 from .medmnist import MEDMNIST_SETS, MULTI_LABEL_SETS
 
 __all__ = [
@@ -82,8 +85,12 @@ REAL_NAMES = ("idrid-retinopathy", "idrid-edema", "jaffe", "retinamnist", "glauc
 DATASETS = SYNTHETIC_NAMES + REAL_NAMES
 
 #: Sub-folder of ``data_dir`` each real dataset is looked up in.
-REAL_SUBFOLDERS = {"idrid-retinopathy": "idrid", "idrid-edema": "idrid", "jaffe": "jaffe",
-                   **{flag: "medmnist" for flag in MEDMNIST_NAMES}}
+REAL_SUBFOLDERS = {
+    "idrid-retinopathy": "idrid",
+    "idrid-edema": "idrid",
+    "jaffe": "jaffe",
+    **{flag: "medmnist" for flag in MEDMNIST_NAMES},
+}
 
 #: name -> (synthetic generator, number of classes of the real data, human-readable name).
 STAND_INS: dict[str, tuple[str, int, str]] = {
@@ -91,17 +98,27 @@ STAND_INS: dict[str, tuple[str, int, str]] = {
     "idrid-edema": ("fundus", 3, "IDRiD macular edema"),
     "jaffe": ("faces", 6, "JAFFE"),
     "glaucoma-oct": ("oct", 3, "the paper's glaucoma OCT set"),
-    **{flag: ("fundus" if MEDMNIST_SETS[flag][2] == 3 else "oct", MEDMNIST_SETS[flag][1], MEDMNIST_SETS[flag][0])
-       for flag in MEDMNIST_NAMES},
+    **{
+        flag: ("fundus" if MEDMNIST_SETS[flag][2] == 3 else "oct", MEDMNIST_SETS[flag][1], MEDMNIST_SETS[flag][0])
+        for flag in MEDMNIST_NAMES
+    },
 }
 
 #: Image side each dataset is loaded at with ``image_size=None``: IDRiD at the paper's 224
 #: (the photographs are 4288 x 2848), JAFFE at its 256, RetinaMNIST at the smallest file
 #: present (28 for ``retinamnist.npz``; the 28 here is for its stand-in), synthetic sets
 #: at their generators' default. Stand-ins are made at the size of the data they replace.
-NATIVE_SIZES: dict[str, int] = {"idrid-retinopathy": 224, "idrid-edema": 224, "jaffe": 256,
-                                "glaucoma-oct": 64, "fundus": 64, "faces": 64, "oct": 64, "digits-clutter": 64,
-                                **{flag: 28 for flag in MEDMNIST_NAMES}}
+NATIVE_SIZES: dict[str, int] = {
+    "idrid-retinopathy": 224,
+    "idrid-edema": 224,
+    "jaffe": 256,
+    "glaucoma-oct": 64,
+    "fundus": 64,
+    "faces": 64,
+    "oct": 64,
+    "digits-clutter": 64,
+    **{flag: 28 for flag in MEDMNIST_NAMES},
+}
 
 _GENERATOR_WORDS = {"fundus": "fundus", "faces": "faces", "oct": "OCT thickness-map"}
 _FOLDER_PREFIX = "folder:"
@@ -125,7 +142,7 @@ def _normalise(name: str) -> str:
         raise DataError(f"dataset name must be a non-empty string, got {name!r}")
     name = name.strip()
     if name.lower().startswith(_FOLDER_PREFIX):
-        return _FOLDER_PREFIX + name[len(_FOLDER_PREFIX):]
+        return _FOLDER_PREFIX + name[len(_FOLDER_PREFIX) :]
     return name.lower().replace("_", "-")
 
 
@@ -157,14 +174,24 @@ def _stand_in(name: str, image_size: int | None, seed: int, reason: str) -> Stru
     if k == real_classes:
         classes = f"{k} classes, as {label}"
     else:
-        classes = (f"{k} classes; {label} has {real_classes}, more than the {generator} generator makes"
-                   if k < real_classes else f"{k} classes; {label} has {real_classes}")
+        classes = (
+            f"{k} classes; {label} has {real_classes}, more than the {generator} generator makes"
+            if k < real_classes
+            else f"{k} classes; {label} has {real_classes}"
+        )
     statement = f"{reason}: using the synthetic {_GENERATOR_WORDS[generator]} stand-in ({classes})"
     meta = dict(ds.meta)
-    meta.update({"stand_in_for": name, "stand_in_generator": generator, "real_num_classes": real_classes,
-                 "source_statement": statement})
-    return replace(ds, name=name, source="synthetic", meta=meta,
-                   description=f"Synthetic stand-in for {label}. " + ds.description)
+    meta.update(
+        {
+            "stand_in_for": name,
+            "stand_in_generator": generator,
+            "real_num_classes": real_classes,
+            "source_statement": statement,
+        }
+    )
+    return replace(
+        ds, name=name, source="synthetic", meta=meta, description=f"Synthetic stand-in for {label}. " + ds.description
+    )
 
 
 def _medmnist_file(folder: Path, flag: str, image_size: int | None) -> tuple[Path, int] | None:
@@ -172,8 +199,11 @@ def _medmnist_file(folder: Path, flag: str, image_size: int | None) -> tuple[Pat
     for ``None`` the smallest file present (read as it is)."""
     from .medmnist import MEDMNIST_SIZES, medmnist_filename
 
-    present = [(s, folder / medmnist_filename(flag, s)) for s in MEDMNIST_SIZES
-               if (folder / medmnist_filename(flag, s)).is_file()]
+    present = [
+        (s, folder / medmnist_filename(flag, s))
+        for s in MEDMNIST_SIZES
+        if (folder / medmnist_filename(flag, s)).is_file()
+    ]
     if not present:
         return None
     if image_size is None:
@@ -190,8 +220,9 @@ def _resolve_folder(spec: str, data_dir: Path) -> Path:
     for cand in candidates:
         if cand.is_dir():
             return Path(os.path.abspath(cand))
-    raise DataError(f"dataset 'folder:{spec}': no such folder (looked at "
-                    f"{', '.join(str(c.absolute()) for c in candidates)})")
+    raise DataError(
+        f"dataset 'folder:{spec}': no such folder (looked at {', '.join(str(c.absolute()) for c in candidates)})"
+    )
 
 
 def _copies_elsewhere(key: str, folder: Path) -> list[Path]:
@@ -264,12 +295,16 @@ def check_dataset_name(name: str) -> str:
     if key in DATASETS or (key.startswith(_FOLDER_PREFIX) and len(key) > len(_FOLDER_PREFIX)):
         return key
     if key in MULTI_LABEL_SETS:
-        raise DataError(f"dataset {name!r} is multi-label (MedMNIST's {MEDMNIST_SETS[key][0]}: "
-                        f"{MEDMNIST_SETS[key][1]} findings, several per image); gsa_utils trains single-label "
-                        f"classifiers: choose one of {', '.join(MEDMNIST_NAMES)}")
+        raise DataError(
+            f"dataset {name!r} is multi-label (MedMNIST's {MEDMNIST_SETS[key][0]}: "
+            f"{MEDMNIST_SETS[key][1]} findings, several per image); gsa_utils trains single-label "
+            f"classifiers: choose one of {', '.join(MEDMNIST_NAMES)}"
+        )
     if key.endswith("mnist3d"):
-        raise DataError(f"dataset {name!r} is a 3-D MedMNIST set; global spatial attention here takes 2-D "
-                        f"images: choose one of {', '.join(MEDMNIST_NAMES)}")
+        raise DataError(
+            f"dataset {name!r} is a 3-D MedMNIST set; global spatial attention here takes 2-D "
+            f"images: choose one of {', '.join(MEDMNIST_NAMES)}"
+        )
     raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}, or 'folder:<path>'")
 
 
@@ -289,7 +324,7 @@ def plan_data(name: str, image_size: int | None = None, data_dir: str | os.PathL
     folder_root = Path(os.path.abspath(Path(data_dir).expanduser())) if data_dir is not None else default_data_dir()
     rule = "the data_dir argument" if data_dir is not None else data_dir_rule()
     if key.startswith(_FOLDER_PREFIX):
-        spec = key[len(_FOLDER_PREFIX):]
+        spec = key[len(_FOLDER_PREFIX) :]
         if not spec:
             raise DataError("dataset 'folder:' needs a path, e.g. 'folder:data/my_octs'")
         return DataPlan(key, "folder", _resolve_folder(spec, folder_root))
@@ -314,17 +349,29 @@ def plan_data(name: str, image_size: int | None = None, data_dir: str | os.PathL
     hint = f"the data folder is {shown_root}" + ("" if shown_root == rule else f": {rule}")
     elsewhere = _copies_elsewhere(key, folder)
     if elsewhere:
-        hint += (f"; a copy exists in {shown_path(elsewhere[0])}: set {DATA_DIR_ENV}={shown_path(elsewhere[0].parent)}"
-                 if elsewhere[0].name == REAL_SUBFOLDERS[key] else
-                 f"; a copy exists in {shown_path(elsewhere[0])}: move it to {shown_path(folder)}")
+        hint += (
+            f"; a copy exists in {shown_path(elsewhere[0])}: set {DATA_DIR_ENV}={shown_path(elsewhere[0].parent)}"
+            if elsewhere[0].name == REAL_SUBFOLDERS[key]
+            else f"; a copy exists in {shown_path(elsewhere[0])}: move it to {shown_path(folder)}"
+        )
     return DataPlan(key, "stand-in", folder, f"{what} not found under {looked}", hint)
 
 
-def load_dataset(name: str, image_size: int | None = None, seed: int = 0, data_dir: str | os.PathLike | None = None,
-                 standardize: bool = True, cache_dir: "str | os.PathLike | bool | None" = None,
-                 merge_val: bool = True, *, channels: int | None = None, csv: "str | os.PathLike | None" = None,
-                 split_file: "str | os.PathLike | None" = None, duplicates: str = "error",
-                 resize: bool = False) -> StructuredDataset:
+def load_dataset(
+    name: str,
+    image_size: int | None = None,
+    seed: int = 0,
+    data_dir: str | os.PathLike | None = None,
+    standardize: bool = True,
+    cache_dir: str | os.PathLike | bool | None = None,
+    merge_val: bool = True,
+    *,
+    channels: int | None = None,
+    csv: str | os.PathLike | None = None,
+    split_file: str | os.PathLike | None = None,
+    duplicates: str = "error",
+    resize: bool = False,
+) -> StructuredDataset:
     """Load a dataset by name, or its synthetic stand-in when its files are absent.
 
     Introduced in chapter 10 (``10_baselines``).
@@ -391,8 +438,9 @@ def load_dataset(name: str, image_size: int | None = None, seed: int = 0, data_d
     if given and plan.kind != "folder":
         raise DataError(f"load_dataset({name!r}): {', '.join(given)} apply to 'folder:<path>' datasets only")
     if channels is not None and plan.kind != "folder" and key not in MEDMNIST_NAMES:
-        raise DataError(f"load_dataset({name!r}): channels={channels!r} applies to 'folder:<path>' and MedMNIST "
-                        f"datasets only")
+        raise DataError(
+            f"load_dataset({name!r}): channels={channels!r} applies to 'folder:<path>' and MedMNIST datasets only"
+        )
 
     def finish(ds: StructuredDataset, statement: str, synthetic: bool) -> StructuredDataset:
         meta = dict(ds.meta)
@@ -405,17 +453,33 @@ def load_dataset(name: str, image_size: int | None = None, seed: int = 0, data_d
     if plan.kind == "folder":
         from .folder import load_folder
 
-        ds = load_folder(plan.path, image_size=image_size, seed=seed, standardize=standardize, progress=False,
-                         cache_dir=cache_dir, channels="auto" if channels is None else channels, **folder_options)
-        return finish(ds, f"{key}: your own images from {shown_path(plan.path)} ({len(ds.y_train)} train / "
-                          f"{len(ds.y_test)} test, {ds.num_classes} classes, {ds.image_shape[1]}x{ds.image_shape[2]} "
-                          f"px, {ds.image_shape[0]} channel(s))", False)
+        ds = load_folder(
+            plan.path,
+            image_size=image_size,
+            seed=seed,
+            standardize=standardize,
+            progress=False,
+            cache_dir=cache_dir,
+            channels="auto" if channels is None else channels,
+            **folder_options,
+        )
+        return finish(
+            ds,
+            f"{key}: your own images from {shown_path(plan.path)} ({len(ds.y_train)} train / "
+            f"{len(ds.y_test)} test, {ds.num_classes} classes, {ds.image_shape[1]}x{ds.image_shape[2]} "
+            f"px, {ds.image_shape[0]} channel(s))",
+            False,
+        )
     if plan.kind == "synthetic":
         ds = _synthetic(key, image_size, seed)
         origin = "synthetic data generated" if ds.source == "synthetic" else "built from bundled data"
         h = ds.image_shape[1]
-        return finish(ds, f"{key}: {origin} by gsa_utils (seed {seed}, {h} px, {len(ds.y_train)} train / "
-                          f"{len(ds.y_test)} test, {ds.num_classes} classes)", True)
+        return finish(
+            ds,
+            f"{key}: {origin} by gsa_utils (seed {seed}, {h} px, {len(ds.y_train)} train / "
+            f"{len(ds.y_test)} test, {ds.num_classes} classes)",
+            True,
+        )
     if plan.kind == "stand-in":
         ds = _stand_in(key, image_size, seed, plan.reason)
         return finish(ds, ds.meta["source_statement"] + (f" ({plan.hint})" if plan.hint else ""), True)
@@ -423,28 +487,52 @@ def load_dataset(name: str, image_size: int | None = None, seed: int = 0, data_d
     if key in ("idrid-retinopathy", "idrid-edema"):
         from .idrid import load_idrid
 
-        ds = load_idrid(plan.path, task=key.split("-", 1)[1], image_size=image_size or NATIVE_SIZES[key],
-                        standardize=standardize, progress=False, cache_dir=cache_dir)
+        ds = load_idrid(
+            plan.path,
+            task=key.split("-", 1)[1],
+            image_size=image_size or NATIVE_SIZES[key],
+            standardize=standardize,
+            progress=False,
+            cache_dir=cache_dir,
+        )
         what = "IDRiD"
     elif key == "jaffe":
         from .jaffe import load_jaffe
 
-        ds = load_jaffe(plan.path, image_size=image_size or NATIVE_SIZES[key], seed=seed, standardize=standardize,
-                        progress=False, cache_dir=cache_dir)
+        ds = load_jaffe(
+            plan.path,
+            image_size=image_size or NATIVE_SIZES[key],
+            seed=seed,
+            standardize=standardize,
+            progress=False,
+            cache_dir=cache_dir,
+        )
         what = "JAFFE"
     else:
         from .medmnist import load_medmnist
 
         size = plan.file_size
         scaled = image_size is not None and image_size != size
-        ds = load_medmnist(key, root=plan.path.parent, size=size, image_size=image_size if scaled else None,
-                           standardize=standardize, merge_val=merge_val, channels=channels)
-        what = (f"{MEDMNIST_SETS[key][0]} ({plan.path.name}{', grey' if ds.image_shape[0] == 1 else ''}"
-                f"{f', resized from {size} to {image_size} px' if scaled else ''})")
+        ds = load_medmnist(
+            key,
+            root=plan.path.parent,
+            size=size,
+            image_size=image_size if scaled else None,
+            standardize=standardize,
+            merge_val=merge_val,
+            channels=channels,
+        )
+        what = (
+            f"{MEDMNIST_SETS[key][0]} ({plan.path.name}{', grey' if ds.image_shape[0] == 1 else ''}"
+            f"{f', resized from {size} to {image_size} px' if scaled else ''})"
+        )
     val = f" / {len(ds.meta['y_val'])} val" if "y_val" in ds.meta else ""
     where = shown_path(plan.path.parent if key in MEDMNIST_NAMES else plan.path)
-    return finish(ds, f"{what} loaded from {where} ({len(ds.y_train)} train{val} / {len(ds.y_test)} test, "
-                      f"{ds.num_classes} classes)", False)
+    return finish(
+        ds,
+        f"{what} loaded from {where} ({len(ds.y_train)} train{val} / {len(ds.y_test)} test, {ds.num_classes} classes)",
+        False,
+    )
 
 
 def is_stand_in(ds: StructuredDataset) -> bool:
@@ -470,8 +558,7 @@ def describe_source(ds: StructuredDataset) -> str:
         return str(statement)
     if is_stand_in(ds):
         return f"{ds.meta['stand_in_for']}: synthetic stand-in ({ds.name})"
-    return (f"{ds.name}: {ds.source} data ({len(ds.y_train)} train / {len(ds.y_test)} test, "
-            f"{ds.num_classes} classes)")
+    return f"{ds.name}: {ds.source} data ({len(ds.y_train)} train / {len(ds.y_test)} test, {ds.num_classes} classes)"
 
 
 #: The canonical form of a dataset name (``"IDRiD_edema"`` -> ``"idrid-edema"``); public for the runs package.

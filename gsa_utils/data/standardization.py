@@ -14,10 +14,11 @@ A loader called with ``standardize=False`` returns unstandardised images and rec
 :func:`standardize_dataset` with the indices of its training images (a fold of ``x_train``)
 so that no validation or test image enters the statistics.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -57,8 +58,11 @@ class Standardization:
         return out
 
 
-def fit_standardization(images: torch.Tensor, mode: "str | bool | None" = "dataset",
-                        indices: "Sequence[int] | np.ndarray | torch.Tensor | None" = None) -> Standardization:
+def fit_standardization(
+    images: torch.Tensor,
+    mode: str | bool | None = "dataset",
+    indices: Sequence[int] | np.ndarray | torch.Tensor | None = None,
+) -> Standardization:
     """Fit the standardisation of ``images[indices]`` (all images when ``indices`` is None).
 
     Parameters
@@ -86,8 +90,9 @@ def fit_standardization(images: torch.Tensor, mode: "str | bool | None" = "datas
             return Standardization("imagenet", tuple(IMAGENET_MEAN), tuple(IMAGENET_STD))
         if c == 1:
             return Standardization("imagenet", GREY_MEAN, GREY_STD)
-        raise DataError(f"standardize='imagenet' needs 1 or 3 channels, images have {c}; "
-                        f"use standardize='dataset' or False")
+        raise DataError(
+            f"standardize='imagenet' needs 1 or 3 channels, images have {c}; use standardize='dataset' or False"
+        )
     if mode != "dataset":
         raise DataError(f"standardize must be 'imagenet', 'dataset', True or False, got {mode!r}")
     x = images if indices is None else images[torch.as_tensor(np.asarray(indices), dtype=torch.long)]
@@ -98,8 +103,11 @@ def fit_standardization(images: torch.Tensor, mode: "str | bool | None" = "datas
     return Standardization("dataset", mean, std, int(x.shape[0]))
 
 
-def standardize_dataset(ds: StructuredDataset, mode: "str | bool | None" = None,
-                        train_index: "Sequence[int] | np.ndarray | torch.Tensor | None" = None) -> StructuredDataset:
+def standardize_dataset(
+    ds: StructuredDataset,
+    mode: str | bool | None = None,
+    train_index: Sequence[int] | np.ndarray | torch.Tensor | None = None,
+) -> StructuredDataset:
     """Standardise an unstandardised dataset with statistics from ``ds.x_train[train_index]`` only.
 
     Applies the same transform to ``x_train``, ``x_test`` and, when present, the official
@@ -122,16 +130,21 @@ def standardize_dataset(ds: StructuredDataset, mode: "str | bool | None" = None,
     """
     done = ds.meta.get("standardize")
     if done not in (None, "none"):
-        raise DataError(f"dataset {ds.name!r} is already standardised ({done!r}); load it with standardize=False "
-                        f"to standardise with the statistics of the run's own training images")
+        raise DataError(
+            f"dataset {ds.name!r} is already standardised ({done!r}); load it with standardize=False "
+            f"to standardise with the statistics of the run's own training images"
+        )
     if mode is None:
         mode = ds.meta.get("standardize_default", "imagenet")
     fitted = fit_standardization(ds.x_train, mode, train_index)
     meta = dict(ds.meta)
     meta.update(fitted.as_meta())
     if fitted.mode == "dataset":
-        meta["standardize_fitted_on"] = "all training images" if train_index is None else \
-            f"{fitted.n_images} of {len(ds.y_train)} training images (the run's training folds)"
+        meta["standardize_fitted_on"] = (
+            "all training images"
+            if train_index is None
+            else f"{fitted.n_images} of {len(ds.y_train)} training images (the run's training folds)"
+        )
     if isinstance(meta.get("x_val"), torch.Tensor):
         meta["x_val"] = fitted.apply(meta["x_val"])
     return replace(ds, x_train=fitted.apply(ds.x_train), x_test=fitted.apply(ds.x_test), meta=meta)

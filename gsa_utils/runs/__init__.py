@@ -8,9 +8,21 @@ same runs as Ray tasks, on a cluster), :mod:`~gsa_utils.runs.summary`
 (the paper's protocol) and :mod:`~gsa_utils.runs.tables` (Table 2). The command line is
 :mod:`gsa_utils.cli` (``python -m gsa_utils --help``).
 """
-from .config import (BACKBONE_METHODS, EPOCH_METHODS, L1_DEFAULT_COEFFICIENT, METHODS, PIXEL_METHODS,
-                     SMOKE_RESATTNET_WIDTH, TUNABLE_FIELDS, ExperimentConfig, differing_fields, normalise_method,
-                     profile_label, variant_label)
+
+from .config import (
+    BACKBONE_METHODS,
+    EPOCH_METHODS,
+    L1_DEFAULT_COEFFICIENT,
+    METHODS,
+    PIXEL_METHODS,
+    SMOKE_RESATTNET_WIDTH,
+    TUNABLE_FIELDS,
+    ExperimentConfig,
+    differing_fields,
+    normalise_method,
+    profile_label,
+    variant_label,
+)
 from .locks import DEFAULT_STALE_AFTER
 from .runner import build_model, run_experiment
 from .store import RESULTS_DIR_ENV, RunRecord, default_results_dir, load_attention_map, load_results, save_result
@@ -18,8 +30,31 @@ from .summary import ProtocolSummary, protocol_summary
 from .sweeps import configs_from_grid, paper_grid, sweep, sweep_configs
 
 __all__ = [
-    "METHODS", "BACKBONE_METHODS", "EPOCH_METHODS", "PIXEL_METHODS", "TUNABLE_FIELDS", "L1_DEFAULT_COEFFICIENT",
-    "SMOKE_RESATTNET_WIDTH", "DEFAULT_STALE_AFTER", "differing_fields", "variant_label", "RunRecord", "ProtocolSummary", "RESULTS_DIR_ENV", "ExperimentConfig", "normalise_method",
-    "profile_label", "build_model", "run_experiment", "save_result", "default_results_dir", "configs_from_grid",
-    "sweep_configs", "paper_grid", "sweep", "load_results", "load_attention_map", "protocol_summary",
+    "METHODS",
+    "BACKBONE_METHODS",
+    "EPOCH_METHODS",
+    "PIXEL_METHODS",
+    "TUNABLE_FIELDS",
+    "L1_DEFAULT_COEFFICIENT",
+    "SMOKE_RESATTNET_WIDTH",
+    "DEFAULT_STALE_AFTER",
+    "differing_fields",
+    "variant_label",
+    "RunRecord",
+    "ProtocolSummary",
+    "RESULTS_DIR_ENV",
+    "ExperimentConfig",
+    "normalise_method",
+    "profile_label",
+    "build_model",
+    "run_experiment",
+    "save_result",
+    "default_results_dir",
+    "configs_from_grid",
+    "sweep_configs",
+    "paper_grid",
+    "sweep",
+    "load_results",
+    "load_attention_map",
+    "protocol_summary",
 ]

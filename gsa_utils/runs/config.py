@@ -2,6 +2,7 @@
 
 Introduced in chapter 10 (``10_baselines``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,8 +11,9 @@ import json
 import math
 import re
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -35,27 +37,63 @@ PIXEL_METHODS = tuple(m for m, spec in METHOD_TABLE.items() if not spec.trained_
 #: Methods whose finished runs keep their final attention map (``attention_map.npy``).
 MAP_METHODS = tuple(m for m, spec in METHOD_TABLE.items() if spec.makes_map)
 #: Config fields that are hyper-parameters (reported as ``best_params``).
-TUNABLE_FIELDS = ("hidden_channels", "l1_weight", "weight_decay", "lr", "batch_size", "cutoff_epoch",
-                  "pixel_cnn_lr", "map_warmup_epochs", "model_width")
+TUNABLE_FIELDS = (
+    "hidden_channels",
+    "l1_weight",
+    "weight_decay",
+    "lr",
+    "batch_size",
+    "cutoff_epoch",
+    "pixel_cnn_lr",
+    "map_warmup_epochs",
+    "model_width",
+)
 #: The L1 baseline's default coefficient (the smallest of the paper's grid; ``l1_reduction="mean"``).
 L1_DEFAULT_COEFFICIENT = 1.0
 #: ResAttNet-92's base width in the ``smoke`` profile (the paper's network has 64).
 SMOKE_RESATTNET_WIDTH = 8
 
-INT_FIELDS = {"image_size", "epochs", "cutoff_epoch", "hidden_channels", "batch_size", "fold", "seed", "n_folds",
-               "data_seed", "n_train", "n_test", "model_width",
-               "map_warmup_epochs", "kernel_size", "num_hidden_layers", "last_kernel_size", "pixel_rank", "channels"}
+INT_FIELDS = {
+    "image_size",
+    "epochs",
+    "cutoff_epoch",
+    "hidden_channels",
+    "batch_size",
+    "fold",
+    "seed",
+    "n_folds",
+    "data_seed",
+    "n_train",
+    "n_test",
+    "model_width",
+    "map_warmup_epochs",
+    "kernel_size",
+    "num_hidden_layers",
+    "last_kernel_size",
+    "pixel_rank",
+    "channels",
+}
 FLOAT_FIELDS = {"l1_weight", "weight_decay", "lr", "pixel_cnn_lr"}
 BOOL_FIELDS = {"pretrained", "merge_val", "dense", "resize"}
 #: GSA's pixel-CNN design fields (paper section 4.10) and their paper values. Added after the
 #: first results were written: a field at its paper value (or unused, ``None``) is left out of
 #: the run's hash, so the folders of earlier runs keep their names.
-DESIGN_DEFAULTS: dict[str, Any] = {"kernel_size": 3, "num_hidden_layers": 1, "last_kernel_size": 1,
-                                   "dense": False, "pixel_rank": None}
+DESIGN_DEFAULTS: dict[str, Any] = {
+    "kernel_size": 3,
+    "num_hidden_layers": 1,
+    "last_kernel_size": 1,
+    "dense": False,
+    "pixel_rank": None,
+}
 #: How the data are read (``folder:`` options; channels for ``folder:`` and MedMNIST), at their
 #: defaults: left out of the run's hash like :data:`DESIGN_DEFAULTS`, so earlier run ids stay valid.
-DATA_DEFAULTS: dict[str, Any] = {"channels": None, "csv": None, "split_file": None, "duplicates": "error",
-                                 "resize": False}
+DATA_DEFAULTS: dict[str, Any] = {
+    "channels": None,
+    "csv": None,
+    "split_file": None,
+    "duplicates": "error",
+    "resize": False,
+}
 #: The data fields that only ``folder:`` datasets take.
 FOLDER_FIELDS = ("csv", "split_file", "duplicates", "resize")
 
@@ -93,7 +131,9 @@ def coerce_field(name: str, value: Any) -> Any:
             raise ValueError(f"ExperimentConfig.{name} must be an integer, got {value!r}")
         if isinstance(value, str):
             value = float(value) if re.fullmatch(r"[-+0-9.eE]+", value.strip()) else value
-        if isinstance(value, (int, np.integer)) or (isinstance(value, (float, np.floating)) and float(value).is_integer()):
+        if isinstance(value, (int, np.integer)) or (
+            isinstance(value, (float, np.floating)) and float(value).is_integer()
+        ):
             return int(value)
         raise ValueError(f"ExperimentConfig.{name} must be an integer, got {value!r}")
     if name in FLOAT_FIELDS:
@@ -252,8 +292,10 @@ class ExperimentConfig:
 
         need(self.image_size is not None and self.image_size >= 1, f"image_size must be >= 1, got {self.image_size}")
         need(self.n_folds >= 2, f"n_folds must be >= 2, got {self.n_folds}")
-        need(self.fold is None or 0 <= self.fold < self.n_folds,
-             f"fold must be None or 0..{self.n_folds - 1}, got {self.fold}")
+        need(
+            self.fold is None or 0 <= self.fold < self.n_folds,
+            f"fold must be None or 0..{self.n_folds - 1}, got {self.fold}",
+        )
         need(self.seed >= 0 and self.data_seed >= 0, "seeds must be >= 0")
         for name in ("n_train", "n_test"):
             v = getattr(self, name)
@@ -261,16 +303,24 @@ class ExperimentConfig:
         if self.method in EPOCH_METHODS:
             need(self.epochs is not None and self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
             need(self.lr is not None and self.lr > 0, f"lr must be > 0, got {self.lr}")
-            need(self.batch_size is not None and self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
-            need(self.weight_decay is not None and self.weight_decay >= 0,
-                 f"weight_decay must be >= 0, got {self.weight_decay}")
+            need(
+                self.batch_size is not None and self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"
+            )
+            need(
+                self.weight_decay is not None and self.weight_decay >= 0,
+                f"weight_decay must be >= 0, got {self.weight_decay}",
+            )
         uses = METHOD_TABLE[self.method].fields
         if "hidden_channels" in uses:
-            need(self.hidden_channels is not None and self.hidden_channels >= 1,
-                 f"hidden_channels must be >= 1, got {self.hidden_channels}")
+            need(
+                self.hidden_channels is not None and self.hidden_channels >= 1,
+                f"hidden_channels must be >= 1, got {self.hidden_channels}",
+            )
         if "cutoff_epoch" in uses:
-            need(self.cutoff_epoch is None or self.cutoff_epoch >= 1,
-                 f"cutoff_epoch must be None or >= 1, got {self.cutoff_epoch}")
+            need(
+                self.cutoff_epoch is None or self.cutoff_epoch >= 1,
+                f"cutoff_epoch must be None or >= 1, got {self.cutoff_epoch}",
+            )
         if "pixel_cnn_lr" in uses:
             need(self.pixel_cnn_lr is None or self.pixel_cnn_lr > 0, "pixel_cnn_lr must be > 0")
         if "l1_weight" in uses:
@@ -281,19 +331,27 @@ class ExperimentConfig:
             for name in ("kernel_size", "last_kernel_size"):
                 v = getattr(self, name)
                 need(v is not None and v >= 1 and v % 2 == 1, f"{name} must be odd and >= 1, got {v}")
-            need(self.num_hidden_layers is not None and self.num_hidden_layers >= 1,
-                 f"num_hidden_layers must be >= 1, got {self.num_hidden_layers}")
-            need(self.pixel_rank is None or self.pixel_rank >= 1, f"pixel_rank must be None or >= 1, got "
-                 f"{self.pixel_rank}")
+            need(
+                self.num_hidden_layers is not None and self.num_hidden_layers >= 1,
+                f"num_hidden_layers must be >= 1, got {self.num_hidden_layers}",
+            )
+            need(
+                self.pixel_rank is None or self.pixel_rank >= 1,
+                f"pixel_rank must be None or >= 1, got {self.pixel_rank}",
+            )
         if "model_width" in uses:
             need(self.model_width is None or self.model_width >= 1, "model_width must be >= 1")
         folder = self.dataset.startswith("folder:")
         for name in FOLDER_FIELDS:
-            need(folder or getattr(self, name) == DATA_DEFAULTS[name],
-                 f"{name}={getattr(self, name)!r} applies to 'folder:<path>' datasets only")
+            need(
+                folder or getattr(self, name) == DATA_DEFAULTS[name],
+                f"{name}={getattr(self, name)!r} applies to 'folder:<path>' datasets only",
+            )
         need(self.channels in (None, 1, 3), f"channels must be 1, 3 or None (the images' own), got {self.channels!r}")
-        need(self.channels is None or folder or self.dataset in MEDMNIST_NAMES,
-             f"channels={self.channels} applies to 'folder:<path>' and MedMNIST datasets only")
+        need(
+            self.channels is None or folder or self.dataset in MEDMNIST_NAMES,
+            f"channels={self.channels} applies to 'folder:<path>' and MedMNIST datasets only",
+        )
         need(self.duplicates in ("error", "warn"), f"duplicates must be 'error' or 'warn', got {self.duplicates!r}")
         min_size = METHOD_TABLE[self.method].min_image_size
         need(self.image_size >= min_size, f"{self.method} needs image_size >= {min_size}, got {self.image_size}")
@@ -304,7 +362,7 @@ class ExperimentConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ExperimentConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> ExperimentConfig:
         """Rebuild from :meth:`to_dict` output; unknown keys (from other versions) are ignored with a warning."""
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
@@ -312,15 +370,18 @@ class ExperimentConfig:
             warnings.warn(f"ExperimentConfig: ignoring unknown field(s) {', '.join(unknown)}", stacklevel=2)
         return cls(**{k: v for k, v in d.items() if k in names})
 
-    def replace(self, **changes: Any) -> "ExperimentConfig":
+    def replace(self, **changes: Any) -> ExperimentConfig:
         """A copy with some fields changed (normalised again)."""
         return dataclasses.replace(self, **changes)
 
     def _hashed_fields(self) -> dict:
         """:meth:`to_dict` without the design fields at their paper value or unused (see :data:`DESIGN_DEFAULTS`)."""
-        return {k: v for k, v in self.to_dict().items()
-                if not (k in DESIGN_DEFAULTS and (v is None or v == DESIGN_DEFAULTS[k]))
-                and not (k in DATA_DEFAULTS and v == DATA_DEFAULTS[k])}
+        return {
+            k: v
+            for k, v in self.to_dict().items()
+            if not (k in DESIGN_DEFAULTS and (v is None or v == DESIGN_DEFAULTS[k]))
+            and not (k in DATA_DEFAULTS and v == DATA_DEFAULTS[k])
+        }
 
     def full_hash(self) -> str:
         """SHA-1 of every field (hex); design fields at their paper value are left out, and
@@ -359,17 +420,21 @@ class ExperimentConfig:
         if self.method not in EPOCH_METHODS:
             raise ValueError(f"method {self.method!r} is not trained for epochs; it has no FitSettings")
         return FitSettings.from_mapping(self.to_dict()).replace(
-            cutoff_epoch=self.cutoff_epoch, l1_weight=self.l1_weight or 0.0,
-            l1_reduction=METHOD_TABLE[self.method].l1_reduction)
+            cutoff_epoch=self.cutoff_epoch,
+            l1_weight=self.l1_weight or 0.0,
+            l1_reduction=METHOD_TABLE[self.method].l1_reduction,
+        )
 
     # ---- construction ---------------------------------------------------------------
     @classmethod
-    def from_profile(cls, dataset: str, method: str = "gsa", profile: str | None = None,
-                     **overrides: Any) -> "ExperimentConfig":
+    def from_profile(
+        cls, dataset: str, method: str = "gsa", profile: str | None = None, **overrides: Any
+    ) -> ExperimentConfig:
         """A config with a profile's settings (``None``: :func:`gsa_utils.profiles.get_profile`).
 
         ``overrides`` replace single fields, ``None`` included (``pixel_cnn_lr=None`` means
-        the paper's single learning rate; leave a field out to keep the profile's). The L1 baseline's coefficient defaults to
+        the paper's single learning rate; leave a field out to keep the profile's).
+        The L1 baseline's coefficient defaults to
         :data:`L1_DEFAULT_COEFFICIENT` (its grid is far from GSA's lambda); in the ``smoke``
         profile ResAttNet-92 is built :data:`SMOKE_RESATTNET_WIDTH` channels wide (64 in
         the paper), small enough for a CPU.
@@ -377,9 +442,18 @@ class ExperimentConfig:
         prof = get_profile(profile)
         fit = prof.fit.to_dict()
         fit.pop("l1_reduction")  # decided by the method (see :func:`fit_settings`)
-        base = dict(dataset=dataset, method=method, backbone=prof.backbone, pretrained=prof.pretrained,
-                    image_size=profile_image_size(prof.image_size, dataset), hidden_channels=prof.hidden_channels,
-                    profile=prof.name, n_train=prof.n_train, recipe=prof.recipe, **fit)
+        base = dict(
+            dataset=dataset,
+            method=method,
+            backbone=prof.backbone,
+            pretrained=prof.pretrained,
+            image_size=profile_image_size(prof.image_size, dataset),
+            hidden_channels=prof.hidden_channels,
+            profile=prof.name,
+            n_train=prof.n_train,
+            recipe=prof.recipe,
+            **fit,
+        )
         if normalise_method(method) == "l1":
             base["l1_weight"] = L1_DEFAULT_COEFFICIENT
         if prof.name == "smoke" and normalise_method(method) == "resattnet92":

@@ -8,6 +8,7 @@ and older than :data:`EMPTY_LOCK_GRACE` seconds. A claim may name its ``owner`` 
 id, which stays the same when Ray retries the task): a lock left by the same owner is taken over
 at once, whichever machine the earlier attempt ran on.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,9 @@ class LockLost(RuntimeError):
 
 
 def _lock_payload(token: str, owner: str | None = None) -> str:
-    return json.dumps({"token": token, "host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
-                       "owner": owner})
+    return json.dumps(
+        {"token": token, "host": socket.gethostname(), "pid": os.getpid(), "started": time.time(), "owner": owner}
+    )
 
 
 def _left_by(path: Path, owner: str | None) -> bool:
@@ -148,4 +150,3 @@ def holds(lock: Path, token: str) -> bool:
 def release(lock: Path, token: str) -> None:
     if holds(lock, token):
         lock.unlink(missing_ok=True)
-

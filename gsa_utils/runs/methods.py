@@ -4,10 +4,12 @@ Introduced in chapter 10 (``10_baselines``). A new method is one row of :data:`M
 (and, if it has a network, one small builder); configs, sweeps, summaries and the command
 line read what they need from the row.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Mapping
+from typing import Literal
 
 import torch
 from torch import nn
@@ -23,10 +25,20 @@ __all__ = ["MethodSpec", "METHOD_TABLE", "METHOD_FIELDS", "GSA_DESIGN_FIELDS", "
 NetworkBuilder = Callable[[object, int, torch.Tensor], nn.Module]
 
 #: Config fields only some methods use, and the value they take in the others.
-METHOD_FIELDS: dict[str, object] = {"hidden_channels": None, "cutoff_epoch": None, "pixel_cnn_lr": None,
-                                    "map_warmup_epochs": 0, "l1_weight": None, "model_width": None,
-                                    "recipe": None, "kernel_size": None, "num_hidden_layers": None,
-                                    "last_kernel_size": None, "dense": None, "pixel_rank": None}
+METHOD_FIELDS: dict[str, object] = {
+    "hidden_channels": None,
+    "cutoff_epoch": None,
+    "pixel_cnn_lr": None,
+    "map_warmup_epochs": 0,
+    "l1_weight": None,
+    "model_width": None,
+    "recipe": None,
+    "kernel_size": None,
+    "num_hidden_layers": None,
+    "last_kernel_size": None,
+    "dense": None,
+    "pixel_rank": None,
+}
 #: GSA's pixel-CNN design fields (section 4.10) and the low-rank representation's rank.
 GSA_DESIGN_FIELDS = ("kernel_size", "num_hidden_layers", "last_kernel_size", "dense", "pixel_rank")
 
@@ -82,9 +94,17 @@ def _gsa(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
     # The recipe named by the config, with the design fields on top; x_train: the run's own
     # training images only. ``pixel_rank`` set: the low-rank whitened representation of that rank.
     rank = {} if config.pixel_rank is None else {"pixel_rep": "lowrank", "rank": config.pixel_rank}
-    return build_gsa(_backbone(config, num_classes, x_train), x_train, config.recipe, config.hidden_channels,
-                     kernel_size=config.kernel_size, num_hidden_layers=config.num_hidden_layers,
-                     last_kernel_size=config.last_kernel_size, dense=config.dense, **rank)
+    return build_gsa(
+        _backbone(config, num_classes, x_train),
+        x_train,
+        config.recipe,
+        config.hidden_channels,
+        kernel_size=config.kernel_size,
+        num_hidden_layers=config.num_hidden_layers,
+        last_kernel_size=config.last_kernel_size,
+        dense=config.dense,
+        **rank,
+    )
 
 
 def _vanilla(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
@@ -98,8 +118,9 @@ def _l1(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
 def _vgg_att3(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
     from ..baselines.vgg_att import VGGAtt3
 
-    return VGGAtt3(num_classes, pretrained=config.pretrained, image_size=tuple(x_train.shape[-2:]),
-                   in_channels=x_train.shape[1])
+    return VGGAtt3(
+        num_classes, pretrained=config.pretrained, image_size=tuple(x_train.shape[-2:]), in_channels=x_train.shape[1]
+    )
 
 
 def _resattnet92(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
@@ -111,15 +132,38 @@ def _resattnet92(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
 _DECAY = {"weight_decay": WEIGHT_DECAY_GRID}
 
 #: Every method, in the order of Table 2's rows.
-METHOD_TABLE: dict[str, MethodSpec] = {spec.name: spec for spec in (
-    MethodSpec("gsa", _gsa, uses_backbone=True, grid=PAPER_GRID, makes_map=True,
-               fields=("hidden_channels", "cutoff_epoch", "pixel_cnn_lr", "map_warmup_epochs", "l1_weight", "recipe",
-                       *GSA_DESIGN_FIELDS)),
-    MethodSpec("vanilla", _vanilla, uses_backbone=True, grid=_DECAY),
-    MethodSpec("l1", _l1, uses_backbone=True, fields=("l1_weight",), l1_reduction="mean", makes_map=True,
-               grid={"l1_weight": tuple(L1_COEFFICIENT_GRID), **_DECAY}),
-    MethodSpec("lr", None, may_be_pretrained=False),
-    MethodSpec("svm", None, may_be_pretrained=False),
-    MethodSpec("vgg_att3", _vgg_att3, grid=_DECAY, min_image_size=32),
-    MethodSpec("resattnet92", _resattnet92, may_be_pretrained=False, fields=("model_width",), grid=_DECAY),
-)}
+METHOD_TABLE: dict[str, MethodSpec] = {
+    spec.name: spec
+    for spec in (
+        MethodSpec(
+            "gsa",
+            _gsa,
+            uses_backbone=True,
+            grid=PAPER_GRID,
+            makes_map=True,
+            fields=(
+                "hidden_channels",
+                "cutoff_epoch",
+                "pixel_cnn_lr",
+                "map_warmup_epochs",
+                "l1_weight",
+                "recipe",
+                *GSA_DESIGN_FIELDS,
+            ),
+        ),
+        MethodSpec("vanilla", _vanilla, uses_backbone=True, grid=_DECAY),
+        MethodSpec(
+            "l1",
+            _l1,
+            uses_backbone=True,
+            fields=("l1_weight",),
+            l1_reduction="mean",
+            makes_map=True,
+            grid={"l1_weight": tuple(L1_COEFFICIENT_GRID), **_DECAY},
+        ),
+        MethodSpec("lr", None, may_be_pretrained=False),
+        MethodSpec("svm", None, may_be_pretrained=False),
+        MethodSpec("vgg_att3", _vgg_att3, grid=_DECAY, min_image_size=32),
+        MethodSpec("resattnet92", _resattnet92, may_be_pretrained=False, fields=("model_width",), grid=_DECAY),
+    )
+}

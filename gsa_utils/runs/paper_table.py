@@ -6,6 +6,7 @@ significantly from the vanilla CNN; the bold is lost in the text version we have
 ``*`` markers (global attention vs the L1 baseline) survive. The printed header says "JAFPE":
 a typo for JAFFE.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -75,5 +76,9 @@ PAPER_TABLE2: dict[str, dict[str, PaperCell]] = _parse_paper_table(_PAPER_TABLE2
 PAPER_ROWS: tuple[str, ...] = tuple(PAPER_TABLE2)
 
 #: Our dataset name -> the paper's column it reproduces.
-DATASET_COLUMNS = {"glaucoma-oct": "Glaucoma", "idrid-retinopathy": "IDRiD Retinopathy",
-                   "idrid-edema": "IDRiD Macular Edema", "jaffe": "JAFFE"}
+DATASET_COLUMNS = {
+    "glaucoma-oct": "Glaucoma",
+    "idrid-retinopathy": "IDRiD Retinopathy",
+    "idrid-edema": "IDRiD Macular Edema",
+    "jaffe": "JAFFE",
+}

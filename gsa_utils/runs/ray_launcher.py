@@ -9,15 +9,17 @@ unfinished config becomes one task asking for ``cpus_per_run`` CPUs and ``gpus_p
 (``pip install 'gsa-utils[ray]'``); the book's page "Running the grid on many machines" says how
 to start a cluster.
 """
+
 from __future__ import annotations
 
 import math
 import os
 import time
 import traceback
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from ..files import write_atomic
 from .config import ExperimentConfig
@@ -54,10 +56,12 @@ def init_ray(address: str | None = None, attempts: int = 3, **kwargs: Any) -> An
         except Exception as err:  # noqa: BLE001 - Ray raises a bare Exception when its node does not come up
             ray.shutdown()
             if address is not None or attempt == attempts:
-                raise RuntimeError(f"Ray did not start{'' if address is None else ' at ' + address}: "
-                                   f"{_first_line(err)}") from err
-            print(f"Ray did not start in time ({_first_line(err)}); trying again ({attempt + 1}/{attempts})",
-                  flush=True)
+                raise RuntimeError(
+                    f"Ray did not start{'' if address is None else ' at ' + address}: {_first_line(err)}"
+                ) from err
+            print(
+                f"Ray did not start in time ({_first_line(err)}); trying again ({attempt + 1}/{attempts})", flush=True
+            )
     return ray
 
 
@@ -92,9 +96,16 @@ class RunOutcome:
     error: str | None = None
 
 
-def run_task(config: ExperimentConfig, results_dir: str, stale_after: float, data_dir: str | None,
-             cache_dir: str | bool | None, device: str | None, threads: int,
-             on_epoch_end: Callable[[ExperimentConfig, int, dict], None] | None = None) -> RunOutcome:
+def run_task(
+    config: ExperimentConfig,
+    results_dir: str,
+    stale_after: float,
+    data_dir: str | None,
+    cache_dir: str | bool | None,
+    device: str | None,
+    threads: int,
+    on_epoch_end: Callable[[ExperimentConfig, int, dict], None] | None = None,
+) -> RunOutcome:
     """One run inside a Ray task: claim it (the task id is the lock's owner), train or resume it, release it."""
     import ray
     import torch
@@ -104,9 +115,16 @@ def run_task(config: ExperimentConfig, results_dir: str, stale_after: float, dat
     rid = config.run_id()
     resumed = (Path(results_dir) / rid / CHECKPOINT_FILE).exists()
     try:
-        status, result = run_locked(config, Path(results_dir), stale_after, data_dir=data_dir, cache_dir=cache_dir,
-                                    device=device, on_epoch_end=on_epoch_end,
-                                    owner=ray.get_runtime_context().get_task_id())
+        status, result = run_locked(
+            config,
+            Path(results_dir),
+            stale_after,
+            data_dir=data_dir,
+            cache_dir=cache_dir,
+            device=device,
+            on_epoch_end=on_epoch_end,
+            owner=ray.get_runtime_context().get_task_id(),
+        )
     except Exception as err:  # noqa: BLE001 - reported to the driver; the sweep goes on
         try:
             write_atomic(Path(results_dir) / rid / "error.txt", traceback.format_exc().encode())
@@ -123,19 +141,33 @@ def run_task(config: ExperimentConfig, results_dir: str, stale_after: float, dat
 def _line(outcome: RunOutcome) -> str:
     if outcome.status == "ran":
         acc = "-" if outcome.accuracy is None or math.isnan(outcome.accuracy) else f"{100 * outcome.accuracy:.2f}%"
-        return (f"{outcome.run_id}: {outcome.eval_set}_acc {acc}, {outcome.seconds:.1f} s"
-                f"{' (resumed from its checkpoint)' if outcome.resumed else ''}")
-    says = {"finished": "finished meanwhile by another sweep", "locked": "being trained by another sweep: left to it",
-            "lost": "its lock was taken over by another sweep"}
+        return (
+            f"{outcome.run_id}: {outcome.eval_set}_acc {acc}, {outcome.seconds:.1f} s"
+            f"{' (resumed from its checkpoint)' if outcome.resumed else ''}"
+        )
+    says = {
+        "finished": "finished meanwhile by another sweep",
+        "locked": "being trained by another sweep: left to it",
+        "lost": "its lock was taken over by another sweep",
+    }
     return f"{outcome.run_id}: {says.get(outcome.status, 'failed: ' + str(outcome.error))}"
 
 
-def ray_sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLike, *, address: str | None = None,
-              gpus_per_run: float | None = None, cpus_per_run: float = 1.0, max_retries: int = 3,
-              progress: bool = True, stale_after: float = DEFAULT_STALE_AFTER,
-              data_dir: str | os.PathLike | None = None, cache_dir: str | os.PathLike | bool | None = None,
-              device: str | None = None,
-              on_epoch_end: Callable[[ExperimentConfig, int, dict], None] | None = None) -> dict:
+def ray_sweep(
+    configs: Iterable[ExperimentConfig],
+    results_dir: str | os.PathLike,
+    *,
+    address: str | None = None,
+    gpus_per_run: float | None = None,
+    cpus_per_run: float = 1.0,
+    max_retries: int = 3,
+    progress: bool = True,
+    stale_after: float = DEFAULT_STALE_AFTER,
+    data_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | bool | None = None,
+    device: str | None = None,
+    on_epoch_end: Callable[[ExperimentConfig, int, dict], None] | None = None,
+) -> dict:
     """Run every unfinished config as one Ray task; the same runs, folders and report as :func:`sweep`.
 
     Parameters
@@ -181,8 +213,16 @@ def ray_sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLik
     results = Path(results_dir).expanduser().resolve()
     results.mkdir(parents=True, exist_ok=True)
     configs = list(configs)
-    report: dict[str, Any] = {"ran": [], "finished_before": [], "locked": [], "lost": [], "failed": {},
-                              "resumed": [], "n_configs": len(configs), "runs_per_hour": None}
+    report: dict[str, Any] = {
+        "ran": [],
+        "finished_before": [],
+        "locked": [],
+        "lost": [],
+        "failed": {},
+        "resumed": [],
+        "n_configs": len(configs),
+        "runs_per_hour": None,
+    }
     todo = []
     for cfg in configs:
         if reusable_result(cfg, results, data_dir, cache_dir) is not None:
@@ -190,8 +230,10 @@ def ray_sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLik
         else:
             todo.append(cfg)
     if progress:
-        print(f"{len(configs)} configs, {len(report['finished_before'])} already finished, {len(todo)} to run on Ray",
-              flush=True)
+        print(
+            f"{len(configs)} configs, {len(report['finished_before'])} already finished, {len(todo)} to run on Ray",
+            flush=True,
+        )
     if not todo:
         return report
     started = not ray.is_initialized()
@@ -204,14 +246,28 @@ def ray_sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLik
         if device is None and gpus_per_run == 0:
             device = "cpu"  # no GPU was asked for: do not use one Ray did not assign
         if progress:
-            print(f"Ray: {ray.cluster_resources().get('CPU', 0):g} CPUs, {ray.cluster_resources().get('GPU', 0):g} "
-                  f"GPUs; {cpus_per_run:g} CPU(s) and {gpus_per_run:g} GPU(s) per run", flush=True)
-        task = ray.remote(run_task).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=max_retries,
-                                            retry_exceptions=False)
+            print(
+                f"Ray: {ray.cluster_resources().get('CPU', 0):g} CPUs, {ray.cluster_resources().get('GPU', 0):g} "
+                f"GPUs; {cpus_per_run:g} CPU(s) and {gpus_per_run:g} GPU(s) per run",
+                flush=True,
+            )
+        task = ray.remote(run_task).options(
+            num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=max_retries, retry_exceptions=False
+        )
         threads = max(1, int(cpus_per_run))
         for cfg in todo:
-            pending[task.remote(cfg, str(results), stale_after, _absolute(data_dir), _absolute(cache_dir), device,
-                                threads, on_epoch_end)] = cfg
+            pending[
+                task.remote(
+                    cfg,
+                    str(results),
+                    stale_after,
+                    _absolute(data_dir),
+                    _absolute(cache_dir),
+                    device,
+                    threads,
+                    on_epoch_end,
+                )
+            ] = cfg
         _collect(ray, pending, report, progress, len(todo))
     except KeyboardInterrupt:  # wherever it lands: while submitting, waiting or recording
         _cancel(ray, pending, progress)
@@ -256,8 +312,10 @@ def _collect(ray: Any, pending: dict, report: dict, progress: bool, total: int) 
 def _cancel(ray: Any, pending: dict, progress: bool) -> None:
     """Cancel the pending tasks and wait (up to a minute) until they have stopped."""
     if progress:
-        print(f"interrupted: cancelling {len(pending)} run(s), their checkpoints kept; run the sweep again to "
-              f"resume", flush=True)
+        print(
+            f"interrupted: cancelling {len(pending)} run(s), their checkpoints kept; run the sweep again to resume",
+            flush=True,
+        )
     for ref in pending:
         ray.cancel(ref)  # raises KeyboardInterrupt in a running task: its lock is released, its checkpoint kept
     if pending:

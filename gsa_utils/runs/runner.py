@@ -2,14 +2,16 @@
 
 Introduced in chapter 10 (``10_baselines``).
 """
+
 from __future__ import annotations
 
 import hashlib
 import os
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,8 +26,20 @@ from ..protocol import stratified_folds
 from ..training import HasAttentionMap, History, seed_everything, two_phase_fit
 from .config import PIXEL_METHODS, ExperimentConfig, profile_label
 from .methods import METHOD_TABLE
-from .store import (CHECKPOINT_FILE, CONFIG_FILE, MAP_FILE, RESULT_FILE, SET_ASIDE_MARK, ResultError, RunRecord,
-                    data_source, dataset_info, read_result, save_result, set_aside_corrupt)
+from .store import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    MAP_FILE,
+    RESULT_FILE,
+    SET_ASIDE_MARK,
+    ResultError,
+    RunRecord,
+    data_source,
+    dataset_info,
+    read_result,
+    save_result,
+    set_aside_corrupt,
+)
 
 _DATA_CACHE: dict[tuple, tuple[StructuredDataset, dict]] = {}
 _DATA_CACHE_SIZE = 2
@@ -36,19 +50,42 @@ def _where(path: str | os.PathLike | bool | None) -> Any:
     return str(Path(path).expanduser().resolve()) if isinstance(path, (str, os.PathLike)) else path
 
 
-def _load(config: ExperimentConfig, data_dir: str | os.PathLike | None,
-          cache_dir: str | os.PathLike | bool | None = None) -> tuple[StructuredDataset, dict]:
+def _load(
+    config: ExperimentConfig, data_dir: str | os.PathLike | None, cache_dir: str | os.PathLike | bool | None = None
+) -> tuple[StructuredDataset, dict]:
     """The run's unstandardised dataset and its fingerprint (both kept in memory for the next runs of a sweep),
     capped by n_train/n_test."""
     plan = plan_data(config.dataset, config.image_size, data_dir)  # a file put in place changes the key
-    reading = {"channels": config.channels, "csv": config.csv, "split_file": config.split_file,
-               "duplicates": config.duplicates, "resize": config.resize}
-    key = (config.dataset, config.image_size, config.data_seed, config.merge_val, plan.kind, str(plan.path),
-           _tree_state(plan.path), _where(cache_dir), *reading.values())
+    reading = {
+        "channels": config.channels,
+        "csv": config.csv,
+        "split_file": config.split_file,
+        "duplicates": config.duplicates,
+        "resize": config.resize,
+    }
+    key = (
+        config.dataset,
+        config.image_size,
+        config.data_seed,
+        config.merge_val,
+        plan.kind,
+        str(plan.path),
+        _tree_state(plan.path),
+        _where(cache_dir),
+        *reading.values(),
+    )
     hit = _DATA_CACHE.get(key)
     if hit is None:
-        ds = load_dataset(config.dataset, config.image_size, seed=config.data_seed, data_dir=data_dir,
-                          standardize=False, cache_dir=cache_dir, merge_val=config.merge_val, **reading)
+        ds = load_dataset(
+            config.dataset,
+            config.image_size,
+            seed=config.data_seed,
+            data_dir=data_dir,
+            standardize=False,
+            cache_dir=cache_dir,
+            merge_val=config.merge_val,
+            **reading,
+        )
         fp = data_fingerprint(ds)
         hit = (ds, dict(fp.as_dict(), key=fp.key))
         if len(_DATA_CACHE) >= _DATA_CACHE_SIZE:
@@ -104,8 +141,9 @@ def _current_file_hash(path: Path) -> str:
     return _FILE_HASHES[key]
 
 
-def data_mismatch(record: RunRecord, data_dir: str | os.PathLike | None = None,
-                  cache_dir: str | os.PathLike | bool | None = None) -> str | None:
+def data_mismatch(
+    record: RunRecord, data_dir: str | os.PathLike | None = None, cache_dir: str | os.PathLike | bool | None = None
+) -> str | None:
     """Why a finished run was made on other data than ``record.config`` would load now, or ``None``.
 
     A run on a synthetic stand-in never counts for real data and vice versa
@@ -132,15 +170,20 @@ def data_mismatch(record: RunRecord, data_dir: str | os.PathLike | None = None,
         _, now_fp = _load(config, data_dir, cache_dir)
         if now_fp.get("content") != made_on:
             where = f" in {plan.path}" if plan.path is not None else ""
-            return (f"the data{where} changed since it was made (an image or label was replaced, added or removed: "
-                    f"data fingerprint {(record.dataset.get('fingerprint') or {}).get('key')} then, "
-                    f"{now_fp.get('key')} now)")
+            return (
+                f"the data{where} changed since it was made (an image or label was replaced, added or removed: "
+                f"data fingerprint {(record.dataset.get('fingerprint') or {}).get('key')} then, "
+                f"{now_fp.get('key')} now)"
+            )
     return None
 
 
-def reusable_result(config: ExperimentConfig, results_dir: str | os.PathLike,
-                    data_dir: str | os.PathLike | None = None,
-                    cache_dir: str | os.PathLike | bool | None = None) -> RunRecord | None:
+def reusable_result(
+    config: ExperimentConfig,
+    results_dir: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | bool | None = None,
+) -> RunRecord | None:
     """The finished run of ``config`` when it may be reused for the data found now, else ``None``.
 
     A corrupt ``history.json`` is renamed ``history.json.corrupt``; the result files of a run
@@ -174,8 +217,11 @@ def reusable_result(config: ExperimentConfig, results_dir: str | os.PathLike,
             os.replace(run_dir / name, target / name)
         except FileNotFoundError:  # not written by this method, or moved by another process first
             pass
-    warnings.warn(f"finished run {run_dir} not reused: {why}; its results were moved to {target} (kept, "
-                  f"no longer read by summaries and tables) and the run is trained again", stacklevel=2)
+    warnings.warn(
+        f"finished run {run_dir} not reused: {why}; its results were moved to {target} (kept, "
+        f"no longer read by summaries and tables) and the run is trained again",
+        stacklevel=2,
+    )
     return None
 
 
@@ -195,10 +241,16 @@ def build_model(config: ExperimentConfig, num_classes: int, x_train: torch.Tenso
     return build(config, num_classes, x_train)
 
 
-def run_experiment(config: ExperimentConfig, results_dir: str | os.PathLike, *,
-                   data_dir: str | os.PathLike | None = None, cache_dir: str | os.PathLike | bool | None = None,
-                   device: str | None = None, progress: bool = False,
-                   on_epoch_end: Callable[[int, dict], None] | None = None) -> RunRecord:
+def run_experiment(
+    config: ExperimentConfig,
+    results_dir: str | os.PathLike,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | bool | None = None,
+    device: str | None = None,
+    progress: bool = False,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+) -> RunRecord:
     """Train (or fit) one config, resuming from its checkpoint, and write its results folder.
 
     Introduced in chapter 10 (``10_baselines``).
@@ -246,8 +298,10 @@ def run_experiment(config: ExperimentConfig, results_dir: str | os.PathLike, *,
     if done is not None:
         return done
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / CONFIG_FILE, {"run_id": config.run_id(), "config": config.to_dict(),
-                                        "profile_label": profile_label(config)})
+    write_json(
+        run_dir / CONFIG_FILE,
+        {"run_id": config.run_id(), "config": config.to_dict(), "profile_label": profile_label(config)},
+    )
 
     raw, fingerprint = _load(config, data_dir, cache_dir)
     ds, x_tr, y_tr, eval_name, x_ev, y_ev = _split(config, raw)
@@ -264,9 +318,10 @@ def run_experiment(config: ExperimentConfig, results_dir: str | os.PathLike, *,
         search = fit_pixel_baseline(config.method, x_tr, y_tr, cv=config.n_folds, seed=config.seed)
         ev = evaluate_pixel_baseline(search, x_ev, y_ev)
         seconds = time.perf_counter() - t0
-        history = History(records=[{"epoch": 1, "phase": 1, f"{eval_name}_acc": ev["accuracy"], "seconds": seconds}],
-                          config={"method": config.method, "cv": config.n_folds, "seed": config.seed,
-                                  "n_train": int(len(y_tr))})
+        history = History(
+            records=[{"epoch": 1, "phase": 1, f"{eval_name}_acc": ev["accuracy"], "seconds": seconds}],
+            config={"method": config.method, "cv": config.n_folds, "seed": config.seed, "n_train": int(len(y_tr))},
+        )
         baseline = {"best_params": ev["best_params"], "cv_accuracy": ev["cv_accuracy"]}
     else:
         seed_everything(config.seed)
@@ -275,12 +330,29 @@ def run_experiment(config: ExperimentConfig, results_dir: str | os.PathLike, *,
             pixel_channels = int(model.pixel_cnn.in_channels)
         has_map = isinstance(model, HasAttentionMap)
         history = two_phase_fit(
-            model, x_tr, y_tr, config.fit_settings(), eval_sets=eval_sets, seed=config.seed,
-            device=device, checkpoint=run_dir / CHECKPOINT_FILE, map_snapshots=(config.epochs,) if has_map else (),
-            num_classes=ds.num_classes, progress=progress, on_epoch_end=on_epoch_end)
+            model,
+            x_tr,
+            y_tr,
+            config.fit_settings(),
+            eval_sets=eval_sets,
+            seed=config.seed,
+            device=device,
+            checkpoint=run_dir / CHECKPOINT_FILE,
+            map_snapshots=(config.epochs,) if has_map else (),
+            num_classes=ds.num_classes,
+            progress=progress,
+            on_epoch_end=on_epoch_end,
+        )
         seconds = time.perf_counter() - t0
-    save_result(config, results_dir, history, dataset=dataset_info(ds, len(y_tr), len(y_ev), eval_name, fingerprint),
-                baseline=baseline, pixel_channels=pixel_channels, seconds=seconds)
+    save_result(
+        config,
+        results_dir,
+        history,
+        dataset=dataset_info(ds, len(y_tr), len(y_ev), eval_name, fingerprint),
+        baseline=baseline,
+        pixel_channels=pixel_channels,
+        seconds=seconds,
+    )
     record = read_result(run_dir)
     record.model = model
     return record

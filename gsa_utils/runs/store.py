@@ -13,6 +13,7 @@ record for every epoch ``1..config.epochs``, one for LR and SVM, and for GSA and
 naming the file, and :func:`set_aside_corrupt` renames it ``history.json.corrupt`` so the run
 is trained again.
 """
+
 from __future__ import annotations
 
 import io
@@ -21,9 +22,10 @@ import os
 import socket
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -65,20 +67,32 @@ class ResultError(ValueError):
         super().__init__(f"result {self.path.absolute()}: {fault}")
 
 
-def dataset_info(ds: StructuredDataset, n_train_used: int, n_eval: int, eval_name: str,
-                 fingerprint: Mapping[str, Any] | None = None) -> dict:
+def dataset_info(
+    ds: StructuredDataset, n_train_used: int, n_eval: int, eval_name: str, fingerprint: Mapping[str, Any] | None = None
+) -> dict:
     """What a result records about its data; ``fingerprint``: :func:`~gsa_utils.data.fingerprint.data_fingerprint`
     of the data as loaded (``as_dict()`` plus ``key``; computed here when not given)."""
     if fingerprint is None:
         fp = data_fingerprint(ds)
         fingerprint = dict(fp.as_dict(), key=fp.key)
-    return {"name": ds.name, "source": ds.source, "stand_in_for": ds.meta.get("stand_in_for"),
-            "statement": describe_source(ds), "num_classes": ds.num_classes, "class_names": list(ds.class_names),
-            "image_shape": list(ds.image_shape), "n_train": int(len(ds.y_train)), "n_test": int(len(ds.y_test)),
-            "n_train_used": int(n_train_used), f"n_{eval_name}": int(n_eval),
-            "standardize": ds.meta.get("standardize"), "standardize_mean": ds.meta.get("mean"),
-            "standardize_std": ds.meta.get("std"), "standardize_fitted_on": ds.meta.get("standardize_fitted_on"),
-            "fingerprint": dict(fingerprint)}
+    return {
+        "name": ds.name,
+        "source": ds.source,
+        "stand_in_for": ds.meta.get("stand_in_for"),
+        "statement": describe_source(ds),
+        "num_classes": ds.num_classes,
+        "class_names": list(ds.class_names),
+        "image_shape": list(ds.image_shape),
+        "n_train": int(len(ds.y_train)),
+        "n_test": int(len(ds.y_test)),
+        "n_train_used": int(n_train_used),
+        f"n_{eval_name}": int(n_eval),
+        "standardize": ds.meta.get("standardize"),
+        "standardize_mean": ds.meta.get("mean"),
+        "standardize_std": ds.meta.get("std"),
+        "standardize_fitted_on": ds.meta.get("standardize_fitted_on"),
+        "fingerprint": dict(fingerprint),
+    }
 
 
 @dataclass
@@ -150,10 +164,14 @@ def _parse_result(path: Path) -> tuple[dict, ExperimentConfig, History]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ResultError(path, f"cannot be read ({exc})") from None
     except json.JSONDecodeError as exc:
-        raise ResultError(path, f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}): "
-                                "truncated or damaged") from None
-    if not isinstance(data, dict) or not isinstance(data.get("config"), dict) \
-            or not isinstance(data.get("history"), dict):
+        raise ResultError(
+            path, f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}): truncated or damaged"
+        ) from None
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("config"), dict)
+        or not isinstance(data.get("history"), dict)
+    ):
         raise ResultError(path, "incomplete: no 'config' or 'history' section")
     try:
         with warnings.catch_warnings():
@@ -178,8 +196,7 @@ def missing_parts(config: ExperimentConfig, history: History, map_file: Path | N
     epochs = [r.get("epoch") for r in history.records]
     want = list(range(1, config.epochs + 1)) if config.method in EPOCH_METHODS and config.epochs else [1]
     if epochs != want:
-        return (f"epoch records {_span(epochs)} but the config asks for {_span(want)} (records lost or "
-                f"out of order)")
+        return f"epoch records {_span(epochs)} but the config asks for {_span(want)} (records lost or out of order)"
     if config.method in MAP_METHODS:
         if map_file is None and want[-1] not in history.maps:
             return f"no attention map after the last epoch ({want[-1]})"
@@ -205,17 +222,32 @@ def read_result(run_dir: Path) -> RunRecord:
     """
     data, config, history = _parse_result(run_dir / RESULT_FILE)
     map_file = run_dir / MAP_FILE
-    return RunRecord(run_id=data.get("run_id", run_dir.name), run_dir=run_dir, config=config,
-                     history=history, profile_label=profile_label(config),
-                     dataset=dict(data.get("dataset") or {}), eval_set=data.get("eval_set"),
-                     baseline=data.get("baseline"), pixel_channels=data.get("pixel_channels"),
-                     seconds=data.get("seconds"), finished=data.get("finished"),
-                     map_file=map_file if map_file.exists() else None)
+    return RunRecord(
+        run_id=data.get("run_id", run_dir.name),
+        run_dir=run_dir,
+        config=config,
+        history=history,
+        profile_label=profile_label(config),
+        dataset=dict(data.get("dataset") or {}),
+        eval_set=data.get("eval_set"),
+        baseline=data.get("baseline"),
+        pixel_channels=data.get("pixel_channels"),
+        seconds=data.get("seconds"),
+        finished=data.get("finished"),
+        map_file=map_file if map_file.exists() else None,
+    )
 
 
-def save_result(config: ExperimentConfig, results_dir: str | os.PathLike, history: History, *,
-                dataset: Mapping[str, Any] | None = None, baseline: Mapping[str, Any] | None = None,
-                pixel_channels: int | None = None, seconds: float | None = None) -> Path:
+def save_result(
+    config: ExperimentConfig,
+    results_dir: str | os.PathLike,
+    history: History,
+    *,
+    dataset: Mapping[str, Any] | None = None,
+    baseline: Mapping[str, Any] | None = None,
+    pixel_channels: int | None = None,
+    seconds: float | None = None,
+) -> Path:
     """Write a finished run's ``history.json`` (and ``attention_map.npy``), then delete its checkpoint.
 
     Introduced in chapter 10 (``10_baselines``). :func:`run_experiment` calls it; call it
@@ -247,8 +279,10 @@ def save_result(config: ExperimentConfig, results_dir: str | os.PathLike, histor
     run_dir = Path(results_dir) / config.run_id()
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / CONFIG_FILE).exists():
-        write_json(run_dir / CONFIG_FILE, {"run_id": config.run_id(), "config": config.to_dict(),
-                                            "profile_label": profile_label(config)})
+        write_json(
+            run_dir / CONFIG_FILE,
+            {"run_id": config.run_id(), "config": config.to_dict(), "profile_label": profile_label(config)},
+        )
     final_map = history.maps.get(config.epochs) if config.epochs is not None else None
     if final_map is not None:
         buf = io.BytesIO()
@@ -257,19 +291,33 @@ def save_result(config: ExperimentConfig, results_dir: str | os.PathLike, histor
     hist_dict = history.to_dict()
     hist_dict["maps"] = {}  # maps go to attention_map.npy, not into the JSON
     eval_set = "test" if config.fold is None else "val"
-    result = {"format": RESULT_FORMAT, "run_id": config.run_id(), "config": config.to_dict(),
-              "profile_label": profile_label(config), "dataset": dict(dataset or {"name": config.dataset}),
-              "eval_set": eval_set, "history": hist_dict, "baseline": None if baseline is None else dict(baseline),
-              "pixel_channels": pixel_channels, "seconds": seconds,
-              "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": socket.gethostname()}
+    result = {
+        "format": RESULT_FORMAT,
+        "run_id": config.run_id(),
+        "config": config.to_dict(),
+        "profile_label": profile_label(config),
+        "dataset": dict(dataset or {"name": config.dataset}),
+        "eval_set": eval_set,
+        "history": hist_dict,
+        "baseline": None if baseline is None else dict(baseline),
+        "pixel_channels": pixel_channels,
+        "seconds": seconds,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": socket.gethostname(),
+    }
     write_json(run_dir / RESULT_FILE, result)  # last: its presence marks the run finished
     remove_checkpoint(run_dir / CHECKPOINT_FILE)
     (run_dir / "error.txt").unlink(missing_ok=True)  # left by an earlier failed attempt
     return run_dir
 
 
-def load_results(results_dir: str | os.PathLike, *, dataset: str | None = None, method: str | None = None,
-                 backbone: str | None = None) -> list[RunRecord]:
+def load_results(
+    results_dir: str | os.PathLike,
+    *,
+    dataset: str | None = None,
+    method: str | None = None,
+    backbone: str | None = None,
+) -> list[RunRecord]:
     """Every finished run under ``results_dir`` (sorted by run id), optionally filtered.
 
     Introduced in chapter 10 (``10_baselines``).

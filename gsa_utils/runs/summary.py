@@ -2,11 +2,12 @@
 
 Introduced in chapter 10 (``10_baselines``).
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -14,6 +15,7 @@ from ..data.registry import normalise_dataset_name
 from ..protocol import N_SELECTED_EPOCHS, fallback_epochs, protocol_accuracy, select_hyperparameters
 from .config import BACKBONE_METHODS, PIXEL_METHODS, differing_fields, normalise_method, variant_label
 from .store import RunRecord, load_results
+
 
 @dataclass
 class ProtocolSummary:
@@ -58,9 +60,16 @@ class ProtocolSummary:
     seeds: list[int] = field(default_factory=list)
 
 
-def protocol_summary(results_dir: str | os.PathLike, dataset: str, method: str, backbone: str | None = None, *,
-                     n_epochs: int = N_SELECTED_EPOCHS, seed: int | None = None,
-                     results: Sequence[RunRecord] | None = None) -> ProtocolSummary:
+def protocol_summary(
+    results_dir: str | os.PathLike,
+    dataset: str,
+    method: str,
+    backbone: str | None = None,
+    *,
+    n_epochs: int = N_SELECTED_EPOCHS,
+    seed: int | None = None,
+    results: Sequence[RunRecord] | None = None,
+) -> ProtocolSummary:
     """The paper's number for one (dataset, method, backbone): CV-chosen setting, CV-chosen epochs, test accuracy.
 
     Introduced in chapter 10 (``10_baselines``).
@@ -96,13 +105,25 @@ def protocol_summary(results_dir: str | os.PathLike, dataset: str, method: str, 
     pool = list(results) if results is not None else load_results(results_dir)
     if seed is None:
         ds_name, m = normalise_dataset_name(dataset), normalise_method(method)
-        seeds = sorted({r.config.seed for r in pool if r.config.dataset == ds_name and r.config.method == m
-                        and (backbone is None or r.config.backbone in (None, backbone))})
+        seeds = sorted(
+            {
+                r.config.seed
+                for r in pool
+                if r.config.dataset == ds_name
+                and r.config.method == m
+                and (backbone is None or r.config.backbone in (None, backbone))
+            }
+        )
         if len(seeds) > 1:
-            return _over_seeds([protocol_summary(results_dir, dataset, method, backbone, n_epochs=n_epochs, seed=s,
-                                                 results=pool) for s in seeds])
-    summary = ProtocolSummary(**_summarise(results_dir, dataset, method, backbone, n_epochs=n_epochs, seed=seed,
-                                           results=pool))
+            return _over_seeds(
+                [
+                    protocol_summary(results_dir, dataset, method, backbone, n_epochs=n_epochs, seed=s, results=pool)
+                    for s in seeds
+                ]
+            )
+    summary = ProtocolSummary(
+        **_summarise(results_dir, dataset, method, backbone, n_epochs=n_epochs, seed=seed, results=pool)
+    )
     if summary.mean is not None and seed is not None:
         summary.seeds = [seed]
     elif summary.mean is not None:
@@ -127,17 +148,33 @@ def _over_seeds(per_seed: list[ProtocolSummary]) -> ProtocolSummary:
     if len({str(s.best_params) for s in done}) > 1:
         notes.append("the seeds chose different hyper-parameters; best_params are those of seed " + str(seeds[0]))
     return ProtocolSummary(
-        mean=float(means.mean()), std=float(means.std(ddof=1)) if len(means) > 1 else float("nan"),
-        samples=[float(m) for m in means], epochs=first.epochs, best_params=first.best_params,
-        n_folds_done=min(s.n_folds_done for s in done), profile=first.profile,
+        mean=float(means.mean()),
+        std=float(means.std(ddof=1)) if len(means) > 1 else float("nan"),
+        samples=[float(m) for m in means],
+        epochs=first.epochs,
+        best_params=first.best_params,
+        n_folds_done=min(s.n_folds_done for s in done),
+        profile=first.profile,
         cv_score=None if any(s.cv_score is None for s in done) else float(np.mean([s.cv_score for s in done])),
-        run_id=first.run_id, n_settings=max(s.n_settings for s in done), dataset_source=first.dataset_source,
-        stand_in_for=first.stand_in_for, dataset_statement=first.dataset_statement, notes=notes, seeds=seeds)
+        run_id=first.run_id,
+        n_settings=max(s.n_settings for s in done),
+        dataset_source=first.dataset_source,
+        stand_in_for=first.stand_in_for,
+        dataset_statement=first.dataset_statement,
+        notes=notes,
+        seeds=seeds,
+    )
 
 
-def setting_summaries(results_dir: str | os.PathLike, dataset: str, method: str, backbone: str | None = None, *,
-                      n_epochs: int = N_SELECTED_EPOCHS,
-                      results: Sequence[RunRecord] | None = None) -> dict[str, ProtocolSummary]:
+def setting_summaries(
+    results_dir: str | os.PathLike,
+    dataset: str,
+    method: str,
+    backbone: str | None = None,
+    *,
+    n_epochs: int = N_SELECTED_EPOCHS,
+    results: Sequence[RunRecord] | None = None,
+) -> dict[str, ProtocolSummary]:
     """The protocol's number per setting: one when cross-validation chooses, else one per setting.
 
     Introduced in chapter 11 (``11_results``). Without CV runs the protocol cannot choose
@@ -149,27 +186,55 @@ def setting_summaries(results_dir: str | os.PathLike, dataset: str, method: str,
     if chosen.mean is not None or chosen.n_settings <= 1:
         return {normalise_method(method): chosen}
     ds_name, m = normalise_dataset_name(dataset), normalise_method(method)
-    runs = [r for r in pool if r.config.dataset == ds_name and r.config.method == m
-            and (backbone is None or r.config.backbone in (None, backbone))]
+    runs = [
+        r
+        for r in pool
+        if r.config.dataset == ds_name
+        and r.config.method == m
+        and (backbone is None or r.config.backbone in (None, backbone))
+    ]
     by = differing_fields([r.config for r in runs])
     groups: dict[str, list[RunRecord]] = {}
     for r in runs:
         groups.setdefault(variant_label(r.config, by), []).append(r)
-    return {label: protocol_summary(results_dir, dataset, method, backbone, n_epochs=n_epochs, results=rs)
-            for label, rs in groups.items()}
+    return {
+        label: protocol_summary(results_dir, dataset, method, backbone, n_epochs=n_epochs, results=rs)
+        for label, rs in groups.items()
+    }
 
 
-def _summarise(results_dir: str | os.PathLike, dataset: str, method: str, backbone: str | None, *, n_epochs: int,
-               seed: int | None, results: Sequence[RunRecord] | None) -> dict:
+def _summarise(
+    results_dir: str | os.PathLike,
+    dataset: str,
+    method: str,
+    backbone: str | None,
+    *,
+    n_epochs: int,
+    seed: int | None,
+    results: Sequence[RunRecord] | None,
+) -> dict:
     """:func:`protocol_summary`'s fields as a dict, filled in step by step."""
     method = normalise_method(method)
     ds_name = normalise_dataset_name(dataset)
     pool = list(results) if results is not None else load_results(results_dir)
     runs = [r for r in pool if r.config.dataset == ds_name and r.config.method == method]
     notes: list[str] = []
-    empty = {"mean": None, "std": None, "samples": [], "epochs": [], "best_params": None, "n_folds_done": 0,
-             "profile": None, "cv_score": None, "run_id": None, "n_settings": 0, "dataset_source": None,
-             "stand_in_for": None, "dataset_statement": None, "notes": notes}
+    empty = {
+        "mean": None,
+        "std": None,
+        "samples": [],
+        "epochs": [],
+        "best_params": None,
+        "n_folds_done": 0,
+        "profile": None,
+        "cv_score": None,
+        "run_id": None,
+        "n_settings": 0,
+        "dataset_source": None,
+        "stand_in_for": None,
+        "dataset_statement": None,
+        "notes": notes,
+    }
     if method in BACKBONE_METHODS:
         present = sorted({r.config.backbone for r in runs})
         if backbone is None and len(present) > 1:
@@ -204,9 +269,13 @@ def _summarise(results_dir: str | os.PathLike, dataset: str, method: str, backbo
         if full is None:
             return
         info = full.dataset
-        summary.update(profile=full.profile_label, run_id=full.run_id,
-                       dataset_source=info.get("source"), stand_in_for=info.get("stand_in_for"),
-                       dataset_statement=info.get("statement"))
+        summary.update(
+            profile=full.profile_label,
+            run_id=full.run_id,
+            dataset_source=info.get("source"),
+            stand_in_for=info.get("stand_in_for"),
+            dataset_statement=info.get("statement"),
+        )
 
     if method in PIXEL_METHODS:
         with_full = [g for g in groups.values() if g["full"] is not None]
@@ -218,10 +287,15 @@ def _summarise(results_dir: str | os.PathLike, dataset: str, method: str, backbo
         full = with_full[0]["full"]
         acc = float(full.history["test_acc"][0])
         describe(full)
-        summary.update(mean=acc, std=float("nan"), samples=[acc], epochs=[1],
-                       best_params=(full.baseline or {}).get("best_params"),
-                       cv_score=(full.baseline or {}).get("cv_accuracy"),
-                       n_folds_done=full.config.n_folds)
+        summary.update(
+            mean=acc,
+            std=float("nan"),
+            samples=[acc],
+            epochs=[1],
+            best_params=(full.baseline or {}).get("best_params"),
+            cv_score=(full.baseline or {}).get("cv_accuracy"),
+            n_folds_done=full.config.n_folds,
+        )
         notes.append("one fitted model: a single test accuracy, hyper-parameters from its internal grid search")
         return summary
 
@@ -240,9 +314,11 @@ def _summarise(results_dir: str | os.PathLike, dataset: str, method: str, backbo
             curves = [g["folds"][f].history["val_acc"] for f in sorted(g["folds"])]
             lengths = {len(c) for c in curves}
             if len(lengths) > 1:
-                notes.append(f"setting {g['config'].group_key()}: folds trained for different numbers of epochs "
-                             f"{sorted(lengths)}; using the first {min(lengths)}")
-                curves = [c[:min(lengths)] for c in curves]
+                notes.append(
+                    f"setting {g['config'].group_key()}: folds trained for different numbers of epochs "
+                    f"{sorted(lengths)}; using the first {min(lengths)}"
+                )
+                curves = [c[: min(lengths)] for c in curves]
             cv_input.append({"params": g["config"].group_key(), "val_acc": np.vstack(curves)})
         n_available = len(cv_input[0]["val_acc"][0])
         choice = select_hyperparameters(cv_input, n_epochs)
@@ -250,49 +326,72 @@ def _summarise(results_dir: str | os.PathLike, dataset: str, method: str, backbo
         epochs = choice["epochs"]
         if n_available < n_epochs:
             notes.append(f"only {n_available} epochs trained: all used instead of the best {n_epochs}")
-        summary.update(best_params=best["config"].tuning_params(), cv_score=choice["score"],
-                       n_folds_done=len(best["folds"]), epochs=[int(e) for e in epochs])
+        summary.update(
+            best_params=best["config"].tuning_params(),
+            cv_score=choice["score"],
+            n_folds_done=len(best["folds"]),
+            epochs=[int(e) for e in epochs],
+        )
         full = best["full"]
         if full is None:
-            notes.append("the chosen setting's run on the whole training set has no result (not run yet, or its "
-                         "result file is corrupt: `python -m gsa_utils status` names corrupt runs)")
+            notes.append(
+                "the chosen setting's run on the whole training set has no result (not run yet, or its "
+                "result file is corrupt: `python -m gsa_utils status` names corrupt runs)"
+            )
             describe(next(iter(best["folds"].values())))
             summary["run_id"] = None
             return summary
     else:
         with_full = [g for g in groups.values() if g["full"] is not None]
-        official_val = [g for g in with_full if not g["config"].merge_val and len(g["full"].history["val_acc"])
-                        and not np.isnan(g["full"].history["val_acc"]).any()]
+        official_val = [
+            g
+            for g in with_full
+            if not g["config"].merge_val
+            and len(g["full"].history["val_acc"])
+            and not np.isnan(g["full"].history["val_acc"]).any()
+        ]
         if official_val and len(official_val) == len(with_full):
-            choice = select_hyperparameters([{"params": g["config"].group_key(),
-                                              "val_acc": np.vstack([g["full"].history["val_acc"]])}
-                                             for g in official_val], n_epochs)
+            choice = select_hyperparameters(
+                [
+                    {"params": g["config"].group_key(), "val_acc": np.vstack([g["full"].history["val_acc"]])}
+                    for g in official_val
+                ],
+                n_epochs,
+            )
             best = next(g for g in official_val if g["config"].group_key() == choice["params"])
             full = best["full"]
             epochs = choice["epochs"]
-            notes.append("epochs" + (" and settings" if len(official_val) > 1 else "") + " selected on the official "
-                         "validation split (merge_val=False), not by cross-validation")
-            summary.update(best_params=best["config"].tuning_params(), cv_score=choice["score"],
-                           epochs=[int(e) for e in epochs])
+            notes.append(
+                "epochs" + (" and settings" if len(official_val) > 1 else "") + " selected on the official "
+                "validation split (merge_val=False), not by cross-validation"
+            )
+            summary.update(
+                best_params=best["config"].tuning_params(), cv_score=choice["score"], epochs=[int(e) for e in epochs]
+            )
         elif len(with_full) != 1:
-            notes.append(f"no cross-validation runs and {len(with_full)} settings: cannot choose hyper-parameters "
-                         "or epochs without the test set")
+            notes.append(
+                f"no cross-validation runs and {len(with_full)} settings: cannot choose hyper-parameters "
+                "or epochs without the test set"
+            )
             return summary
         else:
             best = with_full[0]
             full = best["full"]
             n_available = len(full.history["test_acc"])
             epochs = fallback_epochs(n_available, n_epochs)
-            notes.append(f"no cross-validation runs: measured at the last {len(epochs)} of {n_available} epochs "
-                         f"(the last {n_epochs} only in runs of at least {2 * n_epochs}), not at CV-selected ones "
-                         "(not the paper's protocol)")
+            notes.append(
+                f"no cross-validation runs: measured at the last {len(epochs)} of {n_available} epochs "
+                f"(the last {n_epochs} only in runs of at least {2 * n_epochs}), not at CV-selected ones "
+                "(not the paper's protocol)"
+            )
             summary.update(best_params=best["config"].tuning_params(), epochs=[int(e) for e in epochs])
-    used = {(r.dataset.get("source"), r.dataset.get("stand_in_for"))
-            for r in [full, *best["folds"].values()]}
+    used = {(r.dataset.get("source"), r.dataset.get("stand_in_for")) for r in [full, *best["folds"].values()]}
     if len(used) > 1:
         kinds = sorted(f"{src} stand-in" if stand else str(src) for src, stand in used)
-        notes.append(f"the chosen setting's runs used different data ({', '.join(kinds)}): was the data folder "
-                     "added or removed between runs?")
+        notes.append(
+            f"the chosen setting's runs used different data ({', '.join(kinds)}): was the data folder "
+            "added or removed between runs?"
+        )
     test_curve = full.history["test_acc"]
     if len(test_curve) < max(epochs):
         notes.append(f"the full run has {len(test_curve)} epochs, fewer than the selected epoch {int(max(epochs))}")

@@ -4,24 +4,27 @@ Introduced in chapter 10 (``10_baselines``). :func:`sweep` skips finished runs, 
 run with a lock (:mod:`gsa_utils.runs.locks`) and splits the configs into shards (config
 ``i`` belongs to shard ``i mod n``). Interrupt it at any time and run it again to finish.
 """
+
 from __future__ import annotations
 
 import itertools
 import os
 import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..files import orphaned_temp_files, write_atomic
 from ..protocol import N_FOLDS
 from .config import BACKBONE_METHODS, PIXEL_METHODS, ExperimentConfig, normalise_method
-from .methods import METHOD_TABLE
 from .locks import DEFAULT_STALE_AFTER, LOCK_FILE, LockLost, claim, holds, release
+from .methods import METHOD_TABLE
 from .runner import reusable_result, run_experiment
 from .store import RESULT_FILE, ResultError, read_result
+
 
 def configs_from_grid(base: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> list[ExperimentConfig]:
     """Every combination of ``grid`` values on top of ``base`` (cartesian product), duplicates dropped.
@@ -48,8 +51,9 @@ def configs_from_grid(base: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]
     for key in keys:
         field_name = key.split(".", 1)[1] if "." in key else key
         if field_name not in names:
-            raise ValueError(f"grid key {key!r}: {field_name!r} is not an ExperimentConfig field "
-                             f"({', '.join(sorted(names))})")
+            raise ValueError(
+                f"grid key {key!r}: {field_name!r} is not an ExperimentConfig field ({', '.join(sorted(names))})"
+            )
     values = [list(v) if isinstance(v, (list, tuple, range, np.ndarray)) else [v] for v in grid.values()]
     for key, vals in zip(keys, values):
         if not vals:
@@ -105,9 +109,17 @@ def _fold_values(folds: str | Sequence[int | None], n_folds: int) -> list[int | 
     return list(folds)
 
 
-def sweep_configs(datasets: Sequence[str], methods: Sequence[str], *, backbones: Sequence[str] | None = None,
-                  folds: str | Sequence[int | None] = "all", grid: Mapping[str, Sequence[Any]] | None = None,
-                  use_paper_grid: bool = False, profile: str | None = None, **overrides: Any) -> list[ExperimentConfig]:
+def sweep_configs(
+    datasets: Sequence[str],
+    methods: Sequence[str],
+    *,
+    backbones: Sequence[str] | None = None,
+    folds: str | Sequence[int | None] = "all",
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    use_paper_grid: bool = False,
+    profile: str | None = None,
+    **overrides: Any,
+) -> list[ExperimentConfig]:
     """The configs of a comparison: datasets x methods x backbones x grid x folds.
 
     Introduced in chapter 10 (``10_baselines``).
@@ -164,10 +176,18 @@ def is_finished(results_dir: Path, config: ExperimentConfig) -> bool:
     return True
 
 
-def run_locked(config: ExperimentConfig, results_dir: Path, stale_after: float, *, data_dir=None, cache_dir=None,
-                 device=None, progress: bool = False,
-                 on_epoch_end: Callable[[ExperimentConfig, int, dict], None] | None = None,
-                 owner: str | None = None) -> tuple[str, dict | None]:
+def run_locked(
+    config: ExperimentConfig,
+    results_dir: Path,
+    stale_after: float,
+    *,
+    data_dir=None,
+    cache_dir=None,
+    device=None,
+    progress: bool = False,
+    on_epoch_end: Callable[[ExperimentConfig, int, dict], None] | None = None,
+    owner: str | None = None,
+) -> tuple[str, dict | None]:
     """Claim, run and release one config. Returns (status, result): ran / finished / locked / lost.
 
     A finished run is reused only when :func:`~gsa_utils.runs.runner.reusable_result` allows it
@@ -195,8 +215,15 @@ def run_locked(config: ExperimentConfig, results_dir: Path, stale_after: float, 
             if on_epoch_end is not None:
                 on_epoch_end(config, epoch, record)
 
-        result = run_experiment(config, results_dir, data_dir=data_dir, cache_dir=cache_dir, device=device,
-                                progress=progress, on_epoch_end=heartbeat)
+        result = run_experiment(
+            config,
+            results_dir,
+            data_dir=data_dir,
+            cache_dir=cache_dir,
+            device=device,
+            progress=progress,
+            on_epoch_end=heartbeat,
+        )
         return "ran", result
     except LockLost:
         return "lost", None
@@ -204,10 +231,19 @@ def run_locked(config: ExperimentConfig, results_dir: Path, stale_after: float, 
         release(lock, token)
 
 
-def sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLike, shard: tuple[int, int] = (0, 1),
-          progress: bool = True, *, stale_after: float = DEFAULT_STALE_AFTER, data_dir: str | os.PathLike | None = None,
-          cache_dir: str | os.PathLike | bool | None = None, device: str | None = None, raise_errors: bool = False,
-          on_epoch_end: Callable[[ExperimentConfig, int, dict], None] | None = None) -> dict:
+def sweep(
+    configs: Iterable[ExperimentConfig],
+    results_dir: str | os.PathLike,
+    shard: tuple[int, int] = (0, 1),
+    progress: bool = True,
+    *,
+    stale_after: float = DEFAULT_STALE_AFTER,
+    data_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | bool | None = None,
+    device: str | None = None,
+    raise_errors: bool = False,
+    on_epoch_end: Callable[[ExperimentConfig, int, dict], None] | None = None,
+) -> dict:
     """Run this shard's unfinished configs, each claimed by a lock, skipping those others hold.
 
     Introduced in chapter 10 (``10_baselines``).
@@ -253,15 +289,30 @@ def sweep(configs: Iterable[ExperimentConfig], results_dir: str | os.PathLike, s
     results_dir.mkdir(parents=True, exist_ok=True)
     configs = list(configs)
     mine = [(k, c) for k, c in enumerate(configs) if k % n == i]
-    report: dict[str, Any] = {"ran": [], "finished_before": [], "locked": [], "lost": [], "failed": {},
-                              "shard": (i, n), "n_configs": len(mine)}
-    for pos, (k, cfg) in enumerate(mine, 1):
+    report: dict[str, Any] = {
+        "ran": [],
+        "finished_before": [],
+        "locked": [],
+        "lost": [],
+        "failed": {},
+        "shard": (i, n),
+        "n_configs": len(mine),
+    }
+    for pos, (_k, cfg) in enumerate(mine, 1):
         rid = cfg.run_id()
         if progress:
             print(f"[shard {i}/{n}: {pos}/{len(mine)}] {rid}", flush=True)
         try:
-            status, _ = run_locked(cfg, results_dir, stale_after, data_dir=data_dir, cache_dir=cache_dir, device=device,
-                                     progress=progress, on_epoch_end=on_epoch_end)
+            status, _ = run_locked(
+                cfg,
+                results_dir,
+                stale_after,
+                data_dir=data_dir,
+                cache_dir=cache_dir,
+                device=device,
+                progress=progress,
+                on_epoch_end=on_epoch_end,
+            )
         except KeyboardInterrupt:
             if progress:
                 print(f"interrupted during {rid}: its checkpoint is kept; run the sweep again to resume", flush=True)

@@ -16,25 +16,27 @@ the cell's notes say which. :func:`table_to_markdown` renders it for a notebook
 column and footnotes naming the profile of every result and any synthetic stand-in: results
 of the ``smoke`` profile or on stand-in data are labelled as such and never as a reproduction.
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..data.registry import normalise_dataset_name
 from ..files import write_atomic
 from ..metrics import FLAT_CONTRAST
+from ..protocol import N_SELECTED_EPOCHS, SIGNIFICANCE_LEVEL, t_test
+from ..settings import PAPER_BACKBONES
 from .config import BACKBONE_METHODS
 from .paper_table import DATASET_COLUMNS, PAPER_COLUMNS, PAPER_ROWS, PAPER_TABLE2, PaperCell
 from .store import RunRecord, corrupt_results, data_source, load_results
 from .summary import protocol_summary
-from ..settings import PAPER_BACKBONES
-from ..protocol import N_SELECTED_EPOCHS, SIGNIFICANCE_LEVEL, t_test
 
 __all__ = [
     "PaperCell",
@@ -64,8 +66,14 @@ L1_MARKER = "*"
 
 
 #: Backbone name -> the paper's spelling (ours for backbones it did not use).
-BACKBONE_LABELS = {"googlenet": "GoogleNet", "vgg16": "VGG-16", "resnet152": "ResNet-152",
-                   "densenet161": "DenseNet-161", "resnet18": "ResNet-18", "small_cnn": "SmallCNN"}
+BACKBONE_LABELS = {
+    "googlenet": "GoogleNet",
+    "vgg16": "VGG-16",
+    "resnet152": "ResNet-152",
+    "densenet161": "DenseNet-161",
+    "resnet18": "ResNet-18",
+    "small_cnn": "SmallCNN",
+}
 _SINGLE_ROWS = (("lr", None), ("svm", None), ("vgg_att3", None), ("resattnet92", None))
 _SINGLE_LABELS = {"lr": "LR", "svm": "SVM", "vgg_att3": "VGG-att3", "resattnet92": "ResAttNet-92"}
 
@@ -140,8 +148,11 @@ class TableRow:
 
 def _collapse_count(runs: Sequence[RunRecord]) -> tuple[int, int, int]:
     """(collapsed, flat, checked) over the full-training runs whose history records ``collapsed``."""
-    last = [r.history.records[-1] for r in runs
-            if r.config.fold is None and r.history.records and "collapsed" in r.history.records[-1]]
+    last = [
+        r.history.records[-1]
+        for r in runs
+        if r.config.fold is None and r.history.records and "collapsed" in r.history.records[-1]
+    ]
     return sum(bool(rec["collapsed"]) for rec in last), sum(bool(rec.get("flat")) for rec in last), len(last)
 
 
@@ -184,9 +195,15 @@ def _cell_text(mean: float | None, std: float | None, markers: str = "") -> str:
     return f"{mean:.2f}" + ("" if std is None else f" ({std:.2f})") + markers
 
 
-def build_table(results_dir: str | os.PathLike, datasets: Sequence[str] | None = None, *,
-                n_epochs: int = N_SELECTED_EPOCHS, alpha: float = SIGNIFICANCE_LEVEL, paper_rows: bool | None = None,
-                results: Sequence[RunRecord] | None = None) -> list[TableRow]:
+def build_table(
+    results_dir: str | os.PathLike,
+    datasets: Sequence[str] | None = None,
+    *,
+    n_epochs: int = N_SELECTED_EPOCHS,
+    alpha: float = SIGNIFICANCE_LEVEL,
+    paper_rows: bool | None = None,
+    results: Sequence[RunRecord] | None = None,
+) -> list[TableRow]:
     """Table 2 from a results folder: methods as rows, datasets as columns, protocol numbers in cells.
 
     Introduced in chapter 10 (``10_baselines``).
@@ -231,9 +248,16 @@ def build_table(results_dir: str | os.PathLike, datasets: Sequence[str] | None =
     rows: list[TableRow] = []
     for i, source in enumerate(order):
         # the paper's figures stand beside results on the real data only, never beside a stand-in's
-        part = _source_rows(results_dir, by_source.get(source, []), cols, n_epochs=n_epochs, alpha=alpha,
-                            paper_rows=paper_rows and i == 0, corrupt=corrupt if i == 0 else [],
-                            paper_figures=source in ("real", "unknown") or not by_source)
+        part = _source_rows(
+            results_dir,
+            by_source.get(source, []),
+            cols,
+            n_epochs=n_epochs,
+            alpha=alpha,
+            paper_rows=paper_rows and i == 0,
+            corrupt=corrupt if i == 0 else [],
+            paper_figures=source in ("real", "unknown") or not by_source,
+        )
         for row in part:
             row.data = source if by_source else None
             if len(order) > 1:
@@ -246,16 +270,32 @@ def _key_of(config: Any) -> tuple[str, str | None]:
     return config.method, config.backbone if config.method in BACKBONE_METHODS else None
 
 
-def _source_rows(results_dir: str | os.PathLike, pool: list[RunRecord], cols: list[str], *, n_epochs: int,
-                 alpha: float, paper_rows: bool, corrupt: Sequence[tuple[Path, Any, Exception]],
-                 paper_figures: bool = True) -> list[TableRow]:
+def _source_rows(
+    results_dir: str | os.PathLike,
+    pool: list[RunRecord],
+    cols: list[str],
+    *,
+    n_epochs: int,
+    alpha: float,
+    paper_rows: bool,
+    corrupt: Sequence[tuple[Path, Any, Exception]],
+    paper_figures: bool = True,
+) -> list[TableRow]:
     """:func:`build_table`'s rows for runs on one kind of data."""
     present = {_key_of(r.config) for r in pool if r.config.dataset in cols}
     present |= {_key_of(c) for _, c, _ in corrupt if c is not None and c.dataset in cols}
     keys = []
     for method, backbone in _row_keys(present, paper_rows):  # GSA: one row per recipe, never pooled
-        recipes = sorted({r.config.recipe for r in pool if r.config.dataset in cols and r.config.method == method
-                          and r.config.backbone == backbone and r.config.recipe})
+        recipes = sorted(
+            {
+                r.config.recipe
+                for r in pool
+                if r.config.dataset in cols
+                and r.config.method == method
+                and r.config.backbone == backbone
+                and r.config.recipe
+            }
+        )
         keys += [(method, backbone, recipe) for recipe in (recipes or [None])]
 
     def runs_of(method: str, backbone: str | None, recipe: str | None) -> list[RunRecord]:
@@ -265,8 +305,9 @@ def _source_rows(results_dir: str | os.PathLike, pool: list[RunRecord], cols: li
     rows = []
     for method, backbone, recipe in keys:  # vanilla and L1 come before GSA in every backbone's rows
         for ds in cols:
-            summaries[(method, backbone, ds)] = protocol_summary(results_dir, ds, method, backbone, n_epochs=n_epochs,
-                                                                 results=runs_of(method, backbone, recipe))
+            summaries[(method, backbone, ds)] = protocol_summary(
+                results_dir, ds, method, backbone, n_epochs=n_epochs, results=runs_of(method, backbone, recipe)
+            )
         base_label = label = row_label(method, backbone)
         cells = {}
         for ds in cols:
@@ -280,8 +321,10 @@ def _source_rows(results_dir: str | os.PathLike, pool: list[RunRecord], cols: li
                         continue
                     over = _test_kind(s, o)
                     if over is None:
-                        test_notes.append(f"no test against {other}: one side has several seeds "
-                                          f"({len(s.seeds)} and {len(o.seeds)}), the other one")
+                        test_notes.append(
+                            f"no test against {other}: one side has several seeds "
+                            f"({len(s.seeds)} and {len(o.seeds)}), the other one"
+                        )
                         continue
                     test_notes.append(f"{marker} vs {other}: {over}")
                     p = t_test(s.samples, o.samples)
@@ -294,17 +337,37 @@ def _source_rows(results_dir: str | os.PathLike, pool: list[RunRecord], cols: li
             mean, std = _to_percent(s.mean), _to_percent(s.std)
             paper = PAPER_TABLE2.get(base_label, {}).get(DATASET_COLUMNS.get(ds, "")) if paper_figures else None
             collapsed, flat, checked = _collapse_count(
-                [r for r in runs_of(method, backbone, recipe) if r.config.dataset == ds and r.config.method == method
-                 and (backbone is None or r.config.backbone == backbone)])
-            cells[ds] = TableCell(mean=mean, std=std, n=len(s.samples), markers=markers,
-                                  text=_cell_text(mean, std, markers), p_vs_vanilla=p_van, p_vs_l1=p_l1,
-                                  profile=s.profile, source=s.dataset_source, stand_in_for=s.stand_in_for,
-                                  statement=s.dataset_statement, best_params=s.best_params, epochs=s.epochs,
-                                  notes=list(s.notes) + test_notes, paper=paper,
-                                  paper_text="" if paper is None else str(paper),
-                                  collapsed=collapsed, flat=flat, checked=checked)
+                [
+                    r
+                    for r in runs_of(method, backbone, recipe)
+                    if r.config.dataset == ds
+                    and r.config.method == method
+                    and (backbone is None or r.config.backbone == backbone)
+                ]
+            )
+            cells[ds] = TableCell(
+                mean=mean,
+                std=std,
+                n=len(s.samples),
+                markers=markers,
+                text=_cell_text(mean, std, markers),
+                p_vs_vanilla=p_van,
+                p_vs_l1=p_l1,
+                profile=s.profile,
+                source=s.dataset_source,
+                stand_in_for=s.stand_in_for,
+                statement=s.dataset_statement,
+                best_params=s.best_params,
+                epochs=s.epochs,
+                notes=list(s.notes) + test_notes,
+                paper=paper,
+                paper_text="" if paper is None else str(paper),
+                collapsed=collapsed,
+                flat=flat,
+                checked=checked,
+            )
         rows.append(TableRow(label=label, method=method, backbone=backbone, cells=cells, recipe=recipe))
-    for run_dir, config, err in corrupt:
+    for _run_dir, config, err in corrupt:
         row = next((r for r in rows if config is not None and (r.method, r.backbone) == _key_of(config)), None)
         cell = row.cells.get(config.dataset) if row is not None else None
         note = f"corrupt result left out: {err.path} ({err.fault}); running the sweep again re-runs it"
@@ -322,8 +385,10 @@ def _test_kind(a: Any, b: Any) -> str | None:
     if len(a.seeds) > 1 and len(b.seeds) > 1:
         return f"Welch t-test over seeds ({len(a.seeds)} and {len(b.seeds)})"
     if len(a.seeds) <= 1 and len(b.seeds) <= 1:
-        return ("Welch t-test over the measured epochs of one run each (epochs are not independent draws: the "
-                "p-value is optimistic; several seeds give a test over seeds)")
+        return (
+            "Welch t-test over the measured epochs of one run each (epochs are not independent draws: the "
+            "p-value is optimistic; several seeds give a test over seeds)"
+        )
     return None
 
 
@@ -340,9 +405,20 @@ def table_to_csv(rows: Sequence[TableRow], path: str | os.PathLike) -> Path:
     cols = _columns(rows)
     header = ["method"]
     for ds in cols:
-        header += [f"{ds} mean", f"{ds} std", f"{ds} n", f"{ds} markers", f"{ds} p vs vanilla", f"{ds} p vs L1",
-                   f"{ds} profile", f"{ds} data", f"{ds} paper", f"{ds} collapsed", f"{ds} flat",
-                   f"{ds} runs checked"]
+        header += [
+            f"{ds} mean",
+            f"{ds} std",
+            f"{ds} n",
+            f"{ds} markers",
+            f"{ds} p vs vanilla",
+            f"{ds} p vs L1",
+            f"{ds} profile",
+            f"{ds} data",
+            f"{ds} paper",
+            f"{ds} collapsed",
+            f"{ds} flat",
+            f"{ds} runs checked",
+        ]
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(header + ["recipe"])
@@ -354,11 +430,23 @@ def table_to_csv(rows: Sequence[TableRow], path: str | os.PathLike) -> Path:
         line = [row.label]
         for ds in cols:
             c = row.cells[ds]
-            data = ("" if c.source is None else
-                    f"synthetic stand-in for {c.stand_in_for}" if c.stand_in_for else c.source)
-            line += [num(c.mean), num(c.std), str(c.n), c.markers, num(c.p_vs_vanilla),
-                     num(c.p_vs_l1), c.profile or "", data, c.paper_text, str(c.collapsed), str(c.flat),
-                     str(c.checked)]
+            data = (
+                "" if c.source is None else f"synthetic stand-in for {c.stand_in_for}" if c.stand_in_for else c.source
+            )
+            line += [
+                num(c.mean),
+                num(c.std),
+                str(c.n),
+                c.markers,
+                num(c.p_vs_vanilla),
+                num(c.p_vs_l1),
+                c.profile or "",
+                data,
+                c.paper_text,
+                str(c.collapsed),
+                str(c.flat),
+                str(c.checked),
+            ]
         w.writerow(line + [row.recipe or ""])
     path = Path(path)
     write_atomic(path, buf.getvalue().encode())
@@ -379,8 +467,9 @@ def _shorten(items: Sequence[str], n: int = 4) -> str:
     return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
-def table_to_markdown(rows: Sequence[TableRow], *, paper: bool = True, footnotes: bool = True,
-                      caption: str | None = None) -> str:
+def table_to_markdown(
+    rows: Sequence[TableRow], *, paper: bool = True, footnotes: bool = True, caption: str | None = None
+) -> str:
     """Render :func:`build_table` rows as a Markdown table with footnotes (for ``IPython.display.Markdown``).
 
     Introduced in chapter 10 (``10_baselines``).
@@ -431,25 +520,34 @@ def table_to_markdown(rows: Sequence[TableRow], *, paper: bool = True, footnotes
     elif not_full or stand_ins:
         why = []
         if not_full:
-            kinds = [f"the {p!r} profile" if p != "full" else "the 'full' profile with settings changed"
-                     for p in not_full]
+            kinds = [
+                f"the {p!r} profile" if p != "full" else "the 'full' profile with settings changed" for p in not_full
+            ]
             why.append(f"results produced with {' and '.join(kinds)} (see below), not the paper's settings")
         if stand_ins:
             why.append(f"synthetic stand-ins instead of the real data for {', '.join(stand_ins)}")
-        head.append(f"**Not a reproduction of the paper**: {'; '.join(why)}. Compare the numbers only with each "
-                    "other, not with the paper's column.")
-    notes = [f"{VANILLA_MARKER}: global attention differs from the vanilla CNN with the same backbone, "
-             f"{L1_MARKER}: from the L1 baseline (Welch t-test, p < {SIGNIFICANCE_LEVEL:g}: over seeds where both "
-             f"have several, else over the measured epochs of one run each; each cell's notes say which). In the "
-             "paper's columns, * is the paper's own marker (global attention vs L1); its bold marks (global "
-             "attention vs vanilla) are lost in the text version of the paper. Mean (sample std) over the selected "
-             "epochs; LR and SVM give one number."]
+        head.append(
+            f"**Not a reproduction of the paper**: {'; '.join(why)}. Compare the numbers only with each "
+            "other, not with the paper's column."
+        )
+    notes = [
+        f"{VANILLA_MARKER}: global attention differs from the vanilla CNN with the same backbone, "
+        f"{L1_MARKER}: from the L1 baseline (Welch t-test, p < {SIGNIFICANCE_LEVEL:g}: over seeds where both "
+        f"have several, else over the measured epochs of one run each; each cell's notes say which). In the "
+        "paper's columns, * is the paper's own marker (global attention vs L1); its bold marks (global "
+        "attention vs vanilla) are lost in the text version of the paper. Mean (sample std) over the selected "
+        "epochs; LR and SVM give one number."
+    ]
     if any(c.collapsed for c in used):
-        notes.append("(collapsed k/n): k of the n full-training runs ended collapsed (map more than 90% "
-                     "saturated, or predictions of one class at chance-level loss three epochs running).")
+        notes.append(
+            "(collapsed k/n): k of the n full-training runs ended collapsed (map more than 90% "
+            "saturated, or predictions of one class at chance-level loss three epochs running)."
+        )
     if any(c.flat for c in used):
-        notes.append(f"(flat k/n): k of the n full-training runs ended phase 1 with a flat map (contrast "
-                     f"(p95 - p5) / mean below {FLAT_CONTRAST}: it weights every pixel almost alike).")
+        notes.append(
+            f"(flat k/n): k of the n full-training runs ended phase 1 with a flat map (contrast "
+            f"(p95 - p5) / mean below {FLAT_CONTRAST}: it weights every pixel almost alike)."
+        )
     if tag_cells:
         notes.append(f"Results come from different profiles ({', '.join(bases)}): each cell names its own.")
     by_label: dict[str, list[str]] = {}

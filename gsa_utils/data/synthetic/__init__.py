@@ -17,10 +17,11 @@ same scenes at every size from 32 px up, train and test come from separate rando
 and each image draws its label-dependent content from its own stream: the same scene with
 another label differs only inside ``mask``.
 """
+
 from __future__ import annotations
 
 import inspect
-from typing import Callable
+from collections.abc import Callable
 
 from ..base import DataError, StructuredDataset
 from .digits import make_digits_in_clutter
@@ -80,6 +81,7 @@ def load_synthetic(name: str, **kwargs) -> StructuredDataset:
     params = inspect.signature(generator).parameters
     unknown = sorted(set(kwargs) - set(params))
     if unknown:
-        raise DataError(f"{key}: unknown setting(s) {', '.join(unknown)}; "
-                        f"{generator.__name__} takes {', '.join(params)}")
+        raise DataError(
+            f"{key}: unknown setting(s) {', '.join(unknown)}; {generator.__name__} takes {', '.join(params)}"
+        )
     return generator(**kwargs)

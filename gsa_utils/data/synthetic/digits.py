@@ -2,6 +2,7 @@
 
 Part of :mod:`gsa_utils.data.synthetic` (introduced in chapter 1, ``01_structured_images``).
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -11,9 +12,17 @@ import numpy as np
 import torch
 
 from ..base import DataError, StructuredDataset
-from .drawing import (DATASET_KEYS, F32, SPLITS, add_noise, Grid, image_rngs, render_splits, smooth_noise,
-    validate_request)
-
+from .drawing import (
+    DATASET_KEYS,
+    F32,
+    SPLITS,
+    Grid,
+    add_noise,
+    image_rngs,
+    render_splits,
+    smooth_noise,
+    validate_request,
+)
 
 _DIGIT_BOX = (0.09, 0.36)  # target square: offset and side as fractions of the image side
 
@@ -39,8 +48,7 @@ def _digit_sprite(digit: np.ndarray, side: int) -> np.ndarray:
     return np.clip(cv2.resize(digit, (side, side), interpolation=interp), 0, 1)
 
 
-def _split_digit_pools(rng: np.random.Generator, labels: np.ndarray, need: dict[str, np.ndarray],
-                       num_classes: int):
+def _split_digit_pools(rng: np.random.Generator, labels: np.ndarray, need: dict[str, np.ndarray], num_classes: int):
     """Disjoint source digits: the targets per split and class, then a distractor pool per split."""
     order = rng.permutation(len(labels))
     targets: dict[str, dict[int, np.ndarray]] = {split: {} for split in SPLITS}
@@ -49,19 +57,24 @@ def _split_digit_pools(rng: np.random.Generator, labels: np.ndarray, need: dict[
         of_class = order[labels[order] == c]
         n_tr, n_te = int(need["train"][c]), int(need["test"][c])
         if n_tr + n_te > len(of_class):
-            raise DataError(f"digits-clutter: n_train and n_test need {n_tr} + {n_te} distinct images of digit {c} "
-                            f"but scikit-learn's digits have only {len(of_class)}; ask for fewer images")
-        targets["train"][c], targets["test"][c] = of_class[:n_tr], of_class[n_tr:n_tr + n_te]
-        used[of_class[:n_tr + n_te]] = True
+            raise DataError(
+                f"digits-clutter: n_train and n_test need {n_tr} + {n_te} distinct images of digit {c} "
+                f"but scikit-learn's digits have only {len(of_class)}; ask for fewer images"
+            )
+        targets["train"][c], targets["test"][c] = of_class[:n_tr], of_class[n_tr : n_tr + n_te]
+        used[of_class[: n_tr + n_te]] = True
     rest = order[~used[order]]
     if len(rest) < 20:
-        raise DataError(f"digits-clutter: n_train + n_test leave only {len(rest)} digits for the clutter "
-                        f"(20 needed); ask for fewer images")
+        raise DataError(
+            f"digits-clutter: n_train + n_test leave only {len(rest)} digits for the clutter "
+            f"(20 needed); ask for fewer images"
+        )
     return targets, {"train": rest[0::2], "test": rest[1::2]}
 
 
-def _render_digits(grid: Grid, image_seed: int, target: np.ndarray, pool: np.ndarray, digits: np.ndarray,
-                   used_sources: set) -> np.ndarray:
+def _render_digits(
+    grid: Grid, image_seed: int, target: np.ndarray, pool: np.ndarray, digits: np.ndarray, used_sources: set
+) -> np.ndarray:
     """One canvas with ``target`` (8 x 8) in the fixed square and distractors drawn from ``pool``."""
     rng, label_rng, noise_rng = image_rngs(image_seed)
     s = grid.size
@@ -95,7 +108,7 @@ def _render_digits(grid: Grid, image_seed: int, target: np.ndarray, pool: np.nda
         rows, cols = slice(max(y0, 0), min(y0 + px, s)), slice(max(x0, 0), min(x0 + px, s))
         if rows.start >= rows.stop or cols.start >= cols.stop:
             continue
-        alpha = _digit_sprite(sprite, px)[rows.start - y0:rows.stop - y0, cols.start - x0:cols.stop - x0]
+        alpha = _digit_sprite(sprite, px)[rows.start - y0 : rows.stop - y0, cols.start - x0 : cols.stop - x0]
         alpha *= F32(contrast)
         rr, cc = np.arange(rows.start, rows.stop)[:, None], np.arange(cols.start, cols.stop)[None, :]
         alpha[(rr >= off) & (rr < off + side) & (cc >= off) & (cc < off + side)] = 0  # rounding safety
@@ -104,14 +117,15 @@ def _render_digits(grid: Grid, image_seed: int, target: np.ndarray, pool: np.nda
 
     # the labelled digit, always in the same square
     alpha = _digit_sprite(target, side) * F32(label_rng.uniform(0.75, 1.0))
-    box = canvas[off:off + side, off:off + side]
+    box = canvas[off : off + side, off : off + side]
     box += alpha * (F32(label_rng.uniform(0.8, 1.0)) - box)
     add_noise(canvas, noise_rng, 0.03)
     return np.broadcast_to(canvas, (3, s, s))
 
 
-def make_digits_in_clutter(n_train: int = 300, n_test: int = 200, image_size: int = 64, seed: int = 0,
-                           num_classes: int = 10) -> StructuredDataset:
+def make_digits_in_clutter(
+    n_train: int = 300, n_test: int = 200, image_size: int = 64, seed: int = 0, num_classes: int = 10
+) -> StructuredDataset:
     """Real handwritten digits pasted at a fixed place on a cluttered canvas.
 
     Introduced in chapter 1 (``01_structured_images``). Uses scikit-learn's bundled 8 x 8
@@ -156,12 +170,16 @@ def make_digits_in_clutter(n_train: int = 300, n_test: int = 200, image_size: in
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or not 2 <= num_classes <= 10:
         raise DataError(f"digits-clutter: num_classes must be an integer from 2 to 10, got {num_classes!r}")
     num_classes = int(num_classes)
-    n_train, n_test, image_size, seed = validate_request("digits-clutter", n_train, n_test, image_size, seed, num_classes)
+    n_train, n_test, image_size, seed = validate_request(
+        "digits-clutter", n_train, n_test, image_size, seed, num_classes
+    )
     digits, digit_labels = _sklearn_digits()
     grid = Grid(image_size)
     pool_rng = np.random.default_rng([seed, DATASET_KEYS["digits-clutter"], 9])
-    need = {split: np.bincount(np.arange(n) % num_classes, minlength=num_classes)
-            for split, n in (("train", n_train), ("test", n_test))}
+    need = {
+        split: np.bincount(np.arange(n) % num_classes, minlength=num_classes)
+        for split, n in (("train", n_train), ("test", n_test))
+    }
     targets, pools = _split_digit_pools(pool_rng, digit_labels, need, num_classes)
 
     sources: dict[str, set] = {split: set() for split in SPLITS}
@@ -174,20 +192,31 @@ def make_digits_in_clutter(n_train: int = 300, n_test: int = 200, image_size: in
         sources[split].add(src)
         return _render_digits(grid, image_seed, digits[src], pools[split], digits, sources[split])
 
-    splits = render_splits("digits-clutter", seed, {"train": n_train, "test": n_test}, image_size, num_classes,
-                            render)
+    splits = render_splits("digits-clutter", seed, {"train": n_train, "test": n_test}, image_size, num_classes, render)
     off, side = _digit_target_box(image_size)
     mask = torch.zeros(image_size, image_size, dtype=torch.bool)
-    mask[off:off + side, off:off + side] = True
+    mask[off : off + side, off : off + side] = True
     return StructuredDataset(
-        name="digits-clutter", x_train=splits["train"][0], y_train=splits["train"][1],
-        x_test=splits["test"][0], y_test=splits["test"][1], class_names=[str(c) for c in range(num_classes)],
-        mask=mask, source="embedded",
-        description=("scikit-learn's handwritten digits pasted into a fixed square (upper left) among other "
-                     "digits and fragments; the label is the digit in the square."),
-        meta={"seed": seed, "image_size": image_size, "generator": "make_digits_in_clutter",
-              "relevant": "the digit in the fixed paste square (mask)",
-              "distractors": "other digits and fragments outside the square, background, noise",
-              "paste_box": {"offset": off, "side": side},
-              "train_sources": sorted(sources["train"]), "test_sources": sorted(sources["test"])},
+        name="digits-clutter",
+        x_train=splits["train"][0],
+        y_train=splits["train"][1],
+        x_test=splits["test"][0],
+        y_test=splits["test"][1],
+        class_names=[str(c) for c in range(num_classes)],
+        mask=mask,
+        source="embedded",
+        description=(
+            "scikit-learn's handwritten digits pasted into a fixed square (upper left) among other "
+            "digits and fragments; the label is the digit in the square."
+        ),
+        meta={
+            "seed": seed,
+            "image_size": image_size,
+            "generator": "make_digits_in_clutter",
+            "relevant": "the digit in the fixed paste square (mask)",
+            "distractors": "other digits and fragments outside the square, background, noise",
+            "paste_box": {"offset": off, "side": side},
+            "train_sources": sorted(sources["train"]),
+            "test_sources": sorted(sources["test"]),
+        },
     )

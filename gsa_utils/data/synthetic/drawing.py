@@ -2,10 +2,11 @@
 
 Scenes are described in units (x and y in [-1, 1]); see :mod:`gsa_utils.data.synthetic`.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -157,16 +158,21 @@ def validate_request(dataset: str, n_train, n_test, image_size, seed, num_classe
     image_size = check_int(dataset, "image_size", image_size, 1)
     seed = check_int(dataset, "seed", seed, 0)
     if not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
-        raise DataError(f"{dataset}: image_size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} "
-                        f"pixels, got {image_size}")
+        raise DataError(
+            f"{dataset}: image_size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} pixels, got {image_size}"
+        )
     for key, n in (("n_train", n_train), ("n_test", n_test)):
         if n < num_classes:
-            raise DataError(f"{dataset}: {key}={n} is smaller than the {num_classes} classes; "
-                            f"every class needs at least one image in each split")
+            raise DataError(
+                f"{dataset}: {key}={n} is smaller than the {num_classes} classes; "
+                f"every class needs at least one image in each split"
+            )
     n_bytes = (n_train + n_test) * 3 * image_size * image_size * 4
     if n_bytes > MAX_BYTES:
-        raise DataError(f"{dataset}: n_train + n_test = {n_train + n_test} images of {image_size} px would "
-                        f"need {n_bytes / 2**30:.1f} GiB; ask for fewer or smaller images")
+        raise DataError(
+            f"{dataset}: n_train + n_test = {n_train + n_test} images of {image_size} px would "
+            f"need {n_bytes / 2**30:.1f} GiB; ask for fewer or smaller images"
+        )
     return n_train, n_test, image_size, seed
 
 
@@ -189,8 +195,14 @@ def balanced_labels(rng: np.random.Generator, n: int, num_classes: int) -> np.nd
     return rng.permutation(np.arange(n) % num_classes).astype(np.int64)
 
 
-def render_splits(dataset: str, seed: int, sizes: dict[str, int], image_size: int, num_classes: int,
-                   render: Callable[[int, int, str], np.ndarray]):
+def render_splits(
+    dataset: str,
+    seed: int,
+    sizes: dict[str, int],
+    image_size: int,
+    num_classes: int,
+    render: Callable[[int, int, str], np.ndarray],
+):
     """Draw balanced labels and render every image of both splits.
 
     ``render(image_seed, label, split)`` returns one 3 x S x S image; it is clipped to
@@ -209,9 +221,13 @@ def render_splits(dataset: str, seed: int, sizes: dict[str, int], image_size: in
     return out
 
 
-def place_disks(rng: np.random.Generator, radii: np.ndarray,
-                 accept: Callable[[np.ndarray, np.ndarray, float], np.ndarray],
-                 box: tuple[float, float, float, float], min_gap: float) -> np.ndarray:
+def place_disks(
+    rng: np.random.Generator,
+    radii: np.ndarray,
+    accept: Callable[[np.ndarray, np.ndarray, float], np.ndarray],
+    box: tuple[float, float, float, float],
+    min_gap: float,
+) -> np.ndarray:
     """Rejection-sample disk centres (units) in ``box``, one per radius, without overlap.
 
     ``accept(x, y, r)`` says which candidate centres are allowed; disks keep ``min_gap``

@@ -2,15 +2,28 @@
 
 Part of :mod:`gsa_utils.data.synthetic` (introduced in chapter 1, ``01_structured_images``).
 """
+
 from __future__ import annotations
 
 import numpy as np
 import torch
 
 from ..base import StructuredDataset
-from .drawing import (F32, add_noise, coverage, disk_distance, ellipse_distance, Grid, image_rngs, paint,
-    render_splits, rounded_box_distance, segment_distance, smooth_noise, validate_request)
-
+from .drawing import (
+    F32,
+    Grid,
+    add_noise,
+    coverage,
+    disk_distance,
+    ellipse_distance,
+    image_rngs,
+    paint,
+    render_splits,
+    rounded_box_distance,
+    segment_distance,
+    smooth_noise,
+    validate_request,
+)
 
 _FACE_CLASS_NAMES = ["neutral", "happy", "angry"]
 _FACE_CENTRE_Y = 0.06
@@ -20,14 +33,16 @@ _FACE_BROW_Y = -0.33
 _FACE_BROW_HALF = 0.1
 _FACE_MOUTH_Y = 0.44
 # class -> (mouth curvature range: + smile, - frown; brow tilt range in degrees: + inner ends down)
-_FACE_EXPRESSIONS = {0: ((-0.015, 0.015), (-4.0, 4.0)),
-                     1: ((0.11, 0.18), (-10.0, -2.0)),
-                     2: ((-0.16, -0.10), (16.0, 28.0))}
+_FACE_EXPRESSIONS = {
+    0: ((-0.015, 0.015), (-4.0, 4.0)),
+    1: ((0.11, 0.18), (-10.0, -2.0)),
+    2: ((-0.16, -0.10), (16.0, 28.0)),
+}
 # the relevant region: rounded boxes (cx, cy, half_x, half_y, radius) round both brows and the mouth
-_FACE_MASK_BOXES = ((-0.26, -0.35, 0.14, 0.055, 0.11), (0.26, -0.35, 0.14, 0.055, 0.11),
-                    (0.0, 0.44, 0.26, 0.08, 0.11))
-_HAIR_COLORS = np.array([[0.08, 0.06, 0.05], [0.3, 0.18, 0.1], [0.55, 0.38, 0.2], [0.85, 0.7, 0.4],
-                         [0.6, 0.25, 0.1], [0.7, 0.7, 0.7]])
+_FACE_MASK_BOXES = ((-0.26, -0.35, 0.14, 0.055, 0.11), (0.26, -0.35, 0.14, 0.055, 0.11), (0.0, 0.44, 0.26, 0.08, 0.11))
+_HAIR_COLORS = np.array(
+    [[0.08, 0.06, 0.05], [0.3, 0.18, 0.1], [0.55, 0.38, 0.2], [0.85, 0.7, 0.4], [0.6, 0.25, 0.1], [0.7, 0.7, 0.7]]
+)
 _IRIS_COLORS = np.array([[0.3, 0.18, 0.08], [0.2, 0.35, 0.6], [0.25, 0.45, 0.25], [0.1, 0.07, 0.05]])
 
 
@@ -73,14 +88,14 @@ def _render_face(grid: Grid, image_seed: int, label: int) -> np.ndarray:
     hair_len = rng.uniform(-0.1, 0.8)
     top, half_w = cy - 0.75, a + 0.1
     win = grid.window(cx, (top + cy + hair_len) / 2, half_w, (cy + hair_len - top) / 2)
-    d = rounded_box_distance(win[2], win[3], cx, (top + cy + hair_len) / 2, half_w - 0.25,
-                              (cy + hair_len - top) / 2 - 0.25, 0.25)
+    d = rounded_box_distance(
+        win[2], win[3], cx, (top + cy + hair_len) / 2, half_w - 0.25, (cy + hair_len - top) / 2 - 0.25, 0.25
+    )
     paint(img, win, coverage(d, grid), hair)
     win = grid.window(cx, 1.25 + fy, 1.0, 0.42)
     paint(img, win, coverage(ellipse_distance(win[2], win[3], cx, 1.25 + fy, 1.0, 0.42), grid), cloth)
     win = grid.window(cx, cy + 0.75, 0.22, 0.22)
-    paint(img, win, coverage(rounded_box_distance(win[2], win[3], cx, cy + 0.75, 0.18, 0.18, 0.02), grid),
-           skin * 0.85)
+    paint(img, win, coverage(rounded_box_distance(win[2], win[3], cx, cy + 0.75, 0.18, 0.18, 0.02), grid), skin * 0.85)
     win = grid.window(cx, cy - 0.04, a + 0.07, b + 0.05)
     paint(img, win, coverage(ellipse_distance(win[2], win[3], cx, cy - 0.04, a + 0.07, b + 0.05), grid), hair)
     win = grid.window(cx, cy, a, b)
@@ -183,15 +198,32 @@ def make_faces(n_train: int = 160, n_test: int = 80, image_size: int = 64, seed:
     """
     n_train, n_test, image_size, seed = validate_request("faces", n_train, n_test, image_size, seed, 3)
     grid = Grid(image_size)
-    splits = render_splits("faces", seed, {"train": n_train, "test": n_test}, image_size, 3,
-                            lambda image_seed, label, split: _render_face(grid, image_seed, label))
+    splits = render_splits(
+        "faces",
+        seed,
+        {"train": n_train, "test": n_test},
+        image_size,
+        3,
+        lambda image_seed, label, split: _render_face(grid, image_seed, label),
+    )
     return StructuredDataset(
-        name="faces", x_train=splits["train"][0], y_train=splits["train"][1],
-        x_test=splits["test"][0], y_test=splits["test"][1], class_names=list(_FACE_CLASS_NAMES),
-        mask=torch.from_numpy(_face_mask(grid)), source="synthetic",
-        description=("Synthetic faces: the expression (neutral, happy, angry) is decided by the mouth curvature "
-                     "and the brow tilt only; identity, hair, clothing and background are distractors."),
-        meta={"seed": seed, "image_size": image_size, "generator": "make_faces",
-              "relevant": "mouth curvature and brow tilt (mask: boxes round brows and mouth)",
-              "distractors": "face shape, skin, eyes, hair, clothing, background, shift, noise"},
+        name="faces",
+        x_train=splits["train"][0],
+        y_train=splits["train"][1],
+        x_test=splits["test"][0],
+        y_test=splits["test"][1],
+        class_names=list(_FACE_CLASS_NAMES),
+        mask=torch.from_numpy(_face_mask(grid)),
+        source="synthetic",
+        description=(
+            "Synthetic faces: the expression (neutral, happy, angry) is decided by the mouth curvature "
+            "and the brow tilt only; identity, hair, clothing and background are distractors."
+        ),
+        meta={
+            "seed": seed,
+            "image_size": image_size,
+            "generator": "make_faces",
+            "relevant": "mouth curvature and brow tilt (mask: boxes round brows and mouth)",
+            "distractors": "face shape, skin, eyes, hair, clothing, background, shift, noise",
+        },
     )

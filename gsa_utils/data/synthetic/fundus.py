@@ -2,6 +2,7 @@
 
 Part of :mod:`gsa_utils.data.synthetic` (introduced in chapter 1, ``01_structured_images``).
 """
+
 from __future__ import annotations
 
 import math
@@ -11,18 +12,29 @@ import numpy as np
 import torch
 
 from ..base import DataError, StructuredDataset
-from .drawing import (F32, add_noise, coverage, disk_distance, gauss, Grid, image_rngs, paint, place_disks,
-    render_splits, smooth_noise, validate_request)
+from .drawing import (
+    F32,
+    Grid,
+    add_noise,
+    coverage,
+    disk_distance,
+    gauss,
+    image_rngs,
+    paint,
+    place_disks,
+    render_splits,
+    smooth_noise,
+    validate_request,
+)
 
-
-_FUNDUS_RETINA_R = 0.93          # radius of the visible retina (units)
-_FUNDUS_DISC = (0.52, -0.03)     # optic disc centre
+_FUNDUS_RETINA_R = 0.93  # radius of the visible retina (units)
+_FUNDUS_DISC = (0.52, -0.03)  # optic disc centre
 _FUNDUS_DISC_R = 0.13
-_FUNDUS_MACULA = (-0.10, 0.03)   # fovea, centre of the relevant circle
-_FUNDUS_MASK_R = 0.34            # relevant circle: about one optic disc diameter round the fovea
-_FUNDUS_JITTER = 0.04            # the eye shifts by up to this (about 1.3 px at 64 px)
+_FUNDUS_MACULA = (-0.10, 0.03)  # fovea, centre of the relevant circle
+_FUNDUS_MASK_R = 0.34  # relevant circle: about one optic disc diameter round the fovea
+_FUNDUS_JITTER = 0.04  # the eye shifts by up to this (about 1.3 px at 64 px)
 _FUNDUS_LESION_R = (0.045, 0.065)
-_FUNDUS_MIN_LESION_PX = 0.85     # lesion radius never below this many pixels
+_FUNDUS_MIN_LESION_PX = 0.85  # lesion radius never below this many pixels
 _FUNDUS_CLASS_NAMES = {2: ["normal", "lesions"], 3: ["normal", "mild", "severe"]}
 
 
@@ -141,9 +153,11 @@ def _render_fundus(grid: Grid, image_seed: int, label: int, num_classes: int) ->
     radii_out = rng.uniform(*_FUNDUS_LESION_R, int(rng.integers(0, 4 * num_classes + 3)))
 
     def outside(cx, cy, r):
-        return ((np.hypot(cx - mcx, cy - mcy) >= _FUNDUS_MASK_R + math.sqrt(2) * _FUNDUS_JITTER + r + margin + 0.01)
-                & (np.hypot(cx - jx, cy - jy) <= _FUNDUS_RETINA_R - r - 0.06)
-                & (np.hypot(cx - dcx, cy - dcy) >= disc_r + r + 0.04))
+        return (
+            (np.hypot(cx - mcx, cy - mcy) >= _FUNDUS_MASK_R + math.sqrt(2) * _FUNDUS_JITTER + r + margin + 0.01)
+            & (np.hypot(cx - jx, cy - jy) <= _FUNDUS_RETINA_R - r - 0.06)
+            & (np.hypot(cx - dcx, cy - dcy) >= disc_r + r + 0.04)
+        )
 
     lim = _FUNDUS_RETINA_R
     box = (jx - lim, jx + lim, jy - lim, jy + lim)
@@ -156,8 +170,9 @@ def _render_fundus(grid: Grid, image_seed: int, label: int, num_classes: int) ->
     return img
 
 
-def make_fundus(n_train: int = 160, n_test: int = 80, image_size: int = 64, seed: int = 0,
-                num_classes: int = 2) -> StructuredDataset:
+def make_fundus(
+    n_train: int = 160, n_test: int = 80, image_size: int = 64, seed: int = 0, num_classes: int = 2
+) -> StructuredDataset:
     """Synthetic retinal fundus photographs graded by lesions at the macula.
 
     Introduced in chapter 1 (``01_structured_images``). Imitates the paper's IDRiD macular
@@ -166,7 +181,8 @@ def make_fundus(n_train: int = 160, n_test: int = 80, image_size: int = 64, seed
 
     *Relevant*: the number of lesions (small bright yellow "exudates" and dark red
     "hemorrhages", mixed at random) inside a circle round the fovea whose radius is a little
-    over one optic disc diameter (the region the paper's figure 5b marks), which is ``mask``. Class 0 ("normal") has 0 or 1 such lesion, class k >= 1
+    over one optic disc diameter (the region the paper's figure 5b marks), which is ``mask``.
+    Class 0 ("normal") has 0 or 1 such lesion, class k >= 1
     has 3k - 1 to 3k + 1 of them; lesions vary in size, tint and contrast.
     *Distractors*: look-alike lesions elsewhere on the retina (0 to 4 * num_classes + 2 of
     them, drawn independently of the class), vessel shapes, brightness and colour balance,
@@ -194,26 +210,46 @@ def make_fundus(n_train: int = 160, n_test: int = 80, image_size: int = 64, seed
     DataError
         For a bad size, split size, seed or number of classes.
     """
-    if (isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer))
-            or num_classes not in _FUNDUS_CLASS_NAMES):
+    if (
+        isinstance(num_classes, bool)
+        or not isinstance(num_classes, (int, np.integer))
+        or num_classes not in _FUNDUS_CLASS_NAMES
+    ):
         raise DataError(f"fundus: num_classes must be 2 or 3, got {num_classes!r}")
     num_classes = int(num_classes)
     n_train, n_test, image_size, seed = validate_request("fundus", n_train, n_test, image_size, seed, num_classes)
     grid = Grid(image_size)
-    splits = render_splits("fundus", seed, {"train": n_train, "test": n_test}, image_size, num_classes,
-                            lambda image_seed, label, split: _render_fundus(grid, image_seed, label, num_classes))
+    splits = render_splits(
+        "fundus",
+        seed,
+        {"train": n_train, "test": n_test},
+        image_size,
+        num_classes,
+        lambda image_seed, label, split: _render_fundus(grid, image_seed, label, num_classes),
+    )
     mask = disk_distance(grid.x, grid.y, *_FUNDUS_MACULA, _FUNDUS_MASK_R) <= 0
     names = _FUNDUS_CLASS_NAMES[num_classes]
     counts = ", ".join(f"{name}: {lo}-{hi}" for name, (lo, hi) in zip(names, map(_fundus_counts, range(num_classes))))
     return StructuredDataset(
-        name="fundus", x_train=splits["train"][0], y_train=splits["train"][1],
-        x_test=splits["test"][0], y_test=splits["test"][1], class_names=list(names),
-        mask=torch.from_numpy(mask), source="synthetic",
-        description=(f"Synthetic fundus photographs: the class is the number of exudates/hemorrhages inside "
-                     f"the macula circle ({counts}); lesions elsewhere, vessels, colour and a small shift are "
-                     f"distractors."),
-        meta={"seed": seed, "image_size": image_size, "generator": "make_fundus",
-              "relevant": "number of lesions inside the macula circle (mask)",
-              "distractors": "lesions outside the circle, vessels, brightness/colour, texture, shift, noise",
-              "lesions_per_class": {name: _fundus_counts(k) for k, name in enumerate(names)}},
+        name="fundus",
+        x_train=splits["train"][0],
+        y_train=splits["train"][1],
+        x_test=splits["test"][0],
+        y_test=splits["test"][1],
+        class_names=list(names),
+        mask=torch.from_numpy(mask),
+        source="synthetic",
+        description=(
+            f"Synthetic fundus photographs: the class is the number of exudates/hemorrhages inside "
+            f"the macula circle ({counts}); lesions elsewhere, vessels, colour and a small shift are "
+            f"distractors."
+        ),
+        meta={
+            "seed": seed,
+            "image_size": image_size,
+            "generator": "make_fundus",
+            "relevant": "number of lesions inside the macula circle (mask)",
+            "distractors": "lesions outside the circle, vessels, brightness/colour, texture, shift, noise",
+            "lesions_per_class": {name: _fundus_counts(k) for k, name in enumerate(names)},
+        },
     )

@@ -2,15 +2,24 @@
 
 Part of :mod:`gsa_utils.data.synthetic` (introduced in chapter 1, ``01_structured_images``).
 """
+
 from __future__ import annotations
 
 import numpy as np
 import torch
 
 from ..base import StructuredDataset
-from .drawing import (F32, add_noise, disk_distance, gauss, Grid, image_rngs, render_splits, smooth_noise,
-    validate_request)
-
+from .drawing import (
+    F32,
+    Grid,
+    add_noise,
+    disk_distance,
+    gauss,
+    image_rngs,
+    render_splits,
+    smooth_noise,
+    validate_request,
+)
 
 _OCT_CLASS_NAMES = ["early", "moderate", "severe"]
 _OCT_THINNING = ((0.04, 0.16), (0.28, 0.40), (0.52, 0.64))  # mean thinning at the test points per class
@@ -19,11 +28,21 @@ _OCT_POINT_R, _OCT_MIN_POINT_PX = 0.07, 1.2  # radius of the relevant disk round
 _OCT_JITTER = 0.03
 # thickness (0 thin .. 1 thick) -> colour, like a clinical thickness map
 _OCT_CMAP_T = np.array([0.0, 0.2, 0.38, 0.55, 0.7, 0.85, 1.0])
-_OCT_CMAP_RGB = np.array([[0.0, 0.0, 0.25], [0.0, 0.2, 0.85], [0.0, 0.7, 0.8], [0.2, 0.85, 0.2],
-                          [0.97, 0.9, 0.1], [0.97, 0.45, 0.05], [0.85, 0.05, 0.05]])
+_OCT_CMAP_RGB = np.array(
+    [
+        [0.0, 0.0, 0.25],
+        [0.0, 0.2, 0.85],
+        [0.0, 0.7, 0.8],
+        [0.2, 0.85, 0.2],
+        [0.97, 0.9, 0.1],
+        [0.97, 0.45, 0.05],
+        [0.85, 0.05, 0.05],
+    ]
+)
 _OCT_LUT_SIZE = 1024
-_OCT_LUT = np.stack([np.interp(np.linspace(0, 1, _OCT_LUT_SIZE), _OCT_CMAP_T, _OCT_CMAP_RGB[:, c])
-                     for c in range(3)]).astype(F32)
+_OCT_LUT = np.stack(
+    [np.interp(np.linspace(0, 1, _OCT_LUT_SIZE), _OCT_CMAP_T, _OCT_CMAP_RGB[:, c]) for c in range(3)]
+).astype(F32)
 
 
 def _oct_points() -> np.ndarray:
@@ -132,18 +151,34 @@ def make_oct_thickness(n_train: int = 160, n_test: int = 80, image_size: int = 6
     mask, weight = _oct_point_weights(grid)
     weight_idx = np.flatnonzero(weight)
     weight_vals = weight.reshape(-1)[weight_idx]
-    splits = render_splits("oct", seed, {"train": n_train, "test": n_test}, image_size, 3,
-                            lambda image_seed, label, split: _render_oct(grid, image_seed, label, weight_idx,
-                                                                         weight_vals))
+    splits = render_splits(
+        "oct",
+        seed,
+        {"train": n_train, "test": n_test},
+        image_size,
+        3,
+        lambda image_seed, label, split: _render_oct(grid, image_seed, label, weight_idx, weight_vals),
+    )
     return StructuredDataset(
-        name="oct", x_train=splits["train"][0], y_train=splits["train"][1],
-        x_test=splits["test"][0], y_test=splits["test"][1], class_names=list(_OCT_CLASS_NAMES),
-        mask=torch.from_numpy(mask), source="synthetic",
-        description=("Synthetic OCT thickness maps: severity (early, moderate, severe) is the mean thinning at "
-                     "32 visual-field test points; thinning elsewhere is random and irrelevant."),
-        meta={"seed": seed, "image_size": image_size, "generator": "make_oct_thickness",
-              "relevant": "mean thinning in the disks round the visual-field test points (mask)",
-              "distractors": "thinning elsewhere, healthy thickness profile, shift, noise",
-              "test_points": _oct_points().tolist(),
-              "thinning_per_class": dict(zip(_OCT_CLASS_NAMES, _OCT_THINNING))},
+        name="oct",
+        x_train=splits["train"][0],
+        y_train=splits["train"][1],
+        x_test=splits["test"][0],
+        y_test=splits["test"][1],
+        class_names=list(_OCT_CLASS_NAMES),
+        mask=torch.from_numpy(mask),
+        source="synthetic",
+        description=(
+            "Synthetic OCT thickness maps: severity (early, moderate, severe) is the mean thinning at "
+            "32 visual-field test points; thinning elsewhere is random and irrelevant."
+        ),
+        meta={
+            "seed": seed,
+            "image_size": image_size,
+            "generator": "make_oct_thickness",
+            "relevant": "mean thinning in the disks round the visual-field test points (mask)",
+            "distractors": "thinning elsewhere, healthy thickness profile, shift, noise",
+            "test_points": _oct_points().tolist(),
+            "thinning_per_class": dict(zip(_OCT_CLASS_NAMES, _OCT_THINNING)),
+        },
     )
