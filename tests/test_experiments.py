@@ -101,7 +101,7 @@ def test_config_normalises_unused_fields_and_ids_are_stable():
     assert svm.backbone is None and svm.pretrained is False and svm.epochs is None
     a = ExperimentConfig("fundus", l1_weight=1)
     assert a.run_id() == ExperimentConfig("fundus", l1_weight=1.0).run_id()
-    assert a.run_id().startswith("fundus_gsa-paper_small_cnn_full_s0_")
+    assert a.run_id().startswith("fundus_gsa-recommended_small_cnn_full_s0_")
     assert a.run_id() != a.replace(fold=0).run_id() and a.group_key() == a.replace(fold=0).group_key()
     assert ExperimentConfig.from_dict(a.to_dict()) == a
     with pytest.raises(ValueError, match="unknown method"):

@@ -6,14 +6,16 @@ Introduced in chapter 10 (``10_baselines``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
 import re
+import typing
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, get_type_hints
 
 import numpy as np
 
@@ -22,8 +24,8 @@ from ..data.registry import MEDMNIST_NAMES, NATIVE_SIZES, REAL_NAMES, check_data
 from ..models import BACKBONES
 from ..profiles import PROFILES, get_profile
 from ..protocol import N_FOLDS
-from ..recipes import PAPER_RECIPE, RECIPES
-from ..settings import FitSettings
+from ..recipes import PAPER_RECIPE, RECIPES, RECOMMENDED_RECIPE
+from ..settings import PAPER_FIT, FitSettings
 from .methods import METHOD_FIELDS, METHOD_TABLE
 
 #: Every method a run can use (the rows of :data:`~gsa_utils.runs.methods.METHOD_TABLE`).
@@ -53,28 +55,6 @@ L1_DEFAULT_COEFFICIENT = 1.0
 #: ResAttNet-92's base width in the ``smoke`` profile (the paper's network has 64).
 SMOKE_RESATTNET_WIDTH = 8
 
-INT_FIELDS = {
-    "image_size",
-    "epochs",
-    "cutoff_epoch",
-    "hidden_channels",
-    "batch_size",
-    "fold",
-    "seed",
-    "n_folds",
-    "data_seed",
-    "n_train",
-    "n_test",
-    "model_width",
-    "map_warmup_epochs",
-    "kernel_size",
-    "num_hidden_layers",
-    "last_kernel_size",
-    "pixel_rank",
-    "channels",
-}
-FLOAT_FIELDS = {"l1_weight", "weight_decay", "lr", "pixel_cnn_lr"}
-BOOL_FIELDS = {"pretrained", "merge_val", "dense", "resize"}
 #: GSA's pixel-CNN design fields (paper section 4.10) and their paper values. Added after the
 #: first results were written: a field at its paper value (or unused, ``None``) is left out of
 #: the run's hash, so the folders of earlier runs keep their names.
@@ -113,40 +93,42 @@ def normalise_method(method: str) -> str:
     return m
 
 
-def coerce_field(name: str, value: Any) -> Any:
-    """Canonical Python type for a config field (so 1 and 1.0 hash alike where they mean the same)."""
-    if value is None:
-        return None
-    if name in BOOL_FIELDS:
-        if isinstance(value, str):
-            if value.lower() in ("true", "1", "yes"):
-                return True
-            if value.lower() in ("false", "0", "no"):
-                return False
-        if isinstance(value, (bool, np.bool_)):
-            return bool(value)
+@functools.cache
+def field_type(name: str) -> type:
+    """The plain type a config field's annotation names (``int | None`` -> ``int``)."""
+    hint = get_type_hints(ExperimentConfig)[name]
+    plain = [a for a in typing.get_args(hint) if a is not type(None)]
+    return plain[0] if plain else hint
+
+
+def coerce(name: str, value: Any) -> Any:
+    """``value`` as the type the field ``name`` is annotated with (so 1 and 1.0 hash alike where they mean the same).
+
+    Strings are parsed (``"true"``, ``"5"``, ``"1e-3"``; ``"none"`` is ``None``), as the command line gives them.
+    """
+    kind = field_type(name)
+    if isinstance(value, str) and kind is not str:
+        value = None if value.strip().lower() in ("none", "null") else value.strip()
+    if value is None or kind is str:
+        return value
+    if kind is bool:
+        words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+        if isinstance(value, (bool, np.bool_)) or (isinstance(value, str) and value.lower() in words):
+            return bool(value) if not isinstance(value, str) else words[value.lower()]
         raise ValueError(f"ExperimentConfig.{name} must be true or false, got {value!r}")
-    if name in INT_FIELDS:
-        if isinstance(value, bool):
+    if isinstance(value, bool):
+        raise ValueError(f"ExperimentConfig.{name} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"ExperimentConfig.{name} must be a number, got {value!r}") from None
+    if kind is int:
+        if not number.is_integer():
             raise ValueError(f"ExperimentConfig.{name} must be an integer, got {value!r}")
-        if isinstance(value, str):
-            value = float(value) if re.fullmatch(r"[-+0-9.eE]+", value.strip()) else value
-        if isinstance(value, (int, np.integer)) or (
-            isinstance(value, (float, np.floating)) and float(value).is_integer()
-        ):
-            return int(value)
-        raise ValueError(f"ExperimentConfig.{name} must be an integer, got {value!r}")
-    if name in FLOAT_FIELDS:
-        if isinstance(value, bool):
-            raise ValueError(f"ExperimentConfig.{name} must be a number, got {value!r}")
-        try:
-            out = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"ExperimentConfig.{name} must be a number, got {value!r}") from None
-        if not math.isfinite(out):
-            raise ValueError(f"ExperimentConfig.{name} must be finite, got {value!r}")
-        return out
-    return value
+        return int(number)
+    if not math.isfinite(number):
+        raise ValueError(f"ExperimentConfig.{name} must be finite, got {value!r}")
+    return number
 
 
 @dataclass(frozen=True)
@@ -200,9 +182,8 @@ class ExperimentConfig:
         ResAttNet-92's ``base_width`` (``None``: 64, the paper's network).
     recipe
         How GSA's pixel CNN and map are built: a name in :data:`~gsa_utils.recipes.RECIPES`
-        (``None`` for other methods). :meth:`from_profile` takes the profile's
-        (``"recommended"``); a config read from a run made before recipes existed has
-        none recorded and reads as ``"paper"``, which is how those runs were built.
+        (``None`` for other methods; default ``"recommended"``, as every profile). A config read
+        by :meth:`from_dict` from a run made before recipes existed reads as ``"paper"``.
     kernel_size, num_hidden_layers, last_kernel_size, dense
         GSA's pixel-CNN design (:class:`~gsa_utils.models.PixelCNN`; paper: 3, 1, 1, no
         dense connections; section 4.10 tried the others).
@@ -230,13 +211,13 @@ class ExperimentConfig:
     backbone: str | None = "small_cnn"
     pretrained: bool = False
     image_size: int = 32
-    epochs: int | None = 12
-    cutoff_epoch: int | None = 6
+    epochs: int | None = PAPER_FIT.epochs
+    cutoff_epoch: int | None = PAPER_FIT.cutoff_epoch
     hidden_channels: int | None = 16
-    l1_weight: float | None = 1e-3
-    weight_decay: float | None = 1e-4
-    lr: float | None = 1e-3
-    batch_size: int | None = 32
+    l1_weight: float | None = PAPER_FIT.l1_weight
+    weight_decay: float | None = PAPER_FIT.weight_decay
+    lr: float | None = PAPER_FIT.lr
+    batch_size: int | None = PAPER_FIT.batch_size
     fold: int | None = None
     seed: int = 0
     profile: str = "smoke"
@@ -245,27 +226,27 @@ class ExperimentConfig:
     n_train: int | None = None
     n_test: int | None = None
     merge_val: bool = True
-    pixel_cnn_lr: float | None = None
-    map_warmup_epochs: int = 0
+    pixel_cnn_lr: float | None = PAPER_FIT.pixel_cnn_lr
+    map_warmup_epochs: int = PAPER_FIT.map_warmup_epochs
     model_width: int | None = None
-    recipe: str | None = PAPER_RECIPE
-    kernel_size: int | None = 3
-    num_hidden_layers: int | None = 1
-    last_kernel_size: int | None = 1
-    dense: bool | None = False
-    pixel_rank: int | None = None
-    channels: int | None = None
-    csv: str | None = None
-    split_file: str | None = None
-    duplicates: str = "error"
-    resize: bool = False
+    recipe: str | None = RECOMMENDED_RECIPE
+    kernel_size: int | None = DESIGN_DEFAULTS["kernel_size"]
+    num_hidden_layers: int | None = DESIGN_DEFAULTS["num_hidden_layers"]
+    last_kernel_size: int | None = DESIGN_DEFAULTS["last_kernel_size"]
+    dense: bool | None = DESIGN_DEFAULTS["dense"]
+    pixel_rank: int | None = DESIGN_DEFAULTS["pixel_rank"]
+    channels: int | None = DATA_DEFAULTS["channels"]
+    csv: str | None = DATA_DEFAULTS["csv"]
+    split_file: str | None = DATA_DEFAULTS["split_file"]
+    duplicates: str = DATA_DEFAULTS["duplicates"]
+    resize: bool = DATA_DEFAULTS["resize"]
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
             object.__setattr__(self, name, value)
 
         for f in fields(self):
-            put(f.name, coerce_field(f.name, getattr(self, f.name)))
+            put(f.name, coerce(f.name, getattr(self, f.name)))
         put("dataset", check_dataset_name(self.dataset))
         m = normalise_method(self.method)
         put("method", m)
@@ -363,12 +344,17 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ExperimentConfig:
-        """Rebuild from :meth:`to_dict` output; unknown keys (from other versions) are ignored with a warning."""
+        """Rebuild from :meth:`to_dict` output (a run folder's ``config.json``).
+
+        Unknown keys (from other versions) are ignored with a warning. A config written before
+        recipes existed has no ``recipe`` and reads as ``"paper"``, the way those runs were built,
+        so its run id is unchanged.
+        """
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
             warnings.warn(f"ExperimentConfig: ignoring unknown field(s) {', '.join(unknown)}", stacklevel=2)
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**{"recipe": PAPER_RECIPE, **{k: v for k, v in d.items() if k in names}})
 
     def replace(self, **changes: Any) -> ExperimentConfig:
         """A copy with some fields changed (normalised again)."""

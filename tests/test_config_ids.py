@@ -1,0 +1,86 @@
+"""Run ids are stable: results folders written before keep their names, and their config.json still reads."""
+
+import json
+
+import pytest
+
+from gsa_utils.runs.config import ExperimentConfig
+
+#: (dataset, method, profile, overrides) and the run id the same config had when these ids were pinned.
+KNOWN_IDS = [
+    (("fundus", "gsa", "smoke", {}), "fundus_gsa-recommended_small_cnn_full_s0_c15c37128c"),
+    (("fundus", "vanilla", "smoke", {}), "fundus_vanilla_small_cnn_full_s0_400ddb98e8"),
+    (("fundus", "l1", "smoke", {"fold": 2, "seed": 1}), "fundus_l1_small_cnn_fold2_s1_9787a218ad"),
+    (
+        ("retinamnist", "gsa", "full", {"recipe": "paper", "l1_weight": 0.01}),
+        "retinamnist_gsa-paper_resnet152_full_s0_49f47e2355",
+    ),
+    (
+        ("fundus", "gsa", "smoke", {"pixel_rank": 8, "kernel_size": 5}),
+        "fundus_gsa-recommended_small_cnn_full_s0_375200cbd9",
+    ),
+    (("fundus", "resattnet92", "smoke", {}), "fundus_resattnet92_full_s0_66846b6d33"),
+    (("fundus", "svm", "smoke", {}), "fundus_svm_full_s0_14857668d1"),
+    (
+        ("retinamnist", "gsa", "smoke", {"merge_val": False, "pixel_cnn_lr": 1e-4, "map_warmup_epochs": 3}),
+        "retinamnist_gsa-recommended_small_cnn_full_s0_0e5e1fdeb8",
+    ),
+]
+
+#: A config.json written for a GSA run made before recipes existed (no ``recipe`` key).
+PRE_RECIPE_CONFIG = {
+    "dataset": "fundus",
+    "method": "gsa",
+    "backbone": "small_cnn",
+    "pretrained": False,
+    "image_size": 32,
+    "epochs": 12,
+    "cutoff_epoch": 6,
+    "hidden_channels": 16,
+    "l1_weight": 0.001,
+    "weight_decay": 0.0001,
+    "lr": 0.001,
+    "batch_size": 32,
+    "fold": None,
+    "seed": 0,
+    "profile": "smoke",
+    "n_folds": 5,
+    "data_seed": 0,
+    "n_train": None,
+    "n_test": None,
+    "merge_val": True,
+    "pixel_cnn_lr": None,
+    "map_warmup_epochs": 0,
+    "model_width": None,
+}
+
+
+@pytest.mark.parametrize(("args", "run_id"), KNOWN_IDS)
+def test_known_configs_keep_their_run_ids(args, run_id):
+    dataset, method, profile, overrides = args
+    config = ExperimentConfig.from_profile(dataset, method, profile, **overrides)
+    assert config.run_id() == run_id
+    assert ExperimentConfig.from_dict(json.loads(json.dumps(config.to_dict()))).run_id() == run_id
+
+
+def test_config_json_written_before_recipes_reads_as_the_paper_recipe():
+    config = ExperimentConfig.from_dict(PRE_RECIPE_CONFIG)
+    assert config.recipe == "paper"
+    assert config.run_id() == "fundus_gsa-paper_small_cnn_full_s0_d2ddca4355"
+
+
+def test_field_values_are_coerced_by_their_annotations():
+    config = ExperimentConfig("fundus", epochs="5", l1_weight="1e-3", dense="true", pixel_cnn_lr="none")
+    assert (config.epochs, config.l1_weight, config.dense, config.pixel_cnn_lr) == (5, 1e-3, True, None)
+    for bad in ({"epochs": 2.5}, {"pretrained": "maybe"}, {"lr": float("nan")}, {"batch_size": True}):
+        with pytest.raises(ValueError):
+            ExperimentConfig("fundus", **bad)
+
+
+def test_defaults_are_the_fit_settings_and_the_profiles_recipe():
+    from gsa_utils.profiles import PROFILES
+    from gsa_utils.settings import PAPER_FIT
+
+    config = ExperimentConfig("fundus")
+    assert config.fit_settings() == PAPER_FIT
+    assert {p.recipe for p in PROFILES.values()} == {config.recipe}
