@@ -1,4 +1,4 @@
-"""Named GSA recipes: how the map is built and trained, as data (issue 12).
+"""Named GSA recipes: how the pixel CNN and its map are built, as data.
 
 A :class:`Recipe` holds every option of how the pixel CNN and its map are *built* (the
 pixel representation, the first layer's scaling, normalisations); :data:`RECIPES` names
@@ -76,8 +76,8 @@ class Recipe:
 
 #: The recipes by name. ``paper`` is the paper's method; the others change one thing each
 #: (``lowrank_mapnorm`` two). ``recommended`` is the low-rank whitened representation, chosen
-#: by the measurements of ``benchmarks/map_stability.py`` (see the issue 12 report). The
-#: former "smoke" options (pixel-CNN lr 1e-4, map held still 3 epochs) are training options:
+#: by the measurements of ``benchmarks/map_stability.py``. The training-side stabilisers
+#: (a smaller pixel-CNN lr, a map held still for the first epochs) are training options:
 #: ``FitSettings(pixel_cnn_lr=1e-4, map_warmup_epochs=3)`` with any recipe.
 RECIPES: dict[str, Recipe] = {
     r.name: r
@@ -167,6 +167,4 @@ def build_gsa(
         map_gain=recipe.map_gain,
         map_level=recipe.map_level,
     )
-    model = GlobalSpatialAttention(backbone, pixel_cnn, rep)
-    model.recipe = recipe  # type: ignore[assignment]  # plain attribute: not part of the state
-    return model
+    return GlobalSpatialAttention(backbone, pixel_cnn, rep)

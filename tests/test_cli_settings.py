@@ -26,8 +26,10 @@ def test_every_config_field_but_the_commands_own_is_an_option():
 
 
 def test_options_are_typed_by_the_annotations_and_none_means_none():
-    got = _settings("--pixel-cnn-lr", "none", "--dense", "--no-merge-val", "--pixel-rank", "8", "--recipe", "paper")
-    assert got == {"pixel_cnn_lr": None, "dense": True, "merge_val": False, "pixel_rank": 8, "recipe": "paper"}
+    got = _settings(
+        "--pixel-cnn-lr", "none", "--dense", "--no-merge-val", "--pixel-rank", "8", "--recipe", "recommended"
+    )
+    assert got == {"pixel_cnn_lr": None, "dense": True, "merge_val": False, "pixel_rank": 8, "recipe": "recommended"}
     config = ExperimentConfig.from_profile("fundus", "gsa", "smoke", **got)
     assert (config.pixel_cnn_lr, config.dense, config.merge_val, config.pixel_rank) == (None, True, False, 8)
 

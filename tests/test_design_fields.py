@@ -32,7 +32,9 @@ def test_pixel_rank_builds_the_low_rank_representation():
     cfg = ExperimentConfig("oct", "gsa", image_size=8, hidden_channels=4, recipe="recommended", pixel_rank=5)
     net = build_model(cfg, 2, _x())
     assert net.pixel_cnn.in_channels == 5
-    assert net.recipe.name == "recommended" and net.recipe.rank == 5
+    assert net.pixel_rep.shape[1] == 5
+    with pytest.raises(ValueError, match="low-rank recipe"):
+        cfg.replace(recipe="paper")
 
 
 def test_paper_design_keeps_earlier_run_ids_and_new_designs_get_new_ones():

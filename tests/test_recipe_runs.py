@@ -68,7 +68,7 @@ def test_config_recipe_reaches_build_gsa_unchanged(recipe, monkeypatch):
     monkeypatch.setattr(methods, "build_gsa", spy)
     cfg = ExperimentConfig.from_profile("fundus", "gsa", "smoke", recipe=recipe)
     model = build_model(cfg, 2, torch.rand(10, 3, 8, 8))
-    assert seen == [(recipe, {})] and model.recipe == RECIPES[recipe]
+    assert seen == [(recipe, {})] and model.pixel_cnn.map_norm == RECIPES[recipe].map_norm
     assert model.pixel_rep.shape[1] == (30 if recipe == "paper" else RECIPES[recipe].rank)
 
 

@@ -33,7 +33,7 @@ def test_every_recipe_builds_and_trains(name, tiny_data):
 def test_build_gsa_overrides_and_unknown_names(tiny_data):
     x, _ = tiny_data
     model = build_gsa(build_backbone("small_cnn", 2, False), x, "recommended", hidden_channels=4, rank=3)
-    assert model.pixel_rep.shape[1] == 3 and model.recipe.rank == 3
+    assert model.pixel_rep.shape[1] == 3 and model.pixel_cnn.in_channels == 3
     with pytest.raises(ValueError, match="unknown recipe"):
         get_recipe("nope")
     with pytest.raises(ValueError, match="pixel_rep"):

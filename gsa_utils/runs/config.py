@@ -188,8 +188,9 @@ class ExperimentConfig:
         GSA's pixel-CNN design (:class:`~gsa_utils.models.PixelCNN`; paper: 3, 1, 1, no
         dense connections; section 4.10 tried the others).
     pixel_rank
-        ``None``: the paper's full pixel representation. An integer r: its top r principal
-        components, whitened (the ``recommended`` recipe of :mod:`gsa_utils.recipes`, r = 16).
+        The rank r of a low-rank recipe's pixel representation (its top r whitened principal
+        components; ``None``: the recipe's own, 16 for ``recommended``). The recipe decides
+        whether the representation is low-rank; a full-representation recipe refuses a rank.
     channels
         ``None``: the images' own channels (grey stays grey); 1 or 3 convert. ``folder:``
         and MedMNIST datasets only.
@@ -291,20 +292,21 @@ class ExperimentConfig:
                 self.weight_decay is not None and self.weight_decay >= 0,
                 f"weight_decay must be >= 0, got {self.weight_decay}",
             )
-        uses = METHOD_TABLE[self.method].fields
+        spec = METHOD_TABLE[self.method]
+        uses = spec.fields
         if "hidden_channels" in uses:
             need(
                 self.hidden_channels is not None and self.hidden_channels >= 1,
                 f"hidden_channels must be >= 1, got {self.hidden_channels}",
             )
-        if "cutoff_epoch" in uses:
+        if spec.freezes_map:
             need(
                 self.cutoff_epoch is None or self.cutoff_epoch >= 1,
                 f"cutoff_epoch must be None or >= 1, got {self.cutoff_epoch}",
             )
         if "pixel_cnn_lr" in uses:
             need(self.pixel_cnn_lr is None or self.pixel_cnn_lr > 0, "pixel_cnn_lr must be > 0")
-        if "l1_weight" in uses:
+        if spec.uses_lambda:
             need(self.l1_weight is not None and self.l1_weight >= 0, f"l1_weight must be >= 0, got {self.l1_weight}")
         if "recipe" in uses:
             need(self.recipe in RECIPES, f"unknown recipe {self.recipe!r}; choose one of {', '.join(sorted(RECIPES))}")
@@ -319,6 +321,10 @@ class ExperimentConfig:
             need(
                 self.pixel_rank is None or self.pixel_rank >= 1,
                 f"pixel_rank must be None or >= 1, got {self.pixel_rank}",
+            )
+            need(
+                self.pixel_rank is None or RECIPES[self.recipe].pixel_rep == "lowrank",
+                f"pixel_rank sets the rank of a low-rank recipe; recipe {self.recipe!r} uses the full representation",
             )
         if "model_width" in uses:
             need(self.model_width is None or self.model_width >= 1, "model_width must be >= 1")
@@ -403,13 +409,7 @@ class ExperimentConfig:
 
     def fit_settings(self) -> FitSettings:
         """The :class:`~gsa_utils.settings.FitSettings` this run trains with (epoch-trained methods only)."""
-        if self.method not in EPOCH_METHODS:
-            raise ValueError(f"method {self.method!r} is not trained for epochs; it has no FitSettings")
-        return FitSettings.from_mapping(self.to_dict()).replace(
-            cutoff_epoch=self.cutoff_epoch,
-            l1_weight=self.l1_weight or 0.0,
-            l1_reduction=METHOD_TABLE[self.method].l1_reduction,
-        )
+        return METHOD_TABLE[self.method].fit_settings(self.to_dict())
 
     # ---- construction ---------------------------------------------------------------
     @classmethod

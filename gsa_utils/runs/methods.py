@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -17,7 +17,7 @@ from torch import nn
 from ..baselines.l1_weights import L1_COEFFICIENT_GRID, L1PixelWeights
 from ..models import build_backbone
 from ..recipes import build_gsa
-from ..settings import PAPER_GRID, WEIGHT_DECAY_GRID
+from ..settings import PAPER_GRID, WEIGHT_DECAY_GRID, FitSettings
 
 __all__ = ["MethodSpec", "METHOD_TABLE", "METHOD_FIELDS", "GSA_DESIGN_FIELDS", "NetworkBuilder"]
 
@@ -84,6 +84,26 @@ class MethodSpec:
         """Trained with :func:`~gsa_utils.training.two_phase_fit` (every method with a network)."""
         return self.build is not None
 
+    @property
+    def uses_lambda(self) -> bool:
+        """Has an L1 term on a map, weighted by ``l1_weight`` (otherwise lambda is 0)."""
+        return "l1_weight" in self.fields
+
+    @property
+    def freezes_map(self) -> bool:
+        """Freezes its map after the cut-off epoch E (otherwise ``cutoff_epoch`` is ``None``)."""
+        return "cutoff_epoch" in self.fields
+
+    def fit_settings(self, settings: Mapping[str, Any]) -> FitSettings:
+        """How this method trains, from a config's settings: its own L1 reduction, lambda 0 without a map."""
+        if not self.trained_for_epochs:
+            raise ValueError(f"method {self.name!r} is not trained for epochs; it has no FitSettings")
+        return FitSettings.from_mapping(settings).replace(
+            cutoff_epoch=settings["cutoff_epoch"] if self.freezes_map else None,
+            l1_weight=settings["l1_weight"] if self.uses_lambda else 0.0,
+            l1_reduction=self.l1_reduction,
+        )
+
 
 def _backbone(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
     # as many input channels as the images have: grey stays grey (GSA's P has N channels, not 3N)
@@ -92,8 +112,8 @@ def _backbone(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
 
 def _gsa(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
     # The recipe named by the config, with the design fields on top; x_train: the run's own
-    # training images only. ``pixel_rank`` set: the low-rank whitened representation of that rank.
-    rank = {} if config.pixel_rank is None else {"pixel_rep": "lowrank", "rank": config.pixel_rank}
+    # training images only. ``pixel_rank`` set: the rank of the recipe's low-rank representation.
+    rank = {} if config.pixel_rank is None else {"rank": config.pixel_rank}
     return build_gsa(
         _backbone(config, num_classes, x_train),
         x_train,

@@ -343,6 +343,7 @@ def run_experiment(
             progress=progress,
             on_epoch_end=on_epoch_end,
         )
+        history.config["recipe"] = config.recipe  # how the map was built: the config's, not the model's
         seconds = time.perf_counter() - t0
     save_result(
         config,
