@@ -84,3 +84,11 @@ def test_defaults_are_the_fit_settings_and_the_profiles_recipe():
     config = ExperimentConfig("fundus")
     assert config.fit_settings() == PAPER_FIT
     assert {p.recipe for p in PROFILES.values()} == {config.recipe}
+
+
+def test_profile_base_reads_the_profile_back_from_a_label():
+    from gsa_utils.runs import profile_base, profile_label
+
+    config = ExperimentConfig.from_profile("fundus", "gsa", "smoke", epochs=5)
+    assert profile_label(config) == "smoke (modified: epochs=5)"
+    assert profile_base(profile_label(config)) == "smoke" and profile_base(None) == ""

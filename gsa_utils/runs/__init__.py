@@ -20,6 +20,7 @@ from .config import (
     ExperimentConfig,
     differing_fields,
     normalise_method,
+    profile_base,
     profile_label,
     variant_label,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "ExperimentConfig",
     "normalise_method",
     "profile_label",
+    "profile_base",
     "build_model",
     "run_experiment",
     "save_result",

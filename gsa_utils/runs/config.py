@@ -507,6 +507,11 @@ def profile_label(config: ExperimentConfig) -> str:
     return prof.name if not diffs else f"{prof.name} (modified: {', '.join(diffs)})"
 
 
+def profile_base(label: str | None) -> str:
+    """The profile a :func:`profile_label` names: ``"smoke (modified: epochs=5)"`` -> ``"smoke"``."""
+    return (label or "").split(" (", 1)[0]
+
+
 #: Fields that tell runs of one setting apart rather than settings (the repetitions).
 REPETITION_FIELDS = ("seed", "fold")
 
