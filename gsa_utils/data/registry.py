@@ -44,8 +44,7 @@ import os
 from dataclasses import replace
 
 from ..paths import DATA_DIR_ENV, shown_path
-from .base import IMAGENET_MEAN, IMAGENET_STD, DataError, StructuredDataset
-from .base import standardize as _standardize
+from .base import DataError, StructuredDataset
 from .medmnist import MEDMNIST_SETS
 from .plan import (
     DATASETS,
@@ -58,6 +57,7 @@ from .plan import (
     normalise_dataset_name,
     plan_data,
 )
+from .standardization import standardize_dataset
 
 __all__ = [
     "DATASETS",
@@ -106,13 +106,6 @@ NATIVE_SIZES: dict[str, int] = {
 }
 
 _GENERATOR_WORDS = {"fundus": "fundus", "faces": "faces", "oct": "OCT thickness-map"}
-
-
-def _standardized_synthetic(ds: StructuredDataset) -> StructuredDataset:
-    """ImageNet-standardise a synthetic set, as the paper's preprocessing does for real images."""
-    meta = dict(ds.meta)
-    meta.update({"standardize": "imagenet", "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)})
-    return replace(ds, x_train=_standardize(ds.x_train), x_test=_standardize(ds.x_test), meta=meta)
 
 
 def _synthetic(generator: str, image_size: int | None, seed: int, num_classes: int | None = None) -> StructuredDataset:
@@ -247,7 +240,7 @@ def load_dataset(
         meta.setdefault("standardize_default", "imagenet")
         meta["data_plan"] = {"kind": plan.kind, "path": str(plan.path) if plan.path else None}
         ds = replace(ds, name=key, meta=meta)
-        return _standardized_synthetic(ds) if synthetic and standardize else ds
+        return standardize_dataset(ds, "imagenet") if synthetic and standardize else ds
 
     if plan.kind == "folder":
         from .folder import load_folder
