@@ -242,6 +242,7 @@ def load_dataset(
         ds = replace(ds, name=key, meta=meta)
         return standardize_dataset(ds, "imagenet") if synthetic and standardize else ds
 
+    loader_options = {"standardize": standardize, "progress": False, "cache_dir": cache_dir}
     if plan.kind == "folder":
         from .folder import load_folder
 
@@ -249,17 +250,14 @@ def load_dataset(
             plan.path,
             image_size=image_size,
             seed=seed,
-            standardize=standardize,
-            progress=False,
-            cache_dir=cache_dir,
             channels="auto" if channels is None else channels,
             **folder_options,
+            **loader_options,
         )
         return finish(
             ds,
-            f"{key}: your own images from {shown_path(plan.path)} ({len(ds.y_train)} train / "
-            f"{len(ds.y_test)} test, {ds.num_classes} classes, {ds.image_shape[1]}x{ds.image_shape[2]} "
-            f"px, {ds.image_shape[0]} channel(s))",
+            f"{key}: your own images from {shown_path(plan.path)} ({_sizes(ds)}, "
+            f"{ds.image_shape[1]}x{ds.image_shape[2]} px, {ds.image_shape[0]} channel(s))",
             False,
         )
     if plan.kind == "synthetic":
@@ -268,8 +266,7 @@ def load_dataset(
         h = ds.image_shape[1]
         return finish(
             ds,
-            f"{key}: {origin} by gsa_utils (seed {seed}, {h} px, {len(ds.y_train)} train / "
-            f"{len(ds.y_test)} test, {ds.num_classes} classes)",
+            f"{key}: {origin} by gsa_utils (seed {seed}, {h} px, {_sizes(ds)})",
             True,
         )
     if plan.kind == "stand-in":
@@ -283,9 +280,7 @@ def load_dataset(
             plan.path,
             task=key.split("-", 1)[1],
             image_size=image_size or NATIVE_SIZES[key],
-            standardize=standardize,
-            progress=False,
-            cache_dir=cache_dir,
+            **loader_options,
         )
         what = "IDRiD"
     elif key == "jaffe":
@@ -295,9 +290,7 @@ def load_dataset(
             plan.path,
             image_size=image_size or NATIVE_SIZES[key],
             seed=seed,
-            standardize=standardize,
-            progress=False,
-            cache_dir=cache_dir,
+            **loader_options,
         )
         what = "JAFFE"
     else:
@@ -318,13 +311,18 @@ def load_dataset(
             f"{MEDMNIST_SETS[key][0]} ({plan.path.name}{', grey' if ds.image_shape[0] == 1 else ''}"
             f"{f', resized from {size} to {image_size} px' if scaled else ''})"
         )
-    val = f" / {len(ds.meta['y_val'])} val" if "y_val" in ds.meta else ""
     where = shown_path(plan.path.parent if key in MEDMNIST_NAMES else plan.path)
     return finish(
         ds,
-        f"{what} loaded from {where} ({len(ds.y_train)} train{val} / {len(ds.y_test)} test, {ds.num_classes} classes)",
+        f"{what} loaded from {where} ({_sizes(ds)})",
         False,
     )
+
+
+def _sizes(ds: StructuredDataset) -> str:
+    """``"120 train / 30 test, 5 classes"``, with ``" / N val"`` after train when a validation split is kept."""
+    val = f" / {len(ds.meta['y_val'])} val" if "y_val" in ds.meta else ""
+    return f"{len(ds.y_train)} train{val} / {len(ds.y_test)} test, {ds.num_classes} classes"
 
 
 def is_stand_in(ds: StructuredDataset) -> bool:
@@ -350,4 +348,4 @@ def describe_source(ds: StructuredDataset) -> str:
         return str(statement)
     if is_stand_in(ds):
         return f"{ds.meta['stand_in_for']}: synthetic stand-in ({ds.name})"
-    return f"{ds.name}: {ds.source} data ({len(ds.y_train)} train / {len(ds.y_test)} test, {ds.num_classes} classes)"
+    return f"{ds.name}: {ds.source} data ({_sizes(ds)})"
