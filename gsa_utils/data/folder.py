@@ -42,8 +42,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import cv2
@@ -82,37 +82,37 @@ def _rel(p: Path, root: Path) -> str:
         return p.as_posix()
 
 
+def _repeats(keys: Mapping[int, object]) -> list[tuple[int, int]]:
+    """``(first, later)`` index pairs of the items whose keys are equal, in index order."""
+    first: dict[object, int] = {}
+    pairs = []
+    for i, key in sorted(keys.items()):
+        j = first.setdefault(key, i)
+        if j != i:
+            pairs.append((j, i))
+    return pairs
+
+
 def _check_duplicates(files: Sequence[Path], root: Path, lines: Sequence[int] | None, duplicates: str) -> None:
     """Refuse (or warn about) one file under two paths or byte-identical files under two names.
 
     Only files of equal size are hashed, so a folder without duplicates is read once per
-    size collision at most.
+    size collision at most. Symbolic links and ``..`` are caught here (a CSV's, earlier, by line).
     """
-
-    def name(i: int) -> str:
-        return _file_name(files, lines, i)
-
-    found: list[str] = []
-    first_of: dict[Path, int] = {}
-    for i, f in enumerate(files):
-        key = f.resolve()
-        if key in first_of:  # symbolic links or '..' (the CSV scan catches these earlier, by line)
-            found.append(f"{name(first_of[key])} and {name(i)} are the same file {key}")
-        else:
-            first_of[key] = i
-    by_size: dict[int, list[int]] = defaultdict(list)
-    for key, i in first_of.items():
-        by_size[key.stat().st_size].append(i)
-    for group in by_size.values():
-        if len(group) < 2:
-            continue
-        by_digest: dict[str, int] = {}
-        for i in sorted(group):
-            d = file_sha256(files[i])
-            if d in by_digest:
-                found.append(f"{name(by_digest[d])} and {name(i)} are byte-identical")
-            else:
-                by_digest[d] = i
+    resolved = dict(enumerate(f.resolve() for f in files))
+    same_path = _repeats(resolved)
+    found = [
+        f"{_file_name(files, lines, j)} and {_file_name(files, lines, i)} are the same file {resolved[i]}"
+        for j, i in same_path
+    ]
+    later = {i for _, i in same_path}
+    sizes = {i: path.stat().st_size for i, path in resolved.items() if i not in later}
+    shared = Counter(sizes.values())
+    digests = {i: file_sha256(files[i]) for i, size in sizes.items() if shared[size] > 1}
+    found += [
+        f"{_file_name(files, lines, j)} and {_file_name(files, lines, i)} are byte-identical"
+        for j, i in _repeats(digests)
+    ]
     _report_duplicates(found, root, duplicates)
 
 
@@ -153,12 +153,10 @@ def _check_pixel_duplicates(
     Byte-identical files were refused before decoding (:func:`_check_duplicates`); this catches
     the same image re-encoded, which would leak between training and test sets just the same.
     """
-    first: dict[bytes, int] = {}
-    found: list[str] = []
-    for i, d in enumerate(digests):
-        j = first.setdefault(bytes(d), i)
-        if j != i:
-            found.append(f"{_file_name(files, lines, j)} and {_file_name(files, lines, i)} decode to the same pixels")
+    found = [
+        f"{_file_name(files, lines, j)} and {_file_name(files, lines, i)} decode to the same pixels"
+        for j, i in _repeats({i: bytes(d) for i, d in enumerate(digests)})
+    ]
     _report_duplicates(found, root, duplicates)
 
 
