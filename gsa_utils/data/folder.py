@@ -415,7 +415,7 @@ def load_folder(
                     f"channels=None all files must agree (or pass channels=1 or channels=3)"
                 )
         out, hashes = [], []
-        for f in progress_bar(files, total=len(files), desc=f"folder {root.name}", enabled=progress):
+        for f in progress_bar(files, desc=f"folder {root.name}", enabled=progress):
             img = _convert_channels(
                 read_image(f, cv2.IMREAD_UNCHANGED),
                 None if channels == "auto" else channels,

@@ -255,7 +255,7 @@ def _check_headers(paths: Sequence[Path]) -> dict[str, int]:
 
 def _preprocess(paths: Sequence[Path], flips: set[int], size: tuple[int, int], progress: bool, desc: str) -> np.ndarray:
     out = np.empty((len(paths), size[0], size[1], 3), dtype=np.uint8)
-    for i, p in enumerate(progress_bar(paths, total=len(paths), desc=desc, enabled=progress)):
+    for i, p in enumerate(progress_bar(paths, desc=desc, enabled=progress)):
         img = read_image(p, cv2.IMREAD_UNCHANGED)
         if img.ndim == 2 or img.shape[2] == 1:
             raise DataError(f"{p}: grey image; IDRiD photographs are colour (3 channels)")

@@ -16,7 +16,7 @@ Images are read with OpenCV (as the paper did). OpenCV returns colour images in
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -309,8 +309,8 @@ def stratified_split(
     return np.sort(tr), np.sort(te)
 
 
-def progress_bar(items: Iterable[T], total: int | None = None, desc: str = "", enabled: bool = True) -> Iterator[T]:
-    """``tqdm.auto`` progress bar (a plain iterator when ``enabled`` is False or tqdm is missing).
+def progress_bar(items: Sequence[T], desc: str = "", enabled: bool = True) -> Iterator[T]:
+    """``tqdm.auto`` progress bar over ``items`` (a plain iterator when ``enabled`` is False or tqdm is missing).
 
     Introduced in chapter 1 (``01_structured_images``).
     """
@@ -320,7 +320,7 @@ def progress_bar(items: Iterable[T], total: int | None = None, desc: str = "", e
         from tqdm.auto import tqdm
     except ImportError:
         return iter(items)
-    return iter(tqdm(items, total=total, desc=desc, leave=False))
+    return iter(tqdm(items, desc=desc, leave=False))
 
 
 def make_real_dataset(
