@@ -16,9 +16,9 @@ import numpy as np
 __all__ = ["write_atomic", "write_json", "move_aside", "file_sha256", "orphaned_temp_files"]
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes (read in 1 MiB chunks)."""
-    h = hashlib.sha256()
+def file_sha256(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest (SHA-256, or another :mod:`hashlib` ``algorithm``) of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)

@@ -28,7 +28,7 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.delenv(DATA_DIR_ENV, raising=False)
 
 
-# -- item 10: one rule, absolute paths, known before training -----------------------------------
+# -- one rule, absolute paths, known before training -----------------------------------
 
 
 def test_plan_says_stand_in_before_loading_with_shown_paths_and_hint(tmp_path, monkeypatch):
@@ -66,7 +66,7 @@ def test_load_medmnist_default_root_is_the_data_folder(tmp_path, monkeypatch):
         load_medmnist(size=64)
 
 
-# -- item 7: cache options on the registry --------------------------------------------------------
+# -- cache options on the registry --------------------------------------------------------
 
 
 def test_registry_cache_options(tmp_path):
@@ -79,7 +79,7 @@ def test_registry_cache_options(tmp_path):
     assert ds.meta["cache_hit"]
 
 
-# -- item 11: native size unless asked, official validation split -----------------------------------
+# -- native size unless asked, official validation split -----------------------------------
 
 
 def test_native_sizes_unless_asked(tmp_path):
@@ -108,7 +108,7 @@ def test_official_validation_split_kept_apart(tmp_path):
     assert torch.allclose(std.meta["x_val"], (apart.meta["x_val"] - mean) / std_dev, atol=1e-5)
 
 
-# -- item 8: IDRiD's other task -------------------------------------------------------------------------
+# -- IDRiD's other task -------------------------------------------------------------------------
 
 
 def test_idrid_other_tasks_column_is_checked(tmp_path):
@@ -132,7 +132,7 @@ def test_idrid_other_tasks_column_is_checked(tmp_path):
         load_idrid(fx.parent, image_size=8, cache_dir=False, progress=False)
 
 
-# -- item 9 (data side): a fingerprint that separates stand-in and real data ------------------------------
+# -- a fingerprint that separates stand-in and real data ------------------------------
 
 
 def test_fingerprint_separates_stand_in_real_and_changed_files(tmp_path):

@@ -22,7 +22,7 @@ def _no_default_cache(tmp_path, monkeypatch):
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / ".cache"))  # hidden: not a class folder
 
 
-# -- item 5: the same image under two names ------------------------------------------------
+# -- the same image under two names ------------------------------------------------
 
 
 def _csv_set(tmp_path, n_per_class=6):
@@ -80,7 +80,7 @@ def test_split_file_alias_matches_the_same_image(tmp_path):
     assert len(ds.y_test) == 2 and len(ds.y_train) == 6
 
 
-# -- item 6: formats ------------------------------------------------------------------------
+# -- formats ------------------------------------------------------------------------
 
 
 def _write_pil(path, arr, **kw):
@@ -206,7 +206,7 @@ def test_dicom_without_pydicom_names_file_and_extra(tmp_path, monkeypatch):
         load_folder(tmp_path, progress=False, cache_dir=False, test_fraction=0.34)
 
 
-# -- item 7: statistics from the images a run trains on --------------------------------------
+# -- statistics from the images a run trains on --------------------------------------
 
 
 def test_dataset_statistics_come_from_given_training_indices(tmp_path):

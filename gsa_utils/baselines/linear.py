@@ -34,7 +34,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.svm import SVC
 
-from ..data.base import DataError
+from ..data.base import DataError, validate_images, validate_labels
 
 __all__ = [
     "DEFAULT_PARAM_GRIDS",
@@ -58,37 +58,28 @@ def _flatten(x: np.ndarray) -> np.ndarray:
     return np.asarray(x).reshape(len(x), -1)
 
 
+def _as_tensor(x: Any, what: str) -> Any:
+    """A numpy array (or anything array-like) as a tensor; a tensor or anything else unchanged for the checks."""
+    if isinstance(x, torch.Tensor) or not isinstance(x, (np.ndarray, list, tuple)):
+        return x
+    try:
+        return torch.as_tensor(np.asarray(x))
+    except TypeError:
+        raise DataError(f"{what} must hold numbers, got dtype {np.asarray(x).dtype}") from None
+
+
 def _as_pixel_array(x: Any, what: str) -> np.ndarray:
-    """Turn a torch tensor or numpy array of images N x C x H x W into a float64 numpy array."""
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    if not isinstance(x, np.ndarray):
-        raise DataError(f"{what} must be a torch.Tensor or numpy array of shape N x C x H x W, got {type(x).__name__}")
-    if x.ndim != 4:
-        raise DataError(f"{what} must be 4-D (N x C x H x W), got shape {tuple(x.shape)}")
-    if x.shape[0] == 0:
-        raise DataError(f"{what} is empty (N = 0)")
-    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise DataError(f"{what} must hold numbers, got dtype {x.dtype}")
-    x = x.astype(np.float64, copy=False)
-    finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
-    if not finite.all():
-        raise DataError(f"{what}[{int(np.flatnonzero(~finite)[0])}] contains NaN or infinite values")
-    return x
+    """Images N x C x H x W (tensor or numpy array) as float64 numpy, checked by :func:`validate_images`."""
+    images = _as_tensor(x, what)
+    if isinstance(images, torch.Tensor) and not images.is_floating_point() and images.dtype != torch.bool:
+        images = images.to(torch.float64)  # integer pixel values are numbers too
+    return validate_images(images, what).detach().cpu().numpy().astype(np.float64, copy=False)
 
 
 def _as_label_array(y: Any, n_expected: int, what: str) -> np.ndarray:
-    """Turn labels (tensor or array) into a 1-D int64 numpy array of length ``n_expected``."""
-    if isinstance(y, torch.Tensor):
-        y = y.detach().cpu().numpy()
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise DataError(f"{what} must be 1-D, got shape {tuple(y.shape)}")
-    if not np.issubdtype(y.dtype, np.integer):
-        raise DataError(f"{what} must be integer class indices, got dtype {y.dtype}")
-    if len(y) != n_expected:
-        raise DataError(f"{what} has {len(y)} entries but there are {n_expected} images")
-    return y.astype(np.int64, copy=False)
+    """Labels as a 1-D int64 numpy array of length ``n_expected``, checked by :func:`validate_labels`."""
+    labels = validate_labels(_as_tensor(y, what), what=what, n_expected=n_expected)
+    return labels.detach().cpu().numpy().astype(np.int64, copy=False)
 
 
 def _prefixed_grid(grid: Mapping[str, Sequence] | Sequence[Mapping[str, Sequence]]) -> Any:

@@ -360,16 +360,7 @@ class ResAttNet92(ResidualAttentionNetwork):
     def __init__(
         self, num_classes: int, base_width: int = 64, p: int = 1, t: int = 2, r: int = 1, in_channels: int = 3
     ) -> None:
-        super().__init__(
-            num_classes,
-            modules_per_stage=(1, 2, 3),
-            base_width=base_width,
-            p=p,
-            t=t,
-            r=r,
-            mask_downsamples=(3, 2, 1),
-            in_channels=in_channels,
-        )
+        super().__init__(num_classes, (1, 2, 3), base_width, p, t, r, in_channels=in_channels)
 
 
 class ResAttNet56(ResidualAttentionNetwork):
@@ -383,13 +374,4 @@ class ResAttNet56(ResidualAttentionNetwork):
     def __init__(
         self, num_classes: int, base_width: int = 64, p: int = 1, t: int = 2, r: int = 1, in_channels: int = 3
     ) -> None:
-        super().__init__(
-            num_classes,
-            modules_per_stage=(1, 1, 1),
-            base_width=base_width,
-            p=p,
-            t=t,
-            r=r,
-            mask_downsamples=(3, 2, 1),
-            in_channels=in_channels,
-        )
+        super().__init__(num_classes, (1, 1, 1), base_width, p, t, r, in_channels=in_channels)

@@ -11,9 +11,9 @@ preprocess once and store the arrays in a cache folder:
   each, in order) and of the preprocessing settings, so changing any source file's content,
   also when its size and modification time are kept (``cp -p``, ``rsync -a``, ``tar x``), or a
   setting such as ``image_size``, makes a new entry; moving the folder does not;
-* entries are plain ``.npz`` files (no pickle) written to a temporary file first and
-  moved into place with :func:`os.replace`, so an interrupted run never leaves a
-  half-written entry behind;
+* entries are plain ``.npz`` files (no pickle) written with
+  :func:`gsa_utils.files.write_atomic`, so an interrupted run never leaves a half-written
+  entry behind;
 * an unreadable entry is ignored (with a warning) and rebuilt.
 
 What is cached is the deterministic, expensive part (decode, crop, resize, flip) as
@@ -24,16 +24,16 @@ applied after reading, so they are not part of the key.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ..files import file_sha256
+from ..files import file_sha256, write_atomic
 
 __all__ = [
     "CACHE_ENV",
@@ -125,24 +125,14 @@ def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray] | None:
 
 
 def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> Path:
-    """Write ``arrays`` to ``path`` (``.npz``) atomically: temp file, then :func:`os.replace`.
+    """Write ``arrays`` to ``path`` (``.npz``) atomically, with :func:`gsa_utils.files.write_atomic`.
 
     Introduced in chapter 1 (``01_structured_images``).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+    write_atomic(Path(path), buffer.getvalue())
+    return Path(path)
 
 
 def cached_arrays(

@@ -40,11 +40,10 @@ set would inflate the test accuracy.
 
 from __future__ import annotations
 
-import csv as _csv
 import os
 import warnings
-from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import cv2
@@ -54,6 +53,7 @@ from ..files import file_sha256
 from .base import DataError, StructuredDataset
 from .cache import cached_arrays
 from .formats import IMAGE_EXTENSIONS, SET_ASIDE_ENDINGS, is_dicom, is_image_file, is_set_aside
+from .label_files import encode_labels, read_split_file, scan_label_csv
 from .real import (
     as_size,
     is_hidden,
@@ -82,37 +82,37 @@ def _rel(p: Path, root: Path) -> str:
         return p.as_posix()
 
 
+def _repeats(keys: Mapping[int, object]) -> list[tuple[int, int]]:
+    """``(first, later)`` index pairs of the items whose keys are equal, in index order."""
+    first: dict[object, int] = {}
+    pairs = []
+    for i, key in sorted(keys.items()):
+        j = first.setdefault(key, i)
+        if j != i:
+            pairs.append((j, i))
+    return pairs
+
+
 def _check_duplicates(files: Sequence[Path], root: Path, lines: Sequence[int] | None, duplicates: str) -> None:
     """Refuse (or warn about) one file under two paths or byte-identical files under two names.
 
     Only files of equal size are hashed, so a folder without duplicates is read once per
-    size collision at most.
+    size collision at most. Symbolic links and ``..`` are caught here (a CSV's, earlier, by line).
     """
-
-    def name(i: int) -> str:
-        return _file_name(files, lines, i)
-
-    found: list[str] = []
-    first_of: dict[Path, int] = {}
-    for i, f in enumerate(files):
-        key = f.resolve()
-        if key in first_of:  # symbolic links or '..' (the CSV scan catches these earlier, by line)
-            found.append(f"{name(first_of[key])} and {name(i)} are the same file {key}")
-        else:
-            first_of[key] = i
-    by_size: dict[int, list[int]] = defaultdict(list)
-    for key, i in first_of.items():
-        by_size[key.stat().st_size].append(i)
-    for group in by_size.values():
-        if len(group) < 2:
-            continue
-        by_digest: dict[str, int] = {}
-        for i in sorted(group):
-            d = file_sha256(files[i])
-            if d in by_digest:
-                found.append(f"{name(by_digest[d])} and {name(i)} are byte-identical")
-            else:
-                by_digest[d] = i
+    resolved = dict(enumerate(f.resolve() for f in files))
+    same_path = _repeats(resolved)
+    found = [
+        f"{_file_name(files, lines, j)} and {_file_name(files, lines, i)} are the same file {resolved[i]}"
+        for j, i in same_path
+    ]
+    later = {i for _, i in same_path}
+    sizes = {i: path.stat().st_size for i, path in resolved.items() if i not in later}
+    shared = Counter(sizes.values())
+    digests = {i: file_sha256(files[i]) for i, size in sizes.items() if shared[size] > 1}
+    found += [
+        f"{_file_name(files, lines, j)} and {_file_name(files, lines, i)} are byte-identical"
+        for j, i in _repeats(digests)
+    ]
     _report_duplicates(found, root, duplicates)
 
 
@@ -153,12 +153,10 @@ def _check_pixel_duplicates(
     Byte-identical files were refused before decoding (:func:`_check_duplicates`); this catches
     the same image re-encoded, which would leak between training and test sets just the same.
     """
-    first: dict[bytes, int] = {}
-    found: list[str] = []
-    for i, d in enumerate(digests):
-        j = first.setdefault(bytes(d), i)
-        if j != i:
-            found.append(f"{_file_name(files, lines, j)} and {_file_name(files, lines, i)} decode to the same pixels")
+    found = [
+        f"{_file_name(files, lines, j)} and {_file_name(files, lines, i)} decode to the same pixels"
+        for j, i in _repeats({i: bytes(d) for i, d in enumerate(digests)})
+    ]
     _report_duplicates(found, root, duplicates)
 
 
@@ -218,156 +216,6 @@ def _scan_class_folders(root: Path) -> tuple[list[Path], list[str], list[str], l
             stacklevel=3,
         )
     return files, labels, classes, ignored + set_aside
-
-
-def _read_rows(path: Path, required: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
-    """CSV rows as dicts with normalised (lower-case, stripped) keys, with 1-based line numbers."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            rows = list(_csv.reader(fh))
-    except (OSError, UnicodeDecodeError, _csv.Error) as exc:
-        raise DataError(f"{path}: cannot read CSV ({exc})") from None
-    if not rows:
-        raise DataError(f"{path}: file is empty (expected a header {','.join(required)})")
-    header = [h.strip().lower() for h in rows[0]]
-    twice = sorted({h for h in header if h and header.count(h) > 1})
-    if twice:
-        raise DataError(
-            f"{path}: the header names column {twice[0]!r} twice (columns "
-            f"{[i + 1 for i, h in enumerate(header) if h == twice[0]]}); keep one"
-        )
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise DataError(f"{path}: header must contain columns {list(required)}, found {rows[0]}")
-    out = []
-    for lineno, row in enumerate(rows[1:], start=2):
-        if not any(cell.strip() for cell in row):
-            continue
-        out.append((lineno, {h: (row[i].strip() if i < len(row) else "") for i, h in enumerate(header)}))
-    return out
-
-
-def _scan_csv(root: Path, csv_path: Path) -> tuple[list[Path], list[str], list[int]]:
-    files, labels, lines = [], [], []
-    seen: dict[Path, tuple[int, str]] = {}
-    for lineno, row in _read_rows(csv_path, ("path", "label")):
-        rel, label = row["path"], row["label"]
-        where = f"{csv_path}, line {lineno}"
-        if not rel:
-            raise DataError(f"{where}: empty path")
-        if not label:
-            raise DataError(f"{where}: empty label for {rel}")
-        p = Path(rel).expanduser()
-        p = p if p.is_absolute() else root / p
-        if p.exists() and not p.is_file():
-            raise DataError(f"{where}: {p.absolute()} is not a regular file (a folder, device or pipe)")
-        if not p.is_file():
-            raise DataError(f"{p.absolute()}: file listed in {csv_path.name} (line {lineno}) not found")
-        if is_set_aside(p):
-            raise DataError(
-                f"{where}: {p.absolute()} has a name that marks it as set aside "
-                f"({', '.join(SET_ASIDE_ENDINGS)}); remove the row, or rename the file if it is good"
-            )
-        if not is_image_file(p):
-            raise DataError(
-                f"{where}: {p.absolute()} is not an image OpenCV, Pillow or pydicom can read "
-                f"(e.g. {', '.join(IMAGE_EXTENSIONS)})"
-            )
-        key = p.resolve()
-        if key in seen:
-            first_line, first_rel = seen[key]
-            same = "listed twice" if first_rel == rel else f"is the same file as {first_rel!r}"
-            raise DataError(f"{where}: {rel!r} {same} (line {first_line}; both are {key})")
-        seen[key] = (lineno, rel)
-        files.append(p)
-        labels.append(label)
-        lines.append(lineno)
-    if not files:
-        raise DataError(f"{csv_path}: no rows below the header")
-    return files, labels, lines
-
-
-def _encode_labels(
-    labels: Sequence[str], class_names: Sequence[str] | None, source: str, lines: Sequence[int] | None
-) -> tuple[np.ndarray, list[str]]:
-    def where(i: int) -> str:
-        return f"{source}, line {lines[i]}" if lines else source
-
-    as_int = []
-    for s in labels:
-        try:
-            as_int.append(int(s))
-        except ValueError:
-            as_int = None
-            break
-    if as_int is not None:
-        for i, v in enumerate(as_int):
-            if v < 0:
-                raise DataError(f"{where(i)}: label {v} is negative")
-        k = max(as_int) + 1
-        present = sorted(set(as_int))
-        if class_names is None and present != list(range(k)):
-            warnings.warn(
-                f"{source}: integer labels {present} leave classes of 0..{k - 1} empty; the labels are "
-                f"mapped to their order ({', '.join(f'{v} -> {i}' for i, v in enumerate(present[:6]))}"
-                f"{', ...' if len(present) > 6 else ''}) and the classes named {[str(v) for v in present]} "
-                f"(write class names in the CSV to choose the classes yourself)",
-                stacklevel=3,
-            )
-            order = {v: i for i, v in enumerate(present)}
-            return np.array([order[v] for v in as_int], dtype=np.int64), [str(v) for v in present]
-        names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
-        for i, v in enumerate(as_int):
-            if v >= len(names):
-                raise DataError(f"{where(i)}: label {v} is outside the {len(names)} classes {names}")
-        return np.array(as_int, dtype=np.int64), names
-    names = list(class_names) if class_names is not None else sorted(set(labels))
-    index = {n: i for i, n in enumerate(names)}
-    for i, s in enumerate(labels):
-        if s not in index:
-            raise DataError(f"{where(i)}: label {s!r} is not one of the classes {names}")
-    return np.array([index[s] for s in labels], dtype=np.int64), names
-
-
-def _read_split(split_file: Path, root: Path, files: Sequence[Path]) -> tuple[np.ndarray, np.ndarray]:
-    if not split_file.is_file():
-        raise DataError(f"split file not found: {split_file}")
-    try:
-        text = split_file.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{split_file}: cannot read ({exc})") from None
-    entries: dict[str, tuple[str, int]] = {}
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        s = line.strip()
-        if not s or s.startswith("#"):
-            continue
-        parts = next(_csv.reader([s])) if "," in s else s.split()
-        parts = [p.strip() for p in parts]
-        if len(parts) < 2:
-            raise DataError(f"{split_file}, line {lineno}: expected 'path,split', got {s!r}")
-        path, split = parts[0], parts[1].lower()
-        if lineno == 1 and path.lower() == "path" and split == "split":
-            continue  # header
-        if split not in ("train", "test"):
-            raise DataError(f"{split_file}, line {lineno}: split must be 'train' or 'test', got {parts[1]!r}")
-        p = Path(path).expanduser()
-        key = (p if p.is_absolute() else root / p).resolve()
-        if key in entries:
-            raise DataError(f"{split_file}, line {lineno}: {path} is the same file as line {entries[key][1]} ({key})")
-        entries[key] = (split, lineno)
-    keys = [f.resolve() for f in files]
-    known = set(keys)
-    for key, (_, lineno) in entries.items():
-        if key not in known:
-            raise DataError(f"{split_file}, line {lineno}: {key} is not one of the dataset's images")
-    for f, key in zip(files, keys):
-        if key not in entries:
-            raise DataError(f"{f}: image has no entry in split file {split_file}")
-    is_test = np.array([entries[k][0] == "test" for k in keys])
-    tr, te = np.flatnonzero(~is_test), np.flatnonzero(is_test)
-    if len(tr) == 0 or len(te) == 0:
-        raise DataError(f"{split_file}: both splits need images (train {len(tr)}, test {len(te)})")
-    return tr, te
 
 
 def _convert_channels(img: np.ndarray, channels: int | None, path: Path, is_npy: bool) -> np.ndarray:
@@ -514,12 +362,12 @@ def load_folder(
             csv_path = root / csv_path
         if not csv_path.is_file():
             raise DataError(f"labels CSV not found: {csv_path}")
-        files, label_names, lines = _scan_csv(root, csv_path)
-        y, names = _encode_labels(label_names, class_names, str(csv_path), lines)
+        files, label_names, lines = scan_label_csv(root, csv_path)
+        y, names = encode_labels(label_names, class_names, str(csv_path), lines)
         layout = "csv"
     else:
         files, label_names, folders, ignored = _scan_class_folders(root)
-        y, names = _encode_labels(label_names, class_names if class_names is not None else folders, str(root), None)
+        y, names = encode_labels(label_names, class_names if class_names is not None else folders, str(root), None)
         layout = "class folders"
     if len(names) < 2:
         raise DataError(f"{root}: need at least 2 classes, found {names}")
@@ -528,7 +376,7 @@ def load_folder(
         sp = Path(split_file).expanduser()
         if not sp.is_file() and (root / sp).is_file():
             sp = root / sp
-        tr, te = _read_split(sp, root, files)
+        tr, te = read_split_file(sp, root, files)
     else:
         tr, te = stratified_split(y, test_fraction, seed, names, f"folder {root}")
 
@@ -567,7 +415,7 @@ def load_folder(
                     f"channels=None all files must agree (or pass channels=1 or channels=3)"
                 )
         out, hashes = [], []
-        for f in progress_bar(files, total=len(files), desc=f"folder {root.name}", enabled=progress):
+        for f in progress_bar(files, desc=f"folder {root.name}", enabled=progress):
             img = _convert_channels(
                 read_image(f, cv2.IMREAD_UNCHANGED),
                 None if channels == "auto" else channels,

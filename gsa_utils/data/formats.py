@@ -38,65 +38,27 @@ __all__ = [
     "read_dicom",
 ]
 
+# fmt: off
 #: Extensions accepted by name (lower case). Files with other or no extensions are
 #: accepted too when Pillow or pydicom decodes them (:func:`is_image_file`).
-IMAGE_EXTENSIONS = (
-    ".png",
-    ".jpg",
-    ".jpeg",
-    ".tif",
-    ".tiff",
-    ".bmp",
-    ".pgm",
-    ".ppm",
-    ".pbm",
-    ".pnm",
-    ".gif",
-    ".webp",
-    ".npy",
-    ".dcm",
-    ".dicom",
-)
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pgm", ".ppm", ".pbm", ".pnm",
+                    ".gif", ".webp", ".npy", ".dcm", ".dicom")
+# fmt: on
 #: Extensions of DICOM files.
 DICOM_EXTENSIONS = (".dcm", ".dicom")
 #: Name endings of files set aside by people or tools (quarantined, backups, partial downloads, temporary
 #: files): never read as images, e.g. the corrupt originals Extended Yale B ships as ``*.pgm.bad``.
 SET_ASIDE_ENDINGS = (".bad", ".bak", ".orig", "~", ".tmp", ".part")
 
+# fmt: off
 #: How image files begin (PNG, JPEG, GIF, BMP, TIFF both byte orders, WebP, JPEG 2000, PNM, ``.npy``).
-_MAGIC = (
-    b"\x89PNG\r\n\x1a\n",
-    b"\xff\xd8\xff",
-    b"GIF87a",
-    b"GIF89a",
-    b"II*\x00",
-    b"MM\x00*",
-    b"\x00\x00\x00\x0cjP  ",
-    b"\x93NUMPY",
-)
+_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*",
+          b"\x00\x00\x00\x0cjP  ", b"\x93NUMPY")
 
-_PIL_CHANNELS = {
-    "1": 1,
-    "L": 1,
-    "P": 3,
-    "I": 1,
-    "F": 1,
-    "I;16": 1,
-    "I;16B": 1,
-    "I;16L": 1,
-    "I;16N": 1,
-    "LA": 4,
-    "La": 4,
-    "PA": 4,
-    "RGB": 3,
-    "YCbCr": 3,
-    "LAB": 3,
-    "HSV": 3,
-    "RGBA": 4,
-    "RGBa": 4,
-    "RGBX": 3,
-    "CMYK": 3,
-}
+_PIL_CHANNELS = {"1": 1, "L": 1, "P": 3, "I": 1, "F": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "I;16N": 1,
+                 "LA": 4, "La": 4, "PA": 4, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3, "RGBA": 4,
+                 "RGBa": 4, "RGBX": 3, "CMYK": 3}
+# fmt: on
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ The expected layout (the "B. Disease Grading" archive, extracted)::
 
 from __future__ import annotations
 
-import csv
 import os
 import warnings
 from collections.abc import Sequence
@@ -36,6 +35,7 @@ import numpy as np
 
 from .base import DataError, StructuredDataset
 from .cache import cached_arrays
+from .label_files import normalise_header, read_csv_table
 from .real import (
     as_size,
     make_real_dataset,
@@ -68,265 +68,28 @@ IDRID_CROP_STOP = 3686
 IDRID_N_TRAIN = 413
 IDRID_N_TEST = 103
 
+# fmt: off
 #: 0-based indices (in image-name order) of the training images the paper flipped
 #: horizontally (right eyes), copied from supplement 1.1.
 IDRID_FLIP_TRAIN: tuple[int, ...] = (
-    0,
-    6,
-    8,
-    9,
-    12,
-    13,
-    16,
-    17,
-    19,
-    21,
-    22,
-    24,
-    26,
-    28,
-    30,
-    32,
-    34,
-    36,
-    38,
-    40,
-    45,
-    46,
-    48,
-    51,
-    54,
-    56,
-    58,
-    60,
-    61,
-    63,
-    64,
-    65,
-    66,
-    68,
-    70,
-    73,
-    75,
-    77,
-    79,
-    81,
-    84,
-    86,
-    89,
-    90,
-    93,
-    94,
-    98,
-    99,
-    100,
-    101,
-    102,
-    104,
-    106,
-    109,
-    111,
-    115,
-    117,
-    118,
-    119,
-    123,
-    124,
-    127,
-    128,
-    131,
-    134,
-    135,
-    137,
-    139,
-    141,
-    144,
-    145,
-    147,
-    149,
-    151,
-    152,
-    156,
-    157,
-    158,
-    159,
-    160,
-    163,
-    166,
-    168,
-    170,
-    171,
-    172,
-    174,
-    176,
-    177,
-    181,
-    183,
-    184,
-    186,
-    187,
-    188,
-    190,
-    192,
-    193,
-    194,
-    195,
-    197,
-    200,
-    201,
-    202,
-    204,
-    206,
-    209,
-    211,
-    212,
-    214,
-    216,
-    217,
-    220,
-    222,
-    226,
-    230,
-    234,
-    235,
-    238,
-    241,
-    244,
-    246,
-    248,
-    251,
-    252,
-    253,
-    256,
-    258,
-    259,
-    261,
-    264,
-    268,
-    270,
-    272,
-    273,
-    274,
-    275,
-    276,
-    279,
-    282,
-    284,
-    286,
-    288,
-    289,
-    291,
-    292,
-    299,
-    300,
-    302,
-    304,
-    305,
-    306,
-    307,
-    309,
-    312,
-    314,
-    315,
-    318,
-    320,
-    321,
-    322,
-    325,
-    329,
-    331,
-    333,
-    334,
-    337,
-    340,
-    341,
-    343,
-    345,
-    349,
-    351,
-    356,
-    357,
-    359,
-    361,
-    362,
-    367,
-    369,
-    370,
-    372,
-    373,
-    375,
-    377,
-    378,
-    381,
-    383,
-    384,
-    387,
-    389,
-    392,
-    394,
-    396,
-    398,
-    402,
-    403,
-    405,
-    406,
-    407,
-    408,
-    409,
-    411,
-    412,
+    0, 6, 8, 9, 12, 13, 16, 17, 19, 21, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40, 45, 46, 48, 51, 54, 56, 58,
+    60, 61, 63, 64, 65, 66, 68, 70, 73, 75, 77, 79, 81, 84, 86, 89, 90, 93, 94, 98, 99, 100, 101, 102, 104,
+    106, 109, 111, 115, 117, 118, 119, 123, 124, 127, 128, 131, 134, 135, 137, 139, 141, 144, 145, 147, 149,
+    151, 152, 156, 157, 158, 159, 160, 163, 166, 168, 170, 171, 172, 174, 176, 177, 181, 183, 184, 186, 187,
+    188, 190, 192, 193, 194, 195, 197, 200, 201, 202, 204, 206, 209, 211, 212, 214, 216, 217, 220, 222, 226,
+    230, 234, 235, 238, 241, 244, 246, 248, 251, 252, 253, 256, 258, 259, 261, 264, 268, 270, 272, 273, 274,
+    275, 276, 279, 282, 284, 286, 288, 289, 291, 292, 299, 300, 302, 304, 305, 306, 307, 309, 312, 314, 315,
+    318, 320, 321, 322, 325, 329, 331, 333, 334, 337, 340, 341, 343, 345, 349, 351, 356, 357, 359, 361, 362,
+    367, 369, 370, 372, 373, 375, 377, 378, 381, 383, 384, 387, 389, 392, 394, 396, 398, 402, 403, 405, 406,
+    407, 408, 409, 411, 412,
 )
 
 #: Same for the test images (supplement 1.1).
 IDRID_FLIP_TEST: tuple[int, ...] = (
-    1,
-    3,
-    4,
-    5,
-    8,
-    9,
-    14,
-    15,
-    16,
-    19,
-    21,
-    24,
-    26,
-    27,
-    31,
-    34,
-    35,
-    36,
-    38,
-    39,
-    41,
-    42,
-    45,
-    48,
-    50,
-    53,
-    55,
-    57,
-    60,
-    62,
-    63,
-    64,
-    66,
-    67,
-    69,
-    71,
-    76,
-    81,
-    82,
-    84,
-    86,
-    87,
-    90,
-    94,
-    96,
-    100,
-    102,
+    1, 3, 4, 5, 8, 9, 14, 15, 16, 19, 21, 24, 26, 27, 31, 34, 35, 36, 38, 39, 41, 42, 45, 48, 50, 53, 55, 57,
+    60, 62, 63, 64, 66, 67, 69, 71, 76, 81, 82, 84, 86, 87, 90, 94, 96, 100, 102,
 )
+# fmt: on
 
 #: task -> (CSV column, class names). Retinopathy uses the international 5-level scale;
 #: macular-edema risk: 0 no hard exudates, 1 exudates further than one disc diameter
@@ -354,11 +117,6 @@ _NAME_COLUMN = "Image name"
 _IMAGE_SUFFIXES = (".jpg", ".JPG", ".jpeg", ".JPEG", ".png", ".tif", ".tiff")
 
 
-def _norm(s: str) -> str:
-    """Header/folder comparison: collapse whitespace, ignore case (the real CSV header has a trailing space)."""
-    return " ".join(s.split()).casefold()
-
-
 def _child(folder: Path, name: str) -> Path | None:
     """``folder / name`` if it exists, else the one entry whose name matches ignoring case/whitespace."""
     exact = folder / name
@@ -366,7 +124,7 @@ def _child(folder: Path, name: str) -> Path | None:
         return exact
     if not folder.is_dir():
         return None
-    matches = [p for p in folder.iterdir() if _norm(p.name) == _norm(name)]
+    matches = [p for p in folder.iterdir() if normalise_header(p.name) == normalise_header(name)]
     return matches[0] if len(matches) == 1 else None
 
 
@@ -404,24 +162,18 @@ def _read_grading_csv(path: Path, column: str, n_classes: int, task: str) -> lis
     """Rows ``(image name, label, line number)`` of a grading CSV, fully validated."""
     if not path.is_file():
         raise DataError(f"IDRiD labels file not found: expected {path}")
+    raw_header, rows = read_csv_table(path, f"'{_NAME_COLUMN},{column},...'")
+    header = [normalise_header(h) for h in raw_header]
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.reader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"{path}: cannot read CSV ({exc})") from None
-    if not rows:
-        raise DataError(f"{path}: file is empty (expected a header '{_NAME_COLUMN},{column},...')")
-    header = [_norm(h) for h in rows[0]]
-    try:
-        i_name = header.index(_norm(_NAME_COLUMN))
-        i_label = header.index(_norm(column))
+        i_name = header.index(normalise_header(_NAME_COLUMN))
+        i_label = header.index(normalise_header(column))
     except ValueError:
         raise DataError(
             f"{path}: header must contain columns {_NAME_COLUMN!r} and {column!r}; "
-            f"found {[h for h in rows[0] if h.strip()]}"
+            f"found {[h for h in raw_header if h.strip()]}"
         ) from None
     other_task, (other_column, other_names) = next((t, v) for t, v in IDRID_TASKS.items() if t != task)
-    i_other = header.index(_norm(other_column)) if _norm(other_column) in header else None
+    i_other = header.index(normalise_header(other_column)) if normalise_header(other_column) in header else None
     if i_other is None:
         warnings.warn(
             f"{path}: no {other_column!r} column (the {other_task!r} task's); the official CSV has "
@@ -431,9 +183,7 @@ def _read_grading_csv(path: Path, column: str, n_classes: int, task: str) -> lis
     other_bad: list[str] = []
     out: list[tuple[str, int, int]] = []
     seen: dict[str, int] = {}
-    for lineno, row in enumerate(rows[1:], start=2):
-        if not any(cell.strip() for cell in row):
-            continue  # blank or all-empty trailing rows (",,,,")
+    for lineno, row in rows:  # blank or all-empty trailing rows (",,,,") are left out
         name = row[i_name].strip() if i_name < len(row) else ""
         if not name:
             raise DataError(f"{path}, line {lineno}: missing {_NAME_COLUMN!r}")
@@ -505,7 +255,7 @@ def _check_headers(paths: Sequence[Path]) -> dict[str, int]:
 
 def _preprocess(paths: Sequence[Path], flips: set[int], size: tuple[int, int], progress: bool, desc: str) -> np.ndarray:
     out = np.empty((len(paths), size[0], size[1], 3), dtype=np.uint8)
-    for i, p in enumerate(progress_bar(paths, total=len(paths), desc=desc, enabled=progress)):
+    for i, p in enumerate(progress_bar(paths, desc=desc, enabled=progress)):
         img = read_image(p, cv2.IMREAD_UNCHANGED)
         if img.ndim == 2 or img.shape[2] == 1:
             raise DataError(f"{p}: grey image; IDRiD photographs are colour (3 channels)")

@@ -281,7 +281,7 @@ def _find_tiffs(root: Path) -> list[Path]:
 
 def _preprocess(paths: Sequence[Path], size: tuple[int, int], progress: bool) -> np.ndarray:
     out = np.empty((len(paths), size[0], size[1]), dtype=np.uint8)
-    for i, p in enumerate(progress_bar(paths, total=len(paths), desc="JAFFE", enabled=progress)):
+    for i, p in enumerate(progress_bar(paths, desc="JAFFE", enabled=progress)):
         img = read_image(p, cv2.IMREAD_UNCHANGED)
         if img.ndim == 3:  # some copies store grey as RGB: convert (no loss when channels are equal)
             img = to_grey(cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2RGB))

@@ -18,7 +18,6 @@ stopping or hyper-parameter choice).
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 from pathlib import Path
@@ -27,6 +26,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..files import file_sha256
 from ..paths import data_dir
 from .base import DataError, StructuredDataset
 from .real import as_size, make_real_dataset, resize_image, stack_to_tensor, standardize_pair, to_grey
@@ -106,14 +106,6 @@ def _download(flag: str, root: Path, size: int) -> None:
         cls(split="train", download=True, root=str(root), size=size)
     except Exception as exc:
         raise DataError(f"MedMNIST download of {medmnist_filename(flag, size)} into {root} failed: {exc}") from None
-
-
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _resize_stack(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -235,7 +227,7 @@ def load_medmnist(
         expected = info.get(key) if info else None
         if expected is None:
             raise DataError(f"verify_md5=True needs the medmnist package's checksum for {path.name}")
-        got = _md5(path)
+        got = file_sha256(path, "md5")
         if got != expected:
             raise DataError(f"{path}: MD5 {got} differs from the published {expected}; download it again")
 

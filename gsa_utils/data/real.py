@@ -16,7 +16,7 @@ Images are read with OpenCV (as the paper did). OpenCV returns colour images in
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -68,14 +68,29 @@ def is_hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") or part == "__MACOSX" for part in parts)
 
 
-def _check_jpeg_end(path: Path) -> None:
-    """A complete JPEG ends with the EOI marker FF D9; a truncated download does not."""
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        fh.seek(max(0, size - 4096))
-        tail = fh.read()
+def _check_jpeg_end(path: Path, tail: bytes | None = None) -> None:
+    """A complete JPEG ends with the EOI marker FF D9 (in ``tail``, its last bytes); a truncated download does not."""
+    if path.suffix.lower() not in _JPEG:
+        return
+    if tail is None:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 4096))
+            tail = fh.read()
     if b"\xff\xd9" not in tail:
         raise DataError(f"{path}: JPEG file is truncated (no end-of-image marker); download or extract it again")
+
+
+def _load_npy(path: Path, mmap: bool = False) -> np.ndarray:
+    """A ``.npy`` array of shape H x W or H x W x C with numbers (or booleans), else DataError naming ``path``."""
+    try:
+        arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except Exception as exc:
+        raise DataError(f"{path}: not a readable .npy array ({exc})") from None
+    if arr.ndim not in (2, 3) or arr.size == 0:
+        raise DataError(f"{path}: .npy array must be H x W or H x W x C, got shape {arr.shape}")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise DataError(f"{path}: .npy array must be numeric, got dtype {arr.dtype}")
+    return arr
 
 
 def peek_image(path: str | os.PathLike) -> ImageInfo:
@@ -99,21 +114,13 @@ def peek_image(path: str | os.PathLike) -> ImageInfo:
     if path.stat().st_size == 0:
         raise DataError(f"{path}: file is empty")
     if path.suffix.lower() == ".npy":
-        try:
-            arr = np.load(path, mmap_mode="r", allow_pickle=False)
-        except Exception as exc:
-            raise DataError(f"{path}: not a readable .npy array ({exc})") from None
-        if arr.ndim not in (2, 3) or arr.size == 0:
-            raise DataError(f"{path}: .npy array must be H x W or H x W x C, got shape {arr.shape}")
-        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-            raise DataError(f"{path}: .npy array must be numeric, got dtype {arr.dtype}")
+        arr = _load_npy(path, mmap=True)
         return check_pixel_count(
             path, ImageInfo(int(arr.shape[0]), int(arr.shape[1]), 1 if arr.ndim == 2 else int(arr.shape[2]), "NPY")
         )
     if is_dicom(path):
         return peek_dicom(path)
-    if path.suffix.lower() in _JPEG:
-        _check_jpeg_end(path)
+    _check_jpeg_end(path)
     try:
         import PIL  # noqa: F401
     except ImportError:  # no Pillow: fall back to a full decode
@@ -144,16 +151,9 @@ def read_image(path: str | os.PathLike, flags: int = cv2.IMREAD_UNCHANGED) -> np
     """
     path = Path(path)
     if path.suffix.lower() == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except Exception as exc:
-            raise DataError(f"{path}: not a readable .npy array ({exc})") from None
-        if arr.ndim not in (2, 3) or arr.size == 0:
-            raise DataError(f"{path}: .npy array must be H x W or H x W x C, got shape {arr.shape}")
+        arr = _load_npy(path)
         if arr.dtype == bool:
             arr = arr.astype(np.uint8)
-        if not np.issubdtype(arr.dtype, np.number):
-            raise DataError(f"{path}: .npy array must be numeric, got dtype {arr.dtype}")
         if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
             raise DataError(f"{path}: .npy array contains NaN or infinite values")
         return arr
@@ -165,10 +165,7 @@ def read_image(path: str | os.PathLike, flags: int = cv2.IMREAD_UNCHANGED) -> np
         raise DataError(f"{path}: cannot read file ({exc})") from None
     if data.size == 0:
         raise DataError(f"{path}: file is empty")
-    if path.suffix.lower() in _JPEG:
-        tail = data[-4096:].tobytes()
-        if b"\xff\xd9" not in tail:
-            raise DataError(f"{path}: JPEG file is truncated (no end-of-image marker); download or extract it again")
+    _check_jpeg_end(path, data[-4096:].tobytes())
     try:
         img = cv2.imdecode(data, flags)
     except cv2.error:
@@ -312,8 +309,8 @@ def stratified_split(
     return np.sort(tr), np.sort(te)
 
 
-def progress_bar(items: Iterable[T], total: int | None = None, desc: str = "", enabled: bool = True) -> Iterator[T]:
-    """``tqdm.auto`` progress bar (a plain iterator when ``enabled`` is False or tqdm is missing).
+def progress_bar(items: Sequence[T], desc: str = "", enabled: bool = True) -> Iterator[T]:
+    """``tqdm.auto`` progress bar over ``items`` (a plain iterator when ``enabled`` is False or tqdm is missing).
 
     Introduced in chapter 1 (``01_structured_images``).
     """
@@ -323,7 +320,7 @@ def progress_bar(items: Iterable[T], total: int | None = None, desc: str = "", e
         from tqdm.auto import tqdm
     except ImportError:
         return iter(items)
-    return iter(tqdm(items, total=total, desc=desc, leave=False))
+    return iter(tqdm(items, desc=desc, leave=False))
 
 
 def make_real_dataset(

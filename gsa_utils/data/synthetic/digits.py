@@ -198,10 +198,7 @@ def make_digits_in_clutter(
     mask[off : off + side, off : off + side] = True
     return StructuredDataset(
         name="digits-clutter",
-        x_train=splits["train"][0],
-        y_train=splits["train"][1],
-        x_test=splits["test"][0],
-        y_test=splits["test"][1],
+        **splits,
         class_names=[str(c) for c in range(num_classes)],
         mask=mask,
         source="embedded",

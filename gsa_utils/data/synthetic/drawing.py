@@ -202,11 +202,12 @@ def render_splits(
     image_size: int,
     num_classes: int,
     render: Callable[[int, int, str], np.ndarray],
-):
+) -> dict[str, torch.Tensor]:
     """Draw balanced labels and render every image of both splits.
 
     ``render(image_seed, label, split)`` returns one 3 x S x S image; it is clipped to
-    [0, 1] here. Returns ``{split: (images, labels)}`` as tensors.
+    [0, 1] here. Returns tensors ``{"x_train", "y_train", "x_test", "y_test"}``, the
+    :class:`~gsa_utils.data.base.StructuredDataset` fields of the two splits.
     """
     out = {}
     for split in SPLITS:
@@ -217,7 +218,7 @@ def render_splits(
         for i, label in enumerate(labels):
             images[i] = render(int(image_seeds[i]), int(label), split)
             np.clip(images[i], 0.0, 1.0, out=images[i])
-        out[split] = (torch.from_numpy(images), torch.from_numpy(labels))
+        out[f"x_{split}"], out[f"y_{split}"] = torch.from_numpy(images), torch.from_numpy(labels)
     return out
 
 

@@ -208,10 +208,7 @@ def make_faces(n_train: int = 160, n_test: int = 80, image_size: int = 64, seed:
     )
     return StructuredDataset(
         name="faces",
-        x_train=splits["train"][0],
-        y_train=splits["train"][1],
-        x_test=splits["test"][0],
-        y_test=splits["test"][1],
+        **splits,
         class_names=list(_FACE_CLASS_NAMES),
         mask=torch.from_numpy(_face_mask(grid)),
         source="synthetic",

@@ -232,10 +232,7 @@ def make_fundus(
     counts = ", ".join(f"{name}: {lo}-{hi}" for name, (lo, hi) in zip(names, map(_fundus_counts, range(num_classes))))
     return StructuredDataset(
         name="fundus",
-        x_train=splits["train"][0],
-        y_train=splits["train"][1],
-        x_test=splits["test"][0],
-        y_test=splits["test"][1],
+        **splits,
         class_names=list(names),
         mask=torch.from_numpy(mask),
         source="synthetic",

@@ -161,10 +161,7 @@ def make_oct_thickness(n_train: int = 160, n_test: int = 80, image_size: int = 6
     )
     return StructuredDataset(
         name="oct",
-        x_train=splits["train"][0],
-        y_train=splits["train"][1],
-        x_test=splits["test"][0],
-        y_test=splits["test"][1],
+        **splits,
         class_names=list(_OCT_CLASS_NAMES),
         mask=torch.from_numpy(mask),
         source="synthetic",
