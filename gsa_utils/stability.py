@@ -170,7 +170,7 @@ def record_collapse(
         warnings.warn(
             f"epoch {record.get('epoch', '?')}: the run collapsed ({verdict.reason}; {numbers})",
             CollapseWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
     if attention_map is not None:
         record["flat"] = bool(previous.get("flat", False))
@@ -183,7 +183,7 @@ def record_collapse(
                     f"{contrast:.2f} < {FLAT_CONTRAST}: it weights every pixel almost alike; map mean "
                     f"{record.get('map_mean', float('nan')):.3f})",
                     FlatMapWarning,
-                    stacklevel=4,
+                    stacklevel=5,
                 )
     return verdict.reason
 
