@@ -187,3 +187,21 @@ def test_paper_table2_matches_the_paper_text():
     for label, cells in printed.items():
         ours = [str(PAPER_TABLE2[label][col]) for col in PAPER_COLUMNS]
         assert ours == [re.sub(r"\s+", "", c) for c in cells], label
+
+
+def test_compare_over_seeds_one_table_one_rule():
+    from scipy.stats import ttest_ind
+
+    from gsa_utils.protocol import SIGNIFICANCE_LEVEL, compare_over_seeds, verdict
+
+    van, far, near = [0.50, 0.51, 0.52], [0.80, 0.81, 0.83], [0.50, 0.52, 0.53]
+    table = compare_over_seeds({"vanilla": van, "far": far, "near": near, "one": [0.9]})
+    assert list(table.index) == ["vanilla", "far", "near", "one"]
+    assert table.loc["far", "p"] == pytest.approx(ttest_ind(far, van, equal_var=False).pvalue)
+    assert table.loc["far", "points"] == pytest.approx(100 * (np.mean(far) - np.mean(van)))
+    assert table.loc["far", "sd"] == pytest.approx(np.std(far, ddof=1)) and table.loc["far", "seeds"] == 3
+    assert list(table["verdict"]) == ["reference", "better", "no clear difference", "too few seeds"]
+    assert np.isnan(table.loc["vanilla", "p"])
+    # the rule is the significance level, nothing else: a big gap above it is no verdict
+    assert verdict(-30.0, SIGNIFICANCE_LEVEL / 2) == "worse"
+    assert verdict(30.0, SIGNIFICANCE_LEVEL) == "no clear difference"
