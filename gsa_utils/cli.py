@@ -16,6 +16,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from .chapter_aids.table_markdown import table_to_markdown
 from .checkpoints import CheckpointError
 from .data.base import DataError
 from .data.registry import DATASETS, plan_data
@@ -48,7 +49,7 @@ from .runs.store import (
 )
 from .runs.summary import setting_summaries
 from .runs.sweeps import run_locked, sweep, sweep_configs
-from .runs.tables import build_table, table_to_csv, table_to_markdown
+from .runs.tables import build_table, table_to_csv
 
 _EPILOG = """\
 examples:

@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from gsa_utils.baselines.l1_weights import L1_COEFFICIENT_GRID
+from gsa_utils.chapter_aids.table_markdown import paper_table_to_markdown
 from gsa_utils.data import DataError
 from gsa_utils.protocol import (
     PAPER_GRID,
@@ -19,7 +20,7 @@ from gsa_utils.protocol import (
     stratified_folds,
     t_test,
 )
-from gsa_utils.runs.tables import PAPER_COLUMNS, PAPER_ROWS, PAPER_TABLE2, PaperCell, paper_table_to_markdown
+from gsa_utils.runs.tables import PAPER_COLUMNS, PAPER_ROWS, PAPER_TABLE2, PaperCell
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "global-spatial-attention.txt"
 
