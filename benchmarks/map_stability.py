@@ -34,6 +34,7 @@ import torch
 from gsa_utils import build_backbone, seed_everything
 from gsa_utils.attention import AttentionMaps, faithfulness
 from gsa_utils.baselines import L1PixelWeights
+from gsa_utils.chapter_aids.stability_view import VariantSummary, summarise_stability, verdict_line
 from gsa_utils.data.fingerprint import data_fingerprint
 from gsa_utils.data.registry import describe_source, load_dataset
 from gsa_utils.metrics import map_contrast, map_roc_auc
@@ -41,7 +42,7 @@ from gsa_utils.profiles import get_profile
 from gsa_utils.recipes import Recipe, build_gsa, get_recipe
 from gsa_utils.runs.config import profile_image_size
 from gsa_utils.settings import FitSettings
-from gsa_utils.stability import VariantSummary, collapse_verdict, summarise_stability, verdict_line
+from gsa_utils.stability import collapse_verdict
 from gsa_utils.training import map_image, two_phase_fit
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .chapter_aids.table_markdown import table_to_markdown
 from .checkpoints import CheckpointError
 from .cli_options import TRACEBACK_ENV, overrides, parse_grid
 from .cli_options import parser as _parser
@@ -32,7 +33,7 @@ from .runs.store import (
 )
 from .runs.summary import setting_summaries
 from .runs.sweeps import run_locked, sweep, sweep_configs
-from .runs.tables import build_table, table_to_csv, table_to_markdown
+from .runs.tables import build_table, table_to_csv
 
 
 def _cache_dir(args: argparse.Namespace) -> str | bool | None:

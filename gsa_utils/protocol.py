@@ -33,12 +33,15 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .data.base import DataError
 from .settings import PAPER_CUTOFF_EPOCH, PAPER_EPOCHS, PAPER_GRID, WEIGHT_DECAY_GRID
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "N_FOLDS",
@@ -56,6 +59,8 @@ __all__ = [
     "protocol_accuracy",
     "t_test",
     "format_p",
+    "verdict",
+    "compare_over_seeds",
     "select_hyperparameters",
     "params_key",
 ]
@@ -66,7 +71,8 @@ N_FOLDS = 5
 N_SELECTED_EPOCHS = 30
 #: Epochs measured without cross-validation in a run shorter than twice :data:`N_SELECTED_EPOCHS`.
 N_FALLBACK_EPOCHS = 5
-#: The paper's significance threshold ("p-values less than 0.01", section 4.6).
+#: The paper's significance threshold ("p-values less than 0.01", section 4.6): the book's one
+#: rule for "a variant against vanilla" (:func:`verdict`, :func:`compare_over_seeds`).
 SIGNIFICANCE_LEVEL = 0.01
 
 
@@ -286,6 +292,60 @@ def format_p(p: float) -> str:
     if p != p:
         return "p = nan"
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def verdict(points: float, p: float) -> str:
+    """The book's one verdict on a variant against a reference: Welch's p below :data:`SIGNIFICANCE_LEVEL`.
+
+    ``points`` is the variant's mean accuracy minus the reference's, ``p`` the p-value of
+    :func:`t_test`. Returns ``"better"``, ``"worse"``, ``"no clear difference"``, or
+    ``"too few seeds"`` when ``p`` is NaN (a sample of fewer than two).
+    """
+    if p != p:
+        return "too few seeds"
+    if p >= SIGNIFICANCE_LEVEL:
+        return "no clear difference"
+    return "better" if points > 0 else "worse"
+
+
+def compare_over_seeds(accuracies: Mapping[str, Any], reference: str = "vanilla") -> pd.DataFrame:
+    """Each variant against ``reference`` over seeds: one tidy table, one verdict rule.
+
+    Parameters
+    ----------
+    accuracies
+        Variant name -> its test accuracies in [0, 1], one per seed; ``reference`` among them.
+    reference
+        The variant the others are compared with (the vanilla CNN).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by variant, in the given order: ``seeds``, ``mean`` and ``sd`` of the
+        accuracy, ``points`` (mean minus the reference's, in percentage points), ``p``
+        (:func:`t_test` against the reference; NaN for the reference) and ``verdict``
+        (:func:`verdict`; ``"reference"`` for the reference itself).
+    """
+    import pandas as pd
+
+    ref = np.asarray(accuracies[reference], dtype=float)
+    rows = []
+    for name, values in accuracies.items():
+        acc = np.asarray(values, dtype=float).reshape(-1)
+        points = 100 * (acc.mean() - ref.mean())
+        p = math.nan if name == reference else t_test(acc, ref)
+        rows.append(
+            {
+                "variant": name,
+                "seeds": acc.size,
+                "mean": float(acc.mean()),
+                "sd": float(acc.std(ddof=1)) if acc.size > 1 else math.nan,
+                "points": float(points),
+                "p": p,
+                "verdict": "reference" if name == reference else verdict(points, p),
+            }
+        )
+    return pd.DataFrame(rows).set_index("variant")
 
 
 def params_key(params: Mapping[str, Any]) -> tuple:

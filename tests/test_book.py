@@ -181,7 +181,7 @@ def test_tool_folders_inside_the_clone_are_not_book_pages():
 
 
 def _recorded_stability():
-    from gsa_utils.stability import summarise_stability
+    from gsa_utils.chapter_aids.stability_view import summarise_stability
 
     for path in sorted((ROOT / "benchmarks/results/map_stability").glob("*.jsonl")):
         lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -16,6 +16,7 @@ from gsa_utils.data.fixtures import make_folder_fixture, make_idrid_fixture
 from gsa_utils.data.folder import load_folder
 from gsa_utils.data.idrid import load_idrid
 from gsa_utils.data.registry import load_dataset
+from gsa_utils.metrics import map_roc_auc
 from gsa_utils.profiles import get_profile
 
 matplotlib.use("Agg")
@@ -132,7 +133,7 @@ def test_attention_maps_are_shared_and_in_range(tiny_runs):
     configs, res = tiny_runs
     amap = res.attention_map("fundus", "small_cnn")
     assert amap.shape == (16, 16)
-    assert figures.check_attention_map(amap, (5, 3, 16, 16)) is not None
+    assert np.array_equal(figures.check_attention_map(amap, (5, 3, 16, 16)), amap)
     assert not np.array_equal(amap, res.attention_map("fundus", "small_cnn", seed=1))
     with pytest.raises(ValueError, match="one 8 x 8 map"):
         figures.check_attention_map(amap, (1, 3, 8, 8))
@@ -147,6 +148,15 @@ def test_attention_maps_are_shared_and_in_range(tiny_runs):
         chapters.initial_attention_map(configs[0])  # vanilla has no map
 
 
+def test_attention_map_names_the_run_without_a_map_file(tiny_runs, monkeypatch):
+    _, res = tiny_runs
+    run = sorted(res.select("fundus", "small_cnn", "gsa"), key=lambda r: r.config.seed)[0]
+    monkeypatch.setattr(chapters, "load_attention_map", lambda r: None)
+    with pytest.raises(FileNotFoundError, match="has no attention_map.npy") as err:
+        res.attention_map("fundus", "small_cnn")
+    assert str(run.run_dir) in str(err.value)
+
+
 def test_figures(tiny_runs):
     import matplotlib.pyplot as plt
 
@@ -159,7 +169,7 @@ def test_figures(tiny_runs):
     ds = load_dataset("fundus", 16, standardize=False)
     amap = res.attention_map("fundus", "small_cnn")
     fig3, aucs = figures.show_attention({"a": amap, "b": amap}, image=ds.x_train[0], mask=ds.mask)
-    assert set(aucs) == {"a", "b"} and 0 <= aucs["a"] <= 1
+    assert set(aucs) == {"a", "b"} and aucs["a"] == aucs["b"] == pytest.approx(map_roc_auc(amap, ds.mask))
     assert len(fig3.axes) == 4 + 1  # image, two maps, image x map, colour bar
     fig4, none = figures.show_attention({"a": amap})
     assert none == {} and len(fig4.axes) == 2
@@ -184,16 +194,17 @@ def _table(gsa, vanilla, dataset="d"):
 
 def test_compare_methods_follows_the_numbers():
     clear = summaries.compare_methods(_table([0.80, 0.81, 0.82], [0.70, 0.71, 0.72]))[0]
-    assert "10.0 points higher" in clear and "ahead on 3 of 3" in clear and "did not" not in clear
-    assert "not a clear gain" not in clear
+    assert "+10.0 points" in clear and "ahead on 3 of 3 seeds" in clear and clear.endswith("GSA beat vanilla.")
     noisy = summaries.compare_methods(_table([0.60, 0.90, 0.70], [0.70, 0.71, 0.72]))[0]
-    assert "higher" in noisy and "not a clear gain" in noisy
+    assert "+2.3 points" in noisy and "no clear difference" in noisy and "beat vanilla." not in noisy
     worse = summaries.compare_methods(_table([0.40], [0.60]))[0]
-    assert "GSA did not beat vanilla" in worse and "20.0 points lower" in worse and "single seed" in worse
+    assert "-20.0 points" in worse and "1 seed;" in worse and "too few seeds" in worse
+    low = summaries.compare_methods(_table([0.40, 0.41, 0.40], [0.60, 0.61, 0.62]))[0]
+    assert "GSA did worse than vanilla" in low and "ahead on 0 of 3" in low
     tie = summaries.compare_methods(_table([0.5, 0.6], [0.6, 0.5]))[0]
-    assert "tied" in tie
+    assert "+0.0 points" in tie and "p = 1.000" in tie and "no clear difference" in tie
     chance = summaries.compare_methods(_table([0.35], [0.36]), chance=0.34)[0]
-    assert "did not beat" in chance and "within 5 points of chance" in chance
+    assert "-1.0 points" in chance and "within 5 points of chance" in chance
     one_low = summaries.compare_methods(_table([0.34], [0.60]), chance={"d": 0.34})[0]
     assert "The GSA model is near chance" in one_low
     only = summaries.compare_methods(_table([0.5], []))[0]

@@ -1,4 +1,4 @@
-"""Notebook form as the rendered book shows it (notes/NOTEBOOK_STYLE.md of issue 11).
+"""Notebook form as the rendered book shows it.
 
 Code width, the hidden install cell, the Open-in-Colab badge and a worked solution per
 exercise: they state what the chapters must satisfy, so that the next edit cannot regress.

@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from gsa_utils.baselines.l1_weights import L1_COEFFICIENT_GRID
+from gsa_utils.chapter_aids.table_markdown import paper_table_to_markdown
 from gsa_utils.data import DataError
 from gsa_utils.protocol import (
     PAPER_GRID,
@@ -19,7 +20,7 @@ from gsa_utils.protocol import (
     stratified_folds,
     t_test,
 )
-from gsa_utils.runs.tables import PAPER_COLUMNS, PAPER_ROWS, PAPER_TABLE2, PaperCell, paper_table_to_markdown
+from gsa_utils.runs.tables import PAPER_COLUMNS, PAPER_ROWS, PAPER_TABLE2, PaperCell
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "global-spatial-attention.txt"
 
@@ -187,3 +188,21 @@ def test_paper_table2_matches_the_paper_text():
     for label, cells in printed.items():
         ours = [str(PAPER_TABLE2[label][col]) for col in PAPER_COLUMNS]
         assert ours == [re.sub(r"\s+", "", c) for c in cells], label
+
+
+def test_compare_over_seeds_one_table_one_rule():
+    from scipy.stats import ttest_ind
+
+    from gsa_utils.protocol import SIGNIFICANCE_LEVEL, compare_over_seeds, verdict
+
+    van, far, near = [0.50, 0.51, 0.52], [0.80, 0.81, 0.83], [0.50, 0.52, 0.53]
+    table = compare_over_seeds({"vanilla": van, "far": far, "near": near, "one": [0.9]})
+    assert list(table.index) == ["vanilla", "far", "near", "one"]
+    assert table.loc["far", "p"] == pytest.approx(ttest_ind(far, van, equal_var=False).pvalue)
+    assert table.loc["far", "points"] == pytest.approx(100 * (np.mean(far) - np.mean(van)))
+    assert table.loc["far", "sd"] == pytest.approx(np.std(far, ddof=1)) and table.loc["far", "seeds"] == 3
+    assert list(table["verdict"]) == ["reference", "better", "no clear difference", "too few seeds"]
+    assert np.isnan(table.loc["vanilla", "p"])
+    # the rule is the significance level, nothing else: a big gap above it is no verdict
+    assert verdict(-30.0, SIGNIFICANCE_LEVEL / 2) == "worse"
+    assert verdict(30.0, SIGNIFICANCE_LEVEL) == "no clear difference"

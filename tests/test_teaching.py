@@ -139,7 +139,9 @@ def test_lambda_sweep_records(tiny_data):
     assert torch.get_num_threads() == threads  # the thread cap is lifted afterwards
     assert [r["l1_weight"] for r in recs] == [0.0, 1.0]
     for r in recs:
-        assert r["map"].shape == (12, 12) and 0 <= r["map_mean"] <= 1 and 0 <= r["roc_auc"] <= 1
+        assert r["map"].shape == (12, 12) and r["map_mean"] == pytest.approx(float(r["map"].mean()))
+        assert r["roc_auc"] == pytest.approx(map_roc_auc(r["map"], mask))
+        assert r["saturated"] == pytest.approx(saturated_fraction(r["map"]))
         assert r["history"].epochs_done == 2 and set(r["history"].maps) == {0, 2}
     assert recs[1]["map_mean"] < recs[0]["map_mean"]  # a strong L1 term dims the map
     with pytest.raises(DataError, match="mask"):

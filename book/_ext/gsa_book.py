@@ -108,14 +108,14 @@ def stability_tables(folder: Path = STABILITY_RESULTS, figures: Path = GENERATED
     """Markdown: two tables and a figure of maps per recorded ``benchmarks/map_stability.py`` run file.
 
     Each file's first line holds the settings its runs used; every following line is one
-    run. The summary is :func:`gsa_utils.stability.summarise_stability`, as the script
+    run. The summary is :func:`gsa_utils.chapter_aids.stability_view.summarise_stability`, as the script
     prints it; the figure (written to ``figures``) shows the first seed's final map of every
     GSA variant on the fixed scale [0, 1] and stretched to its own range.
     """
     import json
 
+    from gsa_utils.chapter_aids.stability_view import summarise_stability, verdict_line
     from gsa_utils.protocol import format_p
-    from gsa_utils.stability import summarise_stability, verdict_line
 
     def num(value, digits=3):
         return "-" if value is None else f"{value:.{digits}f}"

@@ -34,8 +34,9 @@ from ..paths import shown_path
 from ..protocol import N_SELECTED_EPOCHS
 from ..runs.config import BACKBONE_METHODS, PIXEL_METHODS
 from ..runs.store import load_results
-from ..runs.tables import DATASET_COLUMNS, build_table, table_to_markdown
+from ..runs.tables import DATASET_COLUMNS, build_table
 from .plotting import pyplot, to_display
+from .table_markdown import profile_base, table_to_markdown
 
 __all__ = [
     "NO_RESULTS_MESSAGE",
@@ -50,11 +51,6 @@ __all__ = [
 
 #: What chapter 11 says when the results folder holds no finished run.
 NO_RESULTS_MESSAGE = "no results yet: run chapters 6-10 or the sweep"
-
-
-def _profile_base(label: str | None) -> str:
-    """``"smoke (modified: epochs=5)"`` -> ``"smoke"``."""
-    return (label or "").split(" (", 1)[0]
 
 
 # --------------------------------------------------------------------------------------
@@ -283,7 +279,7 @@ def table_report(
             f"{len(results)} finished run(s) in {shown_path(results_dir)}, but no table cell could be computed "
             "(see the protocol notes)."
         )
-    elif not_full and all(_profile_base(p) == "smoke" for p in not_full) and len(not_full) == len(profiles):
+    elif not_full and all(profile_base(p) == "smoke" for p in not_full) and len(not_full) == len(profiles):
         stand_ins = f", and synthetic stand-ins instead of the real data for {', '.join(stand_in)}" if stand_in else ""
         message = (
             f"Only smoke-profile results ({n_cells} cells from {len(results)} runs): tiny images, a few "
@@ -344,15 +340,15 @@ def check_table_csv(
 
     Raises
     ------
-    AssertionError
+    ValueError
         Naming the row and dataset at fault.
     """
     path = Path(path)
-    if not (path.is_file()):
+    if not path.is_file():
         raise ValueError(f"{path} was not written")
     with open(path, newline="", encoding="utf-8") as f:
         lines = list(csv.DictReader(f))
-    if not (len(lines) == len(rows)):
+    if len(lines) != len(rows):
         raise ValueError(f"{path}: {len(lines)} rows, the table has {len(rows)}")
     by_label = {r.label: r for r in rows}
     counts = {"cells": 0, "smoke_cells": 0, "csv_rows": len(lines)}
@@ -429,7 +425,7 @@ def plot_table(
         lo, hi = 100.0, 0.0
         for y, r in enumerate(reversed(shown)):
             c = r.cells[ds]
-            base = _profile_base(c.profile)
+            base = profile_base(c.profile)
             std = c.std if c.std is not None and not math.isnan(c.std) else None
             h = ax.errorbar(c.mean, y, xerr=std, fmt="o", color=colours.get(base, "tab:orange"), capsize=3, ms=5)
             seen.setdefault(f"ours ({base})", h)

@@ -168,15 +168,15 @@ class ChapterResults:
     Attributes
     ----------
     runs
-        One dict per config, in config order, as :func:`gsa_utils.runs.load_results`
-        gives them (``config``, ``history``, ``map_file``, ``dataset``, ``seconds``, ...).
+        One :class:`~gsa_utils.runs.store.RunRecord` per config, in config order, as
+        :func:`gsa_utils.runs.load_results` gives them.
     results_dir
         The results folder.
     trained, reused
         Run ids trained by this call, and those found already finished in the folder.
     """
 
-    runs: list[dict]
+    runs: list[RunRecord]
     results_dir: Path
     trained: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
@@ -187,7 +187,7 @@ class ChapterResults:
         backbone: str | None = None,
         method: str | None = None,
         seed: int | None = None,
-    ) -> list[dict]:
+    ) -> list[RunRecord]:
         """The runs matching every given field."""
 
         def keep(r: RunRecord) -> bool:
@@ -210,7 +210,7 @@ class ChapterResults:
             )
         amap = load_attention_map(runs[0])
         if amap is None:
-            raise FileNotFoundError(f"{runs[0]['run_dir']}: the GSA run has no attention_map.npy")
+            raise FileNotFoundError(f"{runs[0].run_dir}: the GSA run has no attention_map.npy")
         return amap
 
     @property

@@ -137,13 +137,13 @@ def plot_training_curves(
 
 
 def check_attention_map(amap, image_shape: Sequence[int]) -> np.ndarray:
-    """Assert a GSA map is one H x W map (shared by every image) with values in [0, 1]; return it.
+    """Check that a GSA map is one H x W map (shared by every image) with values in [0, 1]; return it.
 
     Introduced in chapter 6 (``06_idrid``).
 
     Raises
     ------
-    AssertionError
+    ValueError
         With the shape or range found.
     """
     a = np.asarray(amap, dtype=float)

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..protocol import compare_over_seeds, format_p
 from ..runs.config import ExperimentConfig, differing_fields, profile_label, variant_label
 from ..runs.store import RunRecord
 from ..settings import PAPER_BACKBONES
@@ -209,9 +210,10 @@ def compare_methods(
     Introduced in chapter 6 (``06_idrid``).
 
     The sentence states the means, the difference in points, on how many seeds GSA was
-    ahead, whether the difference is within the spread over seeds (then it is "not a
-    clear difference"), and whether both are near chance. It is written for whatever the
-    numbers are: when GSA did not beat vanilla, it says so.
+    ahead, Welch's p-value and the book's one verdict (:func:`~gsa_utils.protocol.verdict`:
+    p below :data:`~gsa_utils.protocol.SIGNIFICANCE_LEVEL`), and whether both are near
+    chance. It is written for whatever the numbers are: when GSA did not beat vanilla, it
+    says so.
 
     Parameters
     ----------
@@ -240,39 +242,32 @@ def _compare(
     where: str, g: pd.DataFrame, v: pd.DataFrame, chance: float | Mapping[str, float] | None, ds: str, value: str
 ) -> str:
     """The sentence of :func:`compare_methods` for one GSA variant against vanilla."""
+    row = compare_over_seeds({"gsa": g[value], "vanilla": v[value]}).loc["gsa"]
     mg, mv = g[value].mean(), v[value].mean()
-    diff = 100 * (mg - mv)
     paired = (
         g.set_index("seed")[value].to_frame("gsa").join(v.set_index("seed")[value].to_frame("vanilla"), how="inner")
     )
     n = len(paired)
     wins = int((paired.gsa > paired.vanilla).sum())
-    losses = int((paired.gsa < paired.vanilla).sum())
-    spread = 100 * max(g[value].std(ddof=1), v[value].std(ddof=1)) if min(len(g), len(v)) > 1 else None
-    seeds = f"{n} seed{'s' if n != 1 else ''}"
-    if abs(diff) < 0.05:
-        s = f"{where}: GSA and vanilla tied ({_percent_text(mg)} vs {_percent_text(mv)}, {seeds})."
-    elif diff > 0:
-        s = f"{where}: GSA scored {diff:.1f} points higher than vanilla ({_percent_text(mg)} vs {_percent_text(mv)}"
-        s += f"; ahead on {wins} of {n} seeds)." if n > 1 else ", a single seed)."
-        if spread is not None and diff <= spread:
-            s += f" That is within the spread over seeds ({spread:.1f} points): not a clear gain."
-        elif n == 1:
-            s += " One seed cannot tell a real gain from luck."
-    else:
-        s = (
-            f"{where}: GSA did not beat vanilla: it scored {-diff:.1f} points lower "
-            f"({_percent_text(mg)} vs {_percent_text(mv)}"
-        )
-        s += f"; behind on {losses} of {n} seeds)." if n > 1 else ", a single seed)."
-        if spread is not None and -diff <= spread:
-            s += f" The gap is within the spread over seeds ({spread:.1f} points)."
+    s = (
+        f"{where}: GSA {_percent_text(mg)} vs vanilla {_percent_text(mv)}, {row['points']:+.1f} points "
+        f"(ahead on {wins} of {n} seed{'s' if n != 1 else ''}; {format_p(row['p'])}): {_VERDICT_TEXT[row['verdict']]}."
+    )
     c = chance.get(ds) if isinstance(chance, Mapping) else chance
     if c is not None and max(mg, mv) < c + 0.05:
         s += f" Both are within 5 points of chance ({_percent_text(c)}): this run learned little either way."
     elif c is not None and min(mg, mv) < c + 0.05:
         s += f" The {'vanilla' if mv < mg else 'GSA'} model is near chance ({_percent_text(c)})."
     return s
+
+
+#: How :func:`compare_methods` words :func:`~gsa_utils.protocol.verdict`.
+_VERDICT_TEXT = {
+    "better": "GSA beat vanilla",
+    "worse": "GSA did worse than vanilla",
+    "no clear difference": "no clear difference (GSA did not clearly beat vanilla)",
+    "too few seeds": "too few seeds to tell a real difference from luck",
+}
 
 
 def train_test_warnings(
