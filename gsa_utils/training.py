@@ -418,7 +418,6 @@ def two_phase_fit(
         device=str(device),
         mixed_precision=bool(mixed_precision),
         model=type(model).__name__,
-        recipe=getattr(getattr(model, "recipe", None), "name", None),
     )
 
     model.to(device)

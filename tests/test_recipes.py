@@ -58,7 +58,7 @@ def test_stability_summary_known_answers():
     from scipy.stats import ttest_ind
 
     from gsa_utils.chapter_aids.stability_view import summarise_stability, verdict_line
-    from gsa_utils.protocol import format_p, verdict
+    from gsa_utils.protocol import format_p
 
     van = [0.50, 0.52, 0.54]
     rec = [0.60, 0.61, 0.65]
@@ -100,11 +100,10 @@ def test_stability_summary_known_answers():
     line = verdict_line(summaries)
     assert line == (
         f"recommended recipe: collapsed 1 of 3 seeds; flat 1 of 3; contrast 0.60; GSA - vanilla = "
-        f"+{100 * (np.mean(rec) - np.mean(van)):.1f} points ({format_p(s.p_vs_reference)}: "
-        f"{verdict(100 * (np.mean(rec) - np.mean(van)), s.p_vs_reference)})"
+        f"+{100 * (np.mean(rec) - np.mean(van)):.1f} points ({format_p(s.p_vs_reference)})"
     )
     far = [dict(r, test_acc=r["test_acc"] + 0.3 + 0.001 * r["seed"]) for r in records if r["variant"] != "vanilla"]
-    assert verdict_line(summarise_stability(records[:3] + far)).endswith("(p < 0.001: better)")
+    assert verdict_line(summarise_stability(records[:3] + far)).endswith("(p < 0.001)")
 
 
 def test_p_values_below_a_thousandth_are_not_written_as_zero():

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..protocol import format_p, t_test, verdict
+from ..protocol import format_p, t_test
 
 __all__ = ["VariantSummary", "summarise_stability", "verdict_line"]
 
@@ -109,10 +109,10 @@ def verdict_line(
     summaries: list[VariantSummary], variant: str = "recommended", reference: str = "vanilla"
 ) -> str | None:
     """``recommended recipe: collapsed X of Y seeds; flat F of Y; contrast C.CC; GSA - vanilla = +D.D points
-    (p = P.PPP: verdict)``.
+    (p = P.PPP)``: the benchmark's agreed last line, nothing added.
 
-    The p-value is written by :func:`~gsa_utils.protocol.format_p` (``p < 0.001`` when smaller),
-    the verdict is the book's one rule, :func:`~gsa_utils.protocol.verdict`.
+    The p-value is written by :func:`~gsa_utils.protocol.format_p` (``p < 0.001`` when smaller);
+    what it means is the book's one rule, :func:`~gsa_utils.protocol.verdict`, which the page states.
     """
     by = {s.variant: s for s in summaries}
     if variant not in by or reference not in by:
@@ -123,5 +123,5 @@ def verdict_line(
     return (
         f"{variant} recipe: collapsed {s.collapsed} of {s.runs} seeds; flat {s.flat} of {s.runs}; "
         f"contrast {contrast}; GSA - {reference} = {points:+.1f} points "
-        f"({format_p(s.p_vs_reference)}: {verdict(points, s.p_vs_reference)})"
+        f"({format_p(s.p_vs_reference)})"
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..metrics import FLAT_CONTRAST
 from ..protocol import SIGNIFICANCE_LEVEL
+from ..runs.config import profile_base
 from ..runs.paper_table import DATASET_COLUMNS, PAPER_COLUMNS, PAPER_TABLE2
 from ..runs.tables import L1_MARKER, VANILLA_MARKER, TableRow, columns_of
 
@@ -22,11 +23,6 @@ __all__ = ["table_to_markdown", "paper_table_to_markdown", "PAPER_TABLE_CAPTION"
 def _md_escape(text: str) -> str:
     """Text for a Markdown table cell or line: ``|``, ``*`` and ``$`` (MyST reads ``$...$`` as maths) escaped."""
     return text.replace("|", "\\|").replace("*", "\\*").replace("$", "\\$")
-
-
-def profile_base(label: str | None) -> str:
-    """``"smoke (modified: epochs=3)"`` -> ``"smoke"``."""
-    return (label or "").split(" (", 1)[0]
 
 
 def _shorten(items: Sequence[str], n: int = 4) -> str:
