@@ -189,3 +189,11 @@ def test_flat_start_gives_a_uniform_map():
     net = PixelCNN(30, 8, output_bias=-1.0, flat_start=True)
     m = net(torch.rand(1, 30, 9, 9)).detach()
     assert torch.allclose(m, torch.full_like(m, torch.sigmoid(torch.tensor(-1.0)).item()))
+
+
+def test_pixel_representation_bytes_is_what_the_tensor_holds():
+    from gsa_utils.pixel import pixel_representation, pixel_representation_bytes
+
+    x = torch.rand(5, 3, 7, 6)
+    p = pixel_representation(x)
+    assert p.element_size() * p.nelement() == pixel_representation_bytes(5, 3, 7, 6)
