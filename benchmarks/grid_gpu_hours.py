@@ -87,21 +87,15 @@ def main() -> None:
                 model = build_model(c.replace(method="vanilla") if c.method in ("gsa", "l1") else c, n_classes, x)
                 per_image[key] = (flops(model, x, backward=True), flops(model, x, backward=False))
         train_img, eval_img = per_image[key]
-        run = c.epochs * (n_train * train_img + n_eval * eval_img)
+        run = c.fit.epochs * (n_train * train_img + n_eval * eval_img)
         if c.method == "gsa":
-            pkey = (n_train, c.hidden_channels)
+            pkey = (n_train, c.pixel_cnn)
             if pkey not in pixel_step:
                 with torch.device("meta"):
-                    cnn = PixelCNN(
-                        n_train * CHANNELS,
-                        c.hidden_channels,
-                        kernel_size=c.kernel_size,
-                        num_hidden_layers=c.num_hidden_layers,
-                        last_kernel_size=c.last_kernel_size,
-                        dense=c.dense,
-                    )
+                    cnn = PixelCNN(n_train * CHANNELS, **c.pixel_cnn.to_dict())
                     pixel_step[pkey] = flops(cnn, torch.empty(1, n_train * CHANNELS, SIZE, SIZE), backward=True)
-            run += min(c.cutoff_epoch or PAPER_CUTOFF_EPOCH, c.epochs) * math.ceil(n_train / BATCH) * pixel_step[pkey]
+            cutoff = min(c.fit.cutoff_epoch or PAPER_CUTOFF_EPOCH, c.fit.epochs)
+            run += cutoff * math.ceil(n_train / BATCH) * pixel_step[pkey]
         total += run
         by_method[c.method] += run
     peak = args.peak_tflops * 1e12

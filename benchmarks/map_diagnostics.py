@@ -26,7 +26,7 @@ from gsa_utils import build_backbone, seed_everything
 from gsa_utils.data.registry import describe_source, load_dataset
 from gsa_utils.losses import combined_loss
 from gsa_utils.metrics import saturated_fraction
-from gsa_utils.recipes import build_gsa, get_recipe
+from gsa_utils.recipes import PixelCNNDesign, build_gsa, get_recipe
 from gsa_utils.settings import PAPER_L1_WEIGHT
 
 
@@ -39,7 +39,9 @@ def first_layer_preactivation(model) -> torch.Tensor:
 
 def probe(recipe, ds, args, seed: int, l1_weight: float = PAPER_L1_WEIGHT, label: str | None = None) -> None:
     seed_everything(seed)
-    model = build_gsa(build_backbone(args.backbone, ds.num_classes, False), ds.x_train, recipe, args.hidden_channels)
+    model = build_gsa(
+        build_backbone(args.backbone, ds.num_classes, False), ds.x_train, recipe, PixelCNNDesign(args.hidden_channels)
+    )
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     pc = model.pixel_cnn
     fan_in = pc.in_channels * pc.hidden[0].kernel_size[0] ** 2

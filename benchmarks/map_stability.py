@@ -39,7 +39,7 @@ from gsa_utils.data.fingerprint import data_fingerprint
 from gsa_utils.data.registry import describe_source, load_dataset
 from gsa_utils.metrics import map_contrast, map_roc_auc
 from gsa_utils.profiles import get_profile
-from gsa_utils.recipes import Recipe, build_gsa, get_recipe
+from gsa_utils.recipes import PixelCNNDesign, Recipe, build_gsa, get_recipe
 from gsa_utils.runs.config import profile_image_size
 from gsa_utils.settings import FitSettings
 from gsa_utils.stability import collapse_verdict
@@ -101,7 +101,7 @@ def run_one(variant: Variant | str, ds, args, seed: int) -> dict:
         model = L1PixelWeights(backbone, tuple(ds.x_train.shape[-2:]))
         fit = dict(l1_weight=args.l1_baseline_weight, l1_reduction="mean")
     else:
-        model = build_gsa(backbone, ds.x_train, variant.recipe, args.hidden_channels)
+        model = build_gsa(backbone, ds.x_train, variant.recipe, PixelCNNDesign(args.hidden_channels))
         fit = variant.fit
     cutoff = args.cutoff if variant not in ("vanilla", "l1") else None
     # the smoke profile's training options, with this call's sizes: GSA trains as the chapters train it

@@ -19,7 +19,7 @@ import statistics
 import torch
 
 from gsa_utils import build_backbone, get_profile, pick_device, seed_everything
-from gsa_utils.recipes import build_gsa
+from gsa_utils.recipes import PixelCNNDesign, build_gsa
 from gsa_utils.settings import FitSettings
 from gsa_utils.training import Learner, flush_denormals, train_one_epoch
 
@@ -48,8 +48,10 @@ def main() -> None:
     backbone = build_backbone(args.backbone, 2, pretrained=False)
     variants = {"vanilla": copy.deepcopy(backbone)}
     for recipe in args.recipes:
-        variants[f"{recipe} phase 1"] = build_gsa(copy.deepcopy(backbone), x, recipe, args.hidden_channels)
-        frozen = build_gsa(copy.deepcopy(backbone), x, recipe, args.hidden_channels)
+        variants[f"{recipe} phase 1"] = build_gsa(
+            copy.deepcopy(backbone), x, recipe, PixelCNNDesign(args.hidden_channels)
+        )
+        frozen = build_gsa(copy.deepcopy(backbone), x, recipe, PixelCNNDesign(args.hidden_channels))
         frozen.freeze()
         variants[f"{recipe} phase 2"] = frozen
 

@@ -1,10 +1,11 @@
 """What the command line accepts: its commands and options, built from the config's dataclass fields.
 
-Introduced in chapter 11 (``11_results``). Every :class:`~gsa_utils.runs.ExperimentConfig` field
-other than the commands' own (dataset, method, backbone, fold, profile) is an option typed by
-its annotation and described by the field's docstring entry; the training settings, fields of
-:class:`~gsa_utils.settings.FitSettings` too, are also ``--fit.NAME``. :mod:`gsa_utils.cli`
-runs the commands.
+Introduced in chapter 11 (``11_results``). Every setting of :class:`~gsa_utils.runs.ExperimentConfig`
+other than the commands' own (dataset, method, backbone, fold, profile) is an option named by its
+flat name, typed by its annotation and described by its docstring entry; the settings held by
+``config.fit`` (:class:`~gsa_utils.settings.FitSettings`) and ``config.pixel_cnn``
+(:class:`~gsa_utils.recipes.PixelCNNDesign`) are also ``--fit.NAME`` and ``--pixel-cnn.NAME``.
+:mod:`gsa_utils.cli` runs the commands.
 """
 
 from __future__ import annotations
@@ -12,15 +13,24 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Sequence
-from dataclasses import fields
 from typing import Any
 
 from .data.registry import DATASETS
 from .models import BACKBONES
 from .profiles import PROFILES
 from .protocol import N_SELECTED_EPOCHS
-from .recipes import RECIPES
-from .runs.config import DATA_DEFAULTS, METHODS, ExperimentConfig, coerce, field_type, normalise_method
+from .recipes import RECIPES, PixelCNNDesign, RecipeChoice
+from .runs.config import (
+    DATA_DEFAULTS,
+    DESIGN_NAMES,
+    FIT_NAMES,
+    FLAT_NAMES,
+    METHODS,
+    ExperimentConfig,
+    coerce,
+    field_type,
+    normalise_method,
+)
 from .runs.locks import DEFAULT_STALE_AFTER
 from .runs.store import RESULTS_DIR_ENV
 from .settings import FitSettings
@@ -77,24 +87,17 @@ def _parse_value(field_name: str, text: str) -> Any:
 
 
 def parse_grid(items: Sequence[str] | None) -> dict[str, list]:
-    names = {f.name for f in fields(ExperimentConfig)}
+    """``--grid`` items as a grid of :func:`~gsa_utils.runs.sweeps.configs_from_grid` (flat names, ``method.name``)."""
     grid: dict[str, list] = {}
     for item in items or []:
         if "=" not in item:
             raise SystemExit(f"--grid {item!r}: expected key=value1,value2 (e.g. hidden_channels=16,32)")
         key, vals = item.split("=", 1)
-        key = key.strip()
-        if key.startswith("fit."):
-            key = field_name = key[len("fit.") :].replace("-", "_")
-        elif "." in key:
-            only, field_name = key.split(".", 1)
-            field_name = field_name.replace("-", "_")
-            key = f"{normalise_method(only)}.{field_name}"
-        else:
-            key = field_name = key.replace("-", "_")
-        if field_name not in names:
-            raise SystemExit(f"--grid {item!r}: unknown field {field_name!r}; fields: {', '.join(sorted(names))}")
-        grid[key] = [_parse_value(field_name, v) for v in vals.split(",") if v.strip()]
+        holder, _, name = key.strip().replace("-", "_").rpartition(".")
+        if name not in FLAT_NAMES:
+            raise SystemExit(f"--grid {item!r}: unknown setting {name!r}; settings: {', '.join(sorted(FLAT_NAMES))}")
+        only = "" if holder in ("", *_HOLDERS) else normalise_method(holder) + "."
+        grid[only + name] = [_parse_value(name, v) for v in vals.split(",") if v.strip()]
     return grid
 
 
@@ -107,14 +110,14 @@ def _parse_shard(text: str) -> tuple[int, int]:
 
 #: Options the commands declare themselves; every other config field is a setting built by :func:`_add_settings`.
 _COMMAND_FIELDS = ("dataset", "method", "backbone", "fold", "profile")
-#: Settings that are fields of :class:`~gsa_utils.settings.FitSettings` too: ``--fit.NAME`` (and ``--NAME``).
-_FIT_FIELDS = tuple(f.name for f in fields(ExperimentConfig) if f.name in FitSettings.names())
+#: The objects that hold nested settings, and their settings' flat names: ``--fit.NAME`` (and ``--NAME``).
+_HOLDERS = {"fit": FIT_NAMES, "pixel_cnn": DESIGN_NAMES}
 _CHOICES: dict[str, tuple] = {"recipe": tuple(sorted(RECIPES)), "duplicates": ("error", "warn"), "channels": (1, 3)}
 #: Stands for an option given as ``none`` (``None`` in argparse means "not given").
 _NONE = "none"
 
 
-def _field_help(doc: str) -> dict[str, str]:
+def _field_helps(doc: str) -> dict[str, str]:
     """Each field's description from a numpy-style ``Attributes`` section (one source for docs and ``--help``)."""
     section = doc.split("Attributes\n    ----------\n", 1)[-1].split("\n\n    Notes", 1)[0]
     helps: dict[str, str] = {}
@@ -126,7 +129,26 @@ def _field_help(doc: str) -> dict[str, str]:
 
 
 def _setting_names() -> tuple[str, ...]:
-    return tuple(f.name for f in fields(ExperimentConfig) if f.name not in _COMMAND_FIELDS)
+    return tuple(name for name in FLAT_NAMES if name not in _COMMAND_FIELDS)
+
+
+def _setting_helps() -> dict[str, str]:
+    """Each setting's description, from the docstrings of the dataclasses that hold it."""
+    recipe = _field_helps(RecipeChoice.__doc__ or "")
+    return {
+        **_field_helps(ExperimentConfig.__doc__ or ""),
+        **_field_helps(FitSettings.__doc__ or ""),
+        **_field_helps(PixelCNNDesign.__doc__ or ""),
+        "recipe": recipe["name"],
+        "pixel_rank": recipe["rank"],
+    }
+
+
+def _flags(name: str) -> list[str]:
+    """``--NAME``, and ``--HOLDER.NAME`` for a setting a :data:`_HOLDERS` object holds (``--fit.l1-weight``)."""
+    flag = name.replace("_", "-")
+    holders = [holder.replace("_", "-") for holder, names in _HOLDERS.items() if name in names]
+    return [f"--{holder}.{flag}" for holder in holders] + [f"--{flag}"]
 
 
 def _setting_type(name: str):  # noqa: ANN202 - an argparse type
@@ -145,14 +167,13 @@ def _setting_type(name: str):  # noqa: ANN202 - an argparse type
 
 
 def _add_settings(p: argparse.ArgumentParser) -> None:
-    """One option per config field, typed by its annotation (``--fit.NAME`` and ``--NAME`` for training settings)."""
+    """One option per setting, typed by its annotation (``--fit.NAME`` and ``--NAME`` for training settings)."""
     g = p.add_argument_group("settings (default: the profile's)")
     g.add_argument("--profile", choices=sorted(PROFILES), help="smoke, colab or full (default: $GSA_PROFILE or by GPU)")
     d = p.add_argument_group("how the data are read (part of the run's identity)")
-    helps = _field_help(ExperimentConfig.__doc__ or "")
+    helps = _setting_helps()
     for name in _setting_names():
-        flag = name.replace("_", "-")
-        names = [f"--fit.{flag}", f"--{flag}"] if name in _FIT_FIELDS else [f"--{flag}"]
+        names = _flags(name)
         group = d if name in DATA_DEFAULTS else g
         if field_type(name) is bool:
             group.add_argument(

@@ -7,13 +7,15 @@ into a model. ``paper`` is the paper's method exactly; ``recommended`` is the fi
 the measurements of ``benchmarks/map_stability.py``. How the map is *trained* (lambda, the
 L1 reduction, a separate pixel-CNN learning rate, a map warm-up) is not part of a recipe:
 those options live in one place only, :class:`~gsa_utils.settings.FitSettings`, so the
-two can never disagree. A run names its recipe by the ``recipe`` field of
-:class:`~gsa_utils.profiles.Profile` and :class:`~gsa_utils.runs.ExperimentConfig`.
+two can never disagree. The shape of the pixel CNN (K, kernel sizes, depth, dense connections)
+is a :class:`PixelCNNDesign`. A profile names its recipe (:class:`~gsa_utils.profiles.Profile`);
+a run holds the recipe and the design themselves (:class:`~gsa_utils.runs.ExperimentConfig`).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,7 +23,17 @@ from torch import nn
 from .models import MAP_NORMS, GlobalSpatialAttention, PixelCNN
 from .pixel import lowrank_pixel_representation, pixel_representation
 
-__all__ = ["Recipe", "RECIPES", "PAPER_RECIPE", "RECOMMENDED_RECIPE", "get_recipe", "build_gsa", "PIXEL_REPS"]
+__all__ = [
+    "Recipe",
+    "PixelCNNDesign",
+    "RecipeChoice",
+    "RECIPES",
+    "PAPER_RECIPE",
+    "RECOMMENDED_RECIPE",
+    "get_recipe",
+    "build_gsa",
+    "PIXEL_REPS",
+]
 
 #: The name of the paper's recipe and of the one the profiles use by default.
 PAPER_RECIPE = "paper"
@@ -73,6 +85,58 @@ class Recipe:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def pixel_cnn_options(self) -> dict[str, Any]:
+        """The :class:`~gsa_utils.models.PixelCNN` options this recipe sets (its construction, not its shape)."""
+        return {name: getattr(self, name) for name in _PIXEL_CNN_OPTIONS}
+
+
+#: The :class:`Recipe` fields that are :class:`~gsa_utils.models.PixelCNN` options.
+_PIXEL_CNN_OPTIONS = (
+    "fan_in_reference",
+    "hidden_norm",
+    "map_norm",
+    "map_gain",
+    "map_level",
+    "output_bias",
+    "flat_start",
+)
+
+
+@dataclass(frozen=True)
+class PixelCNNDesign:
+    """The pixel CNN's shape (:class:`~gsa_utils.models.PixelCNN`); the defaults are the paper's (section 4.10).
+
+    Attributes
+    ----------
+    hidden_channels
+        K, the hidden channels.
+    kernel_size
+        k, the kernel side of the first and hidden layers.
+    num_hidden_layers, last_kernel_size, dense
+        Hidden layers, the last layer's kernel side and whether the layers are densely connected.
+    """
+
+    hidden_channels: int = 16
+    kernel_size: int = 3
+    num_hidden_layers: int = 1
+    last_kernel_size: int = 1
+    dense: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("kernel_size", "last_kernel_size"):
+            side = getattr(self, name)
+            if side < 1 or side % 2 != 1:
+                raise ValueError(f"PixelCNNDesign: {name} must be odd and >= 1, got {side}")
+        if self.hidden_channels < 1 or self.num_hidden_layers < 1:
+            raise ValueError(
+                f"PixelCNNDesign: hidden_channels and num_hidden_layers must be >= 1, "
+                f"got {self.hidden_channels} and {self.num_hidden_layers}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as keyword arguments of :class:`~gsa_utils.models.PixelCNN`."""
+        return asdict(self)
+
 
 #: The recipes by name. ``paper`` is the paper's method; the others change one thing each
 #: (``lowrank_mapnorm`` two). ``recommended`` is the low-rank whitened representation, chosen
@@ -107,6 +171,38 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
+@dataclass(frozen=True)
+class RecipeChoice:
+    """A run's recipe: a name in :data:`RECIPES` and, for a low-rank recipe, a rank other than its own.
+
+    Attributes
+    ----------
+    name
+        How GSA's pixel CNN and map are built: a name in :data:`RECIPES`.
+    rank
+        The rank r of a low-rank recipe's pixel representation (its top r whitened principal
+        components; ``None``: the recipe's own, 16 for ``recommended``). A full-representation
+        recipe refuses a rank.
+    """
+
+    name: str = RECOMMENDED_RECIPE
+    rank: int | None = None
+
+    def __post_init__(self) -> None:
+        recipe = get_recipe(self.name)
+        if self.rank is not None and self.rank < 1:
+            raise ValueError(f"pixel_rank, the rank of recipe {self.name!r}, must be None or >= 1, got {self.rank}")
+        if self.rank is not None and recipe.pixel_rep != "lowrank":
+            raise ValueError(
+                f"pixel_rank sets the rank of a low-rank recipe; recipe {self.name!r} uses the full representation"
+            )
+
+    def resolve(self) -> Recipe:
+        """The :class:`Recipe` this choice builds (the named one, with its rank replaced if one is given)."""
+        recipe = get_recipe(self.name)
+        return recipe if self.rank is None else replace(recipe, rank=self.rank)
+
+
 def get_recipe(name: str | Recipe) -> Recipe:
     """The recipe called ``name`` (a :class:`Recipe` is returned as is)."""
     if isinstance(name, Recipe):
@@ -120,12 +216,8 @@ def build_gsa(
     backbone: nn.Module,
     x_train: torch.Tensor,
     recipe: str | Recipe,
-    hidden_channels: int,
-    kernel_size: int = 3,
-    num_hidden_layers: int = 1,
-    last_kernel_size: int = 1,
-    dense: bool = False,
-    **overrides,
+    design: PixelCNNDesign,
+    **overrides: Any,
 ) -> GlobalSpatialAttention:
     """Wrap ``backbone`` in global spatial attention built as ``recipe`` says.
 
@@ -138,10 +230,8 @@ def build_gsa(
         components of the low-rank one, come from these alone).
     recipe
         A :class:`Recipe` or the name of one in :data:`RECIPES`.
-    hidden_channels, kernel_size
-        K and k of the pixel CNN.
-    num_hidden_layers, last_kernel_size, dense
-        The pixel CNN's other design options (:class:`~gsa_utils.models.PixelCNN`; section 4.10).
+    design
+        The pixel CNN's shape: K, k and the other options of section 4.10.
     overrides
         Recipe fields to change, e.g. ``rank=32`` (a new recipe, named explicitly).
     """
@@ -152,19 +242,5 @@ def build_gsa(
         rep = lowrank_pixel_representation(x_train, recipe.rank).rep
     else:
         rep = pixel_representation(x_train)
-    pixel_cnn = PixelCNN(
-        rep.shape[1],
-        hidden_channels,
-        kernel_size=kernel_size,
-        num_hidden_layers=num_hidden_layers,
-        last_kernel_size=last_kernel_size,
-        dense=dense,
-        output_bias=recipe.output_bias,
-        flat_start=recipe.flat_start,
-        fan_in_reference=recipe.fan_in_reference,
-        hidden_norm=recipe.hidden_norm,
-        map_norm=recipe.map_norm,
-        map_gain=recipe.map_gain,
-        map_level=recipe.map_level,
-    )
+    pixel_cnn = PixelCNN(rep.shape[1], **design.to_dict(), **recipe.pixel_cnn_options())
     return GlobalSpatialAttention(backbone, pixel_cnn, rep)

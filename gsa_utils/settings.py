@@ -4,11 +4,9 @@ Introduced in chapter 5 (``05_two_phase_training``).
 
 Everything :func:`~gsa_utils.training.two_phase_fit` needs to know about *how* to train
 is one frozen :class:`FitSettings`. A :class:`~gsa_utils.profiles.Profile` holds one, an
-:class:`~gsa_utils.runs.ExperimentConfig` carries its fields, the history and the
-checkpoint of a run record it, and the resume check compares it field by field, so a new
-training option is one new field here (plus, for the runs folder, the same field on
-:class:`~gsa_utils.runs.ExperimentConfig`, whose flat fields name the run's folder;
-:meth:`~gsa_utils.runs.ExperimentConfig.from_profile` fails loudly until it is added).
+:class:`~gsa_utils.runs.ExperimentConfig` holds the one its run trains with, the history and
+the checkpoint of a run record it, and the resume check compares it field by field, so a new
+training option is one new field here.
 
 The paper's values (Xu et al., section 4.4) are :data:`PAPER_FIT`, the defaults of
 :class:`FitSettings`; its search grids are :data:`PAPER_GRID` and
@@ -101,6 +99,13 @@ class FitSettings:
             raise ValueError(
                 f"FitSettings: learning rates must be > 0, got lr={self.lr}, pixel_cnn_lr={self.pixel_cnn_lr}"
             )
+        if self.weight_decay < 0 or self.l1_weight < 0 or self.map_warmup_epochs < 0:
+            raise ValueError(
+                f"FitSettings: weight_decay, l1_weight and map_warmup_epochs must be >= 0, got "
+                f"{self.weight_decay}, {self.l1_weight} and {self.map_warmup_epochs}"
+            )
+        if self.cutoff_epoch is not None and self.cutoff_epoch < 1:
+            raise ValueError(f"FitSettings: cutoff_epoch must be None or >= 1, got {self.cutoff_epoch}")
         if self.l1_reduction not in ("sum", "mean"):
             raise ValueError(f"FitSettings: l1_reduction must be 'sum' or 'mean', got {self.l1_reduction!r}")
 

@@ -28,16 +28,16 @@ def one_thread():
 def finished_history(config, curve=None, keys=None, **extra):
     """A complete :class:`~gsa_utils.training.History` for a fabricated finished run of ``config``.
 
-    One record per epoch ``1..config.epochs`` (one for LR and SVM) with the accuracies in
+    One record per epoch ``1..config.fit.epochs`` (one for LR and SVM) with the accuracies in
     ``curve`` (0.5 when not given) under ``keys`` (``test_acc`` for the full run, ``val_acc``
     for a fold) plus ``extra``; for GSA and L1 a map after the last epoch.
     """
     import numpy as np
 
-    from gsa_utils.runs.config import EPOCH_METHODS, MAP_METHODS
+    from gsa_utils.runs.config import MAP_METHODS
     from gsa_utils.training import History
 
-    n = config.epochs if config.method in EPOCH_METHODS and config.epochs else 1
+    n = config.fit.epochs if config.fit is not None else 1
     curve = np.full(n, 0.5) if curve is None else np.asarray(curve, dtype=float)
     assert len(curve) == n, f"{config.run_id()}: {len(curve)} accuracies for {n} epochs"
     keys = keys or (("test_acc",) if config.fold is None else ("val_acc",))

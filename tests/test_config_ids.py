@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from gsa_utils.recipes import RecipeChoice
 from gsa_utils.runs.config import ExperimentConfig
 
 #: (dataset, method, profile, overrides) and the run id the same config had when these ids were pinned.
@@ -65,16 +66,23 @@ def test_known_configs_keep_their_run_ids(args, run_id):
 
 def test_config_json_written_before_recipes_reads_as_the_paper_recipe():
     config = ExperimentConfig.from_dict(PRE_RECIPE_CONFIG)
-    assert config.recipe == "paper"
+    assert config.recipe == RecipeChoice("paper")
     assert config.run_id() == "fundus_gsa-paper_small_cnn_full_s0_d2ddca4355"
 
 
-def test_field_values_are_coerced_by_their_annotations():
-    config = ExperimentConfig("fundus", epochs="5", l1_weight="1e-3", dense="true", pixel_cnn_lr="none")
-    assert (config.epochs, config.l1_weight, config.dense, config.pixel_cnn_lr) == (5, 1e-3, True, None)
+def test_flat_values_are_coerced_by_their_annotations():
+    config = ExperimentConfig.from_flat(
+        {"dataset": "fundus", "epochs": "5", "l1_weight": "1e-3", "dense": "true", "pixel_cnn_lr": "none"}
+    )
+    assert (config.fit.epochs, config.fit.l1_weight, config.pixel_cnn.dense, config.fit.pixel_cnn_lr) == (
+        5,
+        1e-3,
+        True,
+        None,
+    )
     for bad in ({"epochs": 2.5}, {"pretrained": "maybe"}, {"lr": float("nan")}, {"batch_size": True}):
         with pytest.raises(ValueError):
-            ExperimentConfig("fundus", **bad)
+            ExperimentConfig.from_flat({"dataset": "fundus", **bad})
 
 
 def test_defaults_are_the_fit_settings_and_the_profiles_recipe():
@@ -82,8 +90,8 @@ def test_defaults_are_the_fit_settings_and_the_profiles_recipe():
     from gsa_utils.settings import PAPER_FIT
 
     config = ExperimentConfig("fundus")
-    assert config.fit_settings() == PAPER_FIT
-    assert {p.recipe for p in PROFILES.values()} == {config.recipe}
+    assert config.fit == PAPER_FIT
+    assert {p.recipe for p in PROFILES.values()} == {config.recipe.name}
 
 
 def test_profile_base_reads_the_profile_back_from_a_label():

@@ -1,8 +1,9 @@
-"""The pixel-CNN design fields of ExperimentConfig (section 4.10) and the low-rank rank r."""
+"""The pixel-CNN design of ExperimentConfig (section 4.10) and the low-rank rank r."""
 
 import pytest
 import torch
 
+from gsa_utils.recipes import PixelCNNDesign, RecipeChoice
 from gsa_utils.runs import ExperimentConfig, build_model, configs_from_grid
 
 
@@ -11,16 +12,8 @@ def _x(n=12, size=8):
 
 
 def test_design_fields_reach_the_pixel_cnn():
-    cfg = ExperimentConfig(
-        "oct",
-        "gsa",
-        image_size=8,
-        hidden_channels=4,
-        kernel_size=5,
-        num_hidden_layers=3,
-        last_kernel_size=3,
-        dense=True,
-    )
+    design = PixelCNNDesign(hidden_channels=4, kernel_size=5, num_hidden_layers=3, last_kernel_size=3, dense=True)
+    cfg = ExperimentConfig("oct", "gsa", image_size=8, pixel_cnn=design)
     net = build_model(cfg, 2, _x())
     pc = net.pixel_cnn
     assert len(pc.hidden) == 3 and pc.dense
@@ -29,7 +22,9 @@ def test_design_fields_reach_the_pixel_cnn():
 
 
 def test_pixel_rank_builds_the_low_rank_representation():
-    cfg = ExperimentConfig("oct", "gsa", image_size=8, hidden_channels=4, recipe="recommended", pixel_rank=5)
+    cfg = ExperimentConfig(
+        "oct", "gsa", image_size=8, recipe=RecipeChoice("recommended", 5), pixel_cnn=PixelCNNDesign(4)
+    )
     net = build_model(cfg, 2, _x())
     assert net.pixel_cnn.in_channels == 5
     assert net.pixel_rep.shape[1] == 5
@@ -67,8 +62,9 @@ def test_paper_design_keeps_earlier_run_ids_and_new_designs_get_new_ones():
 
 
 def test_other_methods_ignore_the_design_fields():
-    v = ExperimentConfig("oct", "vanilla", kernel_size=7, pixel_rank=16)
-    assert v.kernel_size is None and v.pixel_rank is None
+    v = ExperimentConfig.from_flat({"dataset": "oct", "method": "vanilla", "kernel_size": 7, "pixel_rank": 16})
+    assert v.pixel_cnn is None and v.recipe is None
+    assert v.to_dict()["kernel_size"] is None and v.to_dict()["pixel_rank"] is None
     assert v.run_id() == ExperimentConfig("oct", "vanilla").run_id()
 
 
@@ -77,10 +73,10 @@ def test_other_methods_ignore_the_design_fields():
 )
 def test_invalid_design_is_refused(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
-        ExperimentConfig("oct", "gsa", **bad)
+        ExperimentConfig.from_flat({"dataset": "oct", "method": "gsa", **bad})
 
 
 def test_config_round_trip_and_coercion():
-    cfg = ExperimentConfig("oct", "gsa", kernel_size="5", dense="true", pixel_rank=16.0)
-    assert (cfg.kernel_size, cfg.dense, cfg.pixel_rank) == (5, True, 16)
+    cfg = ExperimentConfig.from_flat({"dataset": "oct", "kernel_size": "5", "dense": "true", "pixel_rank": 16.0})
+    assert (cfg.pixel_cnn.kernel_size, cfg.pixel_cnn.dense, cfg.recipe.rank) == (5, True, 16)
     assert ExperimentConfig.from_dict(cfg.to_dict()) == cfg

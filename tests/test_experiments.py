@@ -96,12 +96,15 @@ def test_registry_loads_real_data_when_present(tmp_path):
 
 # ---- configs ----------------------------------------------------------------------------------
 def test_config_normalises_unused_fields_and_ids_are_stable():
-    van = ExperimentConfig("fundus", method="vanilla", hidden_channels=64, l1_weight=0.1, cutoff_epoch=3)
-    assert van.hidden_channels is None and van.l1_weight is None and van.cutoff_epoch is None
+    van = ExperimentConfig.from_flat(
+        {"dataset": "fundus", "method": "vanilla", "hidden_channels": 64, "l1_weight": 0.1, "cutoff_epoch": 3}
+    )
+    assert van.pixel_cnn is None and van.fit.l1_weight == 0.0 and van.fit.cutoff_epoch is None
+    assert (van.to_dict()["hidden_channels"], van.to_dict()["l1_weight"]) == (None, None)
     svm = ExperimentConfig("fundus", method="svm", backbone="resnet18", pretrained=True)
-    assert svm.backbone is None and svm.pretrained is False and svm.epochs is None
-    a = ExperimentConfig("fundus", l1_weight=1)
-    assert a.run_id() == ExperimentConfig("fundus", l1_weight=1.0).run_id()
+    assert svm.backbone is None and svm.pretrained is False and svm.fit is None and svm.to_dict()["epochs"] is None
+    a = ExperimentConfig.from_flat({"dataset": "fundus", "l1_weight": 1})
+    assert a.run_id() == ExperimentConfig.from_flat({"dataset": "fundus", "l1_weight": 1.0}).run_id()
     assert a.run_id().startswith("fundus_gsa-recommended_small_cnn_full_s0_")
     assert a.run_id() != a.replace(fold=0).run_id() and a.group_key() == a.replace(fold=0).group_key()
     assert ExperimentConfig.from_dict(a.to_dict()) == a
@@ -118,7 +121,7 @@ def test_config_normalises_unused_fields_and_ids_are_stable():
     )
     assert len(grid) == 2  # K does not multiply vanilla runs
     mixed = configs_from_grid({"dataset": "fundus", "method": "l1"}, {"l1.l1_weight": [1, 10], "gsa.l1_weight": [0.1]})
-    assert sorted(c.l1_weight for c in mixed) == [1.0, 10.0]
+    assert sorted(c.fit.l1_weight for c in mixed) == [1.0, 10.0]
     assert profile_label(ExperimentConfig.from_profile("fundus", "gsa", "smoke")) == "smoke"
     assert (
         profile_label(ExperimentConfig.from_profile("fundus", "gsa", "full", epochs=5)) == "full (modified: epochs=5)"
@@ -428,7 +431,7 @@ def test_cli_tiny_run_in_a_subprocess(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     [result] = load_results(tmp_path / "results")
-    assert result.config.epochs == 2 and len(result.history["test_acc"]) == 2
+    assert result.config.fit.epochs == 2 and len(result.history["test_acc"]) == 2
     assert result.config.profile == "smoke"
 
 
@@ -499,8 +502,8 @@ def test_method_table_drives_configs_grids_and_networks():
 
     assert set(METHOD_TABLE) == set(METHODS) and PIXEL_METHODS == ("lr", "svm")
     l1 = ExperimentConfig.from_profile("fundus", "l1", "smoke")
-    assert l1.fit_settings().l1_reduction == "mean" and l1.hidden_channels is None
-    assert ExperimentConfig.from_profile("fundus", "gsa", "smoke").fit_settings() == get_profile("smoke").fit
+    assert l1.fit.l1_reduction == "mean" and l1.pixel_cnn is None
+    assert ExperimentConfig.from_profile("fundus", "gsa", "smoke").fit == get_profile("smoke").fit
     assert paper_grid("l1")["l1_weight"] == METHOD_TABLE["l1"].grid["l1_weight"]
     with pytest.raises(ValueError, match="no network"):
         build_model(ExperimentConfig.from_profile("fundus", "svm", "smoke"), 2, torch.rand(4, 3, 16, 16))

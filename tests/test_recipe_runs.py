@@ -11,7 +11,7 @@ from torch import nn
 from gsa_utils.chapter_aids.table_markdown import table_to_markdown
 from gsa_utils.cli import main as cli_main
 from gsa_utils.profiles import PROFILES
-from gsa_utils.recipes import RECIPES
+from gsa_utils.recipes import RECIPES, PixelCNNDesign, RecipeChoice
 from gsa_utils.runs import ExperimentConfig
 from gsa_utils.runs.config import method_label
 from gsa_utils.runs.runner import build_model
@@ -24,7 +24,7 @@ from gsa_utils.training import History, two_phase_fit
 def test_profiles_default_to_the_recommended_recipe_and_paper_is_one_switch():
     assert {p.recipe for p in PROFILES.values()} == {"recommended"}
     cfg = ExperimentConfig.from_profile("fundus", "gsa", "full", recipe="paper")
-    assert cfg.recipe == "paper" and "gsa-paper" in cfg.run_id()
+    assert cfg.recipe == RecipeChoice("paper") and "gsa-paper" in cfg.run_id()
     assert ExperimentConfig.from_profile("fundus", "vanilla", "smoke").recipe is None
     with pytest.raises(ValueError, match="unknown recipe"):
         ExperimentConfig("fundus", recipe="nope")
@@ -32,7 +32,9 @@ def test_profiles_default_to_the_recommended_recipe_and_paper_is_one_switch():
 
 def test_none_override_is_applied_not_ignored():
     cfg = ExperimentConfig.from_profile("fundus", "gsa", "smoke", cutoff_epoch=None)
-    assert PROFILES["smoke"].fit.cutoff_epoch is not None and cfg.cutoff_epoch is None
+    assert PROFILES["smoke"].fit.cutoff_epoch is not None and cfg.fit.cutoff_epoch is None
+    with pytest.raises(ValueError, match="epochs must be set"):
+        ExperimentConfig.from_profile("fundus", "gsa", "smoke", epochs=None)
 
 
 @pytest.mark.parametrize("recipe", ["paper", "recommended"])
@@ -42,34 +44,14 @@ def test_config_recipe_reaches_build_gsa_unchanged(recipe, monkeypatch):
     seen = []
     real = methods.build_gsa
 
-    def spy(
-        backbone,
-        x_train,
-        name,
-        hidden_channels,
-        kernel_size=3,
-        num_hidden_layers=1,
-        last_kernel_size=1,
-        dense=False,
-        **overrides,
-    ):  # the pixel-CNN design at the paper's values; overrides: recipe fields
-        seen.append((name, overrides))
-        return real(
-            backbone,
-            x_train,
-            name,
-            hidden_channels,
-            kernel_size,
-            num_hidden_layers,
-            last_kernel_size,
-            dense,
-            **overrides,
-        )
+    def spy(backbone, x_train, recipe, design, **overrides):
+        seen.append((recipe, design, overrides))
+        return real(backbone, x_train, recipe, design, **overrides)
 
     monkeypatch.setattr(methods, "build_gsa", spy)
     cfg = ExperimentConfig.from_profile("fundus", "gsa", "smoke", recipe=recipe)
     model = build_model(cfg, 2, torch.rand(10, 3, 8, 8))
-    assert seen == [(recipe, {})] and model.pixel_cnn.map_norm == RECIPES[recipe].map_norm
+    assert seen == [(RECIPES[recipe], PixelCNNDesign(16), {})] and model.pixel_cnn.map_norm == RECIPES[recipe].map_norm
     assert model.pixel_rep.shape[1] == (30 if recipe == "paper" else RECIPES[recipe].rank)
 
 
@@ -152,7 +134,7 @@ def test_old_results_without_recipe_read_as_paper(tmp_path):
         rec.pop("collapsed")
     (run_dir / RESULT_FILE).write_text(json.dumps(data))
     (run,) = load_results(tmp_path)
-    assert run.config.recipe == "paper" and method_label(run.config) == "gsa-paper"
+    assert run.config.recipe == RecipeChoice("paper") and method_label(run.config) == "gsa-paper"
     (row,) = [r for r in build_table(tmp_path, ["fundus"], paper_rows=False) if r.method == "gsa"]
     assert row.recipe == "paper" and row.cells["fundus"].checked == 0
 

@@ -6,7 +6,7 @@ import torch
 
 from gsa_utils import build_backbone
 from gsa_utils.metrics import saturated_fraction
-from gsa_utils.recipes import RECIPES, Recipe, build_gsa, get_recipe
+from gsa_utils.recipes import RECIPES, PixelCNNDesign, Recipe, RecipeChoice, build_gsa, get_recipe
 from gsa_utils.stability import collapse_verdict
 from gsa_utils.training import two_phase_fit
 
@@ -22,7 +22,7 @@ def test_paper_recipe_is_the_paper():
 def test_every_recipe_builds_and_trains(name, tiny_data):
     x, y = tiny_data
     torch.manual_seed(0)
-    model = build_gsa(build_backbone("small_cnn", 2, False), x, name, hidden_channels=4)
+    model = build_gsa(build_backbone("small_cnn", 2, False), x, name, PixelCNNDesign(4))
     expected = RECIPES[name].rank if RECIPES[name].pixel_rep == "lowrank" else x.shape[0] * x.shape[1]
     assert model.pixel_rep.shape[1] == expected
     hist = two_phase_fit(model, x, y, epochs=2, cutoff_epoch=1, lr=1e-3, batch_size=16, progress=False)
@@ -32,7 +32,7 @@ def test_every_recipe_builds_and_trains(name, tiny_data):
 
 def test_build_gsa_overrides_and_unknown_names(tiny_data):
     x, _ = tiny_data
-    model = build_gsa(build_backbone("small_cnn", 2, False), x, "recommended", hidden_channels=4, rank=3)
+    model = build_gsa(build_backbone("small_cnn", 2, False), x, "recommended", PixelCNNDesign(4), rank=3)
     assert model.pixel_rep.shape[1] == 3 and model.pixel_cnn.in_channels == 3
     with pytest.raises(ValueError, match="unknown recipe"):
         get_recipe("nope")
@@ -111,3 +111,19 @@ def test_p_values_below_a_thousandth_are_not_written_as_zero():
 
     assert format_p(0.0002) == "p < 0.001" and format_p(0.031) == "p = 0.031"
     assert format_p(float("nan")) == "p = nan"
+
+
+def test_a_recipe_choice_names_a_recipe_and_may_change_a_low_rank_ones_rank():
+    assert RecipeChoice().resolve() == RECIPES["recommended"]
+    assert RecipeChoice("recommended", 8).resolve() == Recipe(**{**RECIPES["recommended"].as_dict(), "rank": 8})
+    with pytest.raises(ValueError, match="low-rank recipe"):
+        RecipeChoice("paper", 8)
+    with pytest.raises(ValueError, match="unknown recipe"):
+        RecipeChoice("nope")
+
+
+def test_the_pixel_cnn_design_refuses_even_kernels_and_empty_layers():
+    assert PixelCNNDesign(8).to_dict()["hidden_channels"] == 8
+    for bad in ({"kernel_size": 4}, {"last_kernel_size": 0}, {"num_hidden_layers": 0}, {"hidden_channels": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            PixelCNNDesign(**bad)

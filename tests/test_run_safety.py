@@ -190,7 +190,7 @@ def test_sweep_on_a_full_disk_ends_with_one_error_line_naming_the_file(tmp_path,
 
 def test_a_checkpoint_of_other_settings_is_set_aside_and_the_run_goes_on(tmp_path):
     cfg = ExperimentConfig.from_profile("fundus", "vanilla", **RUN)
-    other = cfg.replace(lr=cfg.lr * 2)
+    other = cfg.replace(lr=cfg.fit.lr * 2)
     straight = run_experiment(cfg, tmp_path / "straight")
 
     class Stop(Exception):

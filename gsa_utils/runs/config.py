@@ -5,7 +5,6 @@ Introduced in chapter 10 (``10_baselines``).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json
@@ -14,7 +13,7 @@ import re
 import typing
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, get_type_hints
 
 import numpy as np
@@ -24,9 +23,9 @@ from ..data.registry import MEDMNIST_NAMES, NATIVE_SIZES, REAL_NAMES, check_data
 from ..models import BACKBONES
 from ..profiles import PROFILES, get_profile
 from ..protocol import N_FOLDS
-from ..recipes import PAPER_RECIPE, RECIPES, RECOMMENDED_RECIPE
+from ..recipes import PAPER_RECIPE, PixelCNNDesign, RecipeChoice
 from ..settings import PAPER_FIT, FitSettings
-from .methods import METHOD_FIELDS, METHOD_TABLE
+from .methods import METHOD_TABLE
 
 #: Every method a run can use (the rows of :data:`~gsa_utils.runs.methods.METHOD_TABLE`).
 METHODS = tuple(METHOD_TABLE)
@@ -55,18 +54,9 @@ L1_DEFAULT_COEFFICIENT = 1.0
 #: ResAttNet-92's base width in the ``smoke`` profile (the paper's network has 64).
 SMOKE_RESATTNET_WIDTH = 8
 
-#: GSA's pixel-CNN design fields (paper section 4.10) and their paper values. Added after the
-#: first results were written: a field at its paper value (or unused, ``None``) is left out of
-#: the run's hash, so the folders of earlier runs keep their names.
-DESIGN_DEFAULTS: dict[str, Any] = {
-    "kernel_size": 3,
-    "num_hidden_layers": 1,
-    "last_kernel_size": 1,
-    "dense": False,
-    "pixel_rank": None,
-}
 #: How the data are read (``folder:`` options; channels for ``folder:`` and MedMNIST), at their
-#: defaults: left out of the run's hash like :data:`DESIGN_DEFAULTS`, so earlier run ids stay valid.
+#: defaults: left out of the run's hash (added after the first results were written), so earlier
+#: run ids stay valid.
 DATA_DEFAULTS: dict[str, Any] = {
     "channels": None,
     "csv": None,
@@ -93,16 +83,32 @@ def normalise_method(method: str) -> str:
     return m
 
 
+#: The flat names of the settings a config holds as objects (``fit``, ``pixel_cnn``, ``recipe``): the names
+#: of ``config.json``, of the command line's options and of grid keys. ``l1_reduction`` is the method's.
+FIT_NAMES = tuple(name for name in FitSettings.names() if name != "l1_reduction")
+DESIGN_NAMES = tuple(f.name for f in fields(PixelCNNDesign))
+RECIPE_NAMES = ("recipe", "pixel_rank")
+#: Flat names whose ``None`` is a setting (never freeze; the single learning rate), not "not given".
+_NONE_MEANS_SOMETHING = ("cutoff_epoch", "pixel_cnn_lr")
+#: Design fields (and the rank) at their paper value, or unused (``None``), are left out of the run's hash:
+#: they were added after the first results were written, so the folders of earlier runs keep their names.
+_UNHASHED_DEFAULTS = {**PixelCNNDesign().to_dict(), "pixel_rank": None}
+del _UNHASHED_DEFAULTS["hidden_channels"]  # K has always been part of the hash
+
+
 @functools.cache
 def field_type(name: str) -> type:
-    """The plain type a config field's annotation names (``int | None`` -> ``int``)."""
-    hint = get_type_hints(ExperimentConfig)[name]
+    """The plain type a flat setting's annotation names (``int | None`` -> ``int``)."""
+    if name in RECIPE_NAMES:
+        return {"recipe": str, "pixel_rank": int}[name]
+    owner = FitSettings if name in FIT_NAMES else PixelCNNDesign if name in DESIGN_NAMES else ExperimentConfig
+    hint = get_type_hints(owner)[name]
     plain = [a for a in typing.get_args(hint) if a is not type(None)]
     return plain[0] if plain else hint
 
 
 def coerce(name: str, value: Any) -> Any:
-    """``value`` as the type the field ``name`` is annotated with (so 1 and 1.0 hash alike where they mean the same).
+    """``value`` as the type the setting ``name`` is annotated with (so 1 and 1.0 hash alike where they mean the same).
 
     Strings are parsed (``"true"``, ``"5"``, ``"1e-3"``; ``"none"`` is ``None``), as the command line gives them.
     """
@@ -150,12 +156,6 @@ class ExperimentConfig:
         Image CNN (:data:`gsa_utils.models.BACKBONES`) and whether it starts from ImageNet weights.
     image_size
         Side of the square images.
-    epochs, cutoff_epoch
-        Training epochs and GSA's cut-off epoch E (``None``: never freeze).
-    hidden_channels, l1_weight
-        GSA's K and lambda (``l1_weight`` is also the L1 baseline's coefficient).
-    weight_decay, lr, batch_size
-        Adam settings.
     fold
         ``None``: train on the whole training set, evaluate the test set after every epoch.
         ``0 .. n_folds - 1``: train on the other folds of the training set, evaluate that
@@ -174,23 +174,8 @@ class ExperimentConfig:
         MedMNIST's official validation split: ``True`` (default) joins it to the training
         set; ``False`` keeps it apart, evaluates it after every epoch of the full run
         (``val_acc``) and lets the protocol select epochs on it. Other datasets ignore it.
-    pixel_cnn_lr
-        Separate learning rate for the pixel CNN (``None``: ``lr``, as the paper).
-    map_warmup_epochs
-        Epochs the map is held still at the start (0, the paper; see chapter 5).
     model_width
         ResAttNet-92's ``base_width`` (``None``: 64, the paper's network).
-    recipe
-        How GSA's pixel CNN and map are built: a name in :data:`~gsa_utils.recipes.RECIPES`
-        (``None`` for other methods; default ``"recommended"``, as every profile). A config read
-        by :meth:`from_dict` from a run made before recipes existed reads as ``"paper"``.
-    kernel_size, num_hidden_layers, last_kernel_size, dense
-        GSA's pixel-CNN design (:class:`~gsa_utils.models.PixelCNN`; paper: 3, 1, 1, no
-        dense connections; section 4.10 tried the others).
-    pixel_rank
-        The rank r of a low-rank recipe's pixel representation (its top r whitened principal
-        components; ``None``: the recipe's own, 16 for ``recommended``). The recipe decides
-        whether the representation is low-rank; a full-representation recipe refuses a rank.
     channels
         ``None``: the images' own channels (grey stays grey); 1 or 3 convert. ``folder:``
         and MedMNIST datasets only.
@@ -198,13 +183,26 @@ class ExperimentConfig:
         ``folder:`` datasets only: a ``path,label`` CSV, a fixed train/test split file,
         ``"error"`` or ``"warn"`` for byte-identical files, and whether images of different
         sizes may be resized to one (:func:`~gsa_utils.data.folder.load_folder`).
+    fit
+        How the run trains (:class:`~gsa_utils.settings.FitSettings`), as its method trains:
+        lambda 0 and no cut-off epoch without a map, the method's own L1 reduction
+        (:meth:`~gsa_utils.runs.methods.MethodSpec.fit_settings`). ``None`` for LR and SVM.
+    recipe
+        How GSA's map is built (:class:`~gsa_utils.recipes.RecipeChoice`: a recipe's name, and a
+        rank for a low-rank one; a name alone is accepted). ``None`` for other methods.
+    pixel_cnn
+        GSA's pixel-CNN design (:class:`~gsa_utils.recipes.PixelCNNDesign`: K, k, depth, dense
+        connections). ``None`` for other methods.
 
     Notes
     -----
-    Fields a method does not use are set to ``None`` on creation (e.g. ``hidden_channels``
-    for ``vanilla``, ``backbone`` for ``vgg_att3``; ``pretrained`` is ``False`` for
+    Settings a method does not use are set to ``None`` on creation (e.g. ``pixel_cnn`` for
+    ``vanilla``, ``backbone`` for ``vgg_att3``; ``pretrained`` is ``False`` for
     ``resattnet92``, ``lr`` and ``svm``), so a grid over GSA's settings does not multiply
-    the vanilla runs: :func:`configs_from_grid` drops the duplicates.
+    the vanilla runs: :func:`configs_from_grid` drops the duplicates. :meth:`to_dict` gives
+    every setting under one flat name (``epochs``, ``l1_weight``, ``hidden_channels``,
+    ``recipe``, ``pixel_rank``, ...): the form of ``config.json`` and of the run's hash;
+    :meth:`from_profile`, :meth:`from_dict` and :meth:`replace` take those names.
     """
 
     dataset: str
@@ -212,13 +210,6 @@ class ExperimentConfig:
     backbone: str | None = "small_cnn"
     pretrained: bool = False
     image_size: int = 32
-    epochs: int | None = PAPER_FIT.epochs
-    cutoff_epoch: int | None = PAPER_FIT.cutoff_epoch
-    hidden_channels: int | None = 16
-    l1_weight: float | None = PAPER_FIT.l1_weight
-    weight_decay: float | None = PAPER_FIT.weight_decay
-    lr: float | None = PAPER_FIT.lr
-    batch_size: int | None = PAPER_FIT.batch_size
     fold: int | None = None
     seed: int = 0
     profile: str = "smoke"
@@ -227,27 +218,23 @@ class ExperimentConfig:
     n_train: int | None = None
     n_test: int | None = None
     merge_val: bool = True
-    pixel_cnn_lr: float | None = PAPER_FIT.pixel_cnn_lr
-    map_warmup_epochs: int = PAPER_FIT.map_warmup_epochs
     model_width: int | None = None
-    recipe: str | None = RECOMMENDED_RECIPE
-    kernel_size: int | None = DESIGN_DEFAULTS["kernel_size"]
-    num_hidden_layers: int | None = DESIGN_DEFAULTS["num_hidden_layers"]
-    last_kernel_size: int | None = DESIGN_DEFAULTS["last_kernel_size"]
-    dense: bool | None = DESIGN_DEFAULTS["dense"]
-    pixel_rank: int | None = DESIGN_DEFAULTS["pixel_rank"]
     channels: int | None = DATA_DEFAULTS["channels"]
     csv: str | None = DATA_DEFAULTS["csv"]
     split_file: str | None = DATA_DEFAULTS["split_file"]
     duplicates: str = DATA_DEFAULTS["duplicates"]
     resize: bool = DATA_DEFAULTS["resize"]
+    fit: FitSettings | None = PAPER_FIT
+    recipe: RecipeChoice | None = RecipeChoice()
+    pixel_cnn: PixelCNNDesign | None = PixelCNNDesign()
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
             object.__setattr__(self, name, value)
 
         for f in fields(self):
-            put(f.name, coerce(f.name, getattr(self, f.name)))
+            if f.name not in _OBJECTS:
+                put(f.name, coerce(f.name, getattr(self, f.name)))
         put("dataset", check_dataset_name(self.dataset))
         m = normalise_method(self.method)
         put("method", m)
@@ -257,14 +244,21 @@ class ExperimentConfig:
                 raise ValueError(f"method {m!r} needs a backbone from {', '.join(BACKBONES)}, got {self.backbone!r}")
         else:
             put("backbone", None)
-        for name, unused in METHOD_FIELDS.items():
-            if name not in spec.fields:
-                put(name, unused)
         if not spec.may_be_pretrained:
             put("pretrained", False)
+        if not spec.sets_width:
+            put("model_width", None)
+        if isinstance(self.recipe, str):
+            put("recipe", RecipeChoice(self.recipe))
+        if not spec.builds_pixel_cnn:
+            put("recipe", None)
+            put("pixel_cnn", None)
         if not spec.trained_for_epochs:
-            for name in ("epochs", "lr", "batch_size", "weight_decay"):
-                put(name, None)
+            put("fit", None)
+        elif self.fit is None:
+            raise ValueError(f"ExperimentConfig({self.dataset!r}, {m!r}): method {m!r} trains for epochs; give fit")
+        else:
+            put("fit", spec.fit_settings(self.fit))
         self._validate()
 
     def _validate(self) -> None:
@@ -282,52 +276,12 @@ class ExperimentConfig:
         for name in ("n_train", "n_test"):
             v = getattr(self, name)
             need(v is None or v >= 2, f"{name} must be None or >= 2, got {v}")
-        if self.method in EPOCH_METHODS:
-            need(self.epochs is not None and self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-            need(self.lr is not None and self.lr > 0, f"lr must be > 0, got {self.lr}")
-            need(
-                self.batch_size is not None and self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"
-            )
-            need(
-                self.weight_decay is not None and self.weight_decay >= 0,
-                f"weight_decay must be >= 0, got {self.weight_decay}",
-            )
-        spec = METHOD_TABLE[self.method]
-        uses = spec.fields
-        if "hidden_channels" in uses:
-            need(
-                self.hidden_channels is not None and self.hidden_channels >= 1,
-                f"hidden_channels must be >= 1, got {self.hidden_channels}",
-            )
-        if spec.freezes_map:
-            need(
-                self.cutoff_epoch is None or self.cutoff_epoch >= 1,
-                f"cutoff_epoch must be None or >= 1, got {self.cutoff_epoch}",
-            )
-        if "pixel_cnn_lr" in uses:
-            need(self.pixel_cnn_lr is None or self.pixel_cnn_lr > 0, "pixel_cnn_lr must be > 0")
-        if spec.uses_lambda:
-            need(self.l1_weight is not None and self.l1_weight >= 0, f"l1_weight must be >= 0, got {self.l1_weight}")
-        if "recipe" in uses:
-            need(self.recipe in RECIPES, f"unknown recipe {self.recipe!r}; choose one of {', '.join(sorted(RECIPES))}")
-        if "kernel_size" in uses:
-            for name in ("kernel_size", "last_kernel_size"):
-                v = getattr(self, name)
-                need(v is not None and v >= 1 and v % 2 == 1, f"{name} must be odd and >= 1, got {v}")
-            need(
-                self.num_hidden_layers is not None and self.num_hidden_layers >= 1,
-                f"num_hidden_layers must be >= 1, got {self.num_hidden_layers}",
-            )
-            need(
-                self.pixel_rank is None or self.pixel_rank >= 1,
-                f"pixel_rank must be None or >= 1, got {self.pixel_rank}",
-            )
-            need(
-                self.pixel_rank is None or RECIPES[self.recipe].pixel_rep == "lowrank",
-                f"pixel_rank sets the rank of a low-rank recipe; recipe {self.recipe!r} uses the full representation",
-            )
-        if "model_width" in uses:
-            need(self.model_width is None or self.model_width >= 1, "model_width must be >= 1")
+        builds_pixel_cnn = METHOD_TABLE[self.method].builds_pixel_cnn
+        need(
+            not builds_pixel_cnn or (self.recipe is not None and self.pixel_cnn is not None),
+            "GSA needs a recipe and a pixel-CNN design",
+        )
+        need(self.model_width is None or self.model_width >= 1, "model_width must be >= 1")
         folder = self.dataset.startswith("folder:")
         for name in FOLDER_FIELDS:
             need(
@@ -343,10 +297,46 @@ class ExperimentConfig:
         min_size = METHOD_TABLE[self.method].min_image_size
         need(self.image_size >= min_size, f"{self.method} needs image_size >= {min_size}, got {self.image_size}")
 
-    # ---- identity -------------------------------------------------------------------
+    # ---- the flat form: config.json, the run's hash, grids and the command line ---------
     def to_dict(self) -> dict:
-        """All fields as a JSON-ready dict."""
-        return asdict(self)
+        """Every setting under its flat name, JSON-ready: the form of ``config.json`` and of the run's hash.
+
+        A setting the method does not use is ``None`` (``l1_weight`` too, where the run trains with lambda 0;
+        ``map_warmup_epochs`` is 0); ``pixel_rank`` is ``None`` unless the recipe's rank was changed.
+        """
+        flat = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _OBJECTS}
+        fit = self.fit.to_dict() if self.fit else {"map_warmup_epochs": 0}
+        flat.update({name: fit.get(name) for name in FIT_NAMES})
+        if not METHOD_TABLE[self.method].uses_lambda:
+            flat["l1_weight"] = None
+        design = self.pixel_cnn.to_dict() if self.pixel_cnn else {}
+        flat.update({name: design.get(name) for name in DESIGN_NAMES})
+        flat["recipe"] = self.recipe.name if self.recipe else None
+        flat["pixel_rank"] = self.recipe.rank if self.recipe else None
+        return {name: coerce(name, value) for name, value in flat.items()}
+
+    @classmethod
+    def from_flat(cls, settings: Mapping[str, Any]) -> ExperimentConfig:
+        """A config from flat settings (:meth:`to_dict`'s names; at least ``dataset``); the others take their defaults.
+
+        Settings the method does not use are ignored. ``None`` is a value only for ``cutoff_epoch``
+        (never freeze) and ``pixel_cnn_lr`` (the single learning rate); elsewhere it is refused.
+        """
+        values = {name: coerce(name, value) for name, value in settings.items()}
+        spec = METHOD_TABLE[normalise_method(values.get("method", "gsa"))]
+        if not spec.uses_lambda and values.get("l1_weight") is None:  # the flat form of "no L1 term"
+            values.pop("l1_weight", None)
+        objects: dict[str, Any] = {}
+        if spec.trained_for_epochs:
+            objects["fit"] = FitSettings(**_given(values, FIT_NAMES))
+        if spec.builds_pixel_cnn:
+            objects["pixel_cnn"] = PixelCNNDesign(**_given(values, DESIGN_NAMES))
+            if values.get("recipe") is not None:
+                objects["recipe"] = RecipeChoice(values["recipe"], values.get("pixel_rank"))
+            elif values.get("pixel_rank") is not None:
+                objects["recipe"] = RecipeChoice(rank=values["pixel_rank"])
+        own = {f.name for f in fields(cls)} - set(_OBJECTS)
+        return cls(**{k: v for k, v in values.items() if k in own}, **objects)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ExperimentConfig:
@@ -356,27 +346,31 @@ class ExperimentConfig:
         recipes existed has no ``recipe`` and reads as ``"paper"``, the way those runs were built,
         so its run id is unchanged.
         """
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
+        unknown = sorted(set(d) - set(FLAT_NAMES))
         if unknown:
             warnings.warn(f"ExperimentConfig: ignoring unknown field(s) {', '.join(unknown)}", stacklevel=2)
-        return cls(**{"recipe": PAPER_RECIPE, **{k: v for k, v in d.items() if k in names}})
+        return cls.from_flat({"recipe": PAPER_RECIPE, **{k: v for k, v in d.items() if k in FLAT_NAMES}})
 
     def replace(self, **changes: Any) -> ExperimentConfig:
-        """A copy with some fields changed (normalised again)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with some settings changed, by their flat names (``epochs=5``, ``recipe="paper"``)."""
+        unknown = sorted(set(changes) - set(FLAT_NAMES))
+        if unknown:
+            raise TypeError(f"ExperimentConfig has no setting(s) {', '.join(unknown)}")
+        return self.from_flat({**self.to_dict(), **changes})
 
+    # ---- identity -------------------------------------------------------------------
     def _hashed_fields(self) -> dict:
-        """:meth:`to_dict` without the design fields at their paper value or unused (see :data:`DESIGN_DEFAULTS`)."""
+        """:meth:`to_dict` without the design fields at their paper value or unused, and the data options at
+        their defaults (both were added after the first results were written)."""
         return {
             k: v
             for k, v in self.to_dict().items()
-            if not (k in DESIGN_DEFAULTS and (v is None or v == DESIGN_DEFAULTS[k]))
+            if not (k in _UNHASHED_DEFAULTS and (v is None or v == _UNHASHED_DEFAULTS[k]))
             and not (k in DATA_DEFAULTS and v == DATA_DEFAULTS[k])
         }
 
     def full_hash(self) -> str:
-        """SHA-1 of every field (hex); design fields at their paper value are left out, and
+        """SHA-1 of every setting (hex); design fields at their paper value are left out, and
         ``merge_val`` enters only when ``False`` (so older run ids stay valid)."""
         d = self._hashed_fields()
         if d.get("merge_val") is True:
@@ -385,31 +379,27 @@ class ExperimentConfig:
         return hashlib.sha1(blob.encode()).hexdigest()
 
     def run_id(self) -> str:
-        """Folder name: a readable slug plus a short hash of all fields.
+        """Folder name: a readable slug plus a short hash of all settings.
 
         E.g. ``fundus_gsa-recommended_small_cnn_full_s0_3f9a1c02be``: dataset, method (and
         GSA's recipe), backbone, ``full`` or ``foldK``, seed, then 10 hex digits of
         :meth:`full_hash`.
         """
         slug = re.sub(r"[^A-Za-z0-9.-]+", "-", self.dataset).strip("-")[:40] or "data"
-        method = self.method + (f"-{self.recipe}" if self.recipe else "")
-        parts = [slug, method] + ([self.backbone] if self.backbone else [])
+        parts = [slug, method_label(self)] + ([self.backbone] if self.backbone else [])
         parts += ["full" if self.fold is None else f"fold{self.fold}", f"s{self.seed}", self.full_hash()[:10]]
         return "_".join(parts)
 
     def group_key(self) -> str:
-        """Hash of every field except ``fold``: the CV folds and the full run of one setting share it."""
+        """Hash of every setting except ``fold``: the CV folds and the full run of one setting share it."""
         d = self._hashed_fields()
         d.pop("fold")
         return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     def tuning_params(self) -> dict:
-        """The hyper-parameters this method uses (fields of :data:`TUNABLE_FIELDS` that are set)."""
-        return {k: getattr(self, k) for k in TUNABLE_FIELDS if getattr(self, k) is not None}
-
-    def fit_settings(self) -> FitSettings:
-        """The :class:`~gsa_utils.settings.FitSettings` this run trains with (epoch-trained methods only)."""
-        return METHOD_TABLE[self.method].fit_settings(self.to_dict())
+        """The hyper-parameters this method uses (settings of :data:`TUNABLE_FIELDS` that are set)."""
+        flat = self.to_dict()
+        return {k: flat[k] for k in TUNABLE_FIELDS if flat[k] is not None}
 
     # ---- construction ---------------------------------------------------------------
     @classmethod
@@ -418,34 +408,51 @@ class ExperimentConfig:
     ) -> ExperimentConfig:
         """A config with a profile's settings (``None``: :func:`gsa_utils.profiles.get_profile`).
 
-        ``overrides`` replace single fields, ``None`` included (``pixel_cnn_lr=None`` means
-        the paper's single learning rate; leave a field out to keep the profile's).
-        The L1 baseline's coefficient defaults to
+        ``overrides`` replace single settings by their flat names (``epochs=5``, ``l1_weight=1e-3``,
+        ``hidden_channels=32``, ``recipe="paper"``, ``pixel_rank=8``), ``None`` included
+        (``pixel_cnn_lr=None`` means the paper's single learning rate; leave a setting out to keep
+        the profile's). The L1 baseline's coefficient defaults to
         :data:`L1_DEFAULT_COEFFICIENT` (its grid is far from GSA's lambda); in the ``smoke``
         profile ResAttNet-92 is built :data:`SMOKE_RESATTNET_WIDTH` channels wide (64 in
         the paper), small enough for a CPU.
         """
+        unknown = sorted(set(overrides) - set(FLAT_NAMES))
+        if unknown:
+            raise TypeError(f"ExperimentConfig.from_profile: unknown setting(s) {', '.join(unknown)}")
         prof = get_profile(profile)
-        fit = prof.fit.to_dict()
-        fit.pop("l1_reduction")  # decided by the method (see :func:`fit_settings`)
-        base = dict(
+        fit = prof.fit
+        if normalise_method(method) == "l1":
+            fit = fit.replace(l1_weight=L1_DEFAULT_COEFFICIENT)
+        base = cls(
             dataset=dataset,
             method=method,
             backbone=prof.backbone,
             pretrained=prof.pretrained,
             image_size=profile_image_size(prof.image_size, dataset),
-            hidden_channels=prof.hidden_channels,
             profile=prof.name,
             n_train=prof.n_train,
-            recipe=prof.recipe,
-            **fit,
+            model_width=SMOKE_RESATTNET_WIDTH if prof.name == "smoke" else None,
+            fit=fit,
+            recipe=RecipeChoice(prof.recipe),
+            pixel_cnn=PixelCNNDesign(prof.hidden_channels),
         )
-        if normalise_method(method) == "l1":
-            base["l1_weight"] = L1_DEFAULT_COEFFICIENT
-        if prof.name == "smoke" and normalise_method(method) == "resattnet92":
-            base["model_width"] = SMOKE_RESATTNET_WIDTH
-        base.update(overrides)
-        return cls(**base)
+        return base.replace(**overrides) if overrides else base
+
+
+def _given(values: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """The settings of ``names`` among ``values``; ValueError for a ``None`` that is no value."""
+    given = {name: values[name] for name in names if name in values}
+    unset = [name for name, value in given.items() if value is None and name not in _NONE_MEANS_SOMETHING]
+    if unset:
+        raise ValueError(f"ExperimentConfig: {', '.join(unset)} must be set, got None")
+    return given
+
+
+_OBJECTS = ("fit", "recipe", "pixel_cnn")
+#: Every flat setting name (:meth:`ExperimentConfig.to_dict`'s keys).
+FLAT_NAMES = tuple(f.name for f in fields(ExperimentConfig) if f.name not in _OBJECTS) + (
+    FIT_NAMES + DESIGN_NAMES + RECIPE_NAMES
+)
 
 
 def profile_image_size(size: int, dataset: str) -> int:
@@ -485,21 +492,18 @@ def profile_label(config: ExperimentConfig) -> str:
             diffs.append(f"{name}={ours}")
 
     check("image_size", config.image_size, profile_image_size(prof.image_size, config.dataset))
-    if config.method in EPOCH_METHODS:
-        check("epochs", config.epochs, prof.fit.epochs)
-        check("lr", config.lr, prof.fit.lr)
-        check("batch_size", config.batch_size, prof.fit.batch_size)
     spec = METHOD_TABLE[config.method]
-    for name in ("cutoff_epoch", "pixel_cnn_lr", "map_warmup_epochs"):
-        if name in spec.fields:
-            check(name, getattr(config, name), getattr(prof.fit, name))
-    if "recipe" in spec.fields:
-        check("recipe", config.recipe, prof.recipe)
+    if config.fit is not None:
+        ours, theirs = config.fit, spec.fit_settings(prof.fit)
+        for name in ("epochs", "lr", "batch_size", "cutoff_epoch", "pixel_cnn_lr", "map_warmup_epochs"):
+            check(name, getattr(ours, name), getattr(theirs, name))
+    if config.recipe is not None:
+        check("recipe", config.recipe.name, prof.recipe)
     if spec.may_be_pretrained:
         check("pretrained", config.pretrained, prof.pretrained)
     if spec.uses_backbone and config.backbone not in prof.backbones:
         diffs.append(f"backbone={config.backbone}")
-    if "model_width" in spec.fields:
+    if spec.sets_width:
         check("model_width", config.model_width or 64, SMOKE_RESATTNET_WIDTH if prof.name == "smoke" else 64)
     for name in ("n_train", "n_test"):
         if getattr(config, name) is not None:
@@ -517,22 +521,24 @@ REPETITION_FIELDS = ("seed", "fold")
 
 
 def differing_fields(configs: Sequence[ExperimentConfig]) -> tuple[str, ...]:
-    """The config fields, other than seed and fold, whose values differ between ``configs``.
+    """The settings (flat names), other than seed and fold, whose values differ between ``configs``.
 
     Introduced in chapter 6 (``06_idrid``). Runs that agree on all of them are repetitions
     of one setting; summaries group by them so two recipes are never pooled.
     """
-    names = [f.name for f in fields(ExperimentConfig) if f.name not in REPETITION_FIELDS]
-    return tuple(n for n in names if len({getattr(c, n) for c in configs}) > 1)
+    flats = [c.to_dict() for c in configs]
+    names = [n for n in FLAT_NAMES if n not in REPETITION_FIELDS]
+    return tuple(n for n in names if len({flat[n] for flat in flats}) > 1)
 
 
 def variant_label(config: ExperimentConfig, by: Sequence[str]) -> str:
-    """The method name plus the values of the ``by`` fields, e.g. ``"gsa (recipe=paper)"``
+    """The method name plus the values of the ``by`` settings, e.g. ``"gsa (recipe=paper)"``
     (two recipes differ in ``recipe``, so they are never pooled)."""
-    parts = [f"{name}={getattr(config, name)}" for name in by if name not in ("dataset", "method", "backbone")]
+    flat = config.to_dict()
+    parts = [f"{name}={flat[name]}" for name in by if name not in ("dataset", "method", "backbone")]
     return config.method + (f" ({', '.join(parts)})" if parts else "")
 
 
 def method_label(config: ExperimentConfig) -> str:
     """The method name, with GSA's recipe: ``"gsa-recommended"``, ``"gsa-paper"``, ``"vanilla"``."""
-    return config.method + (f"-{config.recipe}" if config.recipe else "")
+    return config.method + (f"-{config.recipe.name}" if config.recipe else "")

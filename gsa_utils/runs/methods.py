@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from torch import nn
@@ -19,28 +19,10 @@ from ..models import build_backbone
 from ..recipes import build_gsa
 from ..settings import PAPER_GRID, WEIGHT_DECAY_GRID, FitSettings
 
-__all__ = ["MethodSpec", "METHOD_TABLE", "METHOD_FIELDS", "GSA_DESIGN_FIELDS", "NetworkBuilder"]
+__all__ = ["MethodSpec", "METHOD_TABLE", "NetworkBuilder"]
 
 #: ``builder(config, num_classes, x_train) -> network``; ``config`` is an ExperimentConfig.
 NetworkBuilder = Callable[[object, int, torch.Tensor], nn.Module]
-
-#: Config fields only some methods use, and the value they take in the others.
-METHOD_FIELDS: dict[str, object] = {
-    "hidden_channels": None,
-    "cutoff_epoch": None,
-    "pixel_cnn_lr": None,
-    "map_warmup_epochs": 0,
-    "l1_weight": None,
-    "model_width": None,
-    "recipe": None,
-    "kernel_size": None,
-    "num_hidden_layers": None,
-    "last_kernel_size": None,
-    "dense": None,
-    "pixel_rank": None,
-}
-#: GSA's pixel-CNN design fields (section 4.10) and the low-rank representation's rank.
-GSA_DESIGN_FIELDS = ("kernel_size", "num_hidden_layers", "last_kernel_size", "dense", "pixel_rank")
 
 
 @dataclass(frozen=True)
@@ -57,8 +39,15 @@ class MethodSpec:
         Built around an image CNN from :func:`~gsa_utils.models.build_backbone`.
     may_be_pretrained
         Can start from ImageNet weights (otherwise ``pretrained`` is set to ``False``).
-    fields
-        Which of :data:`METHOD_FIELDS` the method uses (the others are reset).
+    uses_lambda
+        Has an L1 term on a map, weighted by lambda (otherwise lambda is 0).
+    freezes_map
+        Freezes its map after the cut-off epoch E (otherwise E is ``None``).
+    builds_pixel_cnn
+        Builds its map with a pixel CNN: takes a recipe, a pixel-CNN design, and the map's
+        training options (``pixel_cnn_lr``, ``map_warmup_epochs``).
+    sets_width
+        Takes ``model_width`` (ResAttNet-92's base width).
     l1_reduction
         How the L1 term on the map reduces it (:func:`~gsa_utils.losses.map_l1`).
     grid
@@ -73,7 +62,10 @@ class MethodSpec:
     build: NetworkBuilder | None
     uses_backbone: bool = False
     may_be_pretrained: bool = True
-    fields: tuple[str, ...] = ()
+    uses_lambda: bool = False
+    freezes_map: bool = False
+    builds_pixel_cnn: bool = False
+    sets_width: bool = False
     l1_reduction: Literal["sum", "mean"] = "sum"
     grid: Mapping[str, tuple] = field(default_factory=dict)
     min_image_size: int = 1
@@ -84,24 +76,15 @@ class MethodSpec:
         """Trained with :func:`~gsa_utils.training.two_phase_fit` (every method with a network)."""
         return self.build is not None
 
-    @property
-    def uses_lambda(self) -> bool:
-        """Has an L1 term on a map, weighted by ``l1_weight`` (otherwise lambda is 0)."""
-        return "l1_weight" in self.fields
-
-    @property
-    def freezes_map(self) -> bool:
-        """Freezes its map after the cut-off epoch E (otherwise ``cutoff_epoch`` is ``None``)."""
-        return "cutoff_epoch" in self.fields
-
-    def fit_settings(self, settings: Mapping[str, Any]) -> FitSettings:
-        """How this method trains, from a config's settings: its own L1 reduction, lambda 0 without a map."""
-        if not self.trained_for_epochs:
-            raise ValueError(f"method {self.name!r} is not trained for epochs; it has no FitSettings")
-        return FitSettings.from_mapping(settings).replace(
-            cutoff_epoch=settings["cutoff_epoch"] if self.freezes_map else None,
-            l1_weight=settings["l1_weight"] if self.uses_lambda else 0.0,
+    def fit_settings(self, fit: FitSettings) -> FitSettings:
+        """How this method trains with ``fit``: lambda 0 without an L1 term, no E without a map to freeze,
+        the method's own L1 reduction, and the map's training options only for a pixel CNN."""
+        return fit.replace(
+            cutoff_epoch=fit.cutoff_epoch if self.freezes_map else None,
+            l1_weight=fit.l1_weight if self.uses_lambda else 0.0,
             l1_reduction=self.l1_reduction,
+            pixel_cnn_lr=fit.pixel_cnn_lr if self.builds_pixel_cnn else None,
+            map_warmup_epochs=fit.map_warmup_epochs if self.builds_pixel_cnn else 0,
         )
 
 
@@ -111,20 +94,8 @@ def _backbone(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
 
 
 def _gsa(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
-    # The recipe named by the config, with the design fields on top; x_train: the run's own
-    # training images only. ``pixel_rank`` set: the rank of the recipe's low-rank representation.
-    rank = {} if config.pixel_rank is None else {"rank": config.pixel_rank}
-    return build_gsa(
-        _backbone(config, num_classes, x_train),
-        x_train,
-        config.recipe,
-        config.hidden_channels,
-        kernel_size=config.kernel_size,
-        num_hidden_layers=config.num_hidden_layers,
-        last_kernel_size=config.last_kernel_size,
-        dense=config.dense,
-        **rank,
-    )
+    # x_train: the run's own training images only (the pixel representation comes from them)
+    return build_gsa(_backbone(config, num_classes, x_train), x_train, config.recipe.resolve(), config.pixel_cnn)
 
 
 def _vanilla(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
@@ -161,22 +132,16 @@ METHOD_TABLE: dict[str, MethodSpec] = {
             uses_backbone=True,
             grid=PAPER_GRID,
             makes_map=True,
-            fields=(
-                "hidden_channels",
-                "cutoff_epoch",
-                "pixel_cnn_lr",
-                "map_warmup_epochs",
-                "l1_weight",
-                "recipe",
-                *GSA_DESIGN_FIELDS,
-            ),
+            uses_lambda=True,
+            freezes_map=True,
+            builds_pixel_cnn=True,
         ),
         MethodSpec("vanilla", _vanilla, uses_backbone=True, grid=_DECAY),
         MethodSpec(
             "l1",
             _l1,
             uses_backbone=True,
-            fields=("l1_weight",),
+            uses_lambda=True,
             l1_reduction="mean",
             makes_map=True,
             grid={"l1_weight": tuple(L1_COEFFICIENT_GRID), **_DECAY},
@@ -184,6 +149,6 @@ METHOD_TABLE: dict[str, MethodSpec] = {
         MethodSpec("lr", None, may_be_pretrained=False),
         MethodSpec("svm", None, may_be_pretrained=False),
         MethodSpec("vgg_att3", _vgg_att3, grid=_DECAY, min_image_size=32),
-        MethodSpec("resattnet92", _resattnet92, may_be_pretrained=False, fields=("model_width",), grid=_DECAY),
+        MethodSpec("resattnet92", _resattnet92, may_be_pretrained=False, sets_width=True, grid=_DECAY),
     )
 }

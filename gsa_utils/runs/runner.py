@@ -333,17 +333,18 @@ def run_experiment(
             model,
             x_tr,
             y_tr,
-            config.fit_settings(),
+            config.fit,
             eval_sets=eval_sets,
             seed=config.seed,
             device=device,
             checkpoint=run_dir / CHECKPOINT_FILE,
-            map_snapshots=(config.epochs,) if has_map else (),
+            map_snapshots=(config.fit.epochs,) if has_map else (),
             num_classes=ds.num_classes,
             progress=progress,
             on_epoch_end=on_epoch_end,
         )
-        history.config["recipe"] = config.recipe  # how the map was built: the config's, not the model's
+        # how the map was built: the config's recipe, not the model's
+        history.config["recipe"] = config.recipe.name if config.recipe else None
         seconds = time.perf_counter() - t0
     save_result(
         config,

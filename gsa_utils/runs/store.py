@@ -8,7 +8,7 @@ Introduced in chapter 10 (``10_baselines``). A run's folder::
     <results_dir>/<run_id>/history.json       written last, atomically: the run is finished
 
 A run counts as finished only when its ``history.json`` parses and is complete (a config, one
-record for every epoch ``1..config.epochs``, one for LR and SVM, and for GSA and L1 the
+record for every epoch ``1..config.fit.epochs``, one for LR and SVM, and for GSA and L1 the
 ``attention_map.npy`` beside it); a damaged or incomplete one raises :class:`ResultError`
 naming the file, and :func:`set_aside_corrupt` renames it ``history.json.corrupt`` so the run
 is trained again.
@@ -36,7 +36,7 @@ from ..data.registry import describe_source, normalise_dataset_name
 from ..files import move_aside, write_atomic, write_json
 from ..paths import RESULTS_DIR_ENV, repo_folder
 from ..training import History
-from .config import BACKBONE_METHODS, EPOCH_METHODS, MAP_METHODS, ExperimentConfig, profile_label
+from .config import BACKBONE_METHODS, MAP_METHODS, ExperimentConfig, profile_label
 
 CONFIG_FILE = "config.json"
 RESULT_FILE = "history.json"
@@ -194,7 +194,7 @@ def missing_parts(config: ExperimentConfig, history: History, map_file: Path | N
     ``map_file``: where the map of a GSA or L1 run should be (``None``: look for it in ``history.maps``).
     """
     epochs = [r.get("epoch") for r in history.records]
-    want = list(range(1, config.epochs + 1)) if config.method in EPOCH_METHODS and config.epochs else [1]
+    want = list(range(1, config.fit.epochs + 1)) if config.fit is not None else [1]
     if epochs != want:
         return f"epoch records {_span(epochs)} but the config asks for {_span(want)} (records lost or out of order)"
     if config.method in MAP_METHODS:
@@ -259,7 +259,7 @@ def save_result(
         The run's config (decides the folder).
     history
         Its :class:`~gsa_utils.training.History`: ``test_acc`` per epoch for ``fold=None``,
-        ``val_acc`` for a CV fold, a record for every epoch ``1..config.epochs`` (one for LR
+        ``val_acc`` for a CV fold, a record for every epoch ``1..config.fit.epochs`` (one for LR
         and SVM). GSA and L1 need the map after the last epoch (``history.maps``), which goes
         to ``attention_map.npy``; an incomplete history raises ValueError.
     dataset
@@ -283,7 +283,7 @@ def save_result(
             run_dir / CONFIG_FILE,
             {"run_id": config.run_id(), "config": config.to_dict(), "profile_label": profile_label(config)},
         )
-    final_map = history.maps.get(config.epochs) if config.epochs is not None else None
+    final_map = history.maps.get(config.fit.epochs) if config.fit is not None else None
     if final_map is not None:
         buf = io.BytesIO()
         np.save(buf, np.asarray(final_map, dtype=np.float32))

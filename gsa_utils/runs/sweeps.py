@@ -11,7 +11,6 @@ import itertools
 import os
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import numpy as np
 
 from ..files import orphaned_temp_files, write_atomic
 from ..protocol import N_FOLDS
-from .config import BACKBONE_METHODS, PIXEL_METHODS, ExperimentConfig, normalise_method
+from .config import BACKBONE_METHODS, FLAT_NAMES, PIXEL_METHODS, ExperimentConfig, normalise_method
 from .locks import DEFAULT_STALE_AFTER, LOCK_FILE, LockLost, claim, holds, release
 from .methods import METHOD_TABLE
 from .runner import reusable_result, run_experiment
@@ -34,11 +33,13 @@ def configs_from_grid(base: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]
     Parameters
     ----------
     base
-        Field values shared by all configs (at least ``dataset``), e.g.
+        Flat settings shared by all configs (at least ``dataset``), e.g.
         ``ExperimentConfig.from_profile("fundus", "gsa").to_dict()``.
     grid
-        Field -> values. A key ``"method.field"`` (e.g. ``"l1.l1_weight"``) applies only
-        to configs of that method. A single value may be given without a list.
+        Setting -> values, by flat name (``"l1_weight"``) or by the object that holds it
+        (``"fit.l1_weight"``, ``"pixel_cnn.kernel_size"``). A key ``"method.name"`` (e.g.
+        ``"l1.l1_weight"``) applies only to configs of that method. A single value may be given
+        without a list.
 
     Returns
     -------
@@ -46,13 +47,13 @@ def configs_from_grid(base: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]
         In the order of the product (last key varies fastest); configs that end up equal
         after normalisation (a field the method ignores) appear once.
     """
-    names = {f.name for f in fields(ExperimentConfig)}
+    grid = {_flat_key(key): values for key, values in grid.items()}
     keys = list(grid)
     for key in keys:
         field_name = key.split(".", 1)[1] if "." in key else key
-        if field_name not in names:
+        if field_name not in FLAT_NAMES:
             raise ValueError(
-                f"grid key {key!r}: {field_name!r} is not an ExperimentConfig field ({', '.join(sorted(names))})"
+                f"grid key {key!r}: {field_name!r} is not an ExperimentConfig setting ({', '.join(sorted(FLAT_NAMES))})"
             )
     values = [list(v) if isinstance(v, (list, tuple, range, np.ndarray)) else [v] for v in grid.values()]
     for key, vals in zip(keys, values):
@@ -73,12 +74,18 @@ def configs_from_grid(base: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]
             only, field_name = key.split(".", 1)
             if only.lower() == method:
                 d[field_name] = value
-        cfg = ExperimentConfig(**d)
+        cfg = ExperimentConfig.from_flat(d)
         rid = cfg.run_id()
         if rid not in seen:
             seen.add(rid)
             out.append(cfg)
     return out
+
+
+def _flat_key(key: str) -> str:
+    """A grid key with the object that holds the setting dropped: ``"fit.l1_weight"`` -> ``"l1_weight"``."""
+    holder, _, name = key.partition(".")
+    return name if holder in ("fit", "pixel_cnn") else key
 
 
 def paper_grid(method: str) -> dict[str, tuple]:

@@ -282,7 +282,7 @@ def _source_rows(
     for method, backbone in _row_keys(present, paper_rows):  # GSA: one row per recipe, never pooled
         recipes = sorted(
             {
-                r.config.recipe
+                r.config.recipe.name
                 for r in pool
                 if r.config.dataset in cols
                 and r.config.method == method
@@ -293,7 +293,7 @@ def _source_rows(
         keys += [(method, backbone, recipe) for recipe in (recipes or [None])]
 
     def runs_of(method: str, backbone: str | None, recipe: str | None) -> list[RunRecord]:
-        return [r for r in pool if recipe is None or r.config.method != method or r.config.recipe == recipe]
+        return [r for r in pool if recipe is None or r.config.method != method or r.config.recipe.name == recipe]
 
     summaries: dict[tuple[str, str | None, str], dict] = {}
     rows = []
