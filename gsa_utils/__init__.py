@@ -10,7 +10,8 @@ Where each piece is introduced:
 * chapter 3: :class:`PixelCNN`
 * chapter 4: :func:`combined_loss`
 * chapter 5: :class:`GlobalSpatialAttention`, :class:`FitSettings`, :func:`algorithm_1`,
-  :func:`two_phase_fit`, :func:`build_backbone`, :mod:`gsa_utils.metrics`
+  :func:`two_phase_fit`, :func:`build_backbone`, :func:`build_gsa` (a :class:`Recipe` and a
+  :class:`PixelCNNDesign`), :mod:`gsa_utils.metrics`
 * chapters 6-12: :func:`build_model` (a method's network from its config)
 * chapters 10-11: :mod:`gsa_utils.runs` (experiments as files) and :mod:`gsa_utils.cli`
 
@@ -34,6 +35,7 @@ from .models import (
 )
 from .pixel import pixel_representation
 from .profiles import Profile, get_profile
+from .recipes import RECIPES, PixelCNNDesign, Recipe, RecipeChoice, build_gsa
 from .runs.runner import build_model
 from .settings import PAPER_BACKBONES, PAPER_FIT, FitSettings
 from .training import (
@@ -78,6 +80,11 @@ __all__ = [
     "count_parameters",
     "pixel_cnn_parameter_count",
     "pixel_representation",
+    "RECIPES",
+    "Recipe",
+    "RecipeChoice",
+    "PixelCNNDesign",
+    "build_gsa",
     "Profile",
     "get_profile",
     "FitSettings",

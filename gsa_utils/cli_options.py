@@ -20,17 +20,8 @@ from .models import BACKBONES
 from .profiles import PROFILES
 from .protocol import N_SELECTED_EPOCHS
 from .recipes import RECIPES, PixelCNNDesign, RecipeChoice
-from .runs.config import (
-    DATA_DEFAULTS,
-    DESIGN_NAMES,
-    FIT_NAMES,
-    FLAT_NAMES,
-    METHODS,
-    ExperimentConfig,
-    coerce,
-    field_type,
-    normalise_method,
-)
+from .runs.config import DATA_DEFAULTS, FLAT_NAMES, METHODS, ExperimentConfig, coerce, field_type, normalise_method
+from .runs.flat import DESIGN_NAMES, FIT_NAMES
 from .runs.locks import DEFAULT_STALE_AFTER
 from .runs.store import RESULTS_DIR_ENV
 from .settings import FitSettings

@@ -8,15 +8,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
 import re
 import typing
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, get_type_hints
-
-import numpy as np
 
 from ..data.medmnist import MEDMNIST_SIZES
 from ..data.registry import MEDMNIST_NAMES, NATIVE_SIZES, REAL_NAMES, check_dataset_name, normalise_dataset_name
@@ -25,6 +22,7 @@ from ..profiles import PROFILES, get_profile
 from ..protocol import N_FOLDS
 from ..recipes import PAPER_RECIPE, PixelCNNDesign, RecipeChoice
 from ..settings import PAPER_FIT, FitSettings
+from .flat import DESIGN_NAMES, FIT_NAMES, RECIPE_NAMES, nested_settings, parse_value
 from .methods import METHOD_TABLE
 
 #: Every method a run can use (the rows of :data:`~gsa_utils.runs.methods.METHOD_TABLE`).
@@ -83,13 +81,6 @@ def normalise_method(method: str) -> str:
     return m
 
 
-#: The flat names of the settings a config holds as objects (``fit``, ``pixel_cnn``, ``recipe``): the names
-#: of ``config.json``, of the command line's options and of grid keys. ``l1_reduction`` is the method's.
-FIT_NAMES = tuple(name for name in FitSettings.names() if name != "l1_reduction")
-DESIGN_NAMES = tuple(f.name for f in fields(PixelCNNDesign))
-RECIPE_NAMES = ("recipe", "pixel_rank")
-#: Flat names whose ``None`` is a setting (never freeze; the single learning rate), not "not given".
-_NONE_MEANS_SOMETHING = ("cutoff_epoch", "pixel_cnn_lr")
 #: Design fields (and the rank) at their paper value, or unused (``None``), are left out of the run's hash:
 #: they were added after the first results were written, so the folders of earlier runs keep their names.
 _UNHASHED_DEFAULTS = {**PixelCNNDesign().to_dict(), "pixel_rank": None}
@@ -108,33 +99,8 @@ def field_type(name: str) -> type:
 
 
 def coerce(name: str, value: Any) -> Any:
-    """``value`` as the type the setting ``name`` is annotated with (so 1 and 1.0 hash alike where they mean the same).
-
-    Strings are parsed (``"true"``, ``"5"``, ``"1e-3"``; ``"none"`` is ``None``), as the command line gives them.
-    """
-    kind = field_type(name)
-    if isinstance(value, str) and kind is not str:
-        value = None if value.strip().lower() in ("none", "null") else value.strip()
-    if value is None or kind is str:
-        return value
-    if kind is bool:
-        words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
-        if isinstance(value, (bool, np.bool_)) or (isinstance(value, str) and value.lower() in words):
-            return bool(value) if not isinstance(value, str) else words[value.lower()]
-        raise ValueError(f"ExperimentConfig.{name} must be true or false, got {value!r}")
-    if isinstance(value, bool):
-        raise ValueError(f"ExperimentConfig.{name} must be a number, got {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"ExperimentConfig.{name} must be a number, got {value!r}") from None
-    if kind is int:
-        if not number.is_integer():
-            raise ValueError(f"ExperimentConfig.{name} must be an integer, got {value!r}")
-        return int(number)
-    if not math.isfinite(number):
-        raise ValueError(f"ExperimentConfig.{name} must be finite, got {value!r}")
-    return number
+    """``value`` as the type the setting ``name`` is annotated with (:func:`~gsa_utils.runs.flat.parse_value`)."""
+    return parse_value(field_type(name), value, f"ExperimentConfig.{name}")
 
 
 @dataclass(frozen=True)
@@ -324,19 +290,8 @@ class ExperimentConfig:
         """
         values = {name: coerce(name, value) for name, value in settings.items()}
         spec = METHOD_TABLE[normalise_method(values.get("method", "gsa"))]
-        if not spec.uses_lambda and values.get("l1_weight") is None:  # the flat form of "no L1 term"
-            values.pop("l1_weight", None)
-        objects: dict[str, Any] = {}
-        if spec.trained_for_epochs:
-            objects["fit"] = FitSettings(**_given(values, FIT_NAMES))
-        if spec.builds_pixel_cnn:
-            objects["pixel_cnn"] = PixelCNNDesign(**_given(values, DESIGN_NAMES))
-            if values.get("recipe") is not None:
-                objects["recipe"] = RecipeChoice(values["recipe"], values.get("pixel_rank"))
-            elif values.get("pixel_rank") is not None:
-                objects["recipe"] = RecipeChoice(rank=values["pixel_rank"])
-        own = {f.name for f in fields(cls)} - set(_OBJECTS)
-        return cls(**{k: v for k, v in values.items() if k in own}, **objects)
+        objects = nested_settings(spec, values, FitSettings(), PixelCNNDesign(), RecipeChoice().name)
+        return cls(**{name: value for name, value in values.items() if name in _OWN_NAMES}, **objects)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ExperimentConfig:
@@ -420,10 +375,11 @@ class ExperimentConfig:
         if unknown:
             raise TypeError(f"ExperimentConfig.from_profile: unknown setting(s) {', '.join(unknown)}")
         prof = get_profile(profile)
-        fit = prof.fit
-        if normalise_method(method) == "l1":
-            fit = fit.replace(l1_weight=L1_DEFAULT_COEFFICIENT)
-        base = cls(
+        method = normalise_method(method)
+        values = {name: coerce(name, value) for name, value in overrides.items()}
+        fit = prof.fit.replace(l1_weight=L1_DEFAULT_COEFFICIENT) if method == "l1" else prof.fit
+        design = PixelCNNDesign(prof.hidden_channels)
+        own = dict(
             dataset=dataset,
             method=method,
             backbone=prof.backbone,
@@ -432,27 +388,15 @@ class ExperimentConfig:
             profile=prof.name,
             n_train=prof.n_train,
             model_width=SMOKE_RESATTNET_WIDTH if prof.name == "smoke" else None,
-            fit=fit,
-            recipe=RecipeChoice(prof.recipe),
-            pixel_cnn=PixelCNNDesign(prof.hidden_channels),
         )
-        return base.replace(**overrides) if overrides else base
-
-
-def _given(values: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
-    """The settings of ``names`` among ``values``; ValueError for a ``None`` that is no value."""
-    given = {name: values[name] for name in names if name in values}
-    unset = [name for name, value in given.items() if value is None and name not in _NONE_MEANS_SOMETHING]
-    if unset:
-        raise ValueError(f"ExperimentConfig: {', '.join(unset)} must be set, got None")
-    return given
+        own.update({name: value for name, value in values.items() if name in _OWN_NAMES})
+        return cls(**own, **nested_settings(METHOD_TABLE[method], values, fit, design, prof.recipe))
 
 
 _OBJECTS = ("fit", "recipe", "pixel_cnn")
+_OWN_NAMES = tuple(f.name for f in fields(ExperimentConfig) if f.name not in _OBJECTS)
 #: Every flat setting name (:meth:`ExperimentConfig.to_dict`'s keys).
-FLAT_NAMES = tuple(f.name for f in fields(ExperimentConfig) if f.name not in _OBJECTS) + (
-    FIT_NAMES + DESIGN_NAMES + RECIPE_NAMES
-)
+FLAT_NAMES = _OWN_NAMES + FIT_NAMES + DESIGN_NAMES + RECIPE_NAMES
 
 
 def profile_image_size(size: int, dataset: str) -> int:
