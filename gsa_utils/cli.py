@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .chapter_aids.table_markdown import table_to_markdown
 from .checkpoints import CheckpointError
 from .cli_options import TRACEBACK_ENV, overrides, parse_grid
 from .cli_options import parser as _parser
@@ -24,6 +23,7 @@ from .files import write_atomic
 from .runs import ray_launcher
 from .runs.config import ExperimentConfig, profile_label
 from .runs.locks import LOCK_FILE
+from .runs.markdown import table_to_markdown
 from .runs.status import RUN_STATES, results_status
 from .runs.store import (
     ResultError,

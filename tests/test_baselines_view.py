@@ -114,9 +114,10 @@ def test_table_report_smoke_results_labelled_and_csv_checked(tmp_path):
     assert summary.loc[GSA_ROW, "p vs vanilla"] < 0.01
     gsa = ExperimentConfig.from_profile("fundus", "gsa", "smoke")
     assert summary.loc[GSA_ROW, "chosen setting"] == (  # only the searched fields
-        f"hidden_channels={gsa.hidden_channels}, l1_weight={gsa.l1_weight:g}, weight_decay={gsa.weight_decay:g}"
+        f"hidden_channels={gsa.pixel_cnn.hidden_channels}, l1_weight={gsa.fit.l1_weight:g}, "
+        f"weight_decay={gsa.fit.weight_decay:g}"
     )
-    assert summary.loc["SmallCNN", "chosen setting"] == f"weight_decay={gsa.weight_decay:g}"
+    assert summary.loc["SmallCNN", "chosen setting"] == f"weight_decay={gsa.fit.weight_decay:g}"
     assert baseline_summary(rep["rows"], "jaffe").empty
 
     path = table_to_csv(rep["rows"], tmp_path / "table2.csv")

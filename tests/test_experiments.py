@@ -15,7 +15,6 @@ from conftest import finished_history
 import gsa_utils.runs.locks as locks
 import gsa_utils.runs.methods as methods
 import gsa_utils.runs.sweeps as sweep_module
-from gsa_utils.chapter_aids.table_markdown import table_to_markdown
 from gsa_utils.cli import main as cli_main
 from gsa_utils.data import DataError
 from gsa_utils.data.registry import DATASETS, describe_source, load_dataset
@@ -37,6 +36,7 @@ from gsa_utils.runs import (
     sweep,
     sweep_configs,
 )
+from gsa_utils.runs.markdown import table_to_markdown
 from gsa_utils.runs.summary import setting_summaries
 from gsa_utils.runs.tables import L1_MARKER, VANILLA_MARKER, build_table, table_to_csv
 
@@ -584,7 +584,7 @@ def test_paper_figures_stand_beside_real_data_only(tmp_path):
 
 
 def test_tables_carry_captions_and_split_by_data_set(fabricated):
-    from gsa_utils.chapter_aids.table_markdown import PAPER_TABLE_CAPTION, paper_table_to_markdown
+    from gsa_utils.runs.markdown import PAPER_TABLE_CAPTION, paper_table_to_markdown
     from gsa_utils.runs.tables import rows_of_dataset
 
     root, _, _ = fabricated

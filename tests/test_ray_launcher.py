@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from gsa_utils.chapter_aids.table_markdown import table_to_markdown
 from gsa_utils.cli import main as cli_main
 from gsa_utils.runs import locks, run_experiment, sweep, sweep_configs
+from gsa_utils.runs.markdown import table_to_markdown
 from gsa_utils.runs.tables import build_table
 
 TINY = dict(

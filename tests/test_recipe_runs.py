@@ -8,12 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from gsa_utils.chapter_aids.table_markdown import table_to_markdown
 from gsa_utils.cli import main as cli_main
 from gsa_utils.profiles import PROFILES
 from gsa_utils.recipes import RECIPES, PixelCNNDesign, RecipeChoice
 from gsa_utils.runs import ExperimentConfig
 from gsa_utils.runs.config import method_label
+from gsa_utils.runs.markdown import table_to_markdown
 from gsa_utils.runs.runner import build_model
 from gsa_utils.runs.store import RESULT_FILE, load_results, save_result
 from gsa_utils.runs.tables import build_table, table_to_csv

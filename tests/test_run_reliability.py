@@ -15,7 +15,6 @@ import torch
 from conftest import finished_history
 
 import gsa_utils.runs.sweeps as sweep_module
-from gsa_utils.chapter_aids.table_markdown import table_to_markdown
 from gsa_utils.checkpoints import CheckpointError, CheckpointRecoveryWarning
 from gsa_utils.cli import main as cli_main
 from gsa_utils.data.fixtures import make_folder_fixture, make_medmnist_fixture
@@ -23,6 +22,7 @@ from gsa_utils.data.registry import load_dataset
 from gsa_utils.protocol import stratified_folds
 from gsa_utils.runs import ExperimentConfig, load_results, protocol_summary, run_experiment, sweep
 from gsa_utils.runs.config import DATA_DEFAULTS
+from gsa_utils.runs.markdown import table_to_markdown
 from gsa_utils.runs.tables import build_table
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ where GSA differs from the vanilla CNN with the same backbone (Welch t-test, p <
 paper's bold) and ``*`` where it differs from the L1 baseline. The test compares one
 protocol number per seed where both methods have several seeds, else the 30 per-epoch test
 accuracies of one run each (the paper's design; optimistic, as epochs are not independent);
-the cell's notes say which. :func:`gsa_utils.chapter_aids.table_markdown.table_to_markdown` renders it as Markdown,
+the cell's notes say which. :func:`gsa_utils.runs.markdown.table_to_markdown` renders it as Markdown,
 with footnotes naming the profile of every result and any synthetic stand-in.
 """
 
