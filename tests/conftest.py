@@ -25,6 +25,28 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def tiny():
+    """Run settings small enough to train a run in seconds on a CPU (flat names, as ``from_profile`` takes them)."""
+    return dict(
+        profile="smoke",
+        image_size=16,
+        epochs=3,
+        cutoff_epoch=2,
+        n_train=40,
+        n_test=20,
+        n_folds=2,
+        hidden_channels=4,
+        batch_size=16,
+    )
+
+
+@pytest.fixture
+def tiny_args(tiny):
+    """:func:`tiny` as command-line options (``--image-size 16`` ...)."""
+    return [arg for name, value in tiny.items() for arg in (f"--{name.replace('_', '-')}", str(value))]
+
+
 def finished_history(config, curve=None, keys=None, **extra):
     """A complete :class:`~gsa_utils.training.History` for a fabricated finished run of ``config``.
 

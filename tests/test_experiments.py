@@ -41,17 +41,6 @@ from gsa_utils.runs.summary import setting_summaries
 from gsa_utils.runs.tables import L1_MARKER, VANILLA_MARKER, build_table, table_to_csv
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = dict(
-    profile="smoke",
-    image_size=16,
-    epochs=3,
-    cutoff_epoch=2,
-    n_train=40,
-    n_test=20,
-    n_folds=2,
-    hidden_channels=4,
-    batch_size=16,
-)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -129,11 +118,11 @@ def test_config_normalises_unused_fields_and_ids_are_stable():
 
 
 # ---- one run ---------------------------------------------------------------------------------
-def test_run_experiment_on_a_fold_writes_files_and_uses_only_that_folds_images(tmp_path, monkeypatch):
+def test_run_experiment_on_a_fold_writes_files_and_uses_only_that_folds_images(tmp_path, monkeypatch, tiny):
     seen = []
     real = methods.build_gsa
     monkeypatch.setattr(methods, "build_gsa", lambda bb, x, *a, **k: seen.append(x.clone()) or real(bb, x, *a, **k))
-    cfg = ExperimentConfig.from_profile("fundus", "gsa", **{**TINY, "n_folds": 3}, fold=1, recipe="paper")
+    cfg = ExperimentConfig.from_profile("fundus", "gsa", **{**tiny, "n_folds": 3}, fold=1, recipe="paper")
     result = run_experiment(cfg, tmp_path)
 
     ds = load_dataset("fundus", 16).subset(40, 20, seed=0)
@@ -152,8 +141,8 @@ def test_run_experiment_on_a_fold_writes_files_and_uses_only_that_folds_images(t
     assert [r.run_id for r in load_results(tmp_path)] == [cfg.run_id()]
 
 
-def test_pixel_baseline_run_records_one_accuracy(tmp_path):
-    cfg = ExperimentConfig.from_profile("fundus", "lr", **TINY)
+def test_pixel_baseline_run_records_one_accuracy(tmp_path, tiny):
+    cfg = ExperimentConfig.from_profile("fundus", "lr", **tiny)
     result = run_experiment(cfg, tmp_path)
     assert len(result.history.records) == 1 and 0 <= result.history["test_acc"][0] <= 1
     assert "C" in result.baseline["best_params"]
@@ -162,16 +151,18 @@ def test_pixel_baseline_run_records_one_accuracy(tmp_path):
 
 
 # ---- sweeps -----------------------------------------------------------------------------------
-def _configs():
-    return sweep_configs(["fundus"], ["gsa", "vanilla"], folds="all", **TINY)
+@pytest.fixture
+def tiny_configs(tiny):
+    """GSA and vanilla on the fundus set, the full run and every CV fold, each trained in seconds."""
+    return sweep_configs(["fundus"], ["gsa", "vanilla"], folds="all", **tiny)
 
 
 def _cells(rows):
     return {(r.label, ds): (c.mean, c.std, c.markers, c.epochs) for r in rows for ds, c in r.cells.items()}
 
 
-def test_interrupted_sweep_resumed_gives_the_same_table(tmp_path):
-    configs = _configs()
+def test_interrupted_sweep_resumed_gives_the_same_table(tmp_path, tiny_configs):
+    configs = tiny_configs
     assert len(configs) == 6  # 2 methods x (full run + 2 folds)
     straight = sweep(configs, tmp_path / "a", progress=False)
     assert len(straight["ran"]) == 6
@@ -204,7 +195,7 @@ def test_interrupted_sweep_resumed_gives_the_same_table(tmp_path):
     assert {r.label for r in table_a} == {"SmallCNN", "SmallCNN (with global attention)"}
 
 
-def test_shards_partition_the_configs(tmp_path, monkeypatch):
+def test_shards_partition_the_configs(tmp_path, monkeypatch, tiny):
     ran = []
 
     def fake_run(config, results_dir, **kwargs):
@@ -212,7 +203,7 @@ def test_shards_partition_the_configs(tmp_path, monkeypatch):
         save_result(config, results_dir, finished_history(config, keys=("test_acc", "val_acc")))
 
     monkeypatch.setattr(sweep_module, "run_experiment", fake_run)
-    configs = sweep_configs(["fundus", "faces"], ["gsa", "vanilla", "svm"], folds="all", **TINY)
+    configs = sweep_configs(["fundus", "faces"], ["gsa", "vanilla", "svm"], folds="all", **tiny)
     assert len(configs) == 2 * (3 + 3 + 1)  # LR/SVM only get the full run
     shares = []
     for i in range(3):
@@ -228,7 +219,7 @@ def test_shards_partition_the_configs(tmp_path, monkeypatch):
     assert ran == []
 
 
-def test_a_second_processs_lock_is_respected_and_stale_locks_are_removed(tmp_path, monkeypatch):
+def test_a_second_processs_lock_is_respected_and_stale_locks_are_removed(tmp_path, monkeypatch, tiny_configs):
     ran = []
 
     def fake_run(config, results_dir, **kwargs):
@@ -236,7 +227,7 @@ def test_a_second_processs_lock_is_respected_and_stale_locks_are_removed(tmp_pat
         save_result(config, results_dir, finished_history(config))
 
     monkeypatch.setattr(sweep_module, "run_experiment", fake_run)
-    configs = _configs()[:2]
+    configs = tiny_configs[:2]
     lock = tmp_path / configs[0].run_id() / "lock"
     lock.parent.mkdir(parents=True)
     # another process claims the first run the way sweep() does: an exclusively created lock file
@@ -257,7 +248,7 @@ def test_a_second_processs_lock_is_respected_and_stale_locks_are_removed(tmp_pat
     assert not lock.exists()
 
 
-def test_a_run_whose_lock_is_taken_over_stops(tmp_path, monkeypatch):
+def test_a_run_whose_lock_is_taken_over_stops(tmp_path, monkeypatch, tiny_configs):
     def fake_run(config, results_dir, on_epoch_end=None, **kwargs):
         lock = Path(results_dir) / config.run_id() / "lock"
         lock.write_text(json.dumps({"token": "someone-else"}))
@@ -265,20 +256,20 @@ def test_a_run_whose_lock_is_taken_over_stops(tmp_path, monkeypatch):
         raise AssertionError("not reached")
 
     monkeypatch.setattr(sweep_module, "run_experiment", fake_run)
-    cfg = _configs()[0]
+    cfg = tiny_configs[0]
     report = sweep([cfg], tmp_path, progress=False)
     assert report["lost"] == [cfg.run_id()]
     assert json.loads((tmp_path / cfg.run_id() / "lock").read_text())["token"] == "someone-else"
 
 
-def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
+def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, tiny_configs):
     def fake_run(config, results_dir, **kwargs):
         if config.method == "gsa":
             raise RuntimeError("out of memory")
         save_result(config, results_dir, finished_history(config))
 
     monkeypatch.setattr(sweep_module, "run_experiment", fake_run)
-    configs = _configs()
+    configs = tiny_configs
     report = sweep(configs, tmp_path, progress=False)
     assert len(report["failed"]) == 3 and len(report["ran"]) == 3
     rid = configs[0].run_id()

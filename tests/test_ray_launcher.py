@@ -18,38 +18,6 @@ from gsa_utils.runs import locks, run_experiment, sweep, sweep_configs
 from gsa_utils.runs.markdown import table_to_markdown
 from gsa_utils.runs.tables import build_table
 
-TINY = dict(
-    profile="smoke",
-    image_size=16,
-    epochs=3,
-    cutoff_epoch=2,
-    n_train=40,
-    n_test=20,
-    n_folds=2,
-    hidden_channels=4,
-    batch_size=16,
-)
-TINY_ARGS = [
-    "--profile",
-    "smoke",
-    "--image-size",
-    "16",
-    "--epochs",
-    "3",
-    "--cutoff-epoch",
-    "2",
-    "--n-train",
-    "40",
-    "--n-test",
-    "20",
-    "--n-folds",
-    "2",
-    "--hidden-channels",
-    "4",
-    "--batch-size",
-    "16",
-]
-
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py; each Ray task also trains on one thread
 
 
@@ -86,8 +54,8 @@ def local_ray():
     assert before and not _session_pids(session), "Ray processes left running after ray.shutdown()"
 
 
-def _configs(epochs=3):
-    configs = sweep_configs(["fundus"], ["gsa", "vanilla"], folds="full,0", **{**TINY, "epochs": epochs})
+def _configs(tiny, epochs=3):
+    configs = sweep_configs(["fundus"], ["gsa", "vanilla"], folds="full,0", **{**tiny, "epochs": epochs})
     assert len(configs) == 4
     return configs
 
@@ -109,7 +77,7 @@ def _same_runs(a: Path, b: Path, configs) -> None:
 
 
 # ---- without Ray --------------------------------------------------------------------------------
-def test_without_ray_the_launcher_ends_with_one_error_line(tmp_path, monkeypatch, capsys):
+def test_without_ray_the_launcher_ends_with_one_error_line(tmp_path, monkeypatch, capsys, tiny_args):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     code = cli_main(
         [
@@ -120,7 +88,7 @@ def test_without_ray_the_launcher_ends_with_one_error_line(tmp_path, monkeypatch
             "vanilla",
             "--folds",
             "full",
-            *TINY_ARGS,
+            *tiny_args,
             "--launcher",
             "ray",
             "--results",
@@ -138,7 +106,7 @@ def test_without_ray_the_launcher_ends_with_one_error_line(tmp_path, monkeypatch
             "fundus",
             "--methods",
             "vanilla",
-            *TINY_ARGS,
+            *tiny_args,
             "--launcher",
             "ray",
             "--shard",
@@ -163,10 +131,10 @@ def test_a_retried_task_takes_over_the_lock_its_dead_attempt_left_on_another_mac
 
 
 # ---- on Ray -------------------------------------------------------------------------------------
-def test_ray_sweep_gives_the_sequential_table_and_a_rerun_trains_nothing(tmp_path, local_ray, capsys):
-    configs = _configs()
+def test_ray_sweep_gives_the_sequential_table_and_a_rerun_trains_nothing(tmp_path, local_ray, capsys, tiny, tiny_args):
+    configs = _configs(tiny)
     seq, on_ray = tmp_path / "sequential", tmp_path / "ray"
-    args = ["sweep", "--dataset", "fundus", "--methods", "gsa", "vanilla", "--folds", "full,0", *TINY_ARGS]
+    args = ["sweep", "--dataset", "fundus", "--methods", "gsa", "vanilla", "--folds", "full,0", *tiny_args]
     assert cli_main([*args, "--results", str(seq), "--quiet"]) == 0
     assert cli_main([*args, "--launcher", "ray", "--results", str(on_ray)]) == 0
     out = capsys.readouterr().out
@@ -196,10 +164,10 @@ def _kill_once(run_id: str, marker: str, lock: str, config, epoch: int, record: 
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def test_a_killed_worker_is_retried_and_its_run_resumes_bit_identically(tmp_path, local_ray):
+def test_a_killed_worker_is_retried_and_its_run_resumes_bit_identically(tmp_path, local_ray, tiny):
     from gsa_utils.runs.ray_launcher import ray_sweep
 
-    configs = _configs(epochs=4)
+    configs = _configs(tiny, epochs=4)
     victim = configs[0]  # GSA's full run: its map must come out the same too
     marker = tmp_path / "killed"
     lock = tmp_path / "ray" / victim.run_id() / "lock"
@@ -225,10 +193,10 @@ def _log_epoch(log: str, hold_at_epoch_1: str | None, config, epoch: int, record
         _wait_for(Path(hold_at_epoch_1), timeout=60)
 
 
-def test_two_ray_sweeps_sharing_a_folder_never_train_a_run_twice(tmp_path, local_ray):
+def test_two_ray_sweeps_sharing_a_folder_never_train_a_run_twice(tmp_path, local_ray, tiny):
     from gsa_utils.runs.ray_launcher import ray_sweep
 
-    configs = _configs()[:2]
+    configs = _configs(tiny)[:2]
     log, second_done = tmp_path / "epochs.log", tmp_path / "second-done"
     first = {}
     # the first sweep holds both its runs after their first epoch until the second sweep has ended, so the
@@ -276,10 +244,10 @@ def _hold_after_epoch_1(run_id: str, started: str, config, epoch: int, record: d
             time.sleep(0.1)  # the cancel's KeyboardInterrupt lands between two sleeps
 
 
-def test_ctrl_c_cancels_the_tasks_cleanly_and_a_rerun_continues(tmp_path, local_ray, capsys):
+def test_ctrl_c_cancels_the_tasks_cleanly_and_a_rerun_continues(tmp_path, local_ray, capsys, tiny):
     from gsa_utils.runs.ray_launcher import ray_sweep
 
-    configs = _configs(epochs=6)
+    configs = _configs(tiny, epochs=6)
     started, stopped, pressed = tmp_path / "started", threading.Event(), threading.Event()
 
     def press_ctrl_c() -> None:

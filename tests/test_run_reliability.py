@@ -26,19 +26,12 @@ from gsa_utils.runs.markdown import table_to_markdown
 from gsa_utils.runs.tables import build_table
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = dict(
-    profile="smoke",
-    image_size=16,
-    epochs=3,
-    cutoff_epoch=2,
-    n_train=40,
-    n_test=20,
-    n_folds=2,
-    hidden_channels=4,
-    batch_size=16,
-)
-# a profile's own image size: leave image_size out (None would set it to None)
-NATIVE_SIZE = {k: v for k, v in TINY.items() if k != "image_size"}
+
+
+@pytest.fixture
+def native_size(tiny):
+    """``tiny`` at a profile's own image size (image_size left out: None would set it to None)."""
+    return {k: v for k, v in tiny.items() if k != "image_size"}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -69,8 +62,8 @@ def _interrupted(config, root, after_epoch):
         run_experiment(config, root, on_epoch_end=stop)
 
 
-def test_planted_pickle_in_a_runs_checkpoint_is_not_executed(tmp_path):
-    cfg = ExperimentConfig.from_profile("fundus", "gsa", **TINY)
+def test_planted_pickle_in_a_runs_checkpoint_is_not_executed(tmp_path, tiny):
+    cfg = ExperimentConfig.from_profile("fundus", "gsa", **tiny)
     marker = tmp_path / "payload-ran"
     run_dir = tmp_path / "results" / cfg.run_id()
     run_dir.mkdir(parents=True)
@@ -91,8 +84,8 @@ def test_planted_pickle_in_a_runs_checkpoint_is_not_executed(tmp_path):
 
 
 @pytest.mark.parametrize("fault", ["flip", "truncate"])
-def test_corrupt_checkpoint_in_a_run_is_detected_and_the_run_recovers(tmp_path, fault):
-    cfg = ExperimentConfig.from_profile("fundus", "vanilla", **TINY)
+def test_corrupt_checkpoint_in_a_run_is_detected_and_the_run_recovers(tmp_path, fault, tiny):
+    cfg = ExperimentConfig.from_profile("fundus", "vanilla", **tiny)
     straight = run_experiment(cfg, tmp_path / "straight")
     root = tmp_path / "results"
     _interrupted(cfg, root, after_epoch=2)
@@ -124,9 +117,9 @@ def _fake_complete_run(config, results_dir, **kwargs):
     )
 
 
-def test_truncated_result_is_reported_rerun_and_never_dropped_silently(tmp_path, monkeypatch, capsys):
+def test_truncated_result_is_reported_rerun_and_never_dropped_silently(tmp_path, monkeypatch, capsys, tiny):
     monkeypatch.setattr(sweep_module, "run_experiment", _fake_complete_run)
-    configs = [ExperimentConfig.from_profile("fundus", m, **TINY) for m in ("gsa", "vanilla")]
+    configs = [ExperimentConfig.from_profile("fundus", m, **tiny) for m in ("gsa", "vanilla")]
     root = tmp_path / "results"
     assert len(sweep(configs, root, progress=False)["ran"]) == 2
     bad = root / configs[0].run_id() / "history.json"
@@ -183,8 +176,8 @@ def test_cli_ends_any_failure_with_one_line_and_nonzero_exit(tmp_path, monkeypat
         assert "Traceback" not in err[0]
 
 
-def test_cli_on_a_corrupt_checkpoint_recovers_and_says_so(tmp_path):
-    cfg = ExperimentConfig.from_profile("fundus", "vanilla", **dict(TINY, epochs=2))
+def test_cli_on_a_corrupt_checkpoint_recovers_and_says_so(tmp_path, tiny):
+    cfg = ExperimentConfig.from_profile("fundus", "vanilla", **dict(tiny, epochs=2))
     run_dir = tmp_path / cfg.run_id()
     run_dir.mkdir(parents=True)
     (run_dir / "checkpoint.pt").write_bytes(b"PK\x03\x04 not really a zip")
@@ -228,11 +221,11 @@ def test_cli_on_a_corrupt_checkpoint_recovers_and_says_so(tmp_path):
     assert f"warning: checkpoint {run_dir / 'checkpoint.pt'}" in out.stderr and "from scratch" in out.stderr
 
 
-def test_stand_in_run_is_not_reused_for_real_data(tmp_path, monkeypatch):
+def test_stand_in_run_is_not_reused_for_real_data(tmp_path, monkeypatch, native_size):
     data = tmp_path / "data"
     data.mkdir()
     monkeypatch.setenv("GSA_DATA_DIR", str(data))
-    cfg = ExperimentConfig.from_profile("retinamnist", "vanilla", **dict(NATIVE_SIZE, epochs=1))
+    cfg = ExperimentConfig.from_profile("retinamnist", "vanilla", **dict(native_size, epochs=1))
     other = cfg.replace(seed=1)
     assert cfg.image_size == 28  # the profile does not enlarge RetinaMNIST's 28 px
     root = tmp_path / "results"
@@ -262,14 +255,14 @@ def test_stand_in_run_is_not_reused_for_real_data(tmp_path, monkeypatch):
         run_experiment(cfg, root)
 
 
-def test_result_made_before_fingerprints_is_judged_by_its_stand_in_label(tmp_path, monkeypatch):
+def test_result_made_before_fingerprints_is_judged_by_its_stand_in_label(tmp_path, monkeypatch, native_size):
     from gsa_utils.runs import save_result
     from gsa_utils.training import History
 
     data = tmp_path / "data"
     make_medmnist_fixture(data / "medmnist", size=28, counts=(60, 10, 30))
     monkeypatch.setenv("GSA_DATA_DIR", str(data))
-    cfg = ExperimentConfig.from_profile("retinamnist", "vanilla", **dict(NATIVE_SIZE, epochs=1))
+    cfg = ExperimentConfig.from_profile("retinamnist", "vanilla", **dict(native_size, epochs=1))
     old = {"name": "retinamnist", "source": "synthetic", "stand_in_for": "retinamnist"}  # an old result's record
     save_result(cfg, tmp_path / "results", History(records=[{"epoch": 1, "test_acc": 0.1}]), dataset=old)
     with pytest.warns(UserWarning, match="not reused"):
@@ -278,11 +271,11 @@ def test_result_made_before_fingerprints_is_judged_by_its_stand_in_label(tmp_pat
     assert list((tmp_path / "results").glob("*~stand-in-made-before-fingerprints"))
 
 
-def test_standardisation_statistics_come_from_the_training_fold_only(tmp_path):
+def test_standardisation_statistics_come_from_the_training_fold_only(tmp_path, tiny):
     make_folder_fixture(tmp_path / "maps", ext=".npy", n_per_class=8, size=(16, 16), colour=False)
     name = f"folder:{tmp_path / 'maps'}"
     cfg = ExperimentConfig.from_profile(
-        name, "vanilla", **dict(TINY, n_train=None, n_test=None, epochs=1, fold=0, n_folds=2)
+        name, "vanilla", **dict(tiny, n_train=None, n_test=None, epochs=1, fold=0, n_folds=2)
     )
     record = run_experiment(cfg, tmp_path / "results", cache_dir=False)
     raw = load_dataset(name, 16, standardize=False, cache_dir=False)
@@ -296,12 +289,12 @@ def test_standardisation_statistics_come_from_the_training_fold_only(tmp_path):
     assert "of" in record.dataset["standardize_fitted_on"] and str(len(tr)) in record.dataset["standardize_fitted_on"]
 
 
-def test_merge_val_false_keeps_the_official_validation_split(tmp_path, monkeypatch):
+def test_merge_val_false_keeps_the_official_validation_split(tmp_path, monkeypatch, native_size):
     data = tmp_path / "data"
     make_medmnist_fixture(data / "medmnist", size=28, counts=(60, 10, 30))
     monkeypatch.setenv("GSA_DATA_DIR", str(data))
     merged = ExperimentConfig.from_profile(
-        "retinamnist", "vanilla", **dict(NATIVE_SIZE, epochs=2, n_train=None, n_test=None)
+        "retinamnist", "vanilla", **dict(native_size, epochs=2, n_train=None, n_test=None)
     )
     kept = merged.replace(merge_val=False)
     assert kept.run_id() != merged.run_id()
