@@ -19,9 +19,10 @@ import statistics
 import torch
 
 from gsa_utils import build_backbone, get_profile, pick_device, seed_everything
+from gsa_utils.devices import flush_denormals
 from gsa_utils.recipes import PixelCNNDesign, build_gsa
 from gsa_utils.settings import FitSettings
-from gsa_utils.training import Learner, flush_denormals, train_one_epoch
+from gsa_utils.training import Learner, train_one_epoch
 
 
 def main() -> None:

@@ -21,6 +21,8 @@ Chapter presentation helpers live in :mod:`gsa_utils.chapter_aids`, which the me
 from .data import load_folder, load_idrid, load_jaffe, load_medmnist
 from .data.base import DataError, StructuredDataset
 from .data.registry import load_dataset
+from .devices import pick_device, seed_everything
+from .history import History
 from .losses import combined_loss, map_l1
 from .metrics import attention_quality, map_contrast, map_roc_auc, mass_inside, pointing_game, relevance_rank_accuracy
 from .models import (
@@ -40,15 +42,12 @@ from .runs.runner import build_model
 from .settings import PAPER_BACKBONES, PAPER_FIT, FitSettings
 from .training import (
     HasAttentionMap,
-    History,
     Learner,
     TwoPhaseModel,
     algorithm_1,
     evaluate,
     map_image,
-    pick_device,
     predict,
-    seed_everything,
     train_one_epoch,
     two_phase_fit,
 )

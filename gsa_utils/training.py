@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .devices import autocast, flush_denormals, native_bf16, pick_device, seed_everything
+from .devices import autocast, flush_denormals, native_bf16, pick_device
 from .fit_checks import (
     check_model_fits,
     checked_data,
@@ -38,10 +38,6 @@ from .settings import FitSettings
 from .stability import chance_loss, record_collapse
 
 __all__ = [
-    "pick_device",
-    "seed_everything",
-    "flush_denormals",
-    "History",
     "two_phase_fit",
     "evaluate",
     "predict",
@@ -58,7 +54,6 @@ __all__ = [
     "evaluation",
     "map_checks",
     "map_statistics",
-    "check_model_fits",
 ]
 
 
@@ -375,7 +370,7 @@ def two_phase_fit(
     seed
         Seeds the shuffling and any randomness of every epoch (``seed`` and the epoch
         number), so a resumed run repeats the uninterrupted one exactly. Seed the model's
-        initialisation yourself (:func:`seed_everything`) before building it.
+        initialisation yourself (:func:`~gsa_utils.devices.seed_everything`) before building it.
     device
         ``None`` picks cuda, mps or cpu.
     checkpoint

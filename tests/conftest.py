@@ -56,8 +56,8 @@ def finished_history(config, curve=None, keys=None, **extra):
     """
     import numpy as np
 
+    from gsa_utils.history import History
     from gsa_utils.runs.config import MAP_METHODS
-    from gsa_utils.training import History
 
     n = config.fit.epochs if config.fit is not None else 1
     curve = np.full(n, 0.5) if curve is None else np.asarray(curve, dtype=float)

@@ -15,9 +15,9 @@ from gsa_utils.chapter_aids.baselines_view import (
     table_report,
     upsample_maps,
 )
+from gsa_utils.history import History
 from gsa_utils.runs import ExperimentConfig, save_result
 from gsa_utils.runs.tables import table_to_csv
-from gsa_utils.training import History
 
 
 # ---- local attention --------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from gsa_utils.cli import main as cli_main
+from gsa_utils.history import History
 from gsa_utils.profiles import PROFILES
 from gsa_utils.recipes import RECIPES, PixelCNNDesign, RecipeChoice
 from gsa_utils.runs import ExperimentConfig
@@ -18,7 +19,7 @@ from gsa_utils.runs.runner import build_model
 from gsa_utils.runs.store import RESULT_FILE, load_results, save_result
 from gsa_utils.runs.tables import build_table, table_to_csv
 from gsa_utils.stability import CollapseWarning
-from gsa_utils.training import History, two_phase_fit
+from gsa_utils.training import two_phase_fit
 
 
 def test_profiles_default_to_the_recommended_recipe_and_paper_is_one_switch():

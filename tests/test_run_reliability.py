@@ -256,8 +256,8 @@ def test_stand_in_run_is_not_reused_for_real_data(tmp_path, monkeypatch, native_
 
 
 def test_result_made_before_fingerprints_is_judged_by_its_stand_in_label(tmp_path, monkeypatch, native_size):
+    from gsa_utils.history import History
     from gsa_utils.runs import save_result
-    from gsa_utils.training import History
 
     data = tmp_path / "data"
     make_medmnist_fixture(data / "medmnist", size=28, counts=(60, 10, 30))

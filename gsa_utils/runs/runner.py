@@ -20,10 +20,12 @@ from ..data.base import StructuredDataset
 from ..data.fingerprint import data_fingerprint, file_sha256
 from ..data.registry import load_dataset, plan_data
 from ..data.standardization import standardize_dataset
+from ..devices import seed_everything
 from ..files import write_json
+from ..history import History
 from ..models import GlobalSpatialAttention
 from ..protocol import stratified_folds
-from ..training import HasAttentionMap, History, seed_everything, two_phase_fit
+from ..training import HasAttentionMap, two_phase_fit
 from .config import PIXEL_METHODS, ExperimentConfig, profile_label
 from .methods import METHOD_TABLE
 from .store import (

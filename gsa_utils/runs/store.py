@@ -34,8 +34,8 @@ from ..data.base import StructuredDataset
 from ..data.fingerprint import data_fingerprint
 from ..data.registry import describe_source, normalise_dataset_name
 from ..files import move_aside, write_atomic, write_json
+from ..history import History
 from ..paths import RESULTS_DIR_ENV, repo_folder
-from ..training import History
 from .config import BACKBONE_METHODS, MAP_METHODS, ExperimentConfig, profile_label
 
 CONFIG_FILE = "config.json"
