@@ -22,7 +22,7 @@ the fundus set and on real RetinaMNIST with a small CNN; the ``recommended`` rec
 pixel representation projected on its top 16 whitened principal components, computed from
 the training images; everything else the paper's) collapsed in 0 of 10 on both
 (``benchmarks/map_stability.py``; chapters 5 and 9 show the comparison). The paper's exact
-method is one switch away: ``Profile.recipe`` / ``ExperimentConfig.recipe = "paper"``
+method is one switch away: ``Profile.recipe`` / ``ExperimentConfig.from_profile(..., recipe="paper")``
 (``--recipe paper`` on the command line). See :mod:`gsa_utils.recipes`.
 
 The profile is chosen by the environment variable ``GSA_PROFILE`` (``smoke``, ``colab`` or
@@ -80,16 +80,16 @@ class Profile:
     """
 
     name: str
-    reason: str
     image_size: int
     backbone: str
     pretrained: bool
     backbones: tuple[str, ...]
     hidden_channels: int
-    n_train: int | None
     seeds: tuple[int, ...]
     fit: FitSettings
     recipe: str = RECOMMENDED_RECIPE
+    n_train: int | None = None
+    reason: str = ""
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
@@ -116,42 +116,33 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
-        reason="",
         image_size=32,
         backbone="small_cnn",
         pretrained=False,
         backbones=("small_cnn",),
         hidden_channels=16,
-        n_train=None,
         seeds=(0, 1, 2),
         fit=FitSettings(epochs=30, cutoff_epoch=15, lr=1e-3, weight_decay=1e-4),
-        recipe=RECOMMENDED_RECIPE,
     ),
     "colab": Profile(
         name="colab",
-        reason="",
         image_size=224,
         backbone="resnet18",
         pretrained=True,
         backbones=("resnet18",),
         hidden_channels=32,
-        n_train=None,
         seeds=(0, 1),
         fit=PAPER_FIT.replace(epochs=100, cutoff_epoch=25, weight_decay=1e-4),
-        recipe=RECOMMENDED_RECIPE,
     ),
     "full": Profile(
         name="full",
-        reason="",
         image_size=224,
         backbone="resnet152",
         pretrained=True,
         backbones=PAPER_BACKBONES,
         hidden_channels=32,
-        n_train=None,
         seeds=(0, 1, 2, 3, 4),
         fit=PAPER_FIT.replace(weight_decay=1e-4),
-        recipe=RECOMMENDED_RECIPE,
     ),
 }
 

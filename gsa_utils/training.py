@@ -200,7 +200,7 @@ def loss_step(
     with autocast(learner.device, learner.mixed_precision):
         amap = model.attention_map() if has_map else None
         logits = model(xb, amap) if has_map else model(xb)
-        parts = combined_loss(logits, yb, amap, settings.l1_weight if has_map else 0.0, settings.l1_reduction)
+        parts = combined_loss(logits, yb, amap, settings.l1_weight, settings.l1_reduction)  # no map: no L1 term
     learner.optimizer.zero_grad(set_to_none=True)
     learner.scaler.scale(parts.total).backward()
     learner.scaler.step(learner.optimizer)

@@ -100,3 +100,27 @@ def test_profile_base_reads_the_profile_back_from_a_label():
     config = ExperimentConfig.from_profile("fundus", "gsa", "smoke", epochs=5)
     assert profile_label(config) == "smoke (modified: epochs=5)"
     assert profile_base(profile_label(config)) == "smoke" and profile_base(None) == ""
+
+
+def test_the_profiles_fit_settings_reach_the_config_as_one_object_and_overrides_change_it():
+    from gsa_utils.profiles import get_profile
+    from gsa_utils.runs.methods import METHOD_TABLE
+
+    smoke = get_profile("smoke")
+    assert ExperimentConfig.from_profile("fundus", "gsa", "smoke").fit == smoke.fit
+    tuned = ExperimentConfig.from_profile("fundus", "gsa", "smoke", l1_weight=1e-3, hidden_channels=8)
+    assert tuned.fit == smoke.fit.replace(l1_weight=1e-3) and tuned.pixel_cnn.hidden_channels == 8
+    vanilla = ExperimentConfig.from_profile("fundus", "vanilla", "smoke", l1_weight=1e-3)
+    assert vanilla.fit == smoke.fit.replace(l1_weight=0.0, cutoff_epoch=None)  # no map: no lambda, no E
+    l1 = ExperimentConfig.from_profile("fundus", "l1", "smoke")
+    assert l1.fit.l1_weight == METHOD_TABLE["l1"].l1_weight and l1.fit.l1_reduction == "mean"
+    assert ExperimentConfig.from_profile("fundus", "resattnet92", "smoke").model_width == 8
+    assert ExperimentConfig.from_profile("fundus", "resattnet92", "full").model_width is None
+
+
+def test_replace_takes_flat_names_and_refuses_unknown_ones():
+    config = ExperimentConfig.from_profile("fundus", "gsa", "smoke")
+    assert config.replace(epochs=4, kernel_size=5).fit.epochs == 4
+    assert config.replace(kernel_size=5).pixel_cnn.kernel_size == 5
+    with pytest.raises(TypeError, match="no setting"):
+        config.replace(epoch=4)

@@ -12,10 +12,8 @@ same runs as Ray tasks, on a cluster), :mod:`~gsa_utils.runs.summary`
 from .config import (
     BACKBONE_METHODS,
     EPOCH_METHODS,
-    L1_DEFAULT_COEFFICIENT,
     METHODS,
     PIXEL_METHODS,
-    SMOKE_RESATTNET_WIDTH,
     TUNABLE_FIELDS,
     ExperimentConfig,
     differing_fields,
@@ -25,6 +23,7 @@ from .config import (
     variant_label,
 )
 from .locks import DEFAULT_STALE_AFTER
+from .methods import L1_DEFAULT_COEFFICIENT, SMOKE_RESATTNET_WIDTH
 from .runner import build_model, run_experiment
 from .store import RESULTS_DIR_ENV, RunRecord, default_results_dir, load_attention_map, load_results, save_result
 from .summary import ProtocolSummary, protocol_summary

@@ -47,10 +47,6 @@ TUNABLE_FIELDS = (
     "map_warmup_epochs",
     "model_width",
 )
-#: The L1 baseline's default coefficient (the smallest of the paper's grid; ``l1_reduction="mean"``).
-L1_DEFAULT_COEFFICIENT = 1.0
-#: ResAttNet-92's base width in the ``smoke`` profile (the paper's network has 64).
-SMOKE_RESATTNET_WIDTH = 8
 
 #: How the data are read (``folder:`` options; channels for ``folder:`` and MedMNIST), at their
 #: defaults: left out of the run's hash (added after the first results were written), so earlier
@@ -366,18 +362,18 @@ class ExperimentConfig:
         ``overrides`` replace single settings by their flat names (``epochs=5``, ``l1_weight=1e-3``,
         ``hidden_channels=32``, ``recipe="paper"``, ``pixel_rank=8``), ``None`` included
         (``pixel_cnn_lr=None`` means the paper's single learning rate; leave a setting out to keep
-        the profile's). The L1 baseline's coefficient defaults to
-        :data:`L1_DEFAULT_COEFFICIENT` (its grid is far from GSA's lambda); in the ``smoke``
-        profile ResAttNet-92 is built :data:`SMOKE_RESATTNET_WIDTH` channels wide (64 in
-        the paper), small enough for a CPU.
+        the profile's). A method's own defaults come from its row of the method table
+        (:class:`~gsa_utils.runs.methods.MethodSpec`: the L1 baseline's coefficient, ResAttNet-92's
+        width in the ``smoke`` profile).
         """
         unknown = sorted(set(overrides) - set(FLAT_NAMES))
         if unknown:
             raise TypeError(f"ExperimentConfig.from_profile: unknown setting(s) {', '.join(unknown)}")
         prof = get_profile(profile)
         method = normalise_method(method)
+        spec = METHOD_TABLE[method]
         values = {name: coerce(name, value) for name, value in overrides.items()}
-        fit = prof.fit.replace(l1_weight=L1_DEFAULT_COEFFICIENT) if method == "l1" else prof.fit
+        fit = prof.fit if spec.l1_weight is None else prof.fit.replace(l1_weight=spec.l1_weight)
         design = PixelCNNDesign(prof.hidden_channels)
         own = dict(
             dataset=dataset,
@@ -387,10 +383,10 @@ class ExperimentConfig:
             image_size=profile_image_size(prof.image_size, dataset),
             profile=prof.name,
             n_train=prof.n_train,
-            model_width=SMOKE_RESATTNET_WIDTH if prof.name == "smoke" else None,
+            model_width=spec.smoke_width if prof.name == "smoke" else None,
         )
         own.update({name: value for name, value in values.items() if name in _OWN_NAMES})
-        return cls(**own, **nested_settings(METHOD_TABLE[method], values, fit, design, prof.recipe))
+        return cls(**own, **nested_settings(spec, values, fit, design, prof.recipe))
 
 
 _OBJECTS = ("fit", "recipe", "pixel_cnn")
@@ -448,7 +444,8 @@ def profile_label(config: ExperimentConfig) -> str:
     if spec.uses_backbone and config.backbone not in prof.backbones:
         diffs.append(f"backbone={config.backbone}")
     if spec.sets_width:
-        check("model_width", config.model_width or 64, SMOKE_RESATTNET_WIDTH if prof.name == "smoke" else 64)
+        smoke_width = spec.smoke_width if prof.name == "smoke" else None
+        check("model_width", config.model_width or 64, smoke_width or 64)
     for name in ("n_train", "n_test"):
         if getattr(config, name) is not None:
             diffs.append(f"{name}={getattr(config, name)}")

@@ -19,7 +19,7 @@ from ..models import build_backbone
 from ..recipes import build_gsa
 from ..settings import PAPER_GRID, WEIGHT_DECAY_GRID, FitSettings
 
-__all__ = ["MethodSpec", "METHOD_TABLE", "NetworkBuilder"]
+__all__ = ["MethodSpec", "METHOD_TABLE", "NetworkBuilder", "L1_DEFAULT_COEFFICIENT", "SMOKE_RESATTNET_WIDTH"]
 
 #: ``builder(config, num_classes, x_train) -> network``; ``config`` is an ExperimentConfig.
 NetworkBuilder = Callable[[object, int, torch.Tensor], nn.Module]
@@ -48,6 +48,10 @@ class MethodSpec:
         training options (``pixel_cnn_lr``, ``map_warmup_epochs``).
     sets_width
         Takes ``model_width`` (ResAttNet-92's base width).
+    l1_weight
+        The method's own default lambda (``None``: the profile's).
+    smoke_width
+        The ``model_width`` it is built with in the ``smoke`` profile (``None``: its full width).
     l1_reduction
         How the L1 term on the map reduces it (:func:`~gsa_utils.losses.map_l1`).
     grid
@@ -66,6 +70,8 @@ class MethodSpec:
     freezes_map: bool = False
     builds_pixel_cnn: bool = False
     sets_width: bool = False
+    l1_weight: float | None = None
+    smoke_width: int | None = None
     l1_reduction: Literal["sum", "mean"] = "sum"
     grid: Mapping[str, tuple] = field(default_factory=dict)
     min_image_size: int = 1
@@ -121,6 +127,11 @@ def _resattnet92(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
 
 
 _DECAY = {"weight_decay": WEIGHT_DECAY_GRID}
+#: The L1 baseline's default coefficient (the smallest of the paper's grid; ``l1_reduction="mean"``):
+#: its grid is far from GSA's lambda.
+L1_DEFAULT_COEFFICIENT = 1.0
+#: ResAttNet-92's base width in the ``smoke`` profile (the paper's network has 64): small enough for a CPU.
+SMOKE_RESATTNET_WIDTH = 8
 
 #: Every method, in the order of Table 2's rows.
 METHOD_TABLE: dict[str, MethodSpec] = {
@@ -143,12 +154,20 @@ METHOD_TABLE: dict[str, MethodSpec] = {
             uses_backbone=True,
             uses_lambda=True,
             l1_reduction="mean",
+            l1_weight=L1_DEFAULT_COEFFICIENT,
             makes_map=True,
             grid={"l1_weight": tuple(L1_COEFFICIENT_GRID), **_DECAY},
         ),
         MethodSpec("lr", None, may_be_pretrained=False),
         MethodSpec("svm", None, may_be_pretrained=False),
         MethodSpec("vgg_att3", _vgg_att3, grid=_DECAY, min_image_size=32),
-        MethodSpec("resattnet92", _resattnet92, may_be_pretrained=False, sets_width=True, grid=_DECAY),
+        MethodSpec(
+            "resattnet92",
+            _resattnet92,
+            may_be_pretrained=False,
+            sets_width=True,
+            smoke_width=SMOKE_RESATTNET_WIDTH,
+            grid=_DECAY,
+        ),
     )
 }

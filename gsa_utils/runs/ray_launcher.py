@@ -26,7 +26,7 @@ from .config import ExperimentConfig
 from .locks import DEFAULT_STALE_AFTER
 from .runner import reusable_result
 from .store import CHECKPOINT_FILE
-from .sweeps import run_locked
+from .sweeps import new_report, run_locked
 
 #: How to install Ray, as the error for a missing Ray says.
 RAY_INSTALL = "pip install 'gsa-utils[ray]' (or pip install ray)"
@@ -213,16 +213,7 @@ def ray_sweep(
     results = Path(results_dir).expanduser().resolve()
     results.mkdir(parents=True, exist_ok=True)
     configs = list(configs)
-    report: dict[str, Any] = {
-        "ran": [],
-        "finished_before": [],
-        "locked": [],
-        "lost": [],
-        "failed": {},
-        "resumed": [],
-        "n_configs": len(configs),
-        "runs_per_hour": None,
-    }
+    report = new_report(len(configs), resumed=[], runs_per_hour=None)
     todo = []
     for cfg in configs:
         if reusable_result(cfg, results, data_dir, cache_dir) is not None:

@@ -238,6 +238,11 @@ def run_locked(
         release(lock, token)
 
 
+def new_report(n_configs: int, **extra: Any) -> dict[str, Any]:
+    """A sweep's report before its first run: no run ids under any outcome yet (``failed``: run id -> message)."""
+    return {"ran": [], "finished_before": [], "locked": [], "lost": [], "failed": {}, **extra, "n_configs": n_configs}
+
+
 def sweep(
     configs: Iterable[ExperimentConfig],
     results_dir: str | os.PathLike,
@@ -296,15 +301,7 @@ def sweep(
     results_dir.mkdir(parents=True, exist_ok=True)
     configs = list(configs)
     mine = [(k, c) for k, c in enumerate(configs) if k % n == i]
-    report: dict[str, Any] = {
-        "ran": [],
-        "finished_before": [],
-        "locked": [],
-        "lost": [],
-        "failed": {},
-        "shard": (i, n),
-        "n_configs": len(mine),
-    }
+    report = new_report(len(mine), shard=(i, n))
     for pos, (_k, cfg) in enumerate(mine, 1):
         rid = cfg.run_id()
         if progress:
