@@ -56,6 +56,26 @@ PRE_RECIPE_CONFIG = {
 }
 
 
+#: A config.json of the flat form (every setting under its own name), as runs with a changed design write it.
+FLAT_CONFIG = {
+    **PRE_RECIPE_CONFIG,
+    "epochs": 30,
+    "cutoff_epoch": 15,
+    "l1_weight": 0.001,
+    "recipe": "recommended",
+    "kernel_size": 5,
+    "num_hidden_layers": 1,
+    "last_kernel_size": 1,
+    "dense": False,
+    "pixel_rank": 8,
+    "channels": None,
+    "csv": None,
+    "split_file": None,
+    "duplicates": "error",
+    "resize": False,
+}
+
+
 @pytest.mark.parametrize(("args", "run_id"), KNOWN_IDS)
 def test_known_configs_keep_their_run_ids(args, run_id):
     dataset, method, profile, overrides = args
@@ -124,3 +144,11 @@ def test_replace_takes_flat_names_and_refuses_unknown_ones():
     assert config.replace(kernel_size=5).pixel_cnn.kernel_size == 5
     with pytest.raises(TypeError, match="no setting"):
         config.replace(epoch=4)
+
+
+def test_a_flat_config_json_reads_into_the_nested_settings_and_keeps_its_run_id():
+    config = ExperimentConfig.from_dict(FLAT_CONFIG)
+    assert config.fit.l1_weight == 0.001 and config.fit.cutoff_epoch == 15
+    assert config.pixel_cnn.kernel_size == 5 and config.recipe == RecipeChoice("recommended", 8)
+    assert config.run_id() == "fundus_gsa-recommended_small_cnn_full_s0_e5fd2776e8"
+    assert config.to_dict() == FLAT_CONFIG
