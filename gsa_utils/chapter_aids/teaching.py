@@ -8,7 +8,7 @@ matplotlib's or torch's global settings; figures are drawn into new figures and 
 * chapter 3 (``03_pixel_cnn``): :data:`PIXEL_CNN_VARIANTS`, :func:`pixel_cnn_variant_table`,
   :func:`backbone_parameter_counts`, :func:`untrained_maps`
 * chapter 4 (``04_combined_loss``): :func:`~gsa_utils.metrics.saturated_fraction`, :func:`ce_map_gradient`,
-  :func:`train_gsa`, :func:`lambda_sweep`, :func:`plot_lambda_sweep`
+  :func:`lambda_sweep`, :func:`plot_lambda_sweep`
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ import torch.nn.functional as F
 from ..data.base import DataError, StructuredDataset
 from ..metrics import map_roc_auc, saturated_fraction
 from ..models import GlobalSpatialAttention, PixelCNN, SmallCNN, build_backbone, count_parameters
-from ..pixel import pixel_representation, pixel_representation_bytes
+from ..pixel import pixel_representation_bytes
+from ..recipes import PAPER_RECIPE, build_gsa
 from ..settings import FitSettings
-from ..training import History, evaluate, map_image, pick_device, seed_everything, two_phase_fit
+from ..training import evaluate, map_image, pick_device, seed_everything, two_phase_fit
 from .plotting import as_numpy, pyplot, to_display
 
 __all__ = [
@@ -37,7 +38,6 @@ __all__ = [
     "pixel_cnn_variant_table",
     "backbone_parameter_counts",
     "untrained_maps",
-    "train_gsa",
     "lambda_sweep",
     "ce_map_gradient",
     "plot_lambda_sweep",
@@ -299,68 +299,6 @@ def _cpu_threads(n: int | None):
         torch.set_num_threads(before)
 
 
-def train_gsa(
-    x_train: torch.Tensor,
-    y_train: torch.Tensor,
-    num_classes: int,
-    *,
-    l1_weight: float,
-    seed: int,
-    settings: FitSettings,
-    hidden_channels: int,
-    eval_sets: Mapping | None = None,
-    backbone_width: int = 16,
-    map_snapshots: Sequence[int] = (),
-    device: str | torch.device | None = None,
-    **fit_kwargs,
-) -> tuple[GlobalSpatialAttention, History]:
-    """Build a pixel CNN + :class:`SmallCNN` with global spatial attention and train it with Algorithm 1.
-
-    Introduced in chapter 4 (``04_combined_loss``). The pixel representation is built from
-    ``x_train`` (training images only); ``seed`` seeds the initialisation and the batches.
-
-    Parameters
-    ----------
-    x_train, y_train
-        Training images (N x C x H x W) and labels.
-    num_classes
-        Classes of the task.
-    l1_weight
-        lambda of the combined loss (it replaces ``settings.l1_weight``).
-    seed
-        Seed of the initialisation and of the training order.
-    settings
-        How to train (:class:`~gsa_utils.settings.FitSettings`), e.g. ``profile.fit``.
-    hidden_channels
-        K of the pixel CNN.
-    eval_sets, map_snapshots, device, **fit_kwargs
-        Passed on to :func:`~gsa_utils.training.two_phase_fit`.
-    backbone_width
-        Width of the small image CNN.
-    """
-    seed_everything(seed)
-    rep = pixel_representation(x_train)
-    model = GlobalSpatialAttention(
-        SmallCNN(num_classes, in_channels=x_train.shape[1], width=backbone_width),
-        PixelCNN(rep.shape[1], hidden_channels),
-        rep,
-    )
-    fit_kwargs.setdefault("progress", False)
-    history = two_phase_fit(
-        model,
-        x_train,
-        y_train,
-        settings.replace(l1_weight=l1_weight),
-        eval_sets=eval_sets,
-        seed=seed,
-        map_snapshots=map_snapshots,
-        num_classes=num_classes,
-        device=device,
-        **fit_kwargs,
-    )
-    return model, history
-
-
 def lambda_sweep(
     dataset: StructuredDataset,
     l1_weights: Sequence[float],
@@ -374,9 +312,14 @@ def lambda_sweep(
     cpu_threads: int | None = 1,
     **fit_kwargs,
 ) -> list[dict]:
-    """Train one small GSA model per (lambda, seed) with :func:`train_gsa` and measure its map.
+    """Train one small GSA model per (lambda, seed) and measure its map.
 
-    Introduced in chapter 4 (``04_combined_loss``). ``dataset`` must have a ``mask``.
+    Introduced in chapter 4 (``04_combined_loss``). ``dataset`` must have a ``mask``. Each
+    model is the paper's GSA around a :class:`~gsa_utils.models.SmallCNN` of width
+    ``backbone_width`` (:func:`~gsa_utils.recipes.build_gsa`, pixel CNN with K =
+    ``hidden_channels``), seeded with ``seed`` and trained by
+    :func:`~gsa_utils.training.two_phase_fit` with ``settings`` and lambda = ``l1_weight``;
+    ``map_snapshots``, ``device`` and ``fit_kwargs`` are passed on to it.
 
     ``cpu_threads`` caps PyTorch's CPU threads while training on the CPU (restored
     afterwards; ``None`` leaves them alone). These runs are tiny: one thread is about as
@@ -411,19 +354,21 @@ def lambda_sweep(
 def _sweep(
     dataset, l1_weights, seeds, *, settings, hidden_channels, backbone_width, map_snapshots, device, **fit_kwargs
 ) -> list[dict]:
+    fit_kwargs.setdefault("progress", False)
     records = []
     for l1_weight in l1_weights:
         for seed in seeds:
-            model, history = train_gsa(
+            seed_everything(seed)
+            backbone = SmallCNN(dataset.num_classes, in_channels=dataset.x_train.shape[1], width=backbone_width)
+            model = build_gsa(backbone, dataset.x_train, PAPER_RECIPE, hidden_channels)
+            history = two_phase_fit(
+                model,
                 dataset.x_train,
                 dataset.y_train,
-                dataset.num_classes,
-                l1_weight=l1_weight,
+                settings.replace(l1_weight=l1_weight),
                 seed=seed,
-                settings=settings,
-                hidden_channels=hidden_channels,
-                backbone_width=backbone_width,
                 map_snapshots=map_snapshots,
+                num_classes=dataset.num_classes,
                 device=device,
                 **fit_kwargs,
             )
