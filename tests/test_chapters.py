@@ -323,3 +323,46 @@ def test_two_gsa_recipes_are_separate_rows_not_pooled():
     assert row[("GSA (lr=0.0001) - vanilla", "points")] == pytest.approx(10.0)
     sentences = summaries.compare_methods(pd.concat([t, extra]))
     assert len(sentences) == 2 and "GSA (lr=0.0001)" in sentences[1]
+
+
+def test_class_counts_line(tiny_runs):
+    ds = load_dataset("fundus", 16)
+    text = chapters.class_counts(ds)
+    assert text.splitlines()[0] == f"{ds.num_classes} classes {ds.class_names}"
+    assert str(ds.class_counts("train").tolist()) in text and str(ds.class_counts("test").tolist()) in text
+
+
+def test_report_shows_tables_figure_and_sentences(tiny_runs, capsys, monkeypatch):
+    from gsa_utils.chapter_aids import report
+
+    shown = []
+    monkeypatch.setattr("IPython.display.display", shown.append)
+    _, results = tiny_runs
+    report.show_results(results, 0.5)
+    assert len(shown) == 2 and "dataset" not in shown[1].columns  # one data set: no dataset column
+    assert list(shown[1].columns) == [c for c in report.RUN_COLUMNS if c != "dataset"]
+    assert "chance: 50.0%" in capsys.readouterr().out
+    sentences = report.print_comparison(results, 0.5)
+    assert sentences == summaries.compare_methods(results.table, 0.5)
+    assert sentences[0] in capsys.readouterr().out
+
+
+def test_variant_table_compares_over_seeds_and_reads_the_maps(tiny_runs):
+    from gsa_utils.chapter_aids import variant_table
+    from gsa_utils.protocol import compare_over_seeds
+    from gsa_utils.runs import load_attention_map
+
+    _, results = tiny_runs
+    runs = {m: results.select(method=m) for m in ("vanilla", "gsa")}
+    mask = load_dataset("fundus", 16).mask
+    table = variant_table(runs, mask)
+    accuracies = {m: [r.history["test_acc"][-1] for r in rs] for m, rs in runs.items()}
+    expected = compare_over_seeds(accuracies)
+    pd.testing.assert_frame_equal(table[expected.columns], expected)
+    maps = [load_attention_map(r) for r in runs["gsa"]]
+    assert table.loc["gsa", "map auc"] == pytest.approx(np.mean([map_roc_auc(m, mask) for m in maps]))
+    assert table.loc["gsa", "map mean"] == pytest.approx(np.mean([m.mean() for m in maps]))
+    assert np.isnan(table.loc["vanilla", "map auc"]) and np.isnan(table.loc["vanilla", "flat"])
+    assert table.loc["vanilla", "collapsed"] == 0  # no map and no majority rate: nothing to collapse
+    always_collapsed = variant_table(runs, mask, majority_rate=1.0)
+    assert (always_collapsed["collapsed"] == 2).all()  # every accuracy is at or below 1.0

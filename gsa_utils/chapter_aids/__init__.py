@@ -10,7 +10,14 @@ The helpers most chapters call are re-exported here.
 """
 
 from .chapters import chapter_configs, default_results_dir, run_chapter
-from .plotting import draw_pixel_cnn, plot_curves, plot_seed_comparison, show_images, show_maps
+from .plotting import (
+    draw_pixel_cnn,
+    plot_curves,
+    plot_seed_comparison,
+    plot_value_histograms,
+    show_images,
+    show_maps,
+)
 from .stability_view import variant_table
 from .structure import random_misalign
 from .table_markdown import display_table, paper_table_to_markdown, table_to_markdown
@@ -22,6 +29,7 @@ __all__ = [
     "draw_pixel_cnn",
     "plot_curves",
     "plot_seed_comparison",
+    "plot_value_histograms",
     "show_images",
     "show_maps",
     "variant_table",

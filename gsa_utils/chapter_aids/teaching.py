@@ -8,7 +8,8 @@ matplotlib's or torch's global settings; figures are drawn into new figures and 
 * chapter 3 (``03_pixel_cnn``): :data:`PIXEL_CNN_VARIANTS`, :func:`pixel_cnn_variant_table`,
   :func:`backbone_parameter_counts`, :func:`untrained_maps`
 * chapter 4 (``04_combined_loss``): :func:`~gsa_utils.metrics.saturated_fraction`, :func:`ce_map_gradient`,
-  :func:`lambda_sweep`, :func:`plot_lambda_sweep`
+  :func:`lambda_sweep`, :func:`sweep_table`, :func:`plot_lambda_sweep`,
+  :func:`plot_gradient_histogram`
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ __all__ = [
     "lambda_sweep",
     "ce_map_gradient",
     "plot_lambda_sweep",
+    "plot_gradient_histogram",
+    "SWEEP_FORMATS",
+    "sweep_table",
 ]
 
 #: Training-set sizes of the paper's data sets (80 % of 591 glaucoma and 213 JAFFE images;
@@ -405,6 +409,46 @@ def ce_map_gradient(model: GlobalSpatialAttention, x: torch.Tensor, y: torch.Ten
     amap.retain_grad()
     F.cross_entropy(clone(x.to(amap.device), amap), y.to(amap.device)).backward()
     return amap.grad[0, 0].detach().cpu().numpy()
+
+
+def plot_gradient_histogram(grad: np.ndarray, lambdas: Sequence[float], size: tuple[float, float] = (6.0, 2.8)):
+    """Histogram of log10 |dCE/dm| over the map's pixels, with a dashed line at each lambda.
+
+    Introduced in chapter 4 (``04_combined_loss``), for :func:`ce_map_gradient`'s output: a
+    lambda right of the grey mass outweighs the cross-entropy at almost every pixel.
+    """
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=size)
+    ax.hist(np.log10(np.abs(grad).ravel() + 1e-12), bins=50, color="gray")
+    for lam in lambdas:
+        ax.axvline(np.log10(lam), color="tab:red", ls="--", lw=1)
+        ax.text(np.log10(lam), ax.get_ylim()[1] * 0.95, f" λ={lam:g}", fontsize=8, color="tab:red", va="top")
+    ax.set_xlabel("log10 |dCE/dm| per pixel (one batch, at initialisation)")
+    ax.set_ylabel("pixels")
+    return fig
+
+
+#: The measured columns of :func:`sweep_table`, and how each is printed.
+SWEEP_FORMATS = {
+    "l1_weight": "{:g}",
+    "seed": "{}",
+    "map_mean": "{:.3f}",
+    "roc_auc": "{:.2f}",
+    "saturated": "{:.0%}",
+    "test_acc": "{:.2f}",
+}
+
+
+def sweep_table(records: Sequence[Mapping]):
+    """The records of :func:`lambda_sweep` as a table, one row per run (a formatted pandas Styler).
+
+    Introduced in chapter 4 (``04_combined_loss``): lambda, seed, map mean, ROC-AUC against
+    the mask, saturated share and test accuracy.
+    """
+    import pandas as pd
+
+    table = pd.DataFrame([{key: r[key] for key in SWEEP_FORMATS} for r in records])
+    return table.style.format(SWEEP_FORMATS).hide(axis="index")
 
 
 def plot_lambda_sweep(
