@@ -366,3 +366,19 @@ def test_variant_table_compares_over_seeds_and_reads_the_maps(tiny_runs):
     assert table.loc["vanilla", "collapsed"] == 0  # no map and no majority rate: nothing to collapse
     always_collapsed = variant_table(runs, mask, majority_rate=1.0)
     assert (always_collapsed["collapsed"] == 2).all()  # every accuracy is at or below 1.0
+
+
+def test_learned_maps_are_checked_and_shown_with_a_verdict(tiny_runs, capsys):
+    from gsa_utils.chapter_aids import report
+
+    configs, results = tiny_runs
+    ds = load_dataset("fundus", 16)
+    maps = report.learned_maps(results, "fundus", ["small_cnn"], (3, 16, 16))
+    assert list(maps) == ["small_cnn"] and np.array_equal(
+        maps["small_cnn"], results.attention_map("fundus", "small_cnn")
+    )
+    with pytest.raises(ValueError, match="expected one 8 x 8 map"):
+        report.learned_maps(results, "fundus", ["small_cnn"], (3, 8, 8))
+    aucs = report.show_learned_maps(maps, ds.mask, title="t", prefix="fundus / ")
+    assert aucs["small_cnn"] == pytest.approx(map_roc_auc(maps["small_cnn"], ds.mask))
+    assert f"fundus / small_cnn: {figures.map_verdict(maps['small_cnn'], ds.mask)}" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""The results section of a dataset chapter: its tables, its accuracy figure and its sentences.
+"""The results section of a dataset chapter: its tables, its accuracy figure, its sentences and its maps.
 
 Introduced in chapter 6 (``06_idrid``) and used by chapters 7 and 8, which show their runs
 the same way.
@@ -6,14 +6,16 @@ the same way.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+
+import numpy as np
 
 from .chapters import ChapterResults
-from .figures import plot_accuracy
+from .figures import check_attention_map, map_verdict, plot_accuracy, show_attention
 from .plotting import pyplot
 from .summaries import compare_methods, format_summary, summary_table, train_test_warnings
 
-__all__ = ["RUN_COLUMNS", "show_results", "print_comparison"]
+__all__ = ["RUN_COLUMNS", "show_results", "print_comparison", "learned_maps", "show_learned_maps"]
 
 #: The columns of the one-row-per-run table a chapter shows.
 RUN_COLUMNS = ("dataset", "backbone", "method", "seed", "final_acc", "tail_acc", "best_acc", "seconds", "profile")
@@ -61,3 +63,30 @@ def print_comparison(results: ChapterResults, chance: float | Mapping[str, float
     for warning in train_test_warnings(results.runs, chance):
         print("warning:", warning)
     return sentences
+
+
+def learned_maps(
+    results: ChapterResults, dataset: str, backbones: Sequence[str], image_shape: Sequence[int]
+) -> dict[str, np.ndarray]:
+    """Backbone -> the learned GSA map of its first seed, checked to be one H x W map in [0, 1].
+
+    Introduced in chapter 6 (``06_idrid``); the check is
+    :func:`~gsa_utils.chapter_aids.figures.check_attention_map`.
+    """
+    return {bb: check_attention_map(results.attention_map(dataset, bb), image_shape) for bb in backbones}
+
+
+def show_learned_maps(
+    maps: Mapping[str, np.ndarray], mask=None, *, image=None, product: str | None = None, title: str, prefix: str = ""
+) -> dict[str, float]:
+    """Show the maps (:func:`~gsa_utils.chapter_aids.figures.show_attention`), then print a verdict per map.
+
+    Introduced in chapter 6 (``06_idrid``). Each line is ``prefix``, the map's name and
+    :func:`~gsa_utils.chapter_aids.figures.map_verdict`. Returns the maps' ROC-AUCs against
+    ``mask`` (empty without one).
+    """
+    _, aucs = show_attention(maps, image=image, mask=mask, product=product, title=title)
+    pyplot().show()
+    for name, amap in maps.items():
+        print(f"{prefix}{name}: {map_verdict(amap, mask)}")
+    return aucs
