@@ -24,7 +24,16 @@ from .data.registry import load_dataset
 from .devices import pick_device, seed_everything
 from .history import History
 from .losses import combined_loss, map_l1
-from .metrics import attention_quality, map_contrast, map_roc_auc, mass_inside, pointing_game, relevance_rank_accuracy
+from .metrics import (
+    FLAT_CONTRAST,
+    attention_quality,
+    map_contrast,
+    map_roc_auc,
+    mass_inside,
+    pointing_game,
+    relevance_rank_accuracy,
+    saturated_fraction,
+)
 from .models import (
     BACKBONES,
     GlobalSpatialAttention,
@@ -35,11 +44,27 @@ from .models import (
     count_parameters,
     pixel_cnn_parameter_count,
 )
-from .pixel import pixel_representation
+from .pixel import pixel_representation, pixel_representation_bytes
 from .profiles import Profile, get_profile
-from .recipes import RECIPES, PixelCNNDesign, Recipe, RecipeChoice, build_gsa
+from .protocol import (
+    N_FOLDS,
+    N_SELECTED_EPOCHS,
+    PAPER_CUTOFF_EPOCH,
+    PAPER_EPOCHS,
+    SIGNIFICANCE_LEVEL,
+    compare_over_seeds,
+    format_p,
+    protocol_accuracy,
+    select_epochs,
+    select_hyperparameters,
+    stratified_folds,
+    t_test,
+    verdict,
+)
+from .recipes import RECIPES, PixelCNNDesign, Recipe, RecipeChoice, build_gsa, get_recipe
 from .runs.runner import build_model
 from .settings import PAPER_BACKBONES, PAPER_FIT, FitSettings
+from .stability import COLLAPSE_SHARE, SATURATION, collapse_verdict
 from .training import (
     HasAttentionMap,
     Learner,
@@ -62,6 +87,8 @@ __all__ = [
     "load_medmnist",
     "combined_loss",
     "map_l1",
+    "FLAT_CONTRAST",
+    "saturated_fraction",
     "attention_quality",
     "map_roc_auc",
     "map_contrast",
@@ -79,11 +106,29 @@ __all__ = [
     "count_parameters",
     "pixel_cnn_parameter_count",
     "pixel_representation",
+    "pixel_representation_bytes",
+    "N_FOLDS",
+    "N_SELECTED_EPOCHS",
+    "PAPER_CUTOFF_EPOCH",
+    "PAPER_EPOCHS",
+    "SIGNIFICANCE_LEVEL",
+    "compare_over_seeds",
+    "format_p",
+    "protocol_accuracy",
+    "select_epochs",
+    "select_hyperparameters",
+    "stratified_folds",
+    "t_test",
+    "verdict",
     "RECIPES",
     "Recipe",
+    "build_gsa",
+    "get_recipe",
+    "COLLAPSE_SHARE",
+    "SATURATION",
+    "collapse_verdict",
     "RecipeChoice",
     "PixelCNNDesign",
-    "build_gsa",
     "Profile",
     "get_profile",
     "FitSettings",

@@ -1,24 +1,29 @@
-"""The pixel CNN, the global spatial attention wrapper, and the image CNNs (backbones).
+"""The method's two networks: the pixel CNN and the global spatial attention wrapper.
 
 * :class:`PixelCNN` is introduced in chapter 3 (``03_pixel_cnn``).
-* :class:`GlobalSpatialAttention` and :func:`build_backbone` in chapter 5 (``05_two_phase_training``).
+* :class:`GlobalSpatialAttention` in chapter 5 (``05_two_phase_training``), around an image CNN
+  from :mod:`gsa_utils.backbones` (re-exported here).
 """
 
 from __future__ import annotations
 
 import math
-import os
-import re
-from collections.abc import Callable
-from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .backbones import (
+    BACKBONES,
+    PAPER_BACKBONES,
+    GreyToColour,
+    PretrainedWeightsError,
+    SmallCNN,
+    build_backbone,
+    imagenet_state_dict,
+    weights_cache_path,
+)
 from .data.base import DataError
-from .files import file_sha256
-from .settings import PAPER_BACKBONES
 
 __all__ = [
     "PixelCNN",
@@ -31,6 +36,8 @@ __all__ = [
     "BACKBONES",
     "PAPER_BACKBONES",
     "PretrainedWeightsError",
+    "imagenet_state_dict",
+    "weights_cache_path",
     "count_parameters",
 ]
 
@@ -286,241 +293,3 @@ class GlobalSpatialAttention(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         if self.frozen:  # a loaded frozen model must not train its pixel CNN again
             self.pixel_cnn.requires_grad_(False)
-
-
-class SmallCNN(nn.Module):
-    """A small CNN for CPU runs: three conv-BN-ReLU blocks, global average pooling, a linear head.
-
-    Introduced in chapter 5 (``05_two_phase_training``); the smoke profile's default backbone.
-    """
-
-    def __init__(self, num_classes: int, in_channels: int = 3, width: int = 16, dropout: float = 0.2) -> None:
-        super().__init__()
-
-        def block(c_in: int, c_out: int, pool: bool) -> list[nn.Module]:
-            layers: list[nn.Module] = [
-                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
-                nn.BatchNorm2d(c_out),
-                nn.ReLU(inplace=True),
-            ]
-            return layers + ([nn.MaxPool2d(2)] if pool else [])
-
-        self.features = nn.Sequential(
-            *block(in_channels, width, True),
-            *block(width, 2 * width, True),
-            *block(2 * width, 4 * width, False),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-        )
-        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(4 * width, num_classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
-
-
-class GreyToColour(nn.Module):
-    """A network made for 3-channel (RGB) input, fed grey images: each grey image is repeated to 3 channels.
-
-    Inside :class:`GlobalSpatialAttention` the repetition happens after the map is applied
-    (``backbone(x * map)``), so the pixel representation keeps the images' single channel
-    (N channels, not 3N) and the ImageNet filters see the weighted grey image in every channel.
-
-    Parameters
-    ----------
-    network
-        The 3-channel network (e.g. a torchvision model).
-    """
-
-    def __init__(self, network: nn.Module) -> None:
-        super().__init__()
-        self.network = network
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != 1:
-            raise DataError(f"GreyToColour expects grey N x 1 x H x W images, got {tuple(x.shape)}")
-        return self.network(x.expand(-1, 3, -1, -1))
-
-
-class PretrainedWeightsError(RuntimeError):
-    """ImageNet weights could not be loaded; the message says where to put the file."""
-
-
-def _torchvision_builders() -> dict[str, tuple[Callable, object, Callable[[nn.Module, int], None]]]:
-    import torchvision.models as tvm
-
-    def set_attr(attr: str) -> Callable[[nn.Module, int], None]:
-        def replace(m: nn.Module, k: int) -> None:
-            setattr(m, attr, nn.Linear(getattr(m, attr).in_features, k))
-
-        return replace
-
-    def vgg_head(m: nn.Module, k: int) -> None:
-        m.classifier[6] = nn.Linear(m.classifier[6].in_features, k)
-
-    return {
-        "googlenet": (tvm.googlenet, tvm.GoogLeNet_Weights.IMAGENET1K_V1, set_attr("fc")),
-        "vgg16": (tvm.vgg16, tvm.VGG16_Weights.IMAGENET1K_V1, vgg_head),
-        "resnet152": (tvm.resnet152, tvm.ResNet152_Weights.IMAGENET1K_V1, set_attr("fc")),
-        "densenet161": (tvm.densenet161, tvm.DenseNet161_Weights.IMAGENET1K_V1, set_attr("classifier")),
-        "resnet18": (tvm.resnet18, tvm.ResNet18_Weights.IMAGENET1K_V1, set_attr("fc")),
-    }
-
-
-#: Every name :func:`build_backbone` accepts.
-BACKBONES = PAPER_BACKBONES + ("resnet18", "small_cnn")
-
-
-def weights_cache_path(weights: object) -> str:
-    """Where torchvision looks for (and downloads) a weights file."""
-    filename = os.path.basename(urlparse(weights.url).path)  # type: ignore[attr-defined]
-    return os.path.join(torch.hub.get_dir(), "checkpoints", filename)
-
-
-def _weights_error(name: str, weights: object, err: Exception) -> PretrainedWeightsError:
-    return PretrainedWeightsError(
-        f"could not load ImageNet weights for {name} from {weights.url} ({err!r}). On a machine with "  # type: ignore[attr-defined]
-        f"internet, download that file and place it at {weights_cache_path(weights)} (the torch hub "
-        f"cache; set TORCH_HOME to move it), or build with pretrained=False for a random initialisation."
-    )
-
-
-def _published_hash_prefix(path: str) -> str | None:
-    """The SHA-256 prefix torchvision puts in its weights file names (``resnet18-f37072fd.pth``)."""
-    match = torch.hub.HASH_REGEX.search(os.path.basename(path))
-    return match.group(1) if match and match.group(1) else None
-
-
-def imagenet_state_dict(weights: object, name: str, progress: bool = True) -> dict:
-    """A torchvision weights enum's state dict, from the torch hub cache or by download, loaded safely.
-
-    The file's SHA-256 must begin with the prefix in its published name (checked before
-    anything is read from it, also for a file already in the cache), and it is loaded with
-    ``torch.load(..., weights_only=True)``: a file that is not the published one, or that
-    asks to build arbitrary objects, is refused and none of its code runs.
-
-    Raises :class:`PretrainedWeightsError` naming the file and the path to place it at.
-    """
-    path = weights_cache_path(weights)
-    prefix = _published_hash_prefix(path)
-    if not os.path.exists(path):
-        try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            torch.hub.download_url_to_file(weights.url, path, prefix, progress=progress)  # type: ignore[attr-defined]
-        except (OSError, RuntimeError) as err:  # URLError is an OSError; a hash mismatch raises RuntimeError
-            raise _weights_error(name, weights, err) from err
-    try:
-        digest = file_sha256(path)
-    except OSError as err:
-        raise _weights_error(name, weights, err) from err
-    if prefix is not None and not digest.startswith(prefix):
-        raise PretrainedWeightsError(
-            f"{path}: not the published weights file for {name} (its SHA-256 begins {digest[: len(prefix)]}, the "
-            f"file name says {prefix}); nothing was loaded from it. Delete it, then download "
-            f"{weights.url} again to that path, or build with pretrained=False."
-        )  # type: ignore[attr-defined]
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - an unpickling refusal, a damaged zip, ...
-        raise PretrainedWeightsError(
-            f"{path}: refused as ImageNet weights for {name} ({type(err).__name__}: not a plain file of tensors); "
-            f"nothing in it ran. Delete it and download {weights.url} again, "  # type: ignore[attr-defined]
-            f"or build with pretrained=False."
-        ) from None
-    if not isinstance(state, dict):
-        raise PretrainedWeightsError(
-            f"{path}: holds a {type(state).__name__}, not a state dict; delete it and download {weights.url} again"
-        )  # type: ignore[attr-defined]
-    return state
-
-
-#: Old DenseNet checkpoints name layers ``norm.1``; torchvision's modules call them ``norm1``.
-_DENSENET_OLD_KEY = re.compile(
-    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|"
-    r"running_var))$"
-)
-
-
-def _pretrained_network(name: str, builder: Callable, weights: object) -> nn.Module:
-    """What torchvision's ``builder(weights=weights)`` returns, its weights loaded by :func:`imagenet_state_dict`."""
-    state = imagenet_state_dict(weights, name)
-    categories = getattr(weights, "meta", {}).get("categories")
-    kwargs: dict = {"num_classes": len(categories)} if categories else {}
-    if name == "googlenet":
-        kwargs.update(transform_input=True, aux_logits=True, init_weights=False)
-    if name == "densenet161":
-        state = {(m.group(1) + m.group(2) if (m := _DENSENET_OLD_KEY.match(k)) else k): v for k, v in state.items()}
-    model = builder(weights=None, **kwargs)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise PretrainedWeightsError(
-            f"{weights_cache_path(weights)}: does not fit {name} ({_first_line(err)}); "
-            f"delete it and download {weights.url} again"
-        ) from None  # type: ignore
-    if name == "googlenet":  # as torchvision does without aux_logits: the auxiliary heads are not pretrained
-        model.aux_logits = False
-        model.aux1 = None  # type: ignore[assignment]
-        model.aux2 = None  # type: ignore[assignment]
-    return model
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
-def build_backbone(name: str, num_classes: int, pretrained: bool, in_channels: int = 3) -> nn.Module:
-    """An image CNN with its classifier head replaced for ``num_classes`` classes.
-
-    Parameters
-    ----------
-    name
-        One of :data:`BACKBONES`: the paper's ``googlenet``, ``vgg16``, ``resnet152``,
-        ``densenet161``, plus ``resnet18`` and ``small_cnn`` for quick runs.
-    num_classes
-        Outputs of the new head.
-    pretrained
-        Load torchvision's ImageNet weights (required argument: there is no silent
-        random initialisation). ``small_cnn`` has none.
-    in_channels
-        Channels of the images: ``small_cnn`` takes any number; the torchvision networks
-        take 3, or 1 (grey images repeated to 3 channels inside the backbone,
-        :class:`GreyToColour`, so that a map multiplies the grey image before the repetition).
-
-    Raises
-    ------
-    PretrainedWeightsError
-        When the weights can neither be found in the torch hub cache nor downloaded (the
-        message gives the URL and the exact path to place the file at), or the file there is
-        not the published one (SHA-256) or not plain tensors (:func:`imagenet_state_dict`).
-
-    Notes
-    -----
-    Introduced in chapter 5 (``05_two_phase_training``). With pretrained weights GoogLeNet
-    keeps torchvision's ``transform_input=True``, which expects ImageNet-standardised input
-    (as the paper's preprocessing produces).
-    """
-    if num_classes < 2:
-        raise ValueError(f"build_backbone: num_classes must be >= 2, got {num_classes}")
-    if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
-        raise ValueError(f"build_backbone: in_channels must be a positive integer, got {in_channels!r}")
-    if name == "small_cnn":
-        if pretrained:
-            raise PretrainedWeightsError("small_cnn has no ImageNet weights; use pretrained=False")
-        return SmallCNN(num_classes, in_channels=in_channels)
-    if in_channels not in (1, 3):
-        raise DataError(
-            f"backbone {name} takes images of 3 channels (or 1, repeated), but the images have "
-            f"{in_channels}; use small_cnn, or convert the images (channels=1 or 3)"
-        )
-    builders = _torchvision_builders()
-    if name not in builders:
-        raise ValueError(f"unknown backbone {name!r}; choose one of {list(BACKBONES)}")
-    builder, weights, replace_head = builders[name]
-    if pretrained:
-        model = _pretrained_network(name, builder, weights)
-    else:
-        kwargs = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
-        model = builder(weights=None, **kwargs)
-    replace_head(model, num_classes)
-    return GreyToColour(model) if in_channels == 1 else model

@@ -10,7 +10,7 @@ import torch
 import torchvision
 
 from gsa_utils import BACKBONES, PretrainedWeightsError, build_backbone
-from gsa_utils import models as gsa_models
+from gsa_utils import backbones as gsa_models
 from gsa_utils.models import weights_cache_path
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from gsa_utils import models as gsa_models
+from gsa_utils import backbones as gsa_models
 from gsa_utils.baselines import (
     PARAMETER_TOLERANCE,
     PUBLISHED_PARAMETERS,

@@ -170,3 +170,16 @@ def test_table_report_full_profile_on_unpublished_dataset(tmp_path):
     # the fake runs use 6 epochs, so they are 'full (modified: epochs=6)': not the full profile
     assert rep["message"].startswith("Not a reproduction of the paper")
     assert all(label.startswith("full (modified") for label in rep["profiles"])
+
+
+def test_plot_epoch_selection_marks_the_selected_epochs():
+    import matplotlib.pyplot as plt
+
+    from gsa_utils.chapter_aids.baselines_view import plot_epoch_selection
+
+    val = np.tile(np.linspace(0.5, 0.8, 6), (5, 1))
+    test = np.linspace(0.4, 0.9, 6)
+    fig = plot_epoch_selection(val, test, np.array([5, 6]), 0.85)
+    selected = [line for line in fig.axes[0].lines if line.get_label() == "measured: selected epochs"][0]
+    assert list(selected.get_xdata()) == [5, 6] and list(selected.get_ydata()) == list(test[[4, 5]])
+    plt.close(fig)

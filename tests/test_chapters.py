@@ -65,7 +65,7 @@ def test_chapter_configs_order_and_fields(smoke):
         ("fundus", 1, "vanilla"),
         ("fundus", 1, "gsa"),
     ]
-    assert all(c.fold is None and c.profile == "smoke" and c.epochs == smoke.fit.epochs for c in cfgs)
+    assert all(c.fold is None and c.profile == "smoke" and c.fit.epochs == smoke.fit.epochs for c in cfgs)
     assert {c.data_seed for c in cfgs if c.dataset == "faces"} == {3}
     assert {c.data_seed for c in cfgs if c.dataset == "fundus"} == {0}
     assert len({c.run_id() for c in cfgs}) == len(cfgs)
@@ -323,3 +323,62 @@ def test_two_gsa_recipes_are_separate_rows_not_pooled():
     assert row[("GSA (lr=0.0001) - vanilla", "points")] == pytest.approx(10.0)
     sentences = summaries.compare_methods(pd.concat([t, extra]))
     assert len(sentences) == 2 and "GSA (lr=0.0001)" in sentences[1]
+
+
+def test_class_counts_line(tiny_runs):
+    ds = load_dataset("fundus", 16)
+    text = chapters.class_counts(ds)
+    assert text.splitlines()[0] == f"{ds.num_classes} classes {ds.class_names}"
+    assert str(ds.class_counts("train").tolist()) in text and str(ds.class_counts("test").tolist()) in text
+
+
+def test_report_shows_tables_figure_and_sentences(tiny_runs, capsys, monkeypatch):
+    from gsa_utils.chapter_aids import report
+
+    shown = []
+    monkeypatch.setattr("IPython.display.display", shown.append)
+    _, results = tiny_runs
+    report.show_results(results, 0.5)
+    assert len(shown) == 2 and "dataset" not in shown[1].columns  # one data set: no dataset column
+    assert list(shown[1].columns) == [c for c in report.RUN_COLUMNS if c != "dataset"]
+    assert "chance: 50.0%" in capsys.readouterr().out
+    sentences = report.print_comparison(results, 0.5)
+    assert sentences == summaries.compare_methods(results.table, 0.5)
+    assert sentences[0] in capsys.readouterr().out
+
+
+def test_variant_table_compares_over_seeds_and_reads_the_maps(tiny_runs):
+    from gsa_utils.chapter_aids import variant_table
+    from gsa_utils.protocol import compare_over_seeds
+    from gsa_utils.runs import load_attention_map
+
+    _, results = tiny_runs
+    runs = {m: results.select(method=m) for m in ("vanilla", "gsa")}
+    mask = load_dataset("fundus", 16).mask
+    table = variant_table(runs, mask)
+    accuracies = {m: [r.history["test_acc"][-1] for r in rs] for m, rs in runs.items()}
+    expected = compare_over_seeds(accuracies)
+    pd.testing.assert_frame_equal(table[expected.columns], expected)
+    maps = [load_attention_map(r) for r in runs["gsa"]]
+    assert table.loc["gsa", "map auc"] == pytest.approx(np.mean([map_roc_auc(m, mask) for m in maps]))
+    assert table.loc["gsa", "map mean"] == pytest.approx(np.mean([m.mean() for m in maps]))
+    assert np.isnan(table.loc["vanilla", "map auc"]) and np.isnan(table.loc["vanilla", "flat"])
+    assert table.loc["vanilla", "collapsed"] == 0  # no map and no majority rate: nothing to collapse
+    always_collapsed = variant_table(runs, mask, majority_rate=1.0)
+    assert (always_collapsed["collapsed"] == 2).all()  # every accuracy is at or below 1.0
+
+
+def test_learned_maps_are_checked_and_shown_with_a_verdict(tiny_runs, capsys):
+    from gsa_utils.chapter_aids import report
+
+    configs, results = tiny_runs
+    ds = load_dataset("fundus", 16)
+    maps = report.learned_maps(results, "fundus", ["small_cnn"], (3, 16, 16))
+    assert list(maps) == ["small_cnn"] and np.array_equal(
+        maps["small_cnn"], results.attention_map("fundus", "small_cnn")
+    )
+    with pytest.raises(ValueError, match="expected one 8 x 8 map"):
+        report.learned_maps(results, "fundus", ["small_cnn"], (3, 8, 8))
+    aucs = report.show_learned_maps(maps, ds.mask, title="t", prefix="fundus / ")
+    assert aucs["small_cnn"] == pytest.approx(map_roc_auc(maps["small_cnn"], ds.mask))
+    assert f"fundus / small_cnn: {figures.map_verdict(maps['small_cnn'], ds.mask)}" in capsys.readouterr().out

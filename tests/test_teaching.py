@@ -200,3 +200,26 @@ def test_plot_lambda_sweep_draws_one_panel_per_key():
     assert len(fig.axes) == 4
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["0", "0.01", "0.1"]
     plt.close(fig)
+
+
+def test_sweep_table_and_gradient_histogram():
+    recs = [
+        {"l1_weight": lam, "seed": 0, "map_mean": 0.5, "roc_auc": 0.6, "saturated": 0.25, "test_acc": 0.7, "map": None}
+        for lam in (0.0, 0.1)
+    ]
+    styled = teaching.sweep_table(recs)
+    assert list(styled.data.columns) == list(teaching.SWEEP_FORMATS) and len(styled.data) == 2
+    assert "25%" in styled.to_html()  # the saturated share is printed as a percentage
+    fig = teaching.plot_gradient_histogram(np.array([[1e-4, 1e-3], [1e-2, 1e-1]]), [1e-3, 1e-1])
+    assert len(fig.axes[0].lines) == 2  # one dashed line per lambda
+    plt.close(fig)
+
+
+def test_plot_value_histograms_marks_and_means():
+    from gsa_utils.chapter_aids.plotting import plot_value_histograms
+
+    fig = plot_value_histograms({"a": np.full((2, 4, 4), 0.25), "b": torch.full((4, 4), 0.75)}, marks={"m": 0.5})
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a: mean 0.25", "b: mean 0.75"]
+    assert len(ax.lines) == 1 and ax.get_yscale() == "log"
+    plt.close(fig)

@@ -12,6 +12,7 @@ Introduced in chapter 10 (``10_baselines``); chapter 11 (``11_results``) uses :f
   which profile produced what (and "no results yet" for an empty folder).
 * :func:`check_table_csv`: the CSV of the table, checked against the runs' own ``config.json``.
 * :func:`plot_table`: accuracy with error bars per method and dataset, the paper's figure beside it.
+* :func:`plot_epoch_selection`: chapter 11's example of the protocol choosing epochs.
 
 Nothing here changes global state; figures are returned, not shown.
 """
@@ -32,11 +33,11 @@ import torch
 from ..attention import AttentionMaps, upsample_maps, variability
 from ..paths import shown_path
 from ..protocol import N_SELECTED_EPOCHS
-from ..runs.config import BACKBONE_METHODS, PIXEL_METHODS
+from ..runs.config import BACKBONE_METHODS, PIXEL_METHODS, profile_base
+from ..runs.markdown import table_to_markdown
 from ..runs.store import load_results
 from ..runs.tables import DATASET_COLUMNS, build_table
 from .plotting import pyplot, to_display
-from .table_markdown import profile_base, table_to_markdown
 
 __all__ = [
     "NO_RESULTS_MESSAGE",
@@ -47,6 +48,7 @@ __all__ = [
     "table_report",
     "check_table_csv",
     "plot_table",
+    "plot_epoch_selection",
 ]
 
 #: What chapter 11 says when the results folder holds no finished run.
@@ -449,4 +451,39 @@ def plot_table(
         ax.grid(alpha=0.3, axis="x")
     fig.legend(list(seen.values()), list(seen), loc="lower center", ncol=len(seen), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.4 / fig.get_figheight(), 1, 1))
+    return fig
+
+
+def plot_epoch_selection(val_acc: np.ndarray, test_acc: np.ndarray, epochs: np.ndarray, reported: float):
+    """The validation curves of the folds, the test curve, and the epochs the protocol measured.
+
+    Introduced in chapter 11 (``11_results``).
+
+    Parameters
+    ----------
+    val_acc
+        Folds x epochs validation accuracies.
+    test_acc
+        The test accuracy after each epoch of the run on the whole training set.
+    epochs
+        The selected epochs (1-based, :func:`~gsa_utils.protocol.select_epochs`).
+    reported
+        The accuracy the protocol reports (the mean over the selected epochs), drawn dotted.
+    """
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    ep = np.arange(1, val_acc.shape[1] + 1)
+    folds = f"validation, {len(val_acc)} folds"
+    ax.fill_between(ep, val_acc.min(0), val_acc.max(0), color="tab:blue", alpha=0.2, label=folds)
+    ax.plot(ep, val_acc.mean(0), "o-", color="tab:blue", label="validation, mean over folds")
+    ax.plot(ep, test_acc, "s--", color="tab:gray", label="test (whole training set)")
+    selected = dict(color="tab:red", ms=9, mfc="none", label="measured: selected epochs")
+    ax.plot(epochs, test_acc[np.asarray(epochs) - 1], "s", **selected)
+    ax.axhline(reported, color="tab:red", lw=1, ls=":")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy")
+    ax.set_xticks(ep)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
     return fig

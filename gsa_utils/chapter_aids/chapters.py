@@ -36,6 +36,7 @@ __all__ = [
     "RESULTS_DIR_ENV",
     "default_results_dir",
     "data_banner",
+    "class_counts",
     "chapter_seeds",
     "chapter_configs",
     "ChapterResults",
@@ -63,6 +64,17 @@ def data_banner(ds: StructuredDataset) -> str:
     else:
         head = "SYNTHETIC DATA"
     return f"{head}: {describe_source(ds)}"
+
+
+def class_counts(ds: StructuredDataset) -> str:
+    """The classes of a data set and how many training and test images each has, in two lines.
+
+    Introduced in chapter 6 (``06_idrid``).
+    """
+    return (
+        f"{ds.num_classes} classes {ds.class_names}\ntraining images per class "
+        f"{ds.class_counts('train').tolist()}, test images per class {ds.class_counts('test').tolist()}"
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -304,8 +316,9 @@ def initial_attention_map(config: ExperimentConfig, data_dir: str | os.PathLike 
     (``fold=None``).
     """
     from ..data.registry import load_dataset
+    from ..devices import seed_everything
     from ..runs.runner import build_model
-    from ..training import map_image, seed_everything
+    from ..training import map_image
 
     if config.method != "gsa" or config.fold is not None:
         raise ValueError(

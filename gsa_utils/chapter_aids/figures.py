@@ -113,7 +113,7 @@ def plot_training_curves(
         if not runs:
             continue
         if m == "gsa" and cutoff_epoch is None:
-            cutoff_epoch = runs[0].config.cutoff_epoch
+            cutoff_epoch = runs[0].config.fit.cutoff_epoch
         for ax, key in zip(axes[0], keys):
             curves = [np.asarray(r.history[key], dtype=float) for r in runs]
             n = min(len(c) for c in curves)

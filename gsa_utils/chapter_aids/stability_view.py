@@ -1,5 +1,6 @@
-"""The map-stability benchmark's summary over seeds, and its one-line verdict.
+"""Variants of GSA over seeds: their accuracy against vanilla and the state of their maps.
 
+:func:`variant_table` is the table chapters 5 and 9 print for their finished runs.
 ``benchmarks/map_stability.py`` writes one record per run; :func:`summarise_stability`
 summarises them per variant (:class:`VariantSummary`) and :func:`verdict_line` writes the
 sentence the book prints (chapter 5's recipe section, through ``book/_ext``).
@@ -8,13 +9,61 @@ sentence the book prints (chapter 5's recipe section, through ``book/_ext``).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
-from ..protocol import format_p, t_test
+from ..metrics import map_contrast, map_roc_auc
+from ..protocol import compare_over_seeds, format_p, t_test
+from ..runs.store import RunRecord, load_attention_map
+from ..stability import collapse_verdict
 
-__all__ = ["VariantSummary", "summarise_stability", "verdict_line"]
+__all__ = ["variant_table", "VariantSummary", "summarise_stability", "verdict_line"]
+
+
+def variant_table(
+    runs: Mapping[str, Sequence[RunRecord]], mask=None, majority_rate: float | None = None
+) -> pd.DataFrame:
+    """Each variant's final test accuracy against vanilla over seeds, and its maps: one row per variant.
+
+    Introduced in chapter 5 (``05_two_phase_training``) and used by chapter 9. The first
+    columns are :func:`~gsa_utils.protocol.compare_over_seeds` of the last epoch's test
+    accuracies (the book's one verdict rule); then, averaged over the seeds of variants with a
+    map (NaN without one): ``map mean``, ``map auc`` (against ``mask``, when given),
+    ``map contrast`` and ``map saturated``; then counts of runs: ``collapsed``
+    (:func:`~gsa_utils.stability.collapse_verdict` of the final map, and of the accuracy
+    when ``majority_rate`` is given), ``flat`` (the last epoch's record) and ``warned in
+    training`` (an epoch recorded as collapsed).
+
+    Parameters
+    ----------
+    runs
+        Variant name -> its finished runs, one per seed; ``"vanilla"`` among them.
+    mask
+        The ground-truth relevant region (H x W), or ``None``.
+    majority_rate
+        The share of the most frequent test class, or ``None``.
+    """
+    table = compare_over_seeds({name: [r.history["test_acc"][-1] for r in rs] for name, rs in runs.items()})
+    for name, rs in runs.items():
+        maps = [load_attention_map(r) for r in rs]
+        has_map = maps[0] is not None
+        verdicts = [collapse_verdict(m, r.history["test_acc"][-1], majority_rate) for m, r in zip(maps, rs)]
+        columns = {
+            "map mean": [m.mean() for m in maps] if has_map else None,
+            "map auc": [map_roc_auc(m, mask) for m in maps] if has_map and mask is not None else None,
+            "map contrast": [map_contrast(m) for m in maps] if has_map else None,
+            "map saturated": [v.saturated_share for v in verdicts] if has_map else None,
+        }
+        for column, values in columns.items():
+            table.loc[name, column] = np.mean(values) if values is not None else np.nan
+        table.loc[name, "collapsed"] = sum(v.collapsed for v in verdicts)
+        flat = sum(bool(r.history.records[-1].get("flat")) for r in rs)
+        table.loc[name, "flat"] = flat if has_map else np.nan
+        table.loc[name, "warned in training"] = sum(any(e.get("collapsed") for e in r.history.records) for r in rs)
+    return table
 
 
 @dataclass(frozen=True)

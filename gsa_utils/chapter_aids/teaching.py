@@ -8,7 +8,8 @@ matplotlib's or torch's global settings; figures are drawn into new figures and 
 * chapter 3 (``03_pixel_cnn``): :data:`PIXEL_CNN_VARIANTS`, :func:`pixel_cnn_variant_table`,
   :func:`backbone_parameter_counts`, :func:`untrained_maps`
 * chapter 4 (``04_combined_loss``): :func:`~gsa_utils.metrics.saturated_fraction`, :func:`ce_map_gradient`,
-  :func:`train_gsa`, :func:`lambda_sweep`, :func:`plot_lambda_sweep`
+  :func:`lambda_sweep`, :func:`sweep_table`, :func:`plot_lambda_sweep`,
+  :func:`plot_gradient_histogram`
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ import torch
 import torch.nn.functional as F
 
 from ..data.base import DataError, StructuredDataset
+from ..devices import pick_device, seed_everything
 from ..metrics import map_roc_auc, saturated_fraction
 from ..models import GlobalSpatialAttention, PixelCNN, SmallCNN, build_backbone, count_parameters
-from ..pixel import pixel_representation, pixel_representation_bytes
+from ..pixel import pixel_representation_bytes
+from ..recipes import PAPER_RECIPE, PixelCNNDesign, build_gsa
 from ..settings import FitSettings
-from ..training import History, evaluate, map_image, pick_device, seed_everything, two_phase_fit
+from ..training import evaluate, map_image, two_phase_fit
 from .plotting import as_numpy, pyplot, to_display
 
 __all__ = [
@@ -37,10 +40,12 @@ __all__ = [
     "pixel_cnn_variant_table",
     "backbone_parameter_counts",
     "untrained_maps",
-    "train_gsa",
     "lambda_sweep",
     "ce_map_gradient",
     "plot_lambda_sweep",
+    "plot_gradient_histogram",
+    "SWEEP_FORMATS",
+    "sweep_table",
 ]
 
 #: Training-set sizes of the paper's data sets (80 % of 591 glaucoma and 213 JAFFE images;
@@ -299,68 +304,6 @@ def _cpu_threads(n: int | None):
         torch.set_num_threads(before)
 
 
-def train_gsa(
-    x_train: torch.Tensor,
-    y_train: torch.Tensor,
-    num_classes: int,
-    *,
-    l1_weight: float,
-    seed: int,
-    settings: FitSettings,
-    hidden_channels: int,
-    eval_sets: Mapping | None = None,
-    backbone_width: int = 16,
-    map_snapshots: Sequence[int] = (),
-    device: str | torch.device | None = None,
-    **fit_kwargs,
-) -> tuple[GlobalSpatialAttention, History]:
-    """Build a pixel CNN + :class:`SmallCNN` with global spatial attention and train it with Algorithm 1.
-
-    Introduced in chapter 4 (``04_combined_loss``). The pixel representation is built from
-    ``x_train`` (training images only); ``seed`` seeds the initialisation and the batches.
-
-    Parameters
-    ----------
-    x_train, y_train
-        Training images (N x C x H x W) and labels.
-    num_classes
-        Classes of the task.
-    l1_weight
-        lambda of the combined loss (it replaces ``settings.l1_weight``).
-    seed
-        Seed of the initialisation and of the training order.
-    settings
-        How to train (:class:`~gsa_utils.settings.FitSettings`), e.g. ``profile.fit``.
-    hidden_channels
-        K of the pixel CNN.
-    eval_sets, map_snapshots, device, **fit_kwargs
-        Passed on to :func:`~gsa_utils.training.two_phase_fit`.
-    backbone_width
-        Width of the small image CNN.
-    """
-    seed_everything(seed)
-    rep = pixel_representation(x_train)
-    model = GlobalSpatialAttention(
-        SmallCNN(num_classes, in_channels=x_train.shape[1], width=backbone_width),
-        PixelCNN(rep.shape[1], hidden_channels),
-        rep,
-    )
-    fit_kwargs.setdefault("progress", False)
-    history = two_phase_fit(
-        model,
-        x_train,
-        y_train,
-        settings.replace(l1_weight=l1_weight),
-        eval_sets=eval_sets,
-        seed=seed,
-        map_snapshots=map_snapshots,
-        num_classes=num_classes,
-        device=device,
-        **fit_kwargs,
-    )
-    return model, history
-
-
 def lambda_sweep(
     dataset: StructuredDataset,
     l1_weights: Sequence[float],
@@ -374,9 +317,14 @@ def lambda_sweep(
     cpu_threads: int | None = 1,
     **fit_kwargs,
 ) -> list[dict]:
-    """Train one small GSA model per (lambda, seed) with :func:`train_gsa` and measure its map.
+    """Train one small GSA model per (lambda, seed) and measure its map.
 
-    Introduced in chapter 4 (``04_combined_loss``). ``dataset`` must have a ``mask``.
+    Introduced in chapter 4 (``04_combined_loss``). ``dataset`` must have a ``mask``. Each
+    model is the paper's GSA around a :class:`~gsa_utils.models.SmallCNN` of width
+    ``backbone_width`` (:func:`~gsa_utils.recipes.build_gsa`, pixel CNN with K =
+    ``hidden_channels``), seeded with ``seed`` and trained by
+    :func:`~gsa_utils.training.two_phase_fit` with ``settings`` and lambda = ``l1_weight``;
+    ``map_snapshots``, ``device`` and ``fit_kwargs`` are passed on to it.
 
     ``cpu_threads`` caps PyTorch's CPU threads while training on the CPU (restored
     afterwards; ``None`` leaves them alone). These runs are tiny: one thread is about as
@@ -411,19 +359,21 @@ def lambda_sweep(
 def _sweep(
     dataset, l1_weights, seeds, *, settings, hidden_channels, backbone_width, map_snapshots, device, **fit_kwargs
 ) -> list[dict]:
+    fit_kwargs.setdefault("progress", False)
     records = []
     for l1_weight in l1_weights:
         for seed in seeds:
-            model, history = train_gsa(
+            seed_everything(seed)
+            backbone = SmallCNN(dataset.num_classes, in_channels=dataset.x_train.shape[1], width=backbone_width)
+            model = build_gsa(backbone, dataset.x_train, PAPER_RECIPE, PixelCNNDesign(hidden_channels))
+            history = two_phase_fit(
+                model,
                 dataset.x_train,
                 dataset.y_train,
-                dataset.num_classes,
-                l1_weight=l1_weight,
+                settings.replace(l1_weight=l1_weight),
                 seed=seed,
-                settings=settings,
-                hidden_channels=hidden_channels,
-                backbone_width=backbone_width,
                 map_snapshots=map_snapshots,
+                num_classes=dataset.num_classes,
                 device=device,
                 **fit_kwargs,
             )
@@ -460,6 +410,46 @@ def ce_map_gradient(model: GlobalSpatialAttention, x: torch.Tensor, y: torch.Ten
     amap.retain_grad()
     F.cross_entropy(clone(x.to(amap.device), amap), y.to(amap.device)).backward()
     return amap.grad[0, 0].detach().cpu().numpy()
+
+
+def plot_gradient_histogram(grad: np.ndarray, lambdas: Sequence[float], size: tuple[float, float] = (6.0, 2.8)):
+    """Histogram of log10 |dCE/dm| over the map's pixels, with a dashed line at each lambda.
+
+    Introduced in chapter 4 (``04_combined_loss``), for :func:`ce_map_gradient`'s output: a
+    lambda right of the grey mass outweighs the cross-entropy at almost every pixel.
+    """
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=size)
+    ax.hist(np.log10(np.abs(grad).ravel() + 1e-12), bins=50, color="gray")
+    for lam in lambdas:
+        ax.axvline(np.log10(lam), color="tab:red", ls="--", lw=1)
+        ax.text(np.log10(lam), ax.get_ylim()[1] * 0.95, f" λ={lam:g}", fontsize=8, color="tab:red", va="top")
+    ax.set_xlabel("log10 |dCE/dm| per pixel (one batch, at initialisation)")
+    ax.set_ylabel("pixels")
+    return fig
+
+
+#: The measured columns of :func:`sweep_table`, and how each is printed.
+SWEEP_FORMATS = {
+    "l1_weight": "{:g}",
+    "seed": "{}",
+    "map_mean": "{:.3f}",
+    "roc_auc": "{:.2f}",
+    "saturated": "{:.0%}",
+    "test_acc": "{:.2f}",
+}
+
+
+def sweep_table(records: Sequence[Mapping]):
+    """The records of :func:`lambda_sweep` as a table, one row per run (a formatted pandas Styler).
+
+    Introduced in chapter 4 (``04_combined_loss``): lambda, seed, map mean, ROC-AUC against
+    the mask, saturated share and test accuracy.
+    """
+    import pandas as pd
+
+    table = pd.DataFrame([{key: r[key] for key in SWEEP_FORMATS} for r in records])
+    return table.style.format(SWEEP_FORMATS).hide(axis="index")
 
 
 def plot_lambda_sweep(

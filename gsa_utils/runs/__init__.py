@@ -28,6 +28,7 @@ from .runner import build_model, run_experiment
 from .store import RESULTS_DIR_ENV, RunRecord, default_results_dir, load_attention_map, load_results, save_result
 from .summary import ProtocolSummary, protocol_summary
 from .sweeps import configs_from_grid, paper_grid, sweep, sweep_configs
+from .tables import DATASET_COLUMNS, build_table, row_label, rows_of_dataset, table_to_csv
 
 __all__ = [
     "METHODS",
@@ -58,4 +59,9 @@ __all__ = [
     "load_results",
     "load_attention_map",
     "protocol_summary",
+    "DATASET_COLUMNS",
+    "build_table",
+    "row_label",
+    "rows_of_dataset",
+    "table_to_csv",
 ]
