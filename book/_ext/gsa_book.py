@@ -97,6 +97,7 @@ def profile_table() -> str:
 
 
 STABILITY_RESULTS = nbcache.ROOT / "benchmarks" / "results" / "map_stability"
+CANDIDATE_RESULTS = nbcache.ROOT / "benchmarks" / "results" / "map_candidates"
 
 
 def _data_line(data: dict) -> str:
@@ -104,7 +105,7 @@ def _data_line(data: dict) -> str:
     return f"{data['name']}: {data['source']} data, {data['n_train']} train / {data['n_test']} test images of {shape}"
 
 
-def stability_tables(folder: Path = STABILITY_RESULTS, figures: Path = GENERATED) -> str:
+def stability_tables(folder: Path = STABILITY_RESULTS, figures: Path = GENERATED, prefix: str = "map_stability") -> str:
     """Markdown: two tables and a figure of maps per recorded ``benchmarks/map_stability.py`` run file.
 
     Each file's first line holds the settings its runs used; every following line is one
@@ -156,7 +157,7 @@ def stability_tables(folder: Path = STABILITY_RESULTS, figures: Path = GENERATED
                 auc = "-" if s.map_auc_mean is None else f"{s.map_auc_mean:.2f} ± {s.map_auc_sd or 0:.2f}"
                 gap = "-" if s.faith_gap_mean is None else f"{s.faith_gap_mean:.3f} / {num(s.faith_gap_random_mean)}"
                 parts.append(f"| {s.variant} | {contrast} | {num(s.saturated, 2)} | {auc} | {gap} |")
-        picture = stability_maps_figure(settings, runs, figures / f"map_stability_{path.stem}.png")
+        picture = stability_maps_figure(settings, runs, figures / f"{prefix}_{path.stem}.png")
         if picture is not None:
             parts += [
                 "",
@@ -481,6 +482,7 @@ def _alt_from_output(render_image):
 def _builder_inited(app) -> None:
     _write_if_changed(GENERATED / "profiles.md", profile_table())
     _write_if_changed(GENERATED / "map_stability.md", stability_tables())
+    _write_if_changed(GENERATED / "map_candidates.md", stability_tables(CANDIDATE_RESULTS, prefix="map_candidates"))
     prints = nbcache.fingerprint()
     app.env.gsa_fingerprint = prints
     if app.config.nb_execution_mode == "cache":
