@@ -18,6 +18,7 @@ Where each piece is introduced:
 Chapter presentation helpers live in :mod:`gsa_utils.chapter_aids`, which the method never imports.
 """
 
+from .backbones import BACKBONES, PretrainedWeightsError, SmallCNN, build_backbone
 from .data import load_folder, load_idrid, load_jaffe, load_medmnist
 from .data.base import DataError, StructuredDataset
 from .data.registry import load_dataset
@@ -34,16 +35,7 @@ from .metrics import (
     relevance_rank_accuracy,
     saturated_fraction,
 )
-from .models import (
-    BACKBONES,
-    GlobalSpatialAttention,
-    PixelCNN,
-    PretrainedWeightsError,
-    SmallCNN,
-    build_backbone,
-    count_parameters,
-    pixel_cnn_parameter_count,
-)
+from .models import GlobalSpatialAttention, PixelCNN, count_parameters, pixel_cnn_parameter_count
 from .pixel import pixel_representation, pixel_representation_bytes
 from .profiles import Profile, get_profile
 from .protocol import (

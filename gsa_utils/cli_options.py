@@ -15,8 +15,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from .backbones import BACKBONES
 from .data.registry import DATASETS
-from .models import BACKBONES
 from .profiles import PROFILES
 from .protocol import N_SELECTED_EPOCHS
 from .recipes import RECIPES, PixelCNNDesign, RecipeChoice

@@ -41,7 +41,7 @@ def _check_training_data(x: torch.Tensor, y: torch.Tensor, what: str, num_classe
 
 def _input_channels(model: nn.Module) -> int | None:
     """The channels the model's image network takes (its first convolution's), or ``None`` if it has none."""
-    from .models import GreyToColour
+    from .backbones import GreyToColour
 
     for m in getattr(model, "backbone", model).modules():
         if isinstance(m, GreyToColour):

@@ -2,7 +2,7 @@
 
 * :class:`PixelCNN` is introduced in chapter 3 (``03_pixel_cnn``).
 * :class:`GlobalSpatialAttention` in chapter 5 (``05_two_phase_training``), around an image CNN
-  from :mod:`gsa_utils.backbones` (re-exported here).
+  from :mod:`gsa_utils.backbones`.
 """
 
 from __future__ import annotations
@@ -13,16 +13,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbones import (
-    BACKBONES,
-    PAPER_BACKBONES,
-    GreyToColour,
-    PretrainedWeightsError,
-    SmallCNN,
-    build_backbone,
-    imagenet_state_dict,
-    weights_cache_path,
-)
 from .data.base import DataError
 
 __all__ = [
@@ -30,14 +20,6 @@ __all__ = [
     "MAP_NORMS",
     "pixel_cnn_parameter_count",
     "GlobalSpatialAttention",
-    "SmallCNN",
-    "GreyToColour",
-    "build_backbone",
-    "BACKBONES",
-    "PAPER_BACKBONES",
-    "PretrainedWeightsError",
-    "imagenet_state_dict",
-    "weights_cache_path",
     "count_parameters",
 ]
 

@@ -11,7 +11,7 @@ import torchvision
 
 from gsa_utils import BACKBONES, PretrainedWeightsError, build_backbone
 from gsa_utils import backbones as gsa_models
-from gsa_utils.models import weights_cache_path
+from gsa_utils.backbones import weights_cache_path
 
 
 @pytest.mark.parametrize("name", BACKBONES)

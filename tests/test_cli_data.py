@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from gsa_utils.backbones import GreyToColour, SmallCNN, build_backbone
 from gsa_utils.cli import main as cli_main
 from gsa_utils.data import DataError
 from gsa_utils.data.cache import CACHE_ENV
 from gsa_utils.data.fixtures import make_folder_fixture, make_medmnist_fixture
 from gsa_utils.data.medmnist import MEDMNIST_SETS
 from gsa_utils.data.registry import MEDMNIST_NAMES, load_dataset, plan_data
-from gsa_utils.models import GreyToColour, SmallCNN, build_backbone
 from gsa_utils.paths import DATA_DIR_ENV
 from gsa_utils.runs import ExperimentConfig
 from gsa_utils.settings import FitSettings

@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+from gsa_utils.backbones import SmallCNN
 from gsa_utils.metrics import FLAT_CONTRAST, map_contrast
-from gsa_utils.models import GlobalSpatialAttention, PixelCNN, SmallCNN
+from gsa_utils.models import GlobalSpatialAttention, PixelCNN
 from gsa_utils.pixel import pixel_representation
 from gsa_utils.stability import CollapseWarning, FlatMapWarning, chance_loss, record_collapse
 from gsa_utils.training import two_phase_fit

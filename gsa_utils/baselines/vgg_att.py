@@ -62,7 +62,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..models import imagenet_state_dict, weights_cache_path
+from ..backbones import imagenet_state_dict, weights_cache_path
 from ._init import init_cnn_weights
 
 __all__ = ["VGGAtt3", "VGG16_CONV_CONFIG", "vgg16_conv_parameter_count", "vgg16_weights_file"]

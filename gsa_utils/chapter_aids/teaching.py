@@ -21,10 +21,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..backbones import SmallCNN, build_backbone
 from ..data.base import DataError, StructuredDataset
 from ..devices import pick_device, seed_everything
 from ..metrics import map_roc_auc, saturated_fraction
-from ..models import GlobalSpatialAttention, PixelCNN, SmallCNN, build_backbone, count_parameters
+from ..models import GlobalSpatialAttention, PixelCNN, count_parameters
 from ..pixel import pixel_representation_bytes
 from ..recipes import PAPER_RECIPE, PixelCNNDesign, build_gsa
 from ..settings import FitSettings
@@ -320,7 +321,7 @@ def lambda_sweep(
     """Train one small GSA model per (lambda, seed) and measure its map.
 
     Introduced in chapter 4 (``04_combined_loss``). ``dataset`` must have a ``mask``. Each
-    model is the paper's GSA around a :class:`~gsa_utils.models.SmallCNN` of width
+    model is the paper's GSA around a :class:`~gsa_utils.backbones.SmallCNN` of width
     ``backbone_width`` (:func:`~gsa_utils.recipes.build_gsa`, pixel CNN with K =
     ``hidden_channels``), seeded with ``seed`` and trained by
     :func:`~gsa_utils.training.two_phase_fit` with ``settings`` and lambda = ``l1_weight``;

@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, get_type_hints
 
+from ..backbones import BACKBONES
 from ..data.medmnist import MEDMNIST_SIZES
 from ..data.registry import MEDMNIST_NAMES, NATIVE_SIZES, REAL_NAMES, check_dataset_name, normalise_dataset_name
-from ..models import BACKBONES
 from ..profiles import PROFILES, get_profile
 from ..protocol import N_FOLDS
 from ..recipes import PAPER_RECIPE, PixelCNNDesign, RecipeChoice
@@ -27,7 +27,7 @@ from .methods import METHOD_TABLE
 
 #: Every method a run can use (the rows of :data:`~gsa_utils.runs.methods.METHOD_TABLE`).
 METHODS = tuple(METHOD_TABLE)
-#: Methods built around an image CNN from :func:`~gsa_utils.models.build_backbone`.
+#: Methods built around an image CNN from :func:`~gsa_utils.backbones.build_backbone`.
 BACKBONE_METHODS = tuple(m for m, spec in METHOD_TABLE.items() if spec.uses_backbone)
 #: Methods trained for epochs with :func:`~gsa_utils.training.two_phase_fit`.
 EPOCH_METHODS = tuple(m for m, spec in METHOD_TABLE.items() if spec.trained_for_epochs)
@@ -115,7 +115,7 @@ class ExperimentConfig:
         alone), ``"l1"`` (L1 pixel weights, paper section 4.3), ``"lr"``, ``"svm"`` (pixel
         models), ``"vgg_att3"``, ``"resattnet92"`` (local-attention CNNs).
     backbone, pretrained
-        Image CNN (:data:`gsa_utils.models.BACKBONES`) and whether it starts from ImageNet weights.
+        Image CNN (:data:`gsa_utils.backbones.BACKBONES`) and whether it starts from ImageNet weights.
     image_size
         Side of the square images.
     fold

@@ -14,8 +14,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ..backbones import build_backbone
 from ..baselines.l1_weights import L1_COEFFICIENT_GRID, L1PixelWeights
-from ..models import build_backbone
 from ..recipes import build_gsa
 from ..settings import PAPER_GRID, WEIGHT_DECAY_GRID, FitSettings
 
@@ -36,7 +36,7 @@ class MethodSpec:
     build
         Builds the network (``None``: a pixel model fitted once, LR or SVM).
     uses_backbone
-        Built around an image CNN from :func:`~gsa_utils.models.build_backbone`.
+        Built around an image CNN from :func:`~gsa_utils.backbones.build_backbone`.
     may_be_pretrained
         Can start from ImageNet weights (otherwise ``pretrained`` is set to ``False``).
     uses_lambda
