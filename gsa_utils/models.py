@@ -38,6 +38,19 @@ def pixel_cnn_parameter_count(n_images: int, channels: int, hidden_channels: int
     return hidden_channels * (9 * n_images * channels + 1) + (hidden_channels + 1)
 
 
+def check_pixel_cnn_shape(
+    hidden_channels: int, kernel_size: int, num_hidden_layers: int, last_kernel_size: int, owner: str
+) -> None:
+    """ValueError, naming ``owner``, unless the pixel CNN's shape is valid (odd kernels keep H x W)."""
+    for name, k in (("kernel_size", kernel_size), ("last_kernel_size", last_kernel_size)):
+        if k < 1 or k % 2 == 0:
+            raise ValueError(f"{owner}: {name} must be a positive odd number to keep H x W, got {k}")
+    if hidden_channels < 1 or num_hidden_layers < 1:
+        raise ValueError(
+            f"{owner}: hidden_channels and num_hidden_layers must be >= 1, got {hidden_channels}, {num_hidden_layers}"
+        )
+
+
 class PixelCNN(nn.Module):
     """Binary pixel classifier producing one H x W importance map in [0, 1] (paper Fig. 3).
 
@@ -125,14 +138,9 @@ class PixelCNN(nn.Module):
             raise ValueError(f"PixelCNN: need 0 < map_level < 1 and map_gain > 0, got {map_level}, {map_gain}")
         if fan_in_reference is not None and fan_in_reference < 1:
             raise ValueError(f"PixelCNN: fan_in_reference must be >= 1 or None, got {fan_in_reference}")
-        for name, k in (("kernel_size", kernel_size), ("last_kernel_size", last_kernel_size)):
-            if k < 1 or k % 2 == 0:
-                raise ValueError(f"PixelCNN: {name} must be a positive odd number to keep H x W, got {k}")
-        if in_channels < 1 or hidden_channels < 1 or num_hidden_layers < 1:
-            raise ValueError(
-                "PixelCNN: in_channels, hidden_channels and num_hidden_layers must be >= 1, got "
-                f"{in_channels}, {hidden_channels}, {num_hidden_layers}"
-            )
+        if in_channels < 1:
+            raise ValueError(f"PixelCNN: in_channels must be >= 1, got {in_channels}")
+        check_pixel_cnn_shape(hidden_channels, kernel_size, num_hidden_layers, last_kernel_size, "PixelCNN")
         self.in_channels = in_channels
         self.dense = dense
         self.hidden = nn.ModuleList()

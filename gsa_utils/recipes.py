@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .models import MAP_NORMS, GlobalSpatialAttention, PixelCNN
+from .models import MAP_NORMS, GlobalSpatialAttention, PixelCNN, check_pixel_cnn_shape
 from .pixel import lowrank_pixel_representation, pixel_representation
 
 __all__ = [
@@ -123,15 +123,9 @@ class PixelCNNDesign:
     dense: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("kernel_size", "last_kernel_size"):
-            side = getattr(self, name)
-            if side < 1 or side % 2 != 1:
-                raise ValueError(f"PixelCNNDesign: {name} must be odd and >= 1, got {side}")
-        if self.hidden_channels < 1 or self.num_hidden_layers < 1:
-            raise ValueError(
-                f"PixelCNNDesign: hidden_channels and num_hidden_layers must be >= 1, "
-                f"got {self.hidden_channels} and {self.num_hidden_layers}"
-            )
+        check_pixel_cnn_shape(
+            self.hidden_channels, self.kernel_size, self.num_hidden_layers, self.last_kernel_size, "PixelCNNDesign"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as keyword arguments of :class:`~gsa_utils.models.PixelCNN`."""
