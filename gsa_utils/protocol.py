@@ -1,31 +1,10 @@
 """The paper's evaluation protocol (section 4.6): CV-chosen epochs, mean and spread, t-tests.
 
-Introduced in chapter 10 (``10_baselines``).
-
-Xu et al. train every CNN for 250 epochs and report, instead of one early-stopped number,
-the mean and standard deviation of the test accuracy over **30 epochs**. Which 30? "We
-performed five-fold cross validation on the training instances only, and obtained the 30
-epochs which were associated with the highest accuracy as the epochs for the measurement
-of performance on the test instances." Our reading, step by step:
-
-1. split the *training* set into 5 stratified folds (:func:`stratified_folds`);
-2. for every hyper-parameter setting, train once per fold on the other four and record the
-   validation accuracy after every epoch (a folds x epochs array);
-3. average over folds; the 30 epochs with the highest mean validation accuracy are the
-   measurement epochs (:func:`select_epochs`, ties to the earlier epoch);
-4. the setting with the highest mean validation accuracy over its 30 epochs wins
-   (:func:`select_hyperparameters`; the grids are :data:`PAPER_GRID` and, for the L1
-   baseline, :data:`gsa_utils.baselines.l1_weights.L1_COEFFICIENT_GRID`);
-5. train that setting on the whole training set, evaluate the test set after every epoch,
-   and report mean and standard deviation of the test accuracy at the 30 epochs
-   (:func:`protocol_accuracy`);
-6. compare two models by a t-test on their 30 test accuracies each (:func:`t_test`,
-   Welch's; p < 0.01 is the paper's threshold, :data:`SIGNIFICANCE_LEVEL`).
-
-The paper leaves open whether step 3 selects epochs per setting or once; we select per
-setting (the epochs belong to the setting whose curve they come from) and use the *same*
-epochs for the test run, so the test set never influences any choice.
-:func:`gsa_utils.runs.summary.protocol_summary` runs steps 3-5 on a results folder.
+Introduced in chapter 10 (``10_baselines``), which tells the steps. In short: cross-validate
+each setting on the training set (:func:`stratified_folds`), pick the 30 epochs of highest mean
+validation accuracy (:func:`select_epochs`) and the best setting (:func:`select_hyperparameters`),
+retrain on the whole training set and report the test accuracy at those epochs
+(:func:`protocol_accuracy`); compare models by Welch's t-test (:func:`t_test`, :func:`verdict`).
 """
 
 from __future__ import annotations
@@ -62,7 +41,6 @@ __all__ = [
     "verdict",
     "compare_over_seeds",
     "select_hyperparameters",
-    "params_key",
 ]
 
 #: Folds of the cross-validation on the training set (section 4.6).
@@ -81,32 +59,10 @@ class ProtocolWarning(UserWarning):
 
 
 def stratified_folds(y: Any, k: int = N_FOLDS, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified, shuffled k-fold split of the **training** labels.
+    """Stratified, shuffled k-fold split of the **training** labels: ``k`` sorted (train_idx, val_idx) pairs.
 
-    Introduced in chapter 10 (``10_baselines``).
-
-    Parameters
-    ----------
-    y
-        Training labels only (1-D integers: tensor, array or list). The test set never
-        enters the cross-validation.
-    k
-        Number of folds (paper: 5).
-    seed
-        Seeds the shuffling; the same seed gives the same folds, so every hyper-parameter
-        setting is validated on identical folds.
-
-    Returns
-    -------
-    list of (train_idx, val_idx)
-        ``k`` pairs of sorted int64 index arrays into ``y``; the validation parts are
-        disjoint and together cover ``range(len(y))``.
-
-    Raises
-    ------
-    DataError
-        Labels not 1-D integers, ``k < 2``, or fewer images than folds. A class with fewer
-        than ``k`` images is allowed (scikit-learn warns; some folds then lack it).
+    The same ``seed`` gives the same folds, so every setting is validated on identical folds.
+    Raises DataError for labels that are not 1-D integers, ``k < 2``, or fewer images than folds.
     """
     if hasattr(y, "detach"):
         y = y.detach().cpu().numpy()
@@ -148,24 +104,10 @@ def _curve_matrix(val_acc: Any, what: str = "val_acc") -> np.ndarray:
 
 
 def select_epochs(val_acc: Any, n: int = N_SELECTED_EPOCHS) -> np.ndarray:
-    """The ``n`` epochs with the highest mean validation accuracy across folds.
+    """The ``n`` epochs (1-based, ascending) with the highest mean validation accuracy across folds.
 
-    Introduced in chapter 10 (``10_baselines``).
-
-    Parameters
-    ----------
-    val_acc
-        Validation accuracy per fold and epoch (folds x epochs), or one mean curve (1-D).
-        Column ``j`` is epoch ``j + 1``.
-    n
-        How many epochs to pick (paper: 30).
-
-    Returns
-    -------
-    numpy.ndarray
-        1-based epoch numbers, sorted ascending. Among equal means the earlier epoch wins;
-        NaN means rank last. With fewer than ``n`` epochs all are returned and a
-        :class:`ProtocolWarning` is issued.
+    ``val_acc`` is folds x epochs, or one curve. Ties go to the earlier epoch, NaN ranks last;
+    with fewer than ``n`` epochs all are returned and a :class:`ProtocolWarning` is issued.
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"select_epochs: n must be a positive integer, got {n!r}")
@@ -187,23 +129,8 @@ def select_epochs(val_acc: Any, n: int = N_SELECTED_EPOCHS) -> np.ndarray:
 def fallback_epochs(n_trained: int, n: int = N_SELECTED_EPOCHS) -> np.ndarray:
     """The epochs measured when no cross-validation chooses them: the final ones, never the start.
 
-    Introduced in chapter 10 (``10_baselines``). The paper measures 30 CV-chosen epochs of
-    250, far from the untrained start. Without CV runs, the last ``n`` epochs stand in for
-    them only when the run has at least ``2 n`` epochs; a shorter run is measured at its
-    last :data:`N_FALLBACK_EPOCHS` (at most its second half, at least its final epoch), so
-    a 30-epoch run is not averaged from its first, barely trained epoch on.
-
-    Parameters
-    ----------
-    n_trained
-        Epochs the run trained (>= 1).
-    n
-        Epochs the protocol would select (paper: 30).
-
-    Returns
-    -------
-    numpy.ndarray
-        1-based epoch numbers, ascending.
+    The last ``n`` epochs when the run has at least ``2 n``; else its last
+    :data:`N_FALLBACK_EPOCHS` (at most its second half, at least its final epoch).
     """
     if isinstance(n_trained, bool) or not isinstance(n_trained, (int, np.integer)) or n_trained < 1:
         raise ValueError(f"fallback_epochs: n_trained must be a positive integer, got {n_trained!r}")
@@ -212,25 +139,7 @@ def fallback_epochs(n_trained: int, n: int = N_SELECTED_EPOCHS) -> np.ndarray:
 
 
 def protocol_accuracy(test_acc_per_epoch: Any, epochs: Any) -> tuple[float, float, np.ndarray]:
-    """Mean and standard deviation of the test accuracy at the selected epochs.
-
-    Introduced in chapter 10 (``10_baselines``).
-
-    Parameters
-    ----------
-    test_acc_per_epoch
-        Test accuracy after every epoch of the run on the whole training set (entry ``j``
-        is epoch ``j + 1``), e.g. ``history["test_acc"]``.
-    epochs
-        1-based epochs from :func:`select_epochs`.
-
-    Returns
-    -------
-    (mean, std, samples)
-        ``samples`` are the accuracies at ``epochs`` (in that order); ``std`` is the sample
-        standard deviation (``ddof=1``; the paper does not say which), NaN for one sample.
-        Units are those of the input (fractions from :class:`~gsa_utils.training.History`).
-    """
+    """Mean, sample standard deviation (NaN for one sample) and the test accuracies at 1-based ``epochs``."""
     acc = np.asarray(test_acc_per_epoch, dtype=float).reshape(-1)
     ep = np.asarray(epochs).reshape(-1)
     if ep.size == 0:
@@ -251,24 +160,9 @@ def protocol_accuracy(test_acc_per_epoch: Any, epochs: Any) -> tuple[float, floa
 
 
 def t_test(a: Any, b: Any) -> float:
-    """Two-sided p-value of Welch's t-test between two samples of accuracies.
+    """Two-sided p-value of Welch's (unpaired, unequal-variance) t-test; chapter 10 says why this test.
 
-    Introduced in chapter 10 (``10_baselines``).
-
-    The paper reports "the t-test" between a CNN with global attention and the vanilla CNN
-    (and the L1 baseline) without saying which. Each sample is one model's 30 per-epoch
-    test accuracies (:func:`protocol_accuracy`); the two models are trained separately and
-    their spreads differ (Table 2: 0.47 to 8.44 points), so we use the unpaired test
-    without assuming equal variances, :func:`scipy.stats.ttest_ind` with
-    ``equal_var=False``. (The 30 epochs of one run are not independent draws, so the
-    p-values are optimistic; we follow the paper's design and say so in the book.)
-
-    Returns
-    -------
-    float
-        The p-value. Where scipy gives NaN because both samples have zero variance, the
-        answer is decided directly: 1.0 for equal constant samples, 0.0 for different
-        constants. NaN when a sample has fewer than 2 values.
+    Two constant samples give 1.0 when equal and 0.0 otherwise; a sample of fewer than 2 gives NaN.
     """
     from scipy import stats
 
@@ -285,10 +179,7 @@ def t_test(a: Any, b: Any) -> float:
 
 
 def format_p(p: float) -> str:
-    """A p-value as the book writes it: ``"p < 0.001"``, ``"p = 0.031"`` or ``"p = nan"``.
-
-    Three decimals would print a p-value below 0.0005 as ``p = 0.000``, which no test gives.
-    """
+    """A p-value as the book writes it: ``"p < 0.001"``, ``"p = 0.031"`` or ``"p = nan"``."""
     if p != p:
         return "p = nan"
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
@@ -297,9 +188,8 @@ def format_p(p: float) -> str:
 def verdict(points: float, p: float) -> str:
     """The book's one verdict on a variant against a reference: Welch's p below :data:`SIGNIFICANCE_LEVEL`.
 
-    ``points`` is the variant's mean accuracy minus the reference's, ``p`` the p-value of
-    :func:`t_test`. Returns ``"better"``, ``"worse"``, ``"no clear difference"``, or
-    ``"too few seeds"`` when ``p`` is NaN (a sample of fewer than two).
+    ``points`` is the variant's mean minus the reference's. Returns ``"better"``, ``"worse"``,
+    ``"no clear difference"``, or ``"too few seeds"`` when ``p`` is NaN.
     """
     if p != p:
         return "too few seeds"
@@ -311,20 +201,9 @@ def verdict(points: float, p: float) -> str:
 def compare_over_seeds(accuracies: Mapping[str, Any], reference: str = "vanilla") -> pd.DataFrame:
     """Each variant against ``reference`` over seeds: one tidy table, one verdict rule.
 
-    Parameters
-    ----------
-    accuracies
-        Variant name -> its test accuracies in [0, 1], one per seed; ``reference`` among them.
-    reference
-        The variant the others are compared with (the vanilla CNN).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Indexed by variant, in the given order: ``seeds``, ``mean`` and ``sd`` of the
-        accuracy, ``points`` (mean minus the reference's, in percentage points), ``p``
-        (:func:`t_test` against the reference; NaN for the reference) and ``verdict``
-        (:func:`verdict`; ``"reference"`` for the reference itself).
+    ``accuracies`` maps a variant to its test accuracies in [0, 1], one per seed. Returns one row
+    per variant: ``seeds``, ``mean``, ``sd``, ``points`` (percentage points above the reference),
+    ``p`` (:func:`t_test`) and ``verdict`` (:func:`verdict`; ``"reference"`` for the reference).
     """
     import pandas as pd
 
@@ -348,37 +227,20 @@ def compare_over_seeds(accuracies: Mapping[str, Any], reference: str = "vanilla"
     return pd.DataFrame(rows).set_index("variant")
 
 
-def params_key(params: Mapping[str, Any]) -> tuple:
-    """A hashable, order-independent key for a hyper-parameter dict.
-
-    Introduced in chapter 10 (``10_baselines``).
-    """
-    return tuple(sorted((str(k), repr(v)) for k, v in params.items()))
-
-
 def select_hyperparameters(cv_results: Any, n: int = N_SELECTED_EPOCHS) -> dict:
     """The hyper-parameter setting with the highest mean CV accuracy over its selected epochs.
-
-    Introduced in chapter 10 (``10_baselines``).
 
     Parameters
     ----------
     cv_results
-        One entry per setting: a sequence of dicts ``{"params": {...}, "val_acc": folds x
-        epochs}``, or a mapping from a params dict's :func:`params_key` (or any label) to
-        ``val_acc``. Settings should have the same folds; ``val_acc`` follows
-        :func:`select_epochs`.
-    n
-        Epochs per setting (paper: 30).
+        One ``{"params": {...}, "val_acc": folds x epochs}`` per setting, or a mapping from a
+        label (a tuple of (name, value) pairs becomes the params dict) to ``val_acc``.
 
     Returns
     -------
     dict
-        ``params`` (the winner's), ``score`` (its mean validation accuracy over its ``n``
-        selected epochs and all folds), ``epochs`` (those epochs, 1-based), ``n_folds``,
-        ``ranking``: every setting as ``{"params", "score", "epochs", "n_folds"}``, best
-        first (ties go to the setting listed first), and ``notes``: deviations from the
-        paper's protocol in words (fewer than ``n`` epochs trained: all are used).
+        The winner's ``params``, ``score``, ``epochs`` and ``n_folds``; ``ranking``, every setting
+        best first (ties to the one listed first); ``notes``, deviations from the paper in words.
     """
     if isinstance(cv_results, Mapping):
         entries = [{"params": dict(k) if isinstance(k, tuple) else k, "val_acc": v} for k, v in cv_results.items()]

@@ -1,15 +1,7 @@
-"""Baselines of the paper (section 4.3): non-deep pixel models and local-attention CNNs.
+"""The paper's baselines (section 4.3), introduced in chapter 10 (``10_baselines``).
 
-Introduced in chapter 10 (``10_baselines``):
-
-* :mod:`.linear` -- logistic regression and SVM on raw pixels with cross-validated grid search;
-* :mod:`.vgg_att` -- VGG-att3 (Jetley et al., "Learn to Pay Attention", ICLR 2018);
-* :mod:`.resattnet` -- ResAttNet-92 (Wang et al., "Residual Attention Network for Image
-  Classification", CVPR 2017).
-
-* :mod:`.l1_weights` -- the L1-regularised pixel-weights baseline (paper section 4.3).
-
-Importing this package has no side effects (no downloads).
+Pixel models (:mod:`.linear`), the L1 pixel weights (:mod:`.l1_weights`), VGG-att3 (:mod:`.vgg_att`)
+and ResAttNet-92 (:mod:`.resattnet`).
 """
 
 from .l1_weights import L1_COEFFICIENT_GRID, L1PixelWeights

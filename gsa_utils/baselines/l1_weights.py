@@ -1,8 +1,5 @@
-"""The L1 pixel-weights baseline (paper section 4.3).
+"""The L1 pixel-weights baseline (paper section 4.3): GSA with free weights instead of the pixel CNN.
 
-A learnable per-pixel weight map, initialised to ones, multiplies every input, and an
-L1 penalty averaged over pixels pushes weights to zero. It is GSA without the pixel CNN:
-the map is free parameters instead of a function of the pixel representation.
 Introduced in chapter 10 (``10_baselines``).
 """
 
@@ -21,15 +18,11 @@ L1_COEFFICIENT_GRID = (1e5, 1e4, 1e3, 100.0, 10.0, 1.0)
 class L1PixelWeights(nn.Module):
     """``backbone(x * W)`` with one learnable H x W weight map ``W`` (initialised to 1).
 
-    It exposes the same ``attention_map()`` / ``forward(x, attention_map)`` interface as
-    :class:`gsa_utils.models.GlobalSpatialAttention`, so the same training loop adds the
-    L1 term (train it with ``l1_reduction="mean"`` as the paper does). It has no
-    ``freeze``: the weights train for all epochs. Its map is no sigmoid: weights at 1 are its
-    starting point, not saturation, so the collapse rule's saturation test does not apply
-    to it (``map_saturates``).
+    The same ``attention_map()`` interface as GSA, so the same loop adds the L1 term (the paper
+    averages it: ``l1_reduction="mean"``); no ``freeze``. Its map is no sigmoid, so it is never
+    judged saturated (``map_saturates``).
     """
 
-    #: Whether the map is a sigmoid output that saturation can freeze (GSA's is; these weights are not).
     map_saturates = False
 
     def __init__(self, backbone: nn.Module, image_size: tuple[int, int]) -> None:

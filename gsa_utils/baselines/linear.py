@@ -1,22 +1,9 @@
 """Non-deep baselines on raw pixels: logistic regression (LR) and a support vector machine (SVM).
 
-Introduced in chapter 10 (``10_baselines``). Xu et al. (section 4.3) compare the CNNs with
-two non-deep models because structured images are aligned: a pixel position means the same
-thing in every image, so the raw intensities can serve directly as features. They used
-scikit-learn and "performed grid-search on their appropriate ranges" (section 4.4). The
-ranges are not given, so the default grids below are ours.
-
-The procedure here uses the training set only: every image is flattened to one feature
-vector, features are standardised (mean and variance estimated inside each training fold),
-and the hyper-parameters are picked by stratified, shuffled k-fold cross-validation with
-:class:`sklearn.model_selection.GridSearchCV`, which then refits the best pipeline on the
-whole training set. The test set is only touched by :func:`evaluate_pixel_baseline`.
-
-References
-----------
-L. Xu, J. Huang, A. Nitanda, R. Asaoka and K. Yamanishi, "A Novel Global Spatial Attention
-Mechanism in Convolutional Neural Network for Medical Image Classification" (the book's paper),
-sections 4.3-4.4 and Table 2 (rows LR and SVM).
+Introduced in chapter 10 (``10_baselines``). Structured images are aligned, so raw intensities
+serve as features (Xu et al., sections 4.3-4.4). Images are flattened and standardised inside each
+training fold, and a cross-validated grid search on the training set picks the hyper-parameters
+(the paper gives no ranges; :data:`DEFAULT_PARAM_GRIDS` are ours).
 """
 
 from __future__ import annotations
@@ -90,22 +77,7 @@ def _prefixed_grid(grid: Mapping[str, Sequence] | Sequence[Mapping[str, Sequence
 
 
 def make_pixel_pipeline(kind: str, seed: int = 0) -> Pipeline:
-    """The unfitted pipeline ``flatten -> StandardScaler -> classifier``.
-
-    Introduced in chapter 10 (``10_baselines``).
-
-    Parameters
-    ----------
-    kind
-        ``"lr"`` (multinomial logistic regression, L2 penalty) or ``"svm"`` (:class:`sklearn.svm.SVC`).
-    seed
-        Random state of the classifier (only matters for solvers that shuffle).
-
-    Returns
-    -------
-    sklearn.pipeline.Pipeline
-        Steps ``flatten``, ``scale`` and ``clf``.
-    """
+    """The unfitted pipeline ``flatten -> scale -> clf`` for ``kind`` ``"lr"`` or ``"svm"``."""
     if kind == "lr":
         clf = LogisticRegression(max_iter=LR_MAX_ITER, random_state=seed)
     elif kind == "svm":
@@ -132,41 +104,18 @@ def fit_pixel_baseline(
 ) -> GridSearchCV:
     """Fit LR or SVM on raw pixels, choosing hyper-parameters by cross-validation on the training set.
 
-    Introduced in chapter 10 (``10_baselines``).
-
     Parameters
     ----------
-    kind
-        ``"lr"`` or ``"svm"``.
-    x_train
-        Training images, torch tensor or numpy array, N x C x H x W.
-    y_train
-        Training labels, 1-D integers of length N.
     param_grid
-        Grid for :class:`~sklearn.model_selection.GridSearchCV`. Keys may be the classifier's
-        own argument names (``{"C": [...]}``) or full pipeline names (``{"clf__C": [...]}``).
-        ``None`` uses :data:`DEFAULT_PARAM_GRIDS` (LR: C in {1e-3, 1e-2, 0.1, 1, 10};
-        SVM: kernel in {linear, rbf} x C in {0.1, 1, 10}, gamma ``"scale"``).
+        Keys are the classifier's argument names (``{"C": [...]}``) or pipeline names
+        (``{"clf__C": [...]}``); ``None``: :data:`DEFAULT_PARAM_GRIDS`.
     cv
-        Number of folds. It shrinks to the size of the smallest class when a class has
-        fewer members than folds (stratified folds need one member per fold).
-    seed
-        Seeds the fold shuffling and the classifier.
-    n_jobs
-        Parallel jobs for the grid search.
+        Folds; fewer when the smallest class has fewer images than that.
 
     Returns
     -------
-    sklearn.model_selection.GridSearchCV
-        Fitted; ``best_params_`` / ``best_score_`` come from the cross-validation and
-        ``best_estimator_`` is refitted on all of ``x_train``.
-
-    Raises
-    ------
-    DataError
-        Bad images or labels, fewer than 2 classes, or a class with fewer than 2 training images.
-    ValueError
-        Unknown ``kind`` or ``cv < 2``.
+    GridSearchCV
+        Fitted, its ``best_estimator_`` refitted on all of ``x_train``.
     """
     if kind not in DEFAULT_PARAM_GRIDS:
         raise ValueError(f"kind must be 'lr' or 'svm', got {kind!r}")
@@ -197,25 +146,7 @@ def fit_pixel_baseline(
 
 
 def evaluate_pixel_baseline(model: GridSearchCV, x_test: Any, y_test: Any) -> dict[str, Any]:
-    """Accuracy of a fitted pixel baseline on held-out images.
-
-    Introduced in chapter 10 (``10_baselines``).
-
-    Parameters
-    ----------
-    model
-        The result of :func:`fit_pixel_baseline` (any fitted estimator with ``predict`` works;
-        ``best_params``/``cv_accuracy`` are then ``None``).
-    x_test, y_test
-        Test images N x C x H x W and labels, as for :func:`fit_pixel_baseline`.
-
-    Returns
-    -------
-    dict
-        ``accuracy`` (fraction in [0, 1]; the paper's Table 2 shows it in percent),
-        ``best_params`` (classifier arguments without the ``clf__`` prefix),
-        ``cv_accuracy`` (mean cross-validated training accuracy of the chosen setting) and ``n_test``.
-    """
+    """``accuracy``, ``best_params`` (without ``clf__``), ``cv_accuracy`` and ``n_test`` of a fitted baseline."""
     x = _as_pixel_array(x_test, "x_test")
     y = _as_label_array(y_test, len(x), "y_test")
     accuracy = float(np.mean(model.predict(x) == y))

@@ -1,73 +1,14 @@
-"""ResAttNet-92: the Residual Attention Network with 92 trunk layers (Wang et al., CVPR 2017).
+"""ResAttNet-92, the Residual Attention Network (Wang et al., CVPR 2017), a local-attention baseline.
 
-Introduced in chapter 10 (``10_baselines``). Xu et al. (section 4.3) use the "residual
-attention network with 92 trunk layers (ResAttNet-92)" from
-
-    F. Wang, M. Jiang, C. Qian, S. Yang, C. Li, H. Zhang, X. Wang and X. Tang,
-    "Residual Attention Network for Image Classification", IEEE Conference on Computer
-    Vision and Pattern Recognition (CVPR), 2017, pp. 3156-3164.
-
-as one of their two local-attention baselines. This module is written from that paper's
-description (its section 3 and Table 2, the ImageNet architecture); it is not a port of any
-released code.
-
-Architecture (Attention-92, Table 2 of Wang et al.)
----------------------------------------------------
-============  =====================================================  ===========
-stage         layers                                                 output
-============  =====================================================  ===========
-stem          conv 7x7, 64, stride 2; max pool 3x3, stride 2         64 x 56x56
-stage 1       residual unit (64-64-256); 1 attention module          256 x 56x56
-stage 2       residual unit (128-128-512), stride 2; 2 modules       512 x 28x28
-stage 3       residual unit (256-256-1024), stride 2; 3 modules      1024 x 14x14
-stage 4       3 residual units (512-512-2048), the first stride 2    2048 x 7x7
-head          BN-ReLU, global average pool, fully connected          num_classes
-============  =====================================================  ===========
-
-(output sizes for a 224 px input). Residual units are pre-activation bottlenecks (He et al.,
-ECCV 2016): BN-ReLU-conv1x1, BN-ReLU-conv3x3, BN-ReLU-conv1x1, bottleneck width = 1/4 of
-the output channels. Each **attention module** with hyper-parameters ``p = 1, t = 2, r = 1``:
-
-* ``p`` residual units, then a split into
-* the **trunk branch** ``T``: ``t`` residual units, and
-* the **soft mask branch** ``M``: a bottom-up top-down (hourglass) structure: max pooling
-  (3x3, stride 2) followed by ``r`` residual units, repeated ``D`` times, ``r`` more units at
-  the lowest resolution, then the same number of bilinear up-samplings, each (but the last)
-  followed by the addition of a skip connection from the bottom-up feature of the same size
-  and ``r`` residual units; finally BN-ReLU-conv1x1-BN-ReLU-conv1x1 and a sigmoid, so
-  ``M(x)`` lies in (0, 1) with the shape of ``T(x)``. ``D`` is 3, 2 and 1 in stages 1, 2 and 3
-  (the 56x56, 28x28 and 14x14 stages all reach 7x7 at the bottom).
-* **attention residual learning**: ``H(x) = (1 + M(x)) * T(x)``,
-* ``p`` residual units.
-
-Choices where the paper leaves room
------------------------------------
-* Skip connections: the figure shows one between the bottom-up and top-down parts at each
-  intermediate resolution; we route it through one residual unit (our choice; the paper
-  does not say what the connection contains) and add it to the up-sampled map.
-* Down-sampling residual units put the stride on the 3x3 convolution and use a 1x1
-  projection shortcut on the pre-activated input when the shape changes.
-* Up-sampling interpolates to the exact size of the matching bottom-up map (not a fixed
-  factor of 2), so odd sizes and small inputs (32 or 64 px, where stages reach 1x1) work.
-* The last 1x1 convolution of the mask has a bias; convolutions followed by BN have none.
-
-Parameter count
----------------
-The paper reports 51.3 M parameters for Attention-92 on ImageNet (1000 classes) and 31.9 M
-for Attention-56 (Table 2). This implementation has 52,470,696 (ResAttNet-92, 1000 classes)
-and 31,812,520 (ResAttNet-56), i.e. +2.3 % and -0.3 %. The exact total depends on details the
-paper does not fix: the residual units on the skip connections account for 0.70 M of
-ResAttNet-92's parameters (without them: 51.77 M, +0.9 %), batch-norm scales and shifts for
-0.13 M, and the mask heads' two 1x1 convolutions (7.49 M in all) could be narrower or shared in
-other implementations. Published counts are rounded and come from the authors' Caffe models,
-so a match within a few per cent is what can be expected; :data:`PUBLISHED_PARAMETERS` and
-:data:`PARAMETER_TOLERANCE` (5 %) record the comparison that ``tests/test_baselines.py`` checks.
-
-Small models
-------------
-``base_width`` (64 in the paper) scales every width: stage outputs are ``4, 8, 16, 32 x
-base_width``. ``base_width=4`` gives a ~0.2 M-parameter network for CPU smoke runs and tests;
-it is not a model to report results with.
+Introduced in chapter 10 (``10_baselines``); written from Wang et al.'s section 3 and Table 2
+(Attention-92: a 7x7 stem, three stages of pre-activation bottlenecks with 1, 2 and 3 attention
+modules, a fourth stage of 3 units, then pooling and a linear head), not ported from released code.
+An attention module computes ``(1 + M(x)) * T(x)`` from a trunk ``T`` and an hourglass soft mask
+``M`` in (0, 1). Where the paper leaves room: each skip connection of the mask goes through one
+residual unit, up-sampling interpolates to the matching bottom-up size (so small inputs work), and
+down-sampling units stride their 3x3 convolution. The parameter counts (52.47 M for Attention-92,
+31.81 M for Attention-56, 1000 classes) are within :data:`PARAMETER_TOLERANCE` of the published ones.
+``base_width`` (64 in the paper) scales every width; 4 gives a tiny model for CPU tests.
 """
 
 from __future__ import annotations
@@ -98,17 +39,7 @@ PARAMETER_TOLERANCE = 0.05
 
 
 class PreActBottleneck(nn.Module):
-    """Pre-activation bottleneck residual unit (He et al., "Identity Mappings in Deep Residual Networks", 2016).
-
-    Introduced in chapter 10 (``10_baselines``).
-
-    Parameters
-    ----------
-    in_channels, out_channels
-        Input and output channels; the bottleneck width is ``out_channels // 4``.
-    stride
-        Stride of the 3x3 convolution (and of the projection shortcut).
-    """
+    """Pre-activation bottleneck residual unit (He et al., 2016) of width ``out_channels // 4``."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
         super().__init__()
@@ -142,18 +73,10 @@ def _units(channels: int, n: int) -> nn.Sequential:
 
 
 class SoftMaskBranch(nn.Module):
-    """Bottom-up top-down soft mask branch ``M(x)`` with values in (0, 1) (Wang et al., section 3.2).
+    """Bottom-up top-down soft mask branch ``M(x)`` in (0, 1) (Wang et al., section 3.2).
 
-    Introduced in chapter 10 (``10_baselines``).
-
-    Parameters
-    ----------
-    channels
-        Channels of the input and of the mask.
-    num_downsamples
-        Number of max-pool / bilinear up-sampling pairs (``D``; 3, 2, 1 in stages 1, 2, 3).
-    r
-        Residual units between adjacent pooling (and up-sampling) steps.
+    ``num_downsamples`` max-pool / up-sampling pairs (3, 2, 1 in stages 1, 2, 3), ``r`` residual
+    units between them.
     """
 
     def __init__(self, channels: int, num_downsamples: int, r: int = 1) -> None:
@@ -193,19 +116,7 @@ class SoftMaskBranch(nn.Module):
 
 
 class AttentionModule(nn.Module):
-    """Attention module: ``p`` units, trunk ``T`` and mask ``M`` with ``(1 + M) * T``, ``p`` units.
-
-    Introduced in chapter 10 (``10_baselines``). Wang et al., section 3 ("attention residual learning").
-
-    Parameters
-    ----------
-    channels
-        Channels in and out.
-    num_downsamples
-        Depth ``D`` of the soft mask hourglass.
-    p, t, r
-        Residual units before/after the split, in the trunk, and between pooling steps of the mask.
-    """
+    """Attention module: ``p`` units, trunk ``T`` (``t`` units) and mask ``M`` as ``(1 + M) * T``, ``p`` units."""
 
     def __init__(self, channels: int, num_downsamples: int, p: int = 1, t: int = 2, r: int = 1) -> None:
         super().__init__()
@@ -221,25 +132,18 @@ class AttentionModule(nn.Module):
 
 
 class ResidualAttentionNetwork(nn.Module):
-    """Residual Attention Network for ImageNet-sized inputs (Wang et al., CVPR 2017, Table 2).
-
-    Introduced in chapter 10 (``10_baselines``). Use :class:`ResAttNet92` for the paper's baseline.
+    """Residual Attention Network (Wang et al., CVPR 2017, Table 2); :class:`ResAttNet92` is the paper's baseline.
 
     Parameters
     ----------
-    num_classes
-        Number of output logits.
     modules_per_stage
         Attention modules in stages 1, 2, 3: ``(1, 2, 3)`` is Attention-92, ``(1, 1, 1)`` Attention-56.
     base_width
-        Stem channels (64 in the paper); stage outputs are 4, 8, 16 and 32 times this. Small
-        values (e.g. 4) give tiny networks for CPU smoke tests only.
+        Stem channels (64 in the paper); stage outputs are 4, 8, 16 and 32 times this.
     p, t, r
-        Attention-module hyper-parameters (the paper uses 1, 2, 1).
+        Attention-module hyper-parameters (the paper: 1, 2, 1).
     mask_downsamples
-        Hourglass depth ``D`` of the soft masks in stages 1, 2, 3 (the paper: 3, 2, 1).
-    in_channels
-        Image channels.
+        Hourglass depth of the soft masks in stages 1, 2, 3 (the paper: 3, 2, 1).
     """
 
     def __init__(
@@ -295,27 +199,9 @@ class ResidualAttentionNetwork(nn.Module):
 
     @torch.no_grad()
     def soft_masks(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The soft masks ``M(x)`` of every attention module, in network order.
+        """The soft masks ``M(x)`` of every attention module, in network order (N x C_s x H_s x W_s each).
 
-        Introduced in chapter 10 (``10_baselines``).
-
-        Parameters
-        ----------
-        x
-            Images N x C x H x W.
-
-        Returns
-        -------
-        list of torch.Tensor
-            One N x C_s x H_s x W_s tensor with values in (0, 1) per attention module
-            (6 for ResAttNet-92). Averaging over channels gives a spatial map per image.
-
-        Notes
-        -----
-        This is an ordinary forward pass in the model's current mode: call ``model.eval()``
-        first for a trained model (batch norm then uses its running statistics, does not update
-        them, and single images work). An untrained model in evaluation mode has uncalibrated
-        running statistics and its masks may saturate at 0 or 1.
+        An ordinary forward pass in the model's current mode: call ``model.eval()`` first for a trained model.
         """
         masks: list[torch.Tensor] = []
         hooks = [
@@ -332,30 +218,7 @@ class ResidualAttentionNetwork(nn.Module):
 
 
 class ResAttNet92(ResidualAttentionNetwork):
-    """ResAttNet-92 (Attention-92): 1, 2 and 3 attention modules in stages 1-3 (Wang et al., CVPR 2017).
-
-    Introduced in chapter 10 (``10_baselines``). The local-attention baseline of Xu et al.
-    (section 4.3, Table 2). It is trained from scratch: there are no ImageNet weights for it
-    in torchvision, and Xu et al. note its attention layers cannot profit from pre-training.
-
-    Parameters
-    ----------
-    num_classes
-        Number of output logits.
-    base_width
-        64 reproduces the paper (52.47 M parameters with 1000 classes vs 51.3 M
-        published, see the module docstring); 4 or 8 give tiny CPU smoke-test models.
-    p, t, r
-        Attention-module hyper-parameters (paper: 1, 2, 1).
-    in_channels
-        Image channels.
-
-    Examples
-    --------
-    >>> model = ResAttNet92(num_classes=3, base_width=4)
-    >>> model(torch.zeros(2, 3, 64, 64)).shape
-    torch.Size([2, 3])
-    """
+    """ResAttNet-92: 1, 2 and 3 attention modules in stages 1-3, trained from scratch (Xu et al., section 4.3)."""
 
     def __init__(
         self, num_classes: int, base_width: int = 64, p: int = 1, t: int = 2, r: int = 1, in_channels: int = 3
@@ -364,12 +227,7 @@ class ResAttNet92(ResidualAttentionNetwork):
 
 
 class ResAttNet56(ResidualAttentionNetwork):
-    """ResAttNet-56 (Attention-56): one attention module per stage (Wang et al., CVPR 2017).
-
-    Introduced in chapter 10 (``10_baselines``). Not used by Xu et al.; kept as a smaller
-    sibling and as a second check of the architecture against a published parameter count.
-    Arguments as for :class:`ResAttNet92`.
-    """
+    """ResAttNet-56: one attention module per stage; a second check against a published parameter count."""
 
     def __init__(
         self, num_classes: int, base_width: int = 64, p: int = 1, t: int = 2, r: int = 1, in_channels: int = 3

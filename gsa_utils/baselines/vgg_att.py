@@ -1,58 +1,13 @@
 """VGG-att3: VGG-16 with trainable local attention at three levels (Jetley et al., ICLR 2018).
 
-Introduced in chapter 10 (``10_baselines``). Xu et al. (section 4.3) use "VGG with attention
-mechanism at the last three levels (VGG-att3)" from
-
-    S. Jetley, N. A. Lord, N. Lee and P. H. S. Torr, "Learn to Pay Attention",
-    International Conference on Learning Representations (ICLR), 2018.
-
-as one of their two local-attention baselines. This module is written from that paper's
-description; it is not a port of any released code.
-
-The mechanism (Jetley et al., section 3)
-----------------------------------------
-* A CNN produces, at a layer ``s``, a set of *local* feature vectors ``l^s_1 .. l^s_n`` (one
-  per spatial position) and, at its end, a *global* feature vector ``g``.
-* A compatibility score is computed for every position. The "parametrised compatibility"
-  is ``c_i = <u, l_i + g>`` with a learnt vector ``u`` (here: a 1x1 convolution with one
-  output channel applied to ``l + g``, ``g`` broadcast over positions). When ``l`` and ``g``
-  differ in dimension, ``l`` is first projected linearly (1x1 convolution) to ``g``'s.
-* The scores are normalised by a softmax over the positions: ``a_i = exp(c_i) / sum_j exp(c_j)``.
-* The attended descriptor is ``g_a = sum_i a_i l_i``.
-* With three attention levels, the three descriptors are concatenated and a single linear
-  layer classifies them (the "concat" variant); ``g`` itself is *not* given to the classifier.
-
-Choices where the papers leave room (documented, chapter 10 discusses them)
-----------------------------------------------------------------------------
-* **Backbone**: torchvision's VGG-16 convolutional part (13 conv 3x3 + ReLU layers, 5 max
-  pools, no batch norm), so ImageNet weights can be loaded as Xu et al. did for their CNNs.
-  Jetley et al. trained a CIFAR-sized VGG variant from scratch.
-* **Local features**: the outputs of the last conv + ReLU of blocks 3, 4 and 5
-  (``conv3_3``, ``conv4_3``, ``conv5_3``, VGG layers 7, 10 and 13), i.e. *before* the max pool
-  that ends each block. At 224 px these maps are 56x56 (256 channels), 28x28 and 14x14 (512).
-* **Global feature**: ``pool5`` (512 x H/32 x W/32) flattened and mapped by one fully
-  connected layer to ``global_dim`` (512) values, without a non-linearity.
-  Its input size depends on ``image_size``, which is therefore a constructor argument.
-* ``l`` of block 3 (256 channels) is projected to 512 by a bias-free 1x1 convolution; the
-  descriptor ``g_a`` is formed from the *projected* local features, so all three descriptors
-  have ``global_dim`` entries and the classifier sees ``3 * global_dim`` features.
-* A property of the published parametrised compatibility worth knowing: ``<u, l_i + g> =
-  <u, l_i> + <u, g>`` and the second term is the same for every position, so the softmax
-  removes it. The attention maps (and the logits) therefore do not depend on ``g`` at all
-  and the global layer receives no gradient. We keep the published form as the default
-  (``compatibility="pc"``) and offer Jetley et al.'s dot-product alternative
-  ``c_i = <l_i, g>`` (``compatibility="dp"``), in which ``g`` does steer the attention.
-
-Pre-training
-------------
-With ``pretrained=True`` the 13 convolutional layers are initialised from torchvision's
-ImageNet VGG-16 (``VGG16_Weights.IMAGENET1K_V1``). The attention layers (projection,
-compatibility vectors), the global layer and the classifier stay randomly initialised: they
-have no ImageNet counterpart, which is the point Xu et al. make in section 4.6 ("VGG-att3 and
-ResAttNet cannot enjoy the benefits brought by pre-training since their attention layers
-should be data-dependent"). Like every torchvision ImageNet model, the pre-trained layers
-expect images in [0, 1] standardised with :data:`gsa_utils.data.IMAGENET_MEAN` / ``IMAGENET_STD``
-(:func:`gsa_utils.data.standardize`).
+Introduced in chapter 10 (``10_baselines``); written from Jetley et al.'s description, not ported.
+At blocks 3, 4 and 5 (``conv3_3``, ``conv4_3``, ``conv5_3``, before their max pools) a compatibility
+score ``c_i = <u, l_i + g>`` between each local feature ``l_i`` and the global feature ``g`` (``pool5``
+through one linear layer) is softmaxed over positions; the three attended descriptors
+``sum_i a_i l_i`` are concatenated and classified by one linear layer. Block 3's 256 channels are
+projected to ``global_dim`` first. Since ``<u, g>`` is the same at every position, the softmax removes
+it and ``g`` gets no gradient; ``compatibility="dp"`` (``c_i = <l_i, g>``) lets ``g`` steer the
+attention. With ``pretrained=True`` only the 13 convolutions start from ImageNet VGG-16.
 """
 
 from __future__ import annotations
@@ -78,10 +33,7 @@ _LOCAL_CHANNELS = (256, 512, 512)
 
 
 def vgg16_conv_parameter_count(in_channels: int = 3) -> int:
-    """Number of parameters of VGG-16's 13 convolutional layers (weights and biases).
-
-    Introduced in chapter 10 (``10_baselines``). 14,714,688 for RGB input.
-    """
+    """Number of parameters of VGG-16's 13 convolutional layers (14,714,688 for RGB input)."""
     total, c_in = 0, in_channels
     for v in VGG16_CONV_CONFIG:
         if v == "M":
@@ -92,11 +44,7 @@ def vgg16_conv_parameter_count(in_channels: int = 3) -> int:
 
 
 def vgg16_weights_file() -> str:
-    """Where torchvision looks for the ImageNet VGG-16 weights: ``<torch hub dir>/checkpoints/<file>``.
-
-    Introduced in chapter 10 (``10_baselines``). Placing the file there (for example on a
-    machine without internet) makes ``VGGAtt3(..., pretrained=True)`` work offline.
-    """
+    """Where torchvision looks for the ImageNet VGG-16 weights (place the file there to work offline)."""
     from torchvision.models import VGG16_Weights
 
     return weights_cache_path(VGG16_Weights.IMAGENET1K_V1)
@@ -139,40 +87,18 @@ class _AttentionEstimator(nn.Module):
 
 
 class VGGAtt3(nn.Module):
-    """VGG-16 with three attention estimators (VGG-att3, "concat" variant), Jetley et al. (ICLR 2018).
-
-    Introduced in chapter 10 (``10_baselines``). See the module docstring for the mechanism
-    and the choices where the paper is not specific.
+    """VGG-16 with three attention estimators (VGG-att3, "concat" variant); the module docstring tells how.
 
     Parameters
     ----------
-    num_classes
-        Number of output logits.
     pretrained
-        Initialise the 13 convolutional layers from torchvision's ImageNet VGG-16
-        (``VGG16_Weights.IMAGENET1K_V1``). The attention layers, the global layer and the
-        classifier stay random (they cannot be pre-trained). Needs the weights file in the torch
-        hub cache (see :func:`vgg16_weights_file`) or internet access; otherwise a
-        :class:`RuntimeError` names the file and where to put it.
+        Start the 13 convolutions from torchvision's ImageNet VGG-16 (:func:`vgg16_weights_file`).
     image_size
-        Input height and width (int or ``(H, W)``), at least 32. It fixes the size of the
-        global layer's input, ``512 * (H // 32) * (W // 32)``; inputs of other sizes whose
-        ``pool5`` has a different size are rejected.
-    in_channels
-        Image channels (3 for ImageNet weights).
+        Input height and width (at least 32); it fixes the global layer's input size.
     global_dim
-        Dimension of ``g`` and of each attended descriptor (512, VGG's widest layer, as in the paper).
+        Dimension of ``g`` and of each attended descriptor (512 in the paper).
     compatibility
-        ``"pc"`` (parametrised, ``<u, l + g>``, the paper's VGG-att3 setting) or ``"dp"``
-        (dot product ``<l, g>``).
-    progress
-        Show a download progress bar when fetching weights.
-
-    Examples
-    --------
-    >>> model = VGGAtt3(num_classes=5, image_size=32)
-    >>> model(torch.zeros(2, 3, 32, 32)).shape
-    torch.Size([2, 5])
+        ``"pc"`` (``<u, l + g>``, the paper's) or ``"dp"`` (``<l, g>``).
     """
 
     def __init__(
@@ -233,10 +159,7 @@ class VGGAtt3(nn.Module):
         return locals_, g
 
     def forward_with_attention(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Logits (N x num_classes) and the three attention maps (each N x H_s x W_s, summing to 1).
-
-        Introduced in chapter 10 (``10_baselines``).
-        """
+        """Logits (N x num_classes) and the three attention maps (each N x H_s x W_s, summing to 1)."""
         locals_, g = self._local_and_global(x)
         descriptors, maps = [], []
         for estimator, local in zip(self.attention, locals_):
@@ -251,19 +174,5 @@ class VGGAtt3(nn.Module):
 
     @torch.no_grad()
     def attention_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The per-image (local) attention maps of blocks 3, 4 and 5.
-
-        Introduced in chapter 10 (``10_baselines``).
-
-        Parameters
-        ----------
-        x
-            Images N x C x H x W (the size the model was built for).
-
-        Returns
-        -------
-        list of torch.Tensor
-            Three tensors N x H_s x W_s (H/4, H/8 and H/16 per side), each summing to 1 over
-            positions; upsample them to H x W to overlay them on the images.
-        """
+        """The per-image attention maps of blocks 3, 4 and 5 (N x H/4, H/8, H/16 per side, each summing to 1)."""
         return self.forward_with_attention(x)[1]
