@@ -1,22 +1,14 @@
 """Attention maps of every method: extraction, agreement with the truth, faithfulness, variability.
 
-Introduced in chapter 12 (``12_attention_maps``). Every map-producing method of the book
-gives an :class:`AttentionMaps` (one shared map, or one map per image, at the image size):
-
-* :func:`global_map`: GSA's one map, or the L1 pixel-weights baseline's weights (absolute value);
-* :func:`vgg_att_maps`: VGG-att3's three per-image attention levels, up-sampled and averaged;
-* :func:`resattnet_maps`: ResAttNet's soft masks, averaged over channels and modules;
-* :func:`grad_cam_maps`: Grad-CAM or Grad-CAM++ of any CNN, computed by the ``grad-cam``
-  package (``pytorch_grad_cam``); nothing of CAM is re-implemented here.
-
-Then :func:`localisation` (ROC-AUC, pointing game, mass inside, relevance rank accuracy
-from :mod:`gsa_utils.metrics`), :func:`faithfulness` (deletion and insertion curves, most
-and least relevant first) and :func:`variability` (how much per-image maps differ, and how
-much of that follows the image content or the label).
+Introduced in chapter 12 (``12_attention_maps``). Every method's maps are an :class:`AttentionMaps`
+(one shared map, or one per image, at the image size); :func:`localisation`, :func:`faithfulness`
+and :func:`variability` score them. Grad-CAM comes from the ``grad-cam`` package.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,17 +37,7 @@ __all__ = [
 
 @dataclass
 class AttentionMaps:
-    """The maps one method gives for a set of images.
-
-    Attributes
-    ----------
-    method
-        Name of the method, e.g. ``"GSA"`` or ``"Grad-CAM"``.
-    maps
-        Float array N x H x W (per-image maps) or 1 x H x W (one map shared by all images).
-    shared
-        True when one map serves every image (GSA, L1 pixel weights).
-    """
+    """The maps one method gives: N x H x W per-image maps, or 1 x H x W ``shared`` by all images."""
 
     method: str
     maps: np.ndarray
@@ -78,11 +60,7 @@ def _to_image_size(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def upsample_maps(maps, size) -> np.ndarray:
-    """Per-image maps N x h x w (tensor or array), resized bilinearly to N x H x W (float64).
-
-    ``size`` is ``H`` or ``(H, W)``. Used to lay coarse per-image maps (VGG-att3's levels,
-    Grad-CAM) over the images.
-    """
+    """Per-image maps N x h x w (tensor or array), resized bilinearly to ``size`` (``H`` or ``(H, W)``), float64."""
     t = torch.as_tensor(
         np.asarray(maps.detach().cpu() if isinstance(maps, torch.Tensor) else maps), dtype=torch.float32
     )
@@ -101,40 +79,47 @@ def global_map(model: nn.Module, method: str = "GSA") -> AttentionMaps:
     return AttentionMaps(method, amap.reshape(1, *amap.shape[-2:]), shared=True)
 
 
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """The model in evaluation mode, its training mode restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
 @torch.no_grad()
+def _mean_of_levels(
+    x: torch.Tensor, batch_size: int, levels: Callable[[torch.Tensor], list[torch.Tensor]], device: torch.device
+) -> np.ndarray:
+    """Per image, the mean of ``levels(batch)`` (each N x 1 x h x w) up-sampled to the image size."""
+    out = []
+    for i in range(0, len(x), batch_size):
+        ups = [_to_image_size(a, tuple(x.shape[-2:])) for a in levels(x[i : i + batch_size].to(device))]
+        out.append(torch.stack(ups).mean(0)[:, 0].cpu())
+    return torch.cat(out).float().numpy()
+
+
 def vgg_att_maps(model: nn.Module, x: torch.Tensor, batch_size: int = 64, method: str = "VGG-att3") -> AttentionMaps:
-    """VGG-att3's per-image attention: the three levels up-sampled to H x W and averaged.
+    """VGG-att3's per-image attention: the three levels, each times its number of positions, up-sampled and averaged."""
 
-    Each level sums to 1 over its positions; it is multiplied by its number of positions
-    (so a uniform level is 1 everywhere) before up-sampling, so the three levels weigh alike.
-    """
-    was_training = model.training
-    model.eval()
-    out = []
-    for i in range(0, len(x), batch_size):
-        levels = model.attention_maps(x[i : i + batch_size].to(_device(model)))
-        ups = [_to_image_size(a[:, None] * a[0].numel(), tuple(x.shape[-2:])) for a in levels]
-        out.append(torch.stack(ups).mean(0)[:, 0].cpu())
-    model.train(was_training)
-    return AttentionMaps(method, torch.cat(out).float().numpy(), shared=False)
+    def levels(xb: torch.Tensor) -> list[torch.Tensor]:
+        return [a[:, None] * a[0].numel() for a in model.attention_maps(xb)]
+
+    with _eval_mode(model):
+        return AttentionMaps(method, _mean_of_levels(x, batch_size, levels, _device(model)), shared=False)
 
 
-@torch.no_grad()
 def resattnet_maps(model: nn.Module, x: torch.Tensor, batch_size: int = 64, method: str = "ResAttNet") -> AttentionMaps:
-    """ResAttNet's soft masks read out per image: mean over channels, up-sampled, mean over modules.
+    """ResAttNet's soft masks per image (a coarse read-out): mean over channels, up-sampled, mean over modules."""
 
-    The masks act on feature maps at 1/4 to 1/16 of the image size; this is the read-out
-    the network allows, a coarse spatial summary, not a map the network multiplies its input by.
-    """
-    was_training = model.training
-    model.eval()
-    out = []
-    for i in range(0, len(x), batch_size):
-        masks = model.soft_masks(x[i : i + batch_size].to(_device(model)))
-        ups = [_to_image_size(m.mean(1, keepdim=True), tuple(x.shape[-2:])) for m in masks]
-        out.append(torch.stack(ups).mean(0)[:, 0].cpu())
-    model.train(was_training)
-    return AttentionMaps(method, torch.cat(out).float().numpy(), shared=False)
+    def levels(xb: torch.Tensor) -> list[torch.Tensor]:
+        return [m.mean(1, keepdim=True) for m in model.soft_masks(xb)]
+
+    with _eval_mode(model):
+        return AttentionMaps(method, _mean_of_levels(x, batch_size, levels, _device(model)), shared=False)
 
 
 def last_conv_layer(model: nn.Module) -> nn.Module:
@@ -153,40 +138,22 @@ def grad_cam_maps(
     targets: torch.Tensor | None = None,
     batch_size: int = 64,
 ) -> AttentionMaps:
-    """Grad-CAM (or Grad-CAM++) per image, from the ``grad-cam`` package.
+    """Grad-CAM (or Grad-CAM++) per image in [0, 1], from the ``grad-cam`` package.
 
-    Parameters
-    ----------
-    model
-        A CNN classifier (e.g. the vanilla backbone).
-    x
-        Images N x C x H x W.
-    plus_plus
-        Grad-CAM++ instead of Grad-CAM.
-    target_layer
-        Layer whose activations are weighted; default :func:`last_conv_layer`.
-    targets
-        Class per image to explain; ``None`` explains the predicted class.
-
-    Returns
-    -------
-    AttentionMaps
-        N x H x W maps in [0, 1] (the package scales each map to its own maximum).
+    ``target_layer`` defaults to :func:`last_conv_layer`; ``targets`` (a class per image)
+    defaults to the predicted class.
     """
     from pytorch_grad_cam import GradCAM, GradCAMPlusPlus
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    was_training = model.training
-    model.eval()
     layer = target_layer if target_layer is not None else last_conv_layer(model)
     cam_class = GradCAMPlusPlus if plus_plus else GradCAM
     out = []
-    with cam_class(model=model, target_layers=[layer]) as cam:
+    with _eval_mode(model), cam_class(model=model, target_layers=[layer]) as cam:
         for i in range(0, len(x), batch_size):
             xb = x[i : i + batch_size].to(_device(model))
             cls = None if targets is None else [ClassifierOutputTarget(int(t)) for t in targets[i : i + batch_size]]
             out.append(np.asarray(cam(input_tensor=xb, targets=cls), dtype=np.float32))
-    model.train(was_training)
     return AttentionMaps("Grad-CAM++" if plus_plus else "Grad-CAM", np.concatenate(out), shared=False)
 
 
@@ -195,17 +162,12 @@ def _device(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-# --------------------------------------------------------------------------------------
-# agreement with the ground truth
-# --------------------------------------------------------------------------------------
 @dataclass
 class Localisation:
-    """Agreement of maps with a ground-truth mask, averaged over images (a shared map: its own).
+    """Agreement of maps with a ground-truth mask, averaged over images.
 
-    ``roc_auc`` (0.5 = chance), ``pointing_game`` (chance: ``mask_fraction``),
-    ``mass_inside`` (chance: ``mask_fraction``), ``rank_accuracy`` (chance: ``mask_fraction``),
-    and ``contrast`` (:func:`~gsa_utils.metrics.map_contrast`, which needs no mask: the rank-based
-    scores cannot tell a map that barely moves from 0.5 from a sharp one).
+    Chance is 0.5 for ``roc_auc`` and ``mask_fraction`` for the other scores; ``contrast``
+    (:func:`~gsa_utils.metrics.map_contrast`) needs no mask.
     """
 
     method: str
@@ -217,6 +179,7 @@ class Localisation:
     contrast: float = float("nan")
 
     def as_row(self) -> dict[str, float]:
+        """The scores as a table row."""
         return {
             "ROC-AUC": self.roc_auc,
             "contrast": self.contrast,
@@ -245,28 +208,12 @@ def localisation(maps: AttentionMaps, mask) -> Localisation:
     )
 
 
-# --------------------------------------------------------------------------------------
-# faithfulness: deletion and insertion
-# --------------------------------------------------------------------------------------
 @dataclass
 class Faithfulness:
-    """Deletion and insertion curves: the probability of the explained class as pixels change.
+    """Mean probability of the explained class after deleting (inserting) a share of the pixels.
 
-    With one baseline the two families mirror each other: deleting the least relevant
-    share ``f`` leaves the same image as inserting the most relevant ``1 - f``, so
-    ``deletion_least`` is ``insertion_most`` reversed (and ``deletion_most`` is
-    ``insertion_least`` reversed); both are kept under their usual names.
-
-    Attributes
-    ----------
-    method
-        Name of the method.
-    fractions
-        Share of pixels deleted (or inserted) at each point, 0 to 1.
-    deletion_most, deletion_least
-        Mean probability after deleting that share, most (least) relevant pixels first.
-    insertion_most, insertion_least
-        Mean probability after inserting that share into the baseline image.
+    ``deletion_least`` is ``insertion_most`` reversed, and ``deletion_most`` is ``insertion_least``
+    reversed (deleting the least relevant ``f`` leaves what inserting the most relevant ``1 - f`` gives).
     """
 
     method: str
@@ -283,9 +230,7 @@ class Faithfulness:
 
     @property
     def gap(self) -> float:
-        """Area(deletion, least first) - area(deletion, most first): > 0 when the map
-        ranks first the pixels the decision depends on; 0 for a random order. It equals
-        the insertion gap, area(most first) - area(least first)."""
+        """Area(deletion, least first) - area(deletion, most first): > 0 when the decisive pixels rank first."""
         return self.area("deletion_least") - self.area("deletion_most")
 
 
@@ -314,46 +259,41 @@ def faithfulness(
 
     Parameters
     ----------
-    model
-        The classifier whose decision the maps should explain.
-    x
-        Images N x C x H x W.
-    maps
-        The method's maps for these images (or its one shared map).
     baseline
-        What a deleted pixel becomes (and the start of insertion): a number, or a
-        C x H x W tensor such as the mean training image.
+        What a deleted pixel becomes (and the start of insertion): a number or a C x H x W tensor.
     steps
         Number of equal steps from 0 to all pixels.
     classes
-        Class whose probability is tracked per image; ``None``: the class the model
-        predicts on the intact image.
+        Class tracked per image; ``None``: the class predicted on the intact image.
     seed
-        Ties in a map (a saturated or constant one) are broken in a random order from this seed.
+        Breaks ties in a map in a random order.
     """
-    was_training = model.training
-    model.eval()
-    n, _, h, w = x.shape
-    base = torch.as_tensor(baseline, dtype=x.dtype).expand_as(x[0])[None]
-    if classes is None:
-        classes = _class_probability_argmax(model, x, batch_size)
-    rng = np.random.default_rng(seed)
-    values = maps.for_images(n).reshape(n, h * w).astype(float)
-    jitter = rng.random(values.shape)
-    order_most = np.lexsort((-jitter, -values), axis=1)  # by value, ties at random
-    ranks = torch.as_tensor(np.argsort(order_most, axis=1).reshape(n, 1, h, w))
-    fractions = np.linspace(0.0, 1.0, steps + 1)
-    deletion, insertion = [], []
-    for f in fractions:
-        most = (ranks < int(round(f * h * w))).to(x.dtype)  # the most relevant share f
-        for curve, keep in ((deletion, 1 - most), (insertion, most)):
-            xc = x * keep + base * (1 - keep)
-            curve.append(float(_class_probability(model, xc, classes, batch_size).mean()))
-    model.train(was_training)
-    deletion_most, insertion_most = np.array(deletion), np.array(insertion)
-    return Faithfulness(
-        maps.method, fractions, deletion_most, insertion_most[::-1].copy(), insertion_most, deletion_most[::-1].copy()
-    )
+    with _eval_mode(model):
+        n, _, h, w = x.shape
+        base = torch.as_tensor(baseline, dtype=x.dtype).expand_as(x[0])[None]
+        if classes is None:
+            classes = _class_probability_argmax(model, x, batch_size)
+        rng = np.random.default_rng(seed)
+        values = maps.for_images(n).reshape(n, h * w).astype(float)
+        jitter = rng.random(values.shape)
+        order_most = np.lexsort((-jitter, -values), axis=1)  # by value, ties at random
+        ranks = torch.as_tensor(np.argsort(order_most, axis=1).reshape(n, 1, h, w))
+        fractions = np.linspace(0.0, 1.0, steps + 1)
+        deletion, insertion = [], []
+        for f in fractions:
+            most = (ranks < int(round(f * h * w))).to(x.dtype)  # the most relevant share f
+            for curve, keep in ((deletion, 1 - most), (insertion, most)):
+                xc = x * keep + base * (1 - keep)
+                curve.append(float(_class_probability(model, xc, classes, batch_size).mean()))
+        deletion_most, insertion_most = np.array(deletion), np.array(insertion)
+        return Faithfulness(
+            maps.method,
+            fractions,
+            deletion_most,
+            insertion_most[::-1].copy(),
+            insertion_most,
+            deletion_most[::-1].copy(),
+        )
 
 
 def _class_probability_argmax(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -361,29 +301,13 @@ def _class_probability_argmax(model: nn.Module, x: torch.Tensor, batch_size: int
     return torch.cat([model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)])
 
 
-# --------------------------------------------------------------------------------------
-# local versus global: how much per-image maps vary
-# --------------------------------------------------------------------------------------
 @dataclass
 class MapVariability:
     """How alike the maps of different images are, and what their differences follow.
 
-    Attributes
-    ----------
-    method
-        Name of the method.
-    mean_correlation
-        Mean Pearson correlation between the maps of two different images (1: one map).
-    mean_top_iou
-        Mean IoU of the ``top_fraction`` highest-valued pixels of two images' maps.
-    content_correlation
-        Spearman correlation, over image pairs, between map similarity and image
-        similarity (Pearson correlation of the pixels): > 0 when maps follow image content.
-    label_correlation
-        Spearman correlation between map similarity and "same label" (0/1): > 0 when
-        maps of images of one class are more alike, i.e. follow the task.
-    top_fraction, n_images
-        Settings of the measurement.
+    Over image pairs: the mean Pearson correlation of their maps, the mean IoU of their
+    ``top_fraction`` highest pixels, and the Spearman correlation of map similarity with image
+    similarity (``content_correlation``) and with "same label" (``label_correlation``).
     """
 
     method: str
@@ -396,8 +320,7 @@ class MapVariability:
 
 
 def _pairwise_correlation(rows: np.ndarray) -> np.ndarray:
-    """Pearson correlation of every pair of rows; a pair with a constant row counts as 1
-    when the two rows are equal and 0 otherwise."""
+    """Pearson correlation of every pair of rows; with a constant row, 1 when the rows are equal, else 0."""
     z = rows - rows.mean(1, keepdims=True)
     norms = np.linalg.norm(z, axis=1)
     flat = norms == 0
@@ -427,12 +350,10 @@ def variability(
     top_fraction: float = 0.2,
     seed: int = 0,
 ) -> MapVariability:
-    """Pairwise similarity of per-image maps, and whether it follows the images or the labels.
+    """Pairwise similarity of per-image maps, and whether it follows the ``images`` or the ``labels``.
 
-    A shared map gives correlation and IoU 1 by construction and no content/label
-    correlation (NaN). ``images`` and ``labels`` (the images the maps belong to) are
-    optional; without them the content and label correlations are NaN. Ties in the top
-    ``top_fraction`` are broken at random from ``seed``.
+    A shared map gives correlation and IoU 1 and NaN content and label correlations, as does
+    leaving out ``images`` or ``labels``. Ties in the top ``top_fraction`` are broken from ``seed``.
     """
     if not 0 < top_fraction < 1:
         raise ValueError(f"top_fraction must lie in (0, 1), got {top_fraction}")
