@@ -6,15 +6,10 @@ Written by :func:`~gsa_utils.training.two_phase_fit` (chapter 5) and read back b
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-
-from .files import write_atomic
 
 __all__ = ["History"]
 
@@ -65,11 +60,3 @@ class History:
             config=dict(d.get("config", {})),
             maps={int(k): np.asarray(v, dtype=np.float32) for k, v in d.get("maps", {}).items()},
         )
-
-    def save_json(self, path: str | os.PathLike) -> None:
-        """Write atomically as JSON (machine-readable results for later chapters)."""
-        write_atomic(Path(path), json.dumps(self.to_dict()).encode())
-
-    @classmethod
-    def load_json(cls, path: str | os.PathLike) -> History:
-        return cls.from_dict(json.loads(Path(path).read_text()))

@@ -24,23 +24,7 @@ class LossParts(NamedTuple):
 
 
 def map_l1(attention_map: torch.Tensor, reduction: Reduction = "sum") -> torch.Tensor:
-    """L1 norm of a map in [0, 1] (so simply its sum), or its mean over pixels.
-
-    Which one the paper means by ``lambda |M(P)|`` is not spelled out. Two hints favour
-    the **sum**: eq. (1) writes a plain norm, and section 4.4 explains that the L1
-    *pixel-weight baseline* needs coefficients as large as 1e5 "because the regularization
-    loss on each pixel was averaged by the number of pixels", implying GSA's term was not
-    averaged; with a sum, the paper's lambda grid {0.1, ..., 1e-4} puts a 224 x 224 map's
-    penalty between about 5 and 5000 times its mean level, the same range the baseline's
-    grid spans. With ``"mean"``, multiply lambda by H*W to get the same penalty.
-
-    Parameters
-    ----------
-    attention_map
-        Map of any shape (usually 1 x 1 x H x W).
-    reduction
-        ``"sum"`` (default, our reading of the paper) or ``"mean"``.
-    """
+    """L1 norm of a map (``"sum"``, our reading of the paper; chapter 4 says why) or its mean over pixels."""
     if reduction == "sum":
         return attention_map.abs().sum()
     if reduction == "mean":

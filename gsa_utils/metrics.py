@@ -1,8 +1,6 @@
-"""How well an attention map matches a ground-truth relevance mask.
+"""How well an attention map matches a ground-truth relevance mask, and whether it is saturated or flat.
 
-Introduced in chapter 5 (``05_two_phase_training``). Synthetic datasets and
-digits-in-clutter come with a mask of the pixels that decide the label, so the quality of
-a learned map can be measured rather than eyeballed.
+Introduced in chapter 5 (``05_two_phase_training``).
 """
 
 from __future__ import annotations
@@ -23,12 +21,14 @@ __all__ = [
 ]
 
 
+def _as_array(attention_map) -> np.ndarray:
+    if isinstance(attention_map, torch.Tensor):
+        return attention_map.detach().cpu().float().numpy()
+    return np.asarray(attention_map, dtype=float)
+
+
 def _as_arrays(attention_map, mask) -> tuple[np.ndarray, np.ndarray]:
-    a = (
-        attention_map.detach().cpu().float().numpy()
-        if isinstance(attention_map, torch.Tensor)
-        else np.asarray(attention_map, dtype=float)
-    )
+    a = _as_array(attention_map)
     m = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
     a, m = np.squeeze(a), np.squeeze(m).astype(bool)
     if a.shape != m.shape:
@@ -41,21 +41,13 @@ def _as_arrays(attention_map, mask) -> tuple[np.ndarray, np.ndarray]:
 
 
 def map_roc_auc(attention_map, mask) -> float:
-    """ROC-AUC of the map's values as a score for "pixel is in the mask" (0.5 = chance).
-
-    It only looks at the ordering of values, so it is comparable across maps of
-    different scale; ties (e.g. a saturated map) count half.
-    """
+    """ROC-AUC of the map's values as a score for "pixel is in the mask" (0.5 = chance; ties count half)."""
     a, m = _as_arrays(attention_map, mask)
     return _roc_auc(a.ravel(), m.ravel())
 
 
 def _roc_auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """ROC-AUC as the Mann-Whitney statistic, ties ranked by their mean rank.
-
-    Equal to ``sklearn.metrics.roc_auc_score`` (tested); written here because importing
-    scikit-learn costs seconds in every notebook that only needs this one number.
-    """
+    """ROC-AUC as the Mann-Whitney statistic (equal to scikit-learn's, which takes seconds to import)."""
     order = np.argsort(scores, kind="mergesort")
     sorted_scores = scores[order]
     starts = np.r_[True, sorted_scores[1:] != sorted_scores[:-1]]
@@ -84,11 +76,9 @@ def mass_inside(attention_map, mask) -> float:
 
 
 def relevance_rank_accuracy(attention_map, mask) -> float:
-    """Share of the K highest-valued pixels that lie in the mask, K = the mask's pixel count.
+    """Share of the K highest-valued pixels inside the mask, K = the mask's size (Arras et al., 2022).
 
-    Arras et al. (2022, CLEVR-XAI) call it relevance rank accuracy; 1.0 when the map ranks
-    every mask pixel above every other, the mask's area share for a constant map. Pixels
-    tied at the K-th value share the remaining places in proportion.
+    Pixels tied at the K-th value share the remaining places in proportion.
     """
     a, m = _as_arrays(attention_map, mask)
     a, m = a.ravel(), m.ravel()
@@ -115,17 +105,8 @@ SATURATION = 0.01
 
 
 def saturated_fraction(attention_map, eps: float = SATURATION) -> float:
-    """Share of map values within ``eps`` of 0 or 1, where the sigmoid's gradient all but vanishes.
-
-    Introduced in chapter 4 (``04_combined_loss``). The sigmoid's slope is ``m (1 - m)``:
-    below 0.0099 for such pixels, so the loss can hardly move them any more. Training
-    records it after every epoch as ``map_saturated``.
-    """
-    a = (
-        attention_map.detach().cpu().float().numpy()
-        if isinstance(attention_map, torch.Tensor)
-        else np.asarray(attention_map, dtype=float)
-    )
+    """Share of map values within ``eps`` of 0 or 1, where the sigmoid's gradient all but vanishes (chapter 4)."""
+    a = _as_array(attention_map)
     return float(((a < eps) | (a > 1 - eps)).mean())
 
 
@@ -134,22 +115,12 @@ FLAT_CONTRAST = 0.25
 
 
 def map_contrast(attention_map) -> float:
-    """The map's spread relative to its level: ``(p95 - p5) / mean`` over its pixels.
+    """The map's spread relative to its level, ``(p95 - p5) / mean`` over its pixels (0 for a zero map).
 
-    Introduced in chapter 5 (``05_two_phase_training``). The image CNN sees ``x * M``; a
-    common scale of ``M`` is undone by its first normalisation or learned away by its
-    first layer, so what the map can change is how much it weights one pixel *relative* to
-    another. Dividing by the mean makes the number scale-free: a map that stays near 0.5
-    everywhere has contrast near 0, however well it ranks the pixels (rank-based scores
-    such as :func:`map_roc_auc` cannot see this), while a map at 0.9 inside a region and
-    0.1 elsewhere has contrast above 1. The 5th and 95th percentiles ignore a few extreme
-    pixels. A map that is zero everywhere has contrast 0.
+    Scale-free, as what a map can change is how much it weights one pixel relative to another
+    (chapter 5); a map near 0.5 everywhere has contrast near 0 however well it ranks the pixels.
     """
-    a = (
-        attention_map.detach().cpu().float().numpy()
-        if isinstance(attention_map, torch.Tensor)
-        else np.asarray(attention_map, dtype=float)
-    )
+    a = _as_array(attention_map)
     if not np.isfinite(a).all():
         raise ValueError("the attention map contains NaN or infinite values")
     mean = float(a.mean())

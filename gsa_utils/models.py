@@ -1,9 +1,4 @@
-"""The method's two networks: the pixel CNN and the global spatial attention wrapper.
-
-* :class:`PixelCNN` is introduced in chapter 3 (``03_pixel_cnn``).
-* :class:`GlobalSpatialAttention` in chapter 5 (``05_two_phase_training``), around an image CNN
-  from :mod:`gsa_utils.backbones`.
-"""
+"""The method's two networks: the pixel CNN (chapter 3) and the global spatial attention wrapper (chapter 5)."""
 
 from __future__ import annotations
 
@@ -54,65 +49,20 @@ def check_pixel_cnn_shape(
 class PixelCNN(nn.Module):
     """Binary pixel classifier producing one H x W importance map in [0, 1] (paper Fig. 3).
 
-    The paper's design (the default) is two convolutions::
+    The paper's design (the defaults) applied to the pixel representation P (1 x NC x H x W)::
 
-        conv k x k (NC -> K, stride 1, same padding) -> ReLU -> conv 1 x 1 (K -> 1) -> sigmoid
-
-    applied to the pixel representation P (1 x NC x H x W), so every pixel is classified
-    from its own NC intensities and those of its k x k neighbourhood.
+        conv k x k (NC -> K, same padding) -> ReLU -> conv 1 x 1 (K -> 1) -> sigmoid
 
     Parameters
     ----------
-    in_channels
-        NC: number of training images times image channels.
-    hidden_channels
-        K, channels of each hidden layer (paper grid: 32, 64, 128, 256).
-    kernel_size
-        Odd kernel size of the hidden convolutions (paper: 3; section 4.10 tried 5 and 7).
-    num_hidden_layers
-        Number of k x k conv + ReLU layers before the output layer (paper: 1; section 4.10
-        tried 2, 3 and 4).
-    last_kernel_size
-        Odd kernel size of the output convolution (paper: 1; section 4.10 tried 3 and 5).
-    dense
-        DenseNet-style connections (section 4.10): every hidden layer after the first and
-        the output layer see the concatenation of *all earlier hidden outputs*. The raw
-        input (NC channels, often thousands) is only fed to the first layer, otherwise
-        each later layer would carry another NC x k x k x K weights.
-    output_bias
-        Initial bias of the output convolution, i.e. the starting map level before the
-        sigmoid: ``sigmoid(output_bias)`` plus a small image-dependent spread. ``None``
-        keeps PyTorch's default initialisation (the paper's recipe: the map starts near
-        0.5). A negative value such as -2 starts from a dimmer map (about 0.12).
-    flat_start
-        Zero the output convolution's weights so the map starts exactly at
-        ``sigmoid(output_bias or 0)`` at every pixel, without the image-dependent pattern
-        a random initialisation draws (the gradient still reaches every layer from the
-        first step, through the output weights). Off by default (the paper's recipe).
-    fan_in_reference
-        Fan-in-aware parametrisation of the first layer: its weights are used as
-        ``raw * s`` with ``s = min(1, fan_in_reference / (in_channels * k**2))``, and
-        ``raw`` starts at ``init / s`` so the initial map is unchanged. Adam moves every
-        raw weight by about the learning rate per step, so the first layer then moves a
-        pre-activation as much per step as a layer of fan-in ``fan_in_reference`` would,
-        however large N is (the same as a per-layer learning rate ``lr * s``). ``None``
-        (default, the paper): no scaling.
-    hidden_norm
-        Standardise every hidden channel over the H x W pixels (instance normalisation with
-        a learned scale and shift) before its ReLU: normalisation inside the pixel CNN.
-    map_norm
-        ``"none"`` (the paper): ``map = sigmoid(z)``. ``"standardize"``: a level- and
-        contrast-normalised map ``sigmoid(map_gain * (z - mean(z)) / std(z) + logit(map_level))``
-        where mean and std run over the pixels; the map's level and spread are then fixed
-        by construction (it cannot drift to all zeros or all ones) and the pixel CNN only
-        decides the *ordering* of pixels.
-    map_gain, map_level
-        Contrast and level of the standardised map (used only with ``map_norm="standardize"``).
-
-    Notes
-    -----
-    Introduced in chapter 3 (``03_pixel_cnn``). With the defaults the parameter count
-    equals :func:`pixel_cnn_parameter_count`.
+    in_channels, hidden_channels
+        NC and K.
+    kernel_size, num_hidden_layers, last_kernel_size, dense
+        The shape variants of section 4.10 (:class:`~gsa_utils.recipes.PixelCNNDesign`); with
+        ``dense`` every later layer sees all earlier hidden outputs (the input only feeds the first).
+    output_bias, flat_start, fan_in_reference, hidden_norm, map_norm, map_gain, map_level
+        Construction options beyond the paper (:class:`~gsa_utils.recipes.Recipe` says what each does);
+        their defaults are the paper's.
     """
 
     def __init__(
@@ -196,29 +146,11 @@ class PixelCNN(nn.Module):
 
 
 class GlobalSpatialAttention(nn.Module):
-    """An image CNN whose every input is multiplied by one map shared by all images.
+    """An image CNN whose every input is multiplied by one map shared by all images: ``backbone(x * M(P))``.
 
-    ``forward(x) = backbone(x * M(P))`` where ``M`` is the :class:`PixelCNN` and ``P`` the
-    pixel representation of the training images; the 1 x 1 x H x W map broadcasts over
-    the batch and the channels (paper eq. 1).
-
-    Parameters
-    ----------
-    backbone
-        Any image classifier taking N x C x H x W.
-    pixel_cnn
-        The pixel classifier M.
-    pixel_rep
-        1 x NC x H x W pixel representation of the training images, or ``None`` to build
-        a model that will be filled from a saved state (it then predicts with the stored map).
-    image_size
-        (H, W); needed only when ``pixel_rep`` is ``None``.
-
-    Notes
-    -----
-    The latest map is kept in the buffer ``attention`` (part of ``state_dict``), so a
-    saved model predicts without the training set. :meth:`freeze` ends phase 1 of
-    Algorithm 1. Introduced in chapter 5 (``05_two_phase_training``).
+    ``pixel_rep`` is P of the training images, or ``None`` (then give ``image_size``) for a model
+    to be filled from a saved state. The latest map is kept in the buffer ``attention`` (saved with
+    the state), so a saved model predicts without the training set; :meth:`freeze` ends phase 1.
     """
 
     def __init__(
@@ -265,13 +197,7 @@ class GlobalSpatialAttention(nn.Module):
 
     @torch.no_grad()
     def freeze(self, release: bool = True) -> None:
-        """Fix the map: compute it once, store it, stop pixel-CNN computation and gradients.
-
-        Parameters
-        ----------
-        release
-            Drop the pixel representation (it can be large) once the map is stored.
-        """
+        """Fix the map: compute it once, store it, stop the pixel CNN's gradients; ``release`` drops P."""
         if not self.frozen:
             self.attention.copy_(self.pixel_cnn(self.pixel_rep))
             self.is_frozen.fill_(True)

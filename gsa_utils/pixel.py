@@ -20,28 +20,12 @@ __all__ = [
 
 
 def pixel_representation(images: torch.Tensor) -> torch.Tensor:
-    """Reshape N x C x H x W training images into the 1 x NC x H x W pixel representation.
+    """Reshape N x C x H x W training images into the 1 x NC x H x W pixel representation (a copy).
 
-    Each pixel's feature vector is the intensity of every channel of every training
-    image at that pixel: ``P[0, n*C + c, h, w] == images[n, c, h, w]``. Build it from
-    **training images only**: test images must not shape the attention map.
-
-    Parameters
-    ----------
-    images
-        Float tensor N x C x H x W (N >= 1, all values finite). A list of C x H x W
-        tensors is accepted too and checked for a common size.
-
-    Returns
-    -------
-    torch.Tensor
-        Contiguous 1 x NC x H x W tensor (a copy, so the caller may free ``images``).
-
-    Raises
-    ------
-    DataError
-        If the input is empty, not 4-D, not floating point, contains NaN/inf (naming the
-        image), or (for a list) the images differ in size (naming the first that does).
+    Each pixel's feature vector is the intensity of every channel of every training image at that
+    pixel: ``P[0, n*C + c, h, w] == images[n, c, h, w]``. Build it from **training images only**.
+    A list of C x H x W tensors of one size is accepted too. DataError names an empty, non-4-D,
+    non-float or non-finite input, or the first image of another size.
     """
     if isinstance(images, (list, tuple)):
         if not images:
@@ -71,22 +55,11 @@ def pixel_representation_bytes(n: int, c: int, h: int, w: int, dtype: torch.dtyp
 
 @dataclass(frozen=True)
 class LowRankPixelRepresentation:
-    """A whitened low-rank pixel representation and how it was made.
+    """A low-rank pixel representation and how it was made.
 
-    Attributes
-    ----------
-    rep
-        1 x r x H x W tensor: the top r principal components of P's NC channels, one
-        channel each, every channel with zero mean and (when whitened) unit variance over
-        the H x W pixels.
-    channel_mean
-        NC values subtracted from P's channels before the projection (their pixel means).
-    components
-        NC x r matrix: ``rep`` pixel vector = (P pixel vector - channel_mean) @ components.
-    singular_values
-        The r singular values of the centred H*W x NC matrix (descending).
-    explained_variance
-        Share of P's (centred) variance the r components keep, in [0, 1].
+    ``rep`` (1 x r x H x W) is ``(P pixel vector - channel_mean) @ components`` at every pixel;
+    ``singular_values`` are those of the centred H*W x NC matrix, and ``explained_variance`` the
+    share of its variance the r components keep.
     """
 
     rep: torch.Tensor
@@ -103,34 +76,11 @@ class LowRankPixelRepresentation:
 def lowrank_pixel_representation(
     images: torch.Tensor, rank: int, whiten: bool = True, eps: float = 1e-6
 ) -> LowRankPixelRepresentation:
-    """Project P's NC channels onto their top ``rank`` principal components (optionally whitened).
+    """Project P's NC channels onto their top ``rank`` principal components over the pixels, whitened.
 
-    Every pixel of P is a point with NC features (its intensity in every training image
-    and channel). PCA over the H*W pixels keeps the ``rank`` directions of largest variance;
-    whitening scales each to unit variance. The pixel CNN's first layer then has fan-in
-    ``rank * k**2`` instead of ``N*C*k**2``: its cost no longer grows with N, and one Adam
-    step (which moves every weight by about the learning rate) moves a pre-activation by
-    a bounded amount. When ``rank`` reaches the rank of the centred P, the representation
-    is an invertible linear map of the centred P, so nothing is lost.
-
-    Build it from **training images only**, as :func:`pixel_representation`.
-
-    Parameters
-    ----------
-    images
-        N x C x H x W float training images.
-    rank
-        Number of components r (>= 1). Clipped to min(N*C, H*W) (the most there can be);
-        components with (numerically) zero variance are dropped, so the result may have
-        fewer channels than asked.
-    whiten
-        Divide every component by its standard deviation over pixels (unit variance).
-    eps
-        Relative tolerance below which a singular value counts as zero.
-
-    Returns
-    -------
-    LowRankPixelRepresentation
+    The pixel CNN's first layer then has fan-in ``rank * k**2`` instead of ``N*C*k**2``, so its cost
+    and its step size no longer grow with N (chapter 5). ``rank`` is clipped to what the data has:
+    components of (numerically, below ``eps``) zero variance are dropped. Training images only.
     """
     if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
         raise ValueError(f"lowrank_pixel_representation: rank must be a positive integer, got {rank!r}")

@@ -34,7 +34,7 @@ take days), ``full`` on a larger CUDA GPU and ``smoke`` otherwise.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -94,9 +94,6 @@ class Profile:
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
             raise ValueError(f"Profile {self.name!r}: unknown recipe {self.recipe!r}; choose one of {sorted(RECIPES)}")
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
     def describe(self) -> str:
         fit = self.fit

@@ -1,15 +1,9 @@
-"""Named GSA recipes: how the pixel CNN and its map are built, as data.
+"""How GSA's pixel CNN and map are built: named recipes (:class:`Recipe`), the pixel CNN's shape
+(:class:`PixelCNNDesign`) and the one factory :func:`build_gsa`.
 
-A :class:`Recipe` holds every option of how the pixel CNN and its map are *built* (the
-pixel representation, the first layer's scaling, normalisations); :data:`RECIPES` names
-the ones the book compares, and :func:`build_gsa` is the one factory that turns a recipe
-into a model. ``paper`` is the paper's method exactly; ``recommended`` is the fix chosen by
-the measurements of ``benchmarks/map_stability.py``. How the map is *trained* (lambda, the
-L1 reduction, a separate pixel-CNN learning rate, a map warm-up) is not part of a recipe:
-those options live in one place only, :class:`~gsa_utils.settings.FitSettings`, so the
-two can never disagree. The shape of the pixel CNN (K, kernel sizes, depth, dense connections)
-is a :class:`PixelCNNDesign`. A profile names its recipe (:class:`~gsa_utils.profiles.Profile`);
-a run holds the recipe and the design themselves (:class:`~gsa_utils.runs.ExperimentConfig`).
+``paper`` is the paper's method; ``recommended`` is the fix chosen by ``benchmarks/map_stability.py``.
+How the map is *trained* (lambda, a pixel-CNN learning rate, a warm-up) is not a recipe's business
+but :class:`~gsa_utils.settings.FitSettings`'.
 """
 
 from __future__ import annotations
@@ -44,22 +38,24 @@ PIXEL_REPS = ("full", "lowrank")
 
 @dataclass(frozen=True)
 class Recipe:
-    """Construction options of the pixel CNN and its map (training options: ``FitSettings``).
+    """Construction options of the pixel CNN and its map; the defaults are the paper's.
 
     Attributes
     ----------
-    name
-        Short identifier used in run names and tables.
-    description
-        One line for tables and progress output.
-    pixel_rep
-        ``"full"``: the paper's 1 x NC x H x W representation. ``"lowrank"``: its top
-        ``rank`` principal components from the training images, whitened
+    pixel_rep, rank
+        ``"full"``: the paper's P. ``"lowrank"``: its top ``rank`` whitened principal components
         (:func:`~gsa_utils.pixel.lowrank_pixel_representation`).
-    rank
-        r for ``pixel_rep="lowrank"``.
-    fan_in_reference, hidden_norm, map_norm, map_gain, map_level, output_bias, flat_start
-        :class:`~gsa_utils.models.PixelCNN` options (``None``/``False``/``"none"``: the paper).
+    fan_in_reference
+        Scale the first layer's weights by ``min(1, fan_in_reference / (NC k^2))``, so one Adam step
+        moves it as much as a layer of that fan-in, however large N is.
+    hidden_norm
+        Instance-normalise every hidden channel before its ReLU.
+    map_norm, map_gain, map_level
+        ``"standardize"``: ``map = sigmoid(map_gain * standardised z + logit(map_level))``, so the
+        map's level and spread are fixed and the pixel CNN only orders the pixels.
+    output_bias, flat_start
+        The output layer's initial bias (the starting map level; ``None``: PyTorch's default), and
+        zero output weights so the map starts flat.
     """
 
     name: str
@@ -82,39 +78,17 @@ class Recipe:
         if self.rank < 1:
             raise ValueError(f"recipe {self.name!r}: rank must be >= 1, got {self.rank}")
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
     def pixel_cnn_options(self) -> dict[str, Any]:
-        """The :class:`~gsa_utils.models.PixelCNN` options this recipe sets (its construction, not its shape)."""
-        return {name: getattr(self, name) for name in _PIXEL_CNN_OPTIONS}
-
-
-#: The :class:`Recipe` fields that are :class:`~gsa_utils.models.PixelCNN` options.
-_PIXEL_CNN_OPTIONS = (
-    "fan_in_reference",
-    "hidden_norm",
-    "map_norm",
-    "map_gain",
-    "map_level",
-    "output_bias",
-    "flat_start",
-)
+        """The fields that are :class:`~gsa_utils.models.PixelCNN` options."""
+        options = asdict(self)
+        for key in ("name", "description", "pixel_rep", "rank"):
+            del options[key]
+        return options
 
 
 @dataclass(frozen=True)
 class PixelCNNDesign:
-    """The pixel CNN's shape (:class:`~gsa_utils.models.PixelCNN`); the defaults are the paper's (section 4.10).
-
-    Attributes
-    ----------
-    hidden_channels
-        K, the hidden channels.
-    kernel_size
-        k, the kernel side of the first and hidden layers.
-    num_hidden_layers, last_kernel_size, dense
-        Hidden layers, the last layer's kernel side and whether the layers are densely connected.
-    """
+    """The pixel CNN's shape: K, k and the variants of section 4.10 (:class:`~gsa_utils.models.PixelCNN` arguments)."""
 
     hidden_channels: int = 16
     kernel_size: int = 3
@@ -132,11 +106,7 @@ class PixelCNNDesign:
         return asdict(self)
 
 
-#: The recipes by name. ``paper`` is the paper's method; the others change one thing each
-#: (``lowrank_mapnorm`` two). ``recommended`` is the low-rank whitened representation, chosen
-#: by the measurements of ``benchmarks/map_stability.py``. The training-side stabilisers
-#: (a smaller pixel-CNN lr, a map held still for the first epochs) are training options:
-#: ``FitSettings(pixel_cnn_lr=1e-4, map_warmup_epochs=3)`` with any recipe.
+#: The recipes by name: ``paper``, and variants that change one thing each (``lowrank_mapnorm`` two).
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
@@ -167,17 +137,7 @@ RECIPES: dict[str, Recipe] = {
 
 @dataclass(frozen=True)
 class RecipeChoice:
-    """A run's recipe: a name in :data:`RECIPES` and, for a low-rank recipe, a rank other than its own.
-
-    Attributes
-    ----------
-    name
-        How GSA's pixel CNN and map are built: a name in :data:`RECIPES`.
-    rank
-        The rank r of a low-rank recipe's pixel representation (its top r whitened principal
-        components; ``None``: the recipe's own, 16 for ``recommended``). A full-representation
-        recipe refuses a rank.
-    """
+    """A run's recipe: a name in :data:`RECIPES` and, for a low-rank recipe, a ``rank`` other than its own."""
 
     name: str = RECOMMENDED_RECIPE
     rank: int | None = None
@@ -213,21 +173,9 @@ def build_gsa(
     design: PixelCNNDesign,
     **overrides: Any,
 ) -> GlobalSpatialAttention:
-    """Wrap ``backbone`` in global spatial attention built as ``recipe`` says.
+    """Wrap ``backbone`` in global spatial attention built as ``recipe`` says, from **training** images only.
 
-    Parameters
-    ----------
-    backbone
-        The image CNN.
-    x_train
-        N x C x H x W **training** images (the pixel representation, and the principal
-        components of the low-rank one, come from these alone).
-    recipe
-        A :class:`Recipe` or the name of one in :data:`RECIPES`.
-    design
-        The pixel CNN's shape: K, k and the other options of section 4.10.
-    overrides
-        Recipe fields to change, e.g. ``rank=32`` (a new recipe, named explicitly).
+    ``overrides`` change recipe fields, e.g. ``rank=32``.
     """
     recipe = get_recipe(recipe)
     if overrides:

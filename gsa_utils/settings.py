@@ -1,16 +1,7 @@
-"""Training settings (:class:`FitSettings`) and the paper's constants, each written once.
+"""Training settings (:class:`FitSettings`) and the paper's constants (section 4.4), each written once.
 
-Introduced in chapter 5 (``05_two_phase_training``).
-
-Everything :func:`~gsa_utils.training.two_phase_fit` needs to know about *how* to train
-is one frozen :class:`FitSettings`. A :class:`~gsa_utils.profiles.Profile` holds one, an
-:class:`~gsa_utils.runs.ExperimentConfig` holds the one its run trains with, the history and
-the checkpoint of a run record it, and the resume check compares it field by field, so a new
-training option is one new field here.
-
-The paper's values (Xu et al., section 4.4) are :data:`PAPER_FIT`, the defaults of
-:class:`FitSettings`; its search grids are :data:`PAPER_GRID` and
-:data:`WEIGHT_DECAY_GRID`; its four image CNNs are :data:`PAPER_BACKBONES`.
+Introduced in chapter 5 (``05_two_phase_training``). A profile, a run's config, its history and
+its checkpoint all hold one :class:`FitSettings`, so a new training option is one new field here.
 """
 
 from __future__ import annotations
@@ -45,12 +36,7 @@ PAPER_L1_WEIGHT = 1e-4
 PAPER_BACKBONES = ("googlenet", "vgg16", "resnet152", "densenet161")
 #: Adam weight decay searched for every CNN (section 4.4).
 WEIGHT_DECAY_GRID = (1e-3, 1e-4, 1e-5)
-#: GSA's search grid (section 4.4): K, lambda and the weight decay.
-#:
-#: The paper prints K in {32, 62, 128, 256}; "62" reads as a typo for 64 (every other value
-#: is a power of two, and 62 is not a width anyone picks), so the grid uses 64. The L1
-#: baseline's coefficient grid is :data:`gsa_utils.baselines.l1_weights.L1_COEFFICIENT_GRID`
-#: (used with ``l1_reduction="mean"``); its weight decay uses :data:`WEIGHT_DECAY_GRID` too.
+#: GSA's search grid (section 4.4): K, lambda and the weight decay. The paper prints K = 62, read as 64.
 PAPER_GRID: dict[str, tuple] = {
     "hidden_channels": (32, 64, 128, 256),
     "l1_weight": (0.1, 0.01, 0.001, 0.0001),
@@ -64,20 +50,14 @@ class FitSettings:
 
     Attributes
     ----------
-    epochs, cutoff_epoch
-        Total epochs (paper: 250) and E (paper: 60): after epoch E the map is frozen.
-        ``None`` never freezes.
-    lr, batch_size, weight_decay
-        Adam settings (paper: 1e-4, 32, weight decay searched in {1e-3, 1e-4, 1e-5}).
+    cutoff_epoch
+        E: after epoch E the map is frozen (``None``: never).
     l1_weight, l1_reduction
-        lambda and whether the L1 term sums or averages the map
-        (see :func:`~gsa_utils.losses.map_l1`).
+        lambda, and whether the L1 term sums or averages the map (:func:`~gsa_utils.losses.map_l1`).
     pixel_cnn_lr
-        Learning rate of the pixel CNN's parameters; ``None`` uses ``lr`` (the paper).
-        A smaller value keeps the map from saturating early (chapter 5 discusses it).
+        Learning rate of the pixel CNN (``None``: ``lr``, the paper).
     map_warmup_epochs
-        Keep the map fixed at its initial level for this many epochs while the image CNN
-        starts learning, then learn both until E (0 = the paper). Chapter 5 shows why.
+        Epochs the map is held at its initial level while the image CNN starts learning (0: the paper).
     """
 
     epochs: int = PAPER_EPOCHS
@@ -124,13 +104,6 @@ class FitSettings:
     def to_dict(self) -> dict[str, Any]:
         """The fields as a JSON-ready dict."""
         return {name: getattr(self, name) for name in self.names()}
-
-    @classmethod
-    def from_mapping(cls, values: Any) -> FitSettings:
-        """The settings among ``values`` (a mapping or an object with these attributes); others ignored."""
-        get = values.get if isinstance(values, dict) else (lambda k, d=None: getattr(values, k, d))
-        defaults = cls()
-        return cls(**{name: get(name, getattr(defaults, name)) for name in cls.names()})
 
 
 #: The paper's training settings (section 4.4; weight decay and lambda are searched).

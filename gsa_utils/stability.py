@@ -1,10 +1,7 @@
 """Is an attention map collapsed, or flat? The rules training applies after every epoch.
 
-A sigmoid map whose pixels sit below 0.01 or above 0.99 passes almost no gradient back,
-so it has stopped learning; a classifier whose accuracy falls to the majority-class rate
-has stopped using its input. :func:`collapse_verdict` applies both tests. A map whose
-contrast stays low weights every pixel alike: it does not collapse, but it does nothing
-(:func:`record_collapse` flags it as flat at the end of phase 1).
+A run is collapsed when most of its sigmoid map is saturated (no gradient passes) or when it
+predicts one class at chance-level loss; a map of low contrast is flat: it weights every pixel alike.
 """
 
 from __future__ import annotations
@@ -55,16 +52,8 @@ def collapse_verdict(
     share: float = COLLAPSE_SHARE,
     threshold: float = SATURATION,
 ) -> CollapseVerdict:
-    """A run is collapsed when more than ``share`` of its map is saturated, or when its
-    accuracy is at or below the majority-class rate.
-
-    Parameters
-    ----------
-    attention_map
-        The final map (any shape), or ``None`` for a model without one.
-    accuracy, majority_rate
-        Test accuracy and the share of the most frequent test class (skip with ``None``).
-    """
+    """Collapsed when more than ``share`` of the map (``None``: no map) is saturated, or the accuracy is at
+    or below the majority-class rate (either may be ``None``)."""
     sat = saturated_fraction(attention_map, threshold) if attention_map is not None else float("nan")
     reasons = []
     if attention_map is not None and sat > share:
@@ -83,10 +72,7 @@ class FlatMapWarning(UserWarning):
 
 
 def chance_loss(labels) -> float:
-    """The cross-entropy of always predicting the training labels' class shares (their entropy).
-
-    A classifier that has learned nothing from its input can reach this loss and no lower.
-    """
+    """The cross-entropy of always predicting the training labels' class shares: a blind classifier's best."""
     import numpy as np
 
     counts = np.bincount(np.asarray(labels, dtype=np.int64).ravel())
@@ -101,22 +87,10 @@ def epoch_collapse(
     threshold: float = SATURATION,
     patience: int = ONE_CLASS_PATIENCE,
 ) -> CollapseVerdict:
-    """The collapse rule during training, after one epoch.
+    """The collapse rule after one epoch: a saturated map, or one-class predictions on a set for ``patience`` epochs.
 
-    Collapsed when more than ``share`` of the map is saturated (as in
-    :func:`collapse_verdict`), or when the predictions on a set have been one class for
-    ``patience`` epochs running while the training loss stayed at chance level (the
-    streaks that :func:`record_collapse` counts). A new classifier often predicts one class
-    for a few epochs, more often the more classes there are, while its loss already falls
-    below chance; a stuck one stays at chance.
-
-    Parameters
-    ----------
-    attention_map
-        The current map, or ``None`` for a model without one.
-    one_class_epochs
-        Per set, how many epochs running its predictions have been one class at chance-level
-        loss, e.g. ``{"train": 0, "test": 3}``.
+    ``one_class_epochs`` counts, per set, the epochs running its predictions have been one class at
+    chance-level loss (e.g. ``{"train": 0, "test": 3}``); a learning classifier's loss falls below chance.
     """
     verdict = collapse_verdict(attention_map, share=share, threshold=threshold)
     reasons = [verdict.reason] if verdict.reason else []
@@ -136,22 +110,13 @@ def record_collapse(
     phase_1_ends: bool = False,
     saturates: bool = True,
 ) -> str:
-    """Apply :func:`epoch_collapse` and the flat-map rule to one epoch's training record, in place.
+    """Apply :func:`epoch_collapse` and the flat-map rule to one epoch's record, in place; return the reason.
 
-    Counts, per set, the epochs running with one predicted class while the training loss
-    ``train_ce`` is at least :data:`CHANCE_MARGIN` of ``chance`` (:func:`chance_loss`;
-    ``None`` counts every one-class epoch), as ``<set>_one_class_epochs``, from the
-    record's ``<set>_pred_classes`` and the ``previous`` epoch's record. Sets
-    ``record["collapsed"]`` and ``record["collapse_reason"]``, and issues a
-    :class:`CollapseWarning` naming the epoch and the map's numbers when a collapse starts
-    or its reason changes.
-
-    When ``phase_1_ends`` (the map is frozen after this epoch, or the run ends without
-    freezing it), a map whose contrast (:func:`~gsa_utils.metrics.map_contrast`) is below
-    :data:`~gsa_utils.metrics.FLAT_CONTRAST` is *flat*: ``record["flat"]`` is set (and
-    carried into every later record) and a :class:`FlatMapWarning` is issued. A map that is
-    not a sigmoid (``saturates=False``, the L1 baseline's free weights) is never judged
-    saturated, only flat. Returns the collapse reason (empty: healthy).
+    Counts ``<set>_one_class_epochs`` from ``<set>_pred_classes`` and the ``previous`` record (an epoch
+    counts while ``train_ce`` is at least :data:`CHANCE_MARGIN` of ``chance``), sets ``collapsed`` and
+    ``collapse_reason``, and warns when a collapse starts or its reason changes. When ``phase_1_ends``,
+    a map of contrast below :data:`FLAT_CONTRAST` sets ``flat`` (kept from then on) and warns. A map that
+    is no sigmoid (``saturates=False``) is never judged saturated.
     """
     previous = previous or {}
     at_chance = chance is None or record.get("train_ce", chance) >= CHANCE_MARGIN * chance

@@ -1,13 +1,9 @@
-"""Two-phase training (paper Algorithm 1), evaluation, seeding and device choice.
+"""Two-phase training (paper Algorithm 1) and evaluation.
 
-Introduced in chapter 5 (``05_two_phase_training``).
-
-:func:`algorithm_1` is the paper's loop; :func:`two_phase_fit` wraps it with data checks,
-devices, checkpoints and progress, and trains any classifier. When the model is a
-:class:`HasAttentionMap` (:class:`~gsa_utils.models.GlobalSpatialAttention`, the L1
-pixel-weights baseline) the loss gets the L1 term on the map; when it is a
-:class:`TwoPhaseModel` (GSA), the map is frozen after the cut-off epoch E. A plain backbone
-trains as a vanilla CNN with the same loop.
+Introduced in chapter 5 (``05_two_phase_training``). :func:`algorithm_1` is the paper's loop;
+:func:`two_phase_fit` wraps it with data checks, devices, checkpoints and progress, and trains
+any classifier: a :class:`HasAttentionMap` model gets the L1 term, a :class:`TwoPhaseModel` (GSA)
+is frozen after epoch E, and a plain backbone trains as a vanilla CNN.
 """
 
 from __future__ import annotations
@@ -59,11 +55,7 @@ __all__ = [
 
 @runtime_checkable
 class HasAttentionMap(Protocol):
-    """A classifier that weights its input by a learned map: GSA, the L1 pixel-weights baseline.
-
-    ``model(x, amap)`` classifies ``x`` with a map computed once by ``attention_map()``.
-    :func:`two_phase_fit` adds the L1 term on the map to the loss of such a model.
-    """
+    """A classifier that weights its input by a learned map (GSA, the L1 pixel weights); ``model(x, amap)``."""
 
     def attention_map(self) -> torch.Tensor: ...
 
@@ -93,12 +85,7 @@ def map_image(model: nn.Module) -> np.ndarray | None:
 
 @torch.no_grad()
 def map_statistics(model: nn.Module) -> dict[str, float]:
-    """Mean, min, max, contrast and saturated share of the current map.
-
-    A saturated sigmoid passes almost no gradient back, so a map that saturates early
-    stops learning; a map with low contrast (:func:`~gsa_utils.metrics.map_contrast`)
-    weights every pixel alike and does nothing. Chapter 5 tracks both.
-    """
+    """Mean, min, max, contrast and saturated share of the current map (chapter 5 tracks them)."""
     amap = model.attention_map().detach().float()
     return {
         "map_mean": amap.mean().item(),
@@ -216,10 +203,9 @@ def map_is_fixed(model: nn.Module, settings: FitSettings) -> bool:
 def minibatches(
     learner: Learner, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, seed: int, epoch: int
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Shuffled mini-batches of (x, y) on the learner's device, in training mode.
+    """Shuffled mini-batches on the learner's device, in training mode; a last batch of one is dropped.
 
-    The order and any randomness (dropout) depend only on ``(seed, epoch)``, so a resumed
-    run repeats the uninterrupted one. A last batch of one is dropped (it breaks BatchNorm).
+    The order and any randomness depend only on ``(seed, epoch)``, so a resumed run repeats the uninterrupted one.
     """
     n = len(y)
     torch.manual_seed(seed * 100_003 + epoch)
@@ -270,14 +256,7 @@ class _EpochMeter:
 def train_one_epoch(
     learner: Learner, x: torch.Tensor, y: torch.Tensor, *, epoch: int, seed: int, settings: FitSettings
 ) -> dict[str, float]:
-    """One epoch of :func:`algorithm_1`'s inner loop, without its hooks (used by ``benchmarks/``).
-
-    Returns
-    -------
-    dict
-        ``train_loss``, ``train_ce``, ``train_l1``, ``train_acc`` (means over the epoch),
-        ``train_pred_classes`` (distinct classes predicted) and ``seconds`` (training time).
-    """
+    """One epoch of :func:`algorithm_1`'s inner loop without its hooks, and its ``train_*`` record (``benchmarks/``)."""
     meter = _EpochMeter(learner.device)
     for xb, yb in minibatches(learner, x, y, settings.batch_size, seed=seed, epoch=epoch):
         meter.add(*loss_step(learner, xb, yb, settings), yb)
@@ -285,10 +264,7 @@ def train_one_epoch(
 
 
 def map_warmup(model: nn.Module, settings: FitSettings) -> EpochHook:
-    """A hook holding the map still (no gradient) until ``map_warmup_epochs`` epochs are done.
-
-    The image CNN starts learning first. Call it with the last epoch done before training.
-    """
+    """A hook holding the map still until ``map_warmup_epochs`` are done; call it once with the last epoch done."""
 
     def hold_map(epoch: int, record: dict) -> None:
         if isinstance(model, TwoPhaseModel) and not map_is_fixed(model, settings):
@@ -311,11 +287,9 @@ def evaluation(
 
 
 def map_checks(model: nn.Module, settings: FitSettings, y: torch.Tensor, last_record: dict | None) -> EpochHook:
-    """A hook recording :func:`map_statistics` and the collapse and flat-map checks.
+    """A hook recording :func:`map_statistics` and the collapse and flat-map checks (:mod:`~gsa_utils.stability`).
 
-    :func:`~gsa_utils.stability.record_collapse` warns when the run collapses, or when phase
-    1 ends with a flat map; saturation is judged on sigmoid maps only (an unbounded map at 1
-    has not saturated). ``last_record`` is the record of the epoch before training resumes.
+    ``last_record`` is the record of the epoch before training resumes.
     """
     chance = chance_loss(y.cpu())
     previous = [last_record]
@@ -355,45 +329,26 @@ def two_phase_fit(
 
     Parameters
     ----------
-    model
-        A :class:`~gsa_utils.models.GlobalSpatialAttention` (:class:`TwoPhaseModel`), any
-        :class:`HasAttentionMap` model (L1 term, no freezing), or a plain classifier (vanilla).
-    x_train, y_train
-        Training images (N x C x H x W float) and labels (int64).
-    settings
-        How to train (:class:`~gsa_utils.settings.FitSettings`; ``None``: the paper's).
-    **overrides
-        Single fields of ``settings`` to change, e.g. ``epochs=5`` (unknown names raise).
+    settings, overrides
+        How to train (``None``: the paper's), and single fields to change, e.g. ``epochs=5``.
     eval_sets
-        Held-out sets evaluated after every epoch, e.g. ``{"test": (x, y)}``; recorded as
-        ``{name}_acc`` and ``{name}_loss``.
+        Held-out sets evaluated after every epoch, e.g. ``{"test": (x, y)}``.
     seed
-        Seeds the shuffling and any randomness of every epoch (``seed`` and the epoch
-        number), so a resumed run repeats the uninterrupted one exactly. Seed the model's
-        initialisation yourself (:func:`~gsa_utils.devices.seed_everything`) before building it.
-    device
-        ``None`` picks cuda, mps or cpu.
+        Seeds every epoch's shuffling (seed the model's initialisation yourself).
     checkpoint
-        File to save after every epoch and to resume from when it exists. One written with
-        other settings is moved aside to ``<name>.foreign`` (``<name>.prev`` is tried, else
-        the run starts from scratch), with a warning naming the settings that differ.
+        File saved after every epoch and resumed from; one of other settings is moved aside.
     map_snapshots
-        Epochs after which to store the map in ``History.maps`` (0 = before training).
-    num_classes
-        For label validation; defaults to ``max(label) + 1`` of the training labels.
+        Epochs after which to store the map in ``History.maps`` (0: before training).
     mixed_precision, resident
-        ``None`` = automatic: on CUDA, autocast (bf16, or fp16 with loss scaling) and keep
-        the data on the GPU when it takes less than a quarter of its memory.
-    progress
-        Show a progress bar over epochs.
+        ``None``: on CUDA, autocast and keep the data on the GPU when it fits in a quarter of it.
     on_epoch_end
-        Called as ``on_epoch_end(epoch, record)`` after each epoch's checkpoint is written.
+        Called as ``on_epoch_end(epoch, record)`` after each epoch's checkpoint.
 
     Returns
     -------
     History
-        Its ``config`` holds the effective settings (``cutoff_epoch`` is ``None`` for a model
-        that cannot freeze, ``l1_weight`` 0 for one without a map) and the run's facts.
+        Its ``config`` holds the effective settings (no E for a model that cannot freeze,
+        lambda 0 for one without a map) and the run's facts.
     """
     settings = (settings or FitSettings()).replace(**overrides)
     num_classes = num_classes or (int(y_train.max()) + 1 if len(y_train) else None)

@@ -1,5 +1,7 @@
 """Named recipes, the one GSA factory, and the collapse rule."""
 
+from dataclasses import asdict, replace
+
 import numpy as np
 import pytest
 import torch
@@ -15,7 +17,7 @@ def test_paper_recipe_is_the_paper():
     r = get_recipe("paper")
     assert (r.pixel_rep, r.fan_in_reference, r.hidden_norm, r.map_norm) == ("full", None, False, "none")
     # training options live in FitSettings only, never in a recipe (they cannot disagree)
-    assert not {"l1_weight", "l1_reduction", "pixel_cnn_lr", "map_warmup_epochs"} & set(r.as_dict())
+    assert not {"l1_weight", "l1_reduction", "pixel_cnn_lr", "map_warmup_epochs"} & set(asdict(r))
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
@@ -115,7 +117,7 @@ def test_p_values_below_a_thousandth_are_not_written_as_zero():
 
 def test_a_recipe_choice_names_a_recipe_and_may_change_a_low_rank_ones_rank():
     assert RecipeChoice().resolve() == RECIPES["recommended"]
-    assert RecipeChoice("recommended", 8).resolve() == Recipe(**{**RECIPES["recommended"].as_dict(), "rank": 8})
+    assert RecipeChoice("recommended", 8).resolve() == replace(RECIPES["recommended"], rank=8)
     with pytest.raises(ValueError, match="low-rank recipe"):
         RecipeChoice("paper", 8)
     with pytest.raises(ValueError, match="unknown recipe"):
