@@ -1,7 +1,6 @@
-"""The image CNNs (backbones) that GSA wraps: a small CNN for CPU runs and the paper's torchvision networks.
+"""The image CNNs that GSA wraps: a small CNN for CPU runs and the paper's torchvision networks (chapter 5).
 
-:func:`build_backbone` is introduced in chapter 5 (``05_two_phase_training``); ImageNet weights
-are checked against their published hash before use.
+ImageNet weights are checked against their published hash before use.
 """
 
 from __future__ import annotations
@@ -31,10 +30,7 @@ __all__ = [
 
 
 class SmallCNN(nn.Module):
-    """A small CNN for CPU runs: three conv-BN-ReLU blocks, global average pooling, a linear head.
-
-    Introduced in chapter 5 (``05_two_phase_training``); the smoke profile's default backbone.
-    """
+    """A small CNN for CPU runs (the smoke profile's): three conv-BN-ReLU blocks, average pooling, a linear head."""
 
     def __init__(self, num_classes: int, in_channels: int = 3, width: int = 16, dropout: float = 0.2) -> None:
         super().__init__()
@@ -61,17 +57,7 @@ class SmallCNN(nn.Module):
 
 
 class GreyToColour(nn.Module):
-    """A network made for 3-channel (RGB) input, fed grey images: each grey image is repeated to 3 channels.
-
-    Inside :class:`GlobalSpatialAttention` the repetition happens after the map is applied
-    (``backbone(x * map)``), so the pixel representation keeps the images' single channel
-    (N channels, not 3N) and the ImageNet filters see the weighted grey image in every channel.
-
-    Parameters
-    ----------
-    network
-        The 3-channel network (e.g. a torchvision model).
-    """
+    """A 3-channel ``network`` fed grey images, each repeated to 3 channels (after GSA's map is applied)."""
 
     def __init__(self, network: nn.Module) -> None:
         super().__init__()
@@ -135,12 +121,8 @@ def _published_hash_prefix(path: str) -> str | None:
 def imagenet_state_dict(weights: object, name: str, progress: bool = True) -> dict:
     """A torchvision weights enum's state dict, from the torch hub cache or by download, loaded safely.
 
-    The file's SHA-256 must begin with the prefix in its published name (checked before
-    anything is read from it, also for a file already in the cache), and it is loaded with
-    ``torch.load(..., weights_only=True)``: a file that is not the published one, or that
-    asks to build arbitrary objects, is refused and none of its code runs.
-
-    Raises :class:`PretrainedWeightsError` naming the file and the path to place it at.
+    The file's SHA-256 must begin with the prefix in its published name, and it is loaded with
+    ``weights_only=True``; otherwise :class:`PretrainedWeightsError` names the file and where to put it.
     """
     path = weights_cache_path(weights)
     prefix = _published_hash_prefix(path)
@@ -212,35 +194,11 @@ def _first_line(err: Exception) -> str:
 
 
 def build_backbone(name: str, num_classes: int, pretrained: bool, in_channels: int = 3) -> nn.Module:
-    """An image CNN with its classifier head replaced for ``num_classes`` classes.
+    """An image CNN (one of :data:`BACKBONES`) with its head replaced for ``num_classes`` classes.
 
-    Parameters
-    ----------
-    name
-        One of :data:`BACKBONES`: the paper's ``googlenet``, ``vgg16``, ``resnet152``,
-        ``densenet161``, plus ``resnet18`` and ``small_cnn`` for quick runs.
-    num_classes
-        Outputs of the new head.
-    pretrained
-        Load torchvision's ImageNet weights (required argument: there is no silent
-        random initialisation). ``small_cnn`` has none.
-    in_channels
-        Channels of the images: ``small_cnn`` takes any number; the torchvision networks
-        take 3, or 1 (grey images repeated to 3 channels inside the backbone,
-        :class:`GreyToColour`, so that a map multiplies the grey image before the repetition).
-
-    Raises
-    ------
-    PretrainedWeightsError
-        When the weights can neither be found in the torch hub cache nor downloaded (the
-        message gives the URL and the exact path to place the file at), or the file there is
-        not the published one (SHA-256) or not plain tensors (:func:`imagenet_state_dict`).
-
-    Notes
-    -----
-    Introduced in chapter 5 (``05_two_phase_training``). With pretrained weights GoogLeNet
-    keeps torchvision's ``transform_input=True``, which expects ImageNet-standardised input
-    (as the paper's preprocessing produces).
+    ``pretrained`` loads torchvision's ImageNet weights (:func:`imagenet_state_dict`; ``small_cnn``
+    has none). ``small_cnn`` takes any ``in_channels``; the torchvision networks take 3, or 1 through
+    :class:`GreyToColour`.
     """
     if num_classes < 2:
         raise ValueError(f"build_backbone: num_classes must be >= 2, got {num_classes}")

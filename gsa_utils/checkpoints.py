@@ -1,23 +1,8 @@
 """Training checkpoints that hold only tensors and plain data, verified by a checksum.
 
-A checkpoint file is a short text header followed by the bytes of :func:`torch.save`::
-
-    GSA-CHECKPOINT 1
-    sha256 <64 hex digits of the payload>
-    bytes <length of the payload>
-    <payload>
-
-* :func:`save_checkpoint` refuses anything but tensors, dicts, lists, tuples, strings,
-  numbers, booleans and ``None`` (numpy scalars and arrays are converted to plain numbers
-  and lists), writes to a temporary file and renames it into place, and keeps the file it
-  replaces as ``<name>.prev``.
-* :func:`load_checkpoint` checks the header, length and checksum *before* unpickling, then
-  loads with ``torch.load(..., weights_only=True)``: a flipped bit, a truncated or empty file,
-  a file of another format or one that asks to build arbitrary objects raises
-  :class:`CheckpointError`, naming the file and the fault, and runs no code from it.
-* :func:`load_or_restart` is the recovery policy of a training loop: a bad checkpoint is
-  moved aside to ``<name>.corrupt``, and the run resumes from ``<name>.prev`` when that one
-  is good, else from scratch; a :class:`CheckpointRecoveryWarning` says which.
+A file is a header (:data:`CHECKPOINT_MAGIC`, ``sha256 <hex>``, ``bytes <n>``) and the bytes of
+:func:`torch.save`. It is checked before anything is unpickled and loaded with ``weights_only=True``,
+so a damaged or foreign file raises :class:`CheckpointError` and runs no code.
 """
 
 from __future__ import annotations
@@ -71,12 +56,7 @@ def previous_path(path: str | os.PathLike) -> Path:
 
 
 def to_plain(obj: Any, where: str = "state") -> Any:
-    """``obj`` as tensors and plain data only, or :class:`TypeError` naming the offending key.
-
-    Allowed: :class:`torch.Tensor`, ``dict`` (str or int keys), ``list``, ``tuple``, ``str``,
-    ``int``, ``float``, ``bool``, ``None``. Numpy scalars become Python numbers, numpy
-    arrays nested lists, :class:`os.PathLike` strings.
-    """
+    """``obj`` as tensors and plain data (numpy as numbers and lists, paths as strings), or TypeError naming the key."""
     if obj is None or isinstance(obj, (bool, int, float, str, torch.Tensor)):
         return obj
     if isinstance(obj, np.generic):
@@ -104,21 +84,7 @@ def to_plain(obj: Any, where: str = "state") -> Any:
 def save_checkpoint(path: str | os.PathLike, state: dict, keep_previous: bool = True) -> Path:
     """Write ``state`` (tensors and plain data) with a SHA-256 checksum, atomically.
 
-    Parameters
-    ----------
-    path
-        The checkpoint file.
-    state
-        E.g. ``{"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-        "scaler": scaler.state_dict(), "history": history.to_dict()}``.
-    keep_previous
-        Keep the file this one replaces as ``<name>.prev`` (what :func:`load_or_restart`
-        falls back to); ``False`` deletes it.
-
-    Raises
-    ------
-    TypeError
-        ``state`` holds an object other than tensors and plain data (see :func:`to_plain`).
+    The file it replaces is kept as ``<name>.prev`` unless ``keep_previous`` is false.
     """
     path = Path(path)
     buf = io.BytesIO()
@@ -168,15 +134,7 @@ def _split_header(path: Path, data: bytes) -> bytes:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | None = None) -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint`, after verifying its checksum.
-
-    Raises
-    ------
-    CheckpointError
-        Missing, empty, truncated, foreign-format or corrupt file (checksum mismatch), or a
-        payload that needs anything but tensors and plain data (refused by
-        ``weights_only=True``; none of its code runs).
-    """
+    """Read a checkpoint written by :func:`save_checkpoint`, after verifying its checksum; else CheckpointError."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -196,20 +154,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device | 
 
 
 def load_or_restart(path: str | os.PathLike, map_location: str | torch.device | None = None) -> dict | None:
-    """The state to resume from, or ``None`` to start from scratch; bad files are moved aside.
+    """The state to resume from, or ``None`` to start from scratch.
 
-    The recovery policy of a training loop:
-
-    * no checkpoint (and no ``<name>.prev``): ``None``, silently (a fresh run);
-    * a good checkpoint: its state;
-    * a bad one (:class:`CheckpointError`): it is renamed ``<name>.corrupt`` (``.corrupt-2``, ...
-      when that exists, so nothing is overwritten) and ``<name>.prev`` is tried the same way;
-      a :class:`CheckpointRecoveryWarning` names each bad file and says whether the run
-      resumes from the previous checkpoint or restarts from scratch;
-    * no checkpoint but a good ``<name>.prev`` (interrupted between the two renames of
-      :func:`save_checkpoint`): the previous state.
-
-    The caller keeps checking that the state belongs to its run (same settings).
+    A bad checkpoint is moved aside to ``<name>.corrupt`` and ``<name>.prev`` is tried the same way;
+    a :class:`CheckpointRecoveryWarning` names each bad file and says where the run resumes from.
     """
     path = Path(path)
     prev = previous_path(path)
@@ -240,7 +188,7 @@ def load_or_restart(path: str | os.PathLike, map_location: str | torch.device | 
 
 
 def remove_checkpoint(path: str | os.PathLike) -> None:
-    """Delete a finished run's checkpoint and its ``<name>.prev``; ``.corrupt`` files are kept for inspection."""
+    """Delete a finished run's checkpoint and its ``<name>.prev`` (``.corrupt`` files are kept)."""
     path = Path(path)
     path.unlink(missing_ok=True)
     previous_path(path).unlink(missing_ok=True)

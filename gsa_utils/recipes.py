@@ -88,7 +88,17 @@ class Recipe:
 
 @dataclass(frozen=True)
 class PixelCNNDesign:
-    """The pixel CNN's shape: K, k and the variants of section 4.10 (:class:`~gsa_utils.models.PixelCNN` arguments)."""
+    """The pixel CNN's shape (:class:`~gsa_utils.models.PixelCNN` arguments; section 4.10 for the variants).
+
+    Attributes
+    ----------
+    hidden_channels
+        K, the hidden channels.
+    kernel_size
+        k, the kernel side of the first and hidden layers.
+    num_hidden_layers, last_kernel_size, dense
+        Hidden layers, the last layer's kernel side and whether the layers are densely connected.
+    """
 
     hidden_channels: int = 16
     kernel_size: int = 3
@@ -137,7 +147,15 @@ RECIPES: dict[str, Recipe] = {
 
 @dataclass(frozen=True)
 class RecipeChoice:
-    """A run's recipe: a name in :data:`RECIPES` and, for a low-rank recipe, a ``rank`` other than its own."""
+    """A run's recipe, as named in :data:`RECIPES`.
+
+    Attributes
+    ----------
+    name
+        How GSA's pixel CNN and map are built: a name in :data:`RECIPES`.
+    rank
+        The rank of a low-rank recipe's pixel representation (``None``: the recipe's own).
+    """
 
     name: str = RECOMMENDED_RECIPE
     rank: int | None = None

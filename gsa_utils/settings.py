@@ -50,8 +50,10 @@ class FitSettings:
 
     Attributes
     ----------
-    cutoff_epoch
-        E: after epoch E the map is frozen (``None``: never).
+    epochs, cutoff_epoch
+        Total epochs, and E: after epoch E the map is frozen (``None``: never).
+    lr, batch_size, weight_decay
+        Adam's learning rate, the mini-batch size and Adam's weight decay.
     l1_weight, l1_reduction
         lambda, and whether the L1 term sums or averages the map (:func:`~gsa_utils.losses.map_l1`).
     pixel_cnn_lr
