@@ -1,21 +1,7 @@
-"""gsa_utils: global spatial attention (Xu et al.) for structured images.
+"""gsa_utils: global spatial attention (Xu et al.) for structured images, the gsa-book's helper package.
 
-The helper package of the gsa-book. Importing it has no side effects: no downloads,
-no change to matplotlib or torch global settings.
-
-Where each piece is introduced:
-
-* chapter 1: :mod:`gsa_utils.data` (datasets, :func:`load_dataset`), :mod:`gsa_utils.profiles`
-* chapter 2: :func:`pixel_representation`
-* chapter 3: :class:`PixelCNN`
-* chapter 4: :func:`combined_loss`
-* chapter 5: :class:`GlobalSpatialAttention`, :class:`FitSettings`, :func:`algorithm_1`,
-  :func:`two_phase_fit`, :func:`build_backbone`, :func:`build_gsa` (a :class:`Recipe` and a
-  :class:`PixelCNNDesign`), :mod:`gsa_utils.metrics`
-* chapters 6-12: :func:`build_model` (a method's network from its config)
-* chapters 10-11: :mod:`gsa_utils.runs` (experiments as files) and :mod:`gsa_utils.cli`
-
-Chapter presentation helpers live in :mod:`gsa_utils.chapter_aids`, which the method never imports.
+Importing it has no side effects. The README lists the modules to read first; chapter presentation
+helpers live in :mod:`gsa_utils.chapter_aids`, which the method never imports.
 """
 
 from .backbones import BACKBONES, PretrainedWeightsError, SmallCNN, build_backbone

@@ -1,8 +1,4 @@
-"""Devices, precision and seeding for training: which device, which autocast, which seed.
-
-Used by :func:`~gsa_utils.training.two_phase_fit`, which re-exports :func:`pick_device`,
-:func:`seed_everything` and :func:`flush_denormals`.
-"""
+"""Devices, precision and seeding for training: which device, which autocast, which seed."""
 
 from __future__ import annotations
 
@@ -36,11 +32,7 @@ def seed_everything(seed: int) -> None:
 
 @contextlib.contextmanager
 def flush_denormals() -> Iterator[None]:
-    """Flush denormal floats to zero on CPU while training, then restore the setting.
-
-    A saturated sigmoid map fills tensors with denormals (values near 1e-40), which made
-    CPU epochs 5-10x slower in our measurements.
-    """
+    """Flush denormal floats to zero on CPU while training (a saturated map fills tensors with them, slowly)."""
     changed = torch.set_flush_denormal(True)
     try:
         yield

@@ -1,9 +1,7 @@
 """What :func:`~gsa_utils.training.two_phase_fit` checks and keeps around Algorithm 1.
 
-Before the first step: the data (:func:`checked_data`) and whether the model takes it
-(:func:`check_model_fits`). After every epoch: a checkpoint (:func:`save_training_checkpoint`)
-that a later call resumes from (:func:`resumable_state`, :func:`restore_learner`) when it was written with the same
-settings, and a progress bar (:func:`progress_bar`).
+Before the first step, the data and whether the model takes it; after every epoch, a checkpoint
+that a later call with the same settings resumes from, and a progress bar.
 """
 
 from __future__ import annotations
@@ -54,17 +52,9 @@ def _input_channels(model: nn.Module) -> int | None:
 def check_model_fits(
     model: nn.Module, x_train: torch.Tensor, num_classes: int | None, device: torch.device | str | None = None
 ) -> None:
-    """Before the first step: does the model take these images, with one output per class?
+    """Before the first step: does the model take these images, with one output per class? DataError names both sides.
 
-    Checks the images' channels against the model's first convolution, then runs two
-    images through the model (evaluation mode, no gradients, no random numbers drawn)
-    and compares its outputs with ``num_classes``. Label ranges are checked with the data.
-
-    Raises
-    ------
-    DataError
-        One line naming both sides, e.g. "the images have 1 channel(s) (1 x 28 x 28) but
-        the model's first layer takes 3".
+    Runs two images through the model in evaluation mode, without gradients or random numbers.
     """
     c, h, w = (int(v) for v in x_train.shape[1:])
     takes = _input_channels(model)
@@ -143,11 +133,9 @@ def save_training_checkpoint(path: str | os.PathLike, learner: Any, history: His
 
 
 def resumable_state(checkpoint: str | os.PathLike, device: torch.device, config: Mapping) -> dict | None:
-    """The checkpoint state to resume from (:func:`load_or_restart`), skipping good checkpoints of other settings.
+    """The checkpoint state to resume from (:func:`load_or_restart`); one of other settings is moved to ``.foreign``.
 
-    Such a checkpoint (another run's file copied here, say) would block the run on every retry:
-    it is moved aside to ``<name>.foreign`` and ``<name>.prev`` is tried, else the run restarts
-    from scratch; a :class:`~gsa_utils.checkpoints.CheckpointRecoveryWarning` says so.
+    Then ``<name>.prev`` is tried, else the run restarts from scratch, and a warning says so.
     """
     faults: list[str] = []
     while True:
@@ -171,32 +159,15 @@ def resumable_state(checkpoint: str | os.PathLike, device: torch.device, config:
     return state
 
 
-class _NoProgress:
-    """Stands in for a progress bar when progress is off."""
-
-    def update(self, n: int = 1) -> None: ...
-
-    def set_postfix(self, *args: Any, **kwargs: Any) -> None: ...
-
-    def close(self) -> None: ...
-
-
 def progress_bar(enabled: bool, **kwargs: Any) -> Any:
-    """A tqdm bar over epochs, updated by hand, or a silent stand-in."""
-    if not enabled:
-        return _NoProgress()
+    """A tqdm bar over epochs, updated by hand (silent unless ``enabled``)."""
     from tqdm.auto import tqdm
 
-    return tqdm(desc="epochs", unit="epoch", **kwargs)
+    return tqdm(desc="epochs", unit="epoch", disable=not enabled, **kwargs)
 
 
-def restore_learner(state: Mapping, path: str | os.PathLike, learner: Any, config: Mapping) -> History:
-    """Restore ``learner`` from a verified checkpoint state written with the same settings; return its history."""
-    diffs = config_mismatch(state["history"]["config"], config)
-    if diffs:
-        raise ValueError(
-            f"checkpoint {path} was written with other settings ({'; '.join(diffs)}); delete it or use another path"
-        )
+def restore_learner(state: Mapping, learner: Any, config: Mapping) -> History:
+    """Restore ``learner`` from a checkpoint state of :func:`resumable_state`; return its history."""
     learner.model.load_state_dict(state["model"])
     if getattr(learner.model, "frozen", False):  # a frozen GSA model drops its pixel CNN's work again
         learner.model.freeze()

@@ -21,13 +21,8 @@ class History:
     Attributes
     ----------
     records
-        One dict per epoch: ``epoch``, ``phase`` (1 or 2), ``train_loss``, ``train_ce``,
-        ``train_l1``, ``train_acc``, ``{name}_loss`` and ``{name}_acc`` for every evaluation
-        set, ``seconds`` (training time of the epoch, evaluation excluded), for models
-        with a map :func:`~gsa_utils.training.map_statistics` (``map_mean``, ``map_saturated``, ...), and
-        ``<set>_one_class_epochs``, ``collapsed`` / ``collapse_reason`` (:func:`~gsa_utils.stability.epoch_collapse`:
-        map saturated, or predictions of one class three epochs running; a :class:`~gsa_utils.stability.CollapseWarning`
-        is issued at the epoch it starts).
+        One dict per epoch: ``epoch``, ``phase``, ``train_*`` and ``{set}_*`` scores, ``seconds``, the
+        map's statistics, and the collapse checks (:func:`~gsa_utils.stability.record_collapse`).
     maps
         Attention maps (H x W arrays) at the requested epochs; key 0 is before training.
     config

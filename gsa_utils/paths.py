@@ -1,16 +1,8 @@
 """Where the book keeps data and results: one rule for both.
 
-A folder is given by an environment variable when it is set, else lives in the
-repository checkout (anchored to the repository, not the working directory, because
-notebooks run inside ``notebooks/``), else in the working directory. Paths are returned
-absolute, so that messages can print exactly where something was looked for.
-
-Data: ``$GSA_DATA_DIR``, else ``<repo>/data``, else ``./data``; each real dataset has a
-sub-folder there (``idrid/``, ``jaffe/``, ``medmnist/``), and every loader of the book,
-:func:`gsa_utils.data.medmnist.load_medmnist` included, defaults to it. Results:
-``$GSA_RESULTS_DIR``, else ``<repo>/results``, else ``./results``.
-
-What the chapters print names these folders, not the machine's paths: :func:`shown_path`.
+A folder is given by an environment variable (``GSA_DATA_DIR``, ``GSA_RESULTS_DIR``), else lives in
+the repository checkout (``data/``, ``results/``), else in the working directory; paths are absolute.
+What the chapters print names these folders, not the machine's paths (:func:`shown_path`).
 """
 
 from __future__ import annotations
@@ -79,14 +71,8 @@ def _shown_folders() -> list[tuple[Path, str]]:
 
 
 def shown_path(path: str | os.PathLike) -> str:
-    """``path`` as a page or a message may print it, without the machine's folders.
-
-    A path inside the data or results folder is written from that folder's name
-    (``$GSA_DATA_DIR/medmnist`` when the variable is set, else ``data/medmnist``); one
-    inside the repository, relative to it (``notebooks/x.png``); one in the temporary
-    folder, from ``<tmp>``; one in the home folder, from ``~``. Any other path is returned
-    as it is.
-    """
+    """``path`` as a page may print it: from ``$GSA_DATA_DIR`` (or ``data``), ``results``, the repository,
+    ``<tmp>`` or ``~``, whichever holds it most closely; any other path as it is."""
     target = Path(os.path.abspath(Path(path).expanduser()))
     for folder, label in _shown_folders():
         if target == folder or folder in target.parents:

@@ -389,7 +389,7 @@ def two_phase_fit(
     history = History(config=config)
     state = resumable_state(checkpoint, device, config) if checkpoint is not None else None
     if state is not None:
-        history = restore_learner(state, checkpoint, learner, config)
+        history = restore_learner(state, learner, config)
     elif 0 in map_snapshots and has_map:
         history.maps[0] = map_image(model)
     bar = progress_bar(progress, initial=history.epochs_done, total=settings.epochs)
