@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,8 @@ __all__ = [
 
 #: First line of every checkpoint file (the number is the format version).
 CHECKPOINT_MAGIC = b"GSA-CHECKPOINT 1\n"
-_MAX_HEADER = 256
+#: The lines after the first: the payload's SHA-256 and its length.
+_HEADER = re.compile(rb"sha256 ([0-9a-f]{64})\nbytes (\d+)\n")
 
 
 class CheckpointError(RuntimeError):
@@ -109,18 +111,11 @@ def _split_header(path: Path, data: bytes) -> bytes:
                 "another program), so its integrity cannot be checked",
             )
         raise CheckpointError(path, "not a gsa_utils checkpoint (unknown header)")
-    lines = data[:_MAX_HEADER].split(b"\n", 3)
-    if len(lines) < 4:
-        raise CheckpointError(path, f"truncated header ({len(data)} bytes)")
-    try:
-        algo, digest = lines[1].decode("ascii").split(" ")
-        word, length = lines[2].decode("ascii").split(" ")
-        expected_len = int(length)
-    except (UnicodeDecodeError, ValueError):
-        raise CheckpointError(path, "damaged header (checksum or length line unreadable)") from None
-    if algo != "sha256" or word != "bytes" or len(digest) != 64:
-        raise CheckpointError(path, "damaged header (checksum or length line unreadable)")
-    payload = data[len(lines[0]) + len(lines[1]) + len(lines[2]) + 3 :]
+    header = _HEADER.match(data, len(CHECKPOINT_MAGIC))
+    if header is None:
+        raise CheckpointError(path, f"damaged header (unreadable or truncated, {len(data)} bytes)")
+    digest, expected_len = header.group(1).decode(), int(header.group(2))
+    payload = data[header.end() :]
     if len(payload) < expected_len:
         raise CheckpointError(path, f"truncated: {len(payload)} of {expected_len} payload bytes present")
     if len(payload) > expected_len:
