@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .metrics import map_contrast, map_roc_auc, mass_inside, pointing_game, relevance_rank_accuracy
+from .training import predict
 
 __all__ = [
     "AttentionMaps",
@@ -235,13 +236,8 @@ class Faithfulness:
 
 
 def _class_probability(model: nn.Module, x: torch.Tensor, classes: torch.Tensor, batch_size: int) -> torch.Tensor:
-    device = _device(model)
-    probs = []
-    for i in range(0, len(x), batch_size):
-        logits = model(x[i : i + batch_size].to(device)).float()
-        p = torch.softmax(logits, 1)
-        probs.append(p.gather(1, classes[i : i + batch_size, None].to(device))[:, 0].cpu())
-    return torch.cat(probs)
+    probs = torch.softmax(predict(model, x, batch_size), 1).cpu()
+    return probs.gather(1, classes[:, None].cpu())[:, 0]
 
 
 @torch.no_grad()
@@ -272,7 +268,7 @@ def faithfulness(
         n, _, h, w = x.shape
         base = torch.as_tensor(baseline, dtype=x.dtype).expand_as(x[0])[None]
         if classes is None:
-            classes = _class_probability_argmax(model, x, batch_size)
+            classes = predict(model, x, batch_size).argmax(1).cpu()
         rng = np.random.default_rng(seed)
         values = maps.for_images(n).reshape(n, h * w).astype(float)
         jitter = rng.random(values.shape)
@@ -294,11 +290,6 @@ def faithfulness(
             insertion_most,
             deletion_most[::-1].copy(),
         )
-
-
-def _class_probability_argmax(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    device = _device(model)
-    return torch.cat([model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)])
 
 
 @dataclass

@@ -112,6 +112,14 @@ def _weights_error(name: str, weights: object, err: Exception) -> PretrainedWeig
     )
 
 
+def _bad_file(weights: object, problem: str) -> PretrainedWeightsError:
+    """The error for a weights file in the cache that must not be used: what is wrong, and how to replace it."""
+    return PretrainedWeightsError(
+        f"{weights_cache_path(weights)}: {problem}; nothing in it ran. Delete it and download "
+        f"{weights.url} again to that path, or build with pretrained=False."  # type: ignore[attr-defined]
+    )
+
+
 def _published_hash_prefix(path: str) -> str | None:
     """The SHA-256 prefix torchvision puts in its weights file names (``resnet18-f37072fd.pth``)."""
     match = torch.hub.HASH_REGEX.search(os.path.basename(path))
@@ -137,23 +145,14 @@ def imagenet_state_dict(weights: object, name: str, progress: bool = True) -> di
     except OSError as err:
         raise _weights_error(name, weights, err) from err
     if prefix is not None and not digest.startswith(prefix):
-        raise PretrainedWeightsError(
-            f"{path}: not the published weights file for {name} (its SHA-256 begins {digest[: len(prefix)]}, the "
-            f"file name says {prefix}); nothing was loaded from it. Delete it, then download "
-            f"{weights.url} again to that path, or build with pretrained=False."
-        )  # type: ignore[attr-defined]
+        problem = f"its SHA-256 begins {digest[: len(prefix)]}, the file name says {prefix}"
+        raise _bad_file(weights, f"not the published weights file for {name} ({problem})")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - an unpickling refusal, a damaged zip, ...
-        raise PretrainedWeightsError(
-            f"{path}: refused as ImageNet weights for {name} ({type(err).__name__}: not a plain file of tensors); "
-            f"nothing in it ran. Delete it and download {weights.url} again, "  # type: ignore[attr-defined]
-            f"or build with pretrained=False."
-        ) from None
+        raise _bad_file(weights, f"refused for {name} ({type(err).__name__}: not a plain file of tensors)") from None
     if not isinstance(state, dict):
-        raise PretrainedWeightsError(
-            f"{path}: holds a {type(state).__name__}, not a state dict; delete it and download {weights.url} again"
-        )  # type: ignore[attr-defined]
+        raise _bad_file(weights, f"holds a {type(state).__name__}, not a state dict")
     return state
 
 
@@ -177,10 +176,7 @@ def _pretrained_network(name: str, builder: Callable, weights: object) -> nn.Mod
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
-        raise PretrainedWeightsError(
-            f"{weights_cache_path(weights)}: does not fit {name} ({_first_line(err)}); "
-            f"delete it and download {weights.url} again"
-        ) from None  # type: ignore
+        raise _bad_file(weights, f"does not fit {name} ({_first_line(err)})") from None
     if name == "googlenet":  # as torchvision does without aux_logits: the auxiliary heads are not pretrained
         model.aux_logits = False
         model.aux1 = None  # type: ignore[assignment]
