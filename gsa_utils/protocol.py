@@ -258,27 +258,11 @@ def select_hyperparameters(cv_results: Any, n: int = N_SELECTED_EPOCHS) -> dict:
             epochs = select_epochs(curves, n)
         score = float(np.mean(curves[:, epochs - 1]))
         ranking.append(
-            {
-                "params": entry.get("params"),
-                "score": score,
-                "epochs": epochs,
-                "n_folds": int(curves.shape[0]),
-                "_order": i,
-            }
+            {"params": entry.get("params"), "score": score, "epochs": epochs, "n_folds": int(curves.shape[0])}
         )
-    ranking.sort(key=lambda r: (-(r["score"] if not math.isnan(r["score"]) else -math.inf), r["_order"]))
-    for r in ranking:
-        del r["_order"]
-    best = ranking[0]
+    ranking.sort(key=lambda r: -r["score"] if not math.isnan(r["score"]) else math.inf)  # stable: ties keep their order
     notes = []
     n_available = min(len(r["epochs"]) for r in ranking)
     if n_available < n:
         notes.append(f"only {n_available} epochs trained: all used instead of the best {n}")
-    return {
-        "params": best["params"],
-        "score": best["score"],
-        "epochs": best["epochs"],
-        "n_folds": best["n_folds"],
-        "ranking": ranking,
-        "notes": notes,
-    }
+    return {**ranking[0], "ranking": ranking, "notes": notes}

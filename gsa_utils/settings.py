@@ -36,7 +36,7 @@ PAPER_L1_WEIGHT = 1e-4
 PAPER_BACKBONES = ("googlenet", "vgg16", "resnet152", "densenet161")
 #: Adam weight decay searched for every CNN (section 4.4).
 WEIGHT_DECAY_GRID = (1e-3, 1e-4, 1e-5)
-#: GSA's search grid (section 4.4): K, lambda and the weight decay. The paper prints K = 62, read as 64.
+#: GSA's search grid (section 4.4): K, lambda and the weight decay. The paper prints K = 62, a typo for 64.
 PAPER_GRID: dict[str, tuple] = {
     "hidden_channels": (32, 64, 128, 256),
     "l1_weight": (0.1, 0.01, 0.001, 0.0001),
