@@ -13,6 +13,7 @@ from .history import History
 from .losses import combined_loss, map_l1
 from .metrics import (
     FLAT_CONTRAST,
+    SATURATION,
     attention_quality,
     map_contrast,
     map_roc_auc,
@@ -27,8 +28,6 @@ from .profiles import Profile, get_profile
 from .protocol import (
     N_FOLDS,
     N_SELECTED_EPOCHS,
-    PAPER_CUTOFF_EPOCH,
-    PAPER_EPOCHS,
     SIGNIFICANCE_LEVEL,
     compare_over_seeds,
     format_p,
@@ -41,8 +40,8 @@ from .protocol import (
 )
 from .recipes import RECIPES, PixelCNNDesign, Recipe, RecipeChoice, build_gsa, get_recipe
 from .runs.runner import build_model
-from .settings import PAPER_BACKBONES, PAPER_FIT, FitSettings
-from .stability import COLLAPSE_SHARE, SATURATION, collapse_verdict
+from .settings import PAPER_BACKBONES, PAPER_CUTOFF_EPOCH, PAPER_EPOCHS, PAPER_FIT, FitSettings
+from .stability import COLLAPSE_SHARE, collapse_verdict
 from .training import (
     HasAttentionMap,
     Learner,

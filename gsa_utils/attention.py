@@ -19,22 +19,6 @@ from torch import nn
 from .metrics import map_contrast, map_roc_auc, mass_inside, pointing_game, relevance_rank_accuracy
 from .training import predict
 
-__all__ = [
-    "AttentionMaps",
-    "Localisation",
-    "Faithfulness",
-    "MapVariability",
-    "global_map",
-    "vgg_att_maps",
-    "resattnet_maps",
-    "grad_cam_maps",
-    "last_conv_layer",
-    "localisation",
-    "faithfulness",
-    "variability",
-    "upsample_maps",
-]
-
 
 @dataclass
 class AttentionMaps:

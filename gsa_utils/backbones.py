@@ -17,17 +17,6 @@ from .data.base import DataError
 from .files import file_sha256
 from .settings import PAPER_BACKBONES
 
-__all__ = [
-    "SmallCNN",
-    "GreyToColour",
-    "build_backbone",
-    "BACKBONES",
-    "PAPER_BACKBONES",
-    "PretrainedWeightsError",
-    "imagenet_state_dict",
-    "weights_cache_path",
-]
-
 
 class SmallCNN(nn.Module):
     """A small CNN for CPU runs (the smoke profile's): three conv-BN-ReLU blocks, average pooling, a linear head."""

@@ -20,18 +20,6 @@ import torch
 
 from .files import move_aside, write_atomic
 
-__all__ = [
-    "CHECKPOINT_MAGIC",
-    "CheckpointError",
-    "CheckpointRecoveryWarning",
-    "save_checkpoint",
-    "load_checkpoint",
-    "load_or_restart",
-    "remove_checkpoint",
-    "previous_path",
-    "to_plain",
-]
-
 #: First line of every checkpoint file (the number is the format version).
 CHECKPOINT_MAGIC = b"GSA-CHECKPOINT 1\n"
 #: The lines after the first: the payload's SHA-256 and its length.

@@ -9,8 +9,6 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-__all__ = ["pick_device", "seed_everything", "flush_denormals", "native_bf16", "autocast"]
-
 
 def pick_device(prefer: str | None = None) -> torch.device:
     """``cuda`` if available, else Apple ``mps``, else ``cpu`` (or ``prefer`` if given)."""

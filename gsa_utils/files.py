@@ -13,8 +13,6 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["write_atomic", "write_json", "move_aside", "file_sha256", "orphaned_temp_files"]
-
 
 def file_sha256(path: str | os.PathLike, algorithm: str = "sha256") -> str:
     """Hex digest (SHA-256, or another :mod:`hashlib` ``algorithm``) of a file's bytes, read in 1 MiB chunks."""

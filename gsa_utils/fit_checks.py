@@ -21,16 +21,6 @@ from .files import move_aside
 from .history import History
 from .settings import FitSettings
 
-__all__ = [
-    "check_model_fits",
-    "checked_data",
-    "config_mismatch",
-    "save_training_checkpoint",
-    "resumable_state",
-    "restore_learner",
-    "progress_bar",
-]
-
 
 def _check_training_data(x: torch.Tensor, y: torch.Tensor, what: str, num_classes: int | None) -> None:
     validate_images(x, f"{what} images")

@@ -10,8 +10,6 @@ from typing import Literal, NamedTuple
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LossParts", "map_l1", "combined_loss"]
-
 Reduction = Literal["sum", "mean"]
 
 

@@ -8,18 +8,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = [
-    "map_roc_auc",
-    "pointing_game",
-    "mass_inside",
-    "relevance_rank_accuracy",
-    "attention_quality",
-    "saturated_fraction",
-    "SATURATION",
-    "map_contrast",
-    "FLAT_CONTRAST",
-]
-
 
 def _as_array(attention_map) -> np.ndarray:
     if isinstance(attention_map, torch.Tensor):

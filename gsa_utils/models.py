@@ -10,15 +10,6 @@ from torch import nn
 
 from .data.base import DataError
 
-__all__ = [
-    "PixelCNN",
-    "MAP_NORMS",
-    "pixel_cnn_parameter_count",
-    "GlobalSpatialAttention",
-    "count_parameters",
-]
-
-
 #: The map normalisations :class:`PixelCNN` offers (``map_norm``).
 MAP_NORMS = ("none", "standardize")
 

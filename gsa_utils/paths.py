@@ -12,17 +12,6 @@ import re
 import tempfile
 from pathlib import Path
 
-__all__ = [
-    "repo_root",
-    "repo_folder",
-    "DATA_DIR_ENV",
-    "RESULTS_DIR_ENV",
-    "data_dir",
-    "data_dir_rule",
-    "shown_path",
-    "shown_text",
-]
-
 #: Environment variable that overrides the default data folder.
 DATA_DIR_ENV = "GSA_DATA_DIR"
 #: Environment variable that moves the default results folder.

@@ -11,13 +11,6 @@ import torch
 
 from .data.base import DataError, validate_images
 
-__all__ = [
-    "pixel_representation",
-    "pixel_representation_bytes",
-    "LowRankPixelRepresentation",
-    "lowrank_pixel_representation",
-]
-
 
 def pixel_representation(images: torch.Tensor) -> torch.Tensor:
     """Reshape N x C x H x W training images into the 1 x NC x H x W pixel representation (a copy).

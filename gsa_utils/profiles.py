@@ -19,8 +19,6 @@ import torch
 from .recipes import RECIPES, RECOMMENDED_RECIPE
 from .settings import PAPER_BACKBONES, PAPER_FIT, FitSettings
 
-__all__ = ["Profile", "PROFILES", "get_profile", "PROFILE_ENV", "COLAB_GPU_MEMORY_GIB"]
-
 PROFILE_ENV = "GSA_PROFILE"
 #: A CUDA GPU with less memory than this (GiB) gets the ``colab`` profile by default.
 COLAB_GPU_MEMORY_GIB = 20

@@ -17,31 +17,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .data.base import DataError
-from .settings import PAPER_CUTOFF_EPOCH, PAPER_EPOCHS, PAPER_GRID, WEIGHT_DECAY_GRID
+
+# re-exported: benchmarks/grid_gpu_hours.py and runs/sweeps.py name them here
+from .settings import PAPER_CUTOFF_EPOCH as PAPER_CUTOFF_EPOCH
+from .settings import PAPER_EPOCHS as PAPER_EPOCHS
+from .settings import PAPER_GRID as PAPER_GRID
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = [
-    "N_FOLDS",
-    "N_SELECTED_EPOCHS",
-    "PAPER_EPOCHS",
-    "PAPER_CUTOFF_EPOCH",
-    "SIGNIFICANCE_LEVEL",
-    "PAPER_GRID",
-    "WEIGHT_DECAY_GRID",
-    "ProtocolWarning",
-    "stratified_folds",
-    "select_epochs",
-    "fallback_epochs",
-    "N_FALLBACK_EPOCHS",
-    "protocol_accuracy",
-    "t_test",
-    "format_p",
-    "verdict",
-    "compare_over_seeds",
-    "select_hyperparameters",
-]
 
 #: Folds of the cross-validation on the training set (section 4.6).
 N_FOLDS = 5

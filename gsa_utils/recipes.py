@@ -17,18 +17,6 @@ from torch import nn
 from .models import MAP_NORMS, GlobalSpatialAttention, PixelCNN, check_pixel_cnn_shape
 from .pixel import lowrank_pixel_representation, pixel_representation
 
-__all__ = [
-    "Recipe",
-    "PixelCNNDesign",
-    "RecipeChoice",
-    "RECIPES",
-    "PAPER_RECIPE",
-    "RECOMMENDED_RECIPE",
-    "get_recipe",
-    "build_gsa",
-    "PIXEL_REPS",
-]
-
 #: The name of the paper's recipe and of the one the profiles use by default.
 PAPER_RECIPE = "paper"
 RECOMMENDED_RECIPE = "recommended"

@@ -10,19 +10,6 @@ import dataclasses
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-__all__ = [
-    "PAPER_EPOCHS",
-    "PAPER_CUTOFF_EPOCH",
-    "PAPER_LR",
-    "PAPER_BATCH_SIZE",
-    "PAPER_L1_WEIGHT",
-    "PAPER_BACKBONES",
-    "WEIGHT_DECAY_GRID",
-    "PAPER_GRID",
-    "FitSettings",
-    "PAPER_FIT",
-]
-
 #: Training epochs of every CNN (section 4.4).
 PAPER_EPOCHS = 250
 #: GSA's cut-off epoch E: after it the pixel CNN is frozen (Algorithm 1).

@@ -11,21 +11,6 @@ from dataclasses import dataclass
 
 from .metrics import FLAT_CONTRAST, SATURATION, map_contrast, saturated_fraction
 
-__all__ = [
-    "SATURATION",
-    "COLLAPSE_SHARE",
-    "ONE_CLASS_PATIENCE",
-    "CHANCE_MARGIN",
-    "FLAT_CONTRAST",
-    "CollapseVerdict",
-    "collapse_verdict",
-    "CollapseWarning",
-    "FlatMapWarning",
-    "chance_loss",
-    "epoch_collapse",
-    "record_collapse",
-]
-
 #: A map with more than this share of saturated pixels counts as collapsed.
 COLLAPSE_SHARE = 0.9
 #: Predictions on a set that stay one class for this many epochs running count as collapsed,

@@ -33,25 +33,6 @@ from .metrics import map_contrast, saturated_fraction
 from .settings import FitSettings
 from .stability import chance_loss, record_collapse
 
-__all__ = [
-    "two_phase_fit",
-    "evaluate",
-    "predict",
-    "map_image",
-    "HasAttentionMap",
-    "TwoPhaseModel",
-    "Learner",
-    "algorithm_1",
-    "loss_step",
-    "minibatches",
-    "train_one_epoch",
-    "EpochHook",
-    "map_warmup",
-    "evaluation",
-    "map_checks",
-    "map_statistics",
-]
-
 
 @runtime_checkable
 class HasAttentionMap(Protocol):

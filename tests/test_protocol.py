@@ -12,7 +12,6 @@ from gsa_utils.baselines.l1_weights import L1_COEFFICIENT_GRID
 from gsa_utils.chapter_aids.table_markdown import paper_table_to_markdown
 from gsa_utils.data import DataError
 from gsa_utils.protocol import (
-    PAPER_GRID,
     ProtocolWarning,
     protocol_accuracy,
     select_epochs,
@@ -21,6 +20,7 @@ from gsa_utils.protocol import (
     t_test,
 )
 from gsa_utils.runs.tables import PAPER_COLUMNS, PAPER_ROWS, PAPER_TABLE2, PaperCell
+from gsa_utils.settings import PAPER_GRID
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "global-spatial-attention.txt"
 

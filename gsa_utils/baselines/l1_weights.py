@@ -8,8 +8,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["L1PixelWeights", "L1_COEFFICIENT_GRID"]
-
 #: The paper's search grid for this baseline's coefficient (section 4.4); use with
 #: ``l1_reduction="mean"`` in :func:`gsa_utils.training.two_phase_fit`.
 L1_COEFFICIENT_GRID = (1e5, 1e4, 1e3, 100.0, 10.0, 1.0)

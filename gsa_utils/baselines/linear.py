@@ -23,13 +23,6 @@ from sklearn.svm import SVC
 
 from ..data.base import DataError, validate_images, validate_labels
 
-__all__ = [
-    "DEFAULT_PARAM_GRIDS",
-    "make_pixel_pipeline",
-    "fit_pixel_baseline",
-    "evaluate_pixel_baseline",
-]
-
 #: Default hyper-parameter grids (keys are the classifier's own argument names).
 DEFAULT_PARAM_GRIDS: dict[str, dict[str, list]] = {
     "lr": {"C": [1e-3, 1e-2, 0.1, 1.0, 10.0]},

@@ -21,17 +21,6 @@ from torch import nn
 
 from ._init import init_cnn_weights
 
-__all__ = [
-    "PreActBottleneck",
-    "SoftMaskBranch",
-    "AttentionModule",
-    "ResidualAttentionNetwork",
-    "ResAttNet92",
-    "ResAttNet56",
-    "PUBLISHED_PARAMETERS",
-    "PARAMETER_TOLERANCE",
-]
-
 #: Parameter counts reported by Wang et al. (Table 2, ImageNet, 1000 classes).
 PUBLISHED_PARAMETERS: dict[str, float] = {"ResAttNet-56": 31.9e6, "ResAttNet-92": 51.3e6}
 #: Relative tolerance within which our counts must match the published ones.

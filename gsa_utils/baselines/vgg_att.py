@@ -20,8 +20,6 @@ from torch import nn
 from ..backbones import imagenet_state_dict, weights_cache_path
 from ._init import init_cnn_weights
 
-__all__ = ["VGGAtt3", "VGG16_CONV_CONFIG", "vgg16_conv_parameter_count", "vgg16_weights_file"]
-
 #: VGG-16 convolutional configuration (channels of each 3x3 conv; "M" = 2x2 max pool).
 VGG16_CONV_CONFIG: tuple = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 
