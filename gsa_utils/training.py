@@ -213,9 +213,8 @@ class _EpochMeter:
 
     def add(self, parts: LossParts, logits: torch.Tensor, yb: torch.Tensor) -> None:
         b = len(yb)
-        self.totals["loss"] += parts.total.item() * b
-        self.totals["ce"] += parts.ce.item() * b
-        self.totals["l1"] += parts.l1.item() * b
+        for key, value in zip(("loss", "ce", "l1"), parts):
+            self.totals[key] += value.item() * b
         self.totals["correct"] += int((logits.argmax(1) == yb).sum())
         self.predicted = torch.unique(torch.cat([self.predicted, logits.argmax(1).detach().cpu()]))
         self.totals["seen"] += b
@@ -225,9 +224,7 @@ class _EpochMeter:
             torch.cuda.synchronize(self.device)
         seen = max(self.totals["seen"], 1)
         return {
-            "train_loss": self.totals["loss"] / seen,
-            "train_ce": self.totals["ce"] / seen,
-            "train_l1": self.totals["l1"] / seen,
+            **{f"train_{key}": self.totals[key] / seen for key in ("loss", "ce", "l1")},
             "train_acc": self.totals["correct"] / seen,
             "train_pred_classes": int(self.predicted.numel()),
             "seconds": time.perf_counter() - self.t0,
