@@ -31,17 +31,13 @@ class CollapseVerdict:
 
 
 def collapse_verdict(
-    attention_map,
-    accuracy: float | None = None,
-    majority_rate: float | None = None,
-    share: float = COLLAPSE_SHARE,
-    threshold: float = SATURATION,
+    attention_map, accuracy: float | None = None, majority_rate: float | None = None
 ) -> CollapseVerdict:
-    """Collapsed when more than ``share`` of the map (``None``: no map) is saturated, or the accuracy is at
-    or below the majority-class rate (either may be ``None``)."""
-    sat = saturated_fraction(attention_map, threshold) if attention_map is not None else float("nan")
+    """Collapsed when more than :data:`COLLAPSE_SHARE` of the map (``None``: no map) is saturated, or the
+    accuracy is at or below the majority-class rate (either may be ``None``)."""
+    sat = saturated_fraction(attention_map, SATURATION) if attention_map is not None else float("nan")
     reasons = []
-    if attention_map is not None and sat > share:
+    if attention_map is not None and sat > COLLAPSE_SHARE:
         reasons.append(f"{100 * sat:.0f}% of the map saturated")
     if accuracy is not None and majority_rate is not None and accuracy <= majority_rate + 1e-9:
         reasons.append(f"accuracy {accuracy:.3f} <= majority rate {majority_rate:.3f}")
@@ -65,24 +61,18 @@ def chance_loss(labels) -> float:
     return float(-(shares * np.log(shares)).sum())
 
 
-def epoch_collapse(
-    attention_map,
-    one_class_epochs: dict[str, int] | None = None,
-    share: float = COLLAPSE_SHARE,
-    threshold: float = SATURATION,
-    patience: int = ONE_CLASS_PATIENCE,
-) -> CollapseVerdict:
-    """The collapse rule after one epoch: a saturated map, or one-class predictions on a set for ``patience`` epochs.
+def epoch_collapse(attention_map, one_class_epochs: dict[str, int] | None = None) -> CollapseVerdict:
+    """The collapse rule after one epoch: a saturated map, or one class predicted ONE_CLASS_PATIENCE epochs running.
 
     ``one_class_epochs`` counts, per set, the epochs running its predictions have been one class at
     chance-level loss (e.g. ``{"train": 0, "test": 3}``); a learning classifier's loss falls below chance.
     """
-    verdict = collapse_verdict(attention_map, share=share, threshold=threshold)
+    verdict = collapse_verdict(attention_map)
     reasons = [verdict.reason] if verdict.reason else []
     reasons += [
-        f"every {name} prediction is one class at chance-level loss, {patience} epochs running"
+        f"every {name} prediction is one class at chance-level loss, {ONE_CLASS_PATIENCE} epochs running"
         for name, n in (one_class_epochs or {}).items()
-        if n >= patience
+        if n >= ONE_CLASS_PATIENCE
     ]
     return CollapseVerdict(bool(reasons), "; ".join(reasons), verdict.saturated_share)
 
