@@ -73,10 +73,6 @@ Any error ends with one line saying what failed; --traceback (or GSA_TRACEBACK=1
 """
 
 
-def _parse_value(field_name: str, text: str) -> Any:
-    return None if text.strip().lower() in ("none", "null") else coerce(field_name, text)
-
-
 def parse_grid(items: Sequence[str] | None) -> dict[str, list]:
     """``--grid`` items as a grid of :func:`~gsa_utils.runs.sweeps.configs_from_grid` (flat names, ``method.name``)."""
     grid: dict[str, list] = {}
@@ -88,7 +84,7 @@ def parse_grid(items: Sequence[str] | None) -> dict[str, list]:
         if name not in FLAT_NAMES:
             raise SystemExit(f"--grid {item!r}: unknown setting {name!r}; settings: {', '.join(sorted(FLAT_NAMES))}")
         only = "" if holder in ("", *_HOLDERS) else normalise_method(holder) + "."
-        grid[only + name] = [_parse_value(name, v) for v in vals.split(",") if v.strip()]
+        grid[only + name] = [coerce(name, v) for v in vals.split(",") if v.strip()]
     return grid
 
 
@@ -146,12 +142,11 @@ def _setting_type(name: str):  # noqa: ANN202 - an argparse type
     """Parses ``name``'s option by the field's annotation; ``none`` is kept as :data:`_NONE`."""
 
     def parse(text: str) -> Any:
-        if text.strip().lower() in ("none", "null"):
-            return _NONE
         try:
-            return coerce(name, text)
+            value = coerce(name, text)
         except ValueError as err:
             raise argparse.ArgumentTypeError(str(err)) from None
+        return _NONE if value is None else value
 
     parse.__name__ = name
     return parse

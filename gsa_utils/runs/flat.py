@@ -34,11 +34,13 @@ NONE_MEANS_SOMETHING = ("cutoff_epoch", "pixel_cnn_lr")
 def parse_value(kind: type, value: Any, label: str) -> Any:
     """``value`` as a ``kind`` (``bool``, ``int``, ``float`` or ``str``): 1 and 1.0 hash alike where they mean the same.
 
-    Strings are parsed (``"true"``, ``"5"``, ``"1e-3"``; ``"none"`` is ``None``), as the command line gives
-    them; ``label`` names the setting in the error.
+    Strings are parsed as the command line gives them (``"true"``, ``"5"``, ``"1e-3"``; ``"none"`` is ``None``
+    for every kind); ``label`` names the setting in the error.
     """
+    if isinstance(value, str) and value.strip().lower() in ("none", "null"):
+        return None
     if isinstance(value, str) and kind is not str:
-        value = None if value.strip().lower() in ("none", "null") else value.strip()
+        value = value.strip()
     if value is None or kind is str:
         return value
     if kind is bool:

@@ -21,12 +21,11 @@ from ..data.fingerprint import data_fingerprint, file_sha256
 from ..data.registry import load_dataset, plan_data
 from ..data.standardization import standardize_dataset
 from ..devices import seed_everything
-from ..files import write_json
 from ..history import History
 from ..models import GlobalSpatialAttention
 from ..protocol import stratified_folds
 from ..training import HasAttentionMap, two_phase_fit
-from .config import PIXEL_METHODS, ExperimentConfig, profile_label
+from .config import PIXEL_METHODS, ExperimentConfig
 from .methods import METHOD_TABLE
 from .store import (
     CHECKPOINT_FILE,
@@ -41,6 +40,7 @@ from .store import (
     read_result,
     save_result,
     set_aside_corrupt,
+    write_config,
 )
 
 _DATA_CACHE: dict[tuple, tuple[StructuredDataset, dict]] = {}
@@ -300,10 +300,7 @@ def run_experiment(
     if done is not None:
         return done
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(
-        run_dir / CONFIG_FILE,
-        {"run_id": config.run_id(), "config": config.to_dict(), "profile_label": profile_label(config)},
-    )
+    write_config(run_dir, config)
 
     raw, fingerprint = _load(config, data_dir, cache_dir)
     ds, x_tr, y_tr, eval_name, x_ev, y_ev = _split(config, raw)
@@ -345,8 +342,6 @@ def run_experiment(
             progress=progress,
             on_epoch_end=on_epoch_end,
         )
-        # how the map was built: the config's recipe, not the model's
-        history.config["recipe"] = config.recipe.name if config.recipe else None
         seconds = time.perf_counter() - t0
     save_result(
         config,

@@ -2,7 +2,7 @@
 
 Introduced in chapter 10 (``10_baselines``). A run's folder::
 
-    <results_dir>/<run_id>/config.json        the config (written first)
+    <results_dir>/<run_id>/config.json        the settings (written first; their only copy)
     <results_dir>/<run_id>/checkpoint.pt      while training; an interrupted run resumes from it
     <results_dir>/<run_id>/attention_map.npy  GSA and L1 runs: the final map (H x W float32)
     <results_dir>/<run_id>/history.json       written last, atomically: the run is finished
@@ -36,6 +36,7 @@ from ..data.registry import describe_source, normalise_dataset_name
 from ..files import move_aside, write_atomic, write_json
 from ..history import History
 from ..paths import RESULTS_DIR_ENV, repo_folder
+from ..settings import FitSettings
 from .config import BACKBONE_METHODS, MAP_METHODS, ExperimentConfig, profile_label
 
 CONFIG_FILE = "config.json"
@@ -167,16 +168,12 @@ def _parse_result(path: Path) -> tuple[dict, ExperimentConfig, History]:
         raise ResultError(
             path, f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}): truncated or damaged"
         ) from None
-    if (
-        not isinstance(data, dict)
-        or not isinstance(data.get("config"), dict)
-        or not isinstance(data.get("history"), dict)
-    ):
-        raise ResultError(path, "incomplete: no 'config' or 'history' section")
+    if not isinstance(data, dict) or not isinstance(data.get("history"), dict):
+        raise ResultError(path, "incomplete: no 'history' section")
+    config = _config_of(path.parent, data.get("config"))
+    if config is None:
+        raise ResultError(path, f"its settings ({CONFIG_FILE}) are missing or damaged")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            config = ExperimentConfig.from_dict(data["config"])
         history = History.from_dict(data["history"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ResultError(path, f"incomplete or damaged ({type(exc).__name__}: {exc})") from None
@@ -279,10 +276,7 @@ def save_result(
     run_dir = Path(results_dir) / config.run_id()
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / CONFIG_FILE).exists():
-        write_json(
-            run_dir / CONFIG_FILE,
-            {"run_id": config.run_id(), "config": config.to_dict(), "profile_label": profile_label(config)},
-        )
+        write_config(run_dir, config)
     final_map = history.maps.get(config.fit.epochs) if config.fit is not None else None
     if final_map is not None:
         buf = io.BytesIO()
@@ -290,12 +284,11 @@ def save_result(
         write_atomic(run_dir / MAP_FILE, buf.getvalue())
     hist_dict = history.to_dict()
     hist_dict["maps"] = {}  # maps go to attention_map.npy, not into the JSON
+    hist_dict["config"] = {k: v for k, v in history.config.items() if k not in FitSettings.names()}  # in config.json
     eval_set = "test" if config.fold is None else "val"
     result = {
         "format": RESULT_FORMAT,
         "run_id": config.run_id(),
-        "config": config.to_dict(),
-        "profile_label": profile_label(config),
         "dataset": dict(dataset or {"name": config.dataset}),
         "eval_set": eval_set,
         "history": hist_dict,
@@ -386,13 +379,23 @@ def corrupt_results(results_dir: str | os.PathLike) -> list[tuple[Path, Experime
     return out
 
 
-def _config_of(run_dir: Path) -> ExperimentConfig | None:
-    """The config in a run folder's ``config.json`` (``None`` when it is missing or unreadable)."""
+def write_config(run_dir: Path, config: ExperimentConfig) -> None:
+    """Write ``config.json``: the run's settings, the one copy a run folder keeps."""
+    write_json(run_dir / CONFIG_FILE, {"run_id": config.run_id(), "config": config.to_dict()})
+
+
+def _config_of(run_dir: Path, stored: Any = None) -> ExperimentConfig | None:
+    """The config of a run folder (``None`` when it is missing or unreadable).
+
+    ``stored``: the copy older folders kept in ``history.json``; else ``config.json`` is read.
+    """
     try:
+        if stored is None:
+            stored = json.loads((run_dir / CONFIG_FILE).read_text())["config"]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            return ExperimentConfig.from_dict(json.loads((run_dir / CONFIG_FILE).read_text())["config"])
-    except (OSError, ValueError, KeyError, TypeError):
+            return ExperimentConfig.from_dict(stored)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
