@@ -10,9 +10,8 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from .checkpoints import CheckpointError
 from .cli_options import TRACEBACK_ENV, overrides, parse_grid
@@ -106,17 +105,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     hist = result.history
     key = f"{result.eval_set}_acc"
     if not args.quiet:
-        print(_statement(result))
+        print(result.dataset.get("statement", ""))
         print(
             f"{key} after the last epoch: {_fmt(float(hist[key][-1]))}%  ({len(hist.records)} epoch(s), "
             f"{result.seconds:.1f} s)"
         )
     return 0
-
-
-def _statement(result: Mapping[str, Any]) -> str:
-    """The dataset statement stored with a run (what the data were, stand-in or real)."""
-    return str(result.dataset.get("statement", ""))
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -192,7 +186,6 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _cmd_table(args: argparse.Namespace) -> int:
-
     rows = build_table(args.results, datasets=args.datasets, n_epochs=args.n_epochs)
     text = table_to_markdown(rows)
     print(text)
@@ -241,10 +234,8 @@ def _one_line(err: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (``python -m gsa_utils --help``).
 
-    Introduced in chapter 10 (``10_baselines``). Every failure ends with one line on stderr
-    saying what failed and what to do, and a non-zero exit status: 2 for bad data, settings,
-    checkpoints or result files, 4 for file-system errors, 130 for an interruption, 1 for
-    anything unexpected (``--traceback`` or ``GSA_TRACEBACK=1`` print the full trace).
+    Introduced in chapter 10 (``10_baselines``). A failure ends with one line on stderr and exit
+    status 2 (bad data, settings, checkpoints, results), 4 (file system), 130 (Ctrl-C) or 1.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     show_trace = "--traceback" in argv or os.environ.get(TRACEBACK_ENV, "") not in ("", "0")

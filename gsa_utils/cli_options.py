@@ -198,6 +198,23 @@ _DATASET_HELP = (
 )
 
 
+def _stale_after(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--stale-after",
+        type=float,
+        default=DEFAULT_STALE_AFTER,
+        help="seconds after which an unrefreshed lock counts as left by a crashed process "
+        f"(default {DEFAULT_STALE_AFTER:.0f}; locks are refreshed after every epoch)",
+    )
+
+
+def _training_command(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    """The ``run`` or ``sweep`` command's parser, with the examples and ``--stale-after``."""
+    p = sub.add_parser(name, help=help_text, epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _stale_after(p)
+    return p
+
+
 def parser() -> argparse.ArgumentParser:
     """The parser of ``python -m gsa_utils``; ``args.command`` names the command to run."""
     p = argparse.ArgumentParser(
@@ -214,12 +231,7 @@ def parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser(
-        "run",
-        help="train one config (resumes an interrupted run)",
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    run = _training_command(sub, "run", "train one config (resumes an interrupted run)")
     run.add_argument("--dataset", required=True, help=_DATASET_HELP)
     run.add_argument("--method", default="gsa", choices=METHODS)
     run.add_argument("--backbone", choices=BACKBONES, help="image CNN for gsa, vanilla, l1 (default: the profile's)")
@@ -228,19 +240,10 @@ def parser() -> argparse.ArgumentParser:
         help="CV fold 0..n_folds-1 (evaluated on its validation part), or 'full' "
         "(default: the whole training set, evaluated on the test set)",
     )
-    run.add_argument(
-        "--stale-after",
-        type=float,
-        default=DEFAULT_STALE_AFTER,
-        help="seconds after which another process's unrefreshed lock is removed",
-    )
     _add_settings(run)
 
-    sw = sub.add_parser(
-        "sweep",
-        help="run a grid of configs (this shard's share), skipping finished and locked runs",
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    sw = _training_command(
+        sub, "sweep", "run a grid of configs (this shard's share), skipping finished and locked runs"
     )
     sw.add_argument("--dataset", nargs="+", required=True, help="one or more of: " + _DATASET_HELP)
     sw.add_argument("--methods", nargs="+", default=["gsa", "vanilla"], choices=METHODS)
@@ -262,13 +265,6 @@ def parser() -> argparse.ArgumentParser:
         help="add the paper's grids: GSA K x lambda x weight decay, L1 coefficients, weight decays",
     )
     sw.add_argument("--shard", type=_parse_shard, default=(0, 1), help="i/n: run configs whose index mod n is i")
-    sw.add_argument(
-        "--stale-after",
-        type=float,
-        default=DEFAULT_STALE_AFTER,
-        help="seconds after which an unrefreshed lock counts as left by a crashed process "
-        f"(default {DEFAULT_STALE_AFTER:.0f}; locks are refreshed after every epoch)",
-    )
     sw.add_argument("--dry-run", action="store_true", help="list this shard's run ids and stop")
     launch = sw.add_argument_group("launcher (default: this process, one run after another; --shard splits by hand)")
     launch.add_argument(
@@ -314,6 +310,6 @@ def parser() -> argparse.ArgumentParser:
         "and checkpoints set aside as corrupt",
     )
     st.add_argument("--results")
-    st.add_argument("--stale-after", type=float, default=DEFAULT_STALE_AFTER)
+    _stale_after(st)
     st.add_argument("--verbose", action="store_true", help="list finished runs too")
     return p

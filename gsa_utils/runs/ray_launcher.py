@@ -1,13 +1,9 @@
 """Sweeps on Ray: one Ray task per run, on this machine or on a cluster.
 
-The runs are the same as :func:`~gsa_utils.runs.sweeps.sweep`'s: the same folders, locks,
-checkpoints and data fingerprints, so the results folder (shared storage on a cluster) holds the
-same files whichever launcher wrote them, and the two can be mixed. Ray only schedules: each
-unfinished config becomes one task asking for ``cpus_per_run`` CPUs and ``gpus_per_run`` GPUs
-(a fraction packs several runs on one GPU); a task whose worker dies is retried by Ray
-(``max_retries``) and resumes from the run's last checkpoint. Ray is an optional dependency
-(``pip install 'gsa-utils[ray]'``); the book's page "Running the grid on many machines" says how
-to start a cluster.
+The runs, folders and locks are :func:`~gsa_utils.runs.sweeps.sweep`'s, so the two launchers can
+share a results folder; Ray only schedules, and retries a task whose worker died (it resumes from
+its checkpoint). Ray is optional (``pip install 'gsa-utils[ray]'``); the book's page "Running the
+grid on many machines" says how to start a cluster.
 """
 
 from __future__ import annotations
@@ -42,11 +38,9 @@ def import_ray() -> Any:
 
 
 def init_ray(address: str | None = None, attempts: int = 3, **kwargs: Any) -> Any:
-    """Join the Ray cluster at ``address``, or start Ray on this machine (``None``); returns the ``ray`` module.
+    """Join the Ray cluster at ``address``, or start Ray here (``None``; tried ``attempts`` times); returns ``ray``.
 
-    A local start is tried ``attempts`` times: on a loaded machine Ray's helper processes can
-    miss the raylet's start-up window (Ray then raises "The current node timed out during
-    startup"). ``kwargs`` go to ``ray.init`` (e.g. ``num_cpus``).
+    ``kwargs`` go to ``ray.init`` (e.g. ``num_cpus``).
     """
     ray = import_ray()
     for attempt in range(1, attempts + 1):
@@ -67,25 +61,8 @@ def init_ray(address: str | None = None, attempts: int = 3, **kwargs: Any) -> An
 
 @dataclass
 class RunOutcome:
-    """What one Ray task reports back to the driver.
-
-    Attributes
-    ----------
-    run_id
-        The run.
-    status
-        ``"ran"``, ``"finished"`` (by another sweep meanwhile), ``"locked"`` (another sweep is
-        training it), ``"lost"`` (its lock was taken over) or ``"failed"``.
-    accuracy, eval_set
-        Accuracy after the last epoch on ``"test"`` (full run) or ``"val"`` (a CV fold).
-    seconds
-        Wall-clock time of the task's final attempt.
-    resumed
-        The run started from a checkpoint left by an earlier attempt (a killed worker, an
-        interrupted sweep).
-    error
-        ``"ExceptionType: message"`` of a failed run (the trace is in ``<run_dir>/error.txt``).
-    """
+    """What one Ray task reports back: a status of :func:`~gsa_utils.runs.sweeps.run_locked` or ``"failed"``,
+    the accuracy after the last epoch, and whether the run resumed from a checkpoint."""
 
     run_id: str
     status: str
@@ -106,7 +83,7 @@ def run_task(
     threads: int,
     on_epoch_end: Callable[[ExperimentConfig, int, dict], None] | None = None,
 ) -> RunOutcome:
-    """One run inside a Ray task: claim it (the task id is the lock's owner), train or resume it, release it."""
+    """One run inside a Ray task, locked with the task id as owner."""
     import ray
     import torch
 
@@ -172,41 +149,24 @@ def ray_sweep(
 
     Parameters
     ----------
-    configs
-        The configs of the sweep.
     results_dir
-        The results folder; on a cluster, storage that every node sees at the same path.
+        On a cluster, storage that every node sees at the same path.
     address
-        ``None``: use the Ray this process is already connected to, else start one on this
-        machine (stopped again at the end). ``"auto"`` or ``"HOST:PORT"``: join that cluster.
-    gpus_per_run
-        GPUs per task; a fraction (e.g. 0.25) packs that many runs on one GPU. ``None``: 1 when
-        the cluster has GPUs, else 0. With 0 the runs train on the CPU.
-    cpus_per_run
-        CPUs per task; each run uses as many torch threads (at least 1).
+        ``None``: the Ray this process is connected to, else one started here (and stopped at the
+        end); ``"auto"`` or ``"HOST:PORT"``: join that cluster.
+    gpus_per_run, cpus_per_run
+        Per task; a GPU fraction packs runs on one GPU (``None``: 1 when the cluster has GPUs,
+        else 0, and the runs train on the CPU). Each run uses ``cpus_per_run`` torch threads.
     max_retries
-        How often Ray retries a task whose worker died; each retry resumes from the checkpoint.
-    progress
-        One line per finished run (id, accuracy, time) and a running count.
-    stale_after, data_dir, cache_dir, device
-        As for :func:`~gsa_utils.runs.sweeps.sweep` (``device``: ``None`` picks the GPU Ray
-        assigned, else the CPU).
+        How often Ray retries a task whose worker died.
     on_epoch_end
-        ``on_epoch_end(config, epoch, record)`` after every epoch, inside the task (it must be
-        picklable).
+        As for :func:`~gsa_utils.runs.sweeps.sweep`; it runs inside the task, so it must pickle.
 
     Returns
     -------
     dict
-        ``ran``, ``finished_before``, ``locked``, ``lost``, ``failed`` (run id -> message) as
-        :func:`sweep` returns, plus ``resumed`` (runs that continued from a checkpoint),
-        ``runs_per_hour`` (runs trained per hour of this call) and ``n_configs``.
-
-    Notes
-    -----
-    Finished runs are counted without starting Ray. A ``KeyboardInterrupt`` cancels the
-    pending tasks (a running one stops, releases its lock and keeps its checkpoint) and
-    propagates; the same sweep run again resumes and finishes the rest.
+        :func:`sweep`'s report, plus ``resumed`` and ``runs_per_hour``. Ctrl-C cancels the pending
+        tasks, keeping their checkpoints: run the sweep again to resume.
     """
     ray = import_ray()
     t0 = time.perf_counter()

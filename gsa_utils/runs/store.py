@@ -7,11 +7,8 @@ Introduced in chapter 10 (``10_baselines``). A run's folder::
     <results_dir>/<run_id>/attention_map.npy  GSA and L1 runs: the final map (H x W float32)
     <results_dir>/<run_id>/history.json       written last, atomically: the run is finished
 
-A run counts as finished only when its ``history.json`` parses and is complete (a config, one
-record for every epoch ``1..config.fit.epochs``, one for LR and SVM, and for GSA and L1 the
-``attention_map.npy`` beside it); a damaged or incomplete one raises :class:`ResultError`
-naming the file, and :func:`set_aside_corrupt` renames it ``history.json.corrupt`` so the run
-is trained again.
+A run counts as finished only when its ``history.json`` parses and is complete (:func:`missing_parts`);
+a damaged or incomplete one raises :class:`ResultError` naming the file.
 """
 
 from __future__ import annotations
@@ -50,11 +47,9 @@ RESULT_FORMAT = 1
 
 
 def default_results_dir() -> Path:
-    """The results folder chapters and the command line use by default.
+    """``$GSA_RESULTS_DIR``, else ``<repo>/results`` in a checkout, else ``./results``.
 
-    Introduced in chapter 6 (``06_idrid``). ``$GSA_RESULTS_DIR`` when set; otherwise
-    ``<repo>/results`` in a checkout (anchored to the repository, because notebooks run
-    inside ``notebooks/``), else ``./results``.
+    Introduced in chapter 6 (``06_idrid``).
     """
     return repo_folder(RESULTS_DIR_ENV, "results")
 
@@ -71,8 +66,7 @@ class ResultError(ValueError):
 def dataset_info(
     ds: StructuredDataset, n_train_used: int, n_eval: int, eval_name: str, fingerprint: Mapping[str, Any] | None = None
 ) -> dict:
-    """What a result records about its data; ``fingerprint``: :func:`~gsa_utils.data.fingerprint.data_fingerprint`
-    of the data as loaded (``as_dict()`` plus ``key``; computed here when not given)."""
+    """What a result records about its data (``fingerprint``: computed here when not given)."""
     if fingerprint is None:
         fp = data_fingerprint(ds)
         fingerprint = dict(fp.as_dict(), key=fp.key)
@@ -102,27 +96,18 @@ class RunRecord:
 
     Attributes
     ----------
-    run_id, run_dir
-        The folder name and path.
-    config
-        The run's :class:`~gsa_utils.runs.config.ExperimentConfig`.
     history
-        Its :class:`~gsa_utils.training.History` (without maps; see :attr:`map_file`).
-    profile_label
-        How the result is labelled (:func:`~gsa_utils.runs.config.profile_label`).
+        Its :class:`~gsa_utils.history.History`, without maps (the final one is ``map_file``).
     dataset
         What the data were: name, source, ``stand_in_for``, ``statement``, sizes.
     eval_set
         ``"test"`` (``fold=None``) or ``"val"`` (a CV fold).
     baseline
         LR/SVM: ``best_params`` and ``cv_accuracy`` of the internal grid search.
-    pixel_channels, seconds, finished
-        GSA's NC, training time, when it finished.
-    map_file
-        ``attention_map.npy`` of a GSA or L1 run (``None`` otherwise).
+    pixel_channels
+        GSA's NC.
     model
-        The trained network when :func:`~gsa_utils.runs.runner.run_experiment` trained it
-        in this call (``None`` otherwise, and for LR/SVM).
+        The network when :func:`~gsa_utils.runs.runner.run_experiment` trained it in this call.
     """
 
     run_id: str
@@ -146,10 +131,7 @@ class RunRecord:
 
 
 def data_source(dataset: Mapping[str, Any]) -> str:
-    """``"real"``, ``"stand-in"`` or ``"synthetic"`` for a result's ``dataset`` record.
-
-    Results written before data fingerprints existed are judged by ``stand_in_for`` and ``source``.
-    """
+    """``"real"``, ``"stand-in"`` or ``"synthetic"`` for a result's ``dataset`` record."""
     fp = dataset.get("fingerprint") or {}
     if fp.get("source"):
         return "stand-in" if fp["source"] == "stand-in" else str(fp["source"])
@@ -186,9 +168,9 @@ def _parse_result(path: Path) -> tuple[dict, ExperimentConfig, History]:
 
 
 def missing_parts(config: ExperimentConfig, history: History, map_file: Path | None = None) -> str | None:
-    """What a finished run of ``config`` lacks (epoch records, its map file), or ``None`` when it is complete.
+    """What a finished run lacks (a record per epoch, GSA's and L1's map), or ``None`` when it is complete.
 
-    ``map_file``: where the map of a GSA or L1 run should be (``None``: look for it in ``history.maps``).
+    ``map_file``: where the map should be (``None``: look for it in ``history.maps``).
     """
     epochs = [r.get("epoch") for r in history.records]
     want = list(range(1, config.fit.epochs + 1)) if config.fit is not None else [1]
@@ -210,13 +192,7 @@ def _span(epochs: list) -> str:
 
 
 def read_result(run_dir: Path) -> RunRecord:
-    """A finished run (see :func:`load_results`).
-
-    Raises
-    ------
-    ResultError
-        ``history.json`` does not parse or is incomplete (the message names the file).
-    """
+    """A finished run (see :func:`load_results`); :class:`ResultError` when ``history.json`` is unusable."""
     data, config, history = _parse_result(run_dir / RESULT_FILE)
     map_file = run_dir / MAP_FILE
     return RunRecord(
@@ -245,30 +221,11 @@ def save_result(
     pixel_channels: int | None = None,
     seconds: float | None = None,
 ) -> Path:
-    """Write a finished run's ``history.json`` (and ``attention_map.npy``), then delete its checkpoint.
+    """Write a finished run's folder (also one trained elsewhere, e.g. on Colab); returns the folder.
 
-    Introduced in chapter 10 (``10_baselines``). :func:`run_experiment` calls it; call it
-    yourself to add a run trained elsewhere (e.g. on Colab) to a results folder.
-
-    Parameters
-    ----------
-    config
-        The run's config (decides the folder).
-    history
-        Its :class:`~gsa_utils.training.History`: ``test_acc`` per epoch for ``fold=None``,
-        ``val_acc`` for a CV fold, a record for every epoch ``1..config.fit.epochs`` (one for LR
-        and SVM). GSA and L1 need the map after the last epoch (``history.maps``), which goes
-        to ``attention_map.npy``; an incomplete history raises ValueError.
-    dataset
-        What :func:`load_results` reports as ``dataset`` (name, source, ``stand_in_for``,
-        ``statement``, sizes).
-    baseline, pixel_channels, seconds
-        LR/SVM grid-search results, GSA's NC, training time.
-
-    Returns
-    -------
-    pathlib.Path
-        The run folder.
+    Introduced in chapter 10 (``10_baselines``). ``history`` needs a record for every epoch
+    (``test_acc`` for ``fold=None``, else ``val_acc``) and, for GSA and L1, the map after the
+    last epoch; an incomplete one raises ValueError. The checkpoint is then deleted.
     """
     fault = missing_parts(config, history)
     if fault:
@@ -313,23 +270,12 @@ def load_results(
 ) -> list[RunRecord]:
     """Every finished run under ``results_dir`` (sorted by run id), optionally filtered.
 
-    Introduced in chapter 10 (``10_baselines``).
-
-    Returns
-    -------
-    list of RunRecord
-        Corrupt result files are left out with a warning naming them (see
-        :func:`corrupt_results`; ``sweep`` trains those runs again). Folders of results set
-        aside because they were made on other data (``<run_id>~...``) are not read.
+    Introduced in chapter 10 (``10_baselines``). Corrupt results are left out with a warning;
+    folders set aside as made on other data (``<run_id>~...``) are not read.
     """
-    root = Path(results_dir)
-    if not root.is_dir():
-        return []
     want_ds = normalise_dataset_name(dataset) if dataset is not None else None
     out = []
-    for run_dir in sorted(p for p in root.iterdir() if p.is_dir() and SET_ASIDE_MARK not in p.name):
-        if not (run_dir / RESULT_FILE).exists():
-            continue
+    for run_dir in _result_dirs(results_dir):
         try:
             r = read_result(run_dir)
         except ResultError as err:
@@ -346,6 +292,14 @@ def load_results(
     return out
 
 
+def _result_dirs(results_dir: str | os.PathLike) -> list[Path]:
+    """The run folders under ``results_dir`` with a ``history.json``, sorted (not those set aside)."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if SET_ASIDE_MARK not in p.name and (p / RESULT_FILE).is_file())
+
+
 def set_aside_corrupt(run_dir: Path) -> Path | None:
     """Rename a corrupt ``history.json`` to ``history.json.corrupt`` (kept for inspection) so the run is trained
     again; return the new path, or ``None`` when the result is absent or good."""
@@ -360,20 +314,11 @@ def set_aside_corrupt(run_dir: Path) -> Path | None:
 
 
 def corrupt_results(results_dir: str | os.PathLike) -> list[tuple[Path, ExperimentConfig | None, ResultError]]:
-    """Every run folder under ``results_dir`` whose ``history.json`` exists but is corrupt.
-
-    Returns ``(run folder, its config from config.json or None, the error)``, sorted by folder.
-    """
-    root = Path(results_dir)
+    """``(run folder, its config or None, the error)`` of every corrupt ``history.json`` under ``results_dir``."""
     out: list[tuple[Path, ExperimentConfig | None, ResultError]] = []
-    if not root.is_dir():
-        return out
-    for run_dir in sorted(p for p in root.iterdir() if p.is_dir() and SET_ASIDE_MARK not in p.name):
-        path = run_dir / RESULT_FILE
-        if not path.exists():
-            continue
+    for run_dir in _result_dirs(results_dir):
         try:
-            _parse_result(path)
+            _parse_result(run_dir / RESULT_FILE)
         except ResultError as err:
             out.append((run_dir, _config_of(run_dir), err))
     return out
@@ -400,10 +345,7 @@ def _config_of(run_dir: Path, stored: Any = None) -> ExperimentConfig | None:
 
 
 def load_attention_map(result: RunRecord) -> np.ndarray | None:
-    """The final attention map (H x W) of a GSA or L1 run from :func:`load_results`, else ``None``.
-
-    A finished GSA or L1 run always has one (a run without it counts as incomplete and is
-    trained again); ``None`` only for methods without a map.
+    """The final attention map (H x W) of a GSA or L1 run, else ``None``.
 
     Introduced in chapter 10 (``10_baselines``).
     """
