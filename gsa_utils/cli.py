@@ -23,12 +23,13 @@ from .runs import ray_launcher
 from .runs.config import ExperimentConfig, profile_label
 from .runs.locks import LOCK_FILE
 from .runs.markdown import table_to_markdown
-from .runs.status import RUN_STATES, results_status
 from .runs.store import (
+    RUN_STATES,
     ResultError,
     corrupt_results,
     default_results_dir,
     read_result,
+    results_status,
 )
 from .runs.summary import setting_summaries
 from .runs.sweeps import run_locked, sweep, sweep_configs
@@ -125,13 +126,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         profile=args.profile,
         **overrides(args),
     )
+    i, n = args.shard
     if not args.quiet:
-        i, n = args.shard
-        print(f"{len(configs)} configs in the sweep; shard {i}/{n} takes {len(range(i, len(configs), n))}", flush=True)
+        print(f"{len(configs)} configs in the sweep; shard {i}/{n} takes {len(configs[i::n])}", flush=True)
     if args.dry_run:
-        for k, c in enumerate(configs):
-            if k % args.shard[1] == args.shard[0]:
-                print(c.run_id())
+        for cfg in configs[i::n]:
+            print(cfg.run_id())
         return 0
     _announce_data(configs, args)
     where = dict(

@@ -1,11 +1,8 @@
 """What the command line accepts: its commands and options, built from the config's dataclass fields.
 
-Introduced in chapter 11 (``11_results``). Every setting of :class:`~gsa_utils.runs.ExperimentConfig`
-other than the commands' own (dataset, method, backbone, fold, profile) is an option named by its
-flat name, typed by its annotation and described by its docstring entry; the settings held by
-``config.fit`` (:class:`~gsa_utils.settings.FitSettings`) and ``config.pixel_cnn``
-(:class:`~gsa_utils.recipes.PixelCNNDesign`) are also ``--fit.NAME`` and ``--pixel-cnn.NAME``.
-:mod:`gsa_utils.cli` runs the commands.
+Introduced in chapter 11 (``11_results``). Every setting is an option named by its flat name, typed by
+its annotation and described by its docstring entry; those of ``config.fit`` and ``config.pixel_cnn``
+are also ``--fit.NAME`` and ``--pixel-cnn.NAME``.
 """
 
 from __future__ import annotations

@@ -29,8 +29,6 @@ from .methods import METHOD_TABLE
 METHODS = tuple(METHOD_TABLE)
 #: Methods built around an image CNN from :func:`~gsa_utils.backbones.build_backbone`.
 BACKBONE_METHODS = tuple(m for m, spec in METHOD_TABLE.items() if spec.uses_backbone)
-#: Methods trained for epochs with :func:`~gsa_utils.training.two_phase_fit`.
-EPOCH_METHODS = tuple(m for m, spec in METHOD_TABLE.items() if spec.trained_for_epochs)
 #: Pixel models fitted once with :func:`~gsa_utils.baselines.linear.fit_pixel_baseline` (internal CV).
 PIXEL_METHODS = tuple(m for m, spec in METHOD_TABLE.items() if not spec.trained_for_epochs)
 #: Methods whose finished runs keep their final attention map (``attention_map.npy``).

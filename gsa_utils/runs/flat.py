@@ -1,12 +1,5 @@
-"""The flat form of a run's settings: one name per setting, as ``config.json``, grids and the command line write them.
-
-:class:`~gsa_utils.runs.config.ExperimentConfig` holds the training settings as a
-:class:`~gsa_utils.settings.FitSettings` (``config.fit``), the pixel CNN's shape as a
-:class:`~gsa_utils.recipes.PixelCNNDesign` (``config.pixel_cnn``) and the recipe as a
-:class:`~gsa_utils.recipes.RecipeChoice` (``config.recipe``). Flat, each of their settings has one
-name (``epochs``, ``l1_weight``, ``hidden_channels``, ``recipe``, ``pixel_rank``); this module
-turns flat values into those objects, and text or numbers into the types the fields are annotated with.
-"""
+"""The flat form of a run's settings (``epochs``, ``l1_weight``, ``hidden_channels``, ``recipe``, ...), as
+``config.json``, grids and the command line write them, turned into the config's nested objects."""
 
 from __future__ import annotations
 

@@ -1,12 +1,7 @@
 """File locks that let many processes share one results folder without training a run twice.
 
-A run is claimed with a lock file created atomically (``O_CREAT | O_EXCL``), refreshed after
-every epoch. One rule (:func:`stale_reason`), used by ``run``, ``sweep`` and ``status`` alike,
-says when a lock was left by a crashed process: its process on this machine is gone, it was
-not refreshed for ``stale_after`` seconds, or it is empty (a kill between create and write)
-and older than :data:`EMPTY_LOCK_GRACE` seconds. A claim may name its ``owner`` (a Ray task
-id, which stays the same when Ray retries the task): a lock left by the same owner is taken over
-at once, whichever machine the earlier attempt ran on.
+A run is claimed with a lock file created atomically (``O_CREAT | O_EXCL``) and refreshed after every
+epoch; :func:`stale_reason` is the one rule for a lock left by a crashed process.
 """
 
 from __future__ import annotations
@@ -114,8 +109,8 @@ def _remove_if_stale(path: Path, stale_after: float) -> bool:
 def claim(lock: Path, stale_after: float, owner: str | None = None) -> str | None:
     """Create ``lock`` exclusively; returns our token, or ``None`` when another process holds it.
 
-    ``owner``: who claims, when it outlives a process (a Ray task id: Ray runs a retry only
-    after the earlier attempt died); a lock written by the same owner is taken over.
+    ``owner``: who claims, when it outlives a process (a Ray task id, the same in Ray's retries, which
+    run only after the earlier attempt died): a lock written by the same owner is taken over.
     """
     token = uuid.uuid4().hex
     for attempt in range(2):

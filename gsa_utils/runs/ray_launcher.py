@@ -11,18 +11,16 @@ from __future__ import annotations
 import math
 import os
 import time
-import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..files import write_atomic
 from .config import ExperimentConfig
 from .locks import DEFAULT_STALE_AFTER
-from .runner import reusable_result
+from .runner import absolute, reusable_result
 from .store import CHECKPOINT_FILE
-from .sweeps import new_report, run_locked
+from .sweeps import new_report, record_error, run_locked
 
 #: How to install Ray, as the error for a missing Ray says.
 RAY_INSTALL = "pip install 'gsa-utils[ray]' (or pip install ray)"
@@ -103,10 +101,7 @@ def run_task(
             owner=ray.get_runtime_context().get_task_id(),
         )
     except Exception as err:  # noqa: BLE001 - reported to the driver; the sweep goes on
-        try:
-            write_atomic(Path(results_dir) / rid / "error.txt", traceback.format_exc().encode())
-        except OSError:
-            pass
+        record_error(Path(results_dir) / rid)
         return RunOutcome(rid, "failed", seconds=time.perf_counter() - t0, error=f"{type(err).__name__}: {err}")
     outcome = RunOutcome(rid, status, seconds=time.perf_counter() - t0, resumed=resumed and status == "ran")
     if result is not None:
@@ -212,8 +207,8 @@ def ray_sweep(
                     cfg,
                     str(results),
                     stale_after,
-                    _absolute(data_dir),
-                    _absolute(cache_dir),
+                    absolute(data_dir),
+                    absolute(cache_dir),
                     device,
                     threads,
                     on_epoch_end,
@@ -229,11 +224,6 @@ def ray_sweep(
     hours = (time.perf_counter() - t0) / 3600
     report["runs_per_hour"] = len(report["ran"]) / hours if hours > 0 else None
     return report
-
-
-def _absolute(path: str | os.PathLike | bool | None) -> str | bool | None:
-    """A path as the workers must see it (absolute: their working folder is not ours); ``None``/``False`` as given."""
-    return path if path is None or isinstance(path, bool) else str(Path(path).expanduser().resolve())
 
 
 def _collect(ray: Any, pending: dict, report: dict, progress: bool, total: int) -> None:

@@ -11,7 +11,6 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -48,7 +47,8 @@ _DATA_CACHE_SIZE = 2
 _FILE_HASHES: dict[tuple, str] = {}
 
 
-def _where(path: str | os.PathLike | bool | None) -> Any:
+def absolute(path: str | os.PathLike | bool | None) -> str | bool | None:
+    """A path made absolute (as Ray's workers, in another folder, must see it); ``None`` and ``False`` as given."""
     return str(Path(path).expanduser().resolve()) if isinstance(path, (str, os.PathLike)) else path
 
 
@@ -67,7 +67,7 @@ def _load(
         plan.kind,
         str(plan.path),
         _tree_state(plan.path),
-        _where(cache_dir),
+        absolute(cache_dir),
         *reading.values(),
     )
     hit = _DATA_CACHE.get(key)

@@ -1,4 +1,4 @@
-"""The results folder format: one folder per run, written atomically, read back as records.
+"""The results folder format: one folder per run, written atomically, read back as records, and its runs' states.
 
 Introduced in chapter 10 (``10_baselines``). A run's folder::
 
@@ -30,11 +30,12 @@ from ..checkpoints import remove_checkpoint
 from ..data.base import StructuredDataset
 from ..data.fingerprint import data_fingerprint
 from ..data.registry import describe_source, normalise_dataset_name
-from ..files import move_aside, write_atomic, write_json
+from ..files import move_aside, orphaned_temp_files, write_atomic, write_json
 from ..history import History
 from ..paths import RESULTS_DIR_ENV, repo_folder
 from ..settings import FitSettings
 from .config import BACKBONE_METHODS, MAP_METHODS, ExperimentConfig, profile_label
+from .locks import LOCK_FILE, stale_reason
 
 CONFIG_FILE = "config.json"
 RESULT_FILE = "history.json"
@@ -350,3 +351,65 @@ def load_attention_map(result: RunRecord) -> np.ndarray | None:
     Introduced in chapter 10 (``10_baselines``).
     """
     return None if result.map_file is None else np.load(result.map_file)
+
+
+#: Every state a run folder can be in, in the order they are counted.
+RUN_STATES = ("finished", "set aside", "corrupt", "running", "interrupted", "failed", "not started")
+
+
+def _left_behind(run_dir: Path) -> list[str]:
+    """Checkpoints set aside and temporary files of killed writers in ``run_dir``."""
+    found = [
+        f"corrupt checkpoint set aside (kept for inspection): {bad.absolute()}"
+        for bad in sorted(run_dir.glob(f"{CHECKPOINT_FILE}*.corrupt*"))
+    ]
+    found += [
+        f"checkpoint of other settings set aside (kept for inspection): {bad.absolute()}"
+        for bad in sorted(run_dir.glob(f"{CHECKPOINT_FILE}*.foreign*"))
+    ]
+    for tmp in orphaned_temp_files(run_dir):
+        size = tmp.stat().st_size if tmp.exists() else 0
+        found.append(
+            f"temporary file of a killed writer ({size / 2**20:.1f} MiB): {tmp.absolute()}; the next "
+            f"run of {run_dir.name} removes it"
+        )
+    return found
+
+
+def run_state(run_dir: Path, stale_after: float) -> tuple[str, str | None]:
+    """The state of one run folder (one of :data:`RUN_STATES`) and, for a corrupt result or a stale lock, why."""
+    result_error = None
+    if (run_dir / RESULT_FILE).exists():
+        try:
+            read_result(run_dir)
+        except ResultError as err:
+            result_error = err
+    if SET_ASIDE_MARK in run_dir.name:
+        return "set aside", None  # results made on other data, kept for reference
+    if result_error is not None:
+        return "corrupt", f"{result_error}; the sweep re-runs it"
+    if (run_dir / RESULT_FILE).exists():
+        return "finished", None
+    if (run_dir / LOCK_FILE).exists():
+        why = stale_reason(run_dir / LOCK_FILE, stale_after)  # the rule run and sweep use to take it over
+        if why is None:
+            return "running", None
+        return "interrupted", (
+            f"lock {(run_dir / LOCK_FILE).absolute()} left by a crashed process ({why}); "
+            f"the next run or sweep takes it over"
+        )
+    if (run_dir / "error.txt").exists():
+        return "failed", None
+    return ("interrupted" if (run_dir / CHECKPOINT_FILE).exists() else "not started"), None
+
+
+def results_status(results: str | os.PathLike, stale_after: float) -> tuple[dict[str, str], list[str]]:
+    """``{run folder name: state}`` for every run under ``results``, and the problems found (one line each)."""
+    states: dict[str, str] = {}
+    problems: list[str] = []
+    for run_dir in sorted(p for p in Path(results).iterdir() if p.is_dir()):
+        problems += _left_behind(run_dir)
+        states[run_dir.name], why = run_state(run_dir, stale_after)
+        if why is not None:
+            problems.append(why)
+    return states, problems

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -73,7 +73,7 @@ def protocol_summary(
     """
     pool = list(results) if results is not None else load_results(results_dir)
     if seed is None:
-        seeds = sorted({r.config.seed for r in _runs_of(pool, dataset, method, backbone)})
+        seeds = sorted({r.config.seed for r in cell_runs(pool, dataset, method, backbone)})
         if len(seeds) > 1:
             return _over_seeds(
                 [
@@ -105,20 +105,14 @@ def _over_seeds(per_seed: list[ProtocolSummary]) -> ProtocolSummary:
         notes.append(f"{len(per_seed) - len(done)} seed(s) without a protocol number left out")
     if len({str(s.best_params) for s in done}) > 1:
         notes.append("the seeds chose different hyper-parameters; best_params are those of seed " + str(seeds[0]))
-    return ProtocolSummary(
+    return replace(
+        first,
         mean=float(means.mean()),
         std=float(means.std(ddof=1)) if len(means) > 1 else float("nan"),
         samples=[float(m) for m in means],
-        epochs=first.epochs,
-        best_params=first.best_params,
         n_folds_done=min(s.n_folds_done for s in done),
-        profile=first.profile,
         cv_score=None if any(s.cv_score is None for s in done) else float(np.mean([s.cv_score for s in done])),
-        run_id=first.run_id,
         n_settings=max(s.n_settings for s in done),
-        dataset_source=first.dataset_source,
-        stand_in_for=first.stand_in_for,
-        dataset_statement=first.dataset_statement,
         notes=notes,
         seeds=seeds,
     )
@@ -142,7 +136,7 @@ def setting_summaries(
     chosen = protocol_summary(results_dir, dataset, method, backbone, n_epochs=n_epochs, results=pool)
     if chosen.mean is not None or chosen.n_settings <= 1:
         return {normalise_method(method): chosen}
-    runs = _runs_of(pool, dataset, method, backbone)
+    runs = cell_runs(pool, dataset, method, backbone)
     by = differing_fields([r.config for r in runs])
     groups: dict[str, list[RunRecord]] = {}
     for r in runs:
@@ -153,7 +147,7 @@ def setting_summaries(
     }
 
 
-def _runs_of(pool: Sequence[RunRecord], dataset: str, method: str, backbone: str | None) -> list[RunRecord]:
+def cell_runs(pool: Sequence[RunRecord], dataset: str, method: str, backbone: str | None) -> list[RunRecord]:
     """The runs of one (dataset, method), and of ``backbone`` when one is named."""
     ds_name, method = normalise_dataset_name(dataset), normalise_method(method)
     return [
@@ -178,7 +172,7 @@ def _summarise(
     """:func:`protocol_summary` for one seed, filled in step by step."""
     method = normalise_method(method)
     pool = list(results) if results is not None else load_results(results_dir)
-    runs = _runs_of(pool, dataset, method, None)
+    runs = cell_runs(pool, dataset, method, None)
     summary = ProtocolSummary()
     notes = summary.notes
     if method in BACKBONE_METHODS:

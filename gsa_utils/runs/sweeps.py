@@ -206,6 +206,14 @@ def run_locked(
         release(lock, token)
 
 
+def record_error(run_dir: Path) -> None:
+    """Write the exception being handled to ``run_dir/error.txt``, if the folder can be written."""
+    try:
+        write_atomic(run_dir / "error.txt", traceback.format_exc().encode())
+    except OSError:
+        pass
+
+
 def new_report(n_configs: int, **extra: Any) -> dict[str, Any]:
     """A sweep's report before its first run: no run ids under any outcome yet (``failed``: run id -> message)."""
     return {"ran": [], "finished_before": [], "locked": [], "lost": [], "failed": {}, **extra, "n_configs": n_configs}
@@ -254,10 +262,9 @@ def sweep(
         raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard!r}")
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
-    configs = list(configs)
-    mine = [(k, c) for k, c in enumerate(configs) if k % n == i]
+    mine = list(configs)[i::n]
     report = new_report(len(mine), shard=(i, n))
-    for pos, (_k, cfg) in enumerate(mine, 1):
+    for pos, cfg in enumerate(mine, 1):
         rid = cfg.run_id()
         if progress:
             print(f"[shard {i}/{n}: {pos}/{len(mine)}] {rid}", flush=True)
@@ -281,10 +288,7 @@ def sweep(
         except Exception as err:  # noqa: BLE001 - one failing run must not end a long sweep
             message = f"{type(err).__name__}: {err}"
             report["failed"][rid] = message
-            try:
-                write_atomic(results_dir / rid / "error.txt", traceback.format_exc().encode())
-            except OSError:
-                pass
+            record_error(results_dir / rid)
             if progress:
                 print(f"  failed: {message}", flush=True)
             if raise_errors:

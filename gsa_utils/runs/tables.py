@@ -24,7 +24,7 @@ from ..settings import PAPER_BACKBONES
 from .config import BACKBONE_METHODS
 from .paper_table import DATASET_COLUMNS, PAPER_COLUMNS, PAPER_ROWS, PAPER_TABLE2, PaperCell
 from .store import RunRecord, corrupt_results, data_source, load_results
-from .summary import protocol_summary
+from .summary import cell_runs, protocol_summary
 
 __all__ = [
     "PaperCell",
@@ -276,8 +276,7 @@ def _source_rows(
         cells = {}
         for ds in cols:
             s = summaries[(method, backbone, ds)]
-            markers, p_van, p_l1 = "", None, None
-            test_notes: list[str] = []
+            markers, p_values, test_notes = "", {}, []
             if method == "gsa" and s.mean is not None:
                 for other, marker in (("vanilla", VANILLA_MARKER), ("l1", L1_MARKER)):
                     o = summaries.get((other, backbone, ds))
@@ -291,23 +290,13 @@ def _source_rows(
                         )
                         continue
                     test_notes.append(f"{marker} vs {other}: {over}")
-                    p = t_test(s.samples, o.samples)
-                    if other == "vanilla":
-                        p_van = p
-                    else:
-                        p_l1 = p
+                    p = p_values[other] = t_test(s.samples, o.samples)
                     if not math.isnan(p) and p < alpha:
                         markers += marker
             mean, std = _to_percent(s.mean), _to_percent(s.std)
             paper = PAPER_TABLE2.get(base_label, {}).get(DATASET_COLUMNS.get(ds, "")) if paper_figures else None
             collapsed, flat, checked = _collapse_count(
-                [
-                    r
-                    for r in runs_of(method, backbone, recipe)
-                    if r.config.dataset == ds
-                    and r.config.method == method
-                    and (backbone is None or r.config.backbone == backbone)
-                ]
+                cell_runs(runs_of(method, backbone, recipe), ds, method, backbone)
             )
             cells[ds] = TableCell(
                 mean=mean,
@@ -315,8 +304,8 @@ def _source_rows(
                 n=len(s.samples),
                 markers=markers,
                 text=_cell_text(mean, std, markers),
-                p_vs_vanilla=p_van,
-                p_vs_l1=p_l1,
+                p_vs_vanilla=p_values.get("vanilla"),
+                p_vs_l1=p_values.get("l1"),
                 profile=s.profile,
                 source=s.dataset_source,
                 stand_in_for=s.stand_in_for,
