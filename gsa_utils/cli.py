@@ -42,23 +42,14 @@ def _cache_dir(args: argparse.Namespace) -> str | bool | None:
 
 def _announce_data(configs: Sequence[ExperimentConfig], args: argparse.Namespace) -> None:
     """Print, before any training, where each dataset's data will come from; refuse stand-ins with --no-stand-in."""
-    seen: set[tuple] = set()
-    for cfg in configs:
-        key = (cfg.dataset, cfg.image_size)
-        if key in seen:
-            continue
-        seen.add(key)
-        plan = plan_data(cfg.dataset, cfg.image_size, args.data_dir)
+    for dataset, image_size in dict.fromkeys((cfg.dataset, cfg.image_size) for cfg in configs):
+        plan = plan_data(dataset, image_size, args.data_dir)
         if plan.uses_stand_in and args.no_stand_in:
             raise DataError(
                 f"{plan.statement()}; refused by --no-stand-in (put the files in place, or drop "
                 f"--no-stand-in to train on the stand-in)"
             )
-        size = (
-            f"; images resized to {cfg.image_size} px"
-            if plan.file_size is not None and cfg.image_size != plan.file_size
-            else ""
-        )
+        size = f"; images resized to {image_size} px" if plan.file_size not in (None, image_size) else ""
         if plan.uses_stand_in:  # said even with --quiet: results on a stand-in are not results on the real data
             print(
                 f"data: {plan.statement()}; refuse stand-ins with --no-stand-in",

@@ -84,10 +84,6 @@ def _gsa(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
     return build_gsa(_backbone(config, num_classes, x_train), x_train, config.recipe.resolve(), config.pixel_cnn)
 
 
-def _vanilla(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
-    return _backbone(config, num_classes, x_train)
-
-
 def _l1(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
     return L1PixelWeights(_backbone(config, num_classes, x_train), tuple(x_train.shape[-2:]))
 
@@ -126,7 +122,7 @@ METHOD_TABLE: dict[str, MethodSpec] = {
             freezes_map=True,
             builds_pixel_cnn=True,
         ),
-        MethodSpec("vanilla", _vanilla, uses_backbone=True, grid=_DECAY),
+        MethodSpec("vanilla", _backbone, uses_backbone=True, grid=_DECAY),
         MethodSpec(
             "l1",
             _l1,

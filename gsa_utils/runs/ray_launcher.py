@@ -22,16 +22,15 @@ from .runner import absolute, reusable_result
 from .store import CHECKPOINT_FILE
 from .sweeps import new_report, record_error, run_locked
 
-#: How to install Ray, as the error for a missing Ray says.
-RAY_INSTALL = "pip install 'gsa-utils[ray]' (or pip install ray)"
-
 
 def import_ray() -> Any:
     """The ``ray`` module, or an ``ImportError`` saying how to install it."""
     try:
         import ray
     except ImportError:
-        raise ImportError(f"the Ray launcher needs Ray, which is not installed: {RAY_INSTALL}") from None
+        raise ImportError(
+            "the Ray launcher needs Ray, which is not installed: pip install 'gsa-utils[ray]' (or pip install ray)"
+        ) from None
     return ray
 
 

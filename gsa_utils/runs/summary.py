@@ -246,7 +246,7 @@ def _summarise(
         if len(candidates) < len(groups):
             left = len(groups) - len(candidates)
             notes.append(f"{left} setting(s) without {'all' if most == needed else 'as many'} CV folds left out")
-        cv_input = []
+        cv_input = {}
         for g in candidates:
             curves = [g["folds"][f].history["val_acc"] for f in sorted(g["folds"])]
             lengths = {len(c) for c in curves}
@@ -256,10 +256,10 @@ def _summarise(
                     f"{sorted(lengths)}; using the first {min(lengths)}"
                 )
                 curves = [c[: min(lengths)] for c in curves]
-            cv_input.append({"params": g["config"].group_key(), "val_acc": np.vstack(curves)})
-        n_available = len(cv_input[0]["val_acc"][0])
+            cv_input[g["config"].group_key()] = np.vstack(curves)
+        n_available = len(next(iter(cv_input.values()))[0])
         choice = select_hyperparameters(cv_input, n_epochs)
-        best = next(g for g in candidates if g["config"].group_key() == choice["params"])
+        best = groups[choice["params"]]
         epochs = choice["epochs"]
         if n_available < n_epochs:
             notes.append(f"only {n_available} epochs trained: all used instead of the best {n_epochs}")
@@ -281,22 +281,17 @@ def _summarise(
             return summary
     else:
         with_full = [g for g in groups.values() if g["full"] is not None]
-        official_val = [
-            g
-            for g in with_full
-            if not g["config"].merge_val
+        official_val = {
+            key: np.vstack([g["full"].history["val_acc"]])
+            for key, g in groups.items()
+            if g["full"] is not None
+            and not g["config"].merge_val
             and len(g["full"].history["val_acc"])
             and not np.isnan(g["full"].history["val_acc"]).any()
-        ]
+        }
         if official_val and len(official_val) == len(with_full):
-            choice = select_hyperparameters(
-                [
-                    {"params": g["config"].group_key(), "val_acc": np.vstack([g["full"].history["val_acc"]])}
-                    for g in official_val
-                ],
-                n_epochs,
-            )
-            best = next(g for g in official_val if g["config"].group_key() == choice["params"])
+            choice = select_hyperparameters(official_val, n_epochs)
+            best = groups[choice["params"]]
             full = best["full"]
             epochs = choice["epochs"]
             notes.append(
