@@ -65,8 +65,6 @@ are comparable with the paper.
 Interrupt a sweep at any time and start it again: finished runs are skipped, interrupted ones resume from
 their checkpoint, and runs locked by another process (sharing the folder) are left to it. A corrupt checkpoint
 or result file is moved aside (*.corrupt) and the run restarts; `status` lists them by path.
-Before training, run and sweep say where the data come from; --no-stand-in refuses synthetic stand-ins.
-Any error ends with one line saying what failed; --traceback (or GSA_TRACEBACK=1) shows the full trace.
 """
 
 
