@@ -10,9 +10,8 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from .checkpoints import CheckpointError
 from .cli_options import TRACEBACK_ENV, overrides, parse_grid
@@ -24,12 +23,13 @@ from .runs import ray_launcher
 from .runs.config import ExperimentConfig, profile_label
 from .runs.locks import LOCK_FILE
 from .runs.markdown import table_to_markdown
-from .runs.status import RUN_STATES, results_status
 from .runs.store import (
+    RUN_STATES,
     ResultError,
     corrupt_results,
     default_results_dir,
     read_result,
+    results_status,
 )
 from .runs.summary import setting_summaries
 from .runs.sweeps import run_locked, sweep, sweep_configs
@@ -42,23 +42,14 @@ def _cache_dir(args: argparse.Namespace) -> str | bool | None:
 
 def _announce_data(configs: Sequence[ExperimentConfig], args: argparse.Namespace) -> None:
     """Print, before any training, where each dataset's data will come from; refuse stand-ins with --no-stand-in."""
-    seen: set[tuple] = set()
-    for cfg in configs:
-        key = (cfg.dataset, cfg.image_size)
-        if key in seen:
-            continue
-        seen.add(key)
-        plan = plan_data(cfg.dataset, cfg.image_size, args.data_dir)
+    for dataset, image_size in dict.fromkeys((cfg.dataset, cfg.image_size) for cfg in configs):
+        plan = plan_data(dataset, image_size, args.data_dir)
         if plan.uses_stand_in and args.no_stand_in:
             raise DataError(
                 f"{plan.statement()}; refused by --no-stand-in (put the files in place, or drop "
                 f"--no-stand-in to train on the stand-in)"
             )
-        size = (
-            f"; images resized to {cfg.image_size} px"
-            if plan.file_size is not None and cfg.image_size != plan.file_size
-            else ""
-        )
+        size = f"; images resized to {image_size} px" if plan.file_size not in (None, image_size) else ""
         if plan.uses_stand_in:  # said even with --quiet: results on a stand-in are not results on the real data
             print(
                 f"data: {plan.statement()}; refuse stand-ins with --no-stand-in",
@@ -106,17 +97,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     hist = result.history
     key = f"{result.eval_set}_acc"
     if not args.quiet:
-        print(_statement(result))
+        print(result.dataset.get("statement", ""))
         print(
             f"{key} after the last epoch: {_fmt(float(hist[key][-1]))}%  ({len(hist.records)} epoch(s), "
             f"{result.seconds:.1f} s)"
         )
     return 0
-
-
-def _statement(result: Mapping[str, Any]) -> str:
-    """The dataset statement stored with a run (what the data were, stand-in or real)."""
-    return str(result.dataset.get("statement", ""))
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -131,13 +117,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         profile=args.profile,
         **overrides(args),
     )
+    i, n = args.shard
     if not args.quiet:
-        i, n = args.shard
-        print(f"{len(configs)} configs in the sweep; shard {i}/{n} takes {len(range(i, len(configs), n))}", flush=True)
+        print(f"{len(configs)} configs in the sweep; shard {i}/{n} takes {len(configs[i::n])}", flush=True)
     if args.dry_run:
-        for k, c in enumerate(configs):
-            if k % args.shard[1] == args.shard[0]:
-                print(c.run_id())
+        for cfg in configs[i::n]:
+            print(cfg.run_id())
         return 0
     _announce_data(configs, args)
     where = dict(
@@ -192,7 +177,6 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 
 
 def _cmd_table(args: argparse.Namespace) -> int:
-
     rows = build_table(args.results, datasets=args.datasets, n_epochs=args.n_epochs)
     text = table_to_markdown(rows)
     print(text)
@@ -241,10 +225,8 @@ def _one_line(err: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (``python -m gsa_utils --help``).
 
-    Introduced in chapter 10 (``10_baselines``). Every failure ends with one line on stderr
-    saying what failed and what to do, and a non-zero exit status: 2 for bad data, settings,
-    checkpoints or result files, 4 for file-system errors, 130 for an interruption, 1 for
-    anything unexpected (``--traceback`` or ``GSA_TRACEBACK=1`` print the full trace).
+    Introduced in chapter 10 (``10_baselines``). A failure ends with one line on stderr and exit
+    status 2 (bad data, settings, checkpoints, results), 4 (file system), 130 (Ctrl-C) or 1.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     show_trace = "--traceback" in argv or os.environ.get(TRACEBACK_ENV, "") not in ("", "0")

@@ -1,11 +1,8 @@
 """What the command line accepts: its commands and options, built from the config's dataclass fields.
 
-Introduced in chapter 11 (``11_results``). Every setting of :class:`~gsa_utils.runs.ExperimentConfig`
-other than the commands' own (dataset, method, backbone, fold, profile) is an option named by its
-flat name, typed by its annotation and described by its docstring entry; the settings held by
-``config.fit`` (:class:`~gsa_utils.settings.FitSettings`) and ``config.pixel_cnn``
-(:class:`~gsa_utils.recipes.PixelCNNDesign`) are also ``--fit.NAME`` and ``--pixel-cnn.NAME``.
-:mod:`gsa_utils.cli` runs the commands.
+Introduced in chapter 11 (``11_results``). Every setting is an option named by its flat name, typed by
+its annotation and described by its docstring entry; those of ``config.fit`` and ``config.pixel_cnn``
+are also ``--fit.NAME`` and ``--pixel-cnn.NAME``.
 """
 
 from __future__ import annotations
@@ -68,13 +65,7 @@ are comparable with the paper.
 Interrupt a sweep at any time and start it again: finished runs are skipped, interrupted ones resume from
 their checkpoint, and runs locked by another process (sharing the folder) are left to it. A corrupt checkpoint
 or result file is moved aside (*.corrupt) and the run restarts; `status` lists them by path.
-Before training, run and sweep say where the data come from; --no-stand-in refuses synthetic stand-ins.
-Any error ends with one line saying what failed; --traceback (or GSA_TRACEBACK=1) shows the full trace.
 """
-
-
-def _parse_value(field_name: str, text: str) -> Any:
-    return None if text.strip().lower() in ("none", "null") else coerce(field_name, text)
 
 
 def parse_grid(items: Sequence[str] | None) -> dict[str, list]:
@@ -88,7 +79,7 @@ def parse_grid(items: Sequence[str] | None) -> dict[str, list]:
         if name not in FLAT_NAMES:
             raise SystemExit(f"--grid {item!r}: unknown setting {name!r}; settings: {', '.join(sorted(FLAT_NAMES))}")
         only = "" if holder in ("", *_HOLDERS) else normalise_method(holder) + "."
-        grid[only + name] = [_parse_value(name, v) for v in vals.split(",") if v.strip()]
+        grid[only + name] = [coerce(name, v) for v in vals.split(",") if v.strip()]
     return grid
 
 
@@ -146,12 +137,11 @@ def _setting_type(name: str):  # noqa: ANN202 - an argparse type
     """Parses ``name``'s option by the field's annotation; ``none`` is kept as :data:`_NONE`."""
 
     def parse(text: str) -> Any:
-        if text.strip().lower() in ("none", "null"):
-            return _NONE
         try:
-            return coerce(name, text)
+            value = coerce(name, text)
         except ValueError as err:
             raise argparse.ArgumentTypeError(str(err)) from None
+        return _NONE if value is None else value
 
     parse.__name__ = name
     return parse
@@ -203,6 +193,23 @@ _DATASET_HELP = (
 )
 
 
+def _stale_after(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--stale-after",
+        type=float,
+        default=DEFAULT_STALE_AFTER,
+        help="seconds after which an unrefreshed lock counts as left by a crashed process "
+        f"(default {DEFAULT_STALE_AFTER:.0f}; locks are refreshed after every epoch)",
+    )
+
+
+def _training_command(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    """The ``run`` or ``sweep`` command's parser, with the examples and ``--stale-after``."""
+    p = sub.add_parser(name, help=help_text, epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _stale_after(p)
+    return p
+
+
 def parser() -> argparse.ArgumentParser:
     """The parser of ``python -m gsa_utils``; ``args.command`` names the command to run."""
     p = argparse.ArgumentParser(
@@ -219,12 +226,7 @@ def parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser(
-        "run",
-        help="train one config (resumes an interrupted run)",
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    run = _training_command(sub, "run", "train one config (resumes an interrupted run)")
     run.add_argument("--dataset", required=True, help=_DATASET_HELP)
     run.add_argument("--method", default="gsa", choices=METHODS)
     run.add_argument("--backbone", choices=BACKBONES, help="image CNN for gsa, vanilla, l1 (default: the profile's)")
@@ -233,19 +235,10 @@ def parser() -> argparse.ArgumentParser:
         help="CV fold 0..n_folds-1 (evaluated on its validation part), or 'full' "
         "(default: the whole training set, evaluated on the test set)",
     )
-    run.add_argument(
-        "--stale-after",
-        type=float,
-        default=DEFAULT_STALE_AFTER,
-        help="seconds after which another process's unrefreshed lock is removed",
-    )
     _add_settings(run)
 
-    sw = sub.add_parser(
-        "sweep",
-        help="run a grid of configs (this shard's share), skipping finished and locked runs",
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    sw = _training_command(
+        sub, "sweep", "run a grid of configs (this shard's share), skipping finished and locked runs"
     )
     sw.add_argument("--dataset", nargs="+", required=True, help="one or more of: " + _DATASET_HELP)
     sw.add_argument("--methods", nargs="+", default=["gsa", "vanilla"], choices=METHODS)
@@ -267,13 +260,6 @@ def parser() -> argparse.ArgumentParser:
         help="add the paper's grids: GSA K x lambda x weight decay, L1 coefficients, weight decays",
     )
     sw.add_argument("--shard", type=_parse_shard, default=(0, 1), help="i/n: run configs whose index mod n is i")
-    sw.add_argument(
-        "--stale-after",
-        type=float,
-        default=DEFAULT_STALE_AFTER,
-        help="seconds after which an unrefreshed lock counts as left by a crashed process "
-        f"(default {DEFAULT_STALE_AFTER:.0f}; locks are refreshed after every epoch)",
-    )
     sw.add_argument("--dry-run", action="store_true", help="list this shard's run ids and stop")
     launch = sw.add_argument_group("launcher (default: this process, one run after another; --shard splits by hand)")
     launch.add_argument(
@@ -319,6 +305,6 @@ def parser() -> argparse.ArgumentParser:
         "and checkpoints set aside as corrupt",
     )
     st.add_argument("--results")
-    st.add_argument("--stale-after", type=float, default=DEFAULT_STALE_AFTER)
+    _stale_after(st)
     st.add_argument("--verbose", action="store_true", help="list finished runs too")
     return p

@@ -135,6 +135,7 @@ def test_run_experiment_on_a_fold_writes_files_and_uses_only_that_folds_images(t
     assert len(h["val_acc"]) == 3 and all("test_acc" not in r for r in h.records)  # the test set is not touched
     assert result.eval_set == "val" and result.dataset["n_train_used"] == len(tr)
     assert json.loads((run_dir / "config.json").read_text())["config"] == cfg.to_dict()
+    assert "l1_weight" not in (run_dir / "history.json").read_text()  # lambda is stored once, in config.json
     assert np.load(run_dir / "attention_map.npy").shape == (16, 16)
     again = run_experiment(cfg, tmp_path)  # finished: read back, not trained
     assert again.model is None and again.history.records == h.records

@@ -16,7 +16,7 @@ from gsa_utils.runs import ExperimentConfig
 from gsa_utils.runs.config import method_label
 from gsa_utils.runs.markdown import table_to_markdown
 from gsa_utils.runs.runner import build_model
-from gsa_utils.runs.store import RESULT_FILE, load_results, save_result
+from gsa_utils.runs.store import CONFIG_FILE, RESULT_FILE, load_results, save_result
 from gsa_utils.runs.tables import build_table, table_to_csv
 from gsa_utils.stability import CollapseWarning
 from gsa_utils.training import two_phase_fit
@@ -130,7 +130,10 @@ def test_old_results_without_recipe_read_as_paper(tmp_path):
     _save(tmp_path, "paper", 0, 0.6, collapsed=False)
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     data = json.loads((run_dir / RESULT_FILE).read_text())
+    assert "config" not in data  # the settings are kept once, in config.json
+    data["config"] = json.loads((run_dir / CONFIG_FILE).read_text())["config"]  # older folders kept a copy here
     del data["config"]["recipe"]
+    (run_dir / CONFIG_FILE).unlink()
     for rec in data["history"]["records"]:
         rec.pop("collapsed")
     (run_dir / RESULT_FILE).write_text(json.dumps(data))

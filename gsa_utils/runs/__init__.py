@@ -1,17 +1,12 @@
 """Experiments as files: configs, one folder per run, resumable sweeps, the protocol summary, Table 2.
 
-Introduced in chapter 10 (``10_baselines``). The pieces, from the bottom up:
-:mod:`~gsa_utils.runs.config` (what a run is), :mod:`~gsa_utils.runs.store` (its folder),
-:mod:`~gsa_utils.runs.runner` (training one run), :mod:`~gsa_utils.runs.locks` and
-:mod:`~gsa_utils.runs.sweeps` (many runs, many processes), :mod:`~gsa_utils.runs.ray_launcher` (the
-same runs as Ray tasks, on a cluster), :mod:`~gsa_utils.runs.summary`
-(the paper's protocol) and :mod:`~gsa_utils.runs.tables` (Table 2). The command line is
-:mod:`gsa_utils.cli` (``python -m gsa_utils --help``).
+Introduced in chapter 10 (``10_baselines``). From the bottom up: ``config`` (what a run is), ``store``
+(its folder), ``runner`` (one run), ``locks``, ``sweeps`` and ``ray_launcher`` (many runs), ``summary``
+(the paper's protocol) and ``tables`` (Table 2); the command line is :mod:`gsa_utils.cli`.
 """
 
 from .config import (
     BACKBONE_METHODS,
-    EPOCH_METHODS,
     METHODS,
     PIXEL_METHODS,
     TUNABLE_FIELDS,
@@ -33,7 +28,6 @@ from .tables import DATASET_COLUMNS, build_table, row_label, rows_of_dataset, ta
 __all__ = [
     "METHODS",
     "BACKBONE_METHODS",
-    "EPOCH_METHODS",
     "PIXEL_METHODS",
     "TUNABLE_FIELDS",
     "L1_DEFAULT_COEFFICIENT",

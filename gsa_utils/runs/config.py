@@ -29,8 +29,6 @@ from .methods import METHOD_TABLE
 METHODS = tuple(METHOD_TABLE)
 #: Methods built around an image CNN from :func:`~gsa_utils.backbones.build_backbone`.
 BACKBONE_METHODS = tuple(m for m, spec in METHOD_TABLE.items() if spec.uses_backbone)
-#: Methods trained for epochs with :func:`~gsa_utils.training.two_phase_fit`.
-EPOCH_METHODS = tuple(m for m, spec in METHOD_TABLE.items() if spec.trained_for_epochs)
 #: Pixel models fitted once with :func:`~gsa_utils.baselines.linear.fit_pixel_baseline` (internal CV).
 PIXEL_METHODS = tuple(m for m, spec in METHOD_TABLE.items() if not spec.trained_for_epochs)
 #: Methods whose finished runs keep their final attention map (``attention_map.npy``).
@@ -48,9 +46,7 @@ TUNABLE_FIELDS = (
     "model_width",
 )
 
-#: How the data are read (``folder:`` options; channels for ``folder:`` and MedMNIST), at their
-#: defaults: left out of the run's hash (added after the first results were written), so earlier
-#: run ids stay valid.
+#: How the data are read, at their defaults: left out of the run's hash, so earlier run ids stay valid.
 DATA_DEFAULTS: dict[str, Any] = {
     "channels": None,
     "csv": None,
@@ -66,10 +62,7 @@ _METHOD_ALIASES = {"global_attention": "gsa", "vggatt3": "vgg_att3", "resattnet_
 
 
 def normalise_method(method: str) -> str:
-    """Canonical method name (``"VGG-att3"`` -> ``"vgg_att3"``); ValueError for an unknown one.
-
-    Introduced in chapter 10 (``10_baselines``).
-    """
+    """Canonical method name (``"VGG-att3"`` -> ``"vgg_att3"``); ValueError for an unknown one."""
     m = str(method).strip().lower().replace("-", "_")
     m = _METHOD_ALIASES.get(m, m)
     if m not in METHODS:
@@ -77,8 +70,7 @@ def normalise_method(method: str) -> str:
     return m
 
 
-#: Design fields (and the rank) at their paper value, or unused (``None``), are left out of the run's hash:
-#: they were added after the first results were written, so the folders of earlier runs keep their names.
+#: Design fields and the rank at their paper value, or unused, are left out of the run's hash (stable run ids).
 _UNHASHED_DEFAULTS = {**PixelCNNDesign().to_dict(), "pixel_rank": None}
 del _UNHASHED_DEFAULTS["hidden_channels"]  # K has always been part of the hash
 
@@ -108,63 +100,45 @@ class ExperimentConfig:
     Attributes
     ----------
     dataset
-        A name for :func:`gsa_utils.data.registry.load_dataset` (``"fundus"``,
-        ``"idrid-edema"``, ``"folder:data/octs"``, ...).
+        A name for :func:`gsa_utils.data.registry.load_dataset` (``"fundus"``, ``"folder:data/octs"``, ...).
     method
-        ``"gsa"`` (backbone with global spatial attention), ``"vanilla"`` (the backbone
-        alone), ``"l1"`` (L1 pixel weights, paper section 4.3), ``"lr"``, ``"svm"`` (pixel
-        models), ``"vgg_att3"``, ``"resattnet92"`` (local-attention CNNs).
+        A row of :data:`~gsa_utils.runs.methods.METHOD_TABLE` (``"gsa"``, ``"vanilla"``, ``"l1"``, ...).
     backbone, pretrained
         Image CNN (:data:`gsa_utils.backbones.BACKBONES`) and whether it starts from ImageNet weights.
     image_size
         Side of the square images.
     fold
-        ``None``: train on the whole training set, evaluate the test set after every epoch.
-        ``0 .. n_folds - 1``: train on the other folds of the training set, evaluate that
-        fold (validation) after every epoch; the test set is not touched.
+        ``None``: train on the whole training set, evaluate the test set. ``0 .. n_folds - 1``:
+        train on the other folds, evaluate that one; the test set is not touched.
+    profile
+        The :mod:`~gsa_utils.profiles` profile the settings came from (see :func:`profile_label`).
     seed
         Model initialisation and shuffling.
-    profile
-        Name of the :mod:`~gsa_utils.profiles` profile the settings came from (``"smoke"``,
-        ``"full"``); see :func:`profile_label` for how results are labelled.
     n_folds, data_seed
-        Cross-validation folds and the seed of the folds, the synthetic data and random
-        train/test splits (kept apart from ``seed`` so every setting sees the same data).
+        Cross-validation folds, and the seed of the folds, synthetic data and random splits.
     n_train, n_test
-        Optional caps on the number of images (a random subset; ``None``: all).
+        Optional caps on the number of images (a random subset).
     merge_val
-        MedMNIST's official validation split: ``True`` (default) joins it to the training
-        set; ``False`` keeps it apart, evaluates it after every epoch of the full run
-        (``val_acc``) and lets the protocol select epochs on it. Other datasets ignore it.
+        MedMNIST's validation split joins the training set; ``False`` keeps it apart, evaluated
+        every epoch of the full run, for the protocol to select epochs on.
     model_width
         ResAttNet-92's ``base_width`` (``None``: 64, the paper's network).
     channels
-        ``None``: the images' own channels (grey stays grey); 1 or 3 convert. ``folder:``
-        and MedMNIST datasets only.
+        ``None``: the images' own channels; 1 or 3 convert (``folder:`` and MedMNIST only).
     csv, split_file, duplicates, resize
-        ``folder:`` datasets only: a ``path,label`` CSV, a fixed train/test split file,
-        ``"error"`` or ``"warn"`` for byte-identical files, and whether images of different
-        sizes may be resized to one (:func:`~gsa_utils.data.folder.load_folder`).
-    fit
-        How the run trains (:class:`~gsa_utils.settings.FitSettings`), as its method trains:
-        lambda 0 and no cut-off epoch without a map, the method's own L1 reduction
-        (:meth:`~gsa_utils.runs.methods.MethodSpec.fit_settings`). ``None`` for LR and SVM.
-    recipe
-        How GSA's map is built (:class:`~gsa_utils.recipes.RecipeChoice`: a recipe's name, and a
-        rank for a low-rank one; a name alone is accepted). ``None`` for other methods.
-    pixel_cnn
-        GSA's pixel-CNN design (:class:`~gsa_utils.recipes.PixelCNNDesign`: K, k, depth, dense
-        connections). ``None`` for other methods.
+        ``folder:`` datasets only (:func:`~gsa_utils.data.folder.load_folder`): a ``path,label``
+        CSV, a split file, ``"error"`` or ``"warn"`` for identical files, resize to one size.
+    fit, recipe, pixel_cnn
+        How the run trains (:class:`~gsa_utils.settings.FitSettings`, as its method trains:
+        :meth:`~gsa_utils.runs.methods.MethodSpec.fit_settings`), and GSA's map
+        (:class:`~gsa_utils.recipes.RecipeChoice`, :class:`~gsa_utils.recipes.PixelCNNDesign`).
 
     Notes
     -----
-    Settings a method does not use are set to ``None`` on creation (e.g. ``pixel_cnn`` for
-    ``vanilla``, ``backbone`` for ``vgg_att3``; ``pretrained`` is ``False`` for
-    ``resattnet92``, ``lr`` and ``svm``), so a grid over GSA's settings does not multiply
-    the vanilla runs: :func:`configs_from_grid` drops the duplicates. :meth:`to_dict` gives
-    every setting under one flat name (``epochs``, ``l1_weight``, ``hidden_channels``,
-    ``recipe``, ``pixel_rank``, ...): the form of ``config.json`` and of the run's hash;
-    :meth:`from_profile`, :meth:`from_dict` and :meth:`replace` take those names.
+    Settings a method does not use are ``None`` (so a grid over GSA's settings does not multiply
+    the vanilla runs). :meth:`to_dict` gives every setting under one flat name (``epochs``,
+    ``l1_weight``, ``hidden_channels``, ``recipe``, ``pixel_rank``, ...); :meth:`from_profile`,
+    :meth:`from_dict` and :meth:`replace` take those names.
     """
 
     dataset: str
@@ -261,11 +235,7 @@ class ExperimentConfig:
 
     # ---- the flat form: config.json, the run's hash, grids and the command line ---------
     def to_dict(self) -> dict:
-        """Every setting under its flat name, JSON-ready: the form of ``config.json`` and of the run's hash.
-
-        A setting the method does not use is ``None`` (``l1_weight`` too, where the run trains with lambda 0;
-        ``map_warmup_epochs`` is 0); ``pixel_rank`` is ``None`` unless the recipe's rank was changed.
-        """
+        """Every setting under its flat name, JSON-ready: the form of ``config.json`` and of the run's hash."""
         flat = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _OBJECTS}
         fit = self.fit.to_dict() if self.fit else {"map_warmup_epochs": 0}
         flat.update({name: fit.get(name) for name in FIT_NAMES})
@@ -279,11 +249,7 @@ class ExperimentConfig:
 
     @classmethod
     def from_flat(cls, settings: Mapping[str, Any]) -> ExperimentConfig:
-        """A config from flat settings (:meth:`to_dict`'s names; at least ``dataset``); the others take their defaults.
-
-        Settings the method does not use are ignored. ``None`` is a value only for ``cutoff_epoch``
-        (never freeze) and ``pixel_cnn_lr`` (the single learning rate); elsewhere it is refused.
-        """
+        """A config from flat settings (:meth:`to_dict`'s names; at least ``dataset``), the others at their defaults."""
         values = {name: coerce(name, value) for name, value in settings.items()}
         spec = METHOD_TABLE[normalise_method(values.get("method", "gsa"))]
         objects = nested_settings(spec, values, FitSettings(), PixelCNNDesign(), RecipeChoice().name)
@@ -291,12 +257,7 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ExperimentConfig:
-        """Rebuild from :meth:`to_dict` output (a run folder's ``config.json``).
-
-        Unknown keys (from other versions) are ignored with a warning. A config written before
-        recipes existed has no ``recipe`` and reads as ``"paper"``, the way those runs were built,
-        so its run id is unchanged.
-        """
+        """Rebuild from :meth:`to_dict` output; unknown keys are ignored with a warning, no recipe is ``"paper"``."""
         unknown = sorted(set(d) - set(FLAT_NAMES))
         if unknown:
             warnings.warn(f"ExperimentConfig: ignoring unknown field(s) {', '.join(unknown)}", stacklevel=2)
@@ -311,8 +272,7 @@ class ExperimentConfig:
 
     # ---- identity -------------------------------------------------------------------
     def _hashed_fields(self) -> dict:
-        """:meth:`to_dict` without the design fields at their paper value or unused, and the data options at
-        their defaults (both were added after the first results were written)."""
+        """:meth:`to_dict` without the settings added after the first results, at their defaults."""
         return {
             k: v
             for k, v in self.to_dict().items()
@@ -321,8 +281,7 @@ class ExperimentConfig:
         }
 
     def full_hash(self) -> str:
-        """SHA-1 of every setting (hex); design fields at their paper value are left out, and
-        ``merge_val`` enters only when ``False`` (so older run ids stay valid)."""
+        """SHA-1 of :meth:`_hashed_fields` (hex); ``merge_val`` enters only when ``False``."""
         d = self._hashed_fields()
         if d.get("merge_val") is True:
             d.pop("merge_val")
@@ -330,12 +289,7 @@ class ExperimentConfig:
         return hashlib.sha1(blob.encode()).hexdigest()
 
     def run_id(self) -> str:
-        """Folder name: a readable slug plus a short hash of all settings.
-
-        E.g. ``fundus_gsa-recommended_small_cnn_full_s0_3f9a1c02be``: dataset, method (and
-        GSA's recipe), backbone, ``full`` or ``foldK``, seed, then 10 hex digits of
-        :meth:`full_hash`.
-        """
+        """Folder name, e.g. ``fundus_gsa-recommended_small_cnn_full_s0_3f9a1c02be`` (last: :meth:`full_hash`)."""
         slug = re.sub(r"[^A-Za-z0-9.-]+", "-", self.dataset).strip("-")[:40] or "data"
         parts = [slug, method_label(self)] + ([self.backbone] if self.backbone else [])
         parts += ["full" if self.fold is None else f"fold{self.fold}", f"s{self.seed}", self.full_hash()[:10]]
@@ -359,12 +313,9 @@ class ExperimentConfig:
     ) -> ExperimentConfig:
         """A config with a profile's settings (``None``: :func:`gsa_utils.profiles.get_profile`).
 
-        ``overrides`` replace single settings by their flat names (``epochs=5``, ``l1_weight=1e-3``,
-        ``hidden_channels=32``, ``recipe="paper"``, ``pixel_rank=8``), ``None`` included
-        (``pixel_cnn_lr=None`` means the paper's single learning rate; leave a setting out to keep
-        the profile's). A method's own defaults come from its row of the method table
-        (:class:`~gsa_utils.runs.methods.MethodSpec`: the L1 baseline's coefficient, ResAttNet-92's
-        width in the ``smoke`` profile).
+        ``overrides`` replace settings by their flat names (``epochs=5``, ``recipe="paper"``), ``None``
+        included (``pixel_cnn_lr=None``: the paper's single learning rate); the method's own defaults
+        come from its :class:`~gsa_utils.runs.methods.MethodSpec`.
         """
         unknown = sorted(set(overrides) - set(FLAT_NAMES))
         if unknown:
@@ -396,15 +347,8 @@ FLAT_NAMES = _OWN_NAMES + FIT_NAMES + DESIGN_NAMES + RECIPE_NAMES
 
 
 def profile_image_size(size: int, dataset: str) -> int:
-    """The image side a profile of side ``size`` gives ``dataset``.
-
-    Synthetic and ``folder:`` sets get ``size``; the paper's real datasets (and their
-    stand-ins) never more than their native size (:data:`~gsa_utils.data.registry.NATIVE_SIZES`):
-    a profile may shrink large images to save time, but never enlarges small ones. MedMNIST
-    is stored at several sizes, so a MedMNIST set gets the largest stored size not above
-    ``size`` (``smoke``, 32: its 28 px; ``full``, 224: ``retinamnist_224.npz``). An explicit
-    ``image_size`` override still resizes, and the data statement says so.
-    """
+    """The image side a profile of side ``size`` gives ``dataset``: never above a real set's native size,
+    and for MedMNIST the largest stored size not above ``size``."""
     name = normalise_dataset_name(dataset)
     if name in MEDMNIST_NAMES:
         return max([s for s in MEDMNIST_SIZES if s <= size] or [min(MEDMNIST_SIZES)])
@@ -413,14 +357,10 @@ def profile_image_size(size: int, dataset: str) -> int:
 
 
 def profile_label(config: ExperimentConfig) -> str:
-    """How a result is labelled: the profile name, plus what was changed from it.
+    """How a result is labelled: the profile name, plus what was changed from it (``"full (modified: epochs=5)"``).
 
-    Introduced in chapter 10 (``10_baselines``).
-
-    ``"full"`` only when the run used the ``full`` profile's image size, epochs, cut-off
-    epoch, optimiser settings, pretraining and one of its backbones, with no caps on the
-    data; otherwise e.g. ``"smoke"`` or ``"full (modified: epochs=5)"``. Hyper-parameters
-    the protocol searches (K, lambda, weight decay) do not count as modifications.
+    Introduced in chapter 10 (``10_baselines``). The hyper-parameters the protocol searches
+    (K, lambda, weight decay) do not count as changes.
     """
     prof = PROFILES.get(config.profile)
     if prof is None:
@@ -464,8 +404,7 @@ REPETITION_FIELDS = ("seed", "fold")
 def differing_fields(configs: Sequence[ExperimentConfig]) -> tuple[str, ...]:
     """The settings (flat names), other than seed and fold, whose values differ between ``configs``.
 
-    Introduced in chapter 6 (``06_idrid``). Runs that agree on all of them are repetitions
-    of one setting; summaries group by them so two recipes are never pooled.
+    Introduced in chapter 6 (``06_idrid``).
     """
     flats = [c.to_dict() for c in configs]
     names = [n for n in FLAT_NAMES if n not in REPETITION_FIELDS]
@@ -473,8 +412,7 @@ def differing_fields(configs: Sequence[ExperimentConfig]) -> tuple[str, ...]:
 
 
 def variant_label(config: ExperimentConfig, by: Sequence[str]) -> str:
-    """The method name plus the values of the ``by`` settings, e.g. ``"gsa (recipe=paper)"``
-    (two recipes differ in ``recipe``, so they are never pooled)."""
+    """The method name plus the values of the ``by`` settings, e.g. ``"gsa (recipe=paper)"``."""
     flat = config.to_dict()
     parts = [f"{name}={flat[name]}" for name in by if name not in ("dataset", "method", "backbone")]
     return config.method + (f" ({', '.join(parts)})" if parts else "")

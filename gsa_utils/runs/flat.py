@@ -1,12 +1,5 @@
-"""The flat form of a run's settings: one name per setting, as ``config.json``, grids and the command line write them.
-
-:class:`~gsa_utils.runs.config.ExperimentConfig` holds the training settings as a
-:class:`~gsa_utils.settings.FitSettings` (``config.fit``), the pixel CNN's shape as a
-:class:`~gsa_utils.recipes.PixelCNNDesign` (``config.pixel_cnn``) and the recipe as a
-:class:`~gsa_utils.recipes.RecipeChoice` (``config.recipe``). Flat, each of their settings has one
-name (``epochs``, ``l1_weight``, ``hidden_channels``, ``recipe``, ``pixel_rank``); this module
-turns flat values into those objects, and text or numbers into the types the fields are annotated with.
-"""
+"""The flat form of a run's settings (``epochs``, ``l1_weight``, ``hidden_channels``, ``recipe``, ...), as
+``config.json``, grids and the command line write them, turned into the config's nested objects."""
 
 from __future__ import annotations
 
@@ -34,11 +27,13 @@ NONE_MEANS_SOMETHING = ("cutoff_epoch", "pixel_cnn_lr")
 def parse_value(kind: type, value: Any, label: str) -> Any:
     """``value`` as a ``kind`` (``bool``, ``int``, ``float`` or ``str``): 1 and 1.0 hash alike where they mean the same.
 
-    Strings are parsed (``"true"``, ``"5"``, ``"1e-3"``; ``"none"`` is ``None``), as the command line gives
-    them; ``label`` names the setting in the error.
+    Strings are parsed as the command line gives them (``"true"``, ``"5"``, ``"1e-3"``; ``"none"`` is ``None``
+    for every kind); ``label`` names the setting in the error.
     """
+    if isinstance(value, str) and value.strip().lower() in ("none", "null"):
+        return None
     if isinstance(value, str) and kind is not str:
-        value = None if value.strip().lower() in ("none", "null") else value.strip()
+        value = value.strip()
     if value is None or kind is str:
         return value
     if kind is bool:

@@ -1,12 +1,7 @@
 """File locks that let many processes share one results folder without training a run twice.
 
-A run is claimed with a lock file created atomically (``O_CREAT | O_EXCL``), refreshed after
-every epoch. One rule (:func:`stale_reason`), used by ``run``, ``sweep`` and ``status`` alike,
-says when a lock was left by a crashed process: its process on this machine is gone, it was
-not refreshed for ``stale_after`` seconds, or it is empty (a kill between create and write)
-and older than :data:`EMPTY_LOCK_GRACE` seconds. A claim may name its ``owner`` (a Ray task
-id, which stays the same when Ray retries the task): a lock left by the same owner is taken over
-at once, whichever machine the earlier attempt ran on.
+A run is claimed with a lock file created atomically (``O_CREAT | O_EXCL``) and refreshed after every
+epoch; :func:`stale_reason` is the one rule for a lock left by a crashed process.
 """
 
 from __future__ import annotations
@@ -35,15 +30,18 @@ def _lock_payload(token: str, owner: str | None = None) -> str:
     )
 
 
-def _left_by(path: Path, owner: str | None) -> bool:
-    """True when ``owner`` (not ``None``) wrote the lock: an earlier attempt of the same task, now dead."""
-    if owner is None:
-        return False
+def _lock_info(path: Path) -> dict | None:
+    """The lock's contents, or ``None`` when it is absent, unreadable or not a JSON object."""
     try:
         info = json.loads(path.read_text())
     except (OSError, ValueError):
-        return False
-    return isinstance(info, dict) and info.get("owner") == owner
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _left_by(path: Path, owner: str | None) -> bool:
+    """True when ``owner`` (not ``None``) wrote the lock: an earlier attempt of the same task, now dead."""
+    return owner is not None and (_lock_info(path) or {}).get("owner") == owner
 
 
 def lock_age(path: Path) -> float | None:
@@ -55,11 +53,8 @@ def lock_age(path: Path) -> float | None:
 
 def _holder_is_gone(path: Path) -> bool:
     """True when the lock was written on this machine by a process that no longer runs (killed kernel)."""
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    if not isinstance(info, dict) or info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
+    info = _lock_info(path) or {}
+    if info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
         return False
     try:
         os.kill(info["pid"], 0)
@@ -71,13 +66,7 @@ def _holder_is_gone(path: Path) -> bool:
 
 
 def _is_empty(path: Path) -> bool:
-    try:
-        info = json.loads(path.read_text())
-    except FileNotFoundError:
-        return False
-    except (OSError, ValueError):
-        return True
-    return not isinstance(info, dict) or not info.get("token")
+    return path.exists() and not (_lock_info(path) or {}).get("token")
 
 
 def stale_reason(path: Path, stale_after: float) -> str | None:
@@ -120,8 +109,8 @@ def _remove_if_stale(path: Path, stale_after: float) -> bool:
 def claim(lock: Path, stale_after: float, owner: str | None = None) -> str | None:
     """Create ``lock`` exclusively; returns our token, or ``None`` when another process holds it.
 
-    ``owner``: who claims, when it outlives a process (a Ray task id: Ray runs a retry only
-    after the earlier attempt died); a lock written by the same owner is taken over.
+    ``owner``: who claims, when it outlives a process (a Ray task id, the same in Ray's retries, which
+    run only after the earlier attempt died): a lock written by the same owner is taken over.
     """
     token = uuid.uuid4().hex
     for attempt in range(2):
@@ -141,10 +130,7 @@ def claim(lock: Path, stale_after: float, owner: str | None = None) -> str | Non
 
 
 def holds(lock: Path, token: str) -> bool:
-    try:
-        return json.loads(lock.read_text()).get("token") == token
-    except (FileNotFoundError, ValueError):
-        return False
+    return (_lock_info(lock) or {}).get("token") == token
 
 
 def release(lock: Path, token: str) -> None:

@@ -1,10 +1,4 @@
-"""Table 2 as Markdown: the paper's, and ours from :func:`~gsa_utils.runs.tables.build_table`.
-
-:func:`table_to_markdown` renders the rows for the command line's ``table`` command, a notebook
-or a page, with the paper's figure in a parallel column and footnotes naming the profile of
-every result and any synthetic stand-in: results of the ``smoke`` profile or on stand-in data
-are labelled as such and never as a reproduction.
-"""
+"""Table 2 as Markdown: the paper's, and ours from :func:`~gsa_utils.runs.tables.build_table`."""
 
 from __future__ import annotations
 
@@ -31,15 +25,11 @@ def _shorten(items: Sequence[str], n: int = 4) -> str:
 def table_to_markdown(
     rows: Sequence[TableRow], *, paper: bool = True, footnotes: bool = True, caption: str | None = None
 ) -> str:
-    """Render :func:`build_table` rows as a Markdown table with footnotes (for ``IPython.display.Markdown``).
+    """Render :func:`build_table` rows as a Markdown table, the paper's figures beside ours, with footnotes.
 
-    Introduced in chapter 10 (``10_baselines``).
-
-    Datasets with a paper counterpart get a parallel "paper" column with the printed figure.
-    The first line says plainly when the table is not a reproduction (any result outside
-    the ``full`` profile, or on a synthetic stand-in); footnotes give the markers, the
-    profile of the results (tagged per cell when they differ), the data source of every
-    column and the protocol's notes. ``caption``, when given, comes first, in bold.
+    Introduced in chapter 10 (``10_baselines``). The first line says when the table is not a
+    reproduction (results outside the ``full`` profile, or on a stand-in); the footnotes give the
+    markers, each result's profile, the data and the protocol's notes.
     """
     cols = columns_of(rows)
     if not rows:

@@ -1,8 +1,6 @@
 """The method table: every method a run can use, as data, with the one factory that builds its network.
 
-Introduced in chapter 10 (``10_baselines``). A new method is one row of :data:`METHOD_TABLE`
-(and, if it has a network, one small builder); configs, sweeps, summaries and the command
-line read what they need from the row.
+Introduced in chapter 10 (``10_baselines``). A new method is one row of :data:`METHOD_TABLE`.
 """
 
 from __future__ import annotations
@@ -31,35 +29,18 @@ class MethodSpec:
 
     Attributes
     ----------
-    name
-        The canonical name (``"gsa"``, ``"vgg_att3"``, ...).
     build
         Builds the network (``None``: a pixel model fitted once, LR or SVM).
-    uses_backbone
-        Built around an image CNN from :func:`~gsa_utils.backbones.build_backbone`.
-    may_be_pretrained
-        Can start from ImageNet weights (otherwise ``pretrained`` is set to ``False``).
-    uses_lambda
-        Has an L1 term on a map, weighted by lambda (otherwise lambda is 0).
-    freezes_map
-        Freezes its map after the cut-off epoch E (otherwise E is ``None``).
+    uses_lambda, freezes_map
+        Has an L1 term on a map weighted by lambda (else lambda is 0); freezes it after epoch E (else E is ``None``).
     builds_pixel_cnn
-        Builds its map with a pixel CNN: takes a recipe, a pixel-CNN design, and the map's
-        training options (``pixel_cnn_lr``, ``map_warmup_epochs``).
-    sets_width
-        Takes ``model_width`` (ResAttNet-92's base width).
-    l1_weight
-        The method's own default lambda (``None``: the profile's).
-    smoke_width
-        The ``model_width`` it is built with in the ``smoke`` profile (``None``: its full width).
-    l1_reduction
-        How the L1 term on the map reduces it (:func:`~gsa_utils.losses.map_l1`).
+        Takes a recipe, a pixel-CNN design and the map's options (``pixel_cnn_lr``, ``map_warmup_epochs``).
+    l1_weight, smoke_width
+        The method's own lambda and ``model_width`` in the ``smoke`` profile (``None``: the usual).
     grid
         The paper's hyper-parameter grid for the method (section 4.4).
-    min_image_size
-        The smallest image side the network accepts.
     makes_map
-        Learns an attention map, saved with a finished run as ``attention_map.npy``.
+        Learns an attention map, saved with a finished run.
     """
 
     name: str
@@ -83,8 +64,7 @@ class MethodSpec:
         return self.build is not None
 
     def fit_settings(self, fit: FitSettings) -> FitSettings:
-        """How this method trains with ``fit``: lambda 0 without an L1 term, no E without a map to freeze,
-        the method's own L1 reduction, and the map's training options only for a pixel CNN."""
+        """How this method trains with ``fit``: the settings it does not use turned off."""
         return fit.replace(
             cutoff_epoch=fit.cutoff_epoch if self.freezes_map else None,
             l1_weight=fit.l1_weight if self.uses_lambda else 0.0,
@@ -102,10 +82,6 @@ def _backbone(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
 def _gsa(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
     # x_train: the run's own training images only (the pixel representation comes from them)
     return build_gsa(_backbone(config, num_classes, x_train), x_train, config.recipe.resolve(), config.pixel_cnn)
-
-
-def _vanilla(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
-    return _backbone(config, num_classes, x_train)
 
 
 def _l1(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
@@ -127,8 +103,7 @@ def _resattnet92(config, num_classes: int, x_train: torch.Tensor) -> nn.Module:
 
 
 _DECAY = {"weight_decay": WEIGHT_DECAY_GRID}
-#: The L1 baseline's default coefficient (the smallest of the paper's grid; ``l1_reduction="mean"``):
-#: its grid is far from GSA's lambda.
+#: The L1 baseline's default coefficient (the smallest of the paper's grid, far from GSA's lambda).
 L1_DEFAULT_COEFFICIENT = 1.0
 #: ResAttNet-92's base width in the ``smoke`` profile (the paper's network has 64): small enough for a CPU.
 SMOKE_RESATTNET_WIDTH = 8
@@ -147,7 +122,7 @@ METHOD_TABLE: dict[str, MethodSpec] = {
             freezes_map=True,
             builds_pixel_cnn=True,
         ),
-        MethodSpec("vanilla", _vanilla, uses_backbone=True, grid=_DECAY),
+        MethodSpec("vanilla", _backbone, uses_backbone=True, grid=_DECAY),
         MethodSpec(
             "l1",
             _l1,

@@ -1,10 +1,7 @@
 """The paper's Table 2 exactly as printed: accuracy (%), standard deviation and ``*`` markers.
 
-Introduced in chapter 10 (``10_baselines``); :mod:`gsa_utils.runs.tables` sets our results
-beside it. The paper marks in **bold** the CNNs with global attention that differ
-significantly from the vanilla CNN; the bold is lost in the text version we have, so only the
-``*`` markers (global attention vs the L1 baseline) survive. The printed header says "JAFPE":
-a typo for JAFFE.
+Introduced in chapter 10 (``10_baselines``). The paper's bold (global attention vs vanilla) is lost
+in its text version; only the ``*`` (global attention vs L1) survives. "JAFPE" in its header is JAFFE.
 """
 
 from __future__ import annotations
@@ -15,10 +12,7 @@ __all__ = ["PaperCell", "PAPER_COLUMNS", "PAPER_ROWS", "PAPER_TABLE2", "DATASET_
 
 
 class PaperCell(NamedTuple):
-    """One printed cell of the paper's Table 2: accuracy (%), std (``None`` if not printed), ``*``.
-
-    Introduced in chapter 10 (``10_baselines``).
-    """
+    """One printed cell of the paper's Table 2: accuracy (%), std (``None`` if not printed), ``*``."""
 
     mean: float
     std: float | None

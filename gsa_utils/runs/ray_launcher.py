@@ -1,13 +1,9 @@
 """Sweeps on Ray: one Ray task per run, on this machine or on a cluster.
 
-The runs are the same as :func:`~gsa_utils.runs.sweeps.sweep`'s: the same folders, locks,
-checkpoints and data fingerprints, so the results folder (shared storage on a cluster) holds the
-same files whichever launcher wrote them, and the two can be mixed. Ray only schedules: each
-unfinished config becomes one task asking for ``cpus_per_run`` CPUs and ``gpus_per_run`` GPUs
-(a fraction packs several runs on one GPU); a task whose worker dies is retried by Ray
-(``max_retries``) and resumes from the run's last checkpoint. Ray is an optional dependency
-(``pip install 'gsa-utils[ray]'``); the book's page "Running the grid on many machines" says how
-to start a cluster.
+The runs, folders and locks are :func:`~gsa_utils.runs.sweeps.sweep`'s, so the two launchers can
+share a results folder; Ray only schedules, and retries a task whose worker died (it resumes from
+its checkpoint). Ray is optional (``pip install 'gsa-utils[ray]'``); the book's page "Running the
+grid on many machines" says how to start a cluster.
 """
 
 from __future__ import annotations
@@ -15,21 +11,16 @@ from __future__ import annotations
 import math
 import os
 import time
-import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..files import write_atomic
 from .config import ExperimentConfig
 from .locks import DEFAULT_STALE_AFTER
-from .runner import reusable_result
+from .runner import absolute, reusable_result
 from .store import CHECKPOINT_FILE
-from .sweeps import new_report, run_locked
-
-#: How to install Ray, as the error for a missing Ray says.
-RAY_INSTALL = "pip install 'gsa-utils[ray]' (or pip install ray)"
+from .sweeps import new_report, record_error, run_locked
 
 
 def import_ray() -> Any:
@@ -37,16 +28,16 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ImportError(f"the Ray launcher needs Ray, which is not installed: {RAY_INSTALL}") from None
+        raise ImportError(
+            "the Ray launcher needs Ray, which is not installed: pip install 'gsa-utils[ray]' (or pip install ray)"
+        ) from None
     return ray
 
 
 def init_ray(address: str | None = None, attempts: int = 3, **kwargs: Any) -> Any:
-    """Join the Ray cluster at ``address``, or start Ray on this machine (``None``); returns the ``ray`` module.
+    """Join the Ray cluster at ``address``, or start Ray here (``None``; tried ``attempts`` times); returns ``ray``.
 
-    A local start is tried ``attempts`` times: on a loaded machine Ray's helper processes can
-    miss the raylet's start-up window (Ray then raises "The current node timed out during
-    startup"). ``kwargs`` go to ``ray.init`` (e.g. ``num_cpus``).
+    ``kwargs`` go to ``ray.init`` (e.g. ``num_cpus``).
     """
     ray = import_ray()
     for attempt in range(1, attempts + 1):
@@ -67,25 +58,8 @@ def init_ray(address: str | None = None, attempts: int = 3, **kwargs: Any) -> An
 
 @dataclass
 class RunOutcome:
-    """What one Ray task reports back to the driver.
-
-    Attributes
-    ----------
-    run_id
-        The run.
-    status
-        ``"ran"``, ``"finished"`` (by another sweep meanwhile), ``"locked"`` (another sweep is
-        training it), ``"lost"`` (its lock was taken over) or ``"failed"``.
-    accuracy, eval_set
-        Accuracy after the last epoch on ``"test"`` (full run) or ``"val"`` (a CV fold).
-    seconds
-        Wall-clock time of the task's final attempt.
-    resumed
-        The run started from a checkpoint left by an earlier attempt (a killed worker, an
-        interrupted sweep).
-    error
-        ``"ExceptionType: message"`` of a failed run (the trace is in ``<run_dir>/error.txt``).
-    """
+    """What one Ray task reports back: a status of :func:`~gsa_utils.runs.sweeps.run_locked` or ``"failed"``,
+    the accuracy after the last epoch, and whether the run resumed from a checkpoint."""
 
     run_id: str
     status: str
@@ -106,7 +80,7 @@ def run_task(
     threads: int,
     on_epoch_end: Callable[[ExperimentConfig, int, dict], None] | None = None,
 ) -> RunOutcome:
-    """One run inside a Ray task: claim it (the task id is the lock's owner), train or resume it, release it."""
+    """One run inside a Ray task, locked with the task id as owner."""
     import ray
     import torch
 
@@ -126,10 +100,7 @@ def run_task(
             owner=ray.get_runtime_context().get_task_id(),
         )
     except Exception as err:  # noqa: BLE001 - reported to the driver; the sweep goes on
-        try:
-            write_atomic(Path(results_dir) / rid / "error.txt", traceback.format_exc().encode())
-        except OSError:
-            pass
+        record_error(Path(results_dir) / rid)
         return RunOutcome(rid, "failed", seconds=time.perf_counter() - t0, error=f"{type(err).__name__}: {err}")
     outcome = RunOutcome(rid, status, seconds=time.perf_counter() - t0, resumed=resumed and status == "ran")
     if result is not None:
@@ -172,41 +143,24 @@ def ray_sweep(
 
     Parameters
     ----------
-    configs
-        The configs of the sweep.
     results_dir
-        The results folder; on a cluster, storage that every node sees at the same path.
+        On a cluster, storage that every node sees at the same path.
     address
-        ``None``: use the Ray this process is already connected to, else start one on this
-        machine (stopped again at the end). ``"auto"`` or ``"HOST:PORT"``: join that cluster.
-    gpus_per_run
-        GPUs per task; a fraction (e.g. 0.25) packs that many runs on one GPU. ``None``: 1 when
-        the cluster has GPUs, else 0. With 0 the runs train on the CPU.
-    cpus_per_run
-        CPUs per task; each run uses as many torch threads (at least 1).
+        ``None``: the Ray this process is connected to, else one started here (and stopped at the
+        end); ``"auto"`` or ``"HOST:PORT"``: join that cluster.
+    gpus_per_run, cpus_per_run
+        Per task; a GPU fraction packs runs on one GPU (``None``: 1 when the cluster has GPUs,
+        else 0, and the runs train on the CPU). Each run uses ``cpus_per_run`` torch threads.
     max_retries
-        How often Ray retries a task whose worker died; each retry resumes from the checkpoint.
-    progress
-        One line per finished run (id, accuracy, time) and a running count.
-    stale_after, data_dir, cache_dir, device
-        As for :func:`~gsa_utils.runs.sweeps.sweep` (``device``: ``None`` picks the GPU Ray
-        assigned, else the CPU).
+        How often Ray retries a task whose worker died.
     on_epoch_end
-        ``on_epoch_end(config, epoch, record)`` after every epoch, inside the task (it must be
-        picklable).
+        As for :func:`~gsa_utils.runs.sweeps.sweep`; it runs inside the task, so it must pickle.
 
     Returns
     -------
     dict
-        ``ran``, ``finished_before``, ``locked``, ``lost``, ``failed`` (run id -> message) as
-        :func:`sweep` returns, plus ``resumed`` (runs that continued from a checkpoint),
-        ``runs_per_hour`` (runs trained per hour of this call) and ``n_configs``.
-
-    Notes
-    -----
-    Finished runs are counted without starting Ray. A ``KeyboardInterrupt`` cancels the
-    pending tasks (a running one stops, releases its lock and keeps its checkpoint) and
-    propagates; the same sweep run again resumes and finishes the rest.
+        :func:`sweep`'s report, plus ``resumed`` and ``runs_per_hour``. Ctrl-C cancels the pending
+        tasks, keeping their checkpoints: run the sweep again to resume.
     """
     ray = import_ray()
     t0 = time.perf_counter()
@@ -252,8 +206,8 @@ def ray_sweep(
                     cfg,
                     str(results),
                     stale_after,
-                    _absolute(data_dir),
-                    _absolute(cache_dir),
+                    absolute(data_dir),
+                    absolute(cache_dir),
                     device,
                     threads,
                     on_epoch_end,
@@ -269,11 +223,6 @@ def ray_sweep(
     hours = (time.perf_counter() - t0) / 3600
     report["runs_per_hour"] = len(report["ran"]) / hours if hours > 0 else None
     return report
-
-
-def _absolute(path: str | os.PathLike | bool | None) -> str | bool | None:
-    """A path as the workers must see it (absolute: their working folder is not ours); ``None``/``False`` as given."""
-    return path if path is None or isinstance(path, bool) else str(Path(path).expanduser().resolve())
 
 
 def _collect(ray: Any, pending: dict, report: dict, progress: bool, total: int) -> None:

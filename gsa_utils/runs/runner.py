@@ -11,7 +11,6 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -21,12 +20,11 @@ from ..data.fingerprint import data_fingerprint, file_sha256
 from ..data.registry import load_dataset, plan_data
 from ..data.standardization import standardize_dataset
 from ..devices import seed_everything
-from ..files import write_json
 from ..history import History
 from ..models import GlobalSpatialAttention
 from ..protocol import stratified_folds
 from ..training import HasAttentionMap, two_phase_fit
-from .config import PIXEL_METHODS, ExperimentConfig, profile_label
+from .config import DATA_DEFAULTS, PIXEL_METHODS, ExperimentConfig
 from .methods import METHOD_TABLE
 from .store import (
     CHECKPOINT_FILE,
@@ -41,6 +39,7 @@ from .store import (
     read_result,
     save_result,
     set_aside_corrupt,
+    write_config,
 )
 
 _DATA_CACHE: dict[tuple, tuple[StructuredDataset, dict]] = {}
@@ -48,7 +47,8 @@ _DATA_CACHE_SIZE = 2
 _FILE_HASHES: dict[tuple, str] = {}
 
 
-def _where(path: str | os.PathLike | bool | None) -> Any:
+def absolute(path: str | os.PathLike | bool | None) -> str | bool | None:
+    """A path made absolute (as Ray's workers, in another folder, must see it); ``None`` and ``False`` as given."""
     return str(Path(path).expanduser().resolve()) if isinstance(path, (str, os.PathLike)) else path
 
 
@@ -58,13 +58,7 @@ def _load(
     """The run's unstandardised dataset and its fingerprint (both kept in memory for the next runs of a sweep),
     capped by n_train/n_test."""
     plan = plan_data(config.dataset, config.image_size, data_dir)  # a file put in place changes the key
-    reading = {
-        "channels": config.channels,
-        "csv": config.csv,
-        "split_file": config.split_file,
-        "duplicates": config.duplicates,
-        "resize": config.resize,
-    }
+    reading = {name: getattr(config, name) for name in DATA_DEFAULTS}
     key = (
         config.dataset,
         config.image_size,
@@ -73,7 +67,7 @@ def _load(
         plan.kind,
         str(plan.path),
         _tree_state(plan.path),
-        _where(cache_dir),
+        absolute(cache_dir),
         *reading.values(),
     )
     hit = _DATA_CACHE.get(key)
@@ -148,13 +142,8 @@ def data_mismatch(
 ) -> str | None:
     """Why a finished run was made on other data than ``record.config`` would load now, or ``None``.
 
-    A run on a synthetic stand-in never counts for real data and vice versa
-    (:func:`~gsa_utils.data.registry.plan_data`, nothing loaded); a run on a MedMNIST file
-    counts only for a file with the same SHA-256; any other run (folders, IDRiD, JAFFE,
-    synthetic sets) only when the images and labels loaded now (through the cache of decoded
-    images, ``cache_dir``) have the content fingerprint it recorded, so a replaced, added or
-    removed image makes it stale. Results written before data fingerprints are judged by the
-    ``stand_in_for`` they recorded.
+    A stand-in never counts for real data nor the reverse; a MedMNIST file must have the same
+    SHA-256, any other data the same content fingerprint.
     """
     config = record.config
     plan = plan_data(config.dataset, config.image_size, data_dir)
@@ -188,11 +177,9 @@ def reusable_result(
 ) -> RunRecord | None:
     """The finished run of ``config`` when it may be reused for the data found now, else ``None``.
 
-    A corrupt ``history.json`` is renamed ``history.json.corrupt``; the result files of a run
-    made on other data (:func:`data_mismatch`) move to a sibling folder
-    ``<run_id>~<source>-<fingerprint key>`` (kept, but no longer read by
-    :func:`~gsa_utils.runs.store.load_results`, so old and new results never mix).
-    Each says so in a warning naming the path; the run is then trained again and nothing is lost.
+    A corrupt ``history.json`` is renamed ``history.json.corrupt``; the results of a run made on other
+    data (:func:`data_mismatch`) move to a sibling folder ``<run_id>~<source>-<fingerprint key>``, which
+    summaries do not read. Either is said in a warning, and the run is trained again.
     """
     run_dir = Path(results_dir) / config.run_id()
     if not (run_dir / RESULT_FILE).exists():
@@ -228,14 +215,10 @@ def reusable_result(
 
 
 def build_model(config: ExperimentConfig, num_classes: int, x_train: torch.Tensor) -> nn.Module:
-    """The network of a run, built from its config (call :func:`seed_everything` first).
+    """The network of a run, built by its method's row of :data:`~gsa_utils.runs.methods.METHOD_TABLE`.
 
-    Introduced in chapter 10 (``10_baselines``). The builder is the method's row of
-    :data:`~gsa_utils.runs.methods.METHOD_TABLE`: for ``gsa``,
-    ``GlobalSpatialAttention(build_backbone(...), PixelCNN(N*C, K), pixel_representation(x_train))``
-    where ``x_train`` must be the training images of the run's own fold; ``vanilla``: the
-    backbone; ``l1``: :class:`~gsa_utils.baselines.l1_weights.L1PixelWeights`; ``vgg_att3`` /
-    ``resattnet92``: the baselines of :mod:`gsa_utils.baselines`.
+    Introduced in chapter 10 (``10_baselines``). ``x_train``: the training images of the run's own
+    fold (GSA's pixel representation comes from them). Call :func:`seed_everything` first.
     """
     build = METHOD_TABLE[config.method].build
     if build is None:
@@ -253,45 +236,14 @@ def run_experiment(
     progress: bool = False,
     on_epoch_end: Callable[[int, dict], None] | None = None,
 ) -> RunRecord:
-    """Train (or fit) one config, resuming from its checkpoint, and write its results folder.
+    """Train (or fit) one config in ``results_dir / config.run_id()``, resuming from its checkpoint.
 
-    Introduced in chapter 10 (``10_baselines``).
-
-    Parameters
-    ----------
-    config
-        The run.
-    results_dir
-        The run lives in ``results_dir / config.run_id()``. A finished run (a complete
-        ``history.json``, made on the same kind of data: :func:`reusable_result`) is not
-        trained again: its results are read back.
-    data_dir, cache_dir
-        Passed to :func:`~gsa_utils.data.registry.load_dataset` (``cache_dir=False``: no
-        cache of decoded images).
-    device
-        ``None`` picks cuda, mps or cpu.
-    progress
-        Show the epoch progress bar.
-    on_epoch_end
-        Called as ``on_epoch_end(epoch, record)`` after each epoch's checkpoint is written
-        (e.g. to refresh a lock, or to stop a run in a test).
-
-    Returns
-    -------
-    RunRecord
-        As :func:`~gsa_utils.runs.store.load_results` gives for one run, with ``model`` set
-        to the trained network when it was trained in this call. The per-epoch accuracies
-        are ``history["test_acc"]`` (``fold=None``) or ``history["val_acc"]``
-        (:attr:`~gsa_utils.runs.store.RunRecord.eval_curve`); LR and SVM have a single
-        record (epoch 1).
-
-    Notes
-    -----
-    Not locked: two processes calling it for the same config at once would collide; use
-    :func:`sweep` (or the ``run`` command, which locks) for that. Only the training images
-    of the run's fold shape the model, including GSA's pixel representation and the
-    standardisation statistics (datasets standardised by their own statistics). The result
-    records the data's fingerprint (:func:`~gsa_utils.data.fingerprint.data_fingerprint`).
+    Introduced in chapter 10 (``10_baselines``). A finished run (:func:`reusable_result`) is read
+    back, not trained again. ``data_dir``, ``cache_dir``: for
+    :func:`~gsa_utils.data.registry.load_dataset` (``cache_dir=False``: no cache of decoded images);
+    ``on_epoch_end(epoch, record)`` runs after each epoch's checkpoint. Only the fold's training
+    images shape the model and the standardisation. Not locked: :func:`sweep` locks.
+    Returns the run as :func:`~gsa_utils.runs.store.load_results` reads it, with ``model`` set.
     """
     if not isinstance(config, ExperimentConfig):
         raise TypeError(f"config must be an ExperimentConfig, got {type(config).__name__}")
@@ -300,10 +252,7 @@ def run_experiment(
     if done is not None:
         return done
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(
-        run_dir / CONFIG_FILE,
-        {"run_id": config.run_id(), "config": config.to_dict(), "profile_label": profile_label(config)},
-    )
+    write_config(run_dir, config)
 
     raw, fingerprint = _load(config, data_dir, cache_dir)
     ds, x_tr, y_tr, eval_name, x_ev, y_ev = _split(config, raw)
@@ -345,8 +294,6 @@ def run_experiment(
             progress=progress,
             on_epoch_end=on_epoch_end,
         )
-        # how the map was built: the config's recipe, not the model's
-        history.config["recipe"] = config.recipe.name if config.recipe else None
         seconds = time.perf_counter() - t0
     save_result(
         config,

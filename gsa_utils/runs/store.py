@@ -1,17 +1,14 @@
-"""The results folder format: one folder per run, written atomically, read back as records.
+"""The results folder format: one folder per run, written atomically, read back as records, and its runs' states.
 
 Introduced in chapter 10 (``10_baselines``). A run's folder::
 
-    <results_dir>/<run_id>/config.json        the config (written first)
+    <results_dir>/<run_id>/config.json        the settings (written first; their only copy)
     <results_dir>/<run_id>/checkpoint.pt      while training; an interrupted run resumes from it
     <results_dir>/<run_id>/attention_map.npy  GSA and L1 runs: the final map (H x W float32)
     <results_dir>/<run_id>/history.json       written last, atomically: the run is finished
 
-A run counts as finished only when its ``history.json`` parses and is complete (a config, one
-record for every epoch ``1..config.fit.epochs``, one for LR and SVM, and for GSA and L1 the
-``attention_map.npy`` beside it); a damaged or incomplete one raises :class:`ResultError`
-naming the file, and :func:`set_aside_corrupt` renames it ``history.json.corrupt`` so the run
-is trained again.
+A run counts as finished only when its ``history.json`` parses and is complete (:func:`missing_parts`);
+a damaged or incomplete one raises :class:`ResultError` naming the file.
 """
 
 from __future__ import annotations
@@ -33,10 +30,12 @@ from ..checkpoints import remove_checkpoint
 from ..data.base import StructuredDataset
 from ..data.fingerprint import data_fingerprint
 from ..data.registry import describe_source, normalise_dataset_name
-from ..files import move_aside, write_atomic, write_json
+from ..files import move_aside, orphaned_temp_files, write_atomic, write_json
 from ..history import History
 from ..paths import RESULTS_DIR_ENV, repo_folder
+from ..settings import FitSettings
 from .config import BACKBONE_METHODS, MAP_METHODS, ExperimentConfig, profile_label
+from .locks import LOCK_FILE, stale_reason
 
 CONFIG_FILE = "config.json"
 RESULT_FILE = "history.json"
@@ -49,11 +48,9 @@ RESULT_FORMAT = 1
 
 
 def default_results_dir() -> Path:
-    """The results folder chapters and the command line use by default.
+    """``$GSA_RESULTS_DIR``, else ``<repo>/results`` in a checkout, else ``./results``.
 
-    Introduced in chapter 6 (``06_idrid``). ``$GSA_RESULTS_DIR`` when set; otherwise
-    ``<repo>/results`` in a checkout (anchored to the repository, because notebooks run
-    inside ``notebooks/``), else ``./results``.
+    Introduced in chapter 6 (``06_idrid``).
     """
     return repo_folder(RESULTS_DIR_ENV, "results")
 
@@ -70,8 +67,7 @@ class ResultError(ValueError):
 def dataset_info(
     ds: StructuredDataset, n_train_used: int, n_eval: int, eval_name: str, fingerprint: Mapping[str, Any] | None = None
 ) -> dict:
-    """What a result records about its data; ``fingerprint``: :func:`~gsa_utils.data.fingerprint.data_fingerprint`
-    of the data as loaded (``as_dict()`` plus ``key``; computed here when not given)."""
+    """What a result records about its data (``fingerprint``: computed here when not given)."""
     if fingerprint is None:
         fp = data_fingerprint(ds)
         fingerprint = dict(fp.as_dict(), key=fp.key)
@@ -101,27 +97,18 @@ class RunRecord:
 
     Attributes
     ----------
-    run_id, run_dir
-        The folder name and path.
-    config
-        The run's :class:`~gsa_utils.runs.config.ExperimentConfig`.
     history
-        Its :class:`~gsa_utils.training.History` (without maps; see :attr:`map_file`).
-    profile_label
-        How the result is labelled (:func:`~gsa_utils.runs.config.profile_label`).
+        Its :class:`~gsa_utils.history.History`, without maps (the final one is ``map_file``).
     dataset
         What the data were: name, source, ``stand_in_for``, ``statement``, sizes.
     eval_set
         ``"test"`` (``fold=None``) or ``"val"`` (a CV fold).
     baseline
         LR/SVM: ``best_params`` and ``cv_accuracy`` of the internal grid search.
-    pixel_channels, seconds, finished
-        GSA's NC, training time, when it finished.
-    map_file
-        ``attention_map.npy`` of a GSA or L1 run (``None`` otherwise).
+    pixel_channels
+        GSA's NC.
     model
-        The trained network when :func:`~gsa_utils.runs.runner.run_experiment` trained it
-        in this call (``None`` otherwise, and for LR/SVM).
+        The network when :func:`~gsa_utils.runs.runner.run_experiment` trained it in this call.
     """
 
     run_id: str
@@ -145,10 +132,7 @@ class RunRecord:
 
 
 def data_source(dataset: Mapping[str, Any]) -> str:
-    """``"real"``, ``"stand-in"`` or ``"synthetic"`` for a result's ``dataset`` record.
-
-    Results written before data fingerprints existed are judged by ``stand_in_for`` and ``source``.
-    """
+    """``"real"``, ``"stand-in"`` or ``"synthetic"`` for a result's ``dataset`` record."""
     fp = dataset.get("fingerprint") or {}
     if fp.get("source"):
         return "stand-in" if fp["source"] == "stand-in" else str(fp["source"])
@@ -167,16 +151,12 @@ def _parse_result(path: Path) -> tuple[dict, ExperimentConfig, History]:
         raise ResultError(
             path, f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}): truncated or damaged"
         ) from None
-    if (
-        not isinstance(data, dict)
-        or not isinstance(data.get("config"), dict)
-        or not isinstance(data.get("history"), dict)
-    ):
-        raise ResultError(path, "incomplete: no 'config' or 'history' section")
+    if not isinstance(data, dict) or not isinstance(data.get("history"), dict):
+        raise ResultError(path, "incomplete: no 'history' section")
+    config = _config_of(path.parent, data.get("config"))
+    if config is None:
+        raise ResultError(path, f"its settings ({CONFIG_FILE}) are missing or damaged")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            config = ExperimentConfig.from_dict(data["config"])
         history = History.from_dict(data["history"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ResultError(path, f"incomplete or damaged ({type(exc).__name__}: {exc})") from None
@@ -189,9 +169,9 @@ def _parse_result(path: Path) -> tuple[dict, ExperimentConfig, History]:
 
 
 def missing_parts(config: ExperimentConfig, history: History, map_file: Path | None = None) -> str | None:
-    """What a finished run of ``config`` lacks (epoch records, its map file), or ``None`` when it is complete.
+    """What a finished run lacks (a record per epoch, GSA's and L1's map), or ``None`` when it is complete.
 
-    ``map_file``: where the map of a GSA or L1 run should be (``None``: look for it in ``history.maps``).
+    ``map_file``: where the map should be (``None``: look for it in ``history.maps``).
     """
     epochs = [r.get("epoch") for r in history.records]
     want = list(range(1, config.fit.epochs + 1)) if config.fit is not None else [1]
@@ -213,13 +193,7 @@ def _span(epochs: list) -> str:
 
 
 def read_result(run_dir: Path) -> RunRecord:
-    """A finished run (see :func:`load_results`).
-
-    Raises
-    ------
-    ResultError
-        ``history.json`` does not parse or is incomplete (the message names the file).
-    """
+    """A finished run (see :func:`load_results`); :class:`ResultError` when ``history.json`` is unusable."""
     data, config, history = _parse_result(run_dir / RESULT_FILE)
     map_file = run_dir / MAP_FILE
     return RunRecord(
@@ -248,30 +222,11 @@ def save_result(
     pixel_channels: int | None = None,
     seconds: float | None = None,
 ) -> Path:
-    """Write a finished run's ``history.json`` (and ``attention_map.npy``), then delete its checkpoint.
+    """Write a finished run's folder (also one trained elsewhere, e.g. on Colab); returns the folder.
 
-    Introduced in chapter 10 (``10_baselines``). :func:`run_experiment` calls it; call it
-    yourself to add a run trained elsewhere (e.g. on Colab) to a results folder.
-
-    Parameters
-    ----------
-    config
-        The run's config (decides the folder).
-    history
-        Its :class:`~gsa_utils.training.History`: ``test_acc`` per epoch for ``fold=None``,
-        ``val_acc`` for a CV fold, a record for every epoch ``1..config.fit.epochs`` (one for LR
-        and SVM). GSA and L1 need the map after the last epoch (``history.maps``), which goes
-        to ``attention_map.npy``; an incomplete history raises ValueError.
-    dataset
-        What :func:`load_results` reports as ``dataset`` (name, source, ``stand_in_for``,
-        ``statement``, sizes).
-    baseline, pixel_channels, seconds
-        LR/SVM grid-search results, GSA's NC, training time.
-
-    Returns
-    -------
-    pathlib.Path
-        The run folder.
+    Introduced in chapter 10 (``10_baselines``). ``history`` needs a record for every epoch
+    (``test_acc`` for ``fold=None``, else ``val_acc``) and, for GSA and L1, the map after the
+    last epoch; an incomplete one raises ValueError. The checkpoint is then deleted.
     """
     fault = missing_parts(config, history)
     if fault:
@@ -279,10 +234,7 @@ def save_result(
     run_dir = Path(results_dir) / config.run_id()
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / CONFIG_FILE).exists():
-        write_json(
-            run_dir / CONFIG_FILE,
-            {"run_id": config.run_id(), "config": config.to_dict(), "profile_label": profile_label(config)},
-        )
+        write_config(run_dir, config)
     final_map = history.maps.get(config.fit.epochs) if config.fit is not None else None
     if final_map is not None:
         buf = io.BytesIO()
@@ -290,12 +242,11 @@ def save_result(
         write_atomic(run_dir / MAP_FILE, buf.getvalue())
     hist_dict = history.to_dict()
     hist_dict["maps"] = {}  # maps go to attention_map.npy, not into the JSON
+    hist_dict["config"] = {k: v for k, v in history.config.items() if k not in FitSettings.names()}  # in config.json
     eval_set = "test" if config.fold is None else "val"
     result = {
         "format": RESULT_FORMAT,
         "run_id": config.run_id(),
-        "config": config.to_dict(),
-        "profile_label": profile_label(config),
         "dataset": dict(dataset or {"name": config.dataset}),
         "eval_set": eval_set,
         "history": hist_dict,
@@ -320,23 +271,12 @@ def load_results(
 ) -> list[RunRecord]:
     """Every finished run under ``results_dir`` (sorted by run id), optionally filtered.
 
-    Introduced in chapter 10 (``10_baselines``).
-
-    Returns
-    -------
-    list of RunRecord
-        Corrupt result files are left out with a warning naming them (see
-        :func:`corrupt_results`; ``sweep`` trains those runs again). Folders of results set
-        aside because they were made on other data (``<run_id>~...``) are not read.
+    Introduced in chapter 10 (``10_baselines``). Corrupt results are left out with a warning;
+    folders set aside as made on other data (``<run_id>~...``) are not read.
     """
-    root = Path(results_dir)
-    if not root.is_dir():
-        return []
     want_ds = normalise_dataset_name(dataset) if dataset is not None else None
     out = []
-    for run_dir in sorted(p for p in root.iterdir() if p.is_dir() and SET_ASIDE_MARK not in p.name):
-        if not (run_dir / RESULT_FILE).exists():
-            continue
+    for run_dir in _result_dirs(results_dir):
         try:
             r = read_result(run_dir)
         except ResultError as err:
@@ -353,6 +293,14 @@ def load_results(
     return out
 
 
+def _result_dirs(results_dir: str | os.PathLike) -> list[Path]:
+    """The run folders under ``results_dir`` with a ``history.json``, sorted (not those set aside)."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if SET_ASIDE_MARK not in p.name and (p / RESULT_FILE).is_file())
+
+
 def set_aside_corrupt(run_dir: Path) -> Path | None:
     """Rename a corrupt ``history.json`` to ``history.json.corrupt`` (kept for inspection) so the run is trained
     again; return the new path, or ``None`` when the result is absent or good."""
@@ -367,41 +315,101 @@ def set_aside_corrupt(run_dir: Path) -> Path | None:
 
 
 def corrupt_results(results_dir: str | os.PathLike) -> list[tuple[Path, ExperimentConfig | None, ResultError]]:
-    """Every run folder under ``results_dir`` whose ``history.json`` exists but is corrupt.
-
-    Returns ``(run folder, its config from config.json or None, the error)``, sorted by folder.
-    """
-    root = Path(results_dir)
+    """``(run folder, its config or None, the error)`` of every corrupt ``history.json`` under ``results_dir``."""
     out: list[tuple[Path, ExperimentConfig | None, ResultError]] = []
-    if not root.is_dir():
-        return out
-    for run_dir in sorted(p for p in root.iterdir() if p.is_dir() and SET_ASIDE_MARK not in p.name):
-        path = run_dir / RESULT_FILE
-        if not path.exists():
-            continue
+    for run_dir in _result_dirs(results_dir):
         try:
-            _parse_result(path)
+            _parse_result(run_dir / RESULT_FILE)
         except ResultError as err:
             out.append((run_dir, _config_of(run_dir), err))
     return out
 
 
-def _config_of(run_dir: Path) -> ExperimentConfig | None:
-    """The config in a run folder's ``config.json`` (``None`` when it is missing or unreadable)."""
+def write_config(run_dir: Path, config: ExperimentConfig) -> None:
+    """Write ``config.json``: the run's settings, the one copy a run folder keeps."""
+    write_json(run_dir / CONFIG_FILE, {"run_id": config.run_id(), "config": config.to_dict()})
+
+
+def _config_of(run_dir: Path, stored: Any = None) -> ExperimentConfig | None:
+    """The config of a run folder (``None`` when it is missing or unreadable).
+
+    ``stored``: the copy older folders kept in ``history.json``; else ``config.json`` is read.
+    """
     try:
+        if stored is None:
+            stored = json.loads((run_dir / CONFIG_FILE).read_text())["config"]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            return ExperimentConfig.from_dict(json.loads((run_dir / CONFIG_FILE).read_text())["config"])
-    except (OSError, ValueError, KeyError, TypeError):
+            return ExperimentConfig.from_dict(stored)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
 def load_attention_map(result: RunRecord) -> np.ndarray | None:
-    """The final attention map (H x W) of a GSA or L1 run from :func:`load_results`, else ``None``.
-
-    A finished GSA or L1 run always has one (a run without it counts as incomplete and is
-    trained again); ``None`` only for methods without a map.
+    """The final attention map (H x W) of a GSA or L1 run, else ``None``.
 
     Introduced in chapter 10 (``10_baselines``).
     """
     return None if result.map_file is None else np.load(result.map_file)
+
+
+#: Every state a run folder can be in, in the order they are counted.
+RUN_STATES = ("finished", "set aside", "corrupt", "running", "interrupted", "failed", "not started")
+
+
+def _left_behind(run_dir: Path) -> list[str]:
+    """Checkpoints set aside and temporary files of killed writers in ``run_dir``."""
+    found = [
+        f"corrupt checkpoint set aside (kept for inspection): {bad.absolute()}"
+        for bad in sorted(run_dir.glob(f"{CHECKPOINT_FILE}*.corrupt*"))
+    ]
+    found += [
+        f"checkpoint of other settings set aside (kept for inspection): {bad.absolute()}"
+        for bad in sorted(run_dir.glob(f"{CHECKPOINT_FILE}*.foreign*"))
+    ]
+    for tmp in orphaned_temp_files(run_dir):
+        size = tmp.stat().st_size if tmp.exists() else 0
+        found.append(
+            f"temporary file of a killed writer ({size / 2**20:.1f} MiB): {tmp.absolute()}; the next "
+            f"run of {run_dir.name} removes it"
+        )
+    return found
+
+
+def run_state(run_dir: Path, stale_after: float) -> tuple[str, str | None]:
+    """The state of one run folder (one of :data:`RUN_STATES`) and, for a corrupt result or a stale lock, why."""
+    result_error = None
+    if (run_dir / RESULT_FILE).exists():
+        try:
+            read_result(run_dir)
+        except ResultError as err:
+            result_error = err
+    if SET_ASIDE_MARK in run_dir.name:
+        return "set aside", None  # results made on other data, kept for reference
+    if result_error is not None:
+        return "corrupt", f"{result_error}; the sweep re-runs it"
+    if (run_dir / RESULT_FILE).exists():
+        return "finished", None
+    if (run_dir / LOCK_FILE).exists():
+        why = stale_reason(run_dir / LOCK_FILE, stale_after)  # the rule run and sweep use to take it over
+        if why is None:
+            return "running", None
+        return "interrupted", (
+            f"lock {(run_dir / LOCK_FILE).absolute()} left by a crashed process ({why}); "
+            f"the next run or sweep takes it over"
+        )
+    if (run_dir / "error.txt").exists():
+        return "failed", None
+    return ("interrupted" if (run_dir / CHECKPOINT_FILE).exists() else "not started"), None
+
+
+def results_status(results: str | os.PathLike, stale_after: float) -> tuple[dict[str, str], list[str]]:
+    """``{run folder name: state}`` for every run under ``results``, and the problems found (one line each)."""
+    states: dict[str, str] = {}
+    problems: list[str] = []
+    for run_dir in sorted(p for p in Path(results).iterdir() if p.is_dir()):
+        problems += _left_behind(run_dir)
+        states[run_dir.name], why = run_state(run_dir, stale_after)
+        if why is not None:
+            problems.append(why)
+    return states, problems

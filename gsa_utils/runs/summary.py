@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -24,23 +25,15 @@ class ProtocolSummary:
     Attributes
     ----------
     mean, std
-        Test accuracy (a fraction) over the selected epochs; ``None`` when the full run is
-        missing (``std`` is NaN for a single number, LR and SVM).
-    samples, epochs
-        The per-epoch test accuracies and their epochs (1-based).
+        Test accuracy (a fraction) over the selected epochs, or over the seeds' numbers when
+        ``seeds`` has two or more (``samples`` then holds one per seed); ``mean`` is ``None``
+        without the full run, ``std`` NaN for one number (LR, SVM).
     best_params, cv_score
         The chosen setting's hyper-parameters and its mean validation accuracy.
-    n_folds_done, n_settings
-        CV folds of the chosen setting, settings compared.
     profile, run_id
         Label (:func:`~gsa_utils.runs.config.profile_label`) and id of the full run.
-    dataset_source, stand_in_for, dataset_statement
-        What the data were.
     notes
         Every deviation from the paper's protocol, in words.
-    seeds
-        The seeds behind the number. With two or more, ``mean`` and ``std`` are taken over
-        the seeds' protocol numbers (``samples`` holds one per seed), not over epochs.
     """
 
     mean: float | None = None
@@ -72,48 +65,15 @@ def protocol_summary(
 ) -> ProtocolSummary:
     """The paper's number for one (dataset, method, backbone): CV-chosen setting, CV-chosen epochs, test accuracy.
 
-    Introduced in chapter 10 (``10_baselines``).
-
-    1. Group the finished runs by setting (every field but ``fold``); keep the settings
-       with all ``n_folds`` CV folds finished (if none has all, those with the most, noted).
-    2. :func:`~gsa_utils.protocol.select_hyperparameters`: the setting with the highest mean
-       validation accuracy over its ``n_epochs`` best epochs.
-    3. Read the test accuracy of that setting's full-training run (``fold=None``) at those
-       epochs: :func:`~gsa_utils.protocol.protocol_accuracy`.
-
-    LR and SVM have one test accuracy (their hyper-parameters come from the grid search
-    inside :func:`~gsa_utils.baselines.linear.fit_pixel_baseline`); ``std`` is then NaN.
-
-    Parameters
-    ----------
-    results_dir
-        Results folder (ignored when ``results`` is given).
-    dataset, method, backbone
-        Which cell of the table; ``backbone`` is ignored for methods without one.
-    n_epochs
-        Epochs to select (paper: 30).
-    seed
-        Only runs with this seed; ``None``: every seed present. With several seeds the
-        protocol runs per seed and the summary gives mean and spread over the seeds.
-    results
-        Already loaded results (:func:`load_results`), to avoid reading the folder again.
-
-    Returns
-    -------
-    ProtocolSummary
+    Introduced in chapter 10 (``10_baselines``). The settings with all CV folds finished
+    (else the most, noted) compete by :func:`~gsa_utils.protocol.select_hyperparameters`; the
+    winner's full-training run is read at the chosen epochs
+    (:func:`~gsa_utils.protocol.protocol_accuracy`). ``seed=None`` takes every seed present (mean
+    and spread over the seeds' numbers); ``results``: already loaded runs (``results_dir`` is then ignored).
     """
     pool = list(results) if results is not None else load_results(results_dir)
     if seed is None:
-        ds_name, m = normalise_dataset_name(dataset), normalise_method(method)
-        seeds = sorted(
-            {
-                r.config.seed
-                for r in pool
-                if r.config.dataset == ds_name
-                and r.config.method == m
-                and (backbone is None or r.config.backbone in (None, backbone))
-            }
-        )
+        seeds = sorted({r.config.seed for r in cell_runs(pool, dataset, method, backbone)})
         if len(seeds) > 1:
             return _over_seeds(
                 [
@@ -121,9 +81,7 @@ def protocol_summary(
                     for s in seeds
                 ]
             )
-    summary = ProtocolSummary(
-        **_summarise(results_dir, dataset, method, backbone, n_epochs=n_epochs, seed=seed, results=pool)
-    )
+    summary = _summarise(results_dir, dataset, method, backbone, n_epochs=n_epochs, seed=seed, results=pool)
     if summary.mean is not None and seed is not None:
         summary.seeds = [seed]
     elif summary.mean is not None:
@@ -147,20 +105,14 @@ def _over_seeds(per_seed: list[ProtocolSummary]) -> ProtocolSummary:
         notes.append(f"{len(per_seed) - len(done)} seed(s) without a protocol number left out")
     if len({str(s.best_params) for s in done}) > 1:
         notes.append("the seeds chose different hyper-parameters; best_params are those of seed " + str(seeds[0]))
-    return ProtocolSummary(
+    return replace(
+        first,
         mean=float(means.mean()),
         std=float(means.std(ddof=1)) if len(means) > 1 else float("nan"),
         samples=[float(m) for m in means],
-        epochs=first.epochs,
-        best_params=first.best_params,
         n_folds_done=min(s.n_folds_done for s in done),
-        profile=first.profile,
         cv_score=None if any(s.cv_score is None for s in done) else float(np.mean([s.cv_score for s in done])),
-        run_id=first.run_id,
         n_settings=max(s.n_settings for s in done),
-        dataset_source=first.dataset_source,
-        stand_in_for=first.stand_in_for,
-        dataset_statement=first.dataset_statement,
         notes=notes,
         seeds=seeds,
     )
@@ -177,22 +129,14 @@ def setting_summaries(
 ) -> dict[str, ProtocolSummary]:
     """The protocol's number per setting: one when cross-validation chooses, else one per setting.
 
-    Introduced in chapter 11 (``11_results``). Without CV runs the protocol cannot choose
-    between settings (two GSA recipes, say); then every setting gets its own summary,
-    labelled by the settings that differ (:func:`~gsa_utils.runs.config.variant_label`).
+    Introduced in chapter 11 (``11_results``). Without CV runs each setting (two GSA recipes, say)
+    gets its own summary, labelled by :func:`~gsa_utils.runs.config.variant_label`.
     """
     pool = list(results) if results is not None else load_results(results_dir)
     chosen = protocol_summary(results_dir, dataset, method, backbone, n_epochs=n_epochs, results=pool)
     if chosen.mean is not None or chosen.n_settings <= 1:
         return {normalise_method(method): chosen}
-    ds_name, m = normalise_dataset_name(dataset), normalise_method(method)
-    runs = [
-        r
-        for r in pool
-        if r.config.dataset == ds_name
-        and r.config.method == m
-        and (backbone is None or r.config.backbone in (None, backbone))
-    ]
+    runs = cell_runs(pool, dataset, method, backbone)
     by = differing_fields([r.config for r in runs])
     groups: dict[str, list[RunRecord]] = {}
     for r in runs:
@@ -201,6 +145,18 @@ def setting_summaries(
         label: protocol_summary(results_dir, dataset, method, backbone, n_epochs=n_epochs, results=rs)
         for label, rs in groups.items()
     }
+
+
+def cell_runs(pool: Sequence[RunRecord], dataset: str, method: str, backbone: str | None) -> list[RunRecord]:
+    """The runs of one (dataset, method), and of ``backbone`` when one is named."""
+    ds_name, method = normalise_dataset_name(dataset), normalise_method(method)
+    return [
+        r
+        for r in pool
+        if r.config.dataset == ds_name
+        and r.config.method == method
+        and (backbone is None or r.config.backbone in (None, backbone))
+    ]
 
 
 def _summarise(
@@ -212,40 +168,24 @@ def _summarise(
     n_epochs: int,
     seed: int | None,
     results: Sequence[RunRecord] | None,
-) -> dict:
-    """:func:`protocol_summary`'s fields as a dict, filled in step by step."""
+) -> ProtocolSummary:
+    """:func:`protocol_summary` for one seed, filled in step by step."""
     method = normalise_method(method)
-    ds_name = normalise_dataset_name(dataset)
     pool = list(results) if results is not None else load_results(results_dir)
-    runs = [r for r in pool if r.config.dataset == ds_name and r.config.method == method]
-    notes: list[str] = []
-    empty = {
-        "mean": None,
-        "std": None,
-        "samples": [],
-        "epochs": [],
-        "best_params": None,
-        "n_folds_done": 0,
-        "profile": None,
-        "cv_score": None,
-        "run_id": None,
-        "n_settings": 0,
-        "dataset_source": None,
-        "stand_in_for": None,
-        "dataset_statement": None,
-        "notes": notes,
-    }
+    runs = cell_runs(pool, dataset, method, None)
+    summary = ProtocolSummary()
+    notes = summary.notes
     if method in BACKBONE_METHODS:
         present = sorted({r.config.backbone for r in runs})
         if backbone is None and len(present) > 1:
             notes.append(f"runs with backbones {present}: name one")
-            return empty
+            return summary
         if backbone is None and present:
             backbone = present[0]
         runs = [r for r in runs if r.config.backbone == backbone]
     if not runs:
         notes.append("no finished runs")
-        return empty
+        return summary
     seeds = sorted({r.config.seed for r in runs})
     if seed is None:
         seed = seeds[0]
@@ -254,7 +194,7 @@ def _summarise(
     runs = [r for r in runs if r.config.seed == seed]
     if not runs:
         notes.append(f"no finished runs with seed {seed}")
-        return empty
+        return summary
 
     groups: dict[str, dict] = {}
     for r in runs:
@@ -263,19 +203,15 @@ def _summarise(
             g["full"] = r
         else:
             g["folds"][r.config.fold] = r
-    summary = dict(empty, n_settings=len(groups))
+    summary.n_settings = len(groups)
 
     def describe(full: RunRecord | None) -> None:
         if full is None:
             return
-        info = full.dataset
-        summary.update(
-            profile=full.profile_label,
-            run_id=full.run_id,
-            dataset_source=info.get("source"),
-            stand_in_for=info.get("stand_in_for"),
-            dataset_statement=info.get("statement"),
-        )
+        summary.profile, summary.run_id = full.profile_label, full.run_id
+        summary.dataset_source = full.dataset.get("source")
+        summary.stand_in_for = full.dataset.get("stand_in_for")
+        summary.dataset_statement = full.dataset.get("statement")
 
     if method in PIXEL_METHODS:
         with_full = [g for g in groups.values() if g["full"] is not None]
@@ -287,7 +223,8 @@ def _summarise(
         full = with_full[0]["full"]
         acc = float(full.history["test_acc"][0])
         describe(full)
-        summary.update(
+        _update(
+            summary,
             mean=acc,
             std=float("nan"),
             samples=[acc],
@@ -309,7 +246,7 @@ def _summarise(
         if len(candidates) < len(groups):
             left = len(groups) - len(candidates)
             notes.append(f"{left} setting(s) without {'all' if most == needed else 'as many'} CV folds left out")
-        cv_input = []
+        cv_input = {}
         for g in candidates:
             curves = [g["folds"][f].history["val_acc"] for f in sorted(g["folds"])]
             lengths = {len(c) for c in curves}
@@ -319,14 +256,15 @@ def _summarise(
                     f"{sorted(lengths)}; using the first {min(lengths)}"
                 )
                 curves = [c[: min(lengths)] for c in curves]
-            cv_input.append({"params": g["config"].group_key(), "val_acc": np.vstack(curves)})
-        n_available = len(cv_input[0]["val_acc"][0])
+            cv_input[g["config"].group_key()] = np.vstack(curves)
+        n_available = len(next(iter(cv_input.values()))[0])
         choice = select_hyperparameters(cv_input, n_epochs)
-        best = next(g for g in candidates if g["config"].group_key() == choice["params"])
+        best = groups[choice["params"]]
         epochs = choice["epochs"]
         if n_available < n_epochs:
             notes.append(f"only {n_available} epochs trained: all used instead of the best {n_epochs}")
-        summary.update(
+        _update(
+            summary,
             best_params=best["config"].tuning_params(),
             cv_score=choice["score"],
             n_folds_done=len(best["folds"]),
@@ -339,34 +277,32 @@ def _summarise(
                 "result file is corrupt: `python -m gsa_utils status` names corrupt runs)"
             )
             describe(next(iter(best["folds"].values())))
-            summary["run_id"] = None
+            summary.run_id = None
             return summary
     else:
         with_full = [g for g in groups.values() if g["full"] is not None]
-        official_val = [
-            g
-            for g in with_full
-            if not g["config"].merge_val
+        official_val = {
+            key: np.vstack([g["full"].history["val_acc"]])
+            for key, g in groups.items()
+            if g["full"] is not None
+            and not g["config"].merge_val
             and len(g["full"].history["val_acc"])
             and not np.isnan(g["full"].history["val_acc"]).any()
-        ]
+        }
         if official_val and len(official_val) == len(with_full):
-            choice = select_hyperparameters(
-                [
-                    {"params": g["config"].group_key(), "val_acc": np.vstack([g["full"].history["val_acc"]])}
-                    for g in official_val
-                ],
-                n_epochs,
-            )
-            best = next(g for g in official_val if g["config"].group_key() == choice["params"])
+            choice = select_hyperparameters(official_val, n_epochs)
+            best = groups[choice["params"]]
             full = best["full"]
             epochs = choice["epochs"]
             notes.append(
                 "epochs" + (" and settings" if len(official_val) > 1 else "") + " selected on the official "
                 "validation split (merge_val=False), not by cross-validation"
             )
-            summary.update(
-                best_params=best["config"].tuning_params(), cv_score=choice["score"], epochs=[int(e) for e in epochs]
+            _update(
+                summary,
+                best_params=best["config"].tuning_params(),
+                cv_score=choice["score"],
+                epochs=[int(e) for e in epochs],
             )
         elif len(with_full) != 1:
             notes.append(
@@ -384,7 +320,7 @@ def _summarise(
                 f"(the last {n_epochs} only in runs of at least {2 * n_epochs}), not at CV-selected ones "
                 "(not the paper's protocol)"
             )
-            summary.update(best_params=best["config"].tuning_params(), epochs=[int(e) for e in epochs])
+            _update(summary, best_params=best["config"].tuning_params(), epochs=[int(e) for e in epochs])
     used = {(r.dataset.get("source"), r.dataset.get("stand_in_for")) for r in [full, *best["folds"].values()]}
     if len(used) > 1:
         kinds = sorted(f"{src} stand-in" if stand else str(src) for src, stand in used)
@@ -399,5 +335,10 @@ def _summarise(
         return summary
     mean, std, samples = protocol_accuracy(test_curve, epochs)
     describe(full)
-    summary.update(mean=mean, std=std, samples=[float(s) for s in samples])
+    _update(summary, mean=mean, std=std, samples=[float(s) for s in samples])
     return summary
+
+
+def _update(summary: ProtocolSummary, **values: Any) -> None:
+    for name, value in values.items():
+        setattr(summary, name, value)

@@ -1,8 +1,6 @@
 """Grids and sweeps: the configs of a comparison, run shard by shard under locks, resumable.
 
-Introduced in chapter 10 (``10_baselines``). :func:`sweep` skips finished runs, claims each
-run with a lock (:mod:`gsa_utils.runs.locks`) and splits the configs into shards (config
-``i`` belongs to shard ``i mod n``). Interrupt it at any time and run it again to finish.
+Introduced in chapter 10 (``10_baselines``).
 """
 
 from __future__ import annotations
@@ -26,26 +24,11 @@ from .store import RESULT_FILE, ResultError, read_result
 
 
 def configs_from_grid(base: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]) -> list[ExperimentConfig]:
-    """Every combination of ``grid`` values on top of ``base`` (cartesian product), duplicates dropped.
+    """Every combination of ``grid`` values on top of the flat settings ``base``, in product order, each once.
 
-    Introduced in chapter 10 (``10_baselines``).
-
-    Parameters
-    ----------
-    base
-        Flat settings shared by all configs (at least ``dataset``), e.g.
-        ``ExperimentConfig.from_profile("fundus", "gsa").to_dict()``.
-    grid
-        Setting -> values, by flat name (``"l1_weight"``) or by the object that holds it
-        (``"fit.l1_weight"``, ``"pixel_cnn.kernel_size"``). A key ``"method.name"`` (e.g.
-        ``"l1.l1_weight"``) applies only to configs of that method. A single value may be given
-        without a list.
-
-    Returns
-    -------
-    list of ExperimentConfig
-        In the order of the product (last key varies fastest); configs that end up equal
-        after normalisation (a field the method ignores) appear once.
+    Introduced in chapter 10 (``10_baselines``). ``grid`` keys are flat names (``"l1_weight"``), or
+    name the object that holds the setting (``"fit.l1_weight"``, ``"pixel_cnn.kernel_size"``) or the
+    one method they apply to (``"l1.l1_weight"``); a single value needs no list.
     """
     grid = {_flat_key(key): values for key, values in grid.items()}
     keys = list(grid)
@@ -60,7 +43,6 @@ def configs_from_grid(base: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]
         if not vals:
             raise ValueError(f"grid key {key!r} has no values")
     out: list[ExperimentConfig] = []
-    seen: set[str] = set()
     for combo in itertools.product(*values) if keys else [()]:
         d = dict(base)
         qualified = []
@@ -74,12 +56,13 @@ def configs_from_grid(base: Mapping[str, Any], grid: Mapping[str, Sequence[Any]]
             only, field_name = key.split(".", 1)
             if only.lower() == method:
                 d[field_name] = value
-        cfg = ExperimentConfig.from_flat(d)
-        rid = cfg.run_id()
-        if rid not in seen:
-            seen.add(rid)
-            out.append(cfg)
-    return out
+        out.append(ExperimentConfig.from_flat(d))
+    return unique(out)
+
+
+def unique(configs: Iterable[ExperimentConfig]) -> list[ExperimentConfig]:
+    """``configs`` without repeats (same run id), in order."""
+    return list({cfg.run_id(): cfg for cfg in configs}.values())
 
 
 def _flat_key(key: str) -> str:
@@ -89,12 +72,9 @@ def _flat_key(key: str) -> str:
 
 
 def paper_grid(method: str) -> dict[str, tuple]:
-    """The paper's hyper-parameter grid for a method (section 4.4).
+    """The paper's hyper-parameter grid for a method (section 4.4; ``{}`` for LR and SVM, which search inside).
 
-    Introduced in chapter 10 (``10_baselines``). GSA: :data:`gsa_utils.protocol.PAPER_GRID`;
-    L1: :data:`~gsa_utils.baselines.l1_weights.L1_COEFFICIENT_GRID` and the weight decays;
-    other CNNs: the weight decays; LR and SVM: ``{}`` (their grid search is internal, see
-    :func:`gsa_utils.baselines.linear.fit_pixel_baseline`).
+    Introduced in chapter 10 (``10_baselines``).
     """
     return dict(METHOD_TABLE[normalise_method(method)].grid)
 
@@ -133,25 +113,19 @@ def sweep_configs(
 
     Parameters
     ----------
-    datasets, methods
-        Names (see :data:`METHODS`).
     backbones
         Image CNNs for ``gsa``, ``vanilla`` and ``l1`` (``None``: the profile's backbone).
     folds
-        ``"all"`` (the full-training run and every CV fold: what :func:`protocol_summary`
-        needs), ``"cv"``, ``"full"``, ``"full,0,1"`` or a list (``None`` = full run). LR and
-        SVM only ever get the full run (their cross-validation is internal).
-    grid
-        Extra grid (see :func:`configs_from_grid`), applied after ``use_paper_grid``'s.
-    use_paper_grid
-        Add :func:`paper_grid` for every method.
+        ``"all"`` (the full run and every CV fold: what :func:`protocol_summary` needs), ``"cv"``,
+        ``"full"``, ``"full,0,1"`` or a list (``None`` = full run); LR and SVM get the full run only.
+    grid, use_paper_grid
+        A grid (:func:`configs_from_grid`), on top of :func:`paper_grid` when ``use_paper_grid``.
     profile, overrides
         Settings, as for :meth:`ExperimentConfig.from_profile`.
     """
     n_folds = int(overrides.get("n_folds") or N_FOLDS)
     fold_values = _fold_values(folds, n_folds)
     out: list[ExperimentConfig] = []
-    seen: set[str] = set()
     for dataset in datasets:
         for method in methods:
             method_backbones = list(backbones) if (backbones and method in BACKBONE_METHODS) else [None]
@@ -164,12 +138,8 @@ def sweep_configs(
                 for key, vals in (grid or {}).items():
                     g[key] = vals
                 g["fold"] = [None] if base["method"] in PIXEL_METHODS else fold_values
-                for cfg in configs_from_grid(base, g):
-                    rid = cfg.run_id()
-                    if rid not in seen:
-                        seen.add(rid)
-                        out.append(cfg)
-    return out
+                out += configs_from_grid(base, g)
+    return unique(out)
 
 
 def is_finished(results_dir: Path, config: ExperimentConfig) -> bool:
@@ -195,10 +165,8 @@ def run_locked(
     on_epoch_end: Callable[[ExperimentConfig, int, dict], None] | None = None,
     owner: str | None = None,
 ) -> tuple[str, dict | None]:
-    """Claim, run and release one config. Returns (status, result): ran / finished / locked / lost.
+    """Claim, run and release one config: ``(status, result)``, status ``ran``, ``finished``, ``locked`` or ``lost``.
 
-    A finished run is reused only when :func:`~gsa_utils.runs.runner.reusable_result` allows it
-    (complete result, same kind of data); a corrupt or mismatched one is set aside and run again.
     ``owner``: see :func:`~gsa_utils.runs.locks.claim`.
     """
     if reusable_result(config, results_dir, data_dir, cache_dir) is not None:
@@ -238,6 +206,14 @@ def run_locked(
         release(lock, token)
 
 
+def record_error(run_dir: Path) -> None:
+    """Write the exception being handled to ``run_dir/error.txt``, if the folder can be written."""
+    try:
+        write_atomic(run_dir / "error.txt", traceback.format_exc().encode())
+    except OSError:
+        pass
+
+
 def new_report(n_configs: int, **extra: Any) -> dict[str, Any]:
     """A sweep's report before its first run: no run ids under any outcome yet (``failed``: run id -> message)."""
     return {"ran": [], "finished_before": [], "locked": [], "lost": [], "failed": {}, **extra, "n_configs": n_configs}
@@ -263,46 +239,32 @@ def sweep(
     Parameters
     ----------
     configs
-        All configs of the sweep, in the same order in every process (the shard of config
-        ``i`` is ``i mod n``).
-    results_dir
-        Shared results folder.
+        All configs of the sweep, in the same order in every process.
     shard
         ``(i, n)``: run the configs whose index mod ``n`` is ``i``.
-    progress
-        Print a line per config and show epoch progress bars.
     stale_after
-        A lock not refreshed for this many seconds (it is refreshed after every epoch) is
-        considered left by a crashed process and removed.
-    data_dir, cache_dir, device
-        Passed to :func:`run_experiment`.
+        Seconds after which a lock not refreshed (it is, every epoch) counts as left by a crashed process.
     raise_errors
-        Re-raise the first failing run's exception; by default the error is recorded in
-        the report (and in ``<run_dir>/error.txt``) and the sweep goes on. An :class:`OSError`
-        (a read-only or full results folder, ...) always ends the sweep: every run would fail alike.
+        Re-raise a failing run's exception; by default it is recorded (report and ``<run_dir>/error.txt``)
+        and the sweep goes on. An :class:`OSError` always ends the sweep: every run would fail alike.
     on_epoch_end
         ``on_epoch_end(config, epoch, record)`` after every epoch of every run.
 
     Returns
     -------
     dict
-        ``ran``, ``finished_before``, ``locked`` (held by another process), ``lost`` (lock
-        taken over), ``failed`` (run id -> message): lists of run ids; ``shard``, ``n_configs``.
-
-    Notes
-    -----
-    A ``KeyboardInterrupt`` releases the current run's lock and propagates; the run's
-    checkpoint stays, so running the same sweep again resumes it and finishes the rest.
+        Run ids by outcome: ``ran``, ``finished_before``, ``locked``, ``lost``, and ``failed`` (run id
+        -> message); ``shard``, ``n_configs``. Ctrl-C releases the lock and keeps the checkpoint:
+        run the sweep again to resume.
     """
     i, n = shard
     if not (isinstance(i, int) and isinstance(n, int) and n >= 1 and 0 <= i < n):
         raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard!r}")
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)
-    configs = list(configs)
-    mine = [(k, c) for k, c in enumerate(configs) if k % n == i]
+    mine = list(configs)[i::n]
     report = new_report(len(mine), shard=(i, n))
-    for pos, (_k, cfg) in enumerate(mine, 1):
+    for pos, cfg in enumerate(mine, 1):
         rid = cfg.run_id()
         if progress:
             print(f"[shard {i}/{n}: {pos}/{len(mine)}] {rid}", flush=True)
@@ -326,10 +288,7 @@ def sweep(
         except Exception as err:  # noqa: BLE001 - one failing run must not end a long sweep
             message = f"{type(err).__name__}: {err}"
             report["failed"][rid] = message
-            try:
-                write_atomic(results_dir / rid / "error.txt", traceback.format_exc().encode())
-            except OSError:
-                pass
+            record_error(results_dir / rid)
             if progress:
                 print(f"  failed: {message}", flush=True)
             if raise_errors:

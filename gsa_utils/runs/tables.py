@@ -1,18 +1,9 @@
-"""Table 2 of the paper, and the same table built from a results folder, side by side.
+"""Table 2 built from a results folder, beside the paper's (:mod:`gsa_utils.runs.paper_table`).
 
-Introduced in chapter 10 (``10_baselines``).
-
-:data:`PAPER_TABLE2` (from :mod:`gsa_utils.runs.paper_table`) holds the paper's numbers
-exactly as printed.
-
-:func:`build_table` applies the protocol (:func:`gsa_utils.runs.summary.protocol_summary`)
-to every (method, backbone) x dataset of a results folder and marks the GSA cells: ``†``
-where GSA differs from the vanilla CNN with the same backbone (Welch t-test, p < 0.01; the
-paper's bold) and ``*`` where it differs from the L1 baseline. The test compares one
-protocol number per seed where both methods have several seeds, else the 30 per-epoch test
-accuracies of one run each (the paper's design; optimistic, as epochs are not independent);
-the cell's notes say which. :func:`gsa_utils.runs.markdown.table_to_markdown` renders it as Markdown,
-with footnotes naming the profile of every result and any synthetic stand-in.
+Introduced in chapter 10 (``10_baselines``). :func:`build_table` applies the protocol
+(:func:`gsa_utils.runs.summary.protocol_summary`) to every (method, backbone) x dataset and marks
+the GSA cells: ``†`` where GSA differs from the vanilla CNN with the same backbone (Welch t-test;
+the paper's bold), ``*`` where it differs from the L1 baseline.
 """
 
 from __future__ import annotations
@@ -21,7 +12,7 @@ import csv
 import io
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +24,7 @@ from ..settings import PAPER_BACKBONES
 from .config import BACKBONE_METHODS
 from .paper_table import DATASET_COLUMNS, PAPER_COLUMNS, PAPER_ROWS, PAPER_TABLE2, PaperCell
 from .store import RunRecord, corrupt_results, data_source, load_results
-from .summary import protocol_summary
+from .summary import cell_runs, protocol_summary
 
 __all__ = [
     "PaperCell",
@@ -74,29 +65,21 @@ _SINGLE_LABELS = {"lr": "LR", "svm": "SVM", "vgg_att3": "VGG-att3", "resattnet92
 
 @dataclass
 class TableCell:
-    """One cell of Table 2 built from runs: the protocol's number and where it came from.
+    """One cell of Table 2 built from runs: the protocol's number (in percent) and where it came from.
 
     Attributes
     ----------
-    mean, std
-        Accuracy in percent (``None`` when missing; ``std`` ``None`` for a single number).
     n
-        Number of per-epoch test accuracies behind it.
+        Number of test accuracies behind it.
     markers, text
-        ``†`` (differs from vanilla), ``*`` (differs from L1), and the printed cell, e.g.
-        ``"83.61 (2.43)†*"``.
+        ``†``, ``*``, and the printed cell, e.g. ``"83.61 (2.43)†*"``.
     p_vs_vanilla, p_vs_l1
         p-values of the t-tests behind the markers (GSA rows only).
-    profile, source, stand_in_for, statement
-        The profile label of the result and what the data were.
-    best_params, epochs, notes
-        The protocol's choices and its deviations from the paper, in words.
     paper, paper_text
         The paper's figure (:class:`PaperCell`, or ``None``) and its printed form.
     collapsed, flat, checked
-        Of the ``checked`` full-training runs that recorded it, how many ended collapsed
-        (final epoch's ``collapsed``: :func:`~gsa_utils.stability.epoch_collapse`) and how
-        many ended phase 1 with a flat map (``flat``: :func:`~gsa_utils.stability.record_collapse`).
+        Of the ``checked`` full-training runs that recorded it, how many ended collapsed and how
+        many ended phase 1 with a flat map (:mod:`gsa_utils.stability`).
     """
 
     mean: float | None = None
@@ -122,10 +105,7 @@ class TableCell:
 
 @dataclass
 class TableRow:
-    """One row of Table 2: a method (and backbone, and GSA's recipe), one :class:`TableCell` per dataset.
-
-    ``label`` is the paper's row name; :attr:`shown_label` adds the recipe of a GSA row.
-    """
+    """One row of Table 2: a method (and backbone, and GSA's recipe), one :class:`TableCell` per dataset."""
 
     label: str
     method: str
@@ -198,35 +178,25 @@ def build_table(
     paper_rows: bool | None = None,
     results: Sequence[RunRecord] | None = None,
 ) -> list[TableRow]:
-    """Table 2 from a results folder: methods as rows, datasets as columns, protocol numbers in cells.
+    """Table 2 from a results folder: methods as rows (in the paper's order), datasets as columns.
 
     Introduced in chapter 10 (``10_baselines``).
 
     Parameters
     ----------
-    results_dir
-        Folder of runs (:func:`gsa_utils.runs.sweeps.sweep`); ignored when ``results`` is given.
     datasets
         Columns, in order (default: every dataset with results, the paper's first).
-    n_epochs
-        Epochs the protocol selects (paper: 30).
-    alpha
-        Significance level of the markers (paper: 0.01).
     paper_rows
-        Also list the paper's rows that have no result, so every paper figure appears;
-        default: when a column has a paper counterpart.
+        Also list the paper's rows without a result (default: when a column has a paper counterpart).
     results
-        Already loaded runs (:func:`gsa_utils.runs.store.load_results`).
+        Already loaded runs (``results_dir`` is then ignored).
 
     Returns
     -------
     list of TableRow
-        One per row, in the paper's order; ``cells`` maps each dataset to a :class:`TableCell`.
-        Results on different kinds of data (real, synthetic stand-in; see
-        :func:`~gsa_utils.runs.store.data_source`) never share a row: each kind gets its own
-        rows, labelled e.g. ``"SmallCNN [stand-in data]"`` (``TableRow.data``). A run found
-        with a corrupt result file is named in a note of its cell (its path and the fault).
-        The paper's figure of a cell (``TableCell.paper``) is given on rows of real data only.
+        Each kind of data (real, stand-in: :func:`~gsa_utils.runs.store.data_source`) gets its own rows,
+        labelled e.g. ``"SmallCNN [stand-in data]"``; the paper's figures stand beside real data only.
+        A corrupt result is named in a note of its cell.
     """
     pool = list(results) if results is not None else load_results(results_dir)
     corrupt = corrupt_results(results_dir) if results is None else []
@@ -306,8 +276,7 @@ def _source_rows(
         cells = {}
         for ds in cols:
             s = summaries[(method, backbone, ds)]
-            markers, p_van, p_l1 = "", None, None
-            test_notes: list[str] = []
+            markers, p_values, test_notes = "", {}, []
             if method == "gsa" and s.mean is not None:
                 for other, marker in (("vanilla", VANILLA_MARKER), ("l1", L1_MARKER)):
                     o = summaries.get((other, backbone, ds))
@@ -321,23 +290,13 @@ def _source_rows(
                         )
                         continue
                     test_notes.append(f"{marker} vs {other}: {over}")
-                    p = t_test(s.samples, o.samples)
-                    if other == "vanilla":
-                        p_van = p
-                    else:
-                        p_l1 = p
+                    p = p_values[other] = t_test(s.samples, o.samples)
                     if not math.isnan(p) and p < alpha:
                         markers += marker
             mean, std = _to_percent(s.mean), _to_percent(s.std)
             paper = PAPER_TABLE2.get(base_label, {}).get(DATASET_COLUMNS.get(ds, "")) if paper_figures else None
             collapsed, flat, checked = _collapse_count(
-                [
-                    r
-                    for r in runs_of(method, backbone, recipe)
-                    if r.config.dataset == ds
-                    and r.config.method == method
-                    and (backbone is None or r.config.backbone == backbone)
-                ]
+                cell_runs(runs_of(method, backbone, recipe), ds, method, backbone)
             )
             cells[ds] = TableCell(
                 mean=mean,
@@ -345,8 +304,8 @@ def _source_rows(
                 n=len(s.samples),
                 markers=markers,
                 text=_cell_text(mean, std, markers),
-                p_vs_vanilla=p_van,
-                p_vs_l1=p_l1,
+                p_vs_vanilla=p_values.get("vanilla"),
+                p_vs_l1=p_values.get("l1"),
                 profile=s.profile,
                 source=s.dataset_source,
                 stand_in_for=s.stand_in_for,
@@ -370,12 +329,7 @@ def _source_rows(
 
 
 def _test_kind(a: Any, b: Any) -> str | None:
-    """Which samples the t-test of two summaries compares, in words; ``None`` when they are not alike.
-
-    With several seeds on both sides the samples are one protocol number per seed (the test
-    the map-stability benchmark uses); with one seed each they are the selected epochs of one
-    run, which are not independent draws, so the p-value is optimistic.
-    """
+    """Which samples the t-test of two summaries compares, in words; ``None`` when they are not alike."""
     if len(a.seeds) > 1 and len(b.seeds) > 1:
         return f"Welch t-test over seeds ({len(a.seeds)} and {len(b.seeds)})"
     if len(a.seeds) <= 1 and len(b.seeds) <= 1:
@@ -391,60 +345,47 @@ def columns_of(rows: Sequence[TableRow]) -> list[str]:
 
 
 def table_to_csv(rows: Sequence[TableRow], path: str | os.PathLike) -> Path:
-    """Write :func:`build_table` rows as CSV (one line per row; per dataset: mean, std, n, markers, p-values,
-    profile, data, paper, collapsed runs; last, GSA's recipe), atomically.
+    """Write :func:`build_table` rows as CSV, atomically: per dataset :data:`CSV_COLUMNS`, last GSA's recipe.
 
     Introduced in chapter 10 (``10_baselines``).
     """
     cols = columns_of(rows)
-    header = ["method"]
-    for ds in cols:
-        header += [
-            f"{ds} mean",
-            f"{ds} std",
-            f"{ds} n",
-            f"{ds} markers",
-            f"{ds} p vs vanilla",
-            f"{ds} p vs L1",
-            f"{ds} profile",
-            f"{ds} data",
-            f"{ds} paper",
-            f"{ds} collapsed",
-            f"{ds} flat",
-            f"{ds} runs checked",
-        ]
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(header + ["recipe"])
-
-    def num(x: float | None) -> str:
-        return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.6g}"
-
+    w.writerow(["method"] + [f"{ds} {name}" for ds in cols for name in CSV_COLUMNS] + ["recipe"])
     for row in rows:
-        line = [row.label]
-        for ds in cols:
-            c = row.cells[ds]
-            data = (
-                "" if c.source is None else f"synthetic stand-in for {c.stand_in_for}" if c.stand_in_for else c.source
-            )
-            line += [
-                num(c.mean),
-                num(c.std),
-                str(c.n),
-                c.markers,
-                num(c.p_vs_vanilla),
-                num(c.p_vs_l1),
-                c.profile or "",
-                data,
-                c.paper_text,
-                str(c.collapsed),
-                str(c.flat),
-                str(c.checked),
-            ]
-        w.writerow(line + [row.recipe or ""])
+        cells = [show(row.cells[ds]) for ds in cols for show in CSV_COLUMNS.values()]
+        w.writerow([row.label] + cells + [row.recipe or ""])
     path = Path(path)
     write_atomic(path, buf.getvalue().encode())
     return path
+
+
+def _number(x: float | None) -> str:
+    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.6g}"
+
+
+def _data(cell: TableCell) -> str:
+    if cell.source is None:
+        return ""
+    return f"synthetic stand-in for {cell.stand_in_for}" if cell.stand_in_for else cell.source
+
+
+#: The CSV's columns for each dataset, and how each is written from a cell.
+CSV_COLUMNS: dict[str, Callable[[TableCell], str]] = {
+    "mean": lambda c: _number(c.mean),
+    "std": lambda c: _number(c.std),
+    "n": lambda c: str(c.n),
+    "markers": lambda c: c.markers,
+    "p vs vanilla": lambda c: _number(c.p_vs_vanilla),
+    "p vs L1": lambda c: _number(c.p_vs_l1),
+    "profile": lambda c: c.profile or "",
+    "data": _data,
+    "paper": lambda c: c.paper_text,
+    "collapsed": lambda c: str(c.collapsed),
+    "flat": lambda c: str(c.flat),
+    "runs checked": lambda c: str(c.checked),
+}
 
 
 def rows_of_dataset(rows: Sequence[TableRow], dataset: str) -> list[TableRow]:
