@@ -166,6 +166,7 @@ def make_digits_in_clutter(
         "scikit-learn's handwritten digits pasted into a fixed square (upper left) among other "
         "digits and fragments; the label is the digit in the square.",
         source="embedded",
+        relevant="the digit in the fixed paste square (mask)",
         paste_box={"offset": off, "side": side},
     )
     ds.meta.update({f"{split}_sources": sorted(sources[split]) for split in SPLITS})

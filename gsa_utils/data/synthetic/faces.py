@@ -176,4 +176,5 @@ def make_faces(n_train: int = 160, n_test: int = 80, image_size: int = 64, seed:
         _face_mask(grid),
         "Synthetic faces: the expression (neutral, happy, angry) is decided by the mouth curvature "
         "and the brow tilt only; identity, hair, clothing and background are distractors.",
+        relevant="mouth curvature and brow tilt (mask: boxes round brows and mouth)",
     )

@@ -192,5 +192,6 @@ def make_fundus(
         disk_distance(grid.x, grid.y, *_FUNDUS_MACULA, _FUNDUS_MASK_R) <= 0,
         f"Synthetic fundus photographs: the class is the number of exudates/hemorrhages inside "
         f"the macula circle ({counts}); lesions elsewhere, vessels, colour and a small shift are distractors.",
+        relevant="number of lesions inside the macula circle (mask)",
         lesions_per_class={name: _fundus_counts(k) for k, name in enumerate(names)},
     )

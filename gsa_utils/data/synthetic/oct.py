@@ -130,6 +130,7 @@ def make_oct_thickness(n_train: int = 160, n_test: int = 80, image_size: int = 6
         mask,
         "Synthetic OCT thickness maps: severity (early, moderate, severe) is the mean thinning at "
         "32 visual-field test points; thinning elsewhere is random and irrelevant.",
+        relevant="mean thinning in the disks round the visual-field test points (mask)",
         test_points=_oct_points().tolist(),
         thinning_per_class=dict(zip(_OCT_CLASS_NAMES, _OCT_THINNING)),
     )
