@@ -52,7 +52,7 @@ class JaffeFixture:
     labels: list[int]  # argmax labels, in the order of ``tiffs``
 
 
-def idrid_image_array(right_eye: bool, height: int = 48, width: int = 4288, seed: int = 0) -> np.ndarray:
+def _idrid_image(right_eye: bool, height: int = 48, width: int = 4288, seed: int = 0) -> np.ndarray:
     """A synthetic BGR "fundus" of the real IDRiD width.
 
     Columns outside the paper's crop are white, so a test can see whether the crop happened; the
@@ -95,16 +95,14 @@ def make_idrid_fixture(
     n_test: int = 6,
     height: int = 48,
     width: int = 4288,
-    nest: bool = True,
-    quality: int = 95,
 ) -> IdridFixture:
-    """Write a miniature IDRiD "B. Disease Grading" tree under ``root`` (``nest=False``: ``root`` is that folder).
+    """Write a miniature IDRiD "B. Disease Grading" tree under ``root``.
 
     Introduced in chapter 1 (``01_structured_images``). Image ``i`` of a split has retinopathy
     grade ``i % 5`` and edema risk ``i % 3``, and is a right eye iff ``i`` is in the paper's flip list.
     """
     parent = Path(root)
-    grading = parent / IDRID_LAYOUT["grading"] if nest else parent
+    grading = parent / IDRID_LAYOUT["grading"]
     fx = IdridFixture(
         parent=parent,
         grading_dir=grading,
@@ -124,8 +122,8 @@ def make_idrid_fixture(
         for i in range(n):
             name = f"IDRiD_{i + 1:03d}"
             path = folder / f"{name}.jpg"
-            img = idrid_image_array(i in flip_set, height, width, seed=i + (0 if split == "train" else 1000))
-            if not cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, quality]):
+            img = _idrid_image(i in flip_set, height, width, seed=i + (0 if split == "train" else 1000))
+            if not cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 95]):
                 raise OSError(f"could not write {path}")
             files.append(path)
             rows.append((name, i % 5, i % 3))
@@ -199,9 +197,7 @@ def make_jaffe_fixture(
     n_images: int = 30,
     layout: str = "readme",
     fear_column: bool = True,
-    subfolder: str = "jaffe",
     seed: int = 0,
-    fear_excluded_table: bool = True,
 ) -> JaffeFixture:
     """Write ``n_images`` grey 256 x 256 TIFFs named like ``KA.AN1.39.tiff`` and a ratings file.
 
@@ -210,7 +206,7 @@ def make_jaffe_fixture(
     sees the first table win.
     """
     root = Path(root)
-    img_dir = root / subfolder if subfolder else root
+    img_dir = root / "jaffe"
     img_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     columns = list(JAFFE_RATING_COLUMNS) if fear_column else [c for c in JAFFE_RATING_COLUMNS if c != "FEA"]
@@ -243,7 +239,7 @@ def make_jaffe_fixture(
         rows,
         columns,
         layout,
-        second if (layout == "readme" and fear_excluded_table and fear_column) else None,
+        second if (layout == "readme" and fear_column) else None,
     )
     order = sorted(range(n_images), key=lambda j: tiffs[j].name)
     return JaffeFixture(

@@ -243,7 +243,6 @@ def load_folder(
     class_names: Sequence[str] | None = None,
     cache_dir: str | os.PathLike | bool | None = None,
     progress: bool = True,
-    name: str | None = None,
     duplicates: str = "error",
 ) -> StructuredDataset:
     """Load your own structured image set from a folder per class or a ``path,label`` CSV.
@@ -378,7 +377,6 @@ def load_folder(
         "ignored_files": ignored,
         "channels": f"auto ({x.shape[1]})" if channels == "auto" else channels,
         "image_size": tuple(x.shape[2:]),
-        "resized": bool(size is not None or resize),
         "interpolation": "cv2.INTER_AREA",
         **cache_info,
     }
@@ -386,7 +384,7 @@ def load_folder(
         meta["original_sizes"] = info["sizes"]
     description = f"Structured images from {root} ({layout}), {len(files)} images, {len(names)} classes."
     return make_real_dataset(
-        name or f"folder-{root.name}",
+        f"folder-{root.name}",
         x[tr],
         y[tr],
         x[te],

@@ -282,7 +282,6 @@ def load_idrid(
     ):
         csv_path = _child(gt_dir, IDRID_LAYOUT[csv_key]) or gt_dir / IDRID_LAYOUT[csv_key]
         rows = _read_grading_csv(csv_path, column, len(class_names), task)
-        csv_sorted = [r[0] for r in rows] == sorted(r[0] for r in rows)
         rows = sorted(rows, key=lambda r: r[0])
         folder = _child(images_dir, IDRID_LAYOUT[img_key]) or images_dir / IDRID_LAYOUT[img_key]
         if not folder.is_dir():
@@ -295,7 +294,7 @@ def load_idrid(
                 stacklevel=2,
             )
         flips = sorted(i for i in flip_list if i < len(paths)) if flip else []
-        splits[split] = {"csv": csv_path, "rows": rows, "paths": paths, "flips": flips, "csv_sorted": csv_sorted}
+        splits[split] = {"rows": rows, "paths": paths, "flips": flips}
 
     all_paths = splits["train"]["paths"] + splits["test"]["paths"]
     settings = {
@@ -327,17 +326,12 @@ def load_idrid(
         "dataset": "IDRiD B. Disease Grading",
         "root": str(base),
         "task": task,
-        "label_column": column,
-        "csv_files": {s: str(splits[s]["csv"]) for s in splits},
-        "csv_sorted_by_name": {s: splits[s]["csv_sorted"] for s in splits},
         "train_files": [p.name for p in splits["train"]["paths"]],
         "test_files": [p.name for p in splits["test"]["paths"]],
         "flipped_train": list(splits["train"]["flips"]),
         "flipped_test": list(splits["test"]["flips"]),
-        "crop_columns": (IDRID_CROP_START, IDRID_CROP_STOP),
         "image_size": size,
         "interpolation": "cv2.INTER_AREA",
-        "channel_order": "RGB",
         **cache_info,
     }
     if "sizes" in header_info:

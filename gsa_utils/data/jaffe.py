@@ -343,7 +343,6 @@ def load_jaffe(
         "files": [p.name for p in paths],
         "picture_ids": pics,
         "ratings": r,
-        "posed_expression": [pic.split("-")[1][:2] for pic in pics],
         "train_index": tr,
         "test_index": te,
         "train_files": [paths[i].name for i in tr],
@@ -353,8 +352,6 @@ def load_jaffe(
         "channels": channels,
         "image_size": size,
         "interpolation": "cv2.INTER_AREA",
-        "label_rule": "argmax of the six averaged ratings (ties: first of HAP SAD SUR ANG DIS FEA)",
-        "tied_pictures": ties,
         "skipped_unrated": skipped,
         **cache_info,
     }

@@ -241,7 +241,6 @@ def load_medmnist(
         "file": str(path),
         "size": size,
         "image_size": tuple(x_train.shape[2:]),
-        "official_counts": {s: int(labels[s].shape[0]) for s in labels},
         "merge_val": merge_val,
         "task": info.get("task") if info else None,
         "license": info.get("license") if info else (MEDMNIST_SETS[flag][3] if flag in MEDMNIST_SETS else None),

@@ -18,22 +18,10 @@ from collections.abc import Callable
 
 from ..base import DataError, StructuredDataset
 from .digits import make_digits_in_clutter
-from .drawing import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, SYNTHETIC_DATASETS
+from .drawing import SYNTHETIC_DATASETS
 from .faces import make_faces
 from .fundus import make_fundus
 from .oct import make_oct_thickness
-
-__all__ = [
-    "SYNTHETIC_DATASETS",
-    "MIN_IMAGE_SIZE",
-    "MAX_IMAGE_SIZE",
-    "make_fundus",
-    "make_faces",
-    "make_oct_thickness",
-    "make_digits_in_clutter",
-    "load_synthetic",
-]
-
 
 _GENERATORS: dict[str, Callable[..., StructuredDataset]] = {
     "fundus": make_fundus,

@@ -33,9 +33,6 @@ SPLITS = ("train", "test")
 F32 = np.float32
 
 
-# --------------------------------------------------------------------------------------
-# shared helpers
-# --------------------------------------------------------------------------------------
 class Grid:
     """Pixel-centre coordinates of an S x S image in units ([-1, 1], x right, y down).
 
