@@ -38,6 +38,7 @@ from .real import (
     stratified_split,
     to_grey,
     to_rgb,
+    walk_files,
 )
 
 
@@ -121,22 +122,6 @@ def _check_pixel_duplicates(
     _report_duplicates(found, root, duplicates)
 
 
-def _walk_files(folder: Path) -> list[Path]:
-    """Every file under ``folder`` (sorted), or DataError naming a sub-folder that cannot be read."""
-
-    def refuse(err: OSError) -> None:
-        raise DataError(
-            f"{Path(err.filename or folder).absolute()}: folder cannot be read "
-            f"({err.strerror or type(err).__name__}); fix its permissions"
-        )
-
-    out: list[Path] = []
-    for here, dirs, names in os.walk(folder, onerror=refuse):
-        dirs.sort()
-        out.extend(Path(here) / n for n in names)
-    return sorted(out)
-
-
 def _scan_class_folders(root: Path) -> tuple[list[Path], list[str], list[str], list[str]]:
     """Files, their label names, sorted class names and ignored (non-image or set-aside) files."""
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not is_hidden(p, root))
@@ -151,9 +136,7 @@ def _scan_class_folders(root: Path) -> tuple[list[Path], list[str], list[str], l
     set_aside: list[str] = []
     for c in classes:
         found = 0
-        for p in _walk_files(root / c):
-            if not p.is_file() or is_hidden(p, root):
-                continue
+        for p in walk_files(root / c):
             if is_set_aside(p):
                 set_aside.append(_rel(p, root))
                 continue

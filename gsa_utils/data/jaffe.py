@@ -28,7 +28,6 @@ from .base import DataError, StructuredDataset
 from .cache import cached_arrays
 from .real import (
     as_size,
-    is_hidden,
     make_real_dataset,
     peek_image,
     progress_bar,
@@ -37,6 +36,7 @@ from .real import (
     stack_to_tensor,
     stratified_split,
     to_grey,
+    walk_files,
 )
 
 #: Class names, in the column order of the ratings table (HAP SAD SUR ANG DIS FEA).
@@ -198,8 +198,8 @@ def read_jaffe_ratings(path: str | os.PathLike) -> JaffeRatings:
 
 def _find_ratings_file(root: Path) -> Path:
     candidates = []
-    for p in sorted(root.rglob("*")):
-        if not p.is_file() or is_hidden(p, root) or p.suffix.lower() not in {".txt", ".text", ".dat", ""}:
+    for p in walk_files(root):
+        if p.suffix.lower() not in {".txt", ".text", ".dat", ""}:
             continue
         if p.stat().st_size > 5_000_000 or len(p.relative_to(root).parts) > 4:
             continue
@@ -224,14 +224,7 @@ def _find_ratings_file(root: Path) -> Path:
 
 
 def _find_tiffs(root: Path) -> list[Path]:
-    tiffs = sorted(
-        (
-            p
-            for p in root.rglob("*")
-            if p.is_file() and p.suffix.lower() in {".tif", ".tiff"} and not is_hidden(p, root)
-        ),
-        key=lambda p: p.name,
-    )
+    tiffs = sorted((p for p in walk_files(root) if p.suffix.lower() in {".tif", ".tiff"}), key=lambda p: p.name)
     if not tiffs:
         raise DataError(f"{root}: no .tiff images found (expected the 213 JAFFE files such as KA.AN1.39.tiff)")
     return tiffs

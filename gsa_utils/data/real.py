@@ -42,6 +42,25 @@ def is_hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") or part == "__MACOSX" for part in parts)
 
 
+def walk_files(folder: Path) -> list[Path]:
+    """Every file under ``folder`` that is not hidden (:func:`is_hidden`), sorted.
+
+    A sub-folder that cannot be read is a DataError naming it.
+    """
+
+    def refuse(err: OSError) -> None:
+        raise DataError(
+            f"{Path(err.filename or folder).absolute()}: folder cannot be read "
+            f"({err.strerror or type(err).__name__}); fix its permissions"
+        )
+
+    out: list[Path] = []
+    for here, dirs, names in os.walk(folder, onerror=refuse):
+        dirs.sort()
+        out.extend(Path(here) / n for n in names)
+    return sorted(p for p in out if p.is_file() and not is_hidden(p, folder))
+
+
 def _check_jpeg_end(path: Path, tail: bytes | None = None) -> None:
     """A complete JPEG ends with the EOI marker FF D9 (in ``tail``, its last bytes); a truncated download does not."""
     if path.suffix.lower() not in _JPEG:

@@ -198,11 +198,6 @@ def validate_request(
     return Request(n_train, n_test, image_size, seed)
 
 
-def split_rng(dataset: str, seed: int, split: str) -> np.random.Generator:
-    """The generator that draws the labels and per-image seeds of one split of one dataset."""
-    return np.random.default_rng([seed, DATASET_KEYS[dataset], SPLITS.index(split)])
-
-
 def image_rngs(image_seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
     """Independent (scene, label, noise) generators for one image.
 
@@ -210,11 +205,6 @@ def image_rngs(image_seed: int) -> tuple[np.random.Generator, np.random.Generato
     ``image_seed`` with another label gives the same scene, changed only inside the mask.
     """
     return tuple(np.random.default_rng([image_seed, k]) for k in range(3))  # type: ignore[return-value]
-
-
-def balanced_labels(rng: np.random.Generator, n: int, num_classes: int) -> np.ndarray:
-    """``n`` labels in random order whose class counts differ by at most one."""
-    return rng.permutation(np.arange(n) % num_classes).astype(np.int64)
 
 
 def synthetic_dataset(
@@ -229,12 +219,14 @@ def synthetic_dataset(
 ) -> StructuredDataset:
     """Draw balanced labels, render every image of both splits and wrap them with ``mask``.
 
+    Each split of each set has its own random stream (``seed``, the set, the split).
+
     ``render(image_seed, label, split)`` returns one 3 x S x S image; it is clipped to [0, 1] here.
     """
     out = {}
     for split, n in zip(SPLITS, (request.n_train, request.n_test)):
-        rng = split_rng(dataset, request.seed, split)
-        labels = balanced_labels(rng, n, len(class_names))
+        rng = np.random.default_rng([request.seed, DATASET_KEYS[dataset], SPLITS.index(split)])
+        labels = rng.permutation(np.arange(n) % len(class_names)).astype(np.int64)  # class counts differ by <= 1
         image_seeds = rng.integers(0, 2**62, n)
         images = np.empty((n, 3, request.image_size, request.image_size), dtype=F32)
         for i, label in enumerate(labels):
