@@ -60,10 +60,7 @@ class DataFingerprint:
 def data_fingerprint(ds: StructuredDataset) -> DataFingerprint:
     """Fingerprint a dataset from :func:`~gsa_utils.data.registry.load_dataset` or a loader."""
     meta = ds.meta
-    if meta.get("stand_in_for"):
-        source = "stand-in"
-    else:
-        source = ds.source
+    source = "stand-in" if meta.get("stand_in_for") else ds.source
     if meta.get("file") and Path(meta["file"]).is_file():
         origin = f"sha256:{file_sha256(meta['file'])}"
     elif meta.get("cache_key"):

@@ -118,11 +118,7 @@ def _grading_root(root: Path) -> Path:
 
 
 def _parse_int_label(raw: str) -> int | None:
-    raw = raw.strip()
-    try:
-        return int(raw)
-    except ValueError:
-        pass
+    """``"3"`` or ``"3.0"`` -> 3; anything else -> ``None``."""
     try:
         v = float(raw)
     except ValueError:
