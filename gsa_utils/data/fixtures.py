@@ -52,6 +52,11 @@ class JaffeFixture:
     labels: list[int]  # argmax labels, in the order of ``tiffs``
 
 
+def _write_image(path: Path, image: np.ndarray, params: Sequence[int] = ()) -> None:
+    if not cv2.imwrite(str(path), image, list(params)):
+        raise OSError(f"could not write {path}")
+
+
 def _idrid_image(right_eye: bool, height: int = 48, width: int = 4288, seed: int = 0) -> np.ndarray:
     """A synthetic BGR "fundus" of the real IDRiD width.
 
@@ -123,8 +128,7 @@ def make_idrid_fixture(
             name = f"IDRiD_{i + 1:03d}"
             path = folder / f"{name}.jpg"
             img = _idrid_image(i in flip_set, height, width, seed=i + (0 if split == "train" else 1000))
-            if not cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 95]):
-                raise OSError(f"could not write {path}")
+            _write_image(path, img, [cv2.IMWRITE_JPEG_QUALITY, 95])
             files.append(path)
             rows.append((name, i % 5, i % 3))
         write_idrid_csv(csv_path, rows)
@@ -223,9 +227,7 @@ def make_jaffe_fixture(
         vals = rng.uniform(1.2, 2.8, size=n_labels)
         vals[label] = rng.uniform(3.5, 4.9)
         path = img_dir / f"{model}.{code}{k}.{i + 1}.tiff"
-        ok = cv2.imwrite(str(path), _face(label, seed * 1000 + i), [cv2.IMWRITE_TIFF_COMPRESSION, 1])
-        if not ok:
-            raise OSError(f"could not write {path}")
+        _write_image(path, _face(label, seed * 1000 + i), [cv2.IMWRITE_TIFF_COMPRESSION, 1])
         tiffs.append(path)
         pics.append(pic)
         labels.append(JAFFE_RATING_COLUMNS.index(columns[label]))
@@ -282,8 +284,7 @@ def make_folder_fixture(
             if ext == ".npy":
                 np.save(path, (base * 1.5).astype(np.float32))  # "thickness" in micrometres
             else:
-                if not cv2.imwrite(str(path), base.astype(np.uint8)):
-                    raise OSError(f"could not write {path}")
+                _write_image(path, base.astype(np.uint8))
             out.append((path, label))
             rel = path.relative_to(root).as_posix()
             csv_lines.append(f"{rel},{cls if label_style == 'names' else label}")

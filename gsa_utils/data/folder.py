@@ -53,6 +53,12 @@ def _rel(p: Path, root: Path) -> str:
         return p.as_posix()
 
 
+def _given_file(path: str | os.PathLike, root: Path) -> Path:
+    """``path`` as given, or relative to ``root`` when only that exists."""
+    given = Path(path).expanduser()
+    return root / given if not given.is_file() and (root / given).is_file() else given
+
+
 def _repeats(keys: Mapping[int, object]) -> list[tuple[int, int]]:
     """``(first, later)`` index pairs of the items whose keys are equal, in index order."""
     first: dict[object, int] = {}
@@ -267,9 +273,7 @@ def load_folder(
     lines = None
     ignored: list[str] = []
     if csv is not None:
-        csv_path = Path(csv).expanduser()
-        if not csv_path.is_file() and (root / csv_path).is_file():
-            csv_path = root / csv_path
+        csv_path = _given_file(csv, root)
         if not csv_path.is_file():
             raise DataError(f"labels CSV not found: {csv_path}")
         files, label_names, lines = scan_label_csv(root, csv_path)
@@ -283,10 +287,7 @@ def load_folder(
         raise DataError(f"{root}: need at least 2 classes, found {names}")
     _check_duplicates(files, root, lines, duplicates)
     if split_file is not None:
-        sp = Path(split_file).expanduser()
-        if not sp.is_file() and (root / sp).is_file():
-            sp = root / sp
-        tr, te = read_split_file(sp, root, files)
+        tr, te = read_split_file(_given_file(split_file, root), root, files)
     else:
         tr, te = stratified_split(y, test_fraction, seed, names, f"folder {root}")
 

@@ -61,8 +61,7 @@ class JaffeRatings:
 
     def label(self, pic: str) -> int:
         """Index of the largest rating (ties -> first in HAP..FEA order); missing columns never win."""
-        r = self.ratings[pic]
-        return int(np.nanargmax(r))
+        return int(np.nanargmax(self.ratings[pic]))
 
 
 def jaffe_picture_id(filename: str) -> str | None:

@@ -97,13 +97,10 @@ def encode_labels(
     def where(i: int) -> str:
         return f"{source}, line {lines[i]}" if lines else source
 
-    as_int = []
-    for s in labels:
-        try:
-            as_int.append(int(s))
-        except ValueError:
-            as_int = None
-            break
+    try:
+        as_int = [int(s) for s in labels]
+    except ValueError:
+        as_int = None
     if as_int is not None:
         for i, v in enumerate(as_int):
             if v < 0:

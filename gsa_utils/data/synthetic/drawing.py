@@ -219,9 +219,8 @@ def synthetic_dataset(
 ) -> StructuredDataset:
     """Draw balanced labels, render every image of both splits and wrap them with ``mask``.
 
-    Each split of each set has its own random stream (``seed``, the set, the split).
-
-    ``render(image_seed, label, split)`` returns one 3 x S x S image; it is clipped to [0, 1] here.
+    Each split has its own random stream. ``render(image_seed, label, split)`` returns one
+    3 x S x S image; it is clipped to [0, 1] here.
     """
     out = {}
     for split, n in zip(SPLITS, (request.n_train, request.n_test)):
