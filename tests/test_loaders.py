@@ -16,7 +16,7 @@ from gsa_utils.data import IMAGENET_MEAN, IMAGENET_STD, DataError, StructuredDat
 from gsa_utils.data import folder as folder_mod
 from gsa_utils.data import idrid as idrid_mod
 from gsa_utils.data import jaffe as jaffe_mod
-from gsa_utils.data.cache import CACHE_ENV, cache_key, default_cache_dir, resolve_cache_dir
+from gsa_utils.data.cache import CACHE_ENV, cache_key, resolve_cache_dir
 from gsa_utils.data.fixtures import (
     make_folder_fixture,
     make_idrid_fixture,
@@ -307,10 +307,10 @@ def test_cache_kept_by_touch_and_rebuilt_when_corrupt(tmp_path, monkeypatch):
 
 def test_cache_dir_default_env_and_off(tmp_path, monkeypatch):
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "envcache"))
-    assert default_cache_dir() == tmp_path / "envcache" == resolve_cache_dir(None)
+    assert resolve_cache_dir(None) == tmp_path / "envcache" == resolve_cache_dir(True)
     assert resolve_cache_dir(False) is None
     monkeypatch.delenv(CACHE_ENV)
-    assert default_cache_dir() == Path("~/.cache/gsa_utils").expanduser()
+    assert resolve_cache_dir(None) == Path("~/.cache/gsa_utils").expanduser()
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "envcache"))
     fx = make_idrid_fixture(tmp_path / "d", n_train=3, n_test=2, height=16)
     ds = load_idrid(fx.parent, image_size=8, progress=False)  # cache_dir=None -> $GSA_CACHE_DIR

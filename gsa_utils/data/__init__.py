@@ -1,34 +1,18 @@
 """Datasets: the common container, embedded synthetic sets, and loaders for real data.
 
-Loaders for real data live in their own modules (:mod:`.idrid`, :mod:`.jaffe`,
-:mod:`.folder`, :mod:`.medmnist`), the registry of names in :mod:`.registry` and the
-miniature copies of the real layouts in :mod:`.fixtures`; all are re-exported here.
+Names are resolved by :mod:`.registry`; the loaders live in :mod:`.idrid`, :mod:`.jaffe`,
+:mod:`.folder` and :mod:`.medmnist`, miniature copies of the real layouts in :mod:`.fixtures`.
 Nothing is read or downloaded at import.
 """
 
-from .base import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    DataError,
-    StructuredDataset,
-    standardize,
-    validate_images,
-    validate_labels,
-)
+from .base import IMAGENET_MEAN, IMAGENET_STD, DataError, StructuredDataset, standardize
 from .fixtures import make_idrid_fixture, make_jaffe_fixture, make_medmnist_fixture
 from .folder import load_folder
 from .idrid import load_idrid
 from .jaffe import JAFFE_CLASSES, load_jaffe
 from .medmnist import load_medmnist
 from .registry import describe_source, is_stand_in, load_dataset
-from .synthetic import (
-    SYNTHETIC_DATASETS,
-    load_synthetic,
-    make_digits_in_clutter,
-    make_faces,
-    make_fundus,
-    make_oct_thickness,
-)
+from .synthetic import load_synthetic
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -36,8 +20,6 @@ __all__ = [
     "DataError",
     "StructuredDataset",
     "standardize",
-    "validate_images",
-    "validate_labels",
     "make_idrid_fixture",
     "make_jaffe_fixture",
     "make_medmnist_fixture",
@@ -49,10 +31,5 @@ __all__ = [
     "describe_source",
     "is_stand_in",
     "load_dataset",
-    "SYNTHETIC_DATASETS",
     "load_synthetic",
-    "make_digits_in_clutter",
-    "make_faces",
-    "make_fundus",
-    "make_oct_thickness",
 ]

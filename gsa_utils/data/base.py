@@ -1,9 +1,7 @@
 """The container every dataset in the book comes in, and the checks it applies.
 
-Introduced in chapter 1 (``01_structured_images``): a *structured* image set is a
-stack of equally sized, aligned images. Every loader in :mod:`gsa_utils.data`
-(synthetic, digits in clutter, IDRiD, JAFFE, your own folder, MedMNIST) returns a
-:class:`StructuredDataset`, so chapters and experiments never care where data came from.
+Introduced in chapter 1 (``01_structured_images``): a *structured* image set is a stack of
+equally sized, aligned images. Every loader returns a :class:`StructuredDataset`.
 """
 
 from __future__ import annotations
@@ -13,16 +11,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
-
-__all__ = [
-    "StructuredDataset",
-    "DataError",
-    "validate_images",
-    "validate_labels",
-    "standardize",
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-]
 
 #: Channel means and standard deviations the paper standardises with (supplement 1.1).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -34,25 +22,9 @@ class DataError(ValueError):
 
 
 def validate_images(images: torch.Tensor, what: str = "images") -> torch.Tensor:
-    """Check that ``images`` is an N x C x H x W float tensor of finite values.
+    """Check that ``images`` is a non-empty N x C x H x W float tensor of finite values; DataError otherwise.
 
-    Parameters
-    ----------
-    images
-        The stack to check.
-    what
-        How to refer to the stack in error messages (e.g. ``"x_train"``).
-
-    Returns
-    -------
-    torch.Tensor
-        ``images`` unchanged.
-
-    Raises
-    ------
-    DataError
-        If it is not a tensor, not 4-D, empty, not floating point, or holds NaN/inf
-        (the message gives the index of the first offending image).
+    ``what`` names the stack in messages; a NaN or inf is reported with the index of its image.
     """
     if not isinstance(images, torch.Tensor):
         raise DataError(f"{what} must be a torch.Tensor of shape N x C x H x W, got {type(images).__name__}")
@@ -72,13 +44,7 @@ def validate_images(images: torch.Tensor, what: str = "images") -> torch.Tensor:
 def validate_labels(
     labels: torch.Tensor, num_classes: int | None = None, what: str = "labels", n_expected: int | None = None
 ) -> torch.Tensor:
-    """Check that ``labels`` is a 1-D integer tensor with values in ``[0, num_classes)``.
-
-    Raises
-    ------
-    DataError
-        Naming the first out-of-range label and its index, or the shape/dtype problem.
-    """
+    """Check that ``labels`` is a 1-D integer tensor with values in ``[0, num_classes)``; DataError otherwise."""
     if not isinstance(labels, torch.Tensor):
         raise DataError(f"{what} must be a torch.Tensor, got {type(labels).__name__}")
     if labels.dim() != 1:
@@ -109,25 +75,9 @@ def standardize(
 class StructuredDataset:
     """A structured image set with a fixed train/test split.
 
-    Attributes
-    ----------
-    name
-        Short identifier, e.g. ``"fundus"`` or ``"idrid-retinopathy"``.
-    x_train, x_test
-        Float32 tensors N x C x H x W (values usually in [0, 1], or standardised).
-    y_train, y_test
-        Int64 class indices.
-    class_names
-        One name per class.
-    mask
-        Optional H x W bool tensor: the ground-truth relevant region (synthetic data and
-        digits-in-clutter have one; real data does not).
-    source
-        ``"synthetic"``, ``"embedded"`` (bundled real data) or ``"real"`` (files on disk).
-    description
-        One or two sentences for notebook output.
-    meta
-        Free-form extras (file names, preprocessing settings, ...).
+    ``x_train``/``x_test`` are float32 N x C x H x W, ``y_*`` int64 class indices; ``mask`` is the
+    H x W ground-truth relevant region where one is known (synthetic data); ``source`` is
+    ``"synthetic"``, ``"embedded"`` (bundled real data) or ``"real"``; ``meta`` holds extras.
     """
 
     name: str

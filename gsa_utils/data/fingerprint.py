@@ -1,10 +1,7 @@
 """A fingerprint of the data a run used: where they came from, which files, what size, how many.
 
-Introduced in chapter 10 (``10_baselines``). A run's identity must include its data: a
-run made on a synthetic stand-in before the real file was in place must never be taken
-for a run on the real data, nor averaged with one. :func:`data_fingerprint` summarises a
-loaded :class:`~gsa_utils.data.StructuredDataset` as a :class:`DataFingerprint` whose
-``key`` a runner can put into run ids or compare when it reuses a finished run.
+Introduced in chapter 10 (``10_baselines``). A run on a stand-in must never be taken for, or
+averaged with, a run on the real data; the :class:`DataFingerprint` ``key`` tells them apart.
 """
 
 from __future__ import annotations
@@ -18,8 +15,6 @@ import torch
 
 from ..files import file_sha256
 from .base import StructuredDataset
-
-__all__ = ["DataFingerprint", "data_fingerprint", "file_sha256"]
 
 
 def _tensor_digest(*tensors: torch.Tensor) -> str:
@@ -35,24 +30,9 @@ def _tensor_digest(*tensors: torch.Tensor) -> str:
 class DataFingerprint:
     """Identity of a loaded dataset.
 
-    Attributes
-    ----------
-    name
-        The dataset name (``"retinamnist"``, ``"folder:..."``).
-    source
-        ``"real"``, ``"stand-in"`` or ``"synthetic"`` (``"embedded"`` for bundled data).
-    origin
-        ``"sha256:<hex>"`` of the file read (MedMNIST), ``"files:<cache key>"`` for loaders
-        that read many files (the key hashes their names and contents, in order, and the
-        preprocessing settings), ``"generator:<name> seed=<s>"`` for synthetic data.
-    image_shape
-        (C, H, W).
-    n_train, n_val, n_test
-        Images per split (``n_val`` 0 unless an official validation split is kept apart).
-    standardize
-        The standardisation applied (``"imagenet"``, ``"dataset"``, ``"none"``).
-    content
-        SHA-256 of the images and labels as loaded (all splits).
+    ``source`` is ``"real"``, ``"stand-in"``, ``"synthetic"`` or ``"embedded"``; ``origin`` is
+    ``"sha256:<hex>"`` of the one file read (MedMNIST), ``"files:<cache key>"`` for loaders of many
+    files, or ``"generator:<name> seed=<s>"``; ``content`` is the SHA-256 of all images and labels.
     """
 
     name: str
@@ -78,15 +58,9 @@ class DataFingerprint:
 
 
 def data_fingerprint(ds: StructuredDataset) -> DataFingerprint:
-    """Fingerprint a dataset from :func:`~gsa_utils.data.registry.load_dataset` or a loader.
-
-    Cost: hashing the loaded tensors (about 0.1 s per 100 MB) and, for MedMNIST, the file.
-    """
+    """Fingerprint a dataset from :func:`~gsa_utils.data.registry.load_dataset` or a loader."""
     meta = ds.meta
-    if meta.get("stand_in_for"):
-        source = "stand-in"
-    else:
-        source = ds.source
+    source = "stand-in" if meta.get("stand_in_for") else ds.source
     if meta.get("file") and Path(meta["file"]).is_file():
         origin = f"sha256:{file_sha256(meta['file'])}"
     elif meta.get("cache_key"):

@@ -1,15 +1,8 @@
-"""Tiny, layout-exact stand-ins for the real datasets, for tests and offline demos.
+"""Tiny, layout-exact copies of the real datasets, for tests and offline demos.
 
-Introduced in chapter 1 (``01_structured_images``). The real datasets cannot be bundled
-(JAFFE may never be redistributed; IDRiD is 500 MB), so these builders write miniature
-copies with **exactly** the real folder names, file names, CSV headers (including the
-trailing space of ``Risk of macular edema ``) and ratings-file format. A notebook can
-therefore show every loader working without the real data, and the tests exercise the
-same code paths the real files will.
-
-The images are synthetic (no real photograph or face is involved) and small: IDRiD
-images keep the real width (4288 px, because the paper's crop is on columns) but are
-only a few dozen pixels high by default.
+Introduced in chapter 1 (``01_structured_images``). The real data cannot be bundled, so these
+builders write synthetic images under exactly the real folder names, file names, CSV headers
+and ratings-file format; the loaders then run the same code paths on them as on real files.
 """
 
 from __future__ import annotations
@@ -25,19 +18,6 @@ import numpy as np
 from .idrid import IDRID_CROP_START, IDRID_CROP_STOP, IDRID_FLIP_TEST, IDRID_FLIP_TRAIN, IDRID_LAYOUT
 from .jaffe import JAFFE_RATING_COLUMNS
 from .medmnist import medmnist_filename
-
-__all__ = [
-    "IdridFixture",
-    "JaffeFixture",
-    "make_idrid_fixture",
-    "make_jaffe_fixture",
-    "make_folder_fixture",
-    "make_medmnist_fixture",
-    "idrid_image_array",
-    "write_idrid_csv",
-    "write_jaffe_ratings",
-    "JAFFE_CODES",
-]
 
 #: Posed-expression codes in JAFFE file names.
 JAFFE_CODES = ("AN", "DI", "FE", "HA", "NE", "SA", "SU")
@@ -72,14 +52,16 @@ class JaffeFixture:
     labels: list[int]  # argmax labels, in the order of ``tiffs``
 
 
-def idrid_image_array(right_eye: bool, height: int = 48, width: int = 4288, seed: int = 0) -> np.ndarray:
+def _write_image(path: Path, image: np.ndarray, params: Sequence[int] = ()) -> None:
+    if not cv2.imwrite(str(path), image, list(params)):
+        raise OSError(f"could not write {path}")
+
+
+def _idrid_image(right_eye: bool, height: int = 48, width: int = 4288, seed: int = 0) -> np.ndarray:
     """A synthetic BGR "fundus" of the real IDRiD width.
 
-    Columns outside the paper's crop (``< 260`` and ``>= 3686``) are painted **white**
-    (the real photographs are black there) so a test can see whether the crop happened.
-    Inside: a dark red disc-free retina with a bright yellow "optic disc" block on the
-    left (left eye) or right (right eye) side, so after the paper's flips all optic discs
-    should be on the same side.
+    Columns outside the paper's crop are white, so a test can see whether the crop happened; the
+    yellow "optic disc" lies left (left eye) or right (right eye), so after the flips all lie alike.
     """
     rng = np.random.default_rng(seed)
     img = np.zeros((height, width, 3), np.uint8)
@@ -118,25 +100,14 @@ def make_idrid_fixture(
     n_test: int = 6,
     height: int = 48,
     width: int = 4288,
-    nest: bool = True,
-    quality: int = 95,
 ) -> IdridFixture:
     """Write a miniature IDRiD "B. Disease Grading" tree under ``root``.
 
-    Layout (``nest=True``; with ``nest=False`` the grading folder is ``root`` itself)::
-
-        root/B. Disease Grading/1. Original Images/a. Training Set/IDRiD_001.jpg ...
-        root/B. Disease Grading/1. Original Images/b. Testing Set/IDRiD_001.jpg ...
-        root/B. Disease Grading/2. Groundtruths/a. IDRiD_Disease Grading_Training Labels.csv
-        root/B. Disease Grading/2. Groundtruths/b. IDRiD_Disease Grading_Testing Labels.csv
-
-    Image ``i`` (0-based, name order) of a split has retinopathy grade ``i % 5`` and edema
-    risk ``i % 3``, and is drawn as a right eye iff ``i`` is in the paper's flip list.
-
-    Introduced in chapter 1 (``01_structured_images``).
+    Introduced in chapter 1 (``01_structured_images``). Image ``i`` of a split has retinopathy
+    grade ``i % 5`` and edema risk ``i % 3``, and is a right eye iff ``i`` is in the paper's flip list.
     """
     parent = Path(root)
-    grading = parent / IDRID_LAYOUT["grading"] if nest else parent
+    grading = parent / IDRID_LAYOUT["grading"]
     fx = IdridFixture(
         parent=parent,
         grading_dir=grading,
@@ -156,9 +127,8 @@ def make_idrid_fixture(
         for i in range(n):
             name = f"IDRiD_{i + 1:03d}"
             path = folder / f"{name}.jpg"
-            img = idrid_image_array(i in flip_set, height, width, seed=i + (0 if split == "train" else 1000))
-            if not cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, quality]):
-                raise OSError(f"could not write {path}")
+            img = _idrid_image(i in flip_set, height, width, seed=i + (0 if split == "train" else 1000))
+            _write_image(path, img, [cv2.IMWRITE_JPEG_QUALITY, 95])
             files.append(path)
             rows.append((name, i % 5, i % 3))
         write_idrid_csv(csv_path, rows)
@@ -191,12 +161,10 @@ def write_jaffe_ratings(
     second_table: Sequence[tuple[str, Sequence[float]]] | None = None,
     second_header: bool = True,
 ) -> Path:
-    """Write JAFFE semantic ratings: ``#  HAP  SAD  SUR  ANG  DIS  FEA  PIC`` then numbered rows.
+    """Write JAFFE semantic ratings: a header ``#  HAP ... PIC`` then numbered rows.
 
-    ``layout="readme"`` surrounds the table(s) with documentation text as in the
-    distribution's ``README_FIRST.txt``; ``"table"`` writes the bare table.
-    ``second_table`` (rows with the columns minus FEA) adds a "fear excluded" table, with
-    or without its own header line (``second_header``).
+    ``layout="readme"`` surrounds the table(s) with documentation text, ``"table"`` writes it bare;
+    ``second_table`` adds a "fear excluded" table, with or without a header line.
     """
 
     def table(cols: Sequence[str], body: Sequence[tuple[str, Sequence[float]]], header: bool = True) -> list[str]:
@@ -233,23 +201,16 @@ def make_jaffe_fixture(
     n_images: int = 30,
     layout: str = "readme",
     fear_column: bool = True,
-    subfolder: str = "jaffe",
     seed: int = 0,
-    fear_excluded_table: bool = True,
 ) -> JaffeFixture:
-    """Write ``n_images`` grey 256 x 256 uncompressed TIFFs named like ``KA.AN1.39.tiff`` and a ratings file.
+    """Write ``n_images`` grey 256 x 256 TIFFs named like ``KA.AN1.39.tiff`` and a ratings file.
 
-    Labels cycle through the six emotions (``i % 6``; without the FEA column through the
-    first five), so every class has several images. The ratings file is
-    ``root/README_FIRST.txt`` (``layout="readme"``: documentation text around the table,
-    plus a "fear excluded" second table whose values would give *different* labels, to
-    check the first table wins) or ``root/ratings.txt`` with the bare table
-    (``layout="table"``).
-
-    Introduced in chapter 1 (``01_structured_images``).
+    Introduced in chapter 1 (``01_structured_images``). Labels cycle through the emotions; with
+    ``layout="readme"`` a second "fear excluded" table would give other labels, so that a test
+    sees the first table win.
     """
     root = Path(root)
-    img_dir = root / subfolder if subfolder else root
+    img_dir = root / "jaffe"
     img_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     columns = list(JAFFE_RATING_COLUMNS) if fear_column else [c for c in JAFFE_RATING_COLUMNS if c != "FEA"]
@@ -266,9 +227,7 @@ def make_jaffe_fixture(
         vals = rng.uniform(1.2, 2.8, size=n_labels)
         vals[label] = rng.uniform(3.5, 4.9)
         path = img_dir / f"{model}.{code}{k}.{i + 1}.tiff"
-        ok = cv2.imwrite(str(path), _face(label, seed * 1000 + i), [cv2.IMWRITE_TIFF_COMPRESSION, 1])
-        if not ok:
-            raise OSError(f"could not write {path}")
+        _write_image(path, _face(label, seed * 1000 + i), [cv2.IMWRITE_TIFF_COMPRESSION, 1])
         tiffs.append(path)
         pics.append(pic)
         labels.append(JAFFE_RATING_COLUMNS.index(columns[label]))
@@ -282,7 +241,7 @@ def make_jaffe_fixture(
         rows,
         columns,
         layout,
-        second if (layout == "readme" and fear_excluded_table and fear_column) else None,
+        second if (layout == "readme" and fear_column) else None,
     )
     order = sorted(range(n_images), key=lambda j: tiffs[j].name)
     return JaffeFixture(
@@ -305,14 +264,9 @@ def make_folder_fixture(
     label_style: str = "names",
     seed: int = 0,
 ) -> list[tuple[Path, int]]:
-    """Write a small structured set: ``root/<class>/<class>_NN<ext>`` or ``root/images/*`` + ``root/labels.csv``.
+    """Write a small structured set: ``root/<class>/*<ext>``, or ``root/images/*`` and ``root/labels.csv``.
 
-    ``ext`` may be ``.png``, ``.jpg``, ``.tif``, ``.bmp`` or ``.npy`` (float32 "thickness
-    maps", H x W, or H x W x 3 when ``colour``). With ``layout="csv"`` the CSV has columns
-    ``path,label`` with class names (``label_style="names"``) or integers (``"ints"``).
-    Returns ``(path, label index)`` pairs (labels index the sorted class names).
-
-    Introduced in chapter 1 (``01_structured_images``).
+    Introduced in chapter 1 (``01_structured_images``). Returns ``(path, label index)`` pairs.
     """
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -330,8 +284,7 @@ def make_folder_fixture(
             if ext == ".npy":
                 np.save(path, (base * 1.5).astype(np.float32))  # "thickness" in micrometres
             else:
-                if not cv2.imwrite(str(path), base.astype(np.uint8)):
-                    raise OSError(f"could not write {path}")
+                _write_image(path, base.astype(np.uint8))
             out.append((path, label))
             rel = path.relative_to(root).as_posix()
             csv_lines.append(f"{rel},{cls if label_style == 'names' else label}")

@@ -1,41 +1,13 @@
 """Your own structured image set: a folder per class, or a CSV of ``path,label``.
 
-Introduced in chapter 1 (``01_structured_images``). Global spatial attention assumes the
-images are *structured*: equally sized and aligned, so that pixel (i, j) means the same
-place in every image (fundus photographs centred on the same landmarks, OCT thickness
-maps on the same grid, ...). :func:`load_folder` therefore insists that all images share
-one size unless you explicitly ask it to resize (``resize=True``); ``image_size`` resizes a
-set whose images share one size, but does not make a mixed set acceptable.
+Introduced in chapter 1 (``01_structured_images``). Structured images share one size and are
+aligned, so :func:`load_folder` refuses a set of mixed sizes unless asked to resize. Two layouts::
 
-Two layouts::
+    root/glaucoma/img001.png  ...       root/images/a.png, root/labels.csv (path,label)
 
-    root/                          root/
-        glaucoma/img001.png            images/a.png
-        glaucoma/img002.png            images/b.npy
-        normal/img003.png              labels.csv   ->  path,label
-        ...                                             images/a.png,glaucoma
-                                                        images/b.npy,normal
-
-Optional fixed split: a CSV (``path,split``) or a text file (``path split`` per line)
-with ``train``/``test`` for every image; otherwise a seeded stratified split.
-Supported files: whatever OpenCV or Pillow decodes (png, jpg/jpeg, tif/tiff, bmp, pgm/ppm,
-gif, webp, ...; 8 or 16 bit, grey or colour; files without an extension too, when they
-decode: one that begins like an image but does not decode is an error, as a damaged
-``.jpg`` is), DICOM through the optional ``pydicom`` (``pip install 'gsa-utils[dicom]'``) and
-``.npy`` arrays (H x W or H x W x C, e.g. OCT thickness maps in micrometres).
-
-Files whose names mark them as set aside (ending in ``.bad``, ``.bak``, ``.orig``, ``~``,
-``.tmp`` or ``.part``, e.g. the corrupt originals Extended Yale B ships as ``*.pgm.bad``) are
-never read: a class folder skips them with one warning and lists them in
-``meta["ignored_files"]``; a CSV row naming one is an error. A ``.npy`` array or DICOM image
-larger than Pillow's decompression-bomb limit is refused from its header
-(:func:`~gsa_utils.data.formats.max_image_pixels`).
-
-The same file may not count twice: paths are compared after resolving ``..`` and
-symbolic links, and files with identical bytes under two names, or with other bytes that
-decode to the same pixels (one picture saved twice, as PNG and BMP say), are an error (or
-a warning, with ``duplicates="warn"``), since one image in both the training and the test
-set would inflate the test accuracy.
+Files whose names mark them as set aside (:data:`~gsa_utils.data.formats.SET_ASIDE_ENDINGS`)
+are never read. The same image may not count twice (one file under two paths, byte-identical
+copies, or copies that decode to the same pixels): it could land in both training and test set.
 """
 
 from __future__ import annotations
@@ -66,9 +38,8 @@ from .real import (
     stratified_split,
     to_grey,
     to_rgb,
+    walk_files,
 )
-
-__all__ = ["load_folder"]
 
 
 def _shorten(names: Sequence[str], n: int = 5) -> str:
@@ -80,6 +51,12 @@ def _rel(p: Path, root: Path) -> str:
         return p.relative_to(root).as_posix()
     except ValueError:
         return p.as_posix()
+
+
+def _given_file(path: str | os.PathLike, root: Path) -> Path:
+    """``path`` as given, or relative to ``root`` when only that exists."""
+    given = Path(path).expanduser()
+    return root / given if not given.is_file() and (root / given).is_file() else given
 
 
 def _repeats(keys: Mapping[int, object]) -> list[tuple[int, int]]:
@@ -94,11 +71,7 @@ def _repeats(keys: Mapping[int, object]) -> list[tuple[int, int]]:
 
 
 def _check_duplicates(files: Sequence[Path], root: Path, lines: Sequence[int] | None, duplicates: str) -> None:
-    """Refuse (or warn about) one file under two paths or byte-identical files under two names.
-
-    Only files of equal size are hashed, so a folder without duplicates is read once per
-    size collision at most. Symbolic links and ``..`` are caught here (a CSV's, earlier, by line).
-    """
+    """Refuse (or warn about) one file under two paths or byte-identical files under two names."""
     resolved = dict(enumerate(f.resolve() for f in files))
     same_path = _repeats(resolved)
     found = [
@@ -135,8 +108,7 @@ def _file_name(files: Sequence[Path], lines: Sequence[int] | None, i: int) -> st
 
 
 def pixel_digest(image: np.ndarray) -> np.ndarray:
-    """SHA-256 (32 bytes, as uint8) of a decoded image's pixels, shape and dtype: equal for the same
-    picture saved as PNG at two compression levels, or as PNG and BMP."""
+    """SHA-256 (32 bytes, as uint8) of a decoded image's pixels, shape and dtype."""
     import hashlib
 
     image = np.ascontiguousarray(image)
@@ -148,32 +120,12 @@ def pixel_digest(image: np.ndarray) -> np.ndarray:
 def _check_pixel_duplicates(
     digests: np.ndarray, files: Sequence[Path], root: Path, lines: Sequence[int] | None, duplicates: str
 ) -> None:
-    """Refuse (or warn about) files with other bytes that decode to the same pixels.
-
-    Byte-identical files were refused before decoding (:func:`_check_duplicates`); this catches
-    the same image re-encoded, which would leak between training and test sets just the same.
-    """
+    """Refuse (or warn about) files with other bytes that decode to the same pixels."""
     found = [
         f"{_file_name(files, lines, j)} and {_file_name(files, lines, i)} decode to the same pixels"
         for j, i in _repeats({i: bytes(d) for i, d in enumerate(digests)})
     ]
     _report_duplicates(found, root, duplicates)
-
-
-def _walk_files(folder: Path) -> list[Path]:
-    """Every file under ``folder`` (sorted), or DataError naming a sub-folder that cannot be read."""
-
-    def refuse(err: OSError) -> None:
-        raise DataError(
-            f"{Path(err.filename or folder).absolute()}: folder cannot be read "
-            f"({err.strerror or type(err).__name__}); fix its permissions"
-        )
-
-    out: list[Path] = []
-    for here, dirs, names in os.walk(folder, onerror=refuse):
-        dirs.sort()
-        out.extend(Path(here) / n for n in names)
-    return sorted(out)
 
 
 def _scan_class_folders(root: Path) -> tuple[list[Path], list[str], list[str], list[str]]:
@@ -190,9 +142,7 @@ def _scan_class_folders(root: Path) -> tuple[list[Path], list[str], list[str], l
     set_aside: list[str] = []
     for c in classes:
         found = 0
-        for p in _walk_files(root / c):
-            if not p.is_file() or is_hidden(p, root):
-                continue
+        for p in walk_files(root / c):
             if is_set_aside(p):
                 set_aside.append(_rel(p, root))
                 continue
@@ -246,8 +196,7 @@ def _is_grey(img: np.ndarray) -> bool:
 
 
 def _auto_channels(images: list[np.ndarray], files: Sequence[Path]) -> list[np.ndarray]:
-    """``channels="auto"``: grey when every image is grey, else as decoded when all agree, else grey and RGB
-    images mixed as RGB (the grey ones replicated to 3 channels)."""
+    """``channels="auto"``: grey when every image is grey, else as decoded, grey ones replicated to RGB when mixed."""
     if all(_is_grey(im) for im in images):
         return [im if im.ndim == 2 else im[:, :, 0] for im in images]
     counts = [1 if im.ndim == 2 else im.shape[2] for im in images]
@@ -283,68 +232,35 @@ def load_folder(
     class_names: Sequence[str] | None = None,
     cache_dir: str | os.PathLike | bool | None = None,
     progress: bool = True,
-    name: str | None = None,
     duplicates: str = "error",
 ) -> StructuredDataset:
     """Load your own structured image set from a folder per class or a ``path,label`` CSV.
 
+    Introduced in chapter 1 (``01_structured_images``). Caching and standardisation as for every
+    loader (:mod:`gsa_utils.data.registry`).
+
     Parameters
     ----------
     root
-        Folder with one sub-folder per class (class names = sorted folder names), or the
-        folder the ``csv`` paths are relative to.
+        Folder with one sub-folder per class, or the folder the ``csv`` paths are relative to.
     image_size
-        Resize every image to this size (int or (height, width)) with ``cv2.INTER_AREA``.
-        The images must still share one size among themselves, unless ``resize=True``.
+        Resize every image to this size; the images must still share one size unless ``resize``.
     resize
-        Accept images of different sizes: resize every one to ``image_size``, or with
-        ``image_size=None`` to the most common size. Without it, images of another size
-        than the majority are a DataError naming them, even with ``image_size`` given.
+        Accept images of different sizes: resize them to ``image_size``, or to the most common size.
     test_fraction, seed
         Seeded stratified split, used when no ``split_file`` is given.
     split_file
-        CSV ``path,split`` (or text ``path split`` per line), split ``train`` or ``test``,
-        paths relative to ``root``; must cover every image exactly once.
+        CSV ``path,split`` (or text ``path split``) with ``train``/``test`` for every image.
     csv
-        CSV with columns ``path,label`` (paths relative to ``root``); labels are class
-        names (classes = sorted names) or integers 0..K-1.
+        CSV with columns ``path,label``; labels are class names or integers 0..K-1.
     channels
-        3 (grey replicated, RGBA loses alpha), 1 (colour converted to grey), ``None``
-        (keep what the files have; all must agree, e.g. multi-channel ``.npy`` maps) or
-        ``"auto"`` (1 when every image is grey, three equal channels included, else 3).
+        3, 1, ``None`` (as the files are, all agreeing) or ``"auto"`` (1 when every image is grey).
     standardize
-        ``True``: ImageNet means/stds for image files (as the paper), per-channel training
-        mean/std for ``.npy`` arrays and DICOM; or ``"imagenet"``, ``"dataset"``, ``False``.
-        With ``False``, ``meta["standardize_default"]`` says what ``True`` would use, and
-        :func:`~gsa_utils.data.standardization.standardize_dataset` applies it with the
-        statistics of the images a run trains on (e.g. its cross-validation folds).
+        ``True``: ImageNet statistics for pictures, the training images' own for ``.npy`` and DICOM.
     class_names
-        Fix the class order (names) or give names to integer labels.
-    cache_dir, progress
-        See :func:`gsa_utils.data.idrid.load_idrid`.
-    name
-        Dataset name (default ``"folder-<root name>"``).
+        Fix the class order, or name integer labels.
     duplicates
-        ``"error"`` (default): one file listed under two paths (``a/../a/x.png``, symbolic
-        links) or byte-identical files under two names raise DataError naming both;
-        ``"warn"``: byte-identical files only warn (the same path twice is always an error
-        in a CSV).
-
-    Returns
-    -------
-    StructuredDataset
-        ``x`` float32 N x C x H x W (8-bit images scaled to [0, 1], 16-bit by 65535,
-        ``.npy`` values kept) then standardised; ``meta`` lists the files of each split.
-
-    Raises
-    ------
-    DataError
-        Before decoding: missing folder/CSV, bad CSV rows or labels (naming the line),
-        listed files that do not exist, unreadable or truncated files, images of a size
-        other than the majority (naming the first such file, its size and the majority
-        size) when not resizing, split-file problems, classes too small to split.
-
-    Introduced in chapter 1 (``01_structured_images``).
+        ``"error"`` or ``"warn"`` for byte-identical files (one file under two paths is always an error).
     """
     root = Path(root).expanduser().absolute()
     if not root.is_dir():
@@ -357,9 +273,7 @@ def load_folder(
     lines = None
     ignored: list[str] = []
     if csv is not None:
-        csv_path = Path(csv).expanduser()
-        if not csv_path.is_file() and (root / csv_path).is_file():
-            csv_path = root / csv_path
+        csv_path = _given_file(csv, root)
         if not csv_path.is_file():
             raise DataError(f"labels CSV not found: {csv_path}")
         files, label_names, lines = scan_label_csv(root, csv_path)
@@ -373,10 +287,7 @@ def load_folder(
         raise DataError(f"{root}: need at least 2 classes, found {names}")
     _check_duplicates(files, root, lines, duplicates)
     if split_file is not None:
-        sp = Path(split_file).expanduser()
-        if not sp.is_file() and (root / sp).is_file():
-            sp = root / sp
-        tr, te = read_split_file(sp, root, files)
+        tr, te = read_split_file(_given_file(split_file, root), root, files)
     else:
         tr, te = stratified_split(y, test_fraction, seed, names, f"folder {root}")
 
@@ -450,7 +361,6 @@ def load_folder(
         "ignored_files": ignored,
         "channels": f"auto ({x.shape[1]})" if channels == "auto" else channels,
         "image_size": tuple(x.shape[2:]),
-        "resized": bool(size is not None or resize),
         "interpolation": "cv2.INTER_AREA",
         **cache_info,
     }
@@ -458,7 +368,7 @@ def load_folder(
         meta["original_sizes"] = info["sizes"]
     description = f"Structured images from {root} ({layout}), {len(files)} images, {len(names)} classes."
     return make_real_dataset(
-        name or f"folder-{root.name}",
+        f"folder-{root.name}",
         x[tr],
         y[tr],
         x[te],

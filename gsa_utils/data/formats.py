@@ -1,12 +1,7 @@
 """Which files are images, and decoders beyond OpenCV: Pillow for what it reads, pydicom for DICOM.
 
-Introduced in chapter 1 (``01_structured_images``). OpenCV decodes the common formats
-(:func:`gsa_utils.data.real.read_image`); everything else Pillow can decode (``.pgm``,
-``.ppm``, ``.gif``, ``.webp``, ...) is read here, and so are files without a known
-extension when their content decodes. DICOM (``.dcm``, or any file with the ``DICM``
-marker at byte 128) needs the optional ``pydicom`` package
-(``pip install 'gsa-utils[dicom]'``); without it, a DICOM file raises a
-:class:`~gsa_utils.data.DataError` naming the file and the extra.
+Introduced in chapter 1 (``01_structured_images``). DICOM needs the optional ``pydicom``
+(``pip install 'gsa-utils[dicom]'``); without it a DICOM file is a DataError naming the extra.
 """
 
 from __future__ import annotations
@@ -18,25 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from .base import DataError
-
-__all__ = [
-    "IMAGE_EXTENSIONS",
-    "DICOM_EXTENSIONS",
-    "SET_ASIDE_ENDINGS",
-    "is_set_aside",
-    "looks_like_image",
-    "max_image_pixels",
-    "check_pixel_count",
-    "ImageInfo",
-    "is_dicom",
-    "is_image_file",
-    "peek_pillow",
-    "read_pillow",
-    "peek_dicom",
-    "read_dicom",
-]
 
 # fmt: off
 #: Extensions accepted by name (lower case). Files with other or no extensions are
@@ -110,18 +89,12 @@ def looks_like_image(path: str | os.PathLike) -> bool:
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
-    """A known image extension, a DICOM file, or any other file whose header Pillow recognises or that
-    begins as an image file does (:func:`looks_like_image`; a truncated one is then refused when read).
-    Names of files set aside (:func:`is_set_aside`) never count."""
+    """True for an image extension, a DICOM file, or content Pillow recognises or that begins as an image does."""
     path = Path(path)
     if is_set_aside(path):
         return False
     if path.suffix.lower() in IMAGE_EXTENSIONS or is_dicom(path) or looks_like_image(path):
         return True
-    try:
-        from PIL import Image
-    except ImportError:
-        return False
     try:
         with Image.open(path) as im:
             im.size  # noqa: B018  (the header was parsed)
@@ -131,22 +104,12 @@ def is_image_file(path: str | os.PathLike) -> bool:
 
 
 def max_image_pixels() -> int | None:
-    """The most pixels (height x width) an image or ``.npy`` array may have, or ``None`` for no limit.
-
-    The limit at which Pillow refuses a decompression bomb: twice ``PIL.Image.MAX_IMAGE_PIXELS``
-    (about 179 million pixels by default). Set ``PIL.Image.MAX_IMAGE_PIXELS`` to change it for
-    every format (``None``: no limit).
-    """
-    try:
-        from PIL import Image
-    except ImportError:
-        return 2 * 89_478_485
+    """The most pixels one image may have (twice ``PIL.Image.MAX_IMAGE_PIXELS``), or ``None`` for no limit."""
     return None if Image.MAX_IMAGE_PIXELS is None else 2 * int(Image.MAX_IMAGE_PIXELS)
 
 
 def check_pixel_count(path: str | os.PathLike, info: ImageInfo) -> ImageInfo:
-    """``info`` when the image is within :func:`max_image_pixels` (channels up to 4 count as one pixel), else
-    DataError naming the file, its size and the limit, before anything is decoded."""
+    """``info`` when the image is within :func:`max_image_pixels`, else a DataError naming the file, before decoding."""
     limit = max_image_pixels()
     if limit is not None and info.height * info.width * max(1, info.channels / 4) > limit:
         raise DataError(
@@ -160,8 +123,6 @@ def check_pixel_count(path: str | os.PathLike, info: ImageInfo) -> ImageInfo:
 
 def peek_pillow(path: Path) -> ImageInfo:
     """Header of an image Pillow reads, or DataError naming the file."""
-    from PIL import Image
-
     try:
         with Image.open(path) as im:
             w, h = im.size
@@ -172,13 +133,7 @@ def peek_pillow(path: Path) -> ImageInfo:
 
 
 def read_pillow(path: Path, data: bytes | None = None) -> np.ndarray:
-    """Decode the first frame with Pillow, in OpenCV's conventions (BGR/BGRA colour, grey 2-D).
-
-    8-bit stays ``uint8``, 16-bit ``uint16``; 32-bit integer images become ``uint16`` when
-    their values fit, else ``float32``; float images stay ``float32``.
-    """
-    from PIL import Image
-
+    """Decode the first frame with Pillow, in OpenCV's conventions (BGR/BGRA colour, grey 2-D)."""
     try:
         with Image.open(io.BytesIO(data) if data is not None else path) as im:
             im.seek(0)
@@ -232,8 +187,7 @@ def peek_dicom(path: Path) -> ImageInfo:
 
 
 def read_dicom(path: Path) -> np.ndarray:
-    """Pixel data of a 2-D DICOM image: grey H x W (MONOCHROME1 inverted so that bright is dense)
-    or colour H x W x 3 in OpenCV's BGR order; integer types other than uint8/uint16 become float32."""
+    """Pixel data of a 2-D DICOM image in OpenCV's conventions (MONOCHROME1 inverted so that bright is dense)."""
     pydicom = _pydicom(path)
     try:
         ds = pydicom.dcmread(str(path), force=True)

@@ -1,26 +1,10 @@
 """IDRiD "B. Disease Grading": fundus photographs graded for retinopathy and macular edema.
 
-Introduced in chapter 1 (``01_structured_images``). The Indian Diabetic Retinopathy
-Image Dataset (Porwal et al., 2018; https://idrid.grand-challenge.org/Data/, CC BY 4.0)
-is one of the paper's three datasets (section 4.1). :func:`load_idrid` reads the
-official folder layout and preprocesses exactly as the paper's supplement 1.1:
-
-1. keep columns 260..3685 (drop the black background left and right):
-   ``x[:, IDRID_CROP_START:IDRID_CROP_STOP]``;
-2. resize to 224 x 224 with ``cv2.INTER_AREA``;
-3. flip horizontally the right-eye images, listed by index in the supplement
-   (:data:`IDRID_FLIP_TRAIN`, :data:`IDRID_FLIP_TEST`);
-4. scale to [0, 1] and standardise with the ImageNet means/stds.
-
-The expected layout (the "B. Disease Grading" archive, extracted)::
-
-    B. Disease Grading/
-        1. Original Images/
-            a. Training Set/IDRiD_001.jpg ... IDRiD_413.jpg
-            b. Testing Set/IDRiD_001.jpg ... IDRiD_103.jpg
-        2. Groundtruths/
-            a. IDRiD_Disease Grading_Training Labels.csv
-            b. IDRiD_Disease Grading_Testing Labels.csv
+Introduced in chapter 1 (``01_structured_images``). IDRiD (Porwal et al., 2018;
+https://idrid.grand-challenge.org/Data/, CC BY 4.0) is one of the paper's datasets.
+:func:`load_idrid` reads the official layout (:data:`IDRID_LAYOUT`) and preprocesses as the
+paper's supplement 1.1: keep columns 260..3685, resize to 224 x 224 with ``cv2.INTER_AREA``,
+flip the right eyes (:data:`IDRID_FLIP_TRAIN`, :data:`IDRID_FLIP_TEST`), standardise.
 """
 
 from __future__ import annotations
@@ -46,18 +30,6 @@ from .real import (
     stack_to_tensor,
     to_rgb,
 )
-
-__all__ = [
-    "load_idrid",
-    "IDRID_FLIP_TRAIN",
-    "IDRID_FLIP_TEST",
-    "IDRID_CROP_START",
-    "IDRID_CROP_STOP",
-    "IDRID_N_TRAIN",
-    "IDRID_N_TEST",
-    "IDRID_TASKS",
-    "IDRID_LAYOUT",
-]
 
 #: First column kept (the supplement removes pixels with horizontal index < 260).
 IDRID_CROP_START = 260
@@ -146,11 +118,7 @@ def _grading_root(root: Path) -> Path:
 
 
 def _parse_int_label(raw: str) -> int | None:
-    raw = raw.strip()
-    try:
-        return int(raw)
-    except ValueError:
-        pass
+    """``"3"`` or ``"3.0"`` -> 3; anything else -> ``None``."""
     try:
         v = float(raw)
     except ValueError:
@@ -282,46 +250,18 @@ def load_idrid(
 ) -> StructuredDataset:
     """Load IDRiD disease grading, preprocessed as in the paper (supplement 1.1).
 
+    Introduced in chapter 1 (``01_structured_images``). Caching and standardisation as for every
+    loader (:mod:`gsa_utils.data.registry`); every file is checked, and a fault named, before any
+    image is decoded.
+
     Parameters
     ----------
     root
         The extracted ``B. Disease Grading`` folder, or the folder that contains it.
     task
-        ``"retinopathy"`` (5 grades, 0-4, CSV column ``Retinopathy grade``) or ``"edema"``
-        (risk of macular edema, 3 grades, 0-2, column ``Risk of macular edema``).
-        Note: the paper's Table 1 swaps these counts ("3 (diabetic retinopathy) and 5
-        (macular edema)"); the data have 5 retinopathy and 3 edema grades.
-    image_size
-        Output size (int or (height, width)); the paper uses 224.
-    standardize
-        Scale to [0, 1] then standardise with means (0.485, 0.456, 0.406) and stds
-        (0.229, 0.224, 0.225) as the paper; ``False`` keeps [0, 1].
-    cache_dir
-        Where the preprocessed uint8 stacks are cached (see :mod:`gsa_utils.data.cache`);
-        ``None`` = default folder, ``False`` = no cache.
-    progress
-        Show a progress bar while decoding (only on a cache miss).
+        ``"retinopathy"`` (5 grades) or ``"edema"`` (3 grades). The paper's Table 1 swaps these counts.
     flip
-        Flip the right-eye images listed in :data:`IDRID_FLIP_TRAIN`/:data:`IDRID_FLIP_TEST`.
-        The indices refer to images sorted by name (the order of the official CSVs); they
-        only make sense for the official 413 + 103 images (a warning is issued otherwise).
-
-    Returns
-    -------
-    StructuredDataset
-        ``x`` float32 N x 3 x H x W (RGB), ``y`` int64, ``source="real"``, ``mask=None``;
-        ``meta`` holds file names, flipped indices and all settings.
-
-    Raises
-    ------
-    DataError
-        Before any image is decoded, naming the file at fault: missing folder or CSV,
-        CSV without the expected columns, duplicate or missing image names, grades outside
-        the task's range, listed images that do not exist, unreadable or truncated files,
-        grey images, images narrower than 3686 px. A file that passes the header check
-        but cannot be decoded raises during preprocessing, again naming it.
-
-    Introduced in chapter 1 (``01_structured_images``).
+        Flip the right eyes; the indices only fit the official 413 + 103 images (else a warning).
     """
     if task not in IDRID_TASKS:
         raise DataError(f"task must be one of {sorted(IDRID_TASKS)}, got {task!r}")
@@ -338,7 +278,6 @@ def load_idrid(
     ):
         csv_path = _child(gt_dir, IDRID_LAYOUT[csv_key]) or gt_dir / IDRID_LAYOUT[csv_key]
         rows = _read_grading_csv(csv_path, column, len(class_names), task)
-        csv_sorted = [r[0] for r in rows] == sorted(r[0] for r in rows)
         rows = sorted(rows, key=lambda r: r[0])
         folder = _child(images_dir, IDRID_LAYOUT[img_key]) or images_dir / IDRID_LAYOUT[img_key]
         if not folder.is_dir():
@@ -351,7 +290,7 @@ def load_idrid(
                 stacklevel=2,
             )
         flips = sorted(i for i in flip_list if i < len(paths)) if flip else []
-        splits[split] = {"csv": csv_path, "rows": rows, "paths": paths, "flips": flips, "csv_sorted": csv_sorted}
+        splits[split] = {"rows": rows, "paths": paths, "flips": flips}
 
     all_paths = splits["train"]["paths"] + splits["test"]["paths"]
     settings = {
@@ -383,17 +322,12 @@ def load_idrid(
         "dataset": "IDRiD B. Disease Grading",
         "root": str(base),
         "task": task,
-        "label_column": column,
-        "csv_files": {s: str(splits[s]["csv"]) for s in splits},
-        "csv_sorted_by_name": {s: splits[s]["csv_sorted"] for s in splits},
         "train_files": [p.name for p in splits["train"]["paths"]],
         "test_files": [p.name for p in splits["test"]["paths"]],
         "flipped_train": list(splits["train"]["flips"]),
         "flipped_test": list(splits["test"]["flips"]),
-        "crop_columns": (IDRID_CROP_START, IDRID_CROP_STOP),
         "image_size": size,
         "interpolation": "cv2.INTER_AREA",
-        "channel_order": "RGB",
         **cache_info,
     }
     if "sizes" in header_info:

@@ -1,26 +1,14 @@
 """JAFFE: the Japanese Female Facial Expression database, labelled by semantic ratings.
 
-Introduced in chapter 1 (``01_structured_images``). JAFFE (Lyons, Akamatsu, Kamachi and
-Gyoba, 1998; https://zenodo.org/record/3451524, access on request, non-commercial
-research only; never commit or redistribute the images) holds 213 grey 256 x 256 TIFF
-images of 10 Japanese women posing 7 expressions. Each image was rated by 60 viewers on
-six emotion adjectives; the paper (supplement 1.2) labels each image with the emotion
-of the **largest averaged rating** (so the label is not the posed expression: neutral
-poses get one of the six emotions too).
-
-File names: ``KA.AN1.39.tiff`` = model ``KA``, posed expression ``AN`` (anger) number
-``1``, image number ``39``. The ratings live in a whitespace-separated text table, in
-the distribution inside the documentation file (``README_FIRST.txt``; older copies:
-``A_README_FIRST.txt``), with a header line and one row per picture::
+Introduced in chapter 1 (``01_structured_images``). JAFFE (Lyons et al., 1998;
+https://zenodo.org/record/3451524, on request, non-commercial research only: never commit or
+redistribute the images) holds 213 grey 256 x 256 TIFFs (``KA.AN1.39.tiff``: model ``KA``,
+posed expression ``AN1``, image 39). The paper (supplement 1.2) labels each image with the
+emotion of its largest averaged rating, read from the ratings table in the documentation
+(``README_FIRST.txt``)::
 
     #  HAP  SAD  SUR  ANG  DIS  FEA  PIC
     1  2.87 2.52 2.10 1.97 1.97 2.06 KA-NE1
-    ...
-
-(row number, the six averaged ratings on a 1-5 scale, then the picture id: model and
-expression joined by a dash, without the image number). The documentation may hold more
-than one table (a second rating study excluded the fear adjective); :func:`read_jaffe_ratings`
-reads every table with such a header, and the first table that rates a picture wins.
 """
 
 from __future__ import annotations
@@ -40,7 +28,6 @@ from .base import DataError, StructuredDataset
 from .cache import cached_arrays
 from .real import (
     as_size,
-    is_hidden,
     make_real_dataset,
     peek_image,
     progress_bar,
@@ -49,16 +36,8 @@ from .real import (
     stack_to_tensor,
     stratified_split,
     to_grey,
+    walk_files,
 )
-
-__all__ = [
-    "load_jaffe",
-    "read_jaffe_ratings",
-    "jaffe_picture_id",
-    "JAFFE_CLASSES",
-    "JAFFE_RATING_COLUMNS",
-    "JaffeRatings",
-]
 
 #: Class names, in the column order of the ratings table (HAP SAD SUR ANG DIS FEA).
 JAFFE_CLASSES = ["happiness", "sadness", "surprise", "anger", "disgust", "fear"]
@@ -73,10 +52,7 @@ _LOOSE_PIC_RE = re.compile(r"^[A-Za-z]{2}\W?_?[A-Za-z]{2}\d+$")
 
 @dataclass
 class JaffeRatings:
-    """Parsed ratings: picture id -> six ratings (``nan`` where a table has no such column).
-
-    ``source_line`` gives, per picture id, the 1-based line of the ratings file it came from.
-    """
+    """Parsed ratings: picture id -> six ratings (``nan`` where a table lacks the column), with source lines."""
 
     path: Path
     ratings: dict[str, np.ndarray]
@@ -85,8 +61,7 @@ class JaffeRatings:
 
     def label(self, pic: str) -> int:
         """Index of the largest rating (ties -> first in HAP..FEA order); missing columns never win."""
-        r = self.ratings[pic]
-        return int(np.nanargmax(r))
+        return int(np.nanargmax(self.ratings[pic]))
 
 
 def jaffe_picture_id(filename: str) -> str | None:
@@ -122,28 +97,10 @@ def _header_columns(line: str) -> list[str] | None:
 def read_jaffe_ratings(path: str | os.PathLike) -> JaffeRatings:
     """Parse the JAFFE semantic-ratings table(s) of a text file.
 
-    Lenient about layout: any text may surround the tables; a table starts at a header
-    line made of the codes ``HAP SAD SUR ANG DIS FEA`` (any subset in any order, ``FEA``
-    may be absent) followed by ``PIC``, with or without a leading ``#`` and with any
-    spacing; it ends at the first non-blank line that is not a ratings row (a row starts
-    with a row number and ends with a picture id, or is mostly numbers).
-    Strict about rows: inside a table a ratings row must hold one number per column and a
-    picture id like ``KA-AN1``.
-
-    After a line mentioning "Fear Excluded" (the distribution's second rating study,
-    without the fear adjective) rows may lack the FEA value even under a six-column
-    header, and header-less rows of five ratings plus a picture id are read too (rows
-    that do not fit are skipped there). The first table that rates a picture wins, so the second
-    study only fills pictures the main table lacks; their fear rating is ``nan`` and
-    never wins the argmax.
-
-    Raises
-    ------
-    DataError
-        Naming the file and line for a row with a missing or non-numeric value or a
-        malformed picture id; naming the file when it has no ratings table.
-
-    Introduced in chapter 1 (``01_structured_images``).
+    Introduced in chapter 1 (``01_structured_images``). Lenient about the text around a table
+    and its spacing, strict about its rows (a DataError names the line). After a line mentioning
+    "Fear Excluded" (the second rating study) rows may lack the FEA value; the first table that
+    rates a picture wins, and a missing rating never wins the argmax.
     """
     path = Path(path)
     try:
@@ -240,8 +197,8 @@ def read_jaffe_ratings(path: str | os.PathLike) -> JaffeRatings:
 
 def _find_ratings_file(root: Path) -> Path:
     candidates = []
-    for p in sorted(root.rglob("*")):
-        if not p.is_file() or is_hidden(p, root) or p.suffix.lower() not in {".txt", ".text", ".dat", ""}:
+    for p in walk_files(root):
+        if p.suffix.lower() not in {".txt", ".text", ".dat", ""}:
             continue
         if p.stat().st_size > 5_000_000 or len(p.relative_to(root).parts) > 4:
             continue
@@ -266,14 +223,7 @@ def _find_ratings_file(root: Path) -> Path:
 
 
 def _find_tiffs(root: Path) -> list[Path]:
-    tiffs = sorted(
-        (
-            p
-            for p in root.rglob("*")
-            if p.is_file() and p.suffix.lower() in {".tif", ".tiff"} and not is_hidden(p, root)
-        ),
-        key=lambda p: p.name,
-    )
+    tiffs = sorted((p for p in walk_files(root) if p.suffix.lower() in {".tif", ".tiff"}), key=lambda p: p.name)
     if not tiffs:
         raise DataError(f"{root}: no .tiff images found (expected the 213 JAFFE files such as KA.AN1.39.tiff)")
     return tiffs
@@ -307,49 +257,19 @@ def load_jaffe(
 ) -> StructuredDataset:
     """Load JAFFE with the paper's labels (argmax of the averaged ratings, supplement 1.2).
 
+    Introduced in chapter 1 (``01_structured_images``). Caching and standardisation as for every
+    loader (:mod:`gsa_utils.data.registry`); the split is per image, seeded and stratified (80/20).
+
     Parameters
     ----------
     root
-        Folder holding the ``.tiff`` files (searched recursively, so the folder that
-        contains the extracted archive works too).
-    image_size
-        Output size (int or (height, width)); resized with ``cv2.INTER_AREA`` (paper: 224).
-    test_fraction, seed
-        Seeded stratified split (sklearn ``train_test_split(..., stratify=y)``); the paper
-        uses 80/20. The split is per image: the same model appears in train and test.
-    cache_dir, progress
-        See :func:`gsa_utils.data.idrid.load_idrid`.
+        Folder holding the ``.tiff`` files (searched recursively).
     channels
-        3 (default): the grey image is replicated to 3 channels, as reading with OpenCV's
-        default colour mode does and as ImageNet-pretrained CNNs expect. The pixel
-        representation then has 3 copies per pixel: of the ``3 * H * W`` features only
-        ``H * W`` carry information (after standardisation the copies differ only by the
-        per-channel affine map). 1: keep grey (standardised with the mean of the ImageNet
-        means/stds).
-    standardize
-        Scale to [0, 1] and standardise like IDRiD (ImageNet means/stds); ``False`` keeps [0, 1].
+        3 (default): grey replicated, as ImageNet-pretrained CNNs expect; 1 keeps grey.
     ratings_file
-        The ratings text file; by default the one text file under ``root`` holding a
-        ratings table (e.g. ``README_FIRST.txt``).
+        By default the one text file under ``root`` holding a ratings table.
     missing_ratings
-        ``"error"`` (default): an image without a ratings row raises DataError naming it;
-        ``"skip"``: such images are left out and listed in ``meta["skipped_unrated"]``.
-
-    Returns
-    -------
-    StructuredDataset
-        Classes :data:`JAFFE_CLASSES`; ``meta`` holds file names, picture ids, ratings,
-        posed expressions and settings.
-
-    Raises
-    ------
-    DataError
-        Before decoding: no tiffs, a tiff whose name is not JAFFE-style, two tiffs of one
-        picture id, no/ambiguous ratings file, a ratings row with a missing or
-        non-numeric value (naming the line), a tiff without ratings row (naming the
-        file), an unreadable image, too few images per class for the split.
-
-    Introduced in chapter 1 (``01_structured_images``).
+        ``"error"``: an image without a ratings row is a DataError; ``"skip"``: left out and listed.
     """
     size = as_size(image_size)
     if channels not in (1, 3):
@@ -415,7 +335,6 @@ def load_jaffe(
         "files": [p.name for p in paths],
         "picture_ids": pics,
         "ratings": r,
-        "posed_expression": [pic.split("-")[1][:2] for pic in pics],
         "train_index": tr,
         "test_index": te,
         "train_files": [paths[i].name for i in tr],
@@ -425,8 +344,6 @@ def load_jaffe(
         "channels": channels,
         "image_size": size,
         "interpolation": "cv2.INTER_AREA",
-        "label_rule": "argmax of the six averaged ratings (ties: first of HAP SAD SUR ANG DIS FEA)",
-        "tied_pictures": ties,
         "skipped_unrated": skipped,
         **cache_info,
     }

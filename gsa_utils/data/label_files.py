@@ -1,9 +1,4 @@
-"""Label and split files of an image set: CSV tables read with errors that name the file and line.
-
-Introduced in chapter 1 (``01_structured_images``). :func:`~gsa_utils.data.folder.load_folder`
-reads a ``path,label`` CSV and an optional ``path,split`` file through these functions, and
-:func:`~gsa_utils.data.idrid.load_idrid` its grading CSVs through :func:`read_csv_table`.
-"""
+"""Label and split files of an image set: CSV tables read with errors that name the file and line."""
 
 from __future__ import annotations
 
@@ -16,8 +11,6 @@ import numpy as np
 
 from .base import DataError
 from .formats import IMAGE_EXTENSIONS, SET_ASIDE_ENDINGS, is_image_file, is_set_aside
-
-__all__ = ["read_csv_table", "normalise_header", "read_csv_rows", "scan_label_csv", "encode_labels", "read_split_file"]
 
 
 def normalise_header(name: str) -> str:
@@ -104,13 +97,10 @@ def encode_labels(
     def where(i: int) -> str:
         return f"{source}, line {lines[i]}" if lines else source
 
-    as_int = []
-    for s in labels:
-        try:
-            as_int.append(int(s))
-        except ValueError:
-            as_int = None
-            break
+    try:
+        as_int = [int(s) for s in labels]
+    except ValueError:
+        as_int = None
     if as_int is not None:
         for i, v in enumerate(as_int):
             if v < 0:

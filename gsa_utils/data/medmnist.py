@@ -1,19 +1,9 @@
 """MedMNIST (e.g. RetinaMNIST) from the official ``.npz`` files.
 
-Introduced in chapter 1 (``01_structured_images``). MedMNIST v2/v3 (Yang et al., 2023;
-https://medmnist.com, CC BY 4.0) ships each dataset as one ``.npz`` per image size:
-``{flag}.npz`` (28 x 28) or ``{flag}_{size}.npz`` (64, 128, 224), with the arrays
-``train_images``, ``train_labels``, ``val_images``, ``val_labels``, ``test_images``,
-``test_labels`` (images ``uint8`` N x H x W or N x H x W x 3, labels N x 1).
-RetinaMNIST (fundus photographs from DeepDRiD, 5 retinopathy grades 0-4; 1080 train,
-120 val, 400 test) is the closest freely downloadable relative of IDRiD.
-
-The paper's protocol has only a training and a test set (an 80/20 split). MedMNIST has
-an official train/val/test split (RetinaMNIST: 67.5/7.5/25 %). By default
-(``merge_val=True``) the validation images join the training set, giving the paper's
-two-way protocol on the official test set (RetinaMNIST: 1200/400 = 75/25 %); with
-``merge_val=False`` they are kept apart in ``meta["x_val"]``/``meta["y_val"]`` (for early
-stopping or hyper-parameter choice).
+Introduced in chapter 1 (``01_structured_images``). MedMNIST (Yang et al., 2023;
+https://medmnist.com, CC BY 4.0 for most sets) ships each set as ``{flag}.npz`` (28 px) or
+``{flag}_{size}.npz`` with official train/val/test splits. The paper's protocol has only a
+training and a test set, so by default the validation images join the training set.
 """
 
 from __future__ import annotations
@@ -29,17 +19,8 @@ import torch
 from ..files import file_sha256
 from ..paths import data_dir
 from .base import DataError, StructuredDataset
-from .real import as_size, make_real_dataset, resize_image, stack_to_tensor, standardize_pair, to_grey
-
-__all__ = [
-    "load_medmnist",
-    "medmnist_filename",
-    "medmnist_info",
-    "MEDMNIST_SIZES",
-    "MEDMNIST_KEYS",
-    "MEDMNIST_SETS",
-    "MULTI_LABEL_SETS",
-]
+from .real import as_size, make_real_dataset, resize_image, stack_to_tensor, to_grey
+from .standardization import fit_standardization
 
 #: Image sizes MedMNIST+ provides.
 MEDMNIST_SIZES = (28, 64, 128, 224)
@@ -68,7 +49,7 @@ MULTI_LABEL_SETS = ("chestmnist",)
 
 
 def medmnist_info(flag: str) -> dict | None:
-    """``medmnist.INFO[flag]`` (task, labels, licence, checksums) with the medmnist package installed, else ``None``."""
+    """``medmnist.INFO[flag]`` with the medmnist package installed, else ``None``."""
     mm = _import_medmnist()
     info = getattr(mm, "INFO", {}).get(flag) if mm is not None else None
     return dict(info) if info else None
@@ -141,48 +122,26 @@ def load_medmnist(
 ) -> StructuredDataset:
     """Load a 2-D single-label MedMNIST dataset (default RetinaMNIST) as a StructuredDataset.
 
+    Introduced in chapter 1 (``01_structured_images``). Standardisation as for every loader
+    (:mod:`gsa_utils.data.registry`); class names from the medmnist package when installed.
+
     Parameters
     ----------
-    flag
-        MedMNIST name, e.g. ``"retinamnist"``, ``"pneumoniamnist"``, ``"dermamnist"``.
     root
-        Folder of the ``.npz`` files; default ``<data folder>/medmnist``, the folder every
-        loader of the book uses (:func:`gsa_utils.paths.data_dir`: ``$GSA_DATA_DIR``, else
-        ``<repo>/data``). The medmnist package's own ``~/.medmnist`` is not searched; a
-        missing-file message mentions a copy found there.
+        Folder of the ``.npz`` files; default ``<data folder>/medmnist``.
     size
         Which file: 28 (``{flag}.npz``), 64, 128 or 224 (``{flag}_{size}.npz``).
     download
-        When the file is absent, fetch it with the ``medmnist`` package (needs internet and
-        ``pip install medmnist``); otherwise a missing file is a DataError.
+        Fetch an absent file with the ``medmnist`` package; otherwise it is a DataError.
     merge_val
-        True: official validation images are appended to the training set (paper's
-        train/test protocol; ``meta["val_index"]`` says which). False: kept in
-        ``meta["x_val"]``, ``meta["y_val"]``.
+        Append the validation images to the training set (``meta["val_index"]``), else keep
+        them in ``meta["x_val"]``, ``meta["y_val"]``.
     image_size
-        Resize to this size (``INTER_AREA`` when shrinking, ``INTER_LINEAR`` when enlarging);
-        ``None`` keeps ``size``. E.g. ``size=224`` gives real 224 px images, while
-        ``size=28, image_size=224`` only enlarges 28 px ones.
+        Resize (``INTER_AREA`` shrinking, ``INTER_LINEAR`` enlarging); ``None`` keeps ``size``.
     channels
-        ``None`` keeps the file's channels (RetinaMNIST: 3), 3 replicates grey, 1 converts to grey.
-    standardize
-        ImageNet means/stds after scaling to [0, 1] (grey: their averages); False keeps [0, 1].
+        ``None`` as the file stores them, 3 replicates grey, 1 converts to grey.
     verify_md5
         Compare the file's MD5 with the one the medmnist package lists.
-
-    Returns
-    -------
-    StructuredDataset
-        Class names from ``medmnist.INFO[flag]["label"]`` when the package is installed,
-        else ``"0"``, ``"1"``, ...; ``source="real"``.
-
-    Raises
-    ------
-    DataError
-        File missing (naming the expected path), unreadable, missing arrays, inconsistent
-        shapes, multi-label targets, labels out of range, MD5 mismatch.
-
-    Introduced in chapter 1 (``01_structured_images``).
     """
     if not isinstance(flag, str) or not flag:
         raise DataError(f"flag must be a MedMNIST name such as 'retinamnist', got {flag!r}")
@@ -282,7 +241,6 @@ def load_medmnist(
         "file": str(path),
         "size": size,
         "image_size": tuple(x_train.shape[2:]),
-        "official_counts": {s: int(labels[s].shape[0]) for s in labels},
         "merge_val": merge_val,
         "task": info.get("task") if info else None,
         "license": info.get("license") if info else (MEDMNIST_SETS[flag][3] if flag in MEDMNIST_SETS else None),
@@ -293,8 +251,7 @@ def load_medmnist(
         x_train = torch.cat([x_train, x_val])
         y_train = np.concatenate([y_train, y_val])
     else:
-        _, x_val_std, _ = standardize_pair(x_train, x_val, "imagenet" if standardize else False)
-        meta["x_val"] = x_val_std
+        meta["x_val"] = fit_standardization(x_train, "imagenet" if standardize else False).apply(x_val)
         meta["y_val"] = torch.as_tensor(y_val)
     description = (
         f"MedMNIST {flag} ({size} px{f', resized to {out_size[0]}x{out_size[1]}' if out_size else ''}), "

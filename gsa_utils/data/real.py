@@ -1,16 +1,9 @@
 """Helpers shared by the loaders of real data: reading, checking and converting images.
 
-Introduced in chapter 1 (``01_structured_images``). The loaders (:mod:`.idrid`,
-:mod:`.jaffe`, :mod:`.folder`, :mod:`.medmnist`) all work in two phases:
-
-1. *validation*: cheap checks on every input (CSV/ratings parsing, file existence,
-   image headers: size, channels, truncated JPEGs) that raise
-   :class:`~gsa_utils.data.DataError` naming the file before any image is decoded;
-2. *preprocessing*: decoding with OpenCV, cropping, resizing with ``cv2.INTER_AREA``
-   (the paper's choice), flipping; cached by :mod:`.cache`.
-
-Images are read with OpenCV (as the paper did). OpenCV returns colour images in
-**BGR** order; :func:`to_rgb` converts them.
+Introduced in chapter 1 (``01_structured_images``). Every loader first checks every input
+(CSV rows, files, image headers) and raises :class:`~gsa_utils.data.DataError` naming the file
+before any image is decoded; then it decodes with OpenCV (BGR order, as the paper), crops,
+resizes with ``cv2.INTER_AREA`` and caches the result (:mod:`.cache`).
 """
 
 from __future__ import annotations
@@ -26,7 +19,6 @@ import torch
 
 from .base import DataError, StructuredDataset
 from .formats import (
-    IMAGE_EXTENSIONS,
     ImageInfo,
     check_pixel_count,
     is_dicom,
@@ -35,25 +27,7 @@ from .formats import (
     read_dicom,
     read_pillow,
 )
-from .standardization import GREY_MEAN, GREY_STD, fit_standardization
-
-__all__ = [
-    "IMAGE_EXTENSIONS",
-    "GREY_MEAN",
-    "GREY_STD",
-    "ImageInfo",
-    "peek_image",
-    "read_image",
-    "to_rgb",
-    "to_grey",
-    "resize_image",
-    "as_size",
-    "stack_to_tensor",
-    "stratified_split",
-    "standardize_pair",
-    "progress_bar",
-    "is_hidden",
-]
+from .standardization import fit_standardization
 
 _JPEG = (".jpg", ".jpeg", ".jpe", ".jfif")
 T = TypeVar("T")
@@ -66,6 +40,25 @@ def is_hidden(path: Path, root: Path) -> bool:
     except ValueError:
         parts = (path.name,)
     return any(part.startswith(".") or part == "__MACOSX" for part in parts)
+
+
+def walk_files(folder: Path) -> list[Path]:
+    """Every file under ``folder`` that is not hidden (:func:`is_hidden`), sorted.
+
+    A sub-folder that cannot be read is a DataError naming it.
+    """
+
+    def refuse(err: OSError) -> None:
+        raise DataError(
+            f"{Path(err.filename or folder).absolute()}: folder cannot be read "
+            f"({err.strerror or type(err).__name__}); fix its permissions"
+        )
+
+    out: list[Path] = []
+    for here, dirs, names in os.walk(folder, onerror=refuse):
+        dirs.sort()
+        out.extend(Path(here) / n for n in names)
+    return sorted(p for p in out if p.is_file() and not is_hidden(p, folder))
 
 
 def _check_jpeg_end(path: Path, tail: bytes | None = None) -> None:
@@ -94,19 +87,11 @@ def _load_npy(path: Path, mmap: bool = False) -> np.ndarray:
 
 
 def peek_image(path: str | os.PathLike) -> ImageInfo:
-    """Read only the header of an image (or ``.npy`` array) and return its size and channels.
+    """Size and channels from an image's header (or a ``.npy`` array's), without decoding it.
 
-    Also detects truncated JPEG files (cheaply, from the last bytes). Does not decode
-    pixel data, so it is fast enough to run on every file before any preprocessing.
-
-    Raises
-    ------
-    DataError
-        Naming the file if it is missing, empty, not an image, truncated, or larger than
-        :func:`~gsa_utils.data.formats.max_image_pixels` (as Pillow refuses bombs, so for
-        ``.npy`` arrays and DICOM too).
-
-    Introduced in chapter 1 (``01_structured_images``).
+    Introduced in chapter 1 (``01_structured_images``). Raises DataError naming a file that is
+    missing, empty, not an image, a truncated JPEG, or over
+    :func:`~gsa_utils.data.formats.max_image_pixels`.
     """
     path = Path(path)
     if not path.is_file():
@@ -121,33 +106,14 @@ def peek_image(path: str | os.PathLike) -> ImageInfo:
     if is_dicom(path):
         return peek_dicom(path)
     _check_jpeg_end(path)
-    try:
-        import PIL  # noqa: F401
-    except ImportError:  # no Pillow: fall back to a full decode
-        img = read_image(path)
-        return ImageInfo(img.shape[0], img.shape[1], 1 if img.ndim == 2 else img.shape[2], "unknown")
     return peek_pillow(path)
 
 
 def read_image(path: str | os.PathLike, flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
-    """Decode an image with OpenCV (BGR order for colour) or load a ``.npy`` array.
+    """Decode an image with OpenCV (BGR colour), Pillow or pydicom, or load a ``.npy`` array.
 
-    Formats OpenCV does not decode are read with Pillow (``.gif``, ...), DICOM with pydicom
-    (:mod:`gsa_utils.data.formats`), in the same conventions.
-
-    Parameters
-    ----------
-    path
-        Image file (png/jpg/tif/bmp/pgm/ppm/gif/webp/dcm, ...) or ``.npy`` array (H x W or H x W x C).
-    flags
-        OpenCV read flags; the default keeps channels and bit depth as stored.
-
-    Raises
-    ------
-    DataError
-        Naming the file if it cannot be read or decoded (corrupt, truncated, unsupported).
-
-    Introduced in chapter 1 (``01_structured_images``).
+    Introduced in chapter 1 (``01_structured_images``). Raises DataError naming a file that
+    cannot be read or decoded.
     """
     path = Path(path)
     if path.suffix.lower() == ".npy":
@@ -171,10 +137,7 @@ def read_image(path: str | os.PathLike, flags: int = cv2.IMREAD_UNCHANGED) -> np
     except cv2.error:
         img = None
     if img is None or img.size == 0:  # a format OpenCV does not read (gif, ...) or a corrupt file
-        try:
-            return read_pillow(path, data.tobytes())
-        except ImportError:
-            raise DataError(f"{path}: cannot decode image (corrupt, truncated or unsupported format)") from None
+        return read_pillow(path, data.tobytes())
     return img
 
 
@@ -241,10 +204,7 @@ def resize_image(img: np.ndarray, size: tuple[int, int], interpolation: int = cv
 
 
 def stack_to_tensor(stack: np.ndarray) -> torch.Tensor:
-    """N x H x W (grey) or N x H x W x C array -> float32 N x C x H x W tensor.
-
-    ``uint8`` is divided by 255 and ``uint16`` by 65535 (values in [0, 1]); other
-    dtypes (e.g. float thickness maps) are converted without scaling.
+    """N x H x W (x C) array -> float32 N x C x H x W tensor; ``uint8``/``uint16`` scaled to [0, 1].
 
     Introduced in chapter 1 (``01_structured_images``).
     """
@@ -261,28 +221,10 @@ def stack_to_tensor(stack: np.ndarray) -> torch.Tensor:
     return t / scale if scale != 1.0 else t
 
 
-def standardize_pair(
-    x_train: torch.Tensor, x_test: torch.Tensor, mode: str | bool | None
-) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """Standardise train and test stacks the same way; returns them and a description.
-
-    ``mode``: ``"imagenet"`` (ImageNet means/stds, paper supplement 1.1; one-channel
-    images use :data:`GREY_MEAN`/:data:`GREY_STD`), ``"dataset"`` (per-channel mean and
-    std of ``x_train``), or ``False``/``None``/``"none"`` (unchanged).
-
-    Introduced in chapter 1 (``01_structured_images``).
-    """
-    fitted = fit_standardization(x_train, mode)
-    return fitted.apply(x_train), fitted.apply(x_test), fitted.as_meta()
-
-
 def stratified_split(
     y: np.ndarray, test_fraction: float, seed: int, class_names: Sequence[str], what: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded stratified train/test split of ``range(len(y))`` (sklearn ``train_test_split``).
-
-    Returns sorted index arrays. Raises DataError (naming the class) when a class has
-    fewer than 2 images or the test fraction is too small to hold one image per class.
+    """Seeded stratified train/test split of ``range(len(y))`` as sorted index arrays; DataError for a class too small.
 
     Introduced in chapter 1 (``01_structured_images``).
     """
@@ -310,16 +252,14 @@ def stratified_split(
 
 
 def progress_bar(items: Sequence[T], desc: str = "", enabled: bool = True) -> Iterator[T]:
-    """``tqdm.auto`` progress bar over ``items`` (a plain iterator when ``enabled`` is False or tqdm is missing).
+    """``tqdm.auto`` progress bar over ``items`` (a plain iterator when disabled).
 
     Introduced in chapter 1 (``01_structured_images``).
     """
     if not enabled:
         return iter(items)
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return iter(items)
+    from tqdm.auto import tqdm
+
     return iter(tqdm(items, desc=desc, leave=False))
 
 
@@ -335,20 +275,19 @@ def make_real_dataset(
     meta: dict,
     default_mode: str = "imagenet",
 ) -> StructuredDataset:
-    """Standardise, wrap labels as int64 and build a ``source="real"`` :class:`StructuredDataset`.
+    """Standardise (``standardize_mode``), and build a ``source="real"`` :class:`StructuredDataset`.
 
-    ``default_mode`` (the mode ``standardize=True`` means for these data) is recorded as
-    ``meta["standardize_default"]`` for :func:`~gsa_utils.data.standardization.standardize_dataset`.
+    ``default_mode``, what ``standardize=True`` means for these data, goes to ``meta["standardize_default"]``.
     """
-    x_train, x_test, std_info = standardize_pair(x_train, x_test, standardize_mode)
+    fitted = fit_standardization(x_train, standardize_mode)
     meta = dict(meta)
-    meta.update(std_info)
+    meta.update(fitted.as_meta())
     meta["standardize_default"] = default_mode
     return StructuredDataset(
         name=name,
-        x_train=x_train.contiguous(),
+        x_train=fitted.apply(x_train).contiguous(),
         y_train=torch.as_tensor(np.asarray(y_train, dtype=np.int64)),
-        x_test=x_test.contiguous(),
+        x_test=fitted.apply(x_test).contiguous(),
         y_test=torch.as_tensor(np.asarray(y_test, dtype=np.int64)),
         class_names=list(class_names),
         mask=None,

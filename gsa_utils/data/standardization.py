@@ -1,18 +1,10 @@
 """Per-channel standardisation, with statistics taken only from the images a run trains on.
 
-Introduced in chapter 1 (``01_structured_images``). Two modes:
-
-* ``"imagenet"``: the ImageNet means and stds the paper uses (supplement 1.1); grey images
-  use their averages (:data:`GREY_MEAN`, :data:`GREY_STD`). No statistic of the data is
-  used, so it cannot leak anything.
-* ``"dataset"``: the per-channel mean and std of the *training* images (``.npy`` thickness
-  maps, DICOM, images with other than 1 or 3 channels). These must come from the images
-  the run actually trains on: in cross-validation, the training folds only.
-
-A loader called with ``standardize=False`` returns unstandardised images and records in
-``meta["standardize_default"]`` the mode it would have used; a runner then calls
-:func:`standardize_dataset` with the indices of its training images (a fold of ``x_train``)
-so that no validation or test image enters the statistics.
+Introduced in chapter 1 (``01_structured_images``). ``"imagenet"``: the ImageNet means and
+stds the paper uses (grey images their averages); ``"dataset"``: the per-channel statistics of
+the *training* images (``.npy`` maps, DICOM, other channel counts). A loader called with
+``standardize=False`` records in ``meta["standardize_default"]`` the mode it would have used,
+and a runner calls :func:`standardize_dataset` with its training folds only.
 """
 
 from __future__ import annotations
@@ -24,8 +16,6 @@ import numpy as np
 import torch
 
 from .base import IMAGENET_MEAN, IMAGENET_STD, DataError, StructuredDataset, standardize
-
-__all__ = ["GREY_MEAN", "GREY_STD", "Standardization", "fit_standardization", "standardize_dataset"]
 
 #: Mean and std used to standardise one-channel (grey) images: the averages of the
 #: ImageNet values the paper uses for colour images (supplement 1.1).
@@ -65,20 +55,7 @@ def fit_standardization(
 ) -> Standardization:
     """Fit the standardisation of ``images[indices]`` (all images when ``indices`` is None).
 
-    Parameters
-    ----------
-    images
-        N x C x H x W training images, unstandardised.
-    mode
-        ``"imagenet"`` (or ``True``), ``"dataset"``, or ``False``/``None``/``"none"``.
-    indices
-        The images the run trains on (e.g. the training folds of a cross-validation);
-        only they enter the ``"dataset"`` statistics.
-
-    Raises
-    ------
-    DataError
-        Unknown mode, ``"imagenet"`` on images with other than 1 or 3 channels, no images.
+    ``mode`` is ``"imagenet"`` (or ``True``), ``"dataset"``, or ``False``/``None``/``"none"``.
     """
     if mode is True:
         mode = "imagenet"
@@ -110,23 +87,8 @@ def standardize_dataset(
 ) -> StructuredDataset:
     """Standardise an unstandardised dataset with statistics from ``ds.x_train[train_index]`` only.
 
-    Applies the same transform to ``x_train``, ``x_test`` and, when present, the official
-    validation images ``meta["x_val"]`` (MedMNIST with ``merge_val=False``).
-
-    Parameters
-    ----------
-    ds
-        Loaded with ``standardize=False``.
-    mode
-        ``None``: ``meta["standardize_default"]`` (the mode the loader would have used),
-        else ``"imagenet"``.
-    train_index
-        Indices into ``ds.x_train`` of the images the run trains on; ``None`` = all of them.
-
-    Raises
-    ------
-    DataError
-        ``ds`` is already standardised (load it with ``standardize=False``).
+    The same transform applies to ``x_test`` and to ``meta["x_val"]`` when present; ``mode=None``
+    takes ``meta["standardize_default"]``. A dataset already standardised is a DataError.
     """
     done = ds.meta.get("standardize")
     if done not in (None, "none"):

@@ -1,7 +1,4 @@
-"""Synthetic scikit-learn digits in clutter: the digit in a fixed box decides the label.
-
-Part of :mod:`gsa_utils.data.synthetic` (introduced in chapter 1, ``01_structured_images``).
-"""
+"""Synthetic scikit-learn digits in clutter: the digit in a fixed box decides the label."""
 
 from __future__ import annotations
 
@@ -19,8 +16,8 @@ from .drawing import (
     Grid,
     add_noise,
     image_rngs,
-    render_splits,
     smooth_noise,
+    synthetic_dataset,
     validate_request,
 )
 
@@ -128,57 +125,22 @@ def make_digits_in_clutter(
 ) -> StructuredDataset:
     """Real handwritten digits pasted at a fixed place on a cluttered canvas.
 
-    Introduced in chapter 1 (``01_structured_images``). Uses scikit-learn's bundled 8 x 8
-    digits (``sklearn.datasets.load_digits``, 1797 real images, no download), upscaled and
-    shown as grey replicated to 3 channels.
+    Introduced in chapter 1 (``01_structured_images``). Uses scikit-learn's 1797 bundled 8 x 8
+    digits (no download), upscaled, grey replicated to 3 channels; ``source="embedded"``.
 
-    *Relevant*: the digit pasted into a fixed square in the upper-left quadrant (side
-    0.36 S at offset 0.09 S from the top-left corner), which is ``mask``. The label is that
-    digit (classes ``"0"`` .. ``str(num_classes - 1)``).
-    *Distractors*: 3 to 6 other digits and digit fragments (any digit 0-9, random size,
-    contrast and position, never inside the square), background level and smooth texture,
-    and pixel noise.
-
-    Train and test use disjoint source digits (targets *and* distractors), drawn from a
-    seeded permutation; ``meta["train_sources"]`` and ``meta["test_sources"]`` list the
-    indices into ``load_digits()`` each split uses.
-
-    Parameters
-    ----------
-    n_train, n_test
-        Images per split; classes are balanced (counts differ by at most one). Each class
-        has about 178 source digits for both splits together.
-    image_size
-        Side S of the square images, 16 to 256 pixels.
-    seed
-        Everything is drawn from ``seed``; the same seed gives identical tensors.
-    num_classes
-        Use the digits 0 .. num_classes - 1 as classes (2 to 10).
-
-    Returns
-    -------
-    StructuredDataset
-        Name ``"digits-clutter"``, source ``"embedded"``, images N x 3 x S x S float32 in
-        [0, 1], ``mask`` the paste square.
-
-    Raises
-    ------
-    DataError
-        For a bad size, split size, seed or number of classes, or when more distinct digits
-        are requested than scikit-learn has.
+    *Relevant* (``mask``): the digit in a fixed square (side 0.36 S at offset 0.09 S from the top
+    left); classes ``"0"`` .. ``str(num_classes - 1)``, ``num_classes`` from 2 to 10. *Distractors*:
+    3 to 6 other digits and fragments outside the square, background and noise. Train and test use
+    disjoint source digits (``meta["train_sources"]``, ``meta["test_sources"]``).
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or not 2 <= num_classes <= 10:
-        raise DataError(f"digits-clutter: num_classes must be an integer from 2 to 10, got {num_classes!r}")
+    request = validate_request("digits-clutter", n_train, n_test, image_size, seed, num_classes, range(2, 11))
     num_classes = int(num_classes)
-    n_train, n_test, image_size, seed = validate_request(
-        "digits-clutter", n_train, n_test, image_size, seed, num_classes
-    )
     digits, digit_labels = _sklearn_digits()
-    grid = Grid(image_size)
-    pool_rng = np.random.default_rng([seed, DATASET_KEYS["digits-clutter"], 9])
+    grid = Grid(request.image_size)
+    pool_rng = np.random.default_rng([request.seed, DATASET_KEYS["digits-clutter"], 9])
     need = {
         split: np.bincount(np.arange(n) % num_classes, minlength=num_classes)
-        for split, n in (("train", n_train), ("test", n_test))
+        for split, n in zip(SPLITS, (request.n_train, request.n_test))
     }
     targets, pools = _split_digit_pools(pool_rng, digit_labels, need, num_classes)
 
@@ -192,28 +154,20 @@ def make_digits_in_clutter(
         sources[split].add(src)
         return _render_digits(grid, image_seed, digits[src], pools[split], digits, sources[split])
 
-    splits = render_splits("digits-clutter", seed, {"train": n_train, "test": n_test}, image_size, num_classes, render)
-    off, side = _digit_target_box(image_size)
-    mask = torch.zeros(image_size, image_size, dtype=torch.bool)
+    off, side = _digit_target_box(grid.size)
+    mask = torch.zeros(grid.size, grid.size, dtype=torch.bool)
     mask[off : off + side, off : off + side] = True
-    return StructuredDataset(
-        name="digits-clutter",
-        **splits,
-        class_names=[str(c) for c in range(num_classes)],
-        mask=mask,
+    ds = synthetic_dataset(
+        "digits-clutter",
+        request,
+        [str(c) for c in range(num_classes)],
+        render,
+        mask,
+        "scikit-learn's handwritten digits pasted into a fixed square (upper left) among other "
+        "digits and fragments; the label is the digit in the square.",
         source="embedded",
-        description=(
-            "scikit-learn's handwritten digits pasted into a fixed square (upper left) among other "
-            "digits and fragments; the label is the digit in the square."
-        ),
-        meta={
-            "seed": seed,
-            "image_size": image_size,
-            "generator": "make_digits_in_clutter",
-            "relevant": "the digit in the fixed paste square (mask)",
-            "distractors": "other digits and fragments outside the square, background, noise",
-            "paste_box": {"offset": off, "side": side},
-            "train_sources": sorted(sources["train"]),
-            "test_sources": sorted(sources["test"]),
-        },
+        relevant="the digit in the fixed paste square (mask)",
+        paste_box={"offset": off, "side": side},
     )
+    ds.meta.update({f"{split}_sources": sorted(sources[split]) for split in SPLITS})
+    return ds

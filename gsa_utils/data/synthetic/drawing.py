@@ -6,13 +6,14 @@ Scenes are described in units (x and y in [-1, 1]); see :mod:`gsa_utils.data.syn
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 import torch
 
-from ..base import DataError
+from ..base import DataError, StructuredDataset
 
 #: Names accepted by :func:`load_synthetic`.
 SYNTHETIC_DATASETS = ("fundus", "faces", "oct", "digits-clutter")
@@ -21,13 +22,17 @@ MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 16, 256
 
 MAX_BYTES = 6 * 2**30  # refuse requests whose images alone would need more memory than this
 DATASET_KEYS = {"fundus": 101, "faces": 102, "oct": 103, "digits-clutter": 104}
+#: Each set's generator, as ``meta["generator"]`` records it (part of a run's data fingerprint).
+GENERATORS = {
+    "fundus": "make_fundus",
+    "faces": "make_faces",
+    "oct": "make_oct_thickness",
+    "digits-clutter": "make_digits_in_clutter",
+}
 SPLITS = ("train", "test")
 F32 = np.float32
 
 
-# --------------------------------------------------------------------------------------
-# shared helpers
-# --------------------------------------------------------------------------------------
 class Grid:
     """Pixel-centre coordinates of an S x S image in units ([-1, 1], x right, y down).
 
@@ -151,8 +156,25 @@ def check_int(dataset: str, key: str, value, minimum: int) -> int:
     return int(value)
 
 
-def validate_request(dataset: str, n_train, n_test, image_size, seed, num_classes) -> tuple[int, int, int, int]:
-    """Check the settings every generator shares; return them as plain ints."""
+class Request(NamedTuple):
+    """The settings every generator shares, checked."""
+
+    n_train: int
+    n_test: int
+    image_size: int
+    seed: int
+
+
+def validate_request(
+    dataset: str, n_train, n_test, image_size, seed, num_classes, allowed: range | None = None
+) -> Request:
+    """Check the settings every generator shares (and ``num_classes`` against ``allowed``)."""
+    if allowed is not None and (
+        isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes not in allowed
+    ):
+        raise DataError(
+            f"{dataset}: num_classes must be an integer from {allowed[0]} to {allowed[-1]}, got {num_classes!r}"
+        )
     n_train = check_int(dataset, "n_train", n_train, 1)
     n_test = check_int(dataset, "n_test", n_test, 1)
     image_size = check_int(dataset, "image_size", image_size, 1)
@@ -173,12 +195,7 @@ def validate_request(dataset: str, n_train, n_test, image_size, seed, num_classe
             f"{dataset}: n_train + n_test = {n_train + n_test} images of {image_size} px would "
             f"need {n_bytes / 2**30:.1f} GiB; ask for fewer or smaller images"
         )
-    return n_train, n_test, image_size, seed
-
-
-def split_rng(dataset: str, seed: int, split: str) -> np.random.Generator:
-    """The generator that draws the labels and per-image seeds of one split of one dataset."""
-    return np.random.default_rng([seed, DATASET_KEYS[dataset], SPLITS.index(split)])
+    return Request(n_train, n_test, image_size, seed)
 
 
 def image_rngs(image_seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
@@ -190,36 +207,40 @@ def image_rngs(image_seed: int) -> tuple[np.random.Generator, np.random.Generato
     return tuple(np.random.default_rng([image_seed, k]) for k in range(3))  # type: ignore[return-value]
 
 
-def balanced_labels(rng: np.random.Generator, n: int, num_classes: int) -> np.ndarray:
-    """``n`` labels in random order whose class counts differ by at most one."""
-    return rng.permutation(np.arange(n) % num_classes).astype(np.int64)
-
-
-def render_splits(
+def synthetic_dataset(
     dataset: str,
-    seed: int,
-    sizes: dict[str, int],
-    image_size: int,
-    num_classes: int,
+    request: Request,
+    class_names: Sequence[str],
     render: Callable[[int, int, str], np.ndarray],
-) -> dict[str, torch.Tensor]:
-    """Draw balanced labels and render every image of both splits.
+    mask: np.ndarray | torch.Tensor,
+    description: str,
+    source: str = "synthetic",
+    **meta,
+) -> StructuredDataset:
+    """Draw balanced labels, render every image of both splits and wrap them with ``mask``.
 
-    ``render(image_seed, label, split)`` returns one 3 x S x S image; it is clipped to
-    [0, 1] here. Returns tensors ``{"x_train", "y_train", "x_test", "y_test"}``, the
-    :class:`~gsa_utils.data.base.StructuredDataset` fields of the two splits.
+    Each split has its own random stream. ``render(image_seed, label, split)`` returns one
+    3 x S x S image; it is clipped to [0, 1] here.
     """
     out = {}
-    for split in SPLITS:
-        rng = split_rng(dataset, seed, split)
-        labels = balanced_labels(rng, sizes[split], num_classes)
-        image_seeds = rng.integers(0, 2**62, sizes[split])
-        images = np.empty((sizes[split], 3, image_size, image_size), dtype=F32)
+    for split, n in zip(SPLITS, (request.n_train, request.n_test)):
+        rng = np.random.default_rng([request.seed, DATASET_KEYS[dataset], SPLITS.index(split)])
+        labels = rng.permutation(np.arange(n) % len(class_names)).astype(np.int64)  # class counts differ by <= 1
+        image_seeds = rng.integers(0, 2**62, n)
+        images = np.empty((n, 3, request.image_size, request.image_size), dtype=F32)
         for i, label in enumerate(labels):
             images[i] = render(int(image_seeds[i]), int(label), split)
             np.clip(images[i], 0.0, 1.0, out=images[i])
         out[f"x_{split}"], out[f"y_{split}"] = torch.from_numpy(images), torch.from_numpy(labels)
-    return out
+    return StructuredDataset(
+        name=dataset,
+        **out,
+        class_names=list(class_names),
+        mask=torch.as_tensor(mask),
+        source=source,
+        description=description,
+        meta={"seed": request.seed, "image_size": request.image_size, "generator": GENERATORS[dataset], **meta},
+    )
 
 
 def place_disks(

@@ -1,12 +1,8 @@
-"""Synthetic faces: brows and mouth decide the expression (JAFFE-like).
-
-Part of :mod:`gsa_utils.data.synthetic` (introduced in chapter 1, ``01_structured_images``).
-"""
+"""Synthetic faces: brows and mouth decide the expression (JAFFE-like)."""
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from ..base import StructuredDataset
 from .drawing import (
@@ -18,10 +14,10 @@ from .drawing import (
     ellipse_distance,
     image_rngs,
     paint,
-    render_splits,
     rounded_box_distance,
     segment_distance,
     smooth_noise,
+    synthetic_dataset,
     validate_request,
 )
 
@@ -163,64 +159,22 @@ def _render_face(grid: Grid, image_seed: int, label: int) -> np.ndarray:
 def make_faces(n_train: int = 160, n_test: int = 80, image_size: int = 64, seed: int = 0) -> StructuredDataset:
     """Synthetic face images whose expression is read from the mouth and the brows.
 
-    Introduced in chapter 1 (``01_structured_images``). Imitates the paper's JAFFE task with
-    three expressions, ``["neutral", "happy", "angry"]``: a frontal face (hair, eyes, nose,
-    brows, mouth, neck and shoulders) in front of a varying background.
+    Introduced in chapter 1 (``01_structured_images``). Imitates JAFFE with three expressions,
+    ``["neutral", "happy", "angry"]``, on a frontal face in front of a varying background.
 
-    *Relevant*: the mouth curvature (flat / smile / frown, with gaps between the ranges)
-    and the brows (level / raised with the outer ends a little lower / inner ends pulled
-    down into a V). ``mask``
-    is the union of dilated boxes round both brows and round the mouth; they hold every
-    brow and mouth pixel for every allowed shift and identity.
-    *Distractors*: identity (face width and height, skin tone, eye spacing and iris colour,
-    hair colour, hairline and length, clothing), the background (random colour gradient,
-    smooth texture, sometimes stripes), a shift of up to 0.03 units and pixel noise. None
-    of them depends on the class.
-
-    Parameters
-    ----------
-    n_train, n_test
-        Images per split; classes are balanced (counts differ by at most one).
-    image_size
-        Side S of the square images, 16 to 256 pixels.
-    seed
-        Everything is drawn from ``seed``; the same seed gives identical tensors.
-
-    Returns
-    -------
-    StructuredDataset
-        Name ``"faces"``, images N x 3 x S x S float32 in [0, 1], ``mask`` round brows and mouth.
-
-    Raises
-    ------
-    DataError
-        For a bad size, split size or seed.
+    *Relevant* (``mask``, boxes round both brows and the mouth): the mouth curvature (flat, smile,
+    frown) and the brows (level, raised, pulled down into a V). *Distractors*: identity (face shape,
+    skin, eyes, hair, clothing), the background, a shift of up to 0.03 units and noise.
     """
-    n_train, n_test, image_size, seed = validate_request("faces", n_train, n_test, image_size, seed, 3)
-    grid = Grid(image_size)
-    splits = render_splits(
+    request = validate_request("faces", n_train, n_test, image_size, seed, 3)
+    grid = Grid(request.image_size)
+    return synthetic_dataset(
         "faces",
-        seed,
-        {"train": n_train, "test": n_test},
-        image_size,
-        3,
+        request,
+        _FACE_CLASS_NAMES,
         lambda image_seed, label, split: _render_face(grid, image_seed, label),
-    )
-    return StructuredDataset(
-        name="faces",
-        **splits,
-        class_names=list(_FACE_CLASS_NAMES),
-        mask=torch.from_numpy(_face_mask(grid)),
-        source="synthetic",
-        description=(
-            "Synthetic faces: the expression (neutral, happy, angry) is decided by the mouth curvature "
-            "and the brow tilt only; identity, hair, clothing and background are distractors."
-        ),
-        meta={
-            "seed": seed,
-            "image_size": image_size,
-            "generator": "make_faces",
-            "relevant": "mouth curvature and brow tilt (mask: boxes round brows and mouth)",
-            "distractors": "face shape, skin, eyes, hair, clothing, background, shift, noise",
-        },
+        _face_mask(grid),
+        "Synthetic faces: the expression (neutral, happy, angry) is decided by the mouth curvature "
+        "and the brow tilt only; identity, hair, clothing and background are distractors.",
+        relevant="mouth curvature and brow tilt (mask: boxes round brows and mouth)",
     )

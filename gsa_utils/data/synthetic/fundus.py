@@ -1,7 +1,4 @@
-"""Synthetic fundus photographs: lesions near the fovea decide the grade (IDRiD-like).
-
-Part of :mod:`gsa_utils.data.synthetic` (introduced in chapter 1, ``01_structured_images``).
-"""
+"""Synthetic fundus photographs: lesions near the fovea decide the grade (IDRiD-like)."""
 
 from __future__ import annotations
 
@@ -9,9 +6,8 @@ import math
 
 import cv2
 import numpy as np
-import torch
 
-from ..base import DataError, StructuredDataset
+from ..base import StructuredDataset
 from .drawing import (
     F32,
     Grid,
@@ -22,8 +18,8 @@ from .drawing import (
     image_rngs,
     paint,
     place_disks,
-    render_splits,
     smooth_noise,
+    synthetic_dataset,
     validate_request,
 )
 
@@ -175,78 +171,27 @@ def make_fundus(
 ) -> StructuredDataset:
     """Synthetic retinal fundus photographs graded by lesions at the macula.
 
-    Introduced in chapter 1 (``01_structured_images``). Imitates the paper's IDRiD macular
-    edema task: a black frame round an orange-red retina, a bright yellowish optic disc on
-    the right, dark red vessels curving from the disc round a darker macula.
+    Introduced in chapter 1 (``01_structured_images``). Imitates IDRiD's macular edema task: an
+    orange-red retina with a yellowish optic disc on the right and vessels round a darker macula.
 
-    *Relevant*: the number of lesions (small bright yellow "exudates" and dark red
-    "hemorrhages", mixed at random) inside a circle round the fovea whose radius is a little
-    over one optic disc diameter (the region the paper's figure 5b marks), which is ``mask``.
-    Class 0 ("normal") has 0 or 1 such lesion, class k >= 1
-    has 3k - 1 to 3k + 1 of them; lesions vary in size, tint and contrast.
-    *Distractors*: look-alike lesions elsewhere on the retina (0 to 4 * num_classes + 2 of
-    them, drawn independently of the class), vessel shapes, brightness and colour balance,
-    choroidal texture, a shift of the whole eye by up to 0.04 units (about 1.3 px at 64 px)
-    and sensor noise. Lesions are at least ~1.7 px across, so they survive at 32 px.
-
-    Parameters
-    ----------
-    n_train, n_test
-        Images per split; classes are balanced (counts differ by at most one).
-    image_size
-        Side S of the square images, 16 to 256 pixels.
-    seed
-        Everything is drawn from ``seed``; the same seed gives identical tensors.
-    num_classes
-        2 (``["normal", "lesions"]``) or 3 (``["normal", "mild", "severe"]``).
-
-    Returns
-    -------
-    StructuredDataset
-        Name ``"fundus"``, images N x 3 x S x S float32 in [0, 1], ``mask`` the macula circle.
-
-    Raises
-    ------
-    DataError
-        For a bad size, split size, seed or number of classes.
+    *Relevant* (``mask``): the number of lesions (yellow exudates, red hemorrhages) inside a circle
+    of a little over one disc diameter round the fovea: 0-1 for class 0 ("normal"), 3k - 1 to
+    3k + 1 for class k. *Distractors*: look-alike lesions elsewhere (0 to 4 * num_classes + 2, drawn
+    independently of the class), vessels, brightness and colour, texture, a shift of up to 0.04
+    units and noise. ``num_classes`` is 2 (``["normal", "lesions"]``) or 3 (``["normal", "mild", "severe"]``).
     """
-    if (
-        isinstance(num_classes, bool)
-        or not isinstance(num_classes, (int, np.integer))
-        or num_classes not in _FUNDUS_CLASS_NAMES
-    ):
-        raise DataError(f"fundus: num_classes must be 2 or 3, got {num_classes!r}")
-    num_classes = int(num_classes)
-    n_train, n_test, image_size, seed = validate_request("fundus", n_train, n_test, image_size, seed, num_classes)
-    grid = Grid(image_size)
-    splits = render_splits(
+    request = validate_request("fundus", n_train, n_test, image_size, seed, num_classes, range(2, 4))
+    grid = Grid(request.image_size)
+    names = _FUNDUS_CLASS_NAMES[int(num_classes)]
+    counts = ", ".join(f"{name}: {lo}-{hi}" for name, (lo, hi) in zip(names, map(_fundus_counts, range(len(names)))))
+    return synthetic_dataset(
         "fundus",
-        seed,
-        {"train": n_train, "test": n_test},
-        image_size,
-        num_classes,
-        lambda image_seed, label, split: _render_fundus(grid, image_seed, label, num_classes),
-    )
-    mask = disk_distance(grid.x, grid.y, *_FUNDUS_MACULA, _FUNDUS_MASK_R) <= 0
-    names = _FUNDUS_CLASS_NAMES[num_classes]
-    counts = ", ".join(f"{name}: {lo}-{hi}" for name, (lo, hi) in zip(names, map(_fundus_counts, range(num_classes))))
-    return StructuredDataset(
-        name="fundus",
-        **splits,
-        class_names=list(names),
-        mask=torch.from_numpy(mask),
-        source="synthetic",
-        description=(
-            f"Synthetic fundus photographs: the class is the number of exudates/hemorrhages inside "
-            f"the macula circle ({counts}); lesions elsewhere, vessels, colour and a small shift are "
-            f"distractors."
-        ),
-        meta={
-            "seed": seed,
-            "image_size": image_size,
-            "generator": "make_fundus",
-            "relevant": "number of lesions inside the macula circle (mask)",
-            "distractors": "lesions outside the circle, vessels, brightness/colour, texture, shift, noise",
-            "lesions_per_class": {name: _fundus_counts(k) for k, name in enumerate(names)},
-        },
+        request,
+        names,
+        lambda image_seed, label, split: _render_fundus(grid, image_seed, label, len(names)),
+        disk_distance(grid.x, grid.y, *_FUNDUS_MACULA, _FUNDUS_MASK_R) <= 0,
+        f"Synthetic fundus photographs: the class is the number of exudates/hemorrhages inside "
+        f"the macula circle ({counts}); lesions elsewhere, vessels, colour and a small shift are distractors.",
+        relevant="number of lesions inside the macula circle (mask)",
+        lesions_per_class={name: _fundus_counts(k) for k, name in enumerate(names)},
     )

@@ -1,12 +1,8 @@
-"""Synthetic OCT retinal thickness maps: thinning at the visual-field test points decides the stage.
-
-Part of :mod:`gsa_utils.data.synthetic` (introduced in chapter 1, ``01_structured_images``).
-"""
+"""Synthetic OCT retinal thickness maps: thinning at the visual-field test points decides the stage."""
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from ..base import StructuredDataset
 from .drawing import (
@@ -16,8 +12,8 @@ from .drawing import (
     disk_distance,
     gauss,
     image_rngs,
-    render_splits,
     smooth_noise,
+    synthetic_dataset,
     validate_request,
 )
 
@@ -112,70 +108,29 @@ def _render_oct(grid: Grid, image_seed: int, label: int, weight_idx: np.ndarray,
 def make_oct_thickness(n_train: int = 160, n_test: int = 80, image_size: int = 64, seed: int = 0) -> StructuredDataset:
     """Synthetic retinal-thickness maps graded by thinning at visual-field test points.
 
-    Introduced in chapter 1 (``01_structured_images``). Imitates the paper's glaucoma task:
-    a colour-coded thickness map of the macula (blue thin, red thick; a thin foveal pit and
-    a thick ring round it) and a fixed grid of 32 visual-field test points in a central
-    circle, like the Humphrey 10-2 points in the paper's figure 6.
+    Introduced in chapter 1 (``01_structured_images``). Imitates the paper's glaucoma task: a
+    colour-coded thickness map of the macula (blue thin, red thick) and a fixed grid of 32 test
+    points, like the Humphrey 10-2 points of the paper's figure 6 (``meta["test_points"]``).
 
-    *Relevant*: the mean thinning (fraction of healthy thickness lost) in small disks round
-    the test points, which is ``mask``. Classes ``["early", "moderate", "severe"]`` have
-    mean thinning in [0.04, 0.16], [0.28, 0.40] and [0.52, 0.64]; it varies smoothly from
-    point to point (with an upper/lower hemifield asymmetry, as in glaucoma).
-    *Distractors*: thinning everywhere between and outside the disks (a random smooth field
-    whose level, 0 to 0.64, is drawn independently of the class), the healthy thickness
-    profile (ring radius, overall thickness, texture), a shift of the anatomy by up to 0.03
-    units and noise. The test points stay fixed in the image, as a perimeter's grid does.
-
-    Parameters
-    ----------
-    n_train, n_test
-        Images per split; classes are balanced (counts differ by at most one).
-    image_size
-        Side S of the square images, 16 to 256 pixels (below ~32 px the disks merge).
-    seed
-        Everything is drawn from ``seed``; the same seed gives identical tensors.
-
-    Returns
-    -------
-    StructuredDataset
-        Name ``"oct"``, images N x 3 x S x S float32 in [0, 1], ``mask`` the disks round the
-        test points; ``meta["test_points"]`` holds their (x, y) coordinates in [-1, 1].
-
-    Raises
-    ------
-    DataError
-        For a bad size, split size or seed.
+    *Relevant* (``mask``): the mean thinning in small disks round the test points, in [0.04, 0.16],
+    [0.28, 0.40] and [0.52, 0.64] for ``["early", "moderate", "severe"]``. *Distractors*: thinning
+    elsewhere (a smooth field whose level is drawn independently of the class), the healthy
+    profile, a shift of up to 0.03 units and noise. Below about 32 px the disks merge.
     """
-    n_train, n_test, image_size, seed = validate_request("oct", n_train, n_test, image_size, seed, 3)
-    grid = Grid(image_size)
+    request = validate_request("oct", n_train, n_test, image_size, seed, 3)
+    grid = Grid(request.image_size)
     mask, weight = _oct_point_weights(grid)
     weight_idx = np.flatnonzero(weight)
     weight_vals = weight.reshape(-1)[weight_idx]
-    splits = render_splits(
+    return synthetic_dataset(
         "oct",
-        seed,
-        {"train": n_train, "test": n_test},
-        image_size,
-        3,
+        request,
+        _OCT_CLASS_NAMES,
         lambda image_seed, label, split: _render_oct(grid, image_seed, label, weight_idx, weight_vals),
-    )
-    return StructuredDataset(
-        name="oct",
-        **splits,
-        class_names=list(_OCT_CLASS_NAMES),
-        mask=torch.from_numpy(mask),
-        source="synthetic",
-        description=(
-            "Synthetic OCT thickness maps: severity (early, moderate, severe) is the mean thinning at "
-            "32 visual-field test points; thinning elsewhere is random and irrelevant."
-        ),
-        meta={
-            "seed": seed,
-            "image_size": image_size,
-            "generator": "make_oct_thickness",
-            "relevant": "mean thinning in the disks round the visual-field test points (mask)",
-            "distractors": "thinning elsewhere, healthy thickness profile, shift, noise",
-            "test_points": _oct_points().tolist(),
-            "thinning_per_class": dict(zip(_OCT_CLASS_NAMES, _OCT_THINNING)),
-        },
+        mask,
+        "Synthetic OCT thickness maps: severity (early, moderate, severe) is the mean thinning at "
+        "32 visual-field test points; thinning elsewhere is random and irrelevant.",
+        relevant="mean thinning in the disks round the visual-field test points (mask)",
+        test_points=_oct_points().tolist(),
+        thinning_per_class=dict(zip(_OCT_CLASS_NAMES, _OCT_THINNING)),
     )
