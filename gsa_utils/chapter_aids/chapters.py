@@ -1,16 +1,4 @@
-"""What the dataset chapters share: banners, which runs to train, training them and reading them back.
-
-Introduced in chapter 6 (``06_idrid``) and used by chapters 7 (``07_jaffe``), 8
-(``08_your_own_data``) and 9 (``09_retinamnist``). Every dataset chapter does the same
-thing: say plainly whether real data or a synthetic stand-in is used, train every backbone
-of the profile with and without global spatial attention through
-:mod:`gsa_utils.runs` (so the runs land in the shared results folder that chapter
-11 tabulates), and show a results table (:mod:`~gsa_utils.chapter_aids.summaries`), training
-curves and the learned attention map (:mod:`~gsa_utils.chapter_aids.figures`), with a comparison
-sentence computed from the numbers rather than written in advance.
-
-Nothing here changes global state; figures are returned, not shown.
-"""
+"""What the dataset chapters share: banners, which runs to train, training them and reading them back."""
 
 from __future__ import annotations
 
@@ -45,18 +33,8 @@ __all__ = [
 ]
 
 
-# --------------------------------------------------------------------------------------
-# where results go, what data is used
-# --------------------------------------------------------------------------------------
 def data_banner(ds: StructuredDataset) -> str:
-    """One plain line for the top of a chapter's output: real data or a synthetic stand-in, and where.
-
-    Introduced in chapter 6 (``06_idrid``).
-
-    Starts with ``"REAL DATA:"`` or ``"SYNTHETIC STAND-IN:"`` (or ``"SYNTHETIC DATA:"`` for a
-    generator asked for by name), followed by :func:`~gsa_utils.data.registry.describe_source`,
-    which says where the files were looked for.
-    """
+    """One plain line for the top of a chapter's output: real data or a synthetic stand-in, and where."""
     if is_stand_in(ds):
         head = "SYNTHETIC STAND-IN"
     elif ds.source == "real":
@@ -67,33 +45,15 @@ def data_banner(ds: StructuredDataset) -> str:
 
 
 def class_counts(ds: StructuredDataset) -> str:
-    """The classes of a data set and how many training and test images each has, in two lines.
-
-    Introduced in chapter 6 (``06_idrid``).
-    """
+    """The classes of a data set and how many training and test images each has, in two lines."""
     return (
         f"{ds.num_classes} classes {ds.class_names}\ntraining images per class "
         f"{ds.class_counts('train').tolist()}, test images per class {ds.class_counts('test').tolist()}"
     )
 
 
-# --------------------------------------------------------------------------------------
-# which runs
-# --------------------------------------------------------------------------------------
 def chapter_seeds(profile: Profile, smoke_seeds: int, full_seeds: int | None = None) -> tuple[int, ...]:
-    """The seeds a chapter trains: the first ``smoke_seeds`` of the smoke profile's, all the full profile's.
-
-    Introduced in chapter 6 (``06_idrid``).
-
-    Parameters
-    ----------
-    profile
-        The run profile.
-    smoke_seeds
-        How many of ``profile.seeds`` fit the chapter's CPU time budget in the smoke profile.
-    full_seeds
-        Cap in the full profile (``None``: all of ``profile.seeds``).
-    """
+    """The seeds a chapter trains: the first ``smoke_seeds`` of the smoke profile's, all the full profile's."""
     n = smoke_seeds if profile.name == "smoke" else (full_seeds or len(profile.seeds))
     if n < 1:
         raise ValueError(f"chapter_seeds: need at least one seed, got {n}")
@@ -112,35 +72,8 @@ def chapter_configs(
 ) -> list[ExperimentConfig]:
     """The runs of a dataset chapter: datasets x backbones x methods x seeds, trained on the whole training set.
 
-    Introduced in chapter 6 (``06_idrid``).
-
-    Every config comes from :meth:`ExperimentConfig.from_profile` (so it carries the
-    profile's image size, epochs, E, Adam settings and pretraining) with ``fold=None``:
-    the model trains on the whole training set and the test set is evaluated after every
-    epoch. The paper's cross-validated choice of hyper-parameters and epochs is chapter
-    10's; chapter 11 reads these runs from the same results folder.
-
-    Parameters
-    ----------
-    datasets
-        Names for :func:`~gsa_utils.data.registry.load_dataset` (``"folder:<path>"`` too).
-    profile
-        Settings to use (its ``name`` is stored with every run).
-    seeds
-        Model seeds (initialisation and shuffling).
-    backbones
-        Image CNNs (default: ``profile.backbones``).
-    methods
-        ``"vanilla"`` and/or ``"gsa"`` (or any method of :data:`gsa_utils.runs.METHODS`).
-    data_seeds
-        Dataset name -> ``data_seed`` (synthetic draws and random splits); default 0.
-    **overrides
-        Other :class:`~gsa_utils.runs.ExperimentConfig` fields.
-
-    Returns
-    -------
-    list of ExperimentConfig
-        In the order dataset, backbone, seed, method.
+    ``overrides`` are further :class:`~gsa_utils.runs.ExperimentConfig` fields; the configs come
+    in the order dataset, backbone, seed, method.
     """
     if isinstance(datasets, str):
         datasets = [datasets]
@@ -168,25 +101,9 @@ def chapter_configs(
     return out
 
 
-# --------------------------------------------------------------------------------------
-# training and reading back
-# --------------------------------------------------------------------------------------
 @dataclass
 class ChapterResults:
-    """The finished runs of a chapter and where they are.
-
-    Introduced in chapter 6 (``06_idrid``).
-
-    Attributes
-    ----------
-    runs
-        One :class:`~gsa_utils.runs.store.RunRecord` per config, in config order, as
-        :func:`gsa_utils.runs.load_results` gives them.
-    results_dir
-        The results folder.
-    trained, reused
-        Run ids trained by this call, and those found already finished in the folder.
-    """
+    """The finished runs of a chapter and where they are."""
 
     runs: list[RunRecord]
     results_dir: Path
@@ -247,33 +164,7 @@ def run_chapter(
     progress: bool = False,
     verbose: bool = True,
 ) -> ChapterResults:
-    """Train every config through :func:`gsa_utils.runs.sweeps` and read the results back.
-
-    Introduced in chapter 6 (``06_idrid``).
-
-    Finished runs in the folder are read back, not trained again; an interrupted one
-    resumes from its checkpoint. So running a chapter again is cheap, and a long GPU run
-    can be continued by executing the notebook again.
-
-    Parameters
-    ----------
-    configs
-        The runs (:func:`chapter_configs`).
-    results_dir
-        Default :func:`default_results_dir`.
-    data_dir, device
-        Passed on (``None``: ``data/`` or ``$GSA_DATA_DIR``; the best device).
-    progress
-        Epoch progress bars (useful for long GPU runs).
-    verbose
-        Print one line per run (trained or reused, seconds, last test accuracy).
-
-    Raises
-    ------
-    RuntimeError
-        When a run failed (the message and the error file are named) or is held by another
-        process that shares the results folder.
-    """
+    """Train every config through :func:`gsa_utils.runs.sweeps` and read the results back."""
     configs = list(configs)
     if not configs:
         raise ValueError("run_chapter: no configs")
@@ -306,15 +197,7 @@ def run_chapter(
 
 
 def initial_attention_map(config: ExperimentConfig, data_dir: str | os.PathLike | None = None) -> np.ndarray:
-    """The map a GSA run starts from, before any training (the paper's Fig. 4a).
-
-    Introduced in chapter 7 (``07_jaffe``).
-
-    Rebuilds the run's network exactly as :func:`gsa_utils.runs.run_experiment`
-    does (same data, ``data_seed``, caps and ``seed``) and returns its pixel CNN's output
-    at initialisation as an H x W array. Only for GSA runs on the whole training set
-    (``fold=None``).
-    """
+    """The map a GSA run starts from, before any training (the paper's Fig. 4a)."""
     from ..data.registry import load_dataset
     from ..devices import seed_everything
     from ..runs.runner import build_model

@@ -35,10 +35,7 @@ def as_numpy(a) -> np.ndarray:
 
 
 def to_display(image) -> np.ndarray:
-    """A C x H x W (or H x W) tensor/array as an H x W x 3 (or H x W) array in [0, 1] for imshow.
-
-    Standardised images are rescaled to their own min-max range.
-    """
+    """A C x H x W (or H x W) tensor/array as an H x W x 3 (or H x W) array in [0, 1] for imshow."""
     a = image.detach().cpu().float().numpy() if isinstance(image, torch.Tensor) else np.asarray(image, dtype=float)
     a = np.squeeze(a)
     if a.ndim == 3:
@@ -88,11 +85,7 @@ def show_maps(
     normalize: bool = False,
     title: str | None = None,
 ):
-    """A row of attention maps (dict title -> H x W) on one colour scale [0, 1], with the mask outline.
-
-    ``normalize=True`` stretches each map to its own min-max range, as the paper's figures do (the
-    colour bar then says so): a nearly flat map then looks as contrasted as a sharp one.
-    """
+    """A row of attention maps (dict title -> H x W) on one colour scale [0, 1], with the mask outline."""
     plt = pyplot()
     # constrained layout keeps the title, the panels' titles and the colour bar apart
     fig, axes = plt.subplots(

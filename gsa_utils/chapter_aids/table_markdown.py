@@ -1,7 +1,4 @@
-"""Table 2 in a notebook: :func:`display_table` shows :func:`~gsa_utils.runs.markdown.table_to_markdown`'s table.
-
-The Markdown itself is rendered by :mod:`gsa_utils.runs.markdown` (the command line prints it too).
-"""
+"""Table 2 in a notebook: :func:`display_table` shows :func:`~gsa_utils.runs.markdown.table_to_markdown`'s table."""
 
 from __future__ import annotations
 
@@ -16,10 +13,7 @@ __all__ = ["table_to_markdown", "paper_table_to_markdown", "PAPER_TABLE_CAPTION"
 
 
 def display_table(rows: Sequence[TableRow], **kwargs: Any) -> Any:
-    """``IPython.display.Markdown`` of :func:`table_to_markdown` (the string when IPython is absent).
-
-    Introduced in chapter 10 (``10_baselines``).
-    """
+    """``IPython.display.Markdown`` of :func:`table_to_markdown` (the string when IPython is absent)."""
     text = table_to_markdown(rows, **kwargs)
     try:
         from IPython.display import Markdown
