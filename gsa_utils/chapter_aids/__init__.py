@@ -1,31 +1,6 @@
-"""Chapter presentation: figures, tables and teaching helpers that the method never imports."""
+"""Chapter presentation: figures, tables and teaching helpers that the method never imports.
 
-from .chapters import chapter_configs, default_results_dir, run_chapter
-from .plotting import (
-    draw_pixel_cnn,
-    plot_curves,
-    plot_seed_comparison,
-    plot_value_histograms,
-    show_images,
-    show_maps,
-)
-from .stability_view import variant_table
-from .structure import random_misalign
-from .table_markdown import display_table, paper_table_to_markdown, table_to_markdown
-
-__all__ = [
-    "chapter_configs",
-    "default_results_dir",
-    "run_chapter",
-    "draw_pixel_cnn",
-    "plot_curves",
-    "plot_seed_comparison",
-    "plot_value_histograms",
-    "show_images",
-    "show_maps",
-    "variant_table",
-    "random_misalign",
-    "display_table",
-    "paper_table_to_markdown",
-    "table_to_markdown",
-]
+By chapter: ``structure`` (1), ``teaching`` (2-4), ``chapters``, ``summaries``, ``figures`` and
+``report`` (6-9), ``stability_view`` (5, 9), ``baselines_view`` (10-11); ``plotting`` for all and
+``page`` (loaded by every chapter: warnings once per kind, figures with alt text).
+"""

@@ -22,18 +22,6 @@ from ..runs.store import load_results
 from ..runs.tables import DATASET_COLUMNS, build_table
 from .plotting import pyplot, to_display
 
-__all__ = [
-    "NO_RESULTS_MESSAGE",
-    "upsample_maps",
-    "across_image_spread",
-    "plot_local_attention",
-    "baseline_summary",
-    "table_report",
-    "check_table_csv",
-    "plot_table",
-    "plot_epoch_selection",
-]
-
 #: What chapter 11 says when the results folder holds no finished run.
 NO_RESULTS_MESSAGE = "no results yet: run chapters 6-10 or the sweep"
 

@@ -16,21 +16,9 @@ from ..data.registry import describe_source, is_stand_in
 from ..paths import shown_path
 from ..profiles import Profile
 from ..runs.config import ExperimentConfig
-from ..runs.store import RESULTS_DIR_ENV, RunRecord, default_results_dir, load_attention_map, load_results
+from ..runs.store import RunRecord, default_results_dir, load_attention_map, load_results
 from ..runs.sweeps import sweep
 from .summaries import results_table
-
-__all__ = [
-    "RESULTS_DIR_ENV",
-    "default_results_dir",
-    "data_banner",
-    "class_counts",
-    "chapter_seeds",
-    "chapter_configs",
-    "ChapterResults",
-    "run_chapter",
-    "initial_attention_map",
-]
 
 
 def data_banner(ds: StructuredDataset) -> str:

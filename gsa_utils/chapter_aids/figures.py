@@ -21,19 +21,6 @@ from .chapters import ChapterResults
 from .plotting import pyplot, to_display
 from .summaries import METHOD_LABELS
 
-__all__ = [
-    "plot_accuracy",
-    "plot_training_curves",
-    "show_attention",
-    "check_attention_map",
-    "map_verdict",
-    "expect_data_error",
-    "folder_tree",
-    "write_oct_folder",
-    "plot_idrid_fixture",
-]
-
-
 _COLOURS = {"vanilla": "tab:blue", "gsa": "tab:orange"}
 
 

@@ -6,8 +6,6 @@ import sys
 import warnings
 from collections import Counter
 
-__all__ = ["prepare_page", "figure_alt_text", "warning_counts", "show_warning_once"]
-
 #: Alt texts longer than this are cut (screen readers read all of it).
 MAX_ALT = 400
 

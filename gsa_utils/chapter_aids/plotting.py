@@ -7,18 +7,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-__all__ = [
-    "pyplot",
-    "as_numpy",
-    "to_display",
-    "show_images",
-    "show_maps",
-    "plot_curves",
-    "plot_seed_comparison",
-    "plot_value_histograms",
-    "draw_pixel_cnn",
-]
-
 
 def pyplot():
     """``matplotlib.pyplot``, imported on first use (importing the package leaves matplotlib alone)."""

@@ -11,8 +11,6 @@ from .figures import check_attention_map, map_verdict, plot_accuracy, show_atten
 from .plotting import pyplot
 from .summaries import compare_methods, format_summary, summary_table, train_test_warnings
 
-__all__ = ["RUN_COLUMNS", "show_results", "print_comparison", "learned_maps", "show_learned_maps"]
-
 #: The columns of the one-row-per-run table a chapter shows.
 RUN_COLUMNS = ("dataset", "backbone", "method", "seed", "final_acc", "tail_acc", "best_acc", "seconds", "profile")
 

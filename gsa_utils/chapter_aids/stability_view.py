@@ -14,8 +14,6 @@ from ..protocol import compare_over_seeds, format_p, t_test
 from ..runs.store import RunRecord, load_attention_map
 from ..stability import collapse_verdict
 
-__all__ = ["variant_table", "VariantSummary", "summarise_stability", "verdict_line"]
-
 
 def variant_table(
     runs: Mapping[str, Sequence[RunRecord]], mask=None, majority_rate: float | None = None

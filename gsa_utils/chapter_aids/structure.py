@@ -12,8 +12,6 @@ import torch.nn.functional as F
 from ..data.base import DataError, validate_images, validate_labels
 from .plotting import as_numpy, pyplot, to_display
 
-__all__ = ["pixel_relevance", "most_relevant_pixels", "plot_pixel_distributions", "random_misalign", "show_panel_grid"]
-
 
 def pixel_relevance(images: torch.Tensor, labels: torch.Tensor, bins: int = 8) -> np.ndarray:
     """How much each pixel's intensity, on its own, tells about the class (mutual information, bits)."""

@@ -12,18 +12,6 @@ from ..runs.config import ExperimentConfig, differing_fields, profile_label, var
 from ..runs.store import RunRecord
 from ..settings import PAPER_BACKBONES
 
-__all__ = [
-    "METHOD_LABELS",
-    "tail_epochs",
-    "results_table",
-    "summary_table",
-    "format_summary",
-    "compare_methods",
-    "paper_reference",
-    "chance_accuracy",
-    "train_test_warnings",
-]
-
 #: How the methods are called in tables and legends.
 METHOD_LABELS = {"vanilla": "vanilla", "gsa": "GSA"}
 

@@ -20,23 +20,6 @@ from ..settings import FitSettings
 from ..training import evaluate, map_image, two_phase_fit
 from .plotting import as_numpy, pyplot, to_display
 
-__all__ = [
-    "PAPER_TRAIN_SIZES",
-    "pixel_vectors",
-    "plot_pixel_vectors",
-    "plot_pixel_representation_memory",
-    "PIXEL_CNN_VARIANTS",
-    "pixel_cnn_variant_table",
-    "backbone_parameter_counts",
-    "untrained_maps",
-    "lambda_sweep",
-    "ce_map_gradient",
-    "plot_lambda_sweep",
-    "plot_gradient_histogram",
-    "SWEEP_FORMATS",
-    "sweep_table",
-]
-
 #: Training-set sizes of the paper's data sets (80 % of 591 glaucoma and 213 JAFFE images;
 #: IDRiD's official split has 413 training images). Introduced in chapter 2 (``02_pixel_representation``).
 PAPER_TRAIN_SIZES: dict[str, int] = {"JAFFE": 170, "IDRiD": 413, "glaucoma": 473}
