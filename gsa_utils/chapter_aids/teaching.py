@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -206,20 +205,6 @@ def untrained_maps(
     return np.stack(maps)
 
 
-@contextlib.contextmanager
-def _cpu_threads(n: int | None):
-    """Use ``n`` intra-op CPU threads inside the block, then restore the previous number."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def lambda_sweep(
     dataset: StructuredDataset,
     l1_weights: Sequence[float],
@@ -243,56 +228,43 @@ def lambda_sweep(
     """
     if dataset.mask is None:
         raise DataError(f"lambda_sweep: dataset {dataset.name!r} has no mask to measure the maps against")
-    on_cpu = pick_device(str(device) if device else None).type == "cpu"
-    with _cpu_threads(cpu_threads if on_cpu else None):
-        return _sweep(
-            dataset,
-            l1_weights,
-            seeds,
-            settings=settings,
-            hidden_channels=hidden_channels,
-            backbone_width=backbone_width,
-            map_snapshots=map_snapshots,
-            device=device,
-            **fit_kwargs,
-        )
-
-
-def _sweep(
-    dataset, l1_weights, seeds, *, settings, hidden_channels, backbone_width, map_snapshots, device, **fit_kwargs
-) -> list[dict]:
     fit_kwargs.setdefault("progress", False)
+    threads_before = torch.get_num_threads()
+    if cpu_threads and pick_device(str(device) if device else None).type == "cpu":
+        torch.set_num_threads(cpu_threads)
     records = []
-    for l1_weight in l1_weights:
-        for seed in seeds:
-            seed_everything(seed)
-            backbone = SmallCNN(dataset.num_classes, in_channels=dataset.x_train.shape[1], width=backbone_width)
-            model = build_gsa(backbone, dataset.x_train, PAPER_RECIPE, PixelCNNDesign(hidden_channels))
-            history = two_phase_fit(
-                model,
-                dataset.x_train,
-                dataset.y_train,
-                settings.replace(l1_weight=l1_weight),
-                seed=seed,
-                map_snapshots=map_snapshots,
-                num_classes=dataset.num_classes,
-                device=device,
-                **fit_kwargs,
-            )
-            amap = map_image(model)
-            test_acc = evaluate(model, dataset.x_test, dataset.y_test)["acc"]
-            records.append(
-                {
-                    "l1_weight": l1_weight,
-                    "seed": seed,
-                    "map": amap,
-                    "map_mean": float(amap.mean()),
-                    "roc_auc": map_roc_auc(amap, dataset.mask),
-                    "saturated": saturated_fraction(amap),
-                    "test_acc": float(test_acc),
-                    "history": history,
-                }
-            )
+    try:
+        for l1_weight in l1_weights:
+            for seed in seeds:
+                seed_everything(seed)
+                backbone = SmallCNN(dataset.num_classes, in_channels=dataset.x_train.shape[1], width=backbone_width)
+                model = build_gsa(backbone, dataset.x_train, PAPER_RECIPE, PixelCNNDesign(hidden_channels))
+                history = two_phase_fit(
+                    model,
+                    dataset.x_train,
+                    dataset.y_train,
+                    settings.replace(l1_weight=l1_weight),
+                    seed=seed,
+                    map_snapshots=map_snapshots,
+                    num_classes=dataset.num_classes,
+                    device=device,
+                    **fit_kwargs,
+                )
+                amap = map_image(model)
+                records.append(
+                    {
+                        "l1_weight": l1_weight,
+                        "seed": seed,
+                        "map": amap,
+                        "map_mean": float(amap.mean()),
+                        "roc_auc": map_roc_auc(amap, dataset.mask),
+                        "saturated": saturated_fraction(amap),
+                        "test_acc": float(evaluate(model, dataset.x_test, dataset.y_test)["acc"]),
+                        "history": history,
+                    }
+                )
+    finally:
+        torch.set_num_threads(threads_before)
     return records
 
 
