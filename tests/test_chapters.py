@@ -151,7 +151,7 @@ def test_attention_maps_are_shared_and_in_range(tiny_runs):
 
 def test_attention_map_names_the_run_without_a_map_file(tiny_runs, monkeypatch):
     _, res = tiny_runs
-    run = sorted(res.select("fundus", "small_cnn", "gsa"), key=lambda r: r.config.seed)[0]
+    run = sorted(res.select(dataset="fundus", backbone="small_cnn", method="gsa"), key=lambda r: r.config.seed)[0]
     monkeypatch.setattr(chapters, "load_attention_map", lambda r: None)
     with pytest.raises(FileNotFoundError, match="has no attention_map.npy") as err:
         res.attention_map("fundus", "small_cnn")

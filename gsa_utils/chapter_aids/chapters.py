@@ -98,29 +98,15 @@ class ChapterResults:
     trained: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
 
-    def select(
-        self,
-        dataset: str | None = None,
-        backbone: str | None = None,
-        method: str | None = None,
-        seed: int | None = None,
-    ) -> list[RunRecord]:
-        """The runs matching every given field."""
-
-        def keep(r: RunRecord) -> bool:
-            c = r.config
-            return (
-                (dataset is None or c.dataset == dataset)
-                and (backbone is None or c.backbone == backbone)
-                and (method is None or c.method == method)
-                and (seed is None or c.seed == seed)
-            )
-
-        return [r for r in self.runs if keep(r)]
+    def select(self, **fields: object) -> list[RunRecord]:
+        """The runs whose config has every given field value (``None`` matches any)."""
+        return [r for r in self.runs if all(v is None or getattr(r.config, k) == v for k, v in fields.items())]
 
     def attention_map(self, dataset: str, backbone: str, seed: int | None = None) -> np.ndarray:
         """The final GSA map (H x W) of one run (the smallest seed when ``seed`` is None)."""
-        runs = sorted(self.select(dataset, backbone, "gsa", seed), key=lambda r: r.config.seed)
+        runs = sorted(
+            self.select(dataset=dataset, backbone=backbone, method="gsa", seed=seed), key=lambda r: r.config.seed
+        )
         if not runs:
             raise KeyError(
                 f"no finished GSA run for {dataset} / {backbone}" + (f" / seed {seed}" if seed is not None else "")
@@ -134,13 +120,6 @@ class ChapterResults:
     def table(self) -> pd.DataFrame:
         """:func:`results_table` of the runs."""
         return results_table(self.runs)
-
-    def describe(self) -> str:
-        """Where the runs are and how many were trained now or reused."""
-        return (
-            f"{len(self.runs)} runs in {shown_path(self.results_dir)}: {len(self.trained)} trained now, "
-            f"{len(self.reused)} already finished (read back)"
-        )
 
 
 def run_chapter(
@@ -170,6 +149,9 @@ def run_chapter(
     if missing:
         raise RuntimeError(f"runs not finished in {root}: {', '.join(missing)}")
     runs = [found[c.run_id()] for c in configs]
+    short = [r.run_id for r in runs if r.config.fit is not None and len(r.history.records) != r.config.fit.epochs]
+    if short:
+        raise RuntimeError(f"runs in {root} did not train for their epochs: {', '.join(short)}")
     out = ChapterResults(
         runs=runs, results_dir=root, trained=list(report["ran"]), reused=list(report["finished_before"])
     )
@@ -180,7 +162,10 @@ def run_chapter(
             print(
                 f"{state} {r.run_id}: {r.seconds or 0:6.1f} s, last test acc {100 * acc[-1]:.1f}%  [{r.profile_label}]"
             )
-        print(out.describe())
+        print(
+            f"{len(runs)} runs in {shown_path(root)}: {len(out.trained)} trained now, "
+            f"{len(out.reused)} already finished (read back)"
+        )
     return out
 
 

@@ -86,7 +86,7 @@ def plot_training_curves(
     backbone = backbone or results.runs[0].config.backbone
     fig, axes = plt.subplots(1, len(keys), figsize=(size[0] * len(keys), size[1]), squeeze=False)
     for m in ("vanilla", "gsa"):
-        runs = results.select(dataset, backbone, m)
+        runs = results.select(dataset=dataset, backbone=backbone, method=m)
         if not runs:
             continue
         if m == "gsa" and cutoff_epoch is None:
