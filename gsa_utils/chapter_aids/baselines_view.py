@@ -53,8 +53,6 @@ def plot_local_attention(
     *,
     level_names: Sequence[str] | None = None,
     labels: Sequence[str] | None = None,
-    cmap: str = "magma",
-    size: float = 1.7,
 ):
     """Per-image attention of a local-attention network next to one shared (GSA) map."""
     plt = pyplot()
@@ -68,7 +66,7 @@ def plot_local_attention(
             raise ValueError(f"plot_local_attention: level {k} has {len(u)} maps for {n} images")
     names = list(level_names) if level_names is not None else [f"level {k + 1}" for k in range(len(ups))]
     ncols = 1 + len(ups) + (shared_map is not None)
-    fig, axes = plt.subplots(n, ncols, figsize=(size * ncols, size * n + 0.4), squeeze=False)
+    fig, axes = plt.subplots(n, ncols, figsize=(1.7 * ncols, 1.7 * n + 0.4), squeeze=False)
     m_arr = None if mask is None else np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask, dtype=float)
 
     def rescale(a: np.ndarray) -> np.ndarray:
@@ -81,13 +79,13 @@ def plot_local_attention(
         axes[i, 0].set_title(labels[i] if labels is not None else f"image {i}", fontsize=8)
         for k, u in enumerate(ups):
             axes[i, k + 1].imshow(gray, cmap="gray", vmin=0, vmax=1)
-            axes[i, k + 1].imshow(rescale(u[i]), cmap=cmap, alpha=0.65, vmin=0, vmax=1)
+            axes[i, k + 1].imshow(rescale(u[i]), cmap="magma", alpha=0.65, vmin=0, vmax=1)
             if i == 0:
                 axes[i, k + 1].set_title(names[k], fontsize=8)
         if shared_map is not None:
             s = np.squeeze(np.asarray(shared_map, dtype=float))
             axes[i, -1].imshow(gray, cmap="gray", vmin=0, vmax=1)
-            axes[i, -1].imshow(rescale(s), cmap=cmap, alpha=0.65, vmin=0, vmax=1)
+            axes[i, -1].imshow(rescale(s), cmap="magma", alpha=0.65, vmin=0, vmax=1)
             if i == 0:
                 axes[i, -1].set_title("GSA (one map,\nall images)", fontsize=8)
         if m_arr is not None:

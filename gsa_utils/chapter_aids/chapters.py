@@ -127,7 +127,6 @@ def run_chapter(
     results_dir: str | os.PathLike | None = None,
     *,
     data_dir: str | os.PathLike | None = None,
-    device: str | None = None,
     progress: bool = False,
     verbose: bool = True,
 ) -> ChapterResults:
@@ -136,7 +135,7 @@ def run_chapter(
     if not configs:
         raise ValueError("run_chapter: no configs")
     root = Path(results_dir) if results_dir is not None else default_results_dir()
-    report = sweep(configs, root, progress=progress, data_dir=data_dir, device=device, raise_errors=True)
+    report = sweep(configs, root, progress=progress, data_dir=data_dir, raise_errors=True)
     busy = report["locked"] + report["lost"]
     if busy:
         raise RuntimeError(

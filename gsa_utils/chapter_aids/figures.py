@@ -27,13 +27,11 @@ _COLOURS = {"vanilla": "tab:blue", "gsa": "tab:orange"}
 def plot_accuracy(
     table: pd.DataFrame,
     chance: float | Mapping[str, float] | None = None,
-    value: str = "tail_acc",
-    size: tuple[float, float] = (4.2, 3.2),
 ):
     """Test accuracy per backbone and method: one dot per seed, a bar for the mean; a panel per dataset."""
     plt = pyplot()
     datasets = list(dict.fromkeys(table.dataset))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(size[0] * len(datasets), size[1]), squeeze=False)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.2), squeeze=False)
     for ax, ds in zip(axes[0], datasets):
         sub = table[table.dataset == ds]
         backbones = list(dict.fromkeys(sub.backbone))
@@ -41,7 +39,7 @@ def plot_accuracy(
         width = 0.8 / max(len(methods), 1)
         for j, m in enumerate(methods):
             for i, bb in enumerate(backbones):
-                vals = sub[(sub.backbone == bb) & (sub.method == m)][value].to_numpy()
+                vals = sub[(sub.backbone == bb) & (sub.method == m)]["tail_acc"].to_numpy()
                 if vals.size == 0:
                     continue
                 x = i - 0.4 + width * (j + 0.5)
@@ -65,7 +63,7 @@ def plot_accuracy(
             ax.axhline(c, color="gray", ls=":", lw=1, label="chance")
         ax.set_xticks(range(len(backbones)), backbones, rotation=15)
         ax.set_ylim(0, 1)
-        ax.set_ylabel("test accuracy" + (" (mean of last epochs)" if value == "tail_acc" else ""))
+        ax.set_ylabel("test accuracy (mean of last epochs)")
         ax.set_title(ds, fontsize=10)
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize=8, loc="lower right")
@@ -77,14 +75,13 @@ def plot_training_curves(
     results: ChapterResults,
     dataset: str,
     backbone: str | None = None,
-    keys: Sequence[str] = ("train_acc", "test_acc", "train_ce"),
     cutoff_epoch: int | None = None,
-    size: tuple[float, float] = (4.2, 3.0),
 ):
     """Training curves of GSA and vanilla for one dataset and backbone: mean over seeds, min-max band."""
     plt = pyplot()
     backbone = backbone or results.runs[0].config.backbone
-    fig, axes = plt.subplots(1, len(keys), figsize=(size[0] * len(keys), size[1]), squeeze=False)
+    keys = ("train_acc", "test_acc", "train_ce")
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.0), squeeze=False)
     for m in ("vanilla", "gsa"):
         runs = results.select(dataset=dataset, backbone=backbone, method=m)
         if not runs:
@@ -132,8 +129,6 @@ def show_attention(
     mask=None,
     *,
     product: str | None = None,
-    cmap: str = "magma",
-    size: float = 3.0,
     title: str | None = None,
 ):
     """The learned map(s) next to a sample image, and the image as the CNN sees it (image x map).
@@ -149,7 +144,7 @@ def show_attention(
         raise ValueError("show_attention: no maps")
     m_arr = None if mask is None else np.asarray(mask, dtype=bool)
     n = len(maps) + (2 if image is not None else 0)
-    fig, axes = plt.subplots(1, n, figsize=(size * n + 0.9, size + 0.6), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(3.0 * n + 0.9, 3.6), squeeze=False)
     axes = list(axes[0])
     aucs: dict[str, float] = {}
 
@@ -165,7 +160,7 @@ def show_attention(
         axes = axes[1:]
     im = None
     for ax, (name, a) in zip(axes, maps.items()):
-        im = ax.imshow((a - a.min()) / max(a.max() - a.min(), 1e-12), cmap=cmap, vmin=0, vmax=1)
+        im = ax.imshow((a - a.min()) / max(a.max() - a.min(), 1e-12), cmap="magma", vmin=0, vmax=1)
         label = f"{name}\nvalues {a.min():.2g}..{a.max():.2g}"
         if m_arr is not None:
             aucs[name] = map_roc_auc(a, m_arr)
@@ -337,15 +332,13 @@ def _write_oct_files(root: Path, ds: StructuredDataset, layout: str) -> None:
         (root / "split.csv").write_text("\n".join(split_rows) + "\n", encoding="utf-8")
 
 
-def plot_idrid_fixture(fixture, ds: StructuredDataset, n: int = 8, split: str = "train"):
+def plot_idrid_fixture(fixture, ds: StructuredDataset, n: int = 8):
     """The IDRiD pipeline on the miniature fixture: one raw file with the crop lines, then preprocessed images."""
     from ..data.idrid import IDRID_CROP_START, IDRID_CROP_STOP
 
     plt = pyplot()
-    files = fixture.train_files if split == "train" else fixture.test_files
-    x = ds.x_train if split == "train" else ds.x_test
-    y = ds.y_train if split == "train" else ds.y_test
-    flipped = set(ds.meta["flipped_train" if split == "train" else "flipped_test"])
+    files, x, y = fixture.train_files, ds.x_train, ds.y_train
+    flipped = set(ds.meta["flipped_train"])
     n = min(n, len(x))
     fig = plt.figure(figsize=(1.7 * n, 3.6))
     top = fig.add_subplot(2, 1, 1)
@@ -363,7 +356,7 @@ def plot_idrid_fixture(fixture, ds: StructuredDataset, n: int = 8, split: str = 
         ax = fig.add_subplot(2, n, n + i + 1)
         ax.imshow(to_display(x[i]), vmin=0, vmax=1)
         ax.set_title(
-            f"{ds.meta[split + '_files'][i].split('.')[0]}\ngrade {int(y[i])}{', flipped' if i in flipped else ''}",
+            f"{ds.meta['train_files'][i].split('.')[0]}\ngrade {int(y[i])}{', flipped' if i in flipped else ''}",
             fontsize=7,
         )
         ax.axis("off")

@@ -131,12 +131,10 @@ def plot_seed_comparison(
 def plot_value_histograms(
     values: Mapping[str, np.ndarray],
     marks: Mapping[str, float] | None = None,
-    xlabel: str = "map value at initialisation",
-    size: tuple[float, float] = (6.0, 3.0),
 ):
     """Overlaid histograms on [0, 1] (log count axis), one per label, with dotted marks at given values."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=size)
+    fig, ax = plt.subplots(figsize=(6.0, 3.0))
     for label, v in values.items():
         v = as_numpy(v)
         ax.hist(v.ravel(), bins=np.linspace(0, 1, 101), alpha=0.7, label=f"{label}: mean {v.mean():.2f}")
@@ -144,7 +142,7 @@ def plot_value_histograms(
         ax.axvline(x, color="gray", ls=":", lw=1)
         ax.text(x, ax.get_ylim()[1] * 0.9, f" {text}", fontsize=8, color="gray")
     ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
+    ax.set_xlabel("map value at initialisation")
     ax.set_ylabel("pixels (all seeds)")
     ax.legend(fontsize=8)
     return fig

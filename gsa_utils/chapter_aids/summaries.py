@@ -69,12 +69,12 @@ def _variant_column(table: pd.DataFrame) -> str:
     return "variant" if "variant" in table.columns else "method"
 
 
-def summary_table(table: pd.DataFrame, value: str = "tail_acc") -> pd.DataFrame:
+def summary_table(table: pd.DataFrame) -> pd.DataFrame:
     """Mean, standard deviation (over seeds) and number of seeds per dataset, backbone and method."""
     if table.empty:
         raise ValueError("summary_table: no runs")
     key = _variant_column(table)
-    g = table.groupby(["dataset", "backbone", key])[value]
+    g = table.groupby(["dataset", "backbone", key])["tail_acc"]
     stats = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "n": g.count()})
     wide = stats.unstack(key)
     wide.columns = wide.columns.swaplevel(0, 1)
@@ -148,9 +148,7 @@ def _percent_text(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def compare_methods(
-    table: pd.DataFrame, chance: float | Mapping[str, float] | None = None, value: str = "tail_acc"
-) -> list[str]:
+def compare_methods(table: pd.DataFrame, chance: float | Mapping[str, float] | None = None) -> list[str]:
     """One sentence per (dataset, backbone) saying, from the numbers, whether GSA beat vanilla."""
     out = []
     key = _variant_column(table)
@@ -162,18 +160,18 @@ def compare_methods(
             continue
         for variant in gsa_variants:
             where = f"{ds} / {bb}" + (f" / {_label(variant)}" if len(gsa_variants) > 1 else "")
-            out.append(_compare(where, sub[sub[key] == variant], v, chance, ds, value))
+            out.append(_compare(where, sub[sub[key] == variant], v, chance, ds))
     return out
 
 
-def _compare(
-    where: str, g: pd.DataFrame, v: pd.DataFrame, chance: float | Mapping[str, float] | None, ds: str, value: str
-) -> str:
+def _compare(where: str, g: pd.DataFrame, v: pd.DataFrame, chance: float | Mapping[str, float] | None, ds: str) -> str:
     """The sentence of :func:`compare_methods` for one GSA variant against vanilla."""
-    row = compare_over_seeds({"gsa": g[value], "vanilla": v[value]}).loc["gsa"]
-    mg, mv = g[value].mean(), v[value].mean()
+    row = compare_over_seeds({"gsa": g["tail_acc"], "vanilla": v["tail_acc"]}).loc["gsa"]
+    mg, mv = g["tail_acc"].mean(), v["tail_acc"].mean()
     paired = (
-        g.set_index("seed")[value].to_frame("gsa").join(v.set_index("seed")[value].to_frame("vanilla"), how="inner")
+        g.set_index("seed")["tail_acc"]
+        .to_frame("gsa")
+        .join(v.set_index("seed")["tail_acc"].to_frame("vanilla"), how="inner")
     )
     n = len(paired)
     wins = int((paired.gsa > paired.vanilla).sum())

@@ -44,8 +44,6 @@ def plot_pixel_vectors(
     class_names: Sequence[str],
     background=None,
     mask=None,
-    ncols: int = 4,
-    size: tuple[float, float] = (3.0, 2.4),
 ):
     """One panel per pixel: its NC-dim feature vector as N dots (mean over C), sorted and coloured by class."""
 
@@ -55,9 +53,9 @@ def plot_pixel_vectors(
     order = np.argsort(y, kind="stable")
     k = len(class_names)
     colours = plt.get_cmap("tab10")(np.arange(k) % 10)
-    n_panels = len(vectors) + (background is not None)
+    n_panels, ncols = len(vectors) + (background is not None), 4
     nrows = int(np.ceil(n_panels / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.0 * ncols, 2.4 * nrows), squeeze=False)
     flat = list(axes.ravel())
     for ax in flat[n_panels:]:
         ax.axis("off")
@@ -215,7 +213,6 @@ def lambda_sweep(
     backbone_width: int = 16,
     map_snapshots: Sequence[int] = (),
     device: str | torch.device | None = None,
-    cpu_threads: int | None = 1,
     **fit_kwargs,
 ) -> list[dict]:
     """Train one small GSA model per (lambda, seed) and measure its map.
@@ -230,8 +227,8 @@ def lambda_sweep(
         raise DataError(f"lambda_sweep: dataset {dataset.name!r} has no mask to measure the maps against")
     fit_kwargs.setdefault("progress", False)
     threads_before = torch.get_num_threads()
-    if cpu_threads and pick_device(str(device) if device else None).type == "cpu":
-        torch.set_num_threads(cpu_threads)
+    if pick_device(str(device) if device else None).type == "cpu":
+        torch.set_num_threads(1)
     records = []
     try:
         for l1_weight in l1_weights:
@@ -311,12 +308,7 @@ def sweep_table(records: Sequence[Mapping]):
     return table.style.format(SWEEP_FORMATS).hide(axis="index")
 
 
-def plot_lambda_sweep(
-    records: Sequence[Mapping],
-    keys: Sequence[str] = ("map_mean", "roc_auc", "saturated", "test_acc"),
-    chance: Mapping[str, float] | None = None,
-    size: tuple[float, float] = (3.0, 2.6),
-):
+def plot_lambda_sweep(records: Sequence[Mapping], chance: Mapping[str, float] | None = None):
     """One panel per measured quantity against lambda (log axis; lambda = 0 drawn at the left edge)."""
     plt = pyplot()
     lambdas = sorted({r["l1_weight"] for r in records})
@@ -329,7 +321,8 @@ def plot_lambda_sweep(
         "saturated": "saturated share",
         "test_acc": "test accuracy",
     }
-    fig, axes = plt.subplots(1, len(keys), figsize=(size[0] * len(keys), size[1]), squeeze=False)
+    keys = ("map_mean", "roc_auc", "saturated", "test_acc")
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.0 * len(keys), 2.6), squeeze=False)
     for ax, key in zip(axes[0], keys):
         means = []
         for v in lambdas:
