@@ -68,25 +68,23 @@ def chapter_configs(
     backbones = list(backbones or profile.backbones)
     if not seeds:
         raise ValueError("chapter_configs: give at least one seed")
-    out = []
-    for ds in datasets:
-        data_seed = int((data_seeds or {}).get(ds, 0))
-        for bb in backbones:
-            for seed in seeds:
-                for m in methods:
-                    out.append(
-                        ExperimentConfig.from_profile(
-                            ds,
-                            m,
-                            profile.name,
-                            backbone=bb,
-                            seed=int(seed),
-                            data_seed=data_seed,
-                            fold=None,
-                            **overrides,
-                        )
-                    )
-    return out
+    data_seeds = data_seeds or {}
+    return [
+        ExperimentConfig.from_profile(
+            ds,
+            m,
+            profile.name,
+            backbone=bb,
+            seed=int(seed),
+            data_seed=int(data_seeds.get(ds, 0)),
+            fold=None,
+            **overrides,
+        )
+        for ds in datasets
+        for bb in backbones
+        for seed in seeds
+        for m in methods
+    ]
 
 
 @dataclass

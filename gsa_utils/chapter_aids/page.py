@@ -1,4 +1,9 @@
-"""What a chapter's page shows besides its own outputs: warnings once per kind, figures described."""
+"""What a chapter's page shows besides its own outputs: warnings once per kind, figures described.
+
+Every chapter's first code cell runs ``%load_ext gsa_utils.chapter_aids.page`` (:func:`prepare_page`):
+a warning prints as ``Category: message``, once per kind (later ones are only counted), and every
+matplotlib figure's PNG carries an alt text built from its titles and axis labels.
+"""
 
 from __future__ import annotations
 
@@ -74,7 +79,7 @@ def _with_alt(render):
 
 
 def prepare_page(shell=None) -> None:
-    """Warnings once per kind without module paths, and alt text on figures (module docstring)."""
+    """Warnings once per kind without module paths, and alt text on figures (see the module docstring)."""
     warnings.showwarning = show_warning_once
     if shell is None:
         try:

@@ -1,4 +1,7 @@
-"""Tables and sentences of the dataset chapters: one row per run, summaries over seeds, comparisons."""
+"""Tables and sentences of the dataset chapters: one row per run, summaries over seeds, comparisons.
+
+Runs whose settings differ (two GSA recipes, say) are separate variants, never pooled; the spread is over seeds.
+"""
 
 from __future__ import annotations
 
