@@ -124,7 +124,6 @@ def run_chapter(
     configs: Sequence[ExperimentConfig],
     results_dir: str | os.PathLike | None = None,
     *,
-    data_dir: str | os.PathLike | None = None,
     progress: bool = False,
     verbose: bool = True,
 ) -> ChapterResults:
@@ -133,7 +132,7 @@ def run_chapter(
     if not configs:
         raise ValueError("run_chapter: no configs")
     root = Path(results_dir) if results_dir is not None else default_results_dir()
-    report = sweep(configs, root, progress=progress, data_dir=data_dir, raise_errors=True)
+    report = sweep(configs, root, progress=progress, raise_errors=True)
     busy = report["locked"] + report["lost"]
     if busy:
         raise RuntimeError(

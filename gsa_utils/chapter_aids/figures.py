@@ -75,12 +75,11 @@ def plot_training_curves(
     results: ChapterResults,
     dataset: str,
     backbone: str | None = None,
-    cutoff_epoch: int | None = None,
 ):
     """Training curves of GSA and vanilla for one dataset and backbone: mean over seeds, min-max band."""
     plt = pyplot()
     backbone = backbone or results.runs[0].config.backbone
-    keys = ("train_acc", "test_acc", "train_ce")
+    keys, cutoff_epoch = ("train_acc", "test_acc", "train_ce"), None
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.0), squeeze=False)
     for m in ("vanilla", "gsa"):
         runs = results.select(dataset=dataset, backbone=backbone, method=m)

@@ -142,7 +142,6 @@ def show_panel_grid(
     size: float = 2.1,
     cmap: str = "viridis",
     colorbar: bool = True,
-    title: str | None = None,
 ):
     """A grid of images: one row per entry of ``rows``, one column per entry of each row.
 
@@ -160,7 +159,7 @@ def show_panel_grid(
     fig, axes = plt.subplots(
         len(rows),
         ncols,
-        figsize=(size * ncols * (1.2 if colorbar else 1.0) + 0.4, size * len(rows) + 0.3 * bool(title)),
+        figsize=(size * ncols * (1.2 if colorbar else 1.0) + 0.4, size * len(rows)),
         squeeze=False,
     )
     for ax in axes.ravel():
@@ -191,7 +190,5 @@ def show_panel_grid(
                     fontsize=9,
                     weight="bold",
                 )
-    if title:
-        fig.suptitle(title)
     fig.tight_layout()
     return fig

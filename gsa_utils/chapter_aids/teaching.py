@@ -96,13 +96,11 @@ def plot_pixel_vectors(
 def plot_pixel_representation_memory(
     max_images: int = 1000,
     image_sizes: Sequence[int] = (32, 224),
-    channels: int = 3,
-    marks: Mapping[str, int] = PAPER_TRAIN_SIZES,
-    size: tuple[float, float] = (6.0, 3.6),
 ):
-    """Memory of the pixel representation (float32) against the number of training images N (log-log axes)."""
+    """Memory of the pixel representation (float32, RGB) against the number of training images N (log-log axes)."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=size)
+    channels, marks = 3, PAPER_TRAIN_SIZES
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
     ns = np.unique(np.geomspace(1, max_images, 200).astype(int))
     for s in image_sizes:
         b = np.array([pixel_representation_bytes(int(n), channels, s, s) for n in ns]) / 2**20
