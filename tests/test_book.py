@@ -237,11 +237,14 @@ def test_map_candidates_page_claims_hold_for_the_recorded_runs():
     assert faces[sharp].contrast_mean > faces["recommended"].contrast_mean
 
 
-def test_map_stability_page_is_generated_from_every_recorded_file():
+def test_map_stability_page_is_generated_from_every_recorded_file(tmp_path):
     text = gsa_book.stability_tables()
     files = sorted((ROOT / "benchmarks/results/map_stability").glob("*.jsonl"))
     assert files and all(f.name in text for f in files)
     assert text.count("recommended recipe: collapsed") == len(files)
+    # the candidates' tables beneath do not repeat the verdict line
+    candidates = gsa_book.stability_tables(gsa_book.CANDIDATE_RESULTS, tmp_path, "map_candidates", verdict=False)
+    assert "| recommended |" in candidates and "recommended recipe: collapsed" not in candidates
 
 
 def _browser_test():

@@ -18,6 +18,7 @@ from gsa_utils.data.idrid import load_idrid
 from gsa_utils.data.registry import load_dataset
 from gsa_utils.metrics import map_roc_auc
 from gsa_utils.profiles import get_profile
+from gsa_utils.runs import RESULTS_DIR_ENV
 
 matplotlib.use("Agg")
 
@@ -85,9 +86,9 @@ def test_data_banner_says_where_the_data_come_from(tmp_path):
 
 
 def test_default_results_dir(monkeypatch, tmp_path):
-    monkeypatch.setenv(chapters.RESULTS_DIR_ENV, str(tmp_path / "elsewhere"))
+    monkeypatch.setenv(RESULTS_DIR_ENV, str(tmp_path / "elsewhere"))
     assert chapters.default_results_dir() == tmp_path / "elsewhere"
-    monkeypatch.delenv(chapters.RESULTS_DIR_ENV)
+    monkeypatch.delenv(RESULTS_DIR_ENV)
     assert chapters.default_results_dir() == Path(chapters.__file__).resolve().parents[2] / "results"
 
 
@@ -150,7 +151,7 @@ def test_attention_maps_are_shared_and_in_range(tiny_runs):
 
 def test_attention_map_names_the_run_without_a_map_file(tiny_runs, monkeypatch):
     _, res = tiny_runs
-    run = sorted(res.select("fundus", "small_cnn", "gsa"), key=lambda r: r.config.seed)[0]
+    run = sorted(res.select(dataset="fundus", backbone="small_cnn", method="gsa"), key=lambda r: r.config.seed)[0]
     monkeypatch.setattr(chapters, "load_attention_map", lambda r: None)
     with pytest.raises(FileNotFoundError, match="has no attention_map.npy") as err:
         res.attention_map("fundus", "small_cnn")
@@ -348,7 +349,7 @@ def test_report_shows_tables_figure_and_sentences(tiny_runs, capsys, monkeypatch
 
 
 def test_variant_table_compares_over_seeds_and_reads_the_maps(tiny_runs):
-    from gsa_utils.chapter_aids import variant_table
+    from gsa_utils.chapter_aids.stability_view import variant_table
     from gsa_utils.protocol import compare_over_seeds
     from gsa_utils.runs import load_attention_map
 

@@ -105,13 +105,17 @@ def _data_line(data: dict) -> str:
     return f"{data['name']}: {data['source']} data, {data['n_train']} train / {data['n_test']} test images of {shape}"
 
 
-def stability_tables(folder: Path = STABILITY_RESULTS, figures: Path = GENERATED, prefix: str = "map_stability") -> str:
+def stability_tables(
+    folder: Path = STABILITY_RESULTS, figures: Path = GENERATED, prefix: str = "map_stability", verdict: bool = True
+) -> str:
     """Markdown: two tables and a figure of maps per recorded ``benchmarks/map_stability.py`` run file.
 
     Each file's first line holds the settings its runs used; every following line is one
     run. The summary is :func:`gsa_utils.chapter_aids.stability_view.summarise_stability`, as the script
     prints it; the figure (written to ``figures``) shows the first seed's final map of every
-    GSA variant on the fixed scale [0, 1] and stretched to its own range.
+    GSA variant on the fixed scale [0, 1] and stretched to its own range. ``verdict`` adds the
+    recommended recipe's verdict line under each file's tables (the page states it once, for the
+    map-stability runs, not again for the candidates).
     """
     import json
 
@@ -171,8 +175,8 @@ def stability_tables(folder: Path = STABILITY_RESULTS, figures: Path = GENERATED
                 "range, which shows the pattern but makes a flat map look sharp.",
                 "```",
             ]
-        verdict = verdict_line(summaries)
-        parts += ["", f"`{verdict}`" if verdict else "", ""]
+        line = verdict_line(summaries) if verdict else None
+        parts += ["", f"`{line}`" if line else "", ""]
     return "\n".join(parts) if parts else "No recorded runs.\n"
 
 
@@ -482,7 +486,9 @@ def _alt_from_output(render_image):
 def _builder_inited(app) -> None:
     _write_if_changed(GENERATED / "profiles.md", profile_table())
     _write_if_changed(GENERATED / "map_stability.md", stability_tables())
-    _write_if_changed(GENERATED / "map_candidates.md", stability_tables(CANDIDATE_RESULTS, prefix="map_candidates"))
+    _write_if_changed(
+        GENERATED / "map_candidates.md", stability_tables(CANDIDATE_RESULTS, prefix="map_candidates", verdict=False)
+    )
     prints = nbcache.fingerprint()
     app.env.gsa_fingerprint = prints
     if app.config.nb_execution_mode == "cache":

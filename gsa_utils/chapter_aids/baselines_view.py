@@ -1,21 +1,4 @@
-"""What chapters 10 and 11 show about the baselines and the results folder: figures, summaries, the Table 2 report.
-
-Introduced in chapter 10 (``10_baselines``); chapter 11 (``11_results``) uses :func:`table_report`,
-:func:`check_table_csv` and :func:`plot_table`.
-
-* :func:`upsample_maps`, :func:`across_image_spread`, :func:`plot_local_attention`: the per-image
-  (local) attention maps of VGG-att3 next to GSA's single map, and a number for how much they
-  differ from image to image (the paper's argument in section 4.6).
-* :func:`baseline_summary`: one line per method of a :func:`gsa_utils.runs.tables.build_table` column,
-  with the setting the protocol chose.
-* :func:`table_report`: Table 2 from whatever a results folder holds, with a plain statement of
-  which profile produced what (and "no results yet" for an empty folder).
-* :func:`check_table_csv`: the CSV of the table, checked against the runs' own ``config.json``.
-* :func:`plot_table`: accuracy with error bars per method and dataset, the paper's figure beside it.
-* :func:`plot_epoch_selection`: chapter 11's example of the protocol choosing epochs.
-
-Nothing here changes global state; figures are returned, not shown.
-"""
+"""What chapters 10 and 11 show about the baselines and the results folder: figures, summaries, the Table 2 report."""
 
 from __future__ import annotations
 
@@ -39,44 +22,19 @@ from ..runs.store import load_results
 from ..runs.tables import DATASET_COLUMNS, build_table
 from .plotting import pyplot, to_display
 
-__all__ = [
-    "NO_RESULTS_MESSAGE",
-    "upsample_maps",
-    "across_image_spread",
-    "plot_local_attention",
-    "baseline_summary",
-    "table_report",
-    "check_table_csv",
-    "plot_table",
-    "plot_epoch_selection",
-]
-
 #: What chapter 11 says when the results folder holds no finished run.
 NO_RESULTS_MESSAGE = "no results yet: run chapters 6-10 or the sweep"
 
 
-# --------------------------------------------------------------------------------------
-# local attention (chapter 10)
-# --------------------------------------------------------------------------------------
 def across_image_spread(maps: Any) -> dict[str, float]:
     """How much attention maps differ from one image to another.
-
-    Introduced in chapter 10 (``10_baselines``).
-
-    Parameters
-    ----------
-    maps
-        N x H x W, one map per image (N >= 2). GSA gives every image the same map; a local
-        attention network computes one per image from that image's features.
 
     Returns
     -------
     dict
-        ``mean_correlation``: mean Pearson correlation between the maps of every pair of
-        images (1: the same pattern everywhere; a pair with a constant map counts as 1 when
-        both maps are equal, else 0); ``relative_std``: the standard deviation across images
-        at each position, averaged over positions and divided by the mean map value (0:
-        identical maps); ``n_images``.
+        ``mean_correlation`` (mean Pearson correlation over image pairs; 1: one pattern),
+        ``relative_std`` (std across images per position, averaged, over the mean map value;
+        0: identical maps) and ``n_images``.
     """
     a = np.asarray(maps.detach().cpu() if isinstance(maps, torch.Tensor) else maps, dtype=np.float64)
     if a.ndim != 3 or a.shape[0] < 2:
@@ -95,34 +53,8 @@ def plot_local_attention(
     *,
     level_names: Sequence[str] | None = None,
     labels: Sequence[str] | None = None,
-    cmap: str = "magma",
-    size: float = 1.7,
 ):
-    """Per-image attention of a local-attention network next to one shared (GSA) map.
-
-    Introduced in chapter 10 (``10_baselines``).
-
-    One row per image: the image, then each level's map for that image (upsampled to the
-    image size and laid over it, rescaled to its own range: bright = attended), then the
-    shared map, which is the same in every row.
-
-    Parameters
-    ----------
-    images
-        N x C x H x W (standardised images are rescaled for display).
-    level_maps
-        One N x h x w map per attention level (e.g. VGG-att3's three).
-    shared_map
-        Optional H x W map shared by all images (GSA's).
-    mask
-        Optional H x W relevant region, outlined in cyan.
-    level_names, labels
-        Column titles for the levels, and a title per image.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
+    """Per-image attention of a local-attention network next to one shared (GSA) map."""
     plt = pyplot()
     n = len(images)
     if n == 0 or not level_maps:
@@ -134,7 +66,7 @@ def plot_local_attention(
             raise ValueError(f"plot_local_attention: level {k} has {len(u)} maps for {n} images")
     names = list(level_names) if level_names is not None else [f"level {k + 1}" for k in range(len(ups))]
     ncols = 1 + len(ups) + (shared_map is not None)
-    fig, axes = plt.subplots(n, ncols, figsize=(size * ncols, size * n + 0.4), squeeze=False)
+    fig, axes = plt.subplots(n, ncols, figsize=(1.7 * ncols, 1.7 * n + 0.4), squeeze=False)
     m_arr = None if mask is None else np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask, dtype=float)
 
     def rescale(a: np.ndarray) -> np.ndarray:
@@ -147,13 +79,13 @@ def plot_local_attention(
         axes[i, 0].set_title(labels[i] if labels is not None else f"image {i}", fontsize=8)
         for k, u in enumerate(ups):
             axes[i, k + 1].imshow(gray, cmap="gray", vmin=0, vmax=1)
-            axes[i, k + 1].imshow(rescale(u[i]), cmap=cmap, alpha=0.65, vmin=0, vmax=1)
+            axes[i, k + 1].imshow(rescale(u[i]), cmap="magma", alpha=0.65, vmin=0, vmax=1)
             if i == 0:
                 axes[i, k + 1].set_title(names[k], fontsize=8)
         if shared_map is not None:
             s = np.squeeze(np.asarray(shared_map, dtype=float))
             axes[i, -1].imshow(gray, cmap="gray", vmin=0, vmax=1)
-            axes[i, -1].imshow(rescale(s), cmap=cmap, alpha=0.65, vmin=0, vmax=1)
+            axes[i, -1].imshow(rescale(s), cmap="magma", alpha=0.65, vmin=0, vmax=1)
             if i == 0:
                 axes[i, -1].set_title("GSA (one map,\nall images)", fontsize=8)
         if m_arr is not None:
@@ -166,9 +98,6 @@ def plot_local_attention(
     return fig
 
 
-# --------------------------------------------------------------------------------------
-# summaries of build_table rows (chapters 10 and 11)
-# --------------------------------------------------------------------------------------
 #: The CNN hyper-parameters the paper's grids search (section 4.4); the rest of a setting is fixed.
 _SEARCHED = ("hidden_channels", "l1_weight", "weight_decay")
 
@@ -183,17 +112,11 @@ def _format_params(params: Mapping[str, Any] | None, keys: Sequence[str] | None 
 def baseline_summary(rows: Sequence[Mapping[str, Any]], dataset: str) -> pd.DataFrame:
     """One line per method of one dataset column of :func:`gsa_utils.runs.tables.build_table`.
 
-    Introduced in chapter 10 (``10_baselines``).
-
     Returns
     -------
     pandas.DataFrame
-        Index: the Table 2 row label. Columns: ``accuracy %`` and ``std`` (NaN for a single
-        number), ``epochs`` (how many per-epoch accuracies the mean is over), ``chosen
-        setting`` (the values of the paper's searched hyper-parameters, K, lambda and weight
-        decay, in the setting the protocol picked; for LR/SVM those of their grid search),
-        ``p vs vanilla`` (GSA rows), ``profile`` and ``notes``. Rows without a result are
-        left out.
+        One row per Table 2 row label: ``accuracy %``, ``std``, ``epochs``, ``chosen setting``,
+        ``p vs vanilla`` (GSA rows), ``profile`` and ``notes``.
     """
     out = []
     for row in rows:
@@ -223,27 +146,13 @@ def table_report(
 ) -> dict:
     """Table 2 from whatever ``results_dir`` holds, and plain sentences on what it is.
 
-    Introduced in chapter 10 (``10_baselines``) and used by chapter 11 (``11_results``).
-
-    Parameters
-    ----------
-    results_dir
-        A results folder (:mod:`gsa_utils.runs`); it may be empty or missing.
-    datasets
-        Columns (default: every dataset with results).
-    n_epochs
-        Epochs the protocol selects (paper: 30).
-
     Returns
     -------
     dict
-        ``rows`` (:func:`~gsa_utils.runs.tables.build_table`; empty without results), ``n_runs``
-        (finished runs found), ``results`` (those runs), ``markdown``
-        (:func:`~gsa_utils.runs.tables.table_to_markdown`, ``None`` without results),
-        ``profiles``: profile label -> list of ``"row / dataset"`` cells it produced,
-        ``message``: one line, :data:`NO_RESULTS_MESSAGE` for an empty folder, else whether
-        the table can be compared with the paper, and ``statements``: one sentence per profile
-        and per data source.
+        ``rows``, ``n_runs``, ``results`` (the runs), ``markdown`` (``None`` without results),
+        ``profiles`` (profile label -> its ``"row / dataset"`` cells), ``message`` (one line;
+        :data:`NO_RESULTS_MESSAGE` for an empty folder) and ``statements`` (one sentence per
+        profile and data source).
     """
     results = load_results(results_dir)
     if not results:
@@ -326,25 +235,7 @@ def table_report(
 def check_table_csv(
     path: str | os.PathLike, rows: Sequence[Mapping[str, Any]], results: Sequence[Mapping[str, Any]]
 ) -> dict[str, int]:
-    """Check the CSV of :func:`gsa_utils.runs.tables.table_to_csv` against the runs it came from.
-
-    Introduced in chapter 10 (``10_baselines``) and used by chapter 11 (``11_results``).
-
-    For every cell with a number, the CSV's profile column must name a profile, and when
-    every run of that (dataset, method, backbone) was made in the ``smoke`` profile
-    (read from the runs' configs, independently of the table code), it must start with
-    ``"smoke"``. Cells whose runs all used synthetic data must say so in the data column.
-
-    Returns
-    -------
-    dict
-        ``cells`` (checked), ``smoke_cells``, ``csv_rows``.
-
-    Raises
-    ------
-    ValueError
-        Naming the row and dataset at fault.
-    """
+    """Check the CSV of :func:`gsa_utils.runs.tables.table_to_csv` against the runs it came from."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path} was not written")
@@ -386,22 +277,7 @@ def check_table_csv(
 def plot_table(
     rows: Sequence[Mapping[str, Any]], *, paper: bool = True, ncols: int = 3, size: tuple[float, float] = (5.2, 0.34)
 ):
-    """Accuracy (mean, error bar = std over the selected epochs) per method, one panel per dataset.
-
-    Introduced in chapter 10 (``10_baselines``) and used by chapter 11 (``11_results``).
-
-    Each result is a dot with its standard deviation as error bar (LR and SVM have a single
-    number, no bar); the colour gives the profile that produced it (grey: smoke, blue:
-    full, orange: anything else). Where the dataset is one of the paper's, the paper's figure
-    for the same row is an open diamond just below it. A panel lists only the rows with a
-    result (labels shortened: ``"VGG-16 + GSA"`` for "VGG-16 (with global attention)");
-    panels are laid out ``ncols`` to a row.
-
-    Returns
-    -------
-    matplotlib.figure.Figure or None
-        ``None`` when no cell has a number.
-    """
+    """Accuracy (mean, error bar = std over the selected epochs) per method, one panel per dataset."""
     plt = pyplot()
     cols = list(rows[0].cells) if rows else []
     panels = [ds for ds in cols if any(r.cells[ds].mean is not None for r in rows)]
@@ -455,21 +331,7 @@ def plot_table(
 
 
 def plot_epoch_selection(val_acc: np.ndarray, test_acc: np.ndarray, epochs: np.ndarray, reported: float):
-    """The validation curves of the folds, the test curve, and the epochs the protocol measured.
-
-    Introduced in chapter 11 (``11_results``).
-
-    Parameters
-    ----------
-    val_acc
-        Folds x epochs validation accuracies.
-    test_acc
-        The test accuracy after each epoch of the run on the whole training set.
-    epochs
-        The selected epochs (1-based, :func:`~gsa_utils.protocol.select_epochs`).
-    reported
-        The accuracy the protocol reports (the mean over the selected epochs), drawn dotted.
-    """
+    """The validation curves of the folds, the test curve, and the epochs the protocol measured."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
     ep = np.arange(1, val_acc.shape[1] + 1)

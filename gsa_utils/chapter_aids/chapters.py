@@ -1,16 +1,4 @@
-"""What the dataset chapters share: banners, which runs to train, training them and reading them back.
-
-Introduced in chapter 6 (``06_idrid``) and used by chapters 7 (``07_jaffe``), 8
-(``08_your_own_data``) and 9 (``09_retinamnist``). Every dataset chapter does the same
-thing: say plainly whether real data or a synthetic stand-in is used, train every backbone
-of the profile with and without global spatial attention through
-:mod:`gsa_utils.runs` (so the runs land in the shared results folder that chapter
-11 tabulates), and show a results table (:mod:`~gsa_utils.chapter_aids.summaries`), training
-curves and the learned attention map (:mod:`~gsa_utils.chapter_aids.figures`), with a comparison
-sentence computed from the numbers rather than written in advance.
-
-Nothing here changes global state; figures are returned, not shown.
-"""
+"""What the dataset chapters share: banners, which runs to train, training them and reading them back."""
 
 from __future__ import annotations
 
@@ -28,35 +16,13 @@ from ..data.registry import describe_source, is_stand_in
 from ..paths import shown_path
 from ..profiles import Profile
 from ..runs.config import ExperimentConfig
-from ..runs.store import RESULTS_DIR_ENV, RunRecord, default_results_dir, load_attention_map, load_results
+from ..runs.store import RunRecord, default_results_dir, load_attention_map, load_results
 from ..runs.sweeps import sweep
 from .summaries import results_table
 
-__all__ = [
-    "RESULTS_DIR_ENV",
-    "default_results_dir",
-    "data_banner",
-    "class_counts",
-    "chapter_seeds",
-    "chapter_configs",
-    "ChapterResults",
-    "run_chapter",
-    "initial_attention_map",
-]
 
-
-# --------------------------------------------------------------------------------------
-# where results go, what data is used
-# --------------------------------------------------------------------------------------
 def data_banner(ds: StructuredDataset) -> str:
-    """One plain line for the top of a chapter's output: real data or a synthetic stand-in, and where.
-
-    Introduced in chapter 6 (``06_idrid``).
-
-    Starts with ``"REAL DATA:"`` or ``"SYNTHETIC STAND-IN:"`` (or ``"SYNTHETIC DATA:"`` for a
-    generator asked for by name), followed by :func:`~gsa_utils.data.registry.describe_source`,
-    which says where the files were looked for.
-    """
+    """One plain line for the top of a chapter's output: real data or a synthetic stand-in, and where."""
     if is_stand_in(ds):
         head = "SYNTHETIC STAND-IN"
     elif ds.source == "real":
@@ -67,33 +33,15 @@ def data_banner(ds: StructuredDataset) -> str:
 
 
 def class_counts(ds: StructuredDataset) -> str:
-    """The classes of a data set and how many training and test images each has, in two lines.
-
-    Introduced in chapter 6 (``06_idrid``).
-    """
+    """The classes of a data set and how many training and test images each has, in two lines."""
     return (
         f"{ds.num_classes} classes {ds.class_names}\ntraining images per class "
         f"{ds.class_counts('train').tolist()}, test images per class {ds.class_counts('test').tolist()}"
     )
 
 
-# --------------------------------------------------------------------------------------
-# which runs
-# --------------------------------------------------------------------------------------
 def chapter_seeds(profile: Profile, smoke_seeds: int, full_seeds: int | None = None) -> tuple[int, ...]:
-    """The seeds a chapter trains: the first ``smoke_seeds`` of the smoke profile's, all the full profile's.
-
-    Introduced in chapter 6 (``06_idrid``).
-
-    Parameters
-    ----------
-    profile
-        The run profile.
-    smoke_seeds
-        How many of ``profile.seeds`` fit the chapter's CPU time budget in the smoke profile.
-    full_seeds
-        Cap in the full profile (``None``: all of ``profile.seeds``).
-    """
+    """The seeds a chapter trains: the first ``smoke_seeds`` of the smoke profile's, all the full profile's."""
     n = smoke_seeds if profile.name == "smoke" else (full_seeds or len(profile.seeds))
     if n < 1:
         raise ValueError(f"chapter_seeds: need at least one seed, got {n}")
@@ -112,110 +60,51 @@ def chapter_configs(
 ) -> list[ExperimentConfig]:
     """The runs of a dataset chapter: datasets x backbones x methods x seeds, trained on the whole training set.
 
-    Introduced in chapter 6 (``06_idrid``).
-
-    Every config comes from :meth:`ExperimentConfig.from_profile` (so it carries the
-    profile's image size, epochs, E, Adam settings and pretraining) with ``fold=None``:
-    the model trains on the whole training set and the test set is evaluated after every
-    epoch. The paper's cross-validated choice of hyper-parameters and epochs is chapter
-    10's; chapter 11 reads these runs from the same results folder.
-
-    Parameters
-    ----------
-    datasets
-        Names for :func:`~gsa_utils.data.registry.load_dataset` (``"folder:<path>"`` too).
-    profile
-        Settings to use (its ``name`` is stored with every run).
-    seeds
-        Model seeds (initialisation and shuffling).
-    backbones
-        Image CNNs (default: ``profile.backbones``).
-    methods
-        ``"vanilla"`` and/or ``"gsa"`` (or any method of :data:`gsa_utils.runs.METHODS`).
-    data_seeds
-        Dataset name -> ``data_seed`` (synthetic draws and random splits); default 0.
-    **overrides
-        Other :class:`~gsa_utils.runs.ExperimentConfig` fields.
-
-    Returns
-    -------
-    list of ExperimentConfig
-        In the order dataset, backbone, seed, method.
+    ``overrides`` are further :class:`~gsa_utils.runs.ExperimentConfig` fields; the configs come
+    in the order dataset, backbone, seed, method.
     """
     if isinstance(datasets, str):
         datasets = [datasets]
     backbones = list(backbones or profile.backbones)
     if not seeds:
         raise ValueError("chapter_configs: give at least one seed")
-    out = []
-    for ds in datasets:
-        data_seed = int((data_seeds or {}).get(ds, 0))
-        for bb in backbones:
-            for seed in seeds:
-                for m in methods:
-                    out.append(
-                        ExperimentConfig.from_profile(
-                            ds,
-                            m,
-                            profile.name,
-                            backbone=bb,
-                            seed=int(seed),
-                            data_seed=data_seed,
-                            fold=None,
-                            **overrides,
-                        )
-                    )
-    return out
+    data_seeds = data_seeds or {}
+    return [
+        ExperimentConfig.from_profile(
+            ds,
+            m,
+            profile.name,
+            backbone=bb,
+            seed=int(seed),
+            data_seed=int(data_seeds.get(ds, 0)),
+            fold=None,
+            **overrides,
+        )
+        for ds in datasets
+        for bb in backbones
+        for seed in seeds
+        for m in methods
+    ]
 
 
-# --------------------------------------------------------------------------------------
-# training and reading back
-# --------------------------------------------------------------------------------------
 @dataclass
 class ChapterResults:
-    """The finished runs of a chapter and where they are.
-
-    Introduced in chapter 6 (``06_idrid``).
-
-    Attributes
-    ----------
-    runs
-        One :class:`~gsa_utils.runs.store.RunRecord` per config, in config order, as
-        :func:`gsa_utils.runs.load_results` gives them.
-    results_dir
-        The results folder.
-    trained, reused
-        Run ids trained by this call, and those found already finished in the folder.
-    """
+    """The finished runs of a chapter and where they are."""
 
     runs: list[RunRecord]
     results_dir: Path
     trained: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
 
-    def select(
-        self,
-        dataset: str | None = None,
-        backbone: str | None = None,
-        method: str | None = None,
-        seed: int | None = None,
-    ) -> list[RunRecord]:
-        """The runs matching every given field."""
-
-        def keep(r: RunRecord) -> bool:
-            c = r.config
-            return (
-                (dataset is None or c.dataset == dataset)
-                and (backbone is None or c.backbone == backbone)
-                and (method is None or c.method == method)
-                and (seed is None or c.seed == seed)
-            )
-
-        return [r for r in self.runs if keep(r)]
+    def select(self, **fields: object) -> list[RunRecord]:
+        """The runs whose config has every given field value (``None`` matches any)."""
+        return [r for r in self.runs if all(v is None or getattr(r.config, k) == v for k, v in fields.items())]
 
     def attention_map(self, dataset: str, backbone: str, seed: int | None = None) -> np.ndarray:
         """The final GSA map (H x W) of one run (the smallest seed when ``seed`` is None)."""
-        runs = sorted(self.select(dataset, backbone, "gsa", seed), key=lambda r: r.config.seed)
+        runs = sorted(
+            self.select(dataset=dataset, backbone=backbone, method="gsa", seed=seed), key=lambda r: r.config.seed
+        )
         if not runs:
             raise KeyError(
                 f"no finished GSA run for {dataset} / {backbone}" + (f" / seed {seed}" if seed is not None else "")
@@ -230,55 +119,20 @@ class ChapterResults:
         """:func:`results_table` of the runs."""
         return results_table(self.runs)
 
-    def describe(self) -> str:
-        """Where the runs are and how many were trained now or reused."""
-        return (
-            f"{len(self.runs)} runs in {shown_path(self.results_dir)}: {len(self.trained)} trained now, "
-            f"{len(self.reused)} already finished (read back)"
-        )
-
 
 def run_chapter(
     configs: Sequence[ExperimentConfig],
     results_dir: str | os.PathLike | None = None,
     *,
-    data_dir: str | os.PathLike | None = None,
-    device: str | None = None,
     progress: bool = False,
     verbose: bool = True,
 ) -> ChapterResults:
-    """Train every config through :func:`gsa_utils.runs.sweeps` and read the results back.
-
-    Introduced in chapter 6 (``06_idrid``).
-
-    Finished runs in the folder are read back, not trained again; an interrupted one
-    resumes from its checkpoint. So running a chapter again is cheap, and a long GPU run
-    can be continued by executing the notebook again.
-
-    Parameters
-    ----------
-    configs
-        The runs (:func:`chapter_configs`).
-    results_dir
-        Default :func:`default_results_dir`.
-    data_dir, device
-        Passed on (``None``: ``data/`` or ``$GSA_DATA_DIR``; the best device).
-    progress
-        Epoch progress bars (useful for long GPU runs).
-    verbose
-        Print one line per run (trained or reused, seconds, last test accuracy).
-
-    Raises
-    ------
-    RuntimeError
-        When a run failed (the message and the error file are named) or is held by another
-        process that shares the results folder.
-    """
+    """Train every config through :func:`gsa_utils.runs.sweeps` and read the results back."""
     configs = list(configs)
     if not configs:
         raise ValueError("run_chapter: no configs")
     root = Path(results_dir) if results_dir is not None else default_results_dir()
-    report = sweep(configs, root, progress=progress, data_dir=data_dir, device=device, raise_errors=True)
+    report = sweep(configs, root, progress=progress, raise_errors=True)
     busy = report["locked"] + report["lost"]
     if busy:
         raise RuntimeError(
@@ -301,20 +155,15 @@ def run_chapter(
             print(
                 f"{state} {r.run_id}: {r.seconds or 0:6.1f} s, last test acc {100 * acc[-1]:.1f}%  [{r.profile_label}]"
             )
-        print(out.describe())
+        print(
+            f"{len(runs)} runs in {shown_path(root)}: {len(out.trained)} trained now, "
+            f"{len(out.reused)} already finished (read back)"
+        )
     return out
 
 
 def initial_attention_map(config: ExperimentConfig, data_dir: str | os.PathLike | None = None) -> np.ndarray:
-    """The map a GSA run starts from, before any training (the paper's Fig. 4a).
-
-    Introduced in chapter 7 (``07_jaffe``).
-
-    Rebuilds the run's network exactly as :func:`gsa_utils.runs.run_experiment`
-    does (same data, ``data_seed``, caps and ``seed``) and returns its pixel CNN's output
-    at initialisation as an H x W array. Only for GSA runs on the whole training set
-    (``fold=None``).
-    """
+    """The map a GSA run starts from, before any training (the paper's Fig. 4a)."""
     from ..data.registry import load_dataset
     from ..devices import seed_everything
     from ..runs.runner import build_model

@@ -1,7 +1,4 @@
-"""Figures and data helpers of the dataset chapters: accuracy plots, curves, maps, example folders.
-
-Introduced in chapter 6 (``06_idrid``) and used by chapters 7-9. Figures are returned, not shown.
-"""
+"""Figures and data helpers of the dataset chapters: accuracy plots, curves, maps, example folders."""
 
 from __future__ import annotations
 
@@ -24,35 +21,17 @@ from .chapters import ChapterResults
 from .plotting import pyplot, to_display
 from .summaries import METHOD_LABELS
 
-__all__ = [
-    "plot_accuracy",
-    "plot_training_curves",
-    "show_attention",
-    "check_attention_map",
-    "map_verdict",
-    "expect_data_error",
-    "folder_tree",
-    "write_oct_folder",
-    "plot_idrid_fixture",
-]
-
-
 _COLOURS = {"vanilla": "tab:blue", "gsa": "tab:orange"}
 
 
 def plot_accuracy(
     table: pd.DataFrame,
     chance: float | Mapping[str, float] | None = None,
-    value: str = "tail_acc",
-    size: tuple[float, float] = (4.2, 3.2),
 ):
-    """Test accuracy per backbone and method: one dot per seed, a bar for the mean; a panel per dataset.
-
-    Introduced in chapter 6 (``06_idrid``).
-    """
+    """Test accuracy per backbone and method: one dot per seed, a bar for the mean; a panel per dataset."""
     plt = pyplot()
     datasets = list(dict.fromkeys(table.dataset))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(size[0] * len(datasets), size[1]), squeeze=False)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.2), squeeze=False)
     for ax, ds in zip(axes[0], datasets):
         sub = table[table.dataset == ds]
         backbones = list(dict.fromkeys(sub.backbone))
@@ -60,7 +39,7 @@ def plot_accuracy(
         width = 0.8 / max(len(methods), 1)
         for j, m in enumerate(methods):
             for i, bb in enumerate(backbones):
-                vals = sub[(sub.backbone == bb) & (sub.method == m)][value].to_numpy()
+                vals = sub[(sub.backbone == bb) & (sub.method == m)]["tail_acc"].to_numpy()
                 if vals.size == 0:
                     continue
                 x = i - 0.4 + width * (j + 0.5)
@@ -84,7 +63,7 @@ def plot_accuracy(
             ax.axhline(c, color="gray", ls=":", lw=1, label="chance")
         ax.set_xticks(range(len(backbones)), backbones, rotation=15)
         ax.set_ylim(0, 1)
-        ax.set_ylabel("test accuracy" + (" (mean of last epochs)" if value == "tail_acc" else ""))
+        ax.set_ylabel("test accuracy (mean of last epochs)")
         ax.set_title(ds, fontsize=10)
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize=8, loc="lower right")
@@ -96,20 +75,14 @@ def plot_training_curves(
     results: ChapterResults,
     dataset: str,
     backbone: str | None = None,
-    keys: Sequence[str] = ("train_acc", "test_acc", "train_ce"),
-    cutoff_epoch: int | None = None,
-    size: tuple[float, float] = (4.2, 3.0),
 ):
-    """Training curves of GSA and vanilla for one dataset and backbone: mean over seeds, min-max band.
-
-    Introduced in chapter 6 (``06_idrid``). The dashed line marks the cut-off epoch E after
-    which the map is frozen (taken from the GSA runs' config when not given).
-    """
+    """Training curves of GSA and vanilla for one dataset and backbone: mean over seeds, min-max band."""
     plt = pyplot()
     backbone = backbone or results.runs[0].config.backbone
-    fig, axes = plt.subplots(1, len(keys), figsize=(size[0] * len(keys), size[1]), squeeze=False)
+    keys, cutoff_epoch = ("train_acc", "test_acc", "train_ce"), None
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.0), squeeze=False)
     for m in ("vanilla", "gsa"):
-        runs = results.select(dataset, backbone, m)
+        runs = results.select(dataset=dataset, backbone=backbone, method=m)
         if not runs:
             continue
         if m == "gsa" and cutoff_epoch is None:
@@ -137,15 +110,7 @@ def plot_training_curves(
 
 
 def check_attention_map(amap, image_shape: Sequence[int]) -> np.ndarray:
-    """Check that a GSA map is one H x W map (shared by every image) with values in [0, 1]; return it.
-
-    Introduced in chapter 6 (``06_idrid``).
-
-    Raises
-    ------
-    ValueError
-        With the shape or range found.
-    """
+    """Check that a GSA map is one H x W map (shared by every image) with values in [0, 1]; return it."""
     a = np.asarray(amap, dtype=float)
     h, w = tuple(image_shape)[-2:]
     if not (a.shape == (h, w)):
@@ -163,34 +128,14 @@ def show_attention(
     mask=None,
     *,
     product: str | None = None,
-    cmap: str = "magma",
-    size: float = 3.0,
     title: str | None = None,
 ):
     """The learned map(s) next to a sample image, and the image as the CNN sees it (image x map).
 
-    Introduced in chapter 6 (``06_idrid``).
-
-    Each map is drawn rescaled to its own range (as the paper's figures are; the title
-    gives the actual range), bright = large weight.
-
-    Parameters
-    ----------
-    maps
-        Title -> H x W map (e.g. one per backbone).
-    image
-        A C x H x W sample in [0, 1] (``None``: no image panels, e.g. for JAFFE faces
-        that may not be shown).
-    mask
-        H x W ground-truth relevance mask (synthetic data): drawn as a cyan outline, and the
-        map's ROC-AUC against it goes into the panel title.
-    product
-        Which map multiplies the image in the last panel (default: the first).
-
     Returns
     -------
     (figure, dict)
-        The figure and title -> ROC-AUC (empty without a mask).
+        The figure and title -> ROC-AUC against ``mask`` (empty without a mask).
     """
     plt = pyplot()
     maps = {k: np.squeeze(np.asarray(v, dtype=float)) for k, v in maps.items()}
@@ -198,7 +143,7 @@ def show_attention(
         raise ValueError("show_attention: no maps")
     m_arr = None if mask is None else np.asarray(mask, dtype=bool)
     n = len(maps) + (2 if image is not None else 0)
-    fig, axes = plt.subplots(1, n, figsize=(size * n + 0.9, size + 0.6), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(3.0 * n + 0.9, 3.6), squeeze=False)
     axes = list(axes[0])
     aucs: dict[str, float] = {}
 
@@ -214,7 +159,7 @@ def show_attention(
         axes = axes[1:]
     im = None
     for ax, (name, a) in zip(axes, maps.items()):
-        im = ax.imshow((a - a.min()) / max(a.max() - a.min(), 1e-12), cmap=cmap, vmin=0, vmax=1)
+        im = ax.imshow((a - a.min()) / max(a.max() - a.min(), 1e-12), cmap="magma", vmin=0, vmax=1)
         label = f"{name}\nvalues {a.min():.2g}..{a.max():.2g}"
         if m_arr is not None:
             aucs[name] = map_roc_auc(a, m_arr)
@@ -240,18 +185,7 @@ def show_attention(
 
 
 def map_verdict(amap, mask=None) -> str:
-    """A sentence on what a learned map does, from its values (and the relevant region, when known).
-
-    Introduced in chapter 6 (``06_idrid``).
-
-    Reports the range, the share of pixels the map nearly blanks out (weight below 5% of
-    its largest value; only the map's shape counts here, because the image CNNs with batch
-    normalisation after their first convolution undo an overall scale), and with a mask the
-    ROC-AUC, the share of the map's total weight inside the region against the region's
-    share of the image, and a verdict drawn from those numbers. ROC-AUC alone can mislead: a
-    map that is nearly zero everywhere still orders its tiny values, so the verdict leans
-    on the weight share.
-    """
+    """A sentence on what a learned map does, from its values (and the relevant region, when known)."""
     a = np.squeeze(np.asarray(amap, dtype=float))
     top = float(a.max())
     blank = float((a < 0.05 * top).mean()) if top > 0 else 1.0
@@ -278,21 +212,8 @@ def map_verdict(amap, mask=None) -> str:
     return s
 
 
-# --------------------------------------------------------------------------------------
-# data helpers: errors, layouts, the OCT example folder, the IDRiD fixture figure
-# --------------------------------------------------------------------------------------
 def expect_data_error(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
-    """Call ``fn`` expecting a :class:`~gsa_utils.data.DataError`; print and return its message.
-
-    Introduced in chapter 8 (``08_your_own_data``) to show what a loader says about bad input.
-    The printed message names its paths as :func:`gsa_utils.paths.shown_text` writes them
-    (``<tmp>/...``, ``data/...``); the returned one is the error's own.
-
-    Raises
-    ------
-    AssertionError
-        When ``fn`` returns normally (the bad input went unnoticed).
-    """
+    """Call ``fn`` expecting a :class:`~gsa_utils.data.DataError`; print and return its message."""
     try:
         fn(*args, **kwargs)
     except DataError as err:
@@ -303,10 +224,7 @@ def expect_data_error(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
 
 
 def folder_tree(root: str | os.PathLike, max_files: int = 3) -> str:
-    """A text tree of ``root`` (folders first, hidden entries left out), at most ``max_files`` files per folder.
-
-    Introduced in chapter 6 (``06_idrid``), to show the folder layout a loader expects.
-    """
+    """A text tree of ``root`` (folders first, hidden entries left out), at most ``max_files`` files per folder."""
     root = Path(root)
     lines = [f"{root.name}/"]
 
@@ -342,24 +260,7 @@ def write_oct_folder(
     seed: int = 0,
     layout: str = "folders",
 ) -> dict:
-    """Write the synthetic OCT thickness maps as PNG files in a layout :func:`load_folder` reads.
-
-    Introduced in chapter 8 (``08_your_own_data``).
-
-    The maps come from :func:`gsa_utils.data.synthetic.make_oct_thickness` (colour-coded
-    thickness, three severities). ``layout="folders"``: ``root/<class>/eye_NNN.png`` (the
-    loader makes its own seeded 80/20 split); ``"csv"``: ``root/images/eye_NNN.png`` plus
-    ``labels.csv`` (``path,label``) and ``split.csv`` (``path,split``, keeping the
-    generator's train/test split). A folder already written with the same settings is kept
-    as it is (a ``.settings.json`` file records them), so results and caches that refer
-    to it stay valid; otherwise it is replaced.
-
-    Returns
-    -------
-    dict
-        ``root``, ``class_names``, ``n_files``, ``counts`` (class -> files), ``mask`` (H x W
-        bool, the generator's relevant region), ``settings``, ``rewritten`` (bool).
-    """
+    """Write the synthetic OCT thickness maps as PNG files in a layout :func:`load_folder` reads."""
     from ..data.synthetic import make_oct_thickness
 
     if layout not in ("folders", "csv"):
@@ -430,29 +331,13 @@ def _write_oct_files(root: Path, ds: StructuredDataset, layout: str) -> None:
         (root / "split.csv").write_text("\n".join(split_rows) + "\n", encoding="utf-8")
 
 
-def plot_idrid_fixture(fixture, ds: StructuredDataset, n: int = 8, split: str = "train"):
-    """The IDRiD pipeline on the miniature fixture: one raw file with the crop lines, then preprocessed images.
-
-    Introduced in chapter 6 (``06_idrid``).
-
-    Parameters
-    ----------
-    fixture
-        :class:`gsa_utils.data.fixtures.IdridFixture` (from ``make_idrid_fixture``).
-    ds
-        ``load_idrid`` on that fixture, loaded with ``standardize=False`` to show [0, 1] pictures.
-    n
-        How many preprocessed images to show.
-    split
-        ``"train"`` or ``"test"``.
-    """
+def plot_idrid_fixture(fixture, ds: StructuredDataset, n: int = 8):
+    """The IDRiD pipeline on the miniature fixture: one raw file with the crop lines, then preprocessed images."""
     from ..data.idrid import IDRID_CROP_START, IDRID_CROP_STOP
 
     plt = pyplot()
-    files = fixture.train_files if split == "train" else fixture.test_files
-    x = ds.x_train if split == "train" else ds.x_test
-    y = ds.y_train if split == "train" else ds.y_test
-    flipped = set(ds.meta["flipped_train" if split == "train" else "flipped_test"])
+    files, x, y = fixture.train_files, ds.x_train, ds.y_train
+    flipped = set(ds.meta["flipped_train"])
     n = min(n, len(x))
     fig = plt.figure(figsize=(1.7 * n, 3.6))
     top = fig.add_subplot(2, 1, 1)
@@ -470,7 +355,7 @@ def plot_idrid_fixture(fixture, ds: StructuredDataset, n: int = 8, split: str = 
         ax = fig.add_subplot(2, n, n + i + 1)
         ax.imshow(to_display(x[i]), vmin=0, vmax=1)
         ax.set_title(
-            f"{ds.meta[split + '_files'][i].split('.')[0]}\ngrade {int(y[i])}{', flipped' if i in flipped else ''}",
+            f"{ds.meta['train_files'][i].split('.')[0]}\ngrade {int(y[i])}{', flipped' if i in flipped else ''}",
             fontsize=7,
         )
         ax.axis("off")

@@ -1,13 +1,8 @@
 """What a chapter's page shows besides its own outputs: warnings once per kind, figures described.
 
-Each chapter loads it in its first code cell, after ``%matplotlib inline``, with
-``%load_ext gsa_utils.chapter_aids.page`` (which calls :func:`prepare_page`):
-
-* a warning is printed as ``Category: message``, without the path of the module that issued
-  it or its source line, and only the first of each kind (category and the line that issues
-  it) in a chapter; later ones are counted (:func:`warning_counts`) and not printed;
-* every matplotlib figure's PNG output carries an alt text that says what it shows, built
-  from its titles and axis labels (:func:`figure_alt_text`); the book puts it on the image.
+Every chapter's first code cell runs ``%load_ext gsa_utils.chapter_aids.page`` (:func:`prepare_page`):
+a warning prints as ``Category: message``, once per kind (later ones are only counted), and every
+matplotlib figure's PNG carries an alt text built from its titles and axis labels.
 """
 
 from __future__ import annotations
@@ -15,8 +10,6 @@ from __future__ import annotations
 import sys
 import warnings
 from collections import Counter
-
-__all__ = ["prepare_page", "figure_alt_text", "warning_counts", "show_warning_once"]
 
 #: Alt texts longer than this are cut (screen readers read all of it).
 MAX_ALT = 400
@@ -35,11 +28,7 @@ _first: dict[tuple[str, str, int], str] = {}
 
 
 def show_warning_once(message, category, filename, lineno, file=None, line=None) -> None:
-    """A ``warnings.showwarning`` that prints each kind once, as ``Category: message``.
-
-    The kind is the category and the place that issues it, so warnings that differ only in
-    their numbers (one per epoch, say) are one kind.
-    """
+    """A ``warnings.showwarning`` that prints each kind once, as ``Category: message``."""
     first = _first.setdefault((category.__name__, filename, lineno), f"{category.__name__}: {message}")
     _counts[first] += 1
     if _counts[first] > 1:
@@ -52,11 +41,7 @@ def show_warning_once(message, category, filename, lineno, file=None, line=None)
 
 
 def figure_alt_text(figure) -> str:
-    """A sentence saying what a matplotlib figure shows, from its title, panel titles and axes.
-
-    Examples: ``"Figure: Map during training. Panels: epoch 1; epoch 5; epoch 10."`` or,
-    without titles, ``"Figure: test accuracy against epoch."``.
-    """
+    """A sentence saying what a matplotlib figure shows, from its title, panel titles and axes."""
     title = figure._suptitle.get_text().strip() if getattr(figure, "_suptitle", None) else ""
     panels: list[str] = []
     for ax in figure.get_axes():
@@ -94,10 +79,7 @@ def _with_alt(render):
 
 
 def prepare_page(shell=None) -> None:
-    """Warnings once per kind without module paths, and alt text on figures (module docstring).
-
-    Call it after ``%matplotlib inline``. Outside IPython only the warnings change.
-    """
+    """Warnings once per kind without module paths, and alt text on figures (see the module docstring)."""
     warnings.showwarning = show_warning_once
     if shell is None:
         try:

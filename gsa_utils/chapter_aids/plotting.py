@@ -7,18 +7,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-__all__ = [
-    "pyplot",
-    "as_numpy",
-    "to_display",
-    "show_images",
-    "show_maps",
-    "plot_curves",
-    "plot_seed_comparison",
-    "plot_value_histograms",
-    "draw_pixel_cnn",
-]
-
 
 def pyplot():
     """``matplotlib.pyplot``, imported on first use (importing the package leaves matplotlib alone)."""
@@ -35,10 +23,7 @@ def as_numpy(a) -> np.ndarray:
 
 
 def to_display(image) -> np.ndarray:
-    """A C x H x W (or H x W) tensor/array as an H x W x 3 (or H x W) array in [0, 1] for imshow.
-
-    Standardised images are rescaled to their own min-max range.
-    """
+    """A C x H x W (or H x W) tensor/array as an H x W x 3 (or H x W) array in [0, 1] for imshow."""
     a = image.detach().cpu().float().numpy() if isinstance(image, torch.Tensor) else np.asarray(image, dtype=float)
     a = np.squeeze(a)
     if a.ndim == 3:
@@ -80,6 +65,11 @@ def show_images(
     return fig
 
 
+def show_training_images(ds, n: int = 8, title: str | None = None):
+    """The first ``n`` training images of a data set with their class names and its mask's outline."""
+    return show_images(ds.x_train[:n], ds.y_train[:n], ds.class_names, mask=ds.mask, ncols=n, title=title)
+
+
 def show_maps(
     maps: Mapping[str, np.ndarray],
     mask=None,
@@ -88,11 +78,7 @@ def show_maps(
     normalize: bool = False,
     title: str | None = None,
 ):
-    """A row of attention maps (dict title -> H x W) on one colour scale [0, 1], with the mask outline.
-
-    ``normalize=True`` stretches each map to its own min-max range, as the paper's figures do (the
-    colour bar then says so): a nearly flat map then looks as contrasted as a sharp one.
-    """
+    """A row of attention maps (dict title -> H x W) on one colour scale [0, 1], with the mask outline."""
     plt = pyplot()
     # constrained layout keeps the title, the panels' titles and the colour bar apart
     fig, axes = plt.subplots(
@@ -116,29 +102,6 @@ def show_maps(
     )
     if title:
         fig.suptitle(title)
-    return fig
-
-
-def plot_curves(
-    histories: Mapping[str, object],
-    keys: Sequence[str] = ("train_acc", "test_acc"),
-    cutoff_epoch: int | None = None,
-    size: tuple[float, float] = (5.0, 3.2),
-):
-    """One panel per metric, one line per run (dict label -> :class:`~gsa_utils.training.History`)."""
-    plt = pyplot()
-    fig, axes = plt.subplots(1, len(keys), figsize=(size[0] * len(keys), size[1]), squeeze=False)
-    for ax, key in zip(axes[0], keys):
-        for label, h in histories.items():
-            ax.plot(h["epoch"], h[key], label=label)
-        if cutoff_epoch:
-            ax.axvline(cutoff_epoch, color="gray", ls="--", lw=1)
-            ax.text(cutoff_epoch, ax.get_ylim()[1], " E", va="top", color="gray")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(key.replace("_", " "))
-        ax.grid(alpha=0.3)
-    axes[0, -1].legend(fontsize=8)
-    fig.tight_layout()
     return fig
 
 
@@ -168,12 +131,10 @@ def plot_seed_comparison(
 def plot_value_histograms(
     values: Mapping[str, np.ndarray],
     marks: Mapping[str, float] | None = None,
-    xlabel: str = "map value at initialisation",
-    size: tuple[float, float] = (6.0, 3.0),
 ):
     """Overlaid histograms on [0, 1] (log count axis), one per label, with dotted marks at given values."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=size)
+    fig, ax = plt.subplots(figsize=(6.0, 3.0))
     for label, v in values.items():
         v = as_numpy(v)
         ax.hist(v.ravel(), bins=np.linspace(0, 1, 101), alpha=0.7, label=f"{label}: mean {v.mean():.2f}")
@@ -181,54 +142,7 @@ def plot_value_histograms(
         ax.axvline(x, color="gray", ls=":", lw=1)
         ax.text(x, ax.get_ylim()[1] * 0.9, f" {text}", fontsize=8, color="gray")
     ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
+    ax.set_xlabel("map value at initialisation")
     ax.set_ylabel("pixels (all seeds)")
     ax.legend(fontsize=8)
-    return fig
-
-
-def draw_pixel_cnn(n_images: int = 3, channels: int = 3, hidden: int = 32, kernel: int = 3):
-    """A drawn diagram of the pixel CNN (paper Fig. 3): P -> conv k x k -> ReLU -> conv 1x1 -> sigmoid -> map."""
-    plt = pyplot()
-    from matplotlib.patches import FancyArrowPatch, Rectangle
-
-    fig, ax = plt.subplots(figsize=(10, 3.2))
-    ax.set_xlim(0, 10)
-    ax.set_ylim(0, 3.2)
-    ax.axis("off")
-
-    def stack(x0, depth, colour, label, sub):
-        for i in range(depth):
-            ax.add_patch(Rectangle((x0 + 0.06 * i, 0.7 + 0.06 * i), 1.1, 1.1, fc=colour, ec="black", lw=0.6))
-        ax.text(x0 + 0.6, 0.35, label, ha="center", fontsize=9, weight="bold")
-        ax.text(x0 + 0.6, 0.05, sub, ha="center", fontsize=8)
-
-    nc = n_images * channels
-    stack(0.2, 6, "#9ecae1", "pixel representation P", f"1 x NC x H x W (NC = {nc})")
-    stack(3.4, 5, "#fdae6b", "hidden features", f"1 x K x H x W (K = {hidden})")
-    stack(6.2, 1, "#a1d99b", "pre-activation", "1 x 1 x H x W")
-    stack(8.4, 1, "#f7f7f7", "attention map", "sigmoid -> [0, 1]")
-    ax.add_patch(Rectangle((0.55, 1.05), 0.3, 0.3, fc="none", ec="red", lw=1.5))
-    for x0, x1, text in [
-        (1.7, 3.3, f"conv {kernel}x{kernel}, K={hidden}\nstride 1, pad {kernel // 2}\n+ ReLU"),
-        (4.8, 6.1, "conv 1x1\nK -> 1"),
-        (7.5, 8.3, "sigmoid"),
-    ]:
-        ax.add_patch(FancyArrowPatch((x0, 1.3), (x1, 1.3), arrowstyle="-|>", mutation_scale=15))
-        ax.text((x0 + x1) / 2, 1.55, text, ha="center", va="bottom", fontsize=8)
-    ax.text(
-        0.2,
-        2.9,
-        f"each pixel: NC = {nc} intensities, plus its {kernel}x{kernel} neighbourhood (red square)",
-        fontsize=8,
-        color="red",
-    )
-    params = hidden * (kernel * kernel * nc + 1) + hidden + 1
-    ax.text(
-        9.9,
-        2.9,
-        f"parameters: K(9NC+1)+(K+1) = {params:,}" if kernel == 3 else f"parameters: {params:,}",
-        fontsize=8,
-        ha="right",
-    )
     return fig

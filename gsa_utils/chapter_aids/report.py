@@ -1,8 +1,4 @@
-"""The results section of a dataset chapter: its tables, its accuracy figure, its sentences and its maps.
-
-Introduced in chapter 6 (``06_idrid``) and used by chapters 7 and 8, which show their runs
-the same way.
-"""
+"""The results section of a dataset chapter: its tables, its accuracy figure, its sentences and its maps."""
 
 from __future__ import annotations
 
@@ -15,26 +11,12 @@ from .figures import check_attention_map, map_verdict, plot_accuracy, show_atten
 from .plotting import pyplot
 from .summaries import compare_methods, format_summary, summary_table, train_test_warnings
 
-__all__ = ["RUN_COLUMNS", "show_results", "print_comparison", "learned_maps", "show_learned_maps"]
-
 #: The columns of the one-row-per-run table a chapter shows.
 RUN_COLUMNS = ("dataset", "backbone", "method", "seed", "final_acc", "tail_acc", "best_acc", "seconds", "profile")
 
 
 def show_results(results: ChapterResults, chance: float | Mapping[str, float]) -> None:
-    """Display the summary over seeds, one row per run, the chance level and the accuracy figure.
-
-    Introduced in chapter 6 (``06_idrid``). The ``dataset`` column is shown only when the
-    runs cover several data sets.
-
-    Parameters
-    ----------
-    results
-        The chapter's finished runs (:func:`~gsa_utils.chapter_aids.chapters.run_chapter`).
-    chance
-        Chance accuracy, one value or dataset -> value
-        (:func:`~gsa_utils.chapter_aids.summaries.chance_accuracy`).
-    """
+    """Display the summary over seeds, one row per run, the chance level and the accuracy figure."""
     from IPython.display import display
 
     table = results.table
@@ -51,13 +33,7 @@ def show_results(results: ChapterResults, chance: float | Mapping[str, float]) -
 
 
 def print_comparison(results: ChapterResults, chance: float | Mapping[str, float]) -> list[str]:
-    """Print and return one sentence per data set and backbone comparing GSA with vanilla, then any warnings.
-
-    Introduced in chapter 6 (``06_idrid``): the sentences of
-    :func:`~gsa_utils.chapter_aids.summaries.compare_methods`, computed from the runs, and the
-    runs that learned the training set but not the test set
-    (:func:`~gsa_utils.chapter_aids.summaries.train_test_warnings`).
-    """
+    """Print and return one sentence per data set and backbone comparing GSA with vanilla, then any warnings."""
     sentences = compare_methods(results.table, chance)
     print("\n".join(sentences))
     for warning in train_test_warnings(results.runs, chance):
@@ -68,23 +44,14 @@ def print_comparison(results: ChapterResults, chance: float | Mapping[str, float
 def learned_maps(
     results: ChapterResults, dataset: str, backbones: Sequence[str], image_shape: Sequence[int]
 ) -> dict[str, np.ndarray]:
-    """Backbone -> the learned GSA map of its first seed, checked to be one H x W map in [0, 1].
-
-    Introduced in chapter 6 (``06_idrid``); the check is
-    :func:`~gsa_utils.chapter_aids.figures.check_attention_map`.
-    """
+    """Backbone -> the learned GSA map of its first seed, checked to be one H x W map in [0, 1]."""
     return {bb: check_attention_map(results.attention_map(dataset, bb), image_shape) for bb in backbones}
 
 
 def show_learned_maps(
     maps: Mapping[str, np.ndarray], mask=None, *, image=None, product: str | None = None, title: str, prefix: str = ""
 ) -> dict[str, float]:
-    """Show the maps (:func:`~gsa_utils.chapter_aids.figures.show_attention`), then print a verdict per map.
-
-    Introduced in chapter 6 (``06_idrid``). Each line is ``prefix``, the map's name and
-    :func:`~gsa_utils.chapter_aids.figures.map_verdict`. Returns the maps' ROC-AUCs against
-    ``mask`` (empty without one).
-    """
+    """Show the maps (:func:`~gsa_utils.chapter_aids.figures.show_attention`), then print a verdict per map."""
     _, aucs = show_attention(maps, image=image, mask=mask, product=product, title=title)
     pyplot().show()
     for name, amap in maps.items():

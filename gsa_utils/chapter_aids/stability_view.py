@@ -1,10 +1,4 @@
-"""Variants of GSA over seeds: their accuracy against vanilla and the state of their maps.
-
-:func:`variant_table` is the table chapters 5 and 9 print for their finished runs.
-``benchmarks/map_stability.py`` writes one record per run; :func:`summarise_stability`
-summarises them per variant (:class:`VariantSummary`) and :func:`verdict_line` writes the
-sentence the book prints (chapter 5's recipe section, through ``book/_ext``).
-"""
+"""Variants of GSA over seeds: their accuracy against vanilla and the state of their maps."""
 
 from __future__ import annotations
 
@@ -20,32 +14,11 @@ from ..protocol import compare_over_seeds, format_p, t_test
 from ..runs.store import RunRecord, load_attention_map
 from ..stability import collapse_verdict
 
-__all__ = ["variant_table", "VariantSummary", "summarise_stability", "verdict_line"]
-
 
 def variant_table(
     runs: Mapping[str, Sequence[RunRecord]], mask=None, majority_rate: float | None = None
 ) -> pd.DataFrame:
-    """Each variant's final test accuracy against vanilla over seeds, and its maps: one row per variant.
-
-    Introduced in chapter 5 (``05_two_phase_training``) and used by chapter 9. The first
-    columns are :func:`~gsa_utils.protocol.compare_over_seeds` of the last epoch's test
-    accuracies (the book's one verdict rule); then, averaged over the seeds of variants with a
-    map (NaN without one): ``map mean``, ``map auc`` (against ``mask``, when given),
-    ``map contrast`` and ``map saturated``; then counts of runs: ``collapsed``
-    (:func:`~gsa_utils.stability.collapse_verdict` of the final map, and of the accuracy
-    when ``majority_rate`` is given), ``flat`` (the last epoch's record) and ``warned in
-    training`` (an epoch recorded as collapsed).
-
-    Parameters
-    ----------
-    runs
-        Variant name -> its finished runs, one per seed; ``"vanilla"`` among them.
-    mask
-        The ground-truth relevant region (H x W), or ``None``.
-    majority_rate
-        The share of the most frequent test class, or ``None``.
-    """
+    """Each variant's final test accuracy against vanilla over seeds, and its maps: one row per variant."""
     table = compare_over_seeds({name: [r.history["test_acc"][-1] for r in rs] for name, rs in runs.items()})
     for name, rs in runs.items():
         maps = [load_attention_map(r) for r in rs]
@@ -68,14 +41,7 @@ def variant_table(
 
 @dataclass(frozen=True)
 class VariantSummary:
-    """One variant's runs over seeds, as ``benchmarks/map_stability.py`` reports them.
-
-    Step ratios are the median over seeds of the variant's time per training step over
-    vanilla's (phase 1; phase 2 when the map was frozen), same seed, measured side by side.
-    ``faith_gap_mean`` is the mean deletion/insertion faithfulness gap of the learned map
-    (:attr:`gsa_utils.attention.Faithfulness.gap`), ``faith_gap_random_mean`` that of a random
-    map on the same model (about 0).
-    """
+    """One variant's runs over seeds, as ``benchmarks/map_stability.py`` reports them."""
 
     variant: str
     runs: int
@@ -101,10 +67,6 @@ def summarise_stability(
 ) -> list[VariantSummary]:
     """Summarise stability-benchmark records (one dict per run: ``variant``, ``seed``,
     ``test_acc``, ``collapsed``, step times and map figures) per variant.
-
-    ``p_vs_reference`` is Welch's t-test (:func:`~gsa_utils.protocol.t_test`) of the
-    variant's final test accuracies, one per seed, against the ``reference`` variant's
-    (NaN for the reference itself or with fewer than two runs).
     """
     variants = variants or list(dict.fromkeys(r["variant"] for r in records))
     by = {name: [r for r in records if r["variant"] == name] for name in variants}
@@ -159,9 +121,6 @@ def verdict_line(
 ) -> str | None:
     """``recommended recipe: collapsed X of Y seeds; flat F of Y; contrast C.CC; GSA - vanilla = +D.D points
     (p = P.PPP)``: the benchmark's agreed last line, nothing added.
-
-    The p-value is written by :func:`~gsa_utils.protocol.format_p` (``p < 0.001`` when smaller);
-    what it means is the book's one rule, :func:`~gsa_utils.protocol.verdict`, which the page states.
     """
     by = {s.variant: s for s in summaries}
     if variant not in by or reference not in by:

@@ -1,8 +1,4 @@
-"""Chapter 1's helpers: which pixels decide the label of structured images, and misaligning them.
-
-Introduced in chapter 1 (``01_structured_images``). Nothing here changes matplotlib's or
-torch's global settings; figures are drawn into new figures and returned.
-"""
+"""Chapter 1's helpers: which pixels decide the label of structured images, and misaligning them."""
 
 from __future__ import annotations
 
@@ -16,41 +12,9 @@ import torch.nn.functional as F
 from ..data.base import DataError, validate_images, validate_labels
 from .plotting import as_numpy, pyplot, to_display
 
-__all__ = ["pixel_relevance", "most_relevant_pixels", "plot_pixel_distributions", "random_misalign", "show_panel_grid"]
-
 
 def pixel_relevance(images: torch.Tensor, labels: torch.Tensor, bins: int = 8) -> np.ndarray:
-    """How much each pixel's intensity, on its own, tells about the class (mutual information, bits).
-
-    For every pixel the grey intensities (mean over channels) of all images are cut into
-    ``bins`` equally populated bins; the result is the mutual information between that bin
-    and the class label. It is a filter-style feature score, the kind of per-feature
-    statistic the paper takes its idea from: a pixel whose class-conditional intensity
-    distributions differ scores high, one whose distributions coincide scores near zero
-    (plus a small positive bias of about ``(bins - 1)(K - 1) / (2 N ln 2)`` bits that all
-    pixels share).
-
-    Introduced in chapter 1 (``01_structured_images``).
-
-    Parameters
-    ----------
-    images
-        N x C x H x W float tensor.
-    labels
-        N int64 class indices.
-    bins
-        Number of intensity bins (2 or more, at most N).
-
-    Returns
-    -------
-    np.ndarray
-        H x W float array of mutual information in bits (0 for a constant pixel).
-
-    Raises
-    ------
-    DataError
-        For bad images or labels, or a ``bins`` outside ``[2, N]``.
-    """
+    """How much each pixel's intensity, on its own, tells about the class (mutual information, bits)."""
     from scipy.stats import rankdata
 
     validate_images(images, "pixel_relevance images")
@@ -76,15 +40,7 @@ def pixel_relevance(images: torch.Tensor, labels: torch.Tensor, bins: int = 8) -
 
 
 def most_relevant_pixels(relevance, mask) -> dict[str, tuple[int, int]]:
-    """The (row, column) of the highest-scoring pixel inside and outside the mask.
-
-    Introduced in chapter 1 (``01_structured_images``).
-
-    Returns
-    -------
-    dict
-        ``{"inside": (row, col), "outside": (row, col)}``.
-    """
+    """The (row, column) of the highest-scoring pixel inside and outside the mask."""
     r, m = as_numpy(relevance), as_numpy(mask).astype(bool)
     if r.shape != m.shape:
         raise ValueError(f"relevance shape {r.shape} differs from mask shape {m.shape}")
@@ -105,22 +61,7 @@ def plot_pixel_distributions(
     mask=None,
     title: str | None = None,
 ):
-    """The mean image with the chosen pixels marked, then one violin plot per pixel, split by class.
-
-    Introduced in chapter 1 (``01_structured_images``). Each violin shows the grey
-    intensity (mean over channels) of all images of one class at that pixel.
-
-    Parameters
-    ----------
-    images, labels
-        N x C x H x W images and their classes.
-    pixels
-        ``{name: (row, col)}``, e.g. from :func:`most_relevant_pixels`.
-    class_names
-        One name per class.
-    mask
-        Optional H x W mask drawn as an outline on the mean image.
-    """
+    """The mean image with the chosen pixels marked, then one violin plot per pixel, split by class."""
 
     plt = pyplot()
     grey = images.float().mean(1).numpy()
@@ -168,29 +109,11 @@ def random_misalign(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Shift and rotate every image by its own random amount: a structured set made unstructured.
 
-    Introduced in chapter 1 (``01_structured_images``). Each image is rotated about its
-    centre by an angle uniform in ``[-max_degrees, max_degrees]`` and shifted by up to
-    ``max_shift`` of the image side along each axis (bilinear resampling; pixels that come
-    from outside the image are 0).
-
-    Parameters
-    ----------
-    images
-        N x C x H x W float tensor.
-    mask
-        Optional H x W relevance mask; it is moved with each image.
-    max_shift
-        Largest shift as a fraction of the image side (0 to 0.5).
-    max_degrees
-        Largest rotation in degrees (0 to 180).
-    seed
-        Seed of the random shifts and angles.
-
     Returns
     -------
     (torch.Tensor, torch.Tensor or None)
-        The moved images (same shape) and, if ``mask`` was given, an N x H x W bool
-        tensor: where each image's relevant region now lies.
+        The moved images and, if ``mask`` was given, N x H x W bool masks: where each image's
+        relevant region now lies.
     """
     validate_images(images, "random_misalign images")
     if not 0 <= max_shift <= 0.5 or not 0 <= max_degrees <= 180:
@@ -219,30 +142,16 @@ def show_panel_grid(
     size: float = 2.1,
     cmap: str = "viridis",
     colorbar: bool = True,
-    title: str | None = None,
 ):
     """A grid of images: one row per entry of ``rows``, one column per entry of each row.
-
-    Introduced in chapter 1 (``01_structured_images``). Colour images (3 x H x W) are
-    shown as they are (rescaled to [0, 1] if needed); single-channel images (H x W) with
-    ``cmap`` on their own range, with a colour bar. Row names are written on the left,
-    column names above each panel.
 
     Parameters
     ----------
     rows
         ``{row name: {column name: image}}``.
     masks
-        ``{row name: mask}`` outlines one H x W mask in cyan on every panel of that row;
-        ``{row name: {column name: mask}}`` gives each panel its own.
-    size
-        Side of one panel in inches.
-    cmap
-        Colour map of single-channel panels.
-    colorbar
-        Draw a colour bar next to single-channel panels.
-    title
-        Figure title.
+        ``{row name: mask}`` outlines one mask on every panel of the row;
+        ``{row name: {column name: mask}}`` one per panel.
     """
 
     plt = pyplot()
@@ -250,7 +159,7 @@ def show_panel_grid(
     fig, axes = plt.subplots(
         len(rows),
         ncols,
-        figsize=(size * ncols * (1.2 if colorbar else 1.0) + 0.4, size * len(rows) + 0.3 * bool(title)),
+        figsize=(size * ncols * (1.2 if colorbar else 1.0) + 0.4, size * len(rows)),
         squeeze=False,
     )
     for ax in axes.ravel():
@@ -281,7 +190,5 @@ def show_panel_grid(
                     fontsize=9,
                     weight="bold",
                 )
-    if title:
-        fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -1,8 +1,6 @@
 """Tables and sentences of the dataset chapters: one row per run, summaries over seeds, comparisons.
 
-Introduced in chapter 6 (``06_idrid``) and used by chapters 7-9. Runs whose settings differ
-(two GSA recipes, say) are separate variants (:func:`~gsa_utils.runs.config.variant_label`),
-never pooled; the spread is over seeds.
+Runs whose settings differ (two GSA recipes, say) are separate variants, never pooled; the spread is over seeds.
 """
 
 from __future__ import annotations
@@ -17,46 +15,17 @@ from ..runs.config import ExperimentConfig, differing_fields, profile_label, var
 from ..runs.store import RunRecord
 from ..settings import PAPER_BACKBONES
 
-__all__ = [
-    "METHOD_LABELS",
-    "tail_epochs",
-    "results_table",
-    "summary_table",
-    "format_summary",
-    "compare_methods",
-    "paper_reference",
-    "chance_accuracy",
-    "train_test_warnings",
-]
-
 #: How the methods are called in tables and legends.
 METHOD_LABELS = {"vanilla": "vanilla", "gsa": "GSA"}
 
 
 def tail_epochs(epochs: int) -> int:
-    """How many final epochs the chapters average the test accuracy over: a quarter, at most 30.
-
-    Introduced in chapter 6 (``06_idrid``). The paper averages 30 epochs chosen by
-    cross-validation (chapter 10); the chapters, which train without cross-validation,
-    average the last ``min(30, epochs // 4)`` (12 epochs: the last 3; 250: the last 30), which
-    smooths the epoch-to-epoch noise of small test sets without looking at the test set
-    to pick epochs.
-    """
+    """How many final epochs the chapters average the test accuracy over: a quarter, at most 30."""
     return max(1, min(30, int(epochs) // 4))
 
 
 def results_table(runs: Sequence[RunRecord]) -> pd.DataFrame:
-    """A tidy table, one row per run: dataset, backbone, method, seed, accuracies, time, profile.
-
-    Introduced in chapter 6 (``06_idrid``).
-
-    Columns: ``dataset``, ``source`` (``real``/``synthetic``), ``stand_in`` (bool),
-    ``backbone``, ``method``, ``variant`` (the method plus every setting that differs between
-    its runs, :func:`~gsa_utils.runs.config.variant_label`), ``seed``, ``data_seed``, ``epochs``, ``final_acc`` (test
-    accuracy after the last epoch), ``tail_acc`` (mean over the last :func:`tail_epochs`),
-    ``tail_epochs``, ``best_acc`` (the maximum over epochs: optimistic, it looks at the test
-    set, shown only for comparison), ``seconds``, ``profile``, ``run_id``.
-    """
+    """A tidy table, one row per run: dataset, backbone, method, seed, accuracies, time, profile."""
     variants = _variants([r.config for r in runs])
     rows = []
     for r in runs:
@@ -103,21 +72,12 @@ def _variant_column(table: pd.DataFrame) -> str:
     return "variant" if "variant" in table.columns else "method"
 
 
-def summary_table(table: pd.DataFrame, value: str = "tail_acc") -> pd.DataFrame:
-    """Mean, standard deviation (over seeds) and number of seeds per dataset, backbone and method.
-
-    Introduced in chapter 6 (``06_idrid``).
-
-    Returns a table indexed by (dataset, backbone) with columns ``(variant, stat)`` for
-    ``stat`` in ``mean``, ``std`` (sample std over seeds, NaN for a single seed), ``n``, plus
-    ``("<GSA variant> - vanilla", "points")``, the difference of the means in percentage
-    points, for every GSA variant when vanilla is present. Runs whose settings differ (two
-    GSA recipes) are separate variants, never pooled.
-    """
+def summary_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean, standard deviation (over seeds) and number of seeds per dataset, backbone and method."""
     if table.empty:
         raise ValueError("summary_table: no runs")
     key = _variant_column(table)
-    g = table.groupby(["dataset", "backbone", key])[value]
+    g = table.groupby(["dataset", "backbone", key])["tail_acc"]
     stats = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1), "n": g.count()})
     wide = stats.unstack(key)
     wide.columns = wide.columns.swaplevel(0, 1)
@@ -140,10 +100,7 @@ def _label(variant: str) -> str:
 
 
 def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
-    """:func:`summary_table` as text for display: ``"63.8 ± 2.1 (n=3)"`` per method, in percent.
-
-    Introduced in chapter 6 (``06_idrid``). A single seed shows no spread (``"63.8 (n=1)"``).
-    """
+    """:func:`summary_table` as text for display: ``"63.8 ± 2.1 (n=3)"`` per method, in percent."""
     out = pd.DataFrame(index=summary.index)
     for m in dict.fromkeys(summary.columns.get_level_values(0)):
         if m == "GSA - vanilla":
@@ -162,12 +119,7 @@ def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def paper_reference(dataset: str) -> pd.DataFrame | None:
-    """The paper's Table 2 accuracies (%) for a dataset: vanilla and GSA per backbone, and the gain.
-
-    Introduced in chapter 6 (``06_idrid``). Cells are "mean (std)" over the paper's 30
-    selected epochs (its significance markers are left out). ``None`` for a dataset the
-    paper did not use.
-    """
+    """The paper's Table 2 accuracies (%) for a dataset: vanilla and GSA per backbone, and the gain."""
     from ..runs.tables import DATASET_COLUMNS, PAPER_TABLE2, row_label
 
     col = DATASET_COLUMNS.get(dataset)
@@ -188,10 +140,7 @@ def paper_reference(dataset: str) -> pd.DataFrame | None:
 
 
 def chance_accuracy(y_test) -> float:
-    """Test accuracy of always predicting the most frequent test class (the "chance" line).
-
-    Introduced in chapter 6 (``06_idrid``).
-    """
+    """Test accuracy of always predicting the most frequent test class (the "chance" line)."""
     y = np.asarray(y_test).astype(int).ravel()
     if y.size == 0:
         raise ValueError("chance_accuracy: no labels")
@@ -202,28 +151,8 @@ def _percent_text(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def compare_methods(
-    table: pd.DataFrame, chance: float | Mapping[str, float] | None = None, value: str = "tail_acc"
-) -> list[str]:
-    """One sentence per (dataset, backbone) saying, from the numbers, whether GSA beat vanilla.
-
-    Introduced in chapter 6 (``06_idrid``).
-
-    The sentence states the means, the difference in points, on how many seeds GSA was
-    ahead, Welch's p-value and the book's one verdict (:func:`~gsa_utils.protocol.verdict`:
-    p below :data:`~gsa_utils.protocol.SIGNIFICANCE_LEVEL`), and whether both are near
-    chance. It is written for whatever the numbers are: when GSA did not beat vanilla, it
-    says so.
-
-    Parameters
-    ----------
-    table
-        :func:`results_table` output.
-    chance
-        Chance accuracy (e.g. :func:`chance_accuracy`), one value or dataset -> value.
-    value
-        Column compared (default the mean over the last epochs).
-    """
+def compare_methods(table: pd.DataFrame, chance: float | Mapping[str, float] | None = None) -> list[str]:
+    """One sentence per (dataset, backbone) saying, from the numbers, whether GSA beat vanilla."""
     out = []
     key = _variant_column(table)
     for (ds, bb), sub in table.groupby(["dataset", "backbone"], sort=False):
@@ -234,18 +163,18 @@ def compare_methods(
             continue
         for variant in gsa_variants:
             where = f"{ds} / {bb}" + (f" / {_label(variant)}" if len(gsa_variants) > 1 else "")
-            out.append(_compare(where, sub[sub[key] == variant], v, chance, ds, value))
+            out.append(_compare(where, sub[sub[key] == variant], v, chance, ds))
     return out
 
 
-def _compare(
-    where: str, g: pd.DataFrame, v: pd.DataFrame, chance: float | Mapping[str, float] | None, ds: str, value: str
-) -> str:
+def _compare(where: str, g: pd.DataFrame, v: pd.DataFrame, chance: float | Mapping[str, float] | None, ds: str) -> str:
     """The sentence of :func:`compare_methods` for one GSA variant against vanilla."""
-    row = compare_over_seeds({"gsa": g[value], "vanilla": v[value]}).loc["gsa"]
-    mg, mv = g[value].mean(), v[value].mean()
+    row = compare_over_seeds({"gsa": g["tail_acc"], "vanilla": v["tail_acc"]}).loc["gsa"]
+    mg, mv = g["tail_acc"].mean(), v["tail_acc"].mean()
     paired = (
-        g.set_index("seed")[value].to_frame("gsa").join(v.set_index("seed")[value].to_frame("vanilla"), how="inner")
+        g.set_index("seed")["tail_acc"]
+        .to_frame("gsa")
+        .join(v.set_index("seed")["tail_acc"].to_frame("vanilla"), how="inner")
     )
     n = len(paired)
     wins = int((paired.gsa > paired.vanilla).sum())
@@ -273,15 +202,7 @@ _VERDICT_TEXT = {
 def train_test_warnings(
     runs: Sequence[RunRecord], chance: float | Mapping[str, float], margin: float = 0.05, train_gain: float = 0.25
 ) -> list[str]:
-    """Sentences for runs that learned the training set but stayed near chance on the test set.
-
-    Introduced in chapter 6 (``06_idrid``).
-
-    A run is flagged when its last training accuracy is at least ``train_gain`` above
-    chance while its test accuracy (mean over the last epochs) is within ``margin`` of it.
-    The sentence names two causes: overfitting, and, for GSA, batch-normalisation statistics
-    that no longer match the input scale after the map shrank.
-    """
+    """Sentences for runs that learned the training set but stayed near chance on the test set."""
     out = []
     for r in runs:
         c = r.config

@@ -1,20 +1,7 @@
-"""Small computations and figures behind the teaching chapters 2-4 (chapter 1: :mod:`.structure`).
-
-Each function's docstring names the chapter that introduces it. Nothing here changes
-matplotlib's or torch's global settings; figures are drawn into new figures and returned.
-
-* chapter 2 (``02_pixel_representation``): :func:`pixel_vectors`, :func:`plot_pixel_vectors`,
-  :func:`plot_pixel_representation_memory`, :data:`PAPER_TRAIN_SIZES`
-* chapter 3 (``03_pixel_cnn``): :data:`PIXEL_CNN_VARIANTS`, :func:`pixel_cnn_variant_table`,
-  :func:`backbone_parameter_counts`, :func:`untrained_maps`
-* chapter 4 (``04_combined_loss``): :func:`~gsa_utils.metrics.saturated_fraction`, :func:`ce_map_gradient`,
-  :func:`lambda_sweep`, :func:`sweep_table`, :func:`plot_lambda_sweep`,
-  :func:`plot_gradient_histogram`
-"""
+"""Small computations and figures behind the teaching chapters 2-4 (chapter 1: :mod:`.structure`)."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -32,40 +19,15 @@ from ..settings import FitSettings
 from ..training import evaluate, map_image, two_phase_fit
 from .plotting import as_numpy, pyplot, to_display
 
-__all__ = [
-    "PAPER_TRAIN_SIZES",
-    "pixel_vectors",
-    "plot_pixel_vectors",
-    "plot_pixel_representation_memory",
-    "PIXEL_CNN_VARIANTS",
-    "pixel_cnn_variant_table",
-    "backbone_parameter_counts",
-    "untrained_maps",
-    "lambda_sweep",
-    "ce_map_gradient",
-    "plot_lambda_sweep",
-    "plot_gradient_histogram",
-    "SWEEP_FORMATS",
-    "sweep_table",
-]
-
 #: Training-set sizes of the paper's data sets (80 % of 591 glaucoma and 213 JAFFE images;
 #: IDRiD's official split has 413 training images). Introduced in chapter 2 (``02_pixel_representation``).
 PAPER_TRAIN_SIZES: dict[str, int] = {"JAFFE": 170, "IDRiD": 413, "glaucoma": 473}
 
 
-# --------------------------------------------------------------------------------------
-# chapter 2: the pixel representation
-# --------------------------------------------------------------------------------------
 def pixel_vectors(
     pixel_rep: torch.Tensor, pixels: Mapping[str, tuple[int, int]], channels: int
 ) -> dict[str, np.ndarray]:
-    """The feature vector of each chosen pixel, read from the pixel representation, as N x C arrays.
-
-    Introduced in chapter 2 (``02_pixel_representation``). The vector of pixel (h, w) is
-    ``pixel_rep[0, :, h, w]`` (length NC); entry ``n * C + c`` is image n's channel c, so
-    reshaping it to N x C gives one row per training image.
-    """
+    """The feature vector of each chosen pixel, read from the pixel representation, as N x C arrays."""
     if pixel_rep.dim() != 4 or pixel_rep.shape[0] != 1 or pixel_rep.shape[1] % channels:
         raise DataError(
             f"pixel_vectors: expected a 1 x NC x H x W pixel representation with NC divisible by "
@@ -82,32 +44,8 @@ def plot_pixel_vectors(
     class_names: Sequence[str],
     background=None,
     mask=None,
-    ncols: int = 4,
-    size: tuple[float, float] = (3.0, 2.4),
 ):
-    """One panel per pixel: its NC-dim feature vector as N dots (mean over C), sorted and coloured by class.
-
-    Introduced in chapter 2 (``02_pixel_representation``). A dashed line marks each
-    class's mean: where the lines differ, the pixel's features tell the classes apart.
-
-    Parameters
-    ----------
-    pixel_rep
-        1 x NC x H x W pixel representation.
-    labels
-        The N training labels (in the order of the images in ``pixel_rep``).
-    pixels
-        ``{name: (row, col)}`` of the pixels to show.
-    channels
-        C, to split each vector into N images.
-    class_names
-        One name per class.
-    background, mask
-        If ``background`` (an image) is given, a first panel shows it with the pixels
-        numbered (and ``mask`` outlined in cyan).
-    ncols, size
-        Panels per row and the size of one panel in inches.
-    """
+    """One panel per pixel: its NC-dim feature vector as N dots (mean over C), sorted and coloured by class."""
 
     plt = pyplot()
     vectors = pixel_vectors(pixel_rep, pixels, channels)
@@ -115,9 +53,9 @@ def plot_pixel_vectors(
     order = np.argsort(y, kind="stable")
     k = len(class_names)
     colours = plt.get_cmap("tab10")(np.arange(k) % 10)
-    n_panels = len(vectors) + (background is not None)
+    n_panels, ncols = len(vectors) + (background is not None), 4
     nrows = int(np.ceil(n_panels / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.0 * ncols, 2.4 * nrows), squeeze=False)
     flat = list(axes.ravel())
     for ax in flat[n_panels:]:
         ax.axis("off")
@@ -158,18 +96,11 @@ def plot_pixel_vectors(
 def plot_pixel_representation_memory(
     max_images: int = 1000,
     image_sizes: Sequence[int] = (32, 224),
-    channels: int = 3,
-    marks: Mapping[str, int] = PAPER_TRAIN_SIZES,
-    size: tuple[float, float] = (6.0, 3.6),
 ):
-    """Memory of the pixel representation (float32) against the number of training images N (log-log axes).
-
-    Introduced in chapter 2 (``02_pixel_representation``). One line per image size, computed
-    with :func:`~gsa_utils.pixel.pixel_representation_bytes`; the paper's training-set sizes
-    (``marks``) are marked on every line.
-    """
+    """Memory of the pixel representation (float32, RGB) against the number of training images N (log-log axes)."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=size)
+    channels, marks = 3, PAPER_TRAIN_SIZES
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
     ns = np.unique(np.geomspace(1, max_images, 200).astype(int))
     for s in image_sizes:
         b = np.array([pixel_representation_bytes(int(n), channels, s, s) for n in ns]) / 2**20
@@ -200,9 +131,6 @@ def plot_pixel_representation_memory(
     return fig
 
 
-# --------------------------------------------------------------------------------------
-# chapter 3: the pixel CNN
-# --------------------------------------------------------------------------------------
 #: The design of the paper and the alternatives of its section 4.10, as :class:`PixelCNN` settings.
 #: Introduced in chapter 3 (``03_pixel_cnn``).
 PIXEL_CNN_VARIANTS: dict[str, dict] = {
@@ -222,13 +150,7 @@ PIXEL_CNN_VARIANTS: dict[str, dict] = {
 def pixel_cnn_variant_table(
     n_images: int, channels: int, hidden_channels: int, variants: Mapping[str, dict] = PIXEL_CNN_VARIANTS
 ) -> list[dict]:
-    """Parameter counts of the pixel-CNN variants for N images of C channels and K hidden channels.
-
-    Introduced in chapter 3 (``03_pixel_cnn``). Each row holds the variant's name, its
-    settings, its parameter count (counted on a built :class:`PixelCNN`), the ratio to the
-    paper's design and how many neighbouring pixels (receptive field side) decide a pixel.
-    The models are built on PyTorch's ``meta`` device, so no memory is allocated.
-    """
+    """Parameter counts of the pixel-CNN variants for N images of C channels and K hidden channels."""
     rows = []
     base = None
     for name, kwargs in variants.items():
@@ -254,11 +176,7 @@ def pixel_cnn_variant_table(
 
 
 def backbone_parameter_counts(names: Sequence[str], num_classes: int) -> dict[str, int]:
-    """Parameter counts of image CNNs (``build_backbone`` names) with a ``num_classes`` head.
-
-    Introduced in chapter 3 (``03_pixel_cnn``). Built on the ``meta`` device without
-    pretrained weights: nothing is downloaded or allocated, and the count is the same.
-    """
+    """Parameter counts of image CNNs (``build_backbone`` names) with a ``num_classes`` head."""
     counts = {}
     for name in names:
         with torch.device("meta"):
@@ -270,12 +188,7 @@ def backbone_parameter_counts(names: Sequence[str], num_classes: int) -> dict[st
 def untrained_maps(
     pixel_rep: torch.Tensor, seeds: Sequence[int], hidden_channels: int, **pixel_cnn_kwargs
 ) -> np.ndarray:
-    """The maps of freshly initialised pixel CNNs, one per seed, as an S x H x W array.
-
-    Introduced in chapter 3 (``03_pixel_cnn``). ``torch.manual_seed(seed)`` is set before
-    building each :class:`PixelCNN` (extra keyword arguments go to it, e.g. ``output_bias``),
-    so the maps are reproducible; the global RNG state is restored afterwards.
-    """
+    """The maps of freshly initialised pixel CNNs, one per seed, as an S x H x W array."""
     state = torch.random.get_rng_state()
     try:
         maps = []
@@ -288,23 +201,6 @@ def untrained_maps(
     return np.stack(maps)
 
 
-# --------------------------------------------------------------------------------------
-# chapter 4: the combined loss
-# --------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _cpu_threads(n: int | None):
-    """Use ``n`` intra-op CPU threads inside the block, then restore the previous number."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def lambda_sweep(
     dataset: StructuredDataset,
     l1_weights: Sequence[float],
@@ -315,95 +211,60 @@ def lambda_sweep(
     backbone_width: int = 16,
     map_snapshots: Sequence[int] = (),
     device: str | torch.device | None = None,
-    cpu_threads: int | None = 1,
     **fit_kwargs,
 ) -> list[dict]:
     """Train one small GSA model per (lambda, seed) and measure its map.
 
-    Introduced in chapter 4 (``04_combined_loss``). ``dataset`` must have a ``mask``. Each
-    model is the paper's GSA around a :class:`~gsa_utils.backbones.SmallCNN` of width
-    ``backbone_width`` (:func:`~gsa_utils.recipes.build_gsa`, pixel CNN with K =
-    ``hidden_channels``), seeded with ``seed`` and trained by
-    :func:`~gsa_utils.training.two_phase_fit` with ``settings`` and lambda = ``l1_weight``;
-    ``map_snapshots``, ``device`` and ``fit_kwargs`` are passed on to it.
-
-    ``cpu_threads`` caps PyTorch's CPU threads while training on the CPU (restored
-    afterwards; ``None`` leaves them alone). These runs are tiny: one thread is about as
-    fast as several on an idle machine, and on a busy one, where threads wait for each
-    other, we measured 2 threads to be 8-12 times slower than 1.
-
     Returns
     -------
     list of dict
-        One record per run: ``l1_weight``, ``seed``, ``map`` (H x W array), ``map_mean``,
-        ``roc_auc`` (map vs mask), ``saturated`` (:func:`~gsa_utils.metrics.saturated_fraction`), ``test_acc``
-        (accuracy on ``dataset.x_test`` after training; the test set is evaluated only then,
-        to save time), ``history``.
+        One per run: ``l1_weight``, ``seed``, ``map``, ``map_mean``, ``roc_auc`` (map vs mask),
+        ``saturated``, ``test_acc`` (after training) and ``history``.
     """
     if dataset.mask is None:
         raise DataError(f"lambda_sweep: dataset {dataset.name!r} has no mask to measure the maps against")
-    on_cpu = pick_device(str(device) if device else None).type == "cpu"
-    with _cpu_threads(cpu_threads if on_cpu else None):
-        return _sweep(
-            dataset,
-            l1_weights,
-            seeds,
-            settings=settings,
-            hidden_channels=hidden_channels,
-            backbone_width=backbone_width,
-            map_snapshots=map_snapshots,
-            device=device,
-            **fit_kwargs,
-        )
-
-
-def _sweep(
-    dataset, l1_weights, seeds, *, settings, hidden_channels, backbone_width, map_snapshots, device, **fit_kwargs
-) -> list[dict]:
     fit_kwargs.setdefault("progress", False)
+    threads_before = torch.get_num_threads()
+    if pick_device(str(device) if device else None).type == "cpu":
+        torch.set_num_threads(1)
     records = []
-    for l1_weight in l1_weights:
-        for seed in seeds:
-            seed_everything(seed)
-            backbone = SmallCNN(dataset.num_classes, in_channels=dataset.x_train.shape[1], width=backbone_width)
-            model = build_gsa(backbone, dataset.x_train, PAPER_RECIPE, PixelCNNDesign(hidden_channels))
-            history = two_phase_fit(
-                model,
-                dataset.x_train,
-                dataset.y_train,
-                settings.replace(l1_weight=l1_weight),
-                seed=seed,
-                map_snapshots=map_snapshots,
-                num_classes=dataset.num_classes,
-                device=device,
-                **fit_kwargs,
-            )
-            amap = map_image(model)
-            test_acc = evaluate(model, dataset.x_test, dataset.y_test)["acc"]
-            records.append(
-                {
-                    "l1_weight": l1_weight,
-                    "seed": seed,
-                    "map": amap,
-                    "map_mean": float(amap.mean()),
-                    "roc_auc": map_roc_auc(amap, dataset.mask),
-                    "saturated": saturated_fraction(amap),
-                    "test_acc": float(test_acc),
-                    "history": history,
-                }
-            )
+    try:
+        for l1_weight in l1_weights:
+            for seed in seeds:
+                seed_everything(seed)
+                backbone = SmallCNN(dataset.num_classes, in_channels=dataset.x_train.shape[1], width=backbone_width)
+                model = build_gsa(backbone, dataset.x_train, PAPER_RECIPE, PixelCNNDesign(hidden_channels))
+                history = two_phase_fit(
+                    model,
+                    dataset.x_train,
+                    dataset.y_train,
+                    settings.replace(l1_weight=l1_weight),
+                    seed=seed,
+                    map_snapshots=map_snapshots,
+                    num_classes=dataset.num_classes,
+                    device=device,
+                    **fit_kwargs,
+                )
+                amap = map_image(model)
+                records.append(
+                    {
+                        "l1_weight": l1_weight,
+                        "seed": seed,
+                        "map": amap,
+                        "map_mean": float(amap.mean()),
+                        "roc_auc": map_roc_auc(amap, dataset.mask),
+                        "saturated": saturated_fraction(amap),
+                        "test_acc": float(evaluate(model, dataset.x_test, dataset.y_test)["acc"]),
+                        "history": history,
+                    }
+                )
+    finally:
+        torch.set_num_threads(threads_before)
     return records
 
 
 def ce_map_gradient(model: GlobalSpatialAttention, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-    """The gradient of the batch's mean cross-entropy with respect to each pixel of the map (H x W).
-
-    Introduced in chapter 4 (``04_combined_loss``). With the summed L1 term the penalty
-    pulls every map pixel down with gradient exactly ``lambda``; comparing ``lambda`` with
-    the size of this cross-entropy gradient shows which term steers the map. Computed on a
-    copy of ``model`` in training mode, so the model (and its batch-norm statistics) is
-    left untouched.
-    """
+    """The gradient of the batch's mean cross-entropy with respect to each pixel of the map (H x W)."""
     import copy
 
     clone = copy.deepcopy(model).train()
@@ -414,11 +275,7 @@ def ce_map_gradient(model: GlobalSpatialAttention, x: torch.Tensor, y: torch.Ten
 
 
 def plot_gradient_histogram(grad: np.ndarray, lambdas: Sequence[float], size: tuple[float, float] = (6.0, 2.8)):
-    """Histogram of log10 |dCE/dm| over the map's pixels, with a dashed line at each lambda.
-
-    Introduced in chapter 4 (``04_combined_loss``), for :func:`ce_map_gradient`'s output: a
-    lambda right of the grey mass outweighs the cross-entropy at almost every pixel.
-    """
+    """Histogram of log10 |dCE/dm| over the map's pixels, with a dashed line at each lambda."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=size)
     ax.hist(np.log10(np.abs(grad).ravel() + 1e-12), bins=50, color="gray")
@@ -442,29 +299,15 @@ SWEEP_FORMATS = {
 
 
 def sweep_table(records: Sequence[Mapping]):
-    """The records of :func:`lambda_sweep` as a table, one row per run (a formatted pandas Styler).
-
-    Introduced in chapter 4 (``04_combined_loss``): lambda, seed, map mean, ROC-AUC against
-    the mask, saturated share and test accuracy.
-    """
+    """The records of :func:`lambda_sweep` as a table, one row per run (a formatted pandas Styler)."""
     import pandas as pd
 
     table = pd.DataFrame([{key: r[key] for key in SWEEP_FORMATS} for r in records])
     return table.style.format(SWEEP_FORMATS).hide(axis="index")
 
 
-def plot_lambda_sweep(
-    records: Sequence[Mapping],
-    keys: Sequence[str] = ("map_mean", "roc_auc", "saturated", "test_acc"),
-    chance: Mapping[str, float] | None = None,
-    size: tuple[float, float] = (3.0, 2.6),
-):
-    """One panel per measured quantity against lambda (log axis; lambda = 0 drawn at the left edge).
-
-    Introduced in chapter 4 (``04_combined_loss``). Takes the records of :func:`lambda_sweep`;
-    each seed is a dot, the line joins the means. ``chance`` draws dotted reference levels,
-    e.g. ``{"roc_auc": 0.5, "test_acc": 1 / num_classes}``.
-    """
+def plot_lambda_sweep(records: Sequence[Mapping], chance: Mapping[str, float] | None = None):
+    """One panel per measured quantity against lambda (log axis; lambda = 0 drawn at the left edge)."""
     plt = pyplot()
     lambdas = sorted({r["l1_weight"] for r in records})
     positive = [v for v in lambdas if v > 0]
@@ -476,7 +319,8 @@ def plot_lambda_sweep(
         "saturated": "saturated share",
         "test_acc": "test accuracy",
     }
-    fig, axes = plt.subplots(1, len(keys), figsize=(size[0] * len(keys), size[1]), squeeze=False)
+    keys = ("map_mean", "roc_auc", "saturated", "test_acc")
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.0 * len(keys), 2.6), squeeze=False)
     for ax, key in zip(axes[0], keys):
         means = []
         for v in lambdas:
