@@ -31,9 +31,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from gsa_utils.models import PixelCNN
-from gsa_utils.protocol import N_FOLDS, PAPER_CUTOFF_EPOCH, PAPER_EPOCHS
+from gsa_utils.protocol import N_FOLDS
 from gsa_utils.runs import METHODS, PIXEL_METHODS, build_model, sweep_configs
-from gsa_utils.settings import PAPER_BACKBONES
+from gsa_utils.settings import PAPER_BACKBONES, PAPER_CUTOFF_EPOCH, PAPER_EPOCHS
 
 #: Table 2's columns: images in the data set (Table 1 of the paper) and classes.
 DATASETS = {"glaucoma-oct": (591, 3), "idrid-retinopathy": (516, 5), "idrid-edema": (516, 3), "jaffe": (213, 6)}

@@ -18,11 +18,6 @@ import numpy as np
 
 from .data.base import DataError
 
-# re-exported: benchmarks/grid_gpu_hours.py and runs/sweeps.py name them here
-from .settings import PAPER_CUTOFF_EPOCH as PAPER_CUTOFF_EPOCH
-from .settings import PAPER_EPOCHS as PAPER_EPOCHS
-from .settings import PAPER_GRID as PAPER_GRID
-
 if TYPE_CHECKING:
     import pandas as pd
 

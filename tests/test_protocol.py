@@ -9,7 +9,6 @@ import pytest
 from scipy import stats
 
 from gsa_utils.baselines.l1_weights import L1_COEFFICIENT_GRID
-from gsa_utils.chapter_aids.table_markdown import paper_table_to_markdown
 from gsa_utils.data import DataError
 from gsa_utils.protocol import (
     ProtocolWarning,
@@ -19,6 +18,7 @@ from gsa_utils.protocol import (
     stratified_folds,
     t_test,
 )
+from gsa_utils.runs.markdown import paper_table_to_markdown
 from gsa_utils.runs.tables import PAPER_COLUMNS, PAPER_ROWS, PAPER_TABLE2, PaperCell
 from gsa_utils.settings import PAPER_GRID
 
